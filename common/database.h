@@ -1,0 +1,70 @@
+// The one RocksDB database a process keeps, with a column family per kind of data.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/status/statusor.h"
+
+namespace assay {
+
+enum class Family : int {
+  kDefault = 0,
+  kCasMeta,      // digest key -> BlobMeta (chunk id, last access)
+  kCasChunks,    // chunk id (8 bytes BE) + index (4 bytes BE) -> bytes
+  kActionCache,  // instance + '\0' + digest key -> ActionResult
+  kJobs,         // job number (8 bytes BE) -> assay.v1.Job (without tasks)
+  kTasks,        // job number + task index (4 bytes BE) -> assay.v1.Task
+  kLogs,         // job number + task index + seq (4 bytes BE) -> assay.v1.LogChunk
+  kMeta,         // counters and settings
+  kCount,
+};
+
+class Database {
+ public:
+  struct Options {
+    // Values at least this large go to RocksDB's blob files (integrated BlobDB).
+    uint64_t min_blob_size = 64 * 1024;
+    size_t block_cache_bytes = 64 << 20;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir, const Options& options);
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir) {
+    return Open(dir, Options());
+  }
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Family family) const { return handles_[static_cast<int>(family)]; }
+
+  // sync: the write is on disk before this returns (use for everything acknowledged).
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // NotFound when the key is absent.
+  absl::StatusOr<std::string> Get(Family family, absl::string_view key) const;
+  absl::Status Put(Family family, absl::string_view key, absl::string_view value, bool sync);
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  Database() = default;
+  std::filesystem::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, static_cast<int>(Family::kCount)> handles_{};
+};
+
+absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context);
+
+// Big-endian fixed-width encodings so keys sort numerically.
+std::string EncodeU64(uint64_t v);
+std::string EncodeU32(uint32_t v);
+uint64_t DecodeU64(absl::string_view s);
+uint32_t DecodeU32(absl::string_view s);
+
+}  // namespace assay

@@ -1,0 +1,35 @@
+// Small file-system helpers that report errors as absl::Status.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace assay {
+
+absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path);
+// Writes atomically: a temporary file beside the target, then rename.
+absl::Status WriteFile(const std::filesystem::path& path, absl::string_view data, bool executable = false);
+absl::Status MakeDirs(const std::filesystem::path& path);
+absl::Status RemoveAll(const std::filesystem::path& path);
+
+// A relative path with no "..", no absolute part and no empty segments.
+absl::Status CheckRelativePath(absl::string_view path, absl::string_view what);
+
+// A directory removed (recursively) when the object goes away.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(absl::string_view prefix = "assay");
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string RandomHex(size_t bytes);
+
+}  // namespace assay

@@ -1,0 +1,468 @@
+#include "common/pipeline.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+
+namespace assay {
+namespace {
+
+class Parser {
+ public:
+  Parser(absl::string_view file, const PipelineLimits& limits) : file_(file), limits_(limits) {}
+
+  absl::StatusOr<Pipeline> Parse(absl::string_view text);
+
+ private:
+  absl::Status Error(const YAML::Node& node, absl::string_view message) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(file_, ": ", message));
+    return absl::InvalidArgumentError(absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
+  }
+
+  absl::Status CheckKeys(const YAML::Node& map, absl::string_view what, const std::vector<std::string>& allowed) const {
+    for (const auto& kv : map) {
+      std::string key = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        return Error(kv.first, absl::StrCat("unknown key '", key, "' in ", what, " (expected one of: ",
+                                            absl::StrJoin(allowed, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> Scalar(const YAML::Node& node, absl::string_view what) const {
+    if (!node.IsScalar()) return Error(node, absl::StrCat(what, " must be a string"));
+    return node.Scalar();
+  }
+
+  absl::StatusOr<std::vector<std::string>> StringList(const YAML::Node& node, absl::string_view what) const {
+    std::vector<std::string> out;
+    if (node.IsScalar()) {
+      out.push_back(node.Scalar());
+      return out;
+    }
+    if (!node.IsSequence()) return Error(node, absl::StrCat(what, " must be a list of strings"));
+    for (const auto& item : node) {
+      if (!item.IsScalar()) return Error(item, absl::StrCat(what, " must be a list of strings"));
+      out.push_back(item.Scalar());
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::map<std::string, std::string>> StringMap(const YAML::Node& node, absl::string_view what) const {
+    std::map<std::string, std::string> out;
+    if (!node.IsMap()) return Error(node, absl::StrCat(what, " must be a mapping of names to strings"));
+    for (const auto& kv : node) {
+      if (!kv.second.IsScalar()) return Error(kv.second, absl::StrCat(what, ".", kv.first.Scalar(), " must be a string"));
+      out[kv.first.Scalar()] = kv.second.Scalar();
+    }
+    return out;
+  }
+
+  absl::StatusOr<absl::Duration> Duration(const YAML::Node& node, absl::string_view what) const {
+    if (!node.IsScalar()) return Error(node, absl::StrCat(what, " must be a duration like 30s or 5m"));
+    const std::string& text = node.Scalar();
+    int64_t seconds = 0;
+    absl::Duration d;
+    if (absl::SimpleAtoi(text, &seconds)) {
+      d = absl::Seconds(seconds);
+    } else if (!absl::ParseDuration(text, &d)) {
+      return Error(node, absl::StrCat(what, " '", text, "' is not a duration like 30s, 5m or 1h30m"));
+    }
+    if (d <= absl::ZeroDuration()) return Error(node, absl::StrCat(what, " must be positive"));
+    if (d > absl::Hours(24)) return Error(node, absl::StrCat(what, " must be at most 24h"));
+    return d;
+  }
+
+  absl::StatusOr<bool> Bool(const YAML::Node& node, absl::string_view what) const {
+    std::string v = node.IsScalar() ? absl::AsciiStrToLower(node.Scalar()) : "";
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+    return Error(node, absl::StrCat(what, " must be true or false"));
+  }
+
+  absl::Status ParseMatrix(const YAML::Node& node, Pipeline* pipeline) const;
+  absl::StatusOr<Step> ParseStep(const YAML::Node& node, size_t index, const std::set<std::string>& earlier) const;
+
+  std::string file_;
+  PipelineLimits limits_;
+};
+
+bool ValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+}
+
+absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    if (e.mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(file_, ": invalid YAML: ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML: ", e.msg));
+  }
+  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(file_, ": a pipeline must be a mapping with 'steps'"));
+
+  try {
+    Pipeline pipeline;
+    if (absl::Status s = CheckKeys(root, "pipeline", {"name", "env", "matrix", "steps"}); !s.ok()) return s;
+    if (root["name"]) {
+      auto name = Scalar(root["name"], "name");
+      if (!name.ok()) return name.status();
+      pipeline.name = *name;
+    }
+    if (root["env"]) {
+      auto env = StringMap(root["env"], "env");
+      if (!env.ok()) return env.status();
+      pipeline.env = *env;
+    }
+    if (root["matrix"]) {
+      if (absl::Status s = ParseMatrix(root["matrix"], &pipeline); !s.ok()) return s;
+    } else {
+      pipeline.cells.emplace_back();
+    }
+    const YAML::Node steps = root["steps"];
+    if (!steps) return absl::InvalidArgumentError(absl::StrCat(file_, ": the pipeline has no 'steps'"));
+    if (!steps.IsSequence() || steps.size() == 0) return Error(steps, "steps must be a non-empty list");
+    if (static_cast<int>(steps.size()) > limits_.max_steps) {
+      return Error(steps, absl::StrCat("the pipeline has ", steps.size(), " steps, more than the limit of ",
+                                       limits_.max_steps));
+    }
+    std::set<std::string> ids;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      auto step = ParseStep(steps[i], i, ids);
+      if (!step.ok()) return step.status();
+      ids.insert(step->id);
+      pipeline.steps.push_back(std::move(*step));
+    }
+    // Every expression must resolve in every cell; report the first that does not.
+    for (const MatrixCell& cell : pipeline.cells) {
+      for (const Step& step : pipeline.steps) {
+        auto expanded = ExpandStep(pipeline, step, cell, file_);
+        if (!expanded.ok()) return expanded.status();
+      }
+    }
+    return pipeline;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+}
+
+absl::Status Parser::ParseMatrix(const YAML::Node& node, Pipeline* pipeline) const {
+  if (!node.IsMap()) return Error(node, "matrix must be a mapping of axis names to lists of values");
+  std::vector<std::vector<std::string>> values;
+  YAML::Node include, exclude;
+  for (const auto& kv : node) {
+    std::string key = kv.first.Scalar();
+    if (key == "include") {
+      include = kv.second;
+      continue;
+    }
+    if (key == "exclude") {
+      exclude = kv.second;
+      continue;
+    }
+    if (!ValidId(key)) return Error(kv.first, absl::StrCat("matrix axis name '", key, "' must be letters, digits, - or _"));
+    if (!kv.second.IsSequence() || kv.second.size() == 0) {
+      return Error(kv.second, absl::StrCat("matrix.", key, " must be a non-empty list of values"));
+    }
+    std::vector<std::string> axis;
+    for (const auto& v : kv.second) {
+      if (!v.IsScalar()) return Error(v, absl::StrCat("matrix.", key, " values must be strings or numbers"));
+      axis.push_back(v.Scalar());
+    }
+    pipeline->axes.push_back(key);
+    values.push_back(std::move(axis));
+  }
+
+  // The cross product, counted first so a huge matrix is refused before it is built.
+  double product = pipeline->axes.empty() ? 0 : 1;
+  for (const auto& axis : values) product *= static_cast<double>(axis.size());
+  if (product > limits_.max_cells) {
+    return Error(node, absl::StrCat("the matrix has ", static_cast<int64_t>(product), " cells, more than the limit of ",
+                                    limits_.max_cells, " (coordinator flag --max-matrix-cells)"));
+  }
+  std::vector<MatrixCell> cells;
+  if (!pipeline->axes.empty()) cells.emplace_back();
+  for (size_t a = 0; a < values.size(); ++a) {
+    std::vector<MatrixCell> next;
+    for (const MatrixCell& partial : cells) {
+      for (const std::string& v : values[a]) {
+        MatrixCell cell = partial;
+        cell.emplace_back(pipeline->axes[a], v);
+        next.push_back(std::move(cell));
+      }
+    }
+    cells = std::move(next);
+  }
+
+  auto parse_entries = [&](const YAML::Node& list, absl::string_view what) -> absl::StatusOr<std::vector<MatrixCell>> {
+    std::vector<MatrixCell> entries;
+    if (!list) return entries;
+    if (!list.IsSequence()) return Error(list, absl::StrCat("matrix.", what, " must be a list of mappings"));
+    for (const auto& entry : list) {
+      if (!entry.IsMap() || entry.size() == 0) {
+        return Error(entry, absl::StrCat("each matrix.", what, " entry must be a non-empty mapping"));
+      }
+      MatrixCell cell;
+      for (const auto& kv : entry) {
+        if (!kv.second.IsScalar()) {
+          return Error(kv.second, absl::StrCat("matrix.", what, ".", kv.first.Scalar(), " must be a string"));
+        }
+        if (!ValidId(kv.first.Scalar())) {
+          return Error(kv.first, absl::StrCat("matrix.", what, " key '", kv.first.Scalar(), "' is not a valid name"));
+        }
+        cell.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+      }
+      entries.push_back(std::move(cell));
+    }
+    return entries;
+  };
+
+  auto lookup = [](const MatrixCell& cell, const std::string& key) -> const std::string* {
+    for (const auto& [k, v] : cell) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  };
+
+  auto excludes = parse_entries(exclude, "exclude");
+  if (!excludes.ok()) return excludes.status();
+  size_t index = 0;
+  for (const MatrixCell& ex : *excludes) {
+    const YAML::Node entry_node = exclude[index++];
+    for (const auto& [k, v] : ex) {
+      if (std::find(pipeline->axes.begin(), pipeline->axes.end(), k) == pipeline->axes.end()) {
+        return Error(entry_node, absl::StrCat("matrix.exclude names '", k, "', which is not a matrix axis"));
+      }
+    }
+    std::erase_if(cells, [&](const MatrixCell& cell) {
+      return std::all_of(ex.begin(), ex.end(), [&](const auto& kv) {
+        const std::string* have = lookup(cell, kv.first);
+        return have != nullptr && *have == kv.second;
+      });
+    });
+  }
+
+  // include: an entry whose axis values match existing cells adds its other keys to them;
+  // an entry that matches none is a cell of its own.
+  auto includes = parse_entries(include, "include");
+  if (!includes.ok()) return includes.status();
+  for (const MatrixCell& inc : *includes) {
+    bool matched = false;
+    bool has_axis = false;
+    for (MatrixCell& cell : cells) {
+      bool all = true;
+      for (const auto& [k, v] : inc) {
+        if (std::find(pipeline->axes.begin(), pipeline->axes.end(), k) == pipeline->axes.end()) continue;
+        has_axis = true;
+        const std::string* have = lookup(cell, k);
+        if (have == nullptr || *have != v) {
+          all = false;
+          break;
+        }
+      }
+      if (!all || !has_axis) continue;
+      matched = true;
+      for (const auto& [k, v] : inc) {
+        if (lookup(cell, k) == nullptr) cell.emplace_back(k, v);
+      }
+    }
+    if (!matched) cells.push_back(inc);
+  }
+
+  if (static_cast<int>(cells.size()) > limits_.max_cells) {
+    return Error(node, absl::StrCat("the matrix has ", cells.size(), " cells, more than the limit of ", limits_.max_cells,
+                                    " (coordinator flag --max-matrix-cells)"));
+  }
+  if (cells.empty()) return Error(node, "the matrix has no cells left after exclude");
+  std::set<std::string> names;
+  for (const MatrixCell& cell : cells) {
+    std::string name = CellName(*pipeline, cell);
+    if (!names.insert(name).second) {
+      return Error(node, absl::StrCat("two matrix cells are both named '", name, "'"));
+    }
+  }
+  pipeline->cells = std::move(cells);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, const std::set<std::string>& earlier) const {
+  std::string where = absl::StrCat("steps[", index, "]");
+  if (!node.IsMap()) return Error(node, absl::StrCat(where, " must be a mapping with id and run"));
+  if (absl::Status s = CheckKeys(node, where,
+                                 {"id", "name", "run", "needs", "outputs", "env", "timeout", "requires", "cache",
+                                  "cache_failures", "retry"});
+      !s.ok()) {
+    return s;
+  }
+  Step step;
+  step.line = node.Mark().line + 1;
+  if (!node["id"]) return Error(node, absl::StrCat(where, " has no 'id'"));
+  auto id = Scalar(node["id"], absl::StrCat(where, ".id"));
+  if (!id.ok()) return id.status();
+  if (!ValidId(*id)) return Error(node["id"], absl::StrCat("step id '", *id, "' must be letters, digits, - or _"));
+  if (earlier.contains(*id)) return Error(node["id"], absl::StrCat("step id '", *id, "' is used twice"));
+  step.id = *id;
+  where = absl::StrCat("step '", step.id, "'");
+  if (!node["run"]) return Error(node, absl::StrCat(where, " has no 'run' command"));
+  auto run = Scalar(node["run"], absl::StrCat(where, ".run"));
+  if (!run.ok()) return run.status();
+  if (absl::StripAsciiWhitespace(*run).empty()) return Error(node["run"], absl::StrCat(where, ".run is empty"));
+  step.run = *run;
+  if (node["needs"]) {
+    auto needs = StringList(node["needs"], absl::StrCat(where, ".needs"));
+    if (!needs.ok()) return needs.status();
+    for (const std::string& need : *needs) {
+      if (!earlier.contains(need)) {
+        return Error(node["needs"], absl::StrCat(where, " needs '", need,
+                                                 need == step.id ? "', itself" : "', which is not an earlier step"));
+      }
+    }
+    step.needs = *needs;
+  }
+  if (node["outputs"]) {
+    auto outputs = StringList(node["outputs"], absl::StrCat(where, ".outputs"));
+    if (!outputs.ok()) return outputs.status();
+    for (const std::string& out : *outputs) {
+      if (absl::Status s = CheckRelativePath(out, absl::StrCat(where, " output")); !s.ok()) {
+        return Error(node["outputs"], s.message());
+      }
+    }
+    step.outputs = *outputs;
+  }
+  if (node["env"]) {
+    auto env = StringMap(node["env"], absl::StrCat(where, ".env"));
+    if (!env.ok()) return env.status();
+    step.env = *env;
+  }
+  if (node["timeout"]) {
+    auto timeout = Duration(node["timeout"], absl::StrCat(where, ".timeout"));
+    if (!timeout.ok()) return timeout.status();
+    step.timeout = *timeout;
+  }
+  if (node["requires"]) {
+    auto labels = StringList(node["requires"], absl::StrCat(where, ".requires"));
+    if (!labels.ok()) return labels.status();
+    step.requires_labels = *labels;
+  }
+  if (node["cache"]) {
+    auto cache = Bool(node["cache"], absl::StrCat(where, ".cache"));
+    if (!cache.ok()) return cache.status();
+    step.cache = *cache;
+  }
+  if (node["cache_failures"]) {
+    auto cache = Bool(node["cache_failures"], absl::StrCat(where, ".cache_failures"));
+    if (!cache.ok()) return cache.status();
+    step.cache_failures = *cache;
+  }
+  if (node["retry"]) {
+    int retry = -1;
+    if (!node["retry"].IsScalar() || !absl::SimpleAtoi(node["retry"].Scalar(), &retry) || retry < 0 || retry > 10) {
+      return Error(node["retry"], absl::StrCat(where, ".retry must be a whole number from 0 to 10"));
+    }
+    step.retry = retry;
+  }
+  return step;
+}
+
+}  // namespace
+
+absl::StatusOr<Pipeline> ParsePipeline(absl::string_view text, absl::string_view file_name, const PipelineLimits& limits) {
+  return Parser(file_name, limits).Parse(text);
+}
+
+std::string CellName(const Pipeline& pipeline, const MatrixCell& cell) {
+  std::vector<std::string> parts;
+  for (const std::string& axis : pipeline.axes) {
+    for (const auto& [k, v] : cell) {
+      if (k == axis) parts.push_back(absl::StrReplaceAll(v, {{"/", "_"}}));
+    }
+  }
+  if (parts.empty()) {
+    for (const auto& [k, v] : cell) parts.push_back(absl::StrReplaceAll(v, {{"/", "_"}}));
+  }
+  return absl::StrJoin(parts, "/");
+}
+
+absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,
+                                              absl::string_view pipeline_name) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t open = text.find("${{", pos);
+    if (open == absl::string_view::npos) break;
+    size_t close = text.find("}}", open + 3);
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("unterminated expression '", text.substr(open, 40), "'"));
+    }
+    absl::StrAppend(&out, text.substr(pos, open - pos));
+    absl::string_view expr = absl::StripAsciiWhitespace(text.substr(open + 3, close - open - 3));
+    if (absl::ConsumePrefix(&expr, "matrix.")) {
+      const std::string* value = nullptr;
+      for (const auto& [k, v] : cell) {
+        if (k == expr) value = &v;
+      }
+      if (value == nullptr) {
+        std::vector<std::string> known;
+        for (const auto& [k, v] : cell) known.push_back(k);
+        return absl::InvalidArgumentError(absl::StrCat("unknown matrix variable '", expr, "' (this cell has: ",
+                                                       known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+      }
+      out.append(*value);
+    } else if (expr == "pipeline.name") {
+      absl::StrAppend(&out, pipeline_name);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown expression '${{ ", expr, " }}' (use matrix.NAME or pipeline.name)"));
+    }
+    pos = close + 2;
+  }
+  absl::StrAppend(&out, text.substr(pos));
+  return out;
+}
+
+absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, const MatrixCell& cell,
+                                absl::string_view file_name) {
+  auto fail = [&](const absl::Status& s, absl::string_view field) {
+    return absl::InvalidArgumentError(absl::StrCat(file_name, ":", step.line, ": step '", step.id, "' ", field, ": ",
+                                                   s.message()));
+  };
+  Step out = step;
+  auto run = ExpandExpressions(step.run, cell, pipeline.name);
+  if (!run.ok()) return fail(run.status(), "run");
+  out.run = *run;
+  for (auto& [k, v] : out.env) {
+    auto value = ExpandExpressions(v, cell, pipeline.name);
+    if (!value.ok()) return fail(value.status(), absl::StrCat("env.", k));
+    v = *value;
+  }
+  for (std::string& o : out.outputs) {
+    auto value = ExpandExpressions(o, cell, pipeline.name);
+    if (!value.ok()) return fail(value.status(), "outputs");
+    if (absl::Status s = CheckRelativePath(*value, "output"); !s.ok()) return fail(s, "outputs");
+    o = *value;
+  }
+  for (std::string& r : out.requires_labels) {
+    auto value = ExpandExpressions(r, cell, pipeline.name);
+    if (!value.ok()) return fail(value.status(), "requires");
+    r = *value;
+  }
+  return out;
+}
+
+}  // namespace assay

@@ -1,0 +1,69 @@
+// Content-addressed blobs in RocksDB, stored as 1 MiB chunks so any size streams with bounded memory.
+//
+//   cas_meta:   digest key (40 bytes) -> chunk id (8) + last access ms (8)
+//   cas_chunks: chunk id (8) + index (4) -> up to kChunkSize bytes (large values go to blob files)
+//
+// A writer puts its chunks under a fresh chunk id and makes the blob visible with one synced write
+// of its meta key, so a crash mid-upload never exposes a partial blob.
+#pragma once
+
+#include <atomic>
+
+#include "absl/synchronization/mutex.h"
+#include "common/blob_store.h"
+#include "common/clock.h"
+#include "common/database.h"
+
+namespace assay {
+
+class RocksDbBlobStore final : public BlobStore {
+ public:
+  static constexpr int64_t kChunkSize = 1 << 20;
+
+  static absl::StatusOr<std::unique_ptr<RocksDbBlobStore>> Create(Database* db, const Clock* clock);
+
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::StatusOr<std::string> Get(const Digest& digest) override;
+  absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
+  absl::Status Put(const Digest& digest, absl::string_view data) override;
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+
+  // Drops a blob (eviction). Readers that already started keep their chunks' snapshot.
+  absl::Status Delete(const Digest& digest);
+  // Refreshes a blob's last access time; NotFound if absent.
+  absl::Status Touch(const Digest& digest);
+
+  struct Stats {
+    int64_t bytes = 0;
+    int64_t blobs = 0;
+  };
+  Stats stats() const {
+    return Stats{bytes_.load(), blobs_.load()};
+  }
+
+  // Visits blobs oldest access first (for eviction); stop by returning false.
+  absl::Status ForEachByAge(const std::function<bool(const Digest&, int64_t last_access_ms)>& visit);
+
+ private:
+  friend class RocksDbBlobWriter;
+  RocksDbBlobStore(Database* db, const Clock* clock) : db_(db), clock_(clock) {}
+  absl::Status Recover();
+  uint64_t NextChunkId() { return next_chunk_id_.fetch_add(1); }
+  // Makes a written blob visible, or discards its chunks if another writer got there first.
+  absl::Status CommitChunks(const Digest& digest, uint64_t chunk_id);
+  absl::Status DropChunks(uint64_t chunk_id);
+  struct Meta {
+    uint64_t chunk_id;
+    int64_t last_access_ms;
+  };
+  absl::StatusOr<Meta> GetMeta(const Digest& digest) const;
+
+  Database* db_;
+  const Clock* clock_;
+  std::atomic<uint64_t> next_chunk_id_{1};
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> blobs_{0};
+  absl::Mutex commit_mu_;
+};
+
+}  // namespace assay

@@ -1,0 +1,54 @@
+// assay.v1 services: Jobs (the CLI's API), Admin (operators), WorkerLink (workers' one stream).
+#pragma once
+
+#include "assay/v1/admin.grpc.pb.h"
+#include "assay/v1/jobs.grpc.pb.h"
+#include "assay/v1/worker_link.grpc.pb.h"
+#include "common/rocksdb_blob_store.h"
+#include "coordinator/job_manager.h"
+
+namespace assay {
+
+class JobsService final : public assay::v1::Jobs::Service {
+ public:
+  explicit JobsService(JobManager* jobs) : jobs_(jobs) {}
+  grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const assay::v1::CancelJobRequest*, assay::v1::Job*) override;
+  grpc::Status WatchJob(grpc::ServerContext*, const assay::v1::WatchJobRequest*,
+                        grpc::ServerWriter<assay::v1::Job>*) override;
+  grpc::Status StreamLogs(grpc::ServerContext*, const assay::v1::StreamLogsRequest*,
+                          grpc::ServerWriter<assay::v1::LogChunk>*) override;
+
+ private:
+  JobManager* jobs_;
+};
+
+class AdminService final : public assay::v1::Admin::Service {
+ public:
+  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, ActionCache* cache, int64_t budget_bytes)
+      : jobs_(jobs), blobs_(blobs), cache_(cache), budget_bytes_(budget_bytes) {}
+  grpc::Status ListWorkers(grpc::ServerContext*, const assay::v1::ListWorkersRequest*,
+                           assay::v1::ListWorkersResponse*) override;
+  grpc::Status GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
+                             assay::v1::CacheStats*) override;
+
+ private:
+  JobManager* jobs_;
+  RocksDbBlobStore* blobs_;
+  ActionCache* cache_;
+  int64_t budget_bytes_;
+};
+
+class WorkerLinkService final : public assay::v1::WorkerLink::Service {
+ public:
+  explicit WorkerLinkService(JobManager* jobs) : jobs_(jobs) {}
+  grpc::Status Connect(grpc::ServerContext*,
+                       grpc::ServerReaderWriter<assay::v1::CoordinatorMessage, assay::v1::WorkerMessage>*) override;
+
+ private:
+  JobManager* jobs_;
+};
+
+}  // namespace assay

@@ -1,0 +1,826 @@
+#include "coordinator/job_manager.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/merkle.h"
+#include "common/status_util.h"
+
+namespace assay {
+
+using assay::v1::Job;
+using assay::v1::LogChunk;
+using assay::v1::Task;
+using assay::v1::TaskState;
+
+namespace {
+
+std::string FormatDuration(int64_t ms) { return absl::FormatDuration(absl::Milliseconds(ms)); }
+
+bool Succeeded(const Task& t) { return t.state() == assay::v1::TASK_SUCCEEDED; }
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
+  uint64_t number = 0;
+  if (!absl::SimpleAtoi(id, &number) || number == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a job id (job ids are numbers)"));
+  }
+  return number;
+}
+
+JobManager::JobManager(JobStore* store, BlobStore* blobs, ActionCache* action_cache, const Clock* clock,
+                       Options options)
+    : store_(store),
+      blobs_(blobs),
+      action_cache_(action_cache),
+      clock_(clock),
+      options_(std::move(options)),
+      scheduler_(clock, options_.lease_ttl) {}
+
+absl::StatusOr<reapi::Directory> JobManager::LoadDirectory(const Digest& digest) {
+  auto bytes = blobs_->Get(digest);
+  if (!bytes.ok()) return bytes.status();
+  reapi::Directory directory;
+  if (!directory.ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", digest.ToString(), " is not a Directory message"));
+  }
+  return directory;
+}
+
+absl::Status JobManager::Recover() {
+  auto unfinished = store_->LoadUnfinished();
+  if (!unfinished.ok()) return unfinished.status();
+  absl::MutexLock lock(&mu_);
+  for (auto& [number, job] : *unfinished) {
+    auto entry = std::make_unique<JobEntry>();
+    entry->number = number;
+    entry->job = std::move(job);
+    entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
+    for (Task& task : *entry->job.mutable_tasks()) {
+      entry->task_index[task.id()] = task.index();
+      // Continue log numbering after what is stored.
+      uint32_t next = 0;
+      store_->ReadLogs(number, task.index(), 0, [&](const LogChunk& c) {
+        next = c.seq() + 1;
+        return true;
+      }).IgnoreError();
+      entry->next_seq[static_cast<size_t>(task.index())] = next;
+      if (task.state() == assay::v1::TASK_RUNNING || task.state() == assay::v1::TASK_QUEUED) {
+        task.set_state(assay::v1::TASK_PENDING);  // made ready again below, with a fresh lease
+      }
+    }
+    JobEntry* raw = entry.get();
+    jobs_[number] = std::move(entry);
+    if (raw->cancel_requested) continue;
+    for (Task& task : *raw->job.mutable_tasks()) {
+      if (task.state() == assay::v1::TASK_PENDING && task.attempt() > 0) {
+        SystemLogLocked(raw, task, "coordinator restarted; task queued again");
+      }
+    }
+    AdvanceLocked(raw);
+    spdlog::info("recovered job {} ({} tasks)", number, raw->job.tasks_size());
+  }
+  DispatchLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) {
+  auto root = Digest::FromProto(request.source_root());
+  if (!root.ok()) return Annotate(root.status(), "source_root");
+  std::string path = request.pipeline_path().empty() ? "assay.yaml" : request.pipeline_path();
+  if (absl::Status s = CheckRelativePath(path, "pipeline_path"); !s.ok()) return s;
+
+  auto missing = blobs_->FindMissing({*root});
+  if (!missing.ok()) return missing.status();
+  if (!missing->empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("source tree ", root->ToString(), " is not in the CAS; upload it before submitting"));
+  }
+  auto file = FindFile(*root, path, [this](const Digest& d) { return LoadDirectory(d); });
+  if (!file.ok()) {
+    if (absl::IsNotFound(file.status())) {
+      return absl::FailedPreconditionError(absl::StrCat("the submitted tree has no pipeline file '", path, "'"));
+    }
+    return file.status();
+  }
+  auto file_digest = Digest::FromProto(file->digest());
+  if (!file_digest.ok()) return file_digest.status();
+  if (file_digest->size() > (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than 1 MiB"));
+  }
+  auto text = blobs_->Get(*file_digest);
+  if (!text.ok()) return text.status();
+  auto pipeline = ParsePipeline(*text, path, options_.limits);
+  if (!pipeline.ok()) return pipeline.status();
+
+  Job job;
+  job.set_name(pipeline->name);
+  *job.mutable_source_root() = root->ToProto();
+  job.set_pipeline_path(path);
+  for (const auto& [k, v] : request.labels()) (*job.mutable_labels())[k] = v;
+  job.set_state(assay::v1::JOB_QUEUED);
+  job.set_created_at_ms(UnixMillis(clock_->Now()));
+
+  const int steps = static_cast<int>(pipeline->steps.size());
+  for (size_t c = 0; c < pipeline->cells.size(); ++c) {
+    const MatrixCell& cell = pipeline->cells[c];
+    std::string cell_name = CellName(*pipeline, cell);
+    for (int s = 0; s < steps; ++s) {
+      auto step = ExpandStep(*pipeline, pipeline->steps[static_cast<size_t>(s)], cell, path);
+      if (!step.ok()) return step.status();
+      Task* task = job.add_tasks();
+      task->set_index(static_cast<int32_t>(c) * steps + s);
+      task->set_cell(cell_name);
+      task->set_step(step->id);
+      task->set_id(cell_name.empty() ? step->id : absl::StrCat(cell_name, "/", step->id));
+      for (const auto& [k, v] : cell) (*task->mutable_matrix())[k] = v;
+      for (const std::string& need : step->needs) {
+        task->add_needs(cell_name.empty() ? need : absl::StrCat(cell_name, "/", need));
+      }
+      task->set_state(assay::v1::TASK_PENDING);
+      auto* spec = task->mutable_spec();
+      spec->set_run(step->run);
+      for (const auto& [k, v] : pipeline->env) (*spec->mutable_env())[k] = v;
+      for (const auto& [k, v] : step->env) (*spec->mutable_env())[k] = v;
+      for (const auto& o : step->outputs) spec->add_outputs(o);
+      spec->set_timeout_ms(absl::ToInt64Milliseconds(step->timeout));
+      for (const auto& r : step->requires_labels) spec->add_required_labels(r);
+      spec->set_cache(step->cache);
+      spec->set_cache_failures(step->cache_failures);
+      spec->set_retry(step->retry);
+    }
+  }
+  job.set_task_count(job.tasks_size());
+
+  auto number = store_->NextJobNumber();
+  if (!number.ok()) return number.status();
+  job.set_id(absl::StrCat(*number));
+  std::vector<Task> tasks(job.tasks().begin(), job.tasks().end());
+  if (absl::Status s = store_->CreateJob(*number, job, tasks); !s.ok()) return s;
+
+  absl::MutexLock lock(&mu_);
+  auto entry = std::make_unique<JobEntry>();
+  entry->number = *number;
+  entry->job = std::move(job);
+  entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
+  for (const Task& t : entry->job.tasks()) entry->task_index[t.id()] = t.index();
+  JobEntry* raw = entry.get();
+  jobs_[*number] = std::move(entry);
+  spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(), steps);
+  AdvanceLocked(raw);
+  DispatchLocked();
+  return raw->job;
+}
+
+JobManager::JobEntry* JobManager::ActiveLocked(uint64_t number) {
+  auto it = jobs_.find(number);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<JobManager::JobEntry*> JobManager::FindLocked(const std::string& id) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  if (JobEntry* entry = ActiveLocked(*number)) return entry;
+  return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
+}
+
+absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  {
+    absl::MutexLock lock(&mu_);
+    if (JobEntry* entry = ActiveLocked(*number)) {
+      Job job = entry->job;
+      if (!with_tasks) job.clear_tasks();
+      return job;
+    }
+  }
+  return store_->LoadJob(*number, with_tasks);
+}
+
+absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
+  auto jobs = store_->ListJobs(limit);
+  if (!jobs.ok()) return jobs.status();
+  absl::MutexLock lock(&mu_);
+  for (Job& job : *jobs) {
+    uint64_t number = 0;
+    if (!absl::SimpleAtoi(job.id(), &number)) continue;
+    if (JobEntry* entry = ActiveLocked(number)) {
+      job = entry->job;
+      job.clear_tasks();
+    }
+  }
+  return jobs;
+}
+
+absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  absl::MutexLock lock(&mu_);
+  JobEntry* entry = ActiveLocked(*number);
+  if (entry == nullptr) {
+    auto job = store_->LoadJob(*number, false);
+    if (!job.ok()) return job.status();
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " has already finished (",
+                                                      assay::v1::JobState_Name(job->state()), ")"));
+  }
+  if (IsFinal(entry->job.state())) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " has already finished (",
+                                                      assay::v1::JobState_Name(entry->job.state()), ")"));
+  }
+  entry->cancel_requested = true;
+  for (Task& task : *entry->job.mutable_tasks()) {
+    if (IsFinal(task.state())) continue;
+    TaskKey key{entry->number, task.index()};
+    if (task.state() == assay::v1::TASK_QUEUED) scheduler_.Dequeue(key);
+    if (task.state() == assay::v1::TASK_RUNNING) {
+      auto w = workers_.find(task.worker());
+      if (w != workers_.end() && w->second.session) {
+        assay::v1::CoordinatorMessage message;
+        auto* cancel = message.mutable_cancel();
+        cancel->mutable_lease()->set_job_id(entry->job.id());
+        cancel->mutable_lease()->set_task_id(task.id());
+        cancel->mutable_lease()->set_attempt(task.attempt());
+        cancel->set_reason("job cancelled");
+        w->second.session->Send(std::move(message));
+      }
+      // The slot stays taken until the worker reports the task ended (or the lease expires).
+    }
+    FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, "cancelled");
+  }
+  AdvanceLocked(entry);
+  spdlog::info("job {} cancelled", id);
+  return entry->job;
+}
+
+absl::StatusOr<Job> JobManager::WaitForChange(const std::string& id, uint64_t* version, absl::Duration timeout) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time deadline = absl::Now() + timeout;
+    while (JobEntry* entry = ActiveLocked(*number)) {
+      // A final job is returned at once: the watcher ends on it.
+      if (entry->version != *version || IsFinal(entry->job.state()) || changed_.WaitWithDeadline(&mu_, deadline)) {
+        *version = entry->version;
+        return entry->job;
+      }
+    }
+  }
+  return store_->LoadJob(*number, true);
+}
+
+absl::StatusOr<bool> JobManager::ReadLogs(const std::string& id, const std::string& task_prefix, LogCursor* cursor,
+                                          const std::function<bool(const LogChunk&)>& send) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  std::vector<int32_t> indexes;
+  bool final_state = false;
+  {
+    absl::MutexLock lock(&mu_);
+    JobEntry* entry = ActiveLocked(*number);
+    if (entry != nullptr) {
+      cursor->log_version = entry->log_version;
+      final_state = IsFinal(entry->job.state());
+      for (const Task& t : entry->job.tasks()) {
+        if (task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/")) {
+          indexes.push_back(t.index());
+        }
+      }
+    }
+  }
+  if (indexes.empty()) {
+    auto job = store_->LoadJob(*number, true);
+    if (!job.ok()) return job.status();
+    final_state = IsFinal(job->state()) || final_state;
+    for (const Task& t : job->tasks()) {
+      if (task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/")) {
+        indexes.push_back(t.index());
+      }
+    }
+    if (indexes.empty()) {
+      return absl::NotFoundError(absl::StrCat("job ", id, " has no task '", task_prefix, "'"));
+    }
+  }
+  bool stopped = false;
+  for (int32_t index : indexes) {
+    uint32_t& next = cursor->next_seq[index];
+    absl::Status s = store_->ReadLogs(*number, index, next, [&](const LogChunk& chunk) {
+      next = chunk.seq() + 1;
+      if (!send(chunk)) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (stopped) return absl::CancelledError("log reader went away");
+  }
+  return final_state;
+}
+
+void JobManager::WaitForLogs(const std::string& id, uint64_t log_version, absl::Duration timeout) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return;
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    JobEntry* entry = ActiveLocked(*number);
+    if (entry == nullptr || entry->log_version != log_version || IsFinal(entry->job.state())) return;
+    if (changed_.WaitWithDeadline(&mu_, deadline)) return;
+  }
+}
+
+void JobManager::ChangedLocked(JobEntry* entry) {
+  entry->version++;
+  changed_.SignalAll();
+}
+
+void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
+  absl::Status s = store_->UpdateTask(entry->number, task, job_changed ? &entry->job : nullptr);
+  if (!s.ok()) spdlog::error("job {}: persisting task {} failed: {}", entry->number, task.id(), s.ToString());
+  ChangedLocked(entry);
+}
+
+void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chunk) {
+  uint32_t& seq = entry->next_seq[static_cast<size_t>(task.index())];
+  chunk.set_task_id(task.id());
+  chunk.set_seq(seq++);
+  chunk.set_attempt(task.attempt());
+  if (chunk.time_ms() == 0) chunk.set_time_ms(UnixMillis(clock_->Now()));
+  absl::Status s = store_->AppendLog(entry->number, task.index(), chunk.seq(), chunk);
+  if (!s.ok()) spdlog::error("job {}: storing log of {} failed: {}", entry->number, task.id(), s.ToString());
+  entry->log_version++;
+  changed_.SignalAll();
+}
+
+void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::string& line) {
+  LogChunk chunk;
+  chunk.set_stream(LogChunk::SYSTEM);
+  chunk.set_data(absl::StrCat("[assay] ", line, "\n"));
+  AppendLogLocked(entry, task, std::move(chunk));
+}
+
+void JobManager::AdvanceLocked(JobEntry* entry) {
+  // Needs name earlier steps of the same cell, which have lower indexes: one pass in order settles all.
+  for (Task& task : *entry->job.mutable_tasks()) {
+    if (task.state() != assay::v1::TASK_PENDING) continue;
+    if (entry->cancel_requested) {
+      FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, "cancelled");
+      continue;
+    }
+    bool all_done = true;
+    std::string blocked_by;
+    for (const std::string& need : task.needs()) {
+      const Task& dep = entry->job.tasks(entry->task_index[need]);
+      if (!IsFinal(dep.state())) {
+        all_done = false;
+      } else if (!Succeeded(dep)) {
+        blocked_by = need;
+      }
+    }
+    if (!blocked_by.empty()) {
+      FinishTaskLocked(entry, &task, assay::v1::TASK_SKIPPED, absl::StrCat("skipped: needs ", blocked_by, ", which did not succeed"));
+    } else if (all_done) {
+      MakeReadyLocked(entry, &task);
+    }
+  }
+  // Tasks finishing inside MakeReady (cache hits) can unblock later ones: settle again.
+  bool again = false;
+  for (const Task& task : entry->job.tasks()) {
+    if (task.state() != assay::v1::TASK_PENDING) continue;
+    bool settled = std::all_of(task.needs().begin(), task.needs().end(), [&](const std::string& need) {
+      return IsFinal(entry->job.tasks(entry->task_index[need]).state());
+    });
+    if (settled) again = true;
+  }
+  if (again) {
+    AdvanceLocked(entry);
+    return;
+  }
+
+  int done = 0;
+  bool any_failed = false;
+  for (const Task& task : entry->job.tasks()) {
+    if (IsFinal(task.state())) ++done;
+    if (task.state() == assay::v1::TASK_FAILED || task.state() == assay::v1::TASK_SKIPPED) any_failed = true;
+  }
+  bool job_changed = entry->job.tasks_done() != done;
+  entry->job.set_tasks_done(done);
+  if (done == entry->job.tasks_size() && !IsFinal(entry->job.state())) {
+    entry->job.set_state(entry->cancel_requested ? assay::v1::JOB_CANCELLED
+                         : any_failed             ? assay::v1::JOB_FAILED
+                                                  : assay::v1::JOB_SUCCEEDED);
+    entry->job.set_finished_at_ms(UnixMillis(clock_->Now()));
+    job_changed = true;
+    finished_.push_back(entry->number);
+    spdlog::info("job {} {}", entry->job.id(), assay::v1::JobState_Name(entry->job.state()));
+  }
+  if (job_changed) {
+    if (absl::Status s = store_->UpdateJob(entry->number, entry->job); !s.ok()) {
+      spdlog::error("job {}: persisting failed: {}", entry->number, s.ToString());
+    }
+    ChangedLocked(entry);
+  }
+  RetireFinishedLocked();
+}
+
+void JobManager::RetireFinishedLocked() {
+  while (finished_.size() > options_.finished_jobs_in_memory) {
+    jobs_.erase(finished_.front());
+    finished_.erase(finished_.begin());
+  }
+}
+
+absl::StatusOr<Digest> JobManager::BuildActionLocked(JobEntry* entry, Task* task, reapi::Action* action,
+                                                     reapi::Command* command) {
+  auto root = Digest::FromProto(entry->job.source_root());
+  if (!root.ok()) return root.status();
+  std::vector<reapi::OutputFile> inputs;
+  for (const std::string& need : task->needs()) {
+    const Task& dep = entry->job.tasks(entry->task_index[need]);
+    for (const auto& f : dep.result().output_files()) inputs.push_back(f);
+  }
+  auto input_root = AddFilesToTree(
+      *root, inputs, [this](const Digest& d) { return LoadDirectory(d); },
+      [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
+  if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
+
+  const auto& spec = task->spec();
+  command->add_arguments("/bin/sh");
+  command->add_arguments("-ec");
+  command->add_arguments(spec.run());
+  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
+  for (const auto& [k, v] : task->matrix()) env[absl::StrCat("ASSAY_MATRIX_", absl::AsciiStrToUpper(k))] = v;
+  env["ASSAY_CELL"] = task->cell();
+  env["ASSAY_STEP"] = task->step();
+  for (const auto& [k, v] : env) {
+    auto* var = command->add_environment_variables();
+    var->set_name(k);
+    var->set_value(v);
+  }
+  std::vector<std::string> outputs(spec.outputs().begin(), spec.outputs().end());
+  std::sort(outputs.begin(), outputs.end());
+  for (const auto& o : outputs) command->add_output_paths(o);
+  std::vector<std::pair<std::string, std::string>> props;
+  for (const std::string& label : spec.required_labels()) {
+    std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    props.emplace_back(kv[0], kv.size() > 1 ? kv[1] : "");
+  }
+  std::sort(props.begin(), props.end());
+  for (const auto& [k, v] : props) {
+    auto* p = command->mutable_platform()->add_properties();
+    p->set_name(k);
+    p->set_value(v);
+  }
+  *action->mutable_platform() = command->platform();
+  std::string command_bytes = command->SerializeAsString();
+  Digest command_digest = Digest::OfBytes(command_bytes);
+  if (absl::Status s = blobs_->Put(command_digest, command_bytes); !s.ok()) return s;
+  *action->mutable_command_digest() = command_digest.ToProto();
+  *action->mutable_input_root_digest() = input_root->ToProto();
+  action->mutable_timeout()->set_seconds(spec.timeout_ms() / 1000);
+  action->mutable_timeout()->set_nanos(static_cast<int32_t>(spec.timeout_ms() % 1000) * 1'000'000);
+  action->set_do_not_cache(!spec.cache());
+  std::string action_bytes = action->SerializeAsString();
+  Digest action_digest = Digest::OfBytes(action_bytes);
+  if (absl::Status s = blobs_->Put(action_digest, action_bytes); !s.ok()) return s;
+  return action_digest;
+}
+
+void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
+  reapi::Action action;
+  reapi::Command command;
+  auto action_digest = BuildActionLocked(entry, task, &action, &command);
+  if (!action_digest.ok()) {
+    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, std::string(action_digest.status().message()));
+    return;
+  }
+  *task->mutable_action_digest() = action_digest->ToProto();
+
+  if (task->spec().cache()) {
+    auto cached = action_cache_->Get("", *action_digest);
+    if (cached.ok()) {
+      *task->mutable_result() = *cached;
+      task->set_cached(true);
+      task->set_exit_code(cached->exit_code());
+      SystemLogLocked(entry, *task, absl::StrCat("cache hit for action ", action_digest->hash().substr(0, 12),
+                                                  ": not run again"));
+      // The logs of the run that produced the result.
+      for (const auto& [digest_proto, stream] :
+           {std::pair{cached->stdout_digest(), LogChunk::STDOUT}, std::pair{cached->stderr_digest(), LogChunk::STDERR}}) {
+        auto digest = Digest::FromProto(digest_proto);
+        if (!digest.ok() || digest->empty_blob() || digest->size() > (16 << 20)) continue;
+        auto bytes = blobs_->Get(*digest);
+        if (!bytes.ok()) continue;
+        LogChunk chunk;
+        chunk.set_stream(stream);
+        chunk.set_data(std::move(*bytes));
+        AppendLogLocked(entry, *task, std::move(chunk));
+      }
+      task->set_started_at_ms(UnixMillis(clock_->Now()));
+      FinishTaskLocked(entry, task,
+                       cached->exit_code() == 0 ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
+                       cached->exit_code() == 0 ? "" : absl::StrCat("exit code ", cached->exit_code(), " (cached)"));
+      return;
+    }
+  }
+  task->set_state(assay::v1::TASK_QUEUED);
+  task->set_queued_at_ms(UnixMillis(clock_->Now()));
+  std::vector<std::string> required(task->spec().required_labels().begin(), task->spec().required_labels().end());
+  if (!scheduler_.AnyWorkerCouldRun(required)) {
+    task->set_message(absl::StrCat("waiting for a worker with labels: ",
+                                   required.empty() ? "(any)" : absl::StrJoin(required, ", ")));
+  } else {
+    task->clear_message();
+  }
+  scheduler_.Enqueue(TaskKey{entry->number, task->index()}, std::move(required));
+  PersistLocked(entry, *task, false);
+}
+
+void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, std::string message) {
+  task->set_state(state);
+  task->set_message(std::move(message));
+  task->set_finished_at_ms(UnixMillis(clock_->Now()));
+  if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
+    if (!task->message().empty()) SystemLogLocked(entry, *task, task->message());
+  }
+  PersistLocked(entry, *task, false);
+}
+
+void JobManager::DispatchLocked() {
+  for (const Lease& lease : scheduler_.Dispatch()) {
+    JobEntry* entry = ActiveLocked(lease.task.job);
+    auto w = workers_.find(lease.worker);
+    if (entry == nullptr || w == workers_.end() || !w->second.session) {
+      scheduler_.Release(lease.task, lease.lease_id);
+      continue;
+    }
+    Task* task = entry->job.mutable_tasks(lease.task.index);
+    task->set_state(assay::v1::TASK_RUNNING);
+    task->set_attempt(task->attempt() + 1);
+    task->set_worker(lease.worker);
+    task->set_started_at_ms(UnixMillis(clock_->Now()));
+    task->clear_message();
+    bool job_started = entry->job.state() == assay::v1::JOB_QUEUED;
+    if (job_started) entry->job.set_state(assay::v1::JOB_RUNNING);
+    PersistLocked(entry, *task, job_started);
+    SystemLogLocked(entry, *task, absl::StrCat("attempt ", task->attempt(), " on worker ", lease.worker));
+
+    assay::v1::CoordinatorMessage message;
+    auto* assign = message.mutable_assign();
+    auto* ref = assign->mutable_lease();
+    ref->set_job_id(entry->job.id());
+    ref->set_task_id(task->id());
+    ref->set_lease_id(lease.lease_id);
+    ref->set_attempt(task->attempt());
+    *assign->mutable_action_digest() = task->action_digest();
+    auto action_digest = Digest::FromProto(task->action_digest());
+    auto action_bytes = action_digest.ok() ? blobs_->Get(*action_digest) : action_digest.status();
+    if (!action_bytes.ok() || !assign->mutable_action()->ParseFromString(*action_bytes)) {
+      scheduler_.Release(lease.task, lease.lease_id);
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's action is missing from the CAS");
+      AdvanceLocked(entry);
+      continue;
+    }
+    auto command_digest = Digest::FromProto(assign->action().command_digest());
+    auto command_bytes = command_digest.ok() ? blobs_->Get(*command_digest) : command_digest.status();
+    if (!command_bytes.ok() || !assign->mutable_command()->ParseFromString(*command_bytes)) {
+      scheduler_.Release(lease.task, lease.lease_id);
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's command is missing from the CAS");
+      AdvanceLocked(entry);
+      continue;
+    }
+    assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
+    w->second.session->Send(std::move(message));
+  }
+}
+
+void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
+  SystemLogLocked(entry, *task, why);
+  if (task->attempt() >= options_.max_lost_attempts + task->spec().retry()) {
+    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, absl::StrCat(why, "; gave up after ", task->attempt(), " attempts"));
+    AdvanceLocked(entry);
+    return;
+  }
+  task->set_state(assay::v1::TASK_QUEUED);
+  task->set_queued_at_ms(UnixMillis(clock_->Now()));
+  task->set_message(why);
+  scheduler_.Enqueue(TaskKey{entry->number, task->index()},
+                     {task->spec().required_labels().begin(), task->spec().required_labels().end()});
+  PersistLocked(entry, *task, false);
+}
+
+absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, std::shared_ptr<WorkerSession> session) {
+  if (hello.worker_id().empty()) return absl::InvalidArgumentError("hello.worker_id is empty");
+  if (hello.slots() < 1 || hello.slots() > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("hello.slots is ", hello.slots(), "; it must be 1 to 1024"));
+  }
+  absl::MutexLock lock(&mu_);
+  auto existing = workers_.find(hello.worker_id());
+  if (existing != workers_.end() && existing->second.connected && existing->second.session) {
+    // The same worker reconnecting before its old stream noticed it was gone: the new one wins.
+    spdlog::warn("worker {} connected again; dropping its previous session", hello.worker_id());
+    existing->second.session->Close();
+    for (const Lease& lease : scheduler_.RemoveWorker(hello.worker_id())) {
+      if (JobEntry* entry = ActiveLocked(lease.task.job)) {
+        Task* task = entry->job.mutable_tasks(lease.task.index);
+        if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
+      }
+    }
+  }
+  WorkerEntry& w = workers_[hello.worker_id()];
+  w.hello = hello;
+  w.session = std::move(session);
+  w.connected = true;
+  w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
+  std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
+  scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
+
+  assay::v1::CoordinatorMessage welcome;
+  welcome.mutable_welcome()->set_worker_id(hello.worker_id());
+  welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
+  w.session->Send(std::move(welcome));
+  spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
+               hello.slots(), absl::StrJoin(labels, ", "));
+  // Tasks waiting for labels nobody had may now have a worker.
+  for (auto& [number, entry] : jobs_) {
+    for (Task& task : *entry->job.mutable_tasks()) {
+      if (task.state() == assay::v1::TASK_QUEUED && absl::StartsWith(task.message(), "waiting for a worker") &&
+          scheduler_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
+        task.clear_message();
+        ChangedLocked(entry.get());
+      }
+    }
+  }
+  DispatchLocked();
+  return absl::OkStatus();
+}
+
+void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& session) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(session->worker_id());
+  if (it == workers_.end() || it->second.session != session) return;  // already replaced
+  it->second.connected = false;
+  it->second.session.reset();
+  it->second.last_seen_ms = UnixMillis(clock_->Now());
+  spdlog::info("worker {} disconnected", session->worker_id());
+  for (const Lease& lease : scheduler_.RemoveWorker(session->worker_id())) {
+    JobEntry* entry = ActiveLocked(lease.task.job);
+    if (entry == nullptr) continue;
+    Task* task = entry->job.mutable_tasks(lease.task.index);
+    if (task->state() == assay::v1::TASK_RUNNING) {
+      RequeueLostLocked(entry, task, absl::StrCat("worker ", session->worker_id(), " disconnected"));
+    }
+  }
+  DispatchLocked();
+}
+
+void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker);
+  if (it != workers_.end()) it->second.last_seen_ms = UnixMillis(clock_->Now());
+  std::vector<std::pair<TaskKey, std::string>> leases;
+  for (const auto& ref : heartbeat.leases()) {
+    uint64_t number = 0;
+    if (!absl::SimpleAtoi(ref.job_id(), &number)) continue;
+    JobEntry* entry = ActiveLocked(number);
+    if (entry == nullptr) continue;
+    auto idx = entry->task_index.find(ref.task_id());
+    if (idx == entry->task_index.end()) continue;
+    leases.emplace_back(TaskKey{number, idx->second}, ref.lease_id());
+  }
+  scheduler_.Renew(worker, leases);
+}
+
+void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
+  absl::MutexLock lock(&mu_);
+  uint64_t number = 0;
+  if (!absl::SimpleAtoi(log.lease().job_id(), &number)) return;
+  JobEntry* entry = ActiveLocked(number);
+  if (entry == nullptr) return;
+  auto idx = entry->task_index.find(log.lease().task_id());
+  if (idx == entry->task_index.end()) return;
+  if (!scheduler_.CheckLease(TaskKey{number, idx->second}, log.lease().lease_id()).ok()) return;
+  Task* task = entry->job.mutable_tasks(idx->second);
+  if (task->state() != assay::v1::TASK_RUNNING) return;
+  LogChunk chunk;
+  chunk.set_stream(log.stream());
+  chunk.set_data(log.data());
+  AppendLogLocked(entry, *task, std::move(chunk));
+}
+
+absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::TaskResult& result) {
+  absl::MutexLock lock(&mu_);
+  uint64_t number = 0;
+  if (!absl::SimpleAtoi(result.lease().job_id(), &number)) {
+    return absl::InvalidArgumentError(absl::StrCat("result names job '", result.lease().job_id(), "'"));
+  }
+  JobEntry* entry = ActiveLocked(number);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("result for job ", number, ", which is not active"));
+  auto idx = entry->task_index.find(result.lease().task_id());
+  if (idx == entry->task_index.end()) {
+    return absl::NotFoundError(absl::StrCat("job ", number, " has no task '", result.lease().task_id(), "'"));
+  }
+  TaskKey key{number, idx->second};
+  Task* task = entry->job.mutable_tasks(idx->second);
+  if (absl::Status s = scheduler_.CheckLease(key, result.lease().lease_id()); !s.ok()) {
+    spdlog::warn("refusing result from worker {} for {} {}: {}", worker, number, task->id(), s.message());
+    return s;
+  }
+  scheduler_.Release(key, result.lease().lease_id());
+  if (IsFinal(task->state())) {  // cancelled while it ran
+    DispatchLocked();
+    return absl::OkStatus();
+  }
+  const auto& ar = result.result();
+  *task->mutable_result() = ar;
+  task->set_exit_code(ar.exit_code());
+  task->set_timed_out(result.timed_out());
+  std::string failure;
+  if (!result.error().empty()) {
+    failure = absl::StrCat("worker error: ", result.error());
+  } else if (result.timed_out()) {
+    failure = absl::StrCat("timed out after ", FormatDuration(task->spec().timeout_ms()), "; process tree killed");
+  } else if (ar.exit_code() != 0) {
+    failure = absl::StrCat("exit code ", ar.exit_code());
+  }
+  if (!failure.empty() && task->attempt() <= task->spec().retry()) {
+    SystemLogLocked(entry, *task, absl::StrCat(failure, "; retrying (", task->attempt(), " of ", task->spec().retry() + 1, ")"));
+    task->set_state(assay::v1::TASK_QUEUED);
+    task->set_queued_at_ms(UnixMillis(clock_->Now()));
+    scheduler_.Enqueue(key, {task->spec().required_labels().begin(), task->spec().required_labels().end()});
+    PersistLocked(entry, *task, false);
+    DispatchLocked();
+    return absl::OkStatus();
+  }
+  bool cacheable = task->spec().cache() && result.error().empty() && !result.timed_out() &&
+                   (ar.exit_code() == 0 || task->spec().cache_failures());
+  if (cacheable) {
+    auto digest = Digest::FromProto(task->action_digest());
+    absl::Status s = digest.ok() ? action_cache_->Put("", *digest, ar) : digest.status();
+    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", number, task->id(), s.message());
+  }
+  if (!failure.empty()) SystemLogLocked(entry, *task, failure);
+  FinishTaskLocked(entry, task, failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED, failure);
+  AdvanceLocked(entry);
+  DispatchLocked();
+  return absl::OkStatus();
+}
+
+void JobManager::Tick() {
+  absl::MutexLock lock(&mu_);
+  for (const Lease& lease : scheduler_.ExpireLeases()) {
+    JobEntry* entry = ActiveLocked(lease.task.job);
+    if (entry == nullptr) continue;
+    Task* task = entry->job.mutable_tasks(lease.task.index);
+    if (task->state() != assay::v1::TASK_RUNNING) continue;
+    auto w = workers_.find(lease.worker);
+    if (w != workers_.end() && w->second.session) {
+      assay::v1::CoordinatorMessage message;
+      auto* cancel = message.mutable_cancel();
+      cancel->mutable_lease()->set_job_id(entry->job.id());
+      cancel->mutable_lease()->set_task_id(task->id());
+      cancel->mutable_lease()->set_lease_id(lease.lease_id);
+      cancel->set_reason("lease expired");
+      w->second.session->Send(std::move(message));
+    }
+    RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
+  }
+  DispatchLocked();
+}
+
+std::vector<assay::v1::Worker> JobManager::ListWorkers() {
+  absl::MutexLock lock(&mu_);
+  std::vector<assay::v1::Worker> out;
+  for (const auto& [id, w] : workers_) {
+    assay::v1::Worker worker;
+    worker.set_id(id);
+    worker.set_hostname(w.hello.hostname());
+    for (const auto& l : w.hello.labels()) worker.add_labels(l);
+    worker.set_slots(w.hello.slots());
+    worker.set_connected(w.connected);
+    worker.set_connected_at_ms(w.connected_at_ms);
+    worker.set_last_seen_ms(w.last_seen_ms);
+    for (const TaskKey& key : scheduler_.running_on(id)) {
+      if (JobEntry* entry = ActiveLocked(key.job)) {
+        worker.add_running(absl::StrCat(key.job, "/", entry->job.tasks(key.index).id()));
+      }
+    }
+    worker.set_busy(worker.running_size());
+    out.push_back(std::move(worker));
+  }
+  return out;
+}
+
+}  // namespace assay

@@ -1,0 +1,130 @@
+// The single writer of job state: turns submissions into tasks, moves tasks through their states,
+// hands them to workers through the Scheduler, and tells watchers about every change.
+// Every state change is persisted (JobStore) before anyone is told about it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "assay/v1/admin.pb.h"
+#include "assay/v1/jobs.pb.h"
+#include "assay/v1/worker_link.pb.h"
+#include "common/blob_store.h"
+#include "common/clock.h"
+#include "common/pipeline.h"
+#include "coordinator/action_cache.h"
+#include "coordinator/job_store.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/worker_session.h"
+
+namespace assay {
+
+class JobManager {
+ public:
+  struct Options {
+    absl::Duration lease_ttl = absl::Seconds(30);
+    absl::Duration heartbeat_interval = absl::Seconds(5);
+    PipelineLimits limits;
+    int max_lost_attempts = 3;          // requeues after a worker vanished, before the task fails
+    size_t finished_jobs_in_memory = 200;
+  };
+
+  JobManager(JobStore* store, BlobStore* blobs, ActionCache* action_cache, const Clock* clock, Options options);
+
+  // Loads unfinished jobs after a restart and queues their runnable tasks again.
+  absl::Status Recover();
+
+  // --- the jobs API
+  absl::StatusOr<assay::v1::Job> Submit(const assay::v1::SubmitRequest& request);
+  absl::StatusOr<assay::v1::Job> GetJob(const std::string& id, bool with_tasks);
+  absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit);
+  absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
+  // Waits until the job changed after `*version` (or `timeout` passed); returns it whole.
+  absl::StatusOr<assay::v1::Job> WaitForChange(const std::string& id, uint64_t* version, absl::Duration timeout);
+
+  struct LogCursor {
+    std::map<int32_t, uint32_t> next_seq;  // per task index
+    uint64_t log_version = 0;
+  };
+  // Sends the job's log chunks after `cursor` for tasks whose id starts with `task_prefix`.
+  // Returns true when the job is over and everything has been sent.
+  absl::StatusOr<bool> ReadLogs(const std::string& id, const std::string& task_prefix, LogCursor* cursor,
+                                const std::function<bool(const assay::v1::LogChunk&)>& send);
+  // Waits until new log chunks arrive or the job changes state (or `timeout`).
+  void WaitForLogs(const std::string& id, uint64_t log_version, absl::Duration timeout);
+
+  // --- the worker link
+  absl::Status WorkerConnected(const assay::v1::WorkerHello& hello, std::shared_ptr<WorkerSession> session);
+  void WorkerDisconnected(const std::shared_ptr<WorkerSession>& session);
+  void OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat);
+  void OnLog(const std::string& worker, const assay::v1::TaskLog& log);
+  absl::Status OnResult(const std::string& worker, const assay::v1::TaskResult& result);
+  // Expires leases that were not renewed. Called periodically.
+  void Tick();
+
+  std::vector<assay::v1::Worker> ListWorkers();
+  const Options& options() const { return options_; }
+
+ private:
+  struct JobEntry {
+    uint64_t number = 0;
+    assay::v1::Job job;                      // with tasks
+    absl::flat_hash_map<std::string, int32_t> task_index;
+    std::vector<uint32_t> next_seq;          // next log sequence number per task
+    uint64_t version = 1;
+    uint64_t log_version = 0;
+    bool cancel_requested = false;
+  };
+  struct WorkerEntry {
+    assay::v1::WorkerHello hello;
+    std::shared_ptr<WorkerSession> session;
+    int64_t connected_at_ms = 0;
+    int64_t last_seen_ms = 0;
+    bool connected = false;
+  };
+
+  absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
+  void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MakeReadyLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Digest> BuildActionLocked(JobEntry* entry, assay::v1::Task* task, reapi::Action* action,
+                                           reapi::Command* command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A running task lost its worker: queue it again, or fail it after too many tries.
+  void RequeueLostLocked(JobEntry* entry, assay::v1::Task* task, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ChangedLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetireFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<reapi::Directory> LoadDirectory(const Digest& digest);
+
+  JobStore* const store_;
+  BlobStore* const blobs_;
+  ActionCache* const action_cache_;
+  const Clock* const clock_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  absl::CondVar changed_;
+  Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<uint64_t> ParseJobId(const std::string& id);
+
+}  // namespace assay

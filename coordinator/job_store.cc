@@ -1,0 +1,136 @@
+#include "coordinator/job_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace assay {
+
+using assay::v1::Job;
+using assay::v1::LogChunk;
+using assay::v1::Task;
+
+namespace {
+constexpr char kNextJobKey[] = "next_job";
+std::string TaskKeyBytes(uint64_t job, int32_t index) { return EncodeU64(job) + EncodeU32(static_cast<uint32_t>(index)); }
+}  // namespace
+
+bool IsFinal(assay::v1::JobState state) {
+  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
+}
+
+bool IsFinal(assay::v1::TaskState state) {
+  return state == assay::v1::TASK_SUCCEEDED || state == assay::v1::TASK_FAILED ||
+         state == assay::v1::TASK_CANCELLED || state == assay::v1::TASK_SKIPPED;
+}
+
+absl::StatusOr<uint64_t> JobStore::NextJobNumber() {
+  uint64_t next = 1;
+  auto value = db_->Get(Family::kMeta, kNextJobKey);
+  if (value.ok()) {
+    next = DecodeU64(*value);
+  } else if (!absl::IsNotFound(value.status())) {
+    return value.status();
+  }
+  if (absl::Status s = db_->Put(Family::kMeta, kNextJobKey, EncodeU64(next + 1), /*sync=*/true); !s.ok()) return s;
+  return next;
+}
+
+absl::Status JobStore::CreateJob(uint64_t number, const Job& job, const std::vector<Task>& tasks) {
+  rocksdb::WriteBatch batch;
+  Job summary = job;
+  summary.clear_tasks();
+  batch.Put(db_->cf(Family::kJobs), EncodeU64(number), summary.SerializeAsString());
+  for (const Task& task : tasks) {
+    batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
+  }
+  return db_->Write(&batch, /*sync=*/true);
+}
+
+absl::Status JobStore::UpdateTask(uint64_t number, const Task& task, const Job* job) {
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
+  if (job != nullptr) {
+    Job summary = *job;
+    summary.clear_tasks();
+    batch.Put(db_->cf(Family::kJobs), EncodeU64(number), summary.SerializeAsString());
+  }
+  return db_->Write(&batch, /*sync=*/true);
+}
+
+absl::Status JobStore::UpdateJob(uint64_t number, const Job& job) {
+  Job summary = job;
+  summary.clear_tasks();
+  return db_->Put(Family::kJobs, EncodeU64(number), summary.SerializeAsString(), /*sync=*/true);
+}
+
+absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {
+  auto value = db_->Get(Family::kJobs, EncodeU64(number));
+  if (!value.ok()) {
+    if (absl::IsNotFound(value.status())) return absl::NotFoundError(absl::StrCat("no job ", number));
+    return value.status();
+  }
+  Job job;
+  if (!job.ParseFromString(*value)) return absl::DataLossError(absl::StrCat("job ", number, " record is corrupt"));
+  if (!with_tasks) return job;
+  std::string prefix = EncodeU64(number);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kTasks)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!job.add_tasks()->ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("a task record of job ", number, " is corrupt"));
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading tasks");
+  return job;
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::ListJobs(int limit) const {
+  std::vector<Job> jobs;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kJobs)));
+  for (it->SeekToLast(); it->Valid() && (limit <= 0 || static_cast<int>(jobs.size()) < limit); it->Prev()) {
+    Job job;
+    if (job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) jobs.push_back(std::move(job));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing jobs");
+  return jobs;
+}
+
+absl::StatusOr<std::vector<std::pair<uint64_t, Job>>> JobStore::LoadUnfinished() const {
+  std::vector<std::pair<uint64_t, Job>> out;
+  std::vector<uint64_t> numbers;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kJobs)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Job job;
+      if (job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) && !IsFinal(job.state())) {
+        numbers.push_back(DecodeU64(absl::string_view(it->key().data(), it->key().size())));
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scanning jobs");
+  }
+  for (uint64_t n : numbers) {
+    auto job = LoadJob(n, /*with_tasks=*/true);
+    if (!job.ok()) return job.status();
+    out.emplace_back(n, std::move(*job));
+  }
+  return out;
+}
+
+absl::Status JobStore::AppendLog(uint64_t number, int32_t task_index, uint32_t seq, const LogChunk& chunk) {
+  return db_->Put(Family::kLogs, TaskKeyBytes(number, task_index) + EncodeU32(seq), chunk.SerializeAsString(),
+                  /*sync=*/false);
+}
+
+absl::Status JobStore::ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
+                                const std::function<bool(const LogChunk&)>& visit) const {
+  std::string prefix = TaskKeyBytes(number, task_index);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kLogs)));
+  for (it->Seek(prefix + EncodeU32(from_seq)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    LogChunk chunk;
+    if (!chunk.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a log record is corrupt");
+    }
+    if (!visit(chunk)) break;
+  }
+  return FromRocks(it->status(), "reading logs");
+}
+
+}  // namespace assay

@@ -1,0 +1,46 @@
+// Jobs, tasks and logs in RocksDB. Everything the coordinator acknowledges goes through a synced write.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "assay/v1/job.pb.h"
+#include "common/database.h"
+
+namespace assay {
+
+class JobStore {
+ public:
+  explicit JobStore(Database* db) : db_(db) {}
+
+  // Reserves the next job number (persisted, so numbers never repeat across restarts).
+  absl::StatusOr<uint64_t> NextJobNumber();
+  // A job and all its tasks, atomically and durably.
+  absl::Status CreateJob(uint64_t number, const assay::v1::Job& job, const std::vector<assay::v1::Task>& tasks);
+  // One task and (optionally) the job's summary, atomically and durably.
+  absl::Status UpdateTask(uint64_t number, const assay::v1::Task& task, const assay::v1::Job* job);
+  absl::Status UpdateJob(uint64_t number, const assay::v1::Job& job);
+
+  // The job's summary, and with `with_tasks` its tasks in order. NotFound naming the job if absent.
+  absl::StatusOr<assay::v1::Job> LoadJob(uint64_t number, bool with_tasks) const;
+  // Newest first.
+  absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit) const;
+  // Every job not in a final state, with tasks (for recovery after a restart).
+  absl::StatusOr<std::vector<std::pair<uint64_t, assay::v1::Job>>> LoadUnfinished() const;
+
+  // Log chunks are written unsynced: they survive a process crash (the WAL is in the page cache), and
+  // only a machine crash could drop the newest lines.
+  absl::Status AppendLog(uint64_t number, int32_t task_index, uint32_t seq, const assay::v1::LogChunk& chunk);
+  // Chunks of one task from `from_seq` on, in order; visit returns false to stop.
+  absl::Status ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
+                        const std::function<bool(const assay::v1::LogChunk&)>& visit) const;
+
+ private:
+  Database* db_;
+};
+
+bool IsFinal(assay::v1::JobState state);
+bool IsFinal(assay::v1::TaskState state);
+
+}  // namespace assay

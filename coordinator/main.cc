@@ -1,0 +1,52 @@
+// assay-coordinator: parses flags and runs the CoordinatorServer.
+#include <csignal>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/server.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  assay::CoordinatorServer::Options options;
+  double lease_seconds = 30, heartbeat_seconds = 5;
+  std::string log_level = "info";
+  CLI::App app{"assay-coordinator: schedules build/test matrices to workers and serves the REAPI cache"};
+  app.add_option("--listen", options.listen, "address:port to serve on (use 0.0.0.0 only with TLS and tokens)")
+      ->capture_default_str();
+  app.add_option("--data", options.data_dir, "folder of the RocksDB database")->capture_default_str();
+  app.add_option("--port-file", options.port_file, "write the bound port here once serving");
+  app.add_option("--max-matrix-cells", options.jobs.limits.max_cells, "refuse pipelines with more cells")
+      ->capture_default_str();
+  app.add_option("--lease-seconds", lease_seconds, "a task's lease lasts this long without a heartbeat")
+      ->capture_default_str();
+  app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often workers renew their leases")
+      ->capture_default_str();
+  app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  options.jobs.lease_ttl = absl::Seconds(lease_seconds);
+  options.jobs.heartbeat_interval = absl::Seconds(heartbeat_seconds);
+
+  assay::CoordinatorServer server;
+  if (absl::Status s = server.Start(options); !s.ok()) {
+    spdlog::error("cannot start: {}", s.ToString());
+    return 1;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::thread waiter([&]() { server.Wait(); });
+  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
+  spdlog::info("shutting down");
+  server.Shutdown();
+  waiter.join();
+  return 0;
+}

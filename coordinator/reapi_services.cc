@@ -1,0 +1,315 @@
+#include "coordinator/reapi_services.h"
+
+#include <deque>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_util.h"
+
+namespace assay {
+namespace {
+
+const absl::flat_hash_set<std::string>& ReservedSegments() {
+  static const auto* reserved = new absl::flat_hash_set<std::string>{
+      "blobs", "uploads", "actions", "actionResults", "operations", "capabilities", "compressed-blobs"};
+  return *reserved;
+}
+
+google::rpc::Status RpcStatus(const absl::Status& s) {
+  google::rpc::Status out;
+  out.set_code(static_cast<int>(s.code()));
+  out.set_message(std::string(s.message()));
+  return out;
+}
+
+absl::StatusOr<std::vector<Digest>> Digests(const google::protobuf::RepeatedPtrField<reapi::Digest>& protos) {
+  std::vector<Digest> out;
+  out.reserve(static_cast<size_t>(protos.size()));
+  for (const auto& p : protos) {
+    auto d = Digest::FromProto(p);
+    if (!d.ok()) return d.status();
+    out.push_back(*d);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status CheckInstanceName(absl::string_view instance) {
+  if (instance.empty()) return absl::OkStatus();
+  if (instance.size() > 256) return absl::InvalidArgumentError("instance name is longer than 256 characters");
+  for (absl::string_view part : absl::StrSplit(instance, '/')) {
+    if (part.empty() || part == "." || part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat("instance name '", instance, "' has an empty or relative segment"));
+    }
+    if (ReservedSegments().contains(std::string(part))) {
+      return absl::InvalidArgumentError(absl::StrCat("instance name '", instance, "' uses the reserved segment '", part, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParsedResource> ParseResourceName(absl::string_view name, bool upload) {
+  std::vector<std::string> parts = absl::StrSplit(name, '/');
+  // Find the "blobs" segment that follows the instance (and "uploads/{uuid}").
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i] != "blobs") continue;
+    if (upload && (i < 2 || parts[i - 2] != "uploads")) continue;
+    if (i + 2 >= parts.size()) break;
+    if (!upload && i + 3 != parts.size()) break;
+    int64_t size = 0;
+    if (!absl::SimpleAtoi(parts[i + 2], &size)) {
+      return absl::InvalidArgumentError(absl::StrCat("resource name '", name, "': size '", parts[i + 2], "' is not a number"));
+    }
+    auto digest = Digest::Create(parts[i + 1], size);
+    if (!digest.ok()) return Annotate(digest.status(), absl::StrCat("resource name '", name, "'"));
+    size_t instance_parts = upload ? i - 2 : i;
+    std::vector<std::string> instance(parts.begin(), parts.begin() + static_cast<long>(instance_parts));
+    ParsedResource out{absl::StrJoin(instance, "/"), *digest};
+    if (absl::Status s = CheckInstanceName(out.instance); !s.ok()) return s;
+    return out;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "resource name '", name.substr(0, 200), "' is not of the form ",
+      upload ? "{instance}/uploads/{uuid}/blobs/{hash}/{size}" : "{instance}/blobs/{hash}/{size}"));
+}
+
+grpc::Status CapabilitiesService::GetCapabilities(grpc::ServerContext*, const reapi::GetCapabilitiesRequest* request,
+                                                  reapi::ServerCapabilities* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  auto* cache = response->mutable_cache_capabilities();
+  cache->add_digest_functions(reapi::DigestFunction::SHA256);
+  cache->mutable_action_cache_update_capabilities()->set_update_enabled(true);
+  cache->set_max_batch_total_size_bytes(kMaxBatchTotalBytes);
+  cache->set_symlink_absolute_path_strategy(reapi::SymlinkAbsolutePathStrategy::DISALLOWED);
+  auto* exec = response->mutable_execution_capabilities();
+  exec->set_digest_function(reapi::DigestFunction::SHA256);
+  exec->set_exec_enabled(false);
+  response->mutable_low_api_version()->set_major(2);
+  response->mutable_high_api_version()->set_major(2);
+  response->mutable_high_api_version()->set_minor(0);
+  return grpc::Status::OK;
+}
+
+grpc::Status CasService::FindMissingBlobs(grpc::ServerContext*, const reapi::FindMissingBlobsRequest* request,
+                                          reapi::FindMissingBlobsResponse* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  auto digests = Digests(request->blob_digests());
+  if (!digests.ok()) return ToGrpc(digests.status());
+  auto missing = blobs_->FindMissing(*digests);
+  if (!missing.ok()) return ToGrpc(missing.status());
+  for (const Digest& d : *missing) *response->add_missing_blob_digests() = d.ToProto();
+  return grpc::Status::OK;
+}
+
+grpc::Status CasService::BatchUpdateBlobs(grpc::ServerContext*, const reapi::BatchUpdateBlobsRequest* request,
+                                          reapi::BatchUpdateBlobsResponse* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  int64_t total = 0;
+  for (const auto& r : request->requests()) total += static_cast<int64_t>(r.data().size());
+  if (total > kMaxBatchTotalBytes + (1 << 20)) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("batch of ", total, " bytes exceeds the limit of ",
+                                                          kMaxBatchTotalBytes, "; use ByteStream for large blobs")));
+  }
+  for (const auto& r : request->requests()) {
+    auto* out = response->add_responses();
+    *out->mutable_digest() = r.digest();
+    auto digest = Digest::FromProto(r.digest());
+    absl::Status s = digest.ok() ? blobs_->Put(*digest, r.data()) : digest.status();
+    *out->mutable_status() = RpcStatus(s);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CasService::BatchReadBlobs(grpc::ServerContext*, const reapi::BatchReadBlobsRequest* request,
+                                        reapi::BatchReadBlobsResponse* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  int64_t total = 0;
+  for (const auto& d : request->digests()) total += d.size_bytes();
+  if (total > kMaxBatchTotalBytes + (1 << 20)) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("batch read of ", total, " bytes exceeds the limit of ",
+                                                          kMaxBatchTotalBytes, "; use ByteStream.Read")));
+  }
+  for (const auto& d : request->digests()) {
+    auto* out = response->add_responses();
+    *out->mutable_digest() = d;
+    auto digest = Digest::FromProto(d);
+    if (!digest.ok()) {
+      *out->mutable_status() = RpcStatus(digest.status());
+      continue;
+    }
+    auto data = blobs_->Get(*digest);
+    if (data.ok()) {
+      out->set_data(std::move(*data));
+      out->mutable_status()->set_code(0);
+    } else {
+      *out->mutable_status() = RpcStatus(data.status());
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CasService::GetTree(grpc::ServerContext* context, const reapi::GetTreeRequest* request,
+                                 grpc::ServerWriter<reapi::GetTreeResponse>* writer) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  auto root = Digest::FromProto(request->root_digest());
+  if (!root.ok()) return ToGrpc(root.status());
+  const int page = request->page_size() > 0 ? std::min(request->page_size(), 10'000) : 1'000;
+  // Breadth-first from the root; the page token is the digest to continue from... kept simple by
+  // sending every page in this one stream, as the specification allows.
+  std::deque<Digest> queue{*root};
+  absl::flat_hash_set<Digest> seen{*root};
+  reapi::GetTreeResponse response;
+  while (!queue.empty()) {
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    Digest digest = queue.front();
+    queue.pop_front();
+    auto bytes = blobs_->Get(digest);
+    if (!bytes.ok()) return ToGrpc(Annotate(bytes.status(), "GetTree"));
+    reapi::Directory* dir = response.add_directories();
+    if (!dir->ParseFromString(*bytes)) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat(digest.ToString(), " is not a Directory")));
+    }
+    for (const auto& sub : dir->directories()) {
+      auto d = Digest::FromProto(sub.digest());
+      if (!d.ok()) return ToGrpc(d.status());
+      if (seen.insert(*d).second) queue.push_back(*d);
+    }
+    if (response.directories_size() >= page) {
+      writer->Write(response);
+      response.Clear();
+    }
+  }
+  if (response.directories_size() > 0) writer->Write(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ActionCacheService::GetActionResult(grpc::ServerContext*, const reapi::GetActionResultRequest* request,
+                                                 reapi::ActionResult* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  auto digest = Digest::FromProto(request->action_digest());
+  if (!digest.ok()) return ToGrpc(digest.status());
+  auto result = cache_->Get(request->instance_name(), *digest);
+  if (!result.ok()) return ToGrpc(result.status());
+  *response = std::move(*result);
+  auto inline_blob = [&](const reapi::Digest& d, std::string* out) {
+    auto dd = Digest::FromProto(d);
+    if (!dd.ok() || dd->size() > (1 << 20)) return;
+    auto bytes = blobs_->Get(*dd);
+    if (bytes.ok()) *out = std::move(*bytes);
+  };
+  if (request->inline_stdout() && response->has_stdout_digest()) {
+    inline_blob(response->stdout_digest(), response->mutable_stdout_raw());
+  }
+  if (request->inline_stderr() && response->has_stderr_digest()) {
+    inline_blob(response->stderr_digest(), response->mutable_stderr_raw());
+  }
+  absl::flat_hash_set<std::string> wanted(request->inline_output_files().begin(), request->inline_output_files().end());
+  for (auto& f : *response->mutable_output_files()) {
+    if (wanted.contains(f.path())) inline_blob(f.digest(), f.mutable_contents());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ActionCacheService::UpdateActionResult(grpc::ServerContext*, const reapi::UpdateActionResultRequest* request,
+                                                    reapi::ActionResult* response) {
+  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
+  auto digest = Digest::FromProto(request->action_digest());
+  if (!digest.ok()) return ToGrpc(digest.status());
+  reapi::ActionResult result = request->action_result();
+  // Inlined bytes go to the CAS; the stored result references them by digest.
+  auto store_inline = [&](std::string* raw, reapi::Digest* digest_out) -> absl::Status {
+    if (raw->empty()) return absl::OkStatus();
+    Digest d = Digest::OfBytes(*raw);
+    if (absl::Status s = blobs_->Put(d, *raw); !s.ok()) return s;
+    *digest_out = d.ToProto();
+    raw->clear();
+    return absl::OkStatus();
+  };
+  if (absl::Status s = store_inline(result.mutable_stdout_raw(), result.mutable_stdout_digest()); !s.ok()) return ToGrpc(s);
+  if (absl::Status s = store_inline(result.mutable_stderr_raw(), result.mutable_stderr_digest()); !s.ok()) return ToGrpc(s);
+  for (auto& f : *result.mutable_output_files()) {
+    if (absl::Status s = store_inline(f.mutable_contents(), f.mutable_digest()); !s.ok()) return ToGrpc(s);
+  }
+  if (absl::Status s = cache_->Put(request->instance_name(), *digest, result); !s.ok()) return ToGrpc(s);
+  *response = std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status ByteStreamService::Read(grpc::ServerContext* context, const google::bytestream::ReadRequest* request,
+                                     grpc::ServerWriter<google::bytestream::ReadResponse>* writer) {
+  auto resource = ParseResourceName(request->resource_name(), /*upload=*/false);
+  if (!resource.ok()) return ToGrpc(resource.status());
+  if (request->read_offset() < 0 || request->read_offset() > resource->digest.size()) {
+    return ToGrpc(absl::OutOfRangeError(absl::StrCat("read_offset ", request->read_offset(), " is outside the blob")));
+  }
+  if (request->read_limit() < 0) return ToGrpc(absl::InvalidArgumentError("read_limit is negative"));
+  google::bytestream::ReadResponse response;
+  absl::Status s = blobs_->Read(resource->digest, request->read_offset(), request->read_limit(),
+                                [&](absl::string_view piece) -> absl::Status {
+                                  if (context->IsCancelled()) return absl::CancelledError("reader went away");
+                                  response.set_data(std::string(piece));
+                                  if (!writer->Write(response)) return absl::CancelledError("reader went away");
+                                  return absl::OkStatus();
+                                });
+  return ToGrpc(s);
+}
+
+grpc::Status ByteStreamService::Write(grpc::ServerContext* context,
+                                      grpc::ServerReader<google::bytestream::WriteRequest>* reader,
+                                      google::bytestream::WriteResponse* response) {
+  google::bytestream::WriteRequest request;
+  if (!reader->Read(&request)) return ToGrpc(absl::InvalidArgumentError("Write stream ended before its first message"));
+  auto resource = ParseResourceName(request.resource_name(), /*upload=*/true);
+  if (!resource.ok()) return ToGrpc(resource.status());
+  const Digest digest = resource->digest;
+  const std::string first_name = request.resource_name();
+  // A blob already stored needs no bytes.
+  auto missing = blobs_->FindMissing({digest});
+  if (!missing.ok()) return ToGrpc(missing.status());
+  if (missing->empty()) {
+    response->set_committed_size(digest.size());
+    return grpc::Status::OK;
+  }
+  auto writer = blobs_->OpenWrite(digest);
+  if (!writer.ok()) return ToGrpc(writer.status());
+  while (true) {
+    if (request.write_offset() != (*writer)->written()) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("write_offset ", request.write_offset(), " but ",
+                                                            (*writer)->written(), " bytes were received")));
+    }
+    if (!request.resource_name().empty() && request.resource_name() != first_name) {
+      return ToGrpc(absl::InvalidArgumentError("resource_name changed within one Write stream"));
+    }
+    if (absl::Status s = (*writer)->Append(request.data()); !s.ok()) return ToGrpc(s);
+    if (request.finish_write()) break;
+    if (!reader->Read(&request)) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("Write stream for ", digest.ToString(), " ended after ",
+                                                            (*writer)->written(), " bytes without finish_write; nothing stored")));
+    }
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  }
+  if (absl::Status s = (*writer)->Commit(); !s.ok()) return ToGrpc(s);
+  response->set_committed_size(digest.size());
+  return grpc::Status::OK;
+}
+
+grpc::Status ByteStreamService::QueryWriteStatus(grpc::ServerContext*,
+                                                 const google::bytestream::QueryWriteStatusRequest* request,
+                                                 google::bytestream::QueryWriteStatusResponse* response) {
+  auto resource = ParseResourceName(request->resource_name(), /*upload=*/true);
+  if (!resource.ok()) return ToGrpc(resource.status());
+  auto missing = blobs_->FindMissing({resource->digest});
+  if (!missing.ok()) return ToGrpc(missing.status());
+  // Partial uploads are not resumable: they are either complete or start again from zero.
+  response->set_complete(missing->empty());
+  response->set_committed_size(missing->empty() ? resource->digest.size() : 0);
+  return grpc::Status::OK;
+}
+
+}  // namespace assay

@@ -1,0 +1,74 @@
+// REAPI v2 over the coordinator's store: Capabilities, ContentAddressableStorage, ActionCache and
+// google.bytestream.ByteStream. Thin adapters: wire messages become Digest values here, and
+// absl::Status becomes grpc::Status once, on the way out.
+#pragma once
+
+#include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
+#include "common/blob_store.h"
+#include "coordinator/action_cache.h"
+#include "google/bytestream/bytestream.grpc.pb.h"
+
+namespace assay {
+
+// Instance names may not contain the reserved path segments of ByteStream resource names.
+absl::Status CheckInstanceName(absl::string_view instance);
+
+struct ParsedResource {
+  std::string instance;
+  Digest digest;
+};
+// "{instance}/blobs/{hash}/{size}" (upload=false) or "{instance}/uploads/{uuid}/blobs/{hash}/{size}[/...]".
+absl::StatusOr<ParsedResource> ParseResourceName(absl::string_view name, bool upload);
+
+class CapabilitiesService final : public reapi::Capabilities::Service {
+ public:
+  grpc::Status GetCapabilities(grpc::ServerContext*, const reapi::GetCapabilitiesRequest*,
+                               reapi::ServerCapabilities*) override;
+};
+
+class CasService final : public reapi::ContentAddressableStorage::Service {
+ public:
+  explicit CasService(BlobStore* blobs) : blobs_(blobs) {}
+  grpc::Status FindMissingBlobs(grpc::ServerContext*, const reapi::FindMissingBlobsRequest*,
+                                reapi::FindMissingBlobsResponse*) override;
+  grpc::Status BatchUpdateBlobs(grpc::ServerContext*, const reapi::BatchUpdateBlobsRequest*,
+                                reapi::BatchUpdateBlobsResponse*) override;
+  grpc::Status BatchReadBlobs(grpc::ServerContext*, const reapi::BatchReadBlobsRequest*,
+                              reapi::BatchReadBlobsResponse*) override;
+  grpc::Status GetTree(grpc::ServerContext*, const reapi::GetTreeRequest*,
+                       grpc::ServerWriter<reapi::GetTreeResponse>*) override;
+
+ private:
+  BlobStore* blobs_;
+};
+
+class ActionCacheService final : public reapi::ActionCache::Service {
+ public:
+  ActionCacheService(ActionCache* cache, BlobStore* blobs) : cache_(cache), blobs_(blobs) {}
+  grpc::Status GetActionResult(grpc::ServerContext*, const reapi::GetActionResultRequest*,
+                               reapi::ActionResult*) override;
+  grpc::Status UpdateActionResult(grpc::ServerContext*, const reapi::UpdateActionResultRequest*,
+                                  reapi::ActionResult*) override;
+
+ private:
+  ActionCache* cache_;
+  BlobStore* blobs_;
+};
+
+class ByteStreamService final : public google::bytestream::ByteStream::Service {
+ public:
+  explicit ByteStreamService(BlobStore* blobs) : blobs_(blobs) {}
+  grpc::Status Read(grpc::ServerContext*, const google::bytestream::ReadRequest*,
+                    grpc::ServerWriter<google::bytestream::ReadResponse>*) override;
+  grpc::Status Write(grpc::ServerContext*, grpc::ServerReader<google::bytestream::WriteRequest>*,
+                     google::bytestream::WriteResponse*) override;
+  grpc::Status QueryWriteStatus(grpc::ServerContext*, const google::bytestream::QueryWriteStatusRequest*,
+                                google::bytestream::QueryWriteStatusResponse*) override;
+
+ private:
+  BlobStore* blobs_;
+};
+
+constexpr int64_t kMaxBatchTotalBytes = 4 << 20;
+
+}  // namespace assay

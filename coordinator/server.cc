@@ -1,0 +1,71 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+
+namespace assay {
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+absl::Status CoordinatorServer::Start(const Options& options) {
+  options_ = options;
+  auto db = Database::Open(options.data_dir);
+  if (!db.ok()) return db.status();
+  db_ = std::move(*db);
+  auto raw = RocksDbBlobStore::Create(db_.get(), RealClock::Get());
+  if (!raw.ok()) return raw.status();
+  raw_blobs_ = std::move(*raw);
+  blobs_ = std::make_unique<VerifyingBlobStore>(raw_blobs_.get());
+  action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_blobs_.get());
+  job_store_ = std::make_unique<JobStore>(db_.get());
+  jobs_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), action_cache_.get(), RealClock::Get(),
+                                       options.jobs);
+  if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+
+  capabilities_service_ = std::make_unique<CapabilitiesService>();
+  cas_service_ = std::make_unique<CasService>(blobs_.get());
+  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blobs_.get());
+  bytestream_service_ = std::make_unique<ByteStreamService>(blobs_.get());
+  jobs_service_ = std::make_unique<JobsService>(jobs_.get());
+  admin_service_ = std::make_unique<AdminService>(jobs_.get(), raw_blobs_.get(), action_cache_.get(),
+                                                  options.cache_budget_bytes);
+  worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.SetMaxSendMessageSize(16 << 20);
+  for (grpc::Service* service : std::initializer_list<grpc::Service*>{
+           capabilities_service_.get(), cas_service_.get(), ac_service_.get(), bytestream_service_.get(),
+           jobs_service_.get(), admin_service_.get(), worker_link_service_.get()}) {
+    builder.RegisterService(service);
+  }
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  spdlog::info("coordinator serving on {} (port {}), data in {}", options.listen, port_, options.data_dir);
+  if (!options.port_file.empty()) {
+    if (absl::Status s = WriteFile(options.port_file, absl::StrCat(port_, "\n")); !s.ok()) return s;
+  }
+  ticker_ = std::thread([this]() {
+    while (!stopping_.load()) {
+      jobs_->Tick();
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+  });
+  return absl::OkStatus();
+}
+
+void CoordinatorServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+void CoordinatorServer::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (ticker_.joinable()) ticker_.join();
+}
+
+}  // namespace assay

@@ -1,0 +1,63 @@
+// The coordinator's composition root: opens the store, builds the services, serves them.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/status.h"
+#include "common/blob_store.h"
+#include "common/clock.h"
+#include "common/database.h"
+#include "common/rocksdb_blob_store.h"
+#include "coordinator/action_cache.h"
+#include "coordinator/farm_services.h"
+#include "coordinator/job_manager.h"
+#include "coordinator/job_store.h"
+#include "coordinator/reapi_services.h"
+
+namespace assay {
+
+class CoordinatorServer {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:7171";
+    std::string data_dir = "assay-data";
+    std::string port_file;               // when set, the bound port is written here once serving
+    int64_t cache_budget_bytes = 0;      // 0: unbounded
+    JobManager::Options jobs;
+  };
+
+  CoordinatorServer() = default;
+  ~CoordinatorServer();
+
+  absl::Status Start(const Options& options);
+  int port() const { return port_; }
+  void Shutdown();
+  void Wait();
+
+ private:
+  Options options_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<RocksDbBlobStore> raw_blobs_;
+  std::unique_ptr<VerifyingBlobStore> blobs_;
+  std::unique_ptr<ActionCache> action_cache_;
+  std::unique_ptr<JobStore> job_store_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<CapabilitiesService> capabilities_service_;
+  std::unique_ptr<CasService> cas_service_;
+  std::unique_ptr<ActionCacheService> ac_service_;
+  std::unique_ptr<ByteStreamService> bytestream_service_;
+  std::unique_ptr<JobsService> jobs_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<WorkerLinkService> worker_link_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread ticker_;
+};
+
+}  // namespace assay
