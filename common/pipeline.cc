@@ -212,7 +212,7 @@ absl::Status Parser::ParseMatrix(const YAML::Node& node, Pipeline* pipeline) con
 
   auto parse_entries = [&](const YAML::Node& list, absl::string_view what) -> absl::StatusOr<std::vector<MatrixCell>> {
     std::vector<MatrixCell> entries;
-    if (!list) return entries;
+    if (!list || list.IsNull()) return entries;
     if (!list.IsSequence()) return Error(list, absl::StrCat("matrix.", what, " must be a list of mappings"));
     for (const auto& entry : list) {
       if (!entry.IsMap() || entry.size() == 0) {

@@ -1,0 +1,34 @@
+// The CLI's connection to a coordinator.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/channel.h>
+
+#include "assay/v1/admin.grpc.pb.h"
+#include "assay/v1/jobs.grpc.pb.h"
+#include "common/cas_client.h"
+
+namespace assay::cli {
+
+struct Client {
+  explicit Client(const std::string& address);
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<assay::v1::Jobs::Stub> jobs;
+  std::unique_ptr<assay::v1::Admin::Stub> admin;
+  std::unique_ptr<CasClient> cas;
+};
+
+// Exit codes of the `assay` command.
+enum ExitCode : int {
+  kOk = 0,
+  kJobFailed = 1,
+  kBadInput = 2,
+  kUnavailable = 3,
+};
+
+// Prints "error: ..." and returns the exit code that fits the status.
+int ReportError(const absl::Status& status);
+
+}  // namespace assay::cli

@@ -1,0 +1,407 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <iostream>
+#include <thread>
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "cli/render.h"
+#include "common/file_util.h"
+#include "common/merkle.h"
+#include "common/status_util.h"
+
+namespace assay::cli {
+namespace fs = std::filesystem;
+using assay::v1::Job;
+using assay::v1::LogChunk;
+using assay::v1::Task;
+
+Client::Client(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  jobs = assay::v1::Jobs::NewStub(channel);
+  admin = assay::v1::Admin::NewStub(channel);
+  cas = std::make_unique<CasClient>(channel, "");
+}
+
+int ReportError(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      std::cerr << "  (is the coordinator running? set --coordinator or ASSAY_COORDINATOR)\n";
+      return kUnavailable;
+    default:
+      return kBadInput;
+  }
+}
+
+namespace {
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+// Ignores VCS metadata and whatever .assayignore lists (one path prefix per line, # comments).
+IgnoreFn MakeIgnore(const fs::path& dir) {
+  std::vector<std::string> prefixes = {".git", ".assay-local"};
+  auto text = ReadFile(dir / ".assayignore");
+  if (text.ok()) {
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (line.empty() || line[0] == '#') continue;
+      while (!line.empty() && line.back() == '/') line.remove_suffix(1);
+      prefixes.emplace_back(line);
+    }
+  }
+  return [prefixes](const std::string& rel, bool) {
+    for (const auto& p : prefixes) {
+      if (rel == p || absl::StartsWith(rel, p + "/")) return true;
+    }
+    return false;
+  };
+}
+
+absl::StatusOr<Job> GetJob(Client& client, const std::string& id) {
+  assay::v1::GetJobRequest request;
+  request.set_job_id(id);
+  Job job;
+  grpc::ClientContext context;
+  grpc::Status status = client.jobs->GetJob(&context, request, &job);
+  if (!status.ok()) return FromGrpc(status);
+  return job;
+}
+
+// Reads a task's (or the whole job's) stored log as text.
+std::string ReadLog(Client& client, const std::string& job_id, const std::string& task_id) {
+  assay::v1::StreamLogsRequest request;
+  request.set_job_id(job_id);
+  request.set_task_id(task_id);
+  grpc::ClientContext context;
+  auto reader = client.jobs->StreamLogs(&context, request);
+  LogChunk chunk;
+  std::string out;
+  while (reader->Read(&chunk)) out += chunk.data();
+  reader->Finish();
+  return out;
+}
+
+// Prints log chunks, each line prefixed with its task when asked.
+class LogPrinter {
+ public:
+  explicit LogPrinter(bool prefix) : prefix_(prefix) {}
+  void Print(const LogChunk& chunk) {
+    if (!prefix_) {
+      std::cout << chunk.data() << std::flush;
+      return;
+    }
+    bool& at_start = at_line_start_.try_emplace(chunk.task_id(), true).first->second;
+    std::string out;
+    for (char c : chunk.data()) {
+      if (at_start) absl::StrAppend(&out, chunk.task_id(), " | ");
+      out.push_back(c);
+      at_start = c == '\n';
+    }
+    std::cout << out << std::flush;
+  }
+
+ private:
+  bool prefix_;
+  std::map<std::string, bool> at_line_start_;
+};
+
+// Watches a job until it ends, showing progress; returns the final job.
+absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_logs) {
+  const bool tty = ::isatty(STDOUT_FILENO) && !live_logs;
+  std::thread logs_thread;
+  grpc::ClientContext logs_context;
+  if (live_logs) {
+    logs_thread = std::thread([&]() {
+      assay::v1::StreamLogsRequest request;
+      request.set_job_id(id);
+      request.set_follow(true);
+      auto reader = client.jobs->StreamLogs(&logs_context, request);
+      LogPrinter printer(true);
+      LogChunk chunk;
+      while (reader->Read(&chunk)) printer.Print(chunk);
+      reader->Finish();
+    });
+  }
+  assay::v1::WatchJobRequest request;
+  request.set_job_id(id);
+  grpc::ClientContext context;
+  auto reader = client.jobs->WatchJob(&context, request);
+  Job job;
+  Job last;
+  bool have = false;
+  size_t drawn_lines = 0;
+  std::map<std::string, assay::v1::TaskState> seen;
+  while (reader->Read(&job)) {
+    have = true;
+    if (tty) {
+      std::string table = absl::StrCat(JobSummary(job, NowMs()), "\n", MatrixTable(job, NowMs(), true));
+      if (drawn_lines > 0) std::cout << "\033[" << drawn_lines << "F\033[J";
+      std::cout << table << std::flush;
+      drawn_lines = static_cast<size_t>(std::count(table.begin(), table.end(), '\n'));
+    } else {
+      for (const Task& t : job.tasks()) {
+        auto it = seen.find(t.id());
+        if (it != seen.end() && it->second == t.state()) continue;
+        seen[t.id()] = t.state();
+        if (t.state() == assay::v1::TASK_PENDING) continue;
+        std::string line = absl::StrFormat("[%s] %-32s %-9s", absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()),
+                                           t.id(), StateName(t.state()));
+        if (t.cached()) absl::StrAppend(&line, " (cached)");
+        std::string d = t.finished_at_ms() > 0 ? TaskDuration(t, NowMs()) : "";
+        if (!d.empty()) absl::StrAppend(&line, " ", d);
+        if (!t.message().empty() && t.state() != assay::v1::TASK_RUNNING) absl::StrAppend(&line, "  ", t.message());
+        std::cout << line << "\n" << std::flush;
+      }
+    }
+    last = job;
+  }
+  grpc::Status status = reader->Finish();
+  if (live_logs) logs_thread.join();
+  if (!status.ok() && !have) return FromGrpc(status);
+  if (!status.ok()) return FromGrpc(status);
+  return last;
+}
+
+}  // namespace
+
+int Submit(Client& client, const SubmitOptions& options) {
+  fs::path dir = options.dir;
+  std::error_code ec;
+  if (!fs::exists(dir / options.pipeline_file, ec)) {
+    std::cerr << "error: " << (dir / options.pipeline_file).string() << " does not exist\n";
+    return kBadInput;
+  }
+  const absl::Time t0 = absl::Now();
+  auto tree = ScanDirectory(dir, MakeIgnore(dir));
+  if (!tree.ok()) return ReportError(tree.status());
+  auto uploaded = client.cas->Upload(tree->blobs);
+  if (!uploaded.ok()) return ReportError(uploaded.status());
+  std::cerr << absl::StrFormat("uploaded %d of %d blobs (%s) of %d files in %s\n", uploaded->blobs_sent,
+                               tree->blobs.size(), absl::StrCat(uploaded->bytes_sent / 1024, " KiB"), tree->files,
+                               FormatSeconds(absl::ToInt64Milliseconds(absl::Now() - t0)));
+
+  assay::v1::SubmitRequest request;
+  *request.mutable_source_root() = tree->root.ToProto();
+  request.set_pipeline_path(options.pipeline_file);
+  for (const auto& [k, v] : options.labels) (*request.mutable_labels())[k] = v;
+  Job job;
+  grpc::ClientContext context;
+  grpc::Status status = client.jobs->Submit(&context, request, &job);
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  if (!options.wait) {
+    if (options.json) {
+      std::cout << ToJson(job) << "\n";
+    } else {
+      std::cout << job.id() << "\n";
+      std::cerr << "submitted job " << job.id() << " (" << job.task_count() << " tasks); follow it with: assay status "
+                << job.id() << "\n";
+    }
+    return kOk;
+  }
+  if (!options.json) std::cerr << "job " << job.id() << ": " << job.task_count() << " tasks\n";
+  auto final_job = WatchJob(client, job.id(), options.stream_logs && !options.json);
+  if (!final_job.ok()) return ReportError(final_job.status());
+  std::map<std::string, std::string> failed_logs;
+  for (const Task& t : final_job->tasks()) {
+    if (t.state() == assay::v1::TASK_FAILED) failed_logs[t.id()] = ReadLog(client, job.id(), t.id());
+  }
+  if (!options.junit.empty()) {
+    if (absl::Status s = WriteFile(options.junit, JUnitReport(*final_job, failed_logs)); !s.ok()) return ReportError(s);
+  }
+  if (options.json) {
+    std::cout << ToJson(*final_job) << "\n";
+  } else {
+    if (!options.stream_logs) {
+      for (const auto& [id, log] : failed_logs) {
+        std::cout << "\n--- log of failed " << id << " ---\n" << log;
+        if (!log.empty() && log.back() != '\n') std::cout << "\n";
+      }
+    }
+    std::cout << "\n" << JobSummary(*final_job, NowMs()) << "\n";
+    std::cout << "logs:      assay logs " << job.id() << " [CELL/STEP]\n";
+    std::cout << "artifacts: assay artifacts " << job.id() << " --out DIR\n";
+  }
+  return final_job->state() == assay::v1::JOB_SUCCEEDED ? kOk : kJobFailed;
+}
+
+int Status(Client& client, const std::string& job_id, bool json) {
+  auto job = GetJob(client, job_id);
+  if (!job.ok()) return ReportError(job.status());
+  if (json) {
+    std::cout << ToJson(*job) << "\n";
+    return kOk;
+  }
+  std::cout << JobSummary(*job, NowMs()) << "\n" << MatrixTable(*job, NowMs(), ::isatty(STDOUT_FILENO));
+  for (const Task& t : job->tasks()) {
+    if (!t.message().empty()) std::cout << "  " << t.id() << ": " << t.message() << "\n";
+  }
+  return kOk;
+}
+
+int ListJobs(Client& client, int limit, bool json) {
+  assay::v1::ListJobsRequest request;
+  request.set_limit(limit);
+  assay::v1::ListJobsResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = client.jobs->ListJobs(&context, request, &response);
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  if (json) {
+    std::cout << ToJson(response) << "\n";
+    return kOk;
+  }
+  std::cout << absl::StrFormat("%-6s %-10s %-20s %-8s %-20s %s\n", "JOB", "STATE", "NAME", "TASKS", "CREATED", "TIME");
+  for (const Job& j : response.jobs()) {
+    int64_t end = j.finished_at_ms() > 0 ? j.finished_at_ms() : NowMs();
+    std::cout << absl::StrFormat(
+        "%-6s %-10s %-20s %-8s %-20s %s\n", j.id(), StateName(j.state()), j.name(),
+        absl::StrCat(j.tasks_done(), "/", j.task_count()),
+        absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(j.created_at_ms()), absl::LocalTimeZone()),
+        FormatSeconds(end - j.created_at_ms()));
+  }
+  return kOk;
+}
+
+int Logs(Client& client, const std::string& job_id, const std::string& task, bool follow) {
+  assay::v1::StreamLogsRequest request;
+  request.set_job_id(job_id);
+  request.set_task_id(task);
+  request.set_follow(follow);
+  grpc::ClientContext context;
+  auto reader = client.jobs->StreamLogs(&context, request);
+  LogChunk chunk;
+  // One task's log is printed as it is; several are interleaved with a prefix.
+  std::optional<LogPrinter> printer;
+  std::string first_task;
+  bool several = false;
+  while (reader->Read(&chunk)) {
+    if (!printer) {
+      first_task = chunk.task_id();
+      auto job = GetJob(client, job_id);
+      int matching = 0;
+      if (job.ok()) {
+        for (const Task& t : job->tasks()) {
+          if (task.empty() || t.id() == task || absl::StartsWith(t.id(), task + "/")) ++matching;
+        }
+      }
+      several = matching > 1;
+      printer.emplace(several);
+    }
+    printer->Print(chunk);
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  return kOk;
+}
+
+int Cancel(Client& client, const std::string& job_id, bool json) {
+  assay::v1::CancelJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  grpc::ClientContext context;
+  grpc::Status status = client.jobs->CancelJob(&context, request, &job);
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  if (json) {
+    std::cout << ToJson(job) << "\n";
+  } else {
+    std::cout << "job " << job.id() << " cancelled\n";
+  }
+  return kOk;
+}
+
+int Workers(Client& client, bool json) {
+  assay::v1::ListWorkersResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = client.admin->ListWorkers(&context, assay::v1::ListWorkersRequest(), &response);
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  if (json) {
+    std::cout << ToJson(response) << "\n";
+    return kOk;
+  }
+  std::cout << absl::StrFormat("%-24s %-12s %-6s %-5s %-10s %s\n", "WORKER", "STATE", "SLOTS", "BUSY", "HOST", "LABELS");
+  for (const auto& w : response.workers()) {
+    std::cout << absl::StrFormat("%-24s %-12s %-6d %-5d %-10s %s\n", w.id(), w.connected() ? "connected" : "gone",
+                                 w.slots(), w.busy(), w.hostname(), absl::StrJoin(w.labels(), ","));
+  }
+  return kOk;
+}
+
+int Artifacts(Client& client, const std::string& job_id, const std::string& task, const std::string& out_dir) {
+  auto job = GetJob(client, job_id);
+  if (!job.ok()) return ReportError(job.status());
+  std::string sums;
+  int files = 0;
+  int64_t bytes = 0;
+  for (const Task& t : job->tasks()) {
+    if (!task.empty() && t.id() != task && !absl::StartsWith(t.id(), task + "/")) continue;
+    for (const auto& f : t.result().output_files()) {
+      if (absl::Status s = CheckRelativePath(f.path(), "artifact path"); !s.ok()) return ReportError(s);
+      auto digest = Digest::FromProto(f.digest());
+      if (!digest.ok()) return ReportError(digest.status());
+      std::string rel = absl::StrCat(t.id(), "/", f.path());
+      fs::path target = fs::path(out_dir) / rel;
+      if (absl::Status s = MakeDirs(target.parent_path()); !s.ok()) return ReportError(s);
+      if (absl::Status s = client.cas->DownloadToFile(*digest, target, f.is_executable()); !s.ok()) {
+        return ReportError(s);
+      }
+      absl::StrAppend(&sums, digest->hash(), "  ", rel, "\n");
+      ++files;
+      bytes += digest->size();
+    }
+  }
+  if (files == 0) {
+    std::cerr << "job " << job_id << " has no artifacts" << (task.empty() ? "" : absl::StrCat(" for ", task)) << "\n";
+    return kOk;
+  }
+  if (absl::Status s = WriteFile(fs::path(out_dir) / "SHA256SUMS", sums); !s.ok()) return ReportError(s);
+  std::cout << "downloaded " << files << " artifacts (" << bytes << " bytes) to " << out_dir
+            << " (checksums in SHA256SUMS)\n";
+  return kOk;
+}
+
+int CacheStats(Client& client, bool json) {
+  assay::v1::CacheStats stats;
+  grpc::ClientContext context;
+  grpc::Status status = client.admin->GetCacheStats(&context, assay::v1::GetCacheStatsRequest(), &stats);
+  if (!status.ok()) return ReportError(FromGrpc(status));
+  if (json) {
+    std::cout << ToJson(stats) << "\n";
+    return kOk;
+  }
+  std::cout << "blobs:          " << stats.blobs() << "\n"
+            << "bytes:          " << stats.bytes() << "\n"
+            << "budget:         " << (stats.budget_bytes() > 0 ? absl::StrCat(stats.budget_bytes()) : "unlimited") << "\n"
+            << "action results: " << stats.action_results() << "\n"
+            << "hits:           " << stats.ac_hits() << "\n"
+            << "misses:         " << stats.ac_misses() << "\n"
+            << "evictions:      " << stats.evicted_blobs() << " blobs, " << stats.evicted_bytes() << " bytes\n";
+  return kOk;
+}
+
+}  // namespace assay::cli

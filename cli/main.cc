@@ -1,0 +1,72 @@
+// assay: the command line of the farm. Parses arguments and calls one command.
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace assay::cli;
+  CLI::App app{"assay: run build/test matrices on an Assay farm"};
+  app.require_subcommand(1);
+  const char* env_address = std::getenv("ASSAY_COORDINATOR");
+  std::string address = env_address != nullptr ? env_address : "127.0.0.1:7171";
+  bool json = false;
+  app.add_option("--coordinator", address, "coordinator address:port (env ASSAY_COORDINATOR)")->capture_default_str();
+  app.add_flag("--json", json, "print JSON for scripts (same as --output json)");
+  std::string output = "text";
+  app.add_option("--output,-o", output, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  SubmitOptions submit;
+  std::vector<std::string> labels;
+  auto* submit_cmd = app.add_subcommand("submit", "upload a source tree and run its pipeline");
+  submit_cmd->add_option("dir", submit.dir, "the tree to submit")->capture_default_str();
+  submit_cmd->add_option("-f,--file", submit.pipeline_file, "pipeline file inside the tree")->capture_default_str();
+  submit_cmd->add_flag("--wait,-w", submit.wait, "wait for the job, showing progress; exit 0 only if it succeeded");
+  submit_cmd->add_flag("--logs", submit.stream_logs, "with --wait: stream every task's output live");
+  submit_cmd->add_option("--junit", submit.junit, "with --wait: write a JUnit XML report here");
+  submit_cmd->add_option("--label", labels, "key=value attached to the job (repeatable)");
+
+  std::string job_id, task, out_dir;
+  bool follow = false;
+  int limit = 20;
+  auto* status_cmd = app.add_subcommand("status", "show a job's matrix");
+  status_cmd->add_option("job", job_id, "job id")->required();
+  auto* jobs_cmd = app.add_subcommand("jobs", "list recent jobs");
+  jobs_cmd->add_option("-n,--limit", limit, "how many")->capture_default_str();
+  auto* logs_cmd = app.add_subcommand("logs", "print the logs of a job, a cell or one step");
+  logs_cmd->add_option("job", job_id, "job id")->required();
+  logs_cmd->add_option("task", task, "CELL or CELL/STEP (default: every task)");
+  logs_cmd->add_flag("-f,--follow", follow, "keep printing until the tasks end");
+  auto* cancel_cmd = app.add_subcommand("cancel", "cancel a job; running steps are killed");
+  cancel_cmd->add_option("job", job_id, "job id")->required();
+  auto* workers_cmd = app.add_subcommand("workers", "list workers");
+  auto* artifacts_cmd = app.add_subcommand("artifacts", "download a job's outputs");
+  artifacts_cmd->add_option("job", job_id, "job id")->required();
+  artifacts_cmd->add_option("task", task, "CELL or CELL/STEP (default: every task)");
+  artifacts_cmd->add_option("--out", out_dir, "destination folder")->required();
+  auto* cache_cmd = app.add_subcommand("cache", "the farm's cache");
+  auto* cache_stats_cmd = cache_cmd->add_subcommand("stats", "size, blobs, hits, misses, evictions");
+  cache_cmd->require_subcommand(1);
+
+  CLI11_PARSE(app, argc, argv);
+  json = json || output == "json";
+  for (const auto& l : labels) {
+    std::vector<std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    submit.labels[kv[0]] = kv.size() > 1 ? kv[1] : "";
+  }
+  submit.json = json;
+
+  Client client(address);
+  if (*submit_cmd) return Submit(client, submit);
+  if (*status_cmd) return Status(client, job_id, json);
+  if (*jobs_cmd) return ListJobs(client, limit, json);
+  if (*logs_cmd) return Logs(client, job_id, task, follow);
+  if (*cancel_cmd) return Cancel(client, job_id, json);
+  if (*workers_cmd) return Workers(client, json);
+  if (*artifacts_cmd) return Artifacts(client, job_id, task, out_dir);
+  if (*cache_stats_cmd) return CacheStats(client, json);
+  return kBadInput;
+}

@@ -1,0 +1,159 @@
+#include "cli/render.h"
+
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+
+namespace assay::cli {
+
+using assay::v1::Job;
+using assay::v1::Task;
+
+std::string StateName(assay::v1::TaskState state) {
+  switch (state) {
+    case assay::v1::TASK_PENDING: return "pending";
+    case assay::v1::TASK_QUEUED: return "queued";
+    case assay::v1::TASK_RUNNING: return "running";
+    case assay::v1::TASK_SUCCEEDED: return "succeeded";
+    case assay::v1::TASK_FAILED: return "failed";
+    case assay::v1::TASK_CANCELLED: return "cancelled";
+    case assay::v1::TASK_SKIPPED: return "skipped";
+    default: return "unknown";
+  }
+}
+
+std::string StateName(assay::v1::JobState state) {
+  switch (state) {
+    case assay::v1::JOB_QUEUED: return "queued";
+    case assay::v1::JOB_RUNNING: return "running";
+    case assay::v1::JOB_SUCCEEDED: return "succeeded";
+    case assay::v1::JOB_FAILED: return "failed";
+    case assay::v1::JOB_CANCELLED: return "cancelled";
+    default: return "unknown";
+  }
+}
+
+std::string FormatSeconds(int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 60'000) return absl::StrFormat("%.1fs", static_cast<double>(ms) / 1000.0);
+  return absl::StrFormat("%dm%02ds", ms / 60'000, (ms / 1000) % 60);
+}
+
+std::string TaskDuration(const Task& task, int64_t now_ms) {
+  if (task.started_at_ms() == 0) return "";
+  int64_t end = task.finished_at_ms() > 0 ? task.finished_at_ms() : now_ms;
+  return FormatSeconds(end - task.started_at_ms());
+}
+
+namespace {
+
+std::string Symbol(const Task& task) {
+  switch (task.state()) {
+    case assay::v1::TASK_SUCCEEDED: return task.cached() ? "cached" : "ok";
+    case assay::v1::TASK_FAILED: return task.timed_out() ? "TIMEOUT" : "FAILED";
+    default: return StateName(task.state());
+  }
+}
+
+const char* Color(const Task& task) {
+  switch (task.state()) {
+    case assay::v1::TASK_SUCCEEDED: return task.cached() ? "\033[36m" : "\033[32m";
+    case assay::v1::TASK_FAILED: return "\033[31;1m";
+    case assay::v1::TASK_RUNNING: return "\033[33m";
+    case assay::v1::TASK_SKIPPED:
+    case assay::v1::TASK_CANCELLED: return "\033[90m";
+    default: return "\033[0m";
+  }
+}
+
+}  // namespace
+
+std::string MatrixTable(const Job& job, int64_t now_ms, bool color) {
+  std::vector<std::string> cells, steps;
+  std::map<std::pair<std::string, std::string>, const Task*> at;
+  for (const Task& t : job.tasks()) {
+    if (std::find(cells.begin(), cells.end(), t.cell()) == cells.end()) cells.push_back(t.cell());
+    if (std::find(steps.begin(), steps.end(), t.step()) == steps.end()) steps.push_back(t.step());
+    at[{t.cell(), t.step()}] = &t;
+  }
+  size_t cell_width = 4;
+  for (const auto& c : cells) cell_width = std::max(cell_width, c.size());
+  const size_t col = 20;
+  std::string out = absl::StrFormat("%-*s", static_cast<int>(cell_width + 2), "CELL");
+  for (const auto& s : steps) absl::StrAppend(&out, absl::StrFormat("%-*s", static_cast<int>(col), s));
+  absl::StrAppend(&out, "\n");
+  for (const auto& c : cells) {
+    absl::StrAppend(&out, absl::StrFormat("%-*s", static_cast<int>(cell_width + 2), c.empty() ? "-" : c));
+    for (const auto& s : steps) {
+      auto it = at.find({c, s});
+      if (it == at.end()) {
+        absl::StrAppend(&out, std::string(col, ' '));
+        continue;
+      }
+      std::string text = Symbol(*it->second);
+      std::string d = TaskDuration(*it->second, now_ms);
+      if (!d.empty()) absl::StrAppend(&text, " ", d);
+      std::string padded = absl::StrFormat("%-*s", static_cast<int>(col), text);
+      absl::StrAppend(&out, color ? absl::StrCat(Color(*it->second), padded, "\033[0m") : padded);
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  return out;
+}
+
+std::string JobSummary(const Job& job, int64_t now_ms) {
+  int cached = 0, failed = 0;
+  for (const Task& t : job.tasks()) {
+    if (t.cached()) ++cached;
+    if (t.state() == assay::v1::TASK_FAILED) ++failed;
+  }
+  int64_t end = job.finished_at_ms() > 0 ? job.finished_at_ms() : now_ms;
+  std::string out = absl::StrCat("job ", job.id(), job.name().empty() ? "" : absl::StrCat(" (", job.name(), ")"), " ",
+                                 StateName(job.state()), ": ", job.tasks_done(), "/", job.task_count(), " tasks done");
+  if (cached > 0) absl::StrAppend(&out, ", ", cached, " from cache");
+  if (failed > 0) absl::StrAppend(&out, ", ", failed, " failed");
+  absl::StrAppend(&out, ", ", FormatSeconds(end - job.created_at_ms()));
+  return out;
+}
+
+namespace {
+std::string XmlEscape(const std::string& s) {
+  std::string out = absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
+  // Control characters other than tab/newline are not allowed in XML 1.0.
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') c = '?';
+  }
+  return out;
+}
+}  // namespace
+
+std::string JUnitReport(const Job& job, const std::map<std::string, std::string>& logs) {
+  int failures = 0, skipped = 0;
+  for (const Task& t : job.tasks()) {
+    if (t.state() == assay::v1::TASK_FAILED) ++failures;
+    if (t.state() == assay::v1::TASK_SKIPPED || t.state() == assay::v1::TASK_CANCELLED) ++skipped;
+  }
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  absl::StrAppend(&out, "<testsuite name=\"", XmlEscape(job.name().empty() ? "assay" : job.name()), "\" tests=\"",
+                  job.tasks_size(), "\" failures=\"", failures, "\" skipped=\"", skipped, "\">\n");
+  for (const Task& t : job.tasks()) {
+    int64_t ms = t.started_at_ms() > 0 && t.finished_at_ms() > 0 ? t.finished_at_ms() - t.started_at_ms() : 0;
+    absl::StrAppend(&out, "  <testcase classname=\"", XmlEscape(t.cell().empty() ? "default" : t.cell()), "\" name=\"",
+                    XmlEscape(t.step()), "\" time=\"", absl::StrFormat("%.3f", static_cast<double>(ms) / 1000.0), "\">\n");
+    auto log = logs.find(t.id());
+    if (t.state() == assay::v1::TASK_FAILED) {
+      absl::StrAppend(&out, "    <failure message=\"", XmlEscape(t.message()), "\">",
+                      XmlEscape(log != logs.end() ? log->second : ""), "</failure>\n");
+    } else if (t.state() == assay::v1::TASK_SKIPPED || t.state() == assay::v1::TASK_CANCELLED) {
+      absl::StrAppend(&out, "    <skipped message=\"", XmlEscape(t.message()), "\"/>\n");
+    }
+    absl::StrAppend(&out, "  </testcase>\n");
+  }
+  absl::StrAppend(&out, "</testsuite>\n");
+  return out;
+}
+
+}  // namespace assay::cli

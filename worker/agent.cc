@@ -1,0 +1,381 @@
+#include "worker/agent.h"
+
+#include <glob.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <grpcpp/create_channel.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/file_util.h"
+#include "common/status_util.h"
+
+namespace assay {
+namespace fs = std::filesystem;
+using assay::v1::CoordinatorMessage;
+using assay::v1::WorkerMessage;
+
+namespace {
+
+std::string Hostname() {
+  char name[256] = {0};
+  ::gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1'000'000'000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  return ts;
+}
+
+// Expands one declared output (a path or a glob) under `root` into files, relative to root.
+absl::Status CollectOutput(const fs::path& root, const std::string& pattern, std::vector<std::string>* files,
+                           bool* matched) {
+  glob_t g{};
+  std::string full = (root / pattern).string();
+  int rc = ::glob(full.c_str(), GLOB_NOSORT, nullptr, &g);
+  *matched = rc == 0 && g.gl_pathc > 0;
+  std::vector<fs::path> hits;
+  for (size_t i = 0; *matched && i < g.gl_pathc; ++i) hits.emplace_back(g.gl_pathv[i]);
+  globfree(&g);
+  std::error_code ec;
+  const fs::path canonical_root = fs::weakly_canonical(root, ec);
+  for (const fs::path& hit : hits) {
+    fs::path real = fs::weakly_canonical(hit, ec);
+    auto rel = real.lexically_relative(canonical_root);
+    if (ec || rel.empty() || *rel.begin() == "..") {
+      return absl::InvalidArgumentError(absl::StrCat("output ", hit.string(), " resolves outside the work directory"));
+    }
+    if (fs::is_directory(real, ec)) {
+      for (fs::recursive_directory_iterator it(real, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
+          files->push_back(it->path().lexically_relative(canonical_root).string());
+        }
+      }
+    } else if (fs::is_regular_file(real, ec)) {
+      files->push_back(rel.string());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<std::string> DetectLabels(const std::string& executor) {
+  struct utsname u{};
+  ::uname(&u);
+  return {"os=linux", absl::StrCat("arch=", u.machine), absl::StrCat("executor=", executor),
+          absl::StrCat("host=", Hostname())};
+}
+
+// The stream of one session: writes are serialized, as gRPC allows one writer at a time.
+class WorkerAgent::Link {
+ public:
+  explicit Link(grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream) : stream_(stream) {}
+  bool Send(const WorkerMessage& message) {
+    absl::MutexLock lock(&mu_);
+    if (broken_) return false;
+    if (!stream_->Write(message)) broken_ = true;
+    return !broken_;
+  }
+
+  absl::Mutex running_mu;
+  std::map<std::string, Running> running ABSL_GUARDED_BY(running_mu);  // by "job/task"
+
+ private:
+  absl::Mutex mu_;
+  grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream_;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+WorkerAgent::WorkerAgent(Options options) : options_(std::move(options)) {
+  if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
+  executor_ = std::make_unique<ProcessExecutor>();
+  labels_ = DetectLabels(executor_->name());
+  for (const auto& l : options_.labels) labels_.push_back(l);
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  cas_ = std::make_unique<CasClient>(channel_, options_.instance_name);
+}
+
+WorkerAgent::~WorkerAgent() { Stop(); }
+
+void WorkerAgent::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+void WorkerAgent::Run() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    const absl::Time began = absl::Now();
+    Session();
+    if (absl::Now() - began > absl::Seconds(10)) backoff = absl::Milliseconds(100);
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    // Wait before reconnecting, but wake at once on Stop().
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+void WorkerAgent::Session() {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    context_ = &context;
+  }
+  auto stub = assay::v1::WorkerLink::NewStub(channel_);
+  auto stream = stub->Connect(&context);
+  Link link(stream.get());
+
+  WorkerMessage hello;
+  auto* h = hello.mutable_hello();
+  h->set_worker_id(options_.worker_id);
+  h->set_hostname(Hostname());
+  for (const auto& l : labels_) h->add_labels(l);
+  h->set_slots(options_.slots);
+  h->add_executors(executor_->name());
+  h->set_version("0.1.0");
+  link.Send(hello);
+
+  CoordinatorMessage message;
+  absl::Duration heartbeat = absl::Seconds(5);
+  std::thread heartbeats;
+  absl::Mutex hb_mu;
+  bool hb_stop = false;
+  bool welcomed = false;
+  while (stream->Read(&message)) {
+    switch (message.kind_case()) {
+      case CoordinatorMessage::kWelcome: {
+        welcomed = true;
+        heartbeat = absl::Milliseconds(std::max<int64_t>(message.welcome().heartbeat_interval_ms(), 50));
+        spdlog::info("worker {} connected to {} ({} slots)", options_.worker_id, options_.coordinator, options_.slots);
+        heartbeats = std::thread([&, heartbeat]() {
+          absl::MutexLock lock(&hb_mu);
+          while (!hb_mu.AwaitWithTimeout(absl::Condition(&hb_stop), heartbeat)) {
+            WorkerMessage beat;
+            {
+              absl::MutexLock running_lock(&link.running_mu);
+              for (const auto& [key, r] : link.running) {
+                if (!r.done) *beat.mutable_heartbeat()->add_leases() = r.lease;
+              }
+            }
+            beat.mutable_heartbeat();
+            link.Send(beat);
+          }
+        });
+        break;
+      }
+      case CoordinatorMessage::kAssign: {
+        const auto& lease = message.assign().lease();
+        std::string key = absl::StrCat(lease.job_id(), "/", lease.task_id());
+        auto cancel = std::make_shared<CancelToken>();
+        std::vector<Running> finished;
+        absl::MutexLock lock(&link.running_mu);
+        // Take out threads of tasks that ended (and an older attempt of this task, cancelled).
+        for (auto it = link.running.begin(); it != link.running.end();) {
+          if (it->second.done || it->first == key) {
+            if (!it->second.done) spdlog::warn("task {} assigned again; the older attempt is cancelled", key);
+            it->second.cancel->Cancel();
+            finished.push_back(std::move(it->second));
+            it = link.running.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        link.running_mu.Unlock();
+        for (Running& old : finished) old.thread.join();
+        link.running_mu.Lock();
+        Running& r = link.running[key];
+        r.lease = lease;
+        r.cancel = cancel;
+        r.thread = std::thread(&WorkerAgent::RunTask, this, &link, message.assign(), cancel);
+        break;
+      }
+      case CoordinatorMessage::kCancel: {
+        const auto& lease = message.cancel().lease();
+        std::string key = absl::StrCat(lease.job_id(), "/", lease.task_id());
+        absl::MutexLock lock(&link.running_mu);
+        auto it = link.running.find(key);
+        if (it != link.running.end() && (lease.attempt() == 0 || it->second.lease.attempt() == lease.attempt())) {
+          spdlog::info("cancelling {}: {}", key, message.cancel().reason());
+          it->second.cancel->Cancel();
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  grpc::Status status = stream->Finish();
+  if (!welcomed) {
+    spdlog::warn("worker {}: cannot connect to {}: {}", options_.worker_id, options_.coordinator,
+                 status.error_message().empty() ? "no answer" : status.error_message());
+  } else {
+    spdlog::warn("worker {}: link to coordinator closed: {}", options_.worker_id, status.error_message());
+  }
+  {
+    absl::MutexLock lock(&hb_mu);
+    hb_stop = true;
+  }
+  if (heartbeats.joinable()) heartbeats.join();
+  // Tasks of a dead session belong to nobody now: the coordinator queues them again.
+  std::map<std::string, Running> running;
+  {
+    absl::MutexLock lock(&link.running_mu);
+    for (auto& [key, r] : link.running) r.cancel->Cancel();
+    running.swap(link.running);
+  }
+  for (auto& [key, r] : running) r.thread.join();
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+}
+
+void WorkerAgent::RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
+  assay::v1::TaskResult result = Execute(link, assignment, *cancel);
+  *result.mutable_lease() = assignment.lease();
+  WorkerMessage message;
+  *message.mutable_result() = std::move(result);
+  link->Send(message);
+  std::string key = absl::StrCat(assignment.lease().job_id(), "/", assignment.lease().task_id());
+  absl::MutexLock lock(&link->running_mu);
+  auto it = link->running.find(key);
+  if (it != link->running.end() && it->second.lease.lease_id() == assignment.lease().lease_id()) it->second.done = true;
+}
+
+assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignment& assignment,
+                                           const CancelToken& cancel) {
+  assay::v1::TaskResult out;
+  auto* metadata = out.mutable_result()->mutable_execution_metadata();
+  metadata->set_worker(options_.worker_id);
+  *metadata->mutable_worker_start_timestamp() = ToTimestamp(absl::Now());
+  const auto& lease = assignment.lease();
+  std::string safe = absl::StrReplaceAll(absl::StrCat(lease.job_id(), "-", lease.task_id(), "-", lease.attempt()),
+                                         {{"/", "_"}, {" ", "_"}});
+  fs::path task_dir = fs::path(options_.work_dir) / absl::StrCat(safe, "-", RandomHex(3));
+  fs::path exec_dir = task_dir / "work";
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() { RemoveAll(dir).IgnoreError(); }
+  } cleanup{task_dir};
+  if (absl::Status s = MakeDirs(exec_dir); !s.ok()) {
+    out.set_error(std::string(s.message()));
+    return out;
+  }
+
+  auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data) {
+    WorkerMessage message;
+    auto* log = message.mutable_log();
+    *log->mutable_lease() = lease;
+    log->set_stream(stream);
+    log->set_data(std::string(data));
+    link->Send(message);
+  };
+
+  *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
+  auto input_root = Digest::FromProto(assignment.action().input_root_digest());
+  absl::Status fetched = input_root.ok() ? cas_->Materialize(*input_root, exec_dir) : input_root.status();
+  *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
+  if (!fetched.ok()) {
+    out.set_error(absl::StrCat("fetching inputs: ", fetched.message()));
+    return out;
+  }
+
+  ExecRequest request;
+  request.argv.assign(assignment.command().arguments().begin(), assignment.command().arguments().end());
+  const char* path = std::getenv("PATH");
+  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  request.env.emplace_back("HOME", exec_dir.string());
+  request.env.emplace_back("TMPDIR", task_dir.string());
+  request.env.emplace_back("LANG", "C.UTF-8");
+  for (const auto& var : assignment.command().environment_variables()) request.env.emplace_back(var.name(), var.value());
+  request.workdir = exec_dir;
+  const auto& timeout = assignment.action().timeout();
+  request.timeout = timeout.seconds() > 0 || timeout.nanos() > 0
+                        ? absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos())
+                        : absl::Minutes(30);
+
+  std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
+  std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
+  *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
+  auto exec = executor_->Run(
+      request,
+      [&](OutputStream stream, absl::string_view data) {
+        (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
+        send_log(stream == OutputStream::kStdout ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, data);
+      },
+      cancel);
+  *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
+  stdout_file.close();
+  stderr_file.close();
+  if (!exec.ok()) {
+    out.set_error(absl::StrCat("starting the command: ", exec.status().message()));
+    return out;
+  }
+  out.mutable_result()->set_exit_code(exec->exit_code);
+  out.set_timed_out(exec->timed_out);
+  out.set_cancelled(exec->cancelled);
+  if (exec->cancelled) return out;
+
+  // Outputs and the two logs go to the CAS; the result references them.
+  *metadata->mutable_output_upload_start_timestamp() = ToTimestamp(absl::Now());
+  std::vector<TreeBlob> uploads;
+  for (const std::string& pattern : assignment.command().output_paths()) {
+    std::vector<std::string> files;
+    bool matched = false;
+    if (absl::Status s = CollectOutput(exec_dir, pattern, &files, &matched); !s.ok()) {
+      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", s.message(), "\n"));
+      continue;
+    }
+    if (!matched) {
+      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] warning: output '", pattern, "' matched nothing\n"));
+    }
+    for (const std::string& rel : files) {
+      auto digest = DigestFile((exec_dir / rel).string());
+      if (!digest.ok()) {
+        out.set_error(absl::StrCat("reading output ", rel, ": ", digest.status().message()));
+        return out;
+      }
+      auto* file = out.mutable_result()->add_output_files();
+      file->set_path(rel);
+      *file->mutable_digest() = digest->ToProto();
+      std::error_code ec;
+      file->set_is_executable((fs::status(exec_dir / rel, ec).permissions() & fs::perms::owner_exec) != fs::perms::none);
+      uploads.push_back(TreeBlob{*digest, "", exec_dir / rel});
+    }
+  }
+  for (const auto& [name, field] : {std::pair{"stdout", 0}, std::pair{"stderr", 1}}) {
+    auto digest = DigestFile((task_dir / name).string());
+    if (!digest.ok()) continue;
+    *(field == 0 ? out.mutable_result()->mutable_stdout_digest() : out.mutable_result()->mutable_stderr_digest()) =
+        digest->ToProto();
+    uploads.push_back(TreeBlob{*digest, "", task_dir / name});
+  }
+  auto uploaded = cas_->Upload(uploads);
+  if (!uploaded.ok()) {
+    out.set_error(absl::StrCat("uploading outputs: ", uploaded.status().message()));
+    return out;
+  }
+  *metadata->mutable_output_upload_completed_timestamp() = ToTimestamp(absl::Now());
+  *metadata->mutable_worker_completed_timestamp() = ToTimestamp(absl::Now());
+  return out;
+}
+
+}  // namespace assay

@@ -1,0 +1,69 @@
+// The worker agent: dials the coordinator, keeps one WorkerLink stream, runs what it is assigned
+// (as many tasks at once as it has slots), streams their output, uploads their outputs, reports.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/channel.h>
+
+#include "absl/synchronization/mutex.h"
+#include "assay/v1/worker_link.grpc.pb.h"
+#include "common/cas_client.h"
+#include "worker/executor.h"
+
+namespace assay {
+
+class WorkerAgent {
+ public:
+  struct Options {
+    std::string coordinator = "127.0.0.1:7171";
+    std::string worker_id;              // default: hostname-<random>
+    std::vector<std::string> labels;    // added to the detected ones
+    int slots = 1;
+    std::string work_dir = "assay-work";
+    std::string instance_name;
+  };
+
+  explicit WorkerAgent(Options options);
+  ~WorkerAgent();
+
+  // Connects and serves until Stop(); reconnects with backoff when the link drops.
+  void Run();
+  void Stop();
+
+  const std::string& worker_id() const { return options_.worker_id; }
+  std::vector<std::string> labels() const { return labels_; }
+
+ private:
+  struct Running {
+    assay::v1::LeaseRef lease;
+    std::shared_ptr<CancelToken> cancel;
+    std::thread thread;
+    bool done = false;
+  };
+  class Link;
+
+  // One connected session; returns when the stream ends.
+  void Session();
+  void RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
+  assay::v1::TaskResult Execute(Link* link, const assay::v1::Assignment& assignment, const CancelToken& cancel);
+
+  Options options_;
+  std::vector<std::string> labels_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<CasClient> cas_;
+  std::unique_ptr<Executor> executor_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// Labels every worker offers: os, arch, executor, host.
+std::vector<std::string> DetectLabels(const std::string& executor);
+
+}  // namespace assay

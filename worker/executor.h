@@ -1,0 +1,70 @@
+// Executors run one command in a prepared directory. Every executor enforces the timeout, honours
+// cancellation, streams output as it is written, and kills the whole process tree it started.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace assay {
+
+// Set from any thread; the executor notices within its poll interval.
+class CancelToken {
+ public:
+  CancelToken();
+  ~CancelToken();
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+  void Cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  int fd() const { return fd_; }  // readable once cancelled
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  int fd_ = -1;
+};
+
+enum class OutputStream { kStdout, kStderr };
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::filesystem::path workdir;
+  absl::Duration timeout = absl::Minutes(30);
+  absl::Duration kill_grace = absl::Seconds(1);  // SIGTERM, then SIGKILL after this
+};
+
+struct ExecResult {
+  int exit_code = -1;      // 128 + signal when killed by a signal
+  bool timed_out = false;
+  bool cancelled = false;
+  absl::Time started;
+  absl::Time finished;
+};
+
+using OutputFn = std::function<void(OutputStream, absl::string_view)>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual std::string name() const = 0;
+  // An error means the command could not be started; a failing command is a result.
+  virtual absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
+                                         const CancelToken& cancel) = 0;
+};
+
+// A plain child process in its own process group (hosts with nothing else).
+class ProcessExecutor final : public Executor {
+ public:
+  std::string name() const override { return "process"; }
+  absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
+                                 const CancelToken& cancel) override;
+};
+
+}  // namespace assay

@@ -1,0 +1,39 @@
+// assay-worker: parses flags and runs the WorkerAgent.
+#include <csignal>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "worker/agent.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  assay::WorkerAgent::Options options;
+  std::string log_level = "info";
+  CLI::App app{"assay-worker: runs build and test steps for an Assay coordinator"};
+  app.add_option("--coordinator", options.coordinator, "coordinator address:port")->capture_default_str();
+  app.add_option("--id", options.worker_id, "worker id (default: hostname-random)");
+  app.add_option("--label", options.labels, "extra label, key=value or name (repeatable)");
+  app.add_option("--slots", options.slots, "tasks run at once")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--work-dir", options.work_dir, "folder for task work directories")->capture_default_str();
+  app.add_option("--instance", options.instance_name, "REAPI instance name");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  std::signal(SIGPIPE, SIG_IGN);
+
+  assay::WorkerAgent agent(options);
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::thread runner([&]() { agent.Run(); });
+  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
+  spdlog::info("worker {} stopping", agent.worker_id());
+  agent.Stop();
+  runner.join();
+  return 0;
+}

@@ -1,0 +1,174 @@
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "worker/executor.h"
+
+namespace assay {
+
+CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+CancelToken::~CancelToken() {
+  if (fd_ >= 0) ::close(fd_);
+}
+void CancelToken::Cancel() {
+  if (cancelled_.exchange(true)) return;
+  uint64_t one = 1;
+  if (fd_ >= 0) (void)!::write(fd_, &one, sizeof(one));
+}
+
+namespace {
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Kills every process of the group: SIGTERM, then SIGKILL after `grace` if any is left.
+void KillGroup(pid_t pgid, absl::Duration grace) {
+  if (::kill(-pgid, SIGTERM) != 0) return;  // nothing left
+  const absl::Time deadline = absl::Now() + grace;
+  while (absl::Now() < deadline) {
+    if (::kill(-pgid, 0) != 0) return;
+    // Reap our direct child if it went, so the group can empty.
+    ::waitpid(pgid, nullptr, WNOHANG);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ::kill(-pgid, SIGKILL);
+}
+
+}  // namespace
+
+absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, const OutputFn& output,
+                                                const CancelToken& cancel) {
+  if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return absl::InternalError("pipe failed");
+  }
+  // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
+  std::vector<char*> argv;
+  for (const auto& a : request.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : request.env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string workdir = request.workdir.string();
+  int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  ExecResult result;
+  result.started = absl::Now();
+  pid_t pid = ::fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork failed: ", std::strerror(errno)));
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(dev_null, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    // Default signal handling for the step, whatever the worker set.
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    if (::chdir(workdir.c_str()) != 0) _exit(127);
+    ::execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  ::setpgid(pid, pid);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (dev_null >= 0) ::close(dev_null);
+  int pidfd = PidfdOpen(pid);
+
+  const absl::Time deadline = result.started + request.timeout;
+  int fds[2] = {out_pipe[0], err_pipe[0]};
+  bool open[2] = {true, true};
+  bool exited = false;
+  int status = 0;
+  std::string buffer(64 * 1024, '\0');
+
+  auto drain = [&](int i) {
+    ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
+    if (n > 0) {
+      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+      open[i] = false;
+    }
+  };
+
+  while (!exited) {
+    struct pollfd pfds[4];
+    int count = 0;
+    int index_of[2] = {-1, -1};
+    for (int i = 0; i < 2; ++i) {
+      if (open[i]) {
+        index_of[i] = count;
+        pfds[count++] = {fds[i], POLLIN, 0};
+      }
+    }
+    int pidfd_index = -1, cancel_index = -1;
+    if (pidfd >= 0) {
+      pidfd_index = count;
+      pfds[count++] = {pidfd, POLLIN, 0};
+    }
+    if (cancel.fd() >= 0) {
+      cancel_index = count;
+      pfds[count++] = {cancel.fd(), POLLIN, 0};
+    }
+    absl::Duration left = deadline - absl::Now();
+    // Without a pidfd the child's exit is only seen by polling waitpid.
+    int wait_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, pidfd >= 0 ? 1000 : 50));
+    int ready = ::poll(pfds, static_cast<nfds_t>(count), wait_ms);
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) drain(i);
+    }
+    if (cancel.cancelled() || (cancel_index >= 0 && (pfds[cancel_index].revents & POLLIN))) {
+      result.cancelled = true;
+      KillGroup(pid, request.kill_grace);
+    } else if (absl::Now() >= deadline) {
+      result.timed_out = true;
+      KillGroup(pid, request.kill_grace);
+    }
+    (void)pidfd_index;
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) exited = true;
+    if ((result.cancelled || result.timed_out) && !exited) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      exited = true;
+    }
+  }
+  // The main process is gone: end whatever it left running in its group, then drain the pipes.
+  ::kill(-pid, SIGKILL);
+  for (int i = 0; i < 2; ++i) {
+    int flags = ::fcntl(fds[i], F_GETFL);
+    ::fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
+    // Non-blocking: a process that escaped the group may still hold the pipe; take what is there.
+    while (open[i]) {
+      ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
+      if (n <= 0) break;
+      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
+    }
+    ::close(fds[i]);
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  result.finished = absl::Now();
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+}  // namespace assay
