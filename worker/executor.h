@@ -62,6 +62,7 @@ class Executor {
 // A plain child process in its own process group (hosts with nothing else).
 class ProcessExecutor final : public Executor {
  public:
+  ProcessExecutor();
   std::string name() const override { return "process"; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;

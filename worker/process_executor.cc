@@ -2,6 +2,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,20 +30,40 @@ namespace {
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-// Kills every process of the group: SIGTERM, then SIGKILL after `grace` if any is left.
-void KillGroup(pid_t pgid, absl::Duration grace) {
-  if (::kill(-pgid, SIGTERM) != 0) return;  // nothing left
-  const absl::Time deadline = absl::Now() + grace;
-  while (absl::Now() < deadline) {
-    if (::kill(-pgid, 0) != 0) return;
-    // Reap our direct child if it went, so the group can empty.
-    ::waitpid(pgid, nullptr, WNOHANG);
-    absl::SleepFor(absl::Milliseconds(10));
+// Reaps members of process group `pgid` (orphans come back to us: we are a child subreaper) until
+// none is left or `wait` passes. Records the status of `main` when it is reaped.
+// Returns true when the group is empty.
+bool ReapGroup(pid_t pgid, pid_t main, int* main_status, bool* main_reaped, absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  while (true) {
+    int status = 0;
+    pid_t r = ::waitpid(-pgid, &status, WNOHANG);
+    if (r == main) {
+      *main_status = status;
+      *main_reaped = true;
+    }
+    if (r > 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return true;  // ECHILD: nothing of the group is left
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
   }
-  ::kill(-pgid, SIGKILL);
+}
+
+// Ends every process of the group: SIGTERM, then SIGKILL after `grace` if any is left.
+void KillGroup(pid_t pgid, absl::Duration grace, int* main_status, bool* main_reaped) {
+  if (::kill(-pgid, SIGTERM) == 0 && !ReapGroup(pgid, pgid, main_status, main_reaped, grace)) {
+    ::kill(-pgid, SIGKILL);
+    ReapGroup(pgid, pgid, main_status, main_reaped, absl::Seconds(5));
+  }
 }
 
 }  // namespace
+
+ProcessExecutor::ProcessExecutor() {
+  // Orphaned grandchildren are re-parented to this process, so they can be found and reaped.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
 
 absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, const OutputFn& output,
                                                 const CancelToken& cancel) {
@@ -132,16 +153,16 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     for (int i = 0; i < 2; ++i) {
       if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) drain(i);
     }
+    (void)pidfd_index;
     if (cancel.cancelled() || (cancel_index >= 0 && (pfds[cancel_index].revents & POLLIN))) {
       result.cancelled = true;
-      KillGroup(pid, request.kill_grace);
+      KillGroup(pid, request.kill_grace, &status, &exited);
     } else if (absl::Now() >= deadline) {
       result.timed_out = true;
-      KillGroup(pid, request.kill_grace);
+      KillGroup(pid, request.kill_grace, &status, &exited);
+    } else if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
     }
-    (void)pidfd_index;
-    pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) exited = true;
     if ((result.cancelled || result.timed_out) && !exited) {
       ::kill(-pid, SIGKILL);
       ::waitpid(pid, &status, 0);
@@ -149,7 +170,11 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     }
   }
   // The main process is gone: end whatever it left running in its group, then drain the pipes.
-  ::kill(-pid, SIGKILL);
+  if (::kill(-pid, SIGKILL) == 0) {
+    bool ignored = true;
+    int ignored_status = 0;
+    ReapGroup(pid, -1, &ignored_status, &ignored, absl::Seconds(5));
+  }
   for (int i = 0; i < 2; ++i) {
     int flags = ::fcntl(fds[i], F_GETFL);
     ::fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);

@@ -1,0 +1,158 @@
+#include "tests/integration/farm.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/status_util.h"
+
+namespace assay::testing {
+namespace fs = std::filesystem;
+
+std::string SourceDir() { return ASSAY_SOURCE_DIR; }
+
+std::string BinaryPath(const std::string& name) {
+  if (name == "assay") return ASSAY_CLI_BIN;
+  if (name == "assay-coordinator") return ASSAY_COORDINATOR_BIN;
+  return ASSAY_WORKER_BIN;
+}
+
+Farm::Farm() : dir_("assay-farm") {}
+
+Farm::~Farm() {
+  workers_.clear();      // each stops its process
+  coordinator_.reset();
+}
+
+void Farm::StartCoordinator(const std::vector<std::string>& extra_args) {
+  fs::path port_file = dir() / "port";
+  std::vector<std::string> argv = {BinaryPath("assay-coordinator"), "--data", (dir() / "data").string(),
+                                   "--listen", absl::StrCat("127.0.0.1:", port_), "--port-file", port_file.string(),
+                                   "--heartbeat-seconds", "0.5", "--lease-seconds", "5"};
+  for (const auto& a : extra_args) argv.push_back(a);
+  fs::remove(port_file);
+  coordinator_ = std::make_unique<Process>(argv, dir() / "coordinator.log");
+  bool up = WaitFor([&]() { return fs::exists(port_file) || !coordinator_->running(); }, absl::Seconds(30));
+  ASSERT_TRUE(up && coordinator_->running()) << "coordinator did not start: " << ReadFile(dir() / "coordinator.log").value_or("");
+  std::string text = ReadFile(port_file).value_or("0");
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &port_));
+  Connect();
+}
+
+void Farm::StopCoordinator(int signal) {
+  if (coordinator_) coordinator_->Kill(signal);
+  coordinator_.reset();
+}
+
+void Farm::Connect() {
+  auto channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  jobs_ = assay::v1::Jobs::NewStub(channel);
+  admin_ = assay::v1::Admin::NewStub(channel);
+}
+
+void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots) {
+  std::vector<std::string> argv = {BinaryPath("assay-worker"), "--coordinator", address(), "--id", id,
+                                   "--slots", std::to_string(slots), "--work-dir", (dir() / ("work-" + id)).string()};
+  for (const auto& l : labels) {
+    argv.push_back("--label");
+    argv.push_back(l);
+  }
+  workers_[id] = std::make_unique<Process>(argv, dir() / ("worker-" + id + ".log"));
+  bool connected = WaitFor(
+      [&]() {
+        for (const auto& w : Workers()) {
+          if (w.id() == id && w.connected()) return true;
+        }
+        return false;
+      },
+      absl::Seconds(30));
+  ASSERT_TRUE(connected) << "worker " << id << " did not connect: "
+                         << ReadFile(dir() / ("worker-" + id + ".log")).value_or("");
+}
+
+void Farm::StopWorker(const std::string& id, int signal) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  it->second->Kill(signal);
+  workers_.erase(it);
+}
+
+RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
+  std::vector<std::string> argv = {BinaryPath("assay"), "--coordinator", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv, timeout);
+}
+
+fs::path Farm::WriteTree(const std::string& name, const std::map<std::string, std::string>& files) {
+  fs::path root = dir() / "trees" / name;
+  for (const auto& [path, content] : files) {
+    fs::create_directories((root / path).parent_path());
+    bool executable = path.ends_with(".sh");
+    EXPECT_TRUE(WriteFile(root / path, content, executable).ok());
+  }
+  return root;
+}
+
+absl::StatusOr<std::string> Farm::Submit(const fs::path& tree, const std::string& pipeline) {
+  RunResult r = Cli({"submit", tree.string(), "-f", pipeline});
+  if (r.exit_code != 0) return absl::InvalidArgumentError(absl::StrCat("submit failed (", r.exit_code, "): ", r.err));
+  return std::string(absl::StripAsciiWhitespace(r.out));
+}
+
+absl::StatusOr<assay::v1::Job> Farm::GetJob(const std::string& id) {
+  assay::v1::GetJobRequest request;
+  request.set_job_id(id);
+  assay::v1::Job job;
+  grpc::ClientContext context;
+  grpc::Status status = jobs_->GetJob(&context, request, &job);
+  if (!status.ok()) return FromGrpc(status);
+  return job;
+}
+
+absl::StatusOr<assay::v1::Job> Farm::WaitJob(const std::string& id, absl::Duration timeout) {
+  absl::StatusOr<assay::v1::Job> job;
+  bool done = WaitFor(
+      [&]() {
+        job = GetJob(id);
+        return job.ok() && (job->state() == assay::v1::JOB_SUCCEEDED || job->state() == assay::v1::JOB_FAILED ||
+                            job->state() == assay::v1::JOB_CANCELLED);
+      },
+      timeout);
+  if (!job.ok()) return job.status();
+  if (!done) return absl::DeadlineExceededError(absl::StrCat("job ", id, " still ", job->state()));
+  return job;
+}
+
+std::string Farm::Log(const std::string& job, const std::string& task) {
+  assay::v1::StreamLogsRequest request;
+  request.set_job_id(job);
+  request.set_task_id(task);
+  grpc::ClientContext context;
+  auto reader = jobs_->StreamLogs(&context, request);
+  assay::v1::LogChunk chunk;
+  std::string out;
+  while (reader->Read(&chunk)) out += chunk.data();
+  reader->Finish();
+  return out;
+}
+
+std::vector<assay::v1::Worker> Farm::Workers() {
+  assay::v1::ListWorkersResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!admin_->ListWorkers(&context, assay::v1::ListWorkersRequest(), &response).ok()) return {};
+  return {response.workers().begin(), response.workers().end()};
+}
+
+const assay::v1::Task* FindTask(const assay::v1::Job& job, const std::string& id) {
+  for (const auto& t : job.tasks()) {
+    if (t.id() == id) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace assay::testing

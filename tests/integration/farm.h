@@ -1,0 +1,63 @@
+// A local farm for integration tests: the real assay-coordinator and assay-worker binaries on
+// loopback, with their data in a temporary folder.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "assay/v1/admin.grpc.pb.h"
+#include "assay/v1/jobs.grpc.pb.h"
+#include "common/file_util.h"
+#include "tests/integration/process.h"
+
+namespace assay::testing {
+
+std::string SourceDir();         // the repository
+std::string BinaryPath(const std::string& name);  // assay, assay-coordinator, assay-worker
+
+class Farm {
+ public:
+  Farm();
+  ~Farm();
+
+  // Starts (or restarts, on the same data folder and port) the coordinator and waits until it serves.
+  void StartCoordinator(const std::vector<std::string>& extra_args = {});
+  // Stops the coordinator with `signal` (SIGTERM for a clean stop, SIGKILL for a crash).
+  void StopCoordinator(int signal);
+  // Starts a worker and waits until the coordinator lists it as connected.
+  void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1);
+  void StopWorker(const std::string& id, int signal = SIGTERM);
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+  // Runs the CLI against this farm.
+  RunResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(180));
+  // Writes a source tree with the given files (path -> content) and returns its folder.
+  std::filesystem::path WriteTree(const std::string& name, const std::map<std::string, std::string>& files);
+  // Submits a tree without waiting; returns the job id.
+  absl::StatusOr<std::string> Submit(const std::filesystem::path& tree, const std::string& pipeline = "assay.yaml");
+
+  absl::StatusOr<assay::v1::Job> GetJob(const std::string& id);
+  // Waits until the job is in a final state.
+  absl::StatusOr<assay::v1::Job> WaitJob(const std::string& id, absl::Duration timeout = absl::Seconds(120));
+  std::string Log(const std::string& job, const std::string& task);
+  std::vector<assay::v1::Worker> Workers();
+  assay::v1::Jobs::Stub* jobs() { return jobs_.get(); }
+
+ private:
+  void Connect();
+  ScopedTempDir dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> coordinator_;
+  std::map<std::string, std::unique_ptr<Process>> workers_;
+  std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
+  std::unique_ptr<assay::v1::Admin::Stub> admin_;
+};
+
+const assay::v1::Task* FindTask(const assay::v1::Job& job, const std::string& id);
+
+}  // namespace assay::testing

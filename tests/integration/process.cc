@@ -1,0 +1,112 @@
+#include "tests/integration/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+
+namespace assay::testing {
+namespace fs = std::filesystem;
+
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path,
+            const std::vector<std::string>& extra_env) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = err_path == out_path ? out : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
+    ::execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+bool PidAlive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  std::string line;
+  std::getline(stat, line);
+  size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout, const std::vector<std::string>& extra_env) {
+  ScopedTempDir dir("assay-run");
+  std::string out_path = (dir.path() / "out").string(), err_path = (dir.path() / "err").string();
+  pid_t pid = Spawn(argv, out_path, err_path, extra_env);
+  RunResult result;
+  int status = 0;
+  bool done = WaitFor([&]() { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!done) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = ReadFile(out_path).value_or("");
+  result.err = ReadFile(err_path).value_or("");
+  return result;
+}
+
+Process::Process(const std::vector<std::string>& argv, const fs::path& log_file) {
+  pid_ = Spawn(argv, log_file.string(), log_file.string(), {});
+}
+
+Process::~Process() {
+  if (!reaped_ && pid_ > 0) Kill(SIGTERM);
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+void Process::Kill(int signal) {
+  if (reaped_) return;
+  ::kill(pid_, signal);
+  int status = 0;
+  if (!WaitFor([&]() { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, absl::Seconds(10))) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+  }
+  reaped_ = true;
+}
+
+int Process::Wait() {
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  reaped_ = true;
+  return status;
+}
+
+}  // namespace assay::testing

@@ -1,0 +1,49 @@
+// Starting and stopping the real binaries from tests: every process started here is stopped by pid.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace assay::testing {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion (killing it after `timeout`), capturing its output.
+RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(120),
+              const std::vector<std::string>& extra_env = {});
+
+// A background process; its destructor stops it (SIGTERM, then SIGKILL) and reaps it.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::filesystem::path& log_file);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  pid_t pid() const { return pid_; }
+  bool running();
+  void Kill(int signal);     // sends a signal and waits for the process to end
+  int Wait();                // exit status
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
+
+// True while a process with this pid exists and is not a zombie.
+bool PidAlive(pid_t pid);
+
+}  // namespace assay::testing

@@ -1,0 +1,135 @@
+#include "common/rocksdb_blob_store.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/file_util.h"
+
+namespace assay {
+namespace {
+
+class BlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    store_.reset();
+    db_.reset();
+    db_ = Database::Open(dir_.path() / "db").value();
+    store_ = RocksDbBlobStore::Create(db_.get(), &clock_).value();
+    verifying_ = std::make_unique<VerifyingBlobStore>(store_.get());
+  }
+  ScopedTempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<RocksDbBlobStore> store_;
+  std::unique_ptr<VerifyingBlobStore> verifying_;
+};
+
+TEST_F(BlobStoreTest, PutGetAndFindMissing) {
+  Digest a = Digest::OfBytes("alpha"), b = Digest::OfBytes("beta");
+  ASSERT_TRUE(verifying_->Put(a, "alpha").ok());
+  EXPECT_EQ(verifying_->Get(a).value(), "alpha");
+  auto missing = verifying_->FindMissing({a, b, Digest()});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(*missing, std::vector<Digest>{b}) << "the empty blob is always present";
+  EXPECT_EQ(verifying_->Get(b).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->stats().blobs, 1);
+  EXPECT_EQ(store_->stats().bytes, 5);
+}
+
+TEST_F(BlobStoreTest, WrongBytesAreRefusedAndNotStored) {
+  Digest claimed = Digest::OfBytes("right");
+  auto s = verifying_->Put(claimed, "wrong");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(verifying_->FindMissing({claimed}).value().size(), 1u);
+  auto writer = verifying_->OpenWrite(claimed).value();
+  ASSERT_TRUE(writer->Append("wrong").ok());
+  EXPECT_EQ(writer->Commit().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(verifying_->FindMissing({claimed}).value().size(), 1u);
+}
+
+TEST_F(BlobStoreTest, LargeBlobsStreamInChunksAndReadByRange) {
+  std::string data(3 * RocksDbBlobStore::kChunkSize + 12345, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+  Digest d = Digest::OfBytes(data);
+  auto writer = verifying_->OpenWrite(d).value();
+  for (size_t pos = 0; pos < data.size(); pos += 100'000) {
+    ASSERT_TRUE(writer->Append(absl::string_view(data).substr(pos, 100'000)).ok());
+  }
+  ASSERT_TRUE(writer->Commit().ok());
+  std::string whole;
+  size_t pieces = 0;
+  ASSERT_TRUE(store_->Read(d, 0, 0, [&](absl::string_view p) {
+                      EXPECT_LE(p.size(), static_cast<size_t>(RocksDbBlobStore::kChunkSize));
+                      whole.append(p.data(), p.size());
+                      ++pieces;
+                      return absl::OkStatus();
+                    }).ok());
+  EXPECT_EQ(whole, data);
+  EXPECT_EQ(pieces, 4u);
+  std::string range;
+  ASSERT_TRUE(store_->Read(d, RocksDbBlobStore::kChunkSize - 10, 20, [&](absl::string_view p) {
+                      range.append(p.data(), p.size());
+                      return absl::OkStatus();
+                    }).ok());
+  EXPECT_EQ(range, data.substr(RocksDbBlobStore::kChunkSize - 10, 20));
+  EXPECT_EQ(store_->Read(d, static_cast<int64_t>(data.size()) + 1, 0, [](absl::string_view) { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(BlobStoreTest, AnAbandonedWriteLeavesNothingAndRestartDropsOrphanChunks) {
+  std::string data(2 * RocksDbBlobStore::kChunkSize, 'z');
+  Digest d = Digest::OfBytes(data);
+  {
+    auto writer = verifying_->OpenWrite(d).value();
+    ASSERT_TRUE(writer->Append(absl::string_view(data).substr(0, RocksDbBlobStore::kChunkSize + 1)).ok());
+  }  // destroyed without Commit
+  EXPECT_EQ(verifying_->FindMissing({d}).value().size(), 1u);
+  // A crash mid-upload: chunks written, never committed. Simulate by writing a chunk directly.
+  ASSERT_TRUE(db_->Put(Family::kCasChunks, EncodeU64(999) + EncodeU32(0), "orphan", false).ok());
+  Open();
+  EXPECT_EQ(db_->Get(Family::kCasChunks, EncodeU64(999) + EncodeU32(0)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->stats().blobs, 0);
+}
+
+TEST_F(BlobStoreTest, ConcurrentWritersOfOneBlobStoreItOnce) {
+  std::string data(RocksDbBlobStore::kChunkSize + 7, 'q');
+  Digest d = Digest::OfBytes(data);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&]() {
+      auto writer = verifying_->OpenWrite(d).value();
+      if (writer->Append(data).ok() && writer->Commit().ok()) ok++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(verifying_->Get(d).value(), data);
+  EXPECT_EQ(store_->stats().blobs, 1);
+  Open();
+  EXPECT_EQ(store_->stats().blobs, 1);
+  EXPECT_EQ(store_->stats().bytes, static_cast<int64_t>(data.size()));
+}
+
+TEST_F(BlobStoreTest, DeleteAndAgeOrder) {
+  Digest a = Digest::OfBytes("a"), b = Digest::OfBytes("b");
+  ASSERT_TRUE(store_->Put(a, "a").ok());
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(store_->Put(b, "b").ok());
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(store_->Touch(a).ok());  // a is now the most recently used
+  std::vector<Digest> order;
+  ASSERT_TRUE(store_->ForEachByAge([&](const Digest& d, int64_t) {
+                      order.push_back(d);
+                      return true;
+                    }).ok());
+  EXPECT_EQ(order, (std::vector<Digest>{b, a}));
+  ASSERT_TRUE(store_->Delete(b).ok());
+  EXPECT_EQ(store_->FindMissing({a, b}).value(), std::vector<Digest>{b});
+  EXPECT_EQ(store_->stats().blobs, 1);
+}
+
+}  // namespace
+}  // namespace assay

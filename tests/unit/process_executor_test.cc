@@ -1,0 +1,104 @@
+#include <signal.h>
+
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+#include "worker/executor.h"
+
+namespace assay {
+namespace {
+
+class ProcessExecutorTest : public ::testing::Test {
+ protected:
+  ExecRequest Shell(const std::string& script, absl::Duration timeout = absl::Seconds(30)) {
+    ExecRequest r;
+    r.argv = {"/bin/sh", "-ec", script};
+    r.env = {{"PATH", "/usr/bin:/bin"}, {"GREETING", "hi"}};
+    r.workdir = dir_.path();
+    r.timeout = timeout;
+    return r;
+  }
+  ScopedTempDir dir_;
+  ProcessExecutor executor_;
+};
+
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t close = line.rfind(')');
+  return line[close + 2] != 'Z';
+}
+
+TEST_F(ProcessExecutorTest, StreamsBothOutputsAndReportsTheExitCode) {
+  std::string out, err;
+  CancelToken cancel;
+  auto result = executor_.Run(Shell("echo $GREETING; pwd; echo oops >&2; exit 4"),
+                              [&](OutputStream s, absl::string_view d) {
+                                (s == OutputStream::kStdout ? out : err).append(d.data(), d.size());
+                              },
+                              cancel);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 4);
+  EXPECT_FALSE(result->timed_out);
+  EXPECT_EQ(out, "hi\n" + dir_.path().string() + "\n");
+  EXPECT_EQ(err, "oops\n");
+}
+
+TEST_F(ProcessExecutorTest, TimeoutKillsTheWholeProcessGroup) {
+  CancelToken cancel;
+  auto result = executor_.Run(Shell("sleep 300 & echo $! > child.pid; wait", absl::Milliseconds(300)),
+                              [](OutputStream, absl::string_view) {}, cancel);
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->timed_out);
+  EXPECT_NE(result->exit_code, 0);
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(dir_.path() / "child.pid").value()), &child));
+  // The orphaned sleep is reparented; allow it to be reaped, but it must not be running.
+  EXPECT_FALSE(Alive(child));
+  EXPECT_LT(result->finished - result->started, absl::Seconds(5));
+}
+
+TEST_F(ProcessExecutorTest, CancelStopsARunningCommandPromptly) {
+  CancelToken cancel;
+  std::atomic<bool> started{false};
+  std::thread canceller([&]() {
+    while (!started.load()) absl::SleepFor(absl::Milliseconds(5));
+    cancel.Cancel();
+  });
+  auto result = executor_.Run(Shell("echo go; exec sleep 300"),
+                              [&](OutputStream, absl::string_view) { started = true; }, cancel);
+  canceller.join();
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_LT(result->finished - result->started, absl::Seconds(3));
+}
+
+TEST_F(ProcessExecutorTest, LeftoverBackgroundProcessesDoNotHoldTheStepOpen) {
+  CancelToken cancel;
+  auto result = executor_.Run(Shell("sleep 300 & echo $! > bg.pid; echo done"), [](OutputStream, absl::string_view) {},
+                              cancel);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_LT(result->finished - result->started, absl::Seconds(5));
+  int bg = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(dir_.path() / "bg.pid").value()), &bg));
+  EXPECT_FALSE(Alive(bg));
+}
+
+TEST_F(ProcessExecutorTest, MissingProgramExits127) {
+  CancelToken cancel;
+  ExecRequest r = Shell("");
+  r.argv = {"/nonexistent/binary"};
+  auto result = executor_.Run(r, [](OutputStream, absl::string_view) {}, cancel);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 127);
+}
+
+}  // namespace
+}  // namespace assay
