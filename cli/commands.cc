@@ -226,11 +226,15 @@ int Submit(Client& client, const SubmitOptions& options) {
     return kOk;
   }
   if (!options.json) std::cerr << "job " << job.id() << ": " << job.task_count() << " tasks\n";
-  auto final_job = WatchJob(client, job.id(), options.stream_logs && !options.json);
+  return Wait(client, job.id(), options);
+}
+
+int Wait(Client& client, const std::string& job_id, const SubmitOptions& options) {
+  auto final_job = WatchJob(client, job_id, options.stream_logs && !options.json);
   if (!final_job.ok()) return ReportError(final_job.status());
   std::map<std::string, std::string> failed_logs;
   for (const Task& t : final_job->tasks()) {
-    if (t.state() == assay::v1::TASK_FAILED) failed_logs[t.id()] = ReadLog(client, job.id(), t.id());
+    if (t.state() == assay::v1::TASK_FAILED) failed_logs[t.id()] = ReadLog(client, job_id, t.id());
   }
   if (!options.junit.empty()) {
     if (absl::Status s = WriteFile(options.junit, JUnitReport(*final_job, failed_logs)); !s.ok()) return ReportError(s);
@@ -245,8 +249,8 @@ int Submit(Client& client, const SubmitOptions& options) {
       }
     }
     std::cout << "\n" << JobSummary(*final_job, NowMs()) << "\n";
-    std::cout << "logs:      assay logs " << job.id() << " [CELL/STEP]\n";
-    std::cout << "artifacts: assay artifacts " << job.id() << " --out DIR\n";
+    std::cout << "logs:      assay logs " << job_id << " [CELL/STEP]\n";
+    std::cout << "artifacts: assay artifacts " << job_id << " --out DIR\n";
   }
   return final_job->state() == assay::v1::JOB_SUCCEEDED ? kOk : kJobFailed;
 }

@@ -20,6 +20,8 @@ struct SubmitOptions {
 };
 
 int Submit(Client& client, const SubmitOptions& options);
+// Watches a job to its end (progress, failing logs, JUnit); exit 0 only if it succeeded.
+int Wait(Client& client, const std::string& job_id, const SubmitOptions& options);
 int Status(Client& client, const std::string& job_id, bool json);
 int ListJobs(Client& client, int limit, bool json);
 int Logs(Client& client, const std::string& job_id, const std::string& task, bool follow);

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   int limit = 20;
   auto* status_cmd = app.add_subcommand("status", "show a job's matrix");
   status_cmd->add_option("job", job_id, "job id")->required();
+  auto* wait_cmd = app.add_subcommand("wait", "watch a job until it ends; exit 0 only if it succeeded");
+  wait_cmd->add_option("job", job_id, "job id")->required();
+  wait_cmd->add_flag("--logs", submit.stream_logs, "stream every task's output live");
+  wait_cmd->add_option("--junit", submit.junit, "write a JUnit XML report here");
   auto* jobs_cmd = app.add_subcommand("jobs", "list recent jobs");
   jobs_cmd->add_option("-n,--limit", limit, "how many")->capture_default_str();
   auto* logs_cmd = app.add_subcommand("logs", "print the logs of a job, a cell or one step");
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
   Client client(address);
   if (*submit_cmd) return Submit(client, submit);
   if (*status_cmd) return Status(client, job_id, json);
+  if (*wait_cmd) return Wait(client, job_id, submit);
   if (*jobs_cmd) return ListJobs(client, limit, json);
   if (*logs_cmd) return Logs(client, job_id, task, follow);
   if (*cancel_cmd) return Cancel(client, job_id, json);

@@ -25,6 +25,8 @@ Farm::Farm() : dir_("assay-farm") {}
 
 Farm::~Farm() {
   workers_.clear();      // each stops its process
+  jobs_.reset();
+  admin_.reset();
   coordinator_.reset();
 }
 

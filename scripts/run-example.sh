@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The main job: builds Assay, starts a local farm (a coordinator and two workers, with the RocksDB
+# store under .assay-local/), runs the karatos-mini example matrix with live progress, downloads the
+# artifacts and says where everything is.
+#
+#   scripts/run-example.sh            run, then stop the farm
+#   scripts/run-example.sh --keep     leave the farm running (stop it with: kill $(cat .assay-local/*.pid))
+#   ASSAY_EXAMPLE_PIPELINE=assay-broken.yaml scripts/run-example.sh    the failing variant
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+keep=0
+[[ "${1:-}" == "--keep" ]] && keep=1
+pipeline=${ASSAY_EXAMPLE_PIPELINE:-assay.yaml}
+
+ASSAY_WITH_BAZEL=0 scripts/install-deps.sh
+echo "== building (build/release)"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DASSAY_BUILD_TESTS=OFF -DASSAY_BUILD_BENCH=OFF >/dev/null
+cmake --build build/release --target assay assay-coordinator assay-worker
+
+state="$root/.assay-local"
+mkdir -p "$state/logs" "$state/results"
+bin="$root/build/release"
+assay() { "$bin/cli/assay" --coordinator "$address" "$@"; }
+
+pids=()
+stop_farm() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$state"/*.pid
+}
+if [[ $keep == 0 ]]; then trap stop_farm EXIT; fi
+
+for f in "$state"/*.pid; do
+  [[ -e "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && { echo "error: a farm from an earlier --keep run is still running (pid $(cat "$f")); stop it with: kill \$(cat $state/*.pid)" >&2; exit 1; }
+done
+
+echo "== starting the coordinator (data in $state/data)"
+rm -f "$state/port"
+"$bin/coordinator/assay-coordinator" --listen 127.0.0.1:0 --port-file "$state/port" --data "$state/data" \
+  >"$state/logs/coordinator.log" 2>&1 &
+pids+=($!); echo $! >"$state/coordinator.pid"
+for _ in $(seq 1 100); do [[ -s "$state/port" ]] && break; sleep 0.1; done
+[[ -s "$state/port" ]] || { echo "error: the coordinator did not start; see $state/logs/coordinator.log" >&2; exit 1; }
+address="127.0.0.1:$(cat "$state/port")"
+
+for n in 1 2; do
+  "$bin/worker/assay-worker" --coordinator "$address" --id "local-$n" --slots 2 --work-dir "$state/work-$n" \
+    >"$state/logs/worker-$n.log" 2>&1 &
+  pids+=($!); echo $! >"$state/worker-$n.pid"
+done
+for _ in $(seq 1 100); do
+  [[ $(assay workers | grep -c connected) -ge 2 ]] && break
+  sleep 0.1
+done
+assay workers
+
+echo "== running examples/karatos-mini/$pipeline"
+job=$(assay submit examples/karatos-mini -f "$pipeline" --label source=run-example)
+status=0
+assay wait "$job" --junit "$state/results/job-$job-junit.xml" || status=$?
+assay logs "$job" >"$state/results/job-$job.log" || true
+assay artifacts "$job" --out "$state/results/job-$job" || true
+
+cat <<SUMMARY
+
+== results of job $job
+  artifacts and checksums: $state/results/job-$job/ (SHA256SUMS)
+  all logs:                $state/results/job-$job.log
+  JUnit report:            $state/results/job-$job-junit.xml
+  farm store (RocksDB):    $state/data
+  farm logs:               $state/logs/
+SUMMARY
+if [[ $keep == 1 ]]; then
+  echo "  the farm is still running: export ASSAY_COORDINATOR=$address; $bin/cli/assay jobs"
+  echo "  stop it with: kill \$(cat $state/*.pid)"
+else
+  echo "  run it again: unchanged steps come back from the cache"
+fi
+exit $status

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds everything with warnings as errors and runs the whole test suite: unit and integration
+# tests, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the
+# concurrency-heavy unit tests under ThreadSanitizer.
+#   ASSAY_SANITIZERS=0 scripts/test.sh    skip the sanitizer builds (faster local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+
+run_suite() {  # build dir, cmake args..., then ctest label regex in $label
+  local dir=$1; shift
+  echo "== configure $dir"
+  cmake -S . -B "$dir" -G Ninja -DASSAY_WERROR=ON -DASSAY_BUILD_BENCH=OFF "$@" >/dev/null
+  echo "== build $dir"
+  cmake --build "$dir" -j "$jobs"
+  echo "== test $dir"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" ${label:+-L "$label"}
+}
+
+label="" run_suite build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
+  label="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
+  label="tsan" run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
+fi
+echo "== all tests passed"
