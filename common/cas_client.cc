@@ -8,6 +8,7 @@
 #include <grpcpp/client_context.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
@@ -260,7 +261,23 @@ absl::StatusOr<std::vector<reapi::Directory>> CasClient::GetTree(const Digest& r
   return out;
 }
 
-absl::Status CasClient::Materialize(const Digest& root, const fs::path& dir) {
+absl::Status CasClient::CopyToLocal(const Digest& digest, const fs::path& file) {
+  auto writer = local_cache_->OpenWrite(digest);
+  if (!writer.ok()) return writer.status();
+  std::ifstream in(file, std::ios::binary);
+  std::string buffer(kStreamChunk, '\0');
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() <= 0) break;
+    if (absl::Status s = (*writer)->Append(absl::string_view(buffer.data(), static_cast<size_t>(in.gcount()))); !s.ok()) {
+      return s;
+    }
+  }
+  return (*writer)->Commit();
+}
+
+absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root, const fs::path& dir) {
+  FetchStats stats;
   auto directories = GetTree(root);
   if (!directories.ok()) return directories.status();
   absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
@@ -301,6 +318,43 @@ absl::Status CasClient::Materialize(const Digest& root, const fs::path& dir) {
     return absl::OkStatus();
   };
   if (absl::Status s = walk(root, dir); !s.ok()) return s;
+  stats.files = static_cast<int64_t>(files.size());
+  for (const Pending& p : files) stats.bytes += p.digest.size();
+
+  // What this host already has is copied from its local cache.
+  if (local_cache_ != nullptr && !files.empty()) {
+    std::vector<Digest> wanted;
+    for (const Pending& p : files) wanted.push_back(p.digest);
+    auto missing = local_cache_->FindMissing(wanted);
+    if (missing.ok()) {
+      absl::flat_hash_set<Digest> absent(missing->begin(), missing->end());
+      std::vector<Pending> remote;
+      for (Pending& p : files) {
+        if (absent.contains(p.digest) || p.digest.empty_blob()) {
+          remote.push_back(std::move(p));
+          continue;
+        }
+        int fd = ::open(p.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, p.executable ? 0755 : 0644);
+        if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", p.path.string()));
+        absl::Status s = local_cache_->Read(p.digest, 0, 0, [fd](absl::string_view piece) -> absl::Status {
+          while (!piece.empty()) {
+            ssize_t n = ::write(fd, piece.data(), piece.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return absl::InternalError("write failed");
+            piece.remove_prefix(static_cast<size_t>(n));
+          }
+          return absl::OkStatus();
+        });
+        ::close(fd);
+        if (s.ok()) {
+          stats.local_hits++;
+        } else {
+          remote.push_back(std::move(p));  // evicted meanwhile: fetch it
+        }
+      }
+      files = std::move(remote);
+    }
+  }
 
   // Small files in batches, large ones streamed.
   std::vector<const Pending*> batch;
@@ -325,6 +379,8 @@ absl::Status CasClient::Materialize(const Digest& root, const fs::path& dir) {
       }
       auto d = Digest::FromProto(r.digest());
       if (!d.ok()) return d.status();
+      stats.fetched_bytes += static_cast<int64_t>(r.data().size());
+      if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
       for (const Pending* p : wanted[*d]) {
         if (absl::Status s = WriteFile(p->path, r.data(), p->executable); !s.ok()) return s;
       }
@@ -338,6 +394,8 @@ absl::Status CasClient::Materialize(const Digest& root, const fs::path& dir) {
       if (absl::Status s = WriteFile(p.path, "", p.executable); !s.ok()) return s;
     } else if (p.digest.size() > kBatchBlobLimit) {
       if (absl::Status s = DownloadToFile(p.digest, p.path, p.executable); !s.ok()) return s;
+      stats.fetched_bytes += p.digest.size();
+      if (local_cache_ != nullptr) CopyToLocal(p.digest, p.path).IgnoreError();
     } else {
       if (batch_bytes + p.digest.size() > kBatchTotalLimit) {
         if (absl::Status s = flush(); !s.ok()) return s;
@@ -346,7 +404,8 @@ absl::Status CasClient::Materialize(const Digest& root, const fs::path& dir) {
       batch_bytes += p.digest.size();
     }
   }
-  return flush();
+  if (absl::Status s = flush(); !s.ok()) return s;
+  return stats;
 }
 
 }  // namespace assay

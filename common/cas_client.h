@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
+#include "common/blob_store.h"
 #include "common/merkle.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
@@ -42,8 +43,16 @@ class CasClient {
 
   // Every Directory of the tree at `root` (through GetTree), keyed by digest.
   absl::StatusOr<std::vector<reapi::Directory>> GetTree(const Digest& root);
-  // Writes the tree at `root` under `dir` (which must exist).
-  absl::Status Materialize(const Digest& root, const std::filesystem::path& dir);
+  struct FetchStats {
+    int64_t files = 0;
+    int64_t bytes = 0;
+    int64_t local_hits = 0;        // files served by the local cache
+    int64_t fetched_bytes = 0;     // bytes that crossed the network
+  };
+  // Writes the tree at `root` under `dir` (which must exist). With a local cache set, files are taken
+  // from it when present and stored in it when fetched.
+  absl::StatusOr<FetchStats> Materialize(const Digest& root, const std::filesystem::path& dir);
+  void set_local_cache(BlobStore* cache) { local_cache_ = cache; }
 
   const std::string& instance_name() const { return instance_name_; }
 
@@ -51,7 +60,10 @@ class CasClient {
   absl::Status WriteStream(const Digest& digest, const TreeBlob& blob);
   absl::Status BatchUpload(const std::vector<const TreeBlob*>& blobs);
 
+  absl::Status CopyToLocal(const Digest& digest, const std::filesystem::path& file);
+
   std::string instance_name_;
+  BlobStore* local_cache_ = nullptr;
   std::unique_ptr<reapi::ContentAddressableStorage::Stub> cas_;
   std::unique_ptr<google::bytestream::ByteStream::Stub> bytestream_;
 };

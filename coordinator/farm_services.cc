@@ -80,7 +80,9 @@ grpc::Status AdminService::GetCacheStats(grpc::ServerContext*, const assay::v1::
   auto stats = blobs_->stats();
   response->set_bytes(stats.bytes);
   response->set_blobs(stats.blobs);
-  response->set_budget_bytes(budget_bytes_);
+  response->set_budget_bytes(eviction_->budget_bytes());
+  response->set_evicted_blobs(eviction_->evicted_blobs());
+  response->set_evicted_bytes(eviction_->evicted_bytes());
   response->set_ac_hits(cache_->hits());
   response->set_ac_misses(cache_->misses());
   auto entries = cache_->CountEntries();

@@ -4,6 +4,7 @@
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
+#include "common/evicting_blob_store.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/job_manager.h"
 
@@ -27,8 +28,8 @@ class JobsService final : public assay::v1::Jobs::Service {
 
 class AdminService final : public assay::v1::Admin::Service {
  public:
-  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, ActionCache* cache, int64_t budget_bytes)
-      : jobs_(jobs), blobs_(blobs), cache_(cache), budget_bytes_(budget_bytes) {}
+  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache)
+      : jobs_(jobs), blobs_(blobs), eviction_(eviction), cache_(cache) {}
   grpc::Status ListWorkers(grpc::ServerContext*, const assay::v1::ListWorkersRequest*,
                            assay::v1::ListWorkersResponse*) override;
   grpc::Status GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
@@ -37,8 +38,8 @@ class AdminService final : public assay::v1::Admin::Service {
  private:
   JobManager* jobs_;
   RocksDbBlobStore* blobs_;
+  EvictingBlobStore* eviction_;
   ActionCache* cache_;
-  int64_t budget_bytes_;
 };
 
 class WorkerLinkService final : public assay::v1::WorkerLink::Service {

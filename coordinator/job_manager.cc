@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -37,10 +38,11 @@ absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
   return number;
 }
 
-JobManager::JobManager(JobStore* store, BlobStore* blobs, ActionCache* action_cache, const Clock* clock,
-                       Options options)
+JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, ActionCache* action_cache,
+                       const Clock* clock, Options options)
     : store_(store),
       blobs_(blobs),
+      pinner_(pinner),
       action_cache_(action_cache),
       clock_(clock),
       options_(std::move(options)),
@@ -562,7 +564,7 @@ void JobManager::DispatchLocked() {
     JobEntry* entry = ActiveLocked(lease.task.job);
     auto w = workers_.find(lease.worker);
     if (entry == nullptr || w == workers_.end() || !w->second.session) {
-      scheduler_.Release(lease.task, lease.lease_id);
+      ReleaseLeaseLocked(lease.task, lease.lease_id);
       continue;
     }
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -587,7 +589,7 @@ void JobManager::DispatchLocked() {
     auto action_digest = Digest::FromProto(task->action_digest());
     auto action_bytes = action_digest.ok() ? blobs_->Get(*action_digest) : action_digest.status();
     if (!action_bytes.ok() || !assign->mutable_action()->ParseFromString(*action_bytes)) {
-      scheduler_.Release(lease.task, lease.lease_id);
+      ReleaseLeaseLocked(lease.task, lease.lease_id);
       FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's action is missing from the CAS");
       AdvanceLocked(entry);
       continue;
@@ -595,14 +597,55 @@ void JobManager::DispatchLocked() {
     auto command_digest = Digest::FromProto(assign->action().command_digest());
     auto command_bytes = command_digest.ok() ? blobs_->Get(*command_digest) : command_digest.status();
     if (!command_bytes.ok() || !assign->mutable_command()->ParseFromString(*command_bytes)) {
-      scheduler_.Release(lease.task, lease.lease_id);
+      ReleaseLeaseLocked(lease.task, lease.lease_id);
       FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's command is missing from the CAS");
       AdvanceLocked(entry);
       continue;
     }
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
+    if (action_digest.ok()) PinInputsLocked(lease.lease_id, assign->action(), *action_digest);
     w->second.session->Send(std::move(message));
   }
+}
+
+void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) {
+  scheduler_.Release(key, lease_id);
+  UnpinLocked(lease_id);
+}
+
+void JobManager::PinInputsLocked(const std::string& lease_id, const reapi::Action& action, const Digest& action_digest) {
+  if (pinner_ == nullptr) return;
+  std::vector<Digest> digests = {action_digest};
+  auto command = Digest::FromProto(action.command_digest());
+  if (command.ok()) digests.push_back(*command);
+  // Every directory and file of the input tree.
+  auto root = Digest::FromProto(action.input_root_digest());
+  std::vector<Digest> pending;
+  if (root.ok()) pending.push_back(*root);
+  absl::flat_hash_set<Digest> seen;
+  while (!pending.empty()) {
+    Digest d = pending.back();
+    pending.pop_back();
+    if (!seen.insert(d).second) continue;
+    digests.push_back(d);
+    auto dir = LoadDirectory(d);
+    if (!dir.ok()) continue;
+    for (const auto& f : dir->files()) {
+      if (auto fd = Digest::FromProto(f.digest()); fd.ok()) digests.push_back(*fd);
+    }
+    for (const auto& sub : dir->directories()) {
+      if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
+    }
+  }
+  pinner_->Pin(digests);
+  pins_[lease_id] = std::move(digests);
+}
+
+void JobManager::UnpinLocked(const std::string& lease_id) {
+  auto it = pins_.find(lease_id);
+  if (it == pins_.end()) return;
+  if (pinner_ != nullptr) pinner_->Unpin(it->second);
+  pins_.erase(it);
 }
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
@@ -632,6 +675,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
     spdlog::warn("worker {} connected again; dropping its previous session", hello.worker_id());
     existing->second.session->Close();
     for (const Lease& lease : scheduler_.RemoveWorker(hello.worker_id())) {
+      UnpinLocked(lease.lease_id);
       if (JobEntry* entry = ActiveLocked(lease.task.job)) {
         Task* task = entry->job.mutable_tasks(lease.task.index);
         if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
@@ -676,6 +720,7 @@ void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& sessio
   it->second.last_seen_ms = UnixMillis(clock_->Now());
   spdlog::info("worker {} disconnected", session->worker_id());
   for (const Lease& lease : scheduler_.RemoveWorker(session->worker_id())) {
+    UnpinLocked(lease.lease_id);
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -738,7 +783,7 @@ absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::Ta
     spdlog::warn("refusing result from worker {} for {} {}: {}", worker, number, task->id(), s.message());
     return s;
   }
-  scheduler_.Release(key, result.lease().lease_id());
+  ReleaseLeaseLocked(key, result.lease().lease_id());
   if (IsFinal(task->state())) {  // cancelled while it ran
     DispatchLocked();
     return absl::OkStatus();
@@ -781,6 +826,7 @@ absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::Ta
 void JobManager::Tick() {
   absl::MutexLock lock(&mu_);
   for (const Lease& lease : scheduler_.ExpireLeases()) {
+    UnpinLocked(lease.lease_id);
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);

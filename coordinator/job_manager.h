@@ -17,6 +17,7 @@
 #include "assay/v1/worker_link.pb.h"
 #include "common/blob_store.h"
 #include "common/clock.h"
+#include "common/evicting_blob_store.h"
 #include "common/pipeline.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/job_store.h"
@@ -35,7 +36,9 @@ class JobManager {
     size_t finished_jobs_in_memory = 200;
   };
 
-  JobManager(JobStore* store, BlobStore* blobs, ActionCache* action_cache, const Clock* clock, Options options);
+  // `pinner` keeps the blobs of running tasks from eviction (may be null).
+  JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, ActionCache* action_cache, const Clock* clock,
+             Options options);
 
   // Loads unfinished jobs after a restart and queues their runnable tasks again.
   absl::Status Recover();
@@ -97,6 +100,11 @@ class JobManager {
   absl::StatusOr<Digest> BuildActionLocked(JobEntry* entry, assay::v1::Task* task, reapi::Action* action,
                                            reapi::Command* command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a lease in the scheduler and lets go of the blobs it pinned.
+  void ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PinInputsLocked(const std::string& lease_id, const reapi::Action& action, const Digest& action_digest)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnpinLocked(const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task lost its worker: queue it again, or fail it after too many tries.
@@ -113,6 +121,7 @@ class JobManager {
 
   JobStore* const store_;
   BlobStore* const blobs_;
+  BlobPinner* const pinner_;
   ActionCache* const action_cache_;
   const Clock* const clock_;
   const Options options_;
@@ -123,6 +132,7 @@ class JobManager {
   std::map<uint64_t, std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<Digest>> pins_ ABSL_GUARDED_BY(mu_);  // by lease id
 };
 
 absl::StatusOr<uint64_t> ParseJobId(const std::string& id);

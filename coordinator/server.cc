@@ -18,20 +18,25 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   auto raw = RocksDbBlobStore::Create(db_.get(), RealClock::Get());
   if (!raw.ok()) return raw.status();
   raw_blobs_ = std::move(*raw);
-  blobs_ = std::make_unique<VerifyingBlobStore>(raw_blobs_.get());
+  EvictingBlobStore::Options eviction;
+  eviction.budget_bytes = options.cache_budget_bytes;
+  evicting_blobs_ = std::make_unique<EvictingBlobStore>(raw_blobs_.get(), eviction);
+  blobs_ = std::make_unique<VerifyingBlobStore>(evicting_blobs_.get());
   action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_blobs_.get());
   job_store_ = std::make_unique<JobStore>(db_.get());
-  jobs_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), action_cache_.get(), RealClock::Get(),
-                                       options.jobs);
+  jobs_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), evicting_blobs_.get(), action_cache_.get(),
+                                       RealClock::Get(), options.jobs);
   if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+  // A smaller budget than what is stored takes effect at once.
+  if (auto evicted = evicting_blobs_->MaybeEvict(); !evicted.ok()) return evicted.status();
 
   capabilities_service_ = std::make_unique<CapabilitiesService>();
   cas_service_ = std::make_unique<CasService>(blobs_.get());
   ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blobs_.get());
   bytestream_service_ = std::make_unique<ByteStreamService>(blobs_.get());
   jobs_service_ = std::make_unique<JobsService>(jobs_.get());
-  admin_service_ = std::make_unique<AdminService>(jobs_.get(), raw_blobs_.get(), action_cache_.get(),
-                                                  options.cache_budget_bytes);
+  admin_service_ = std::make_unique<AdminService>(jobs_.get(), raw_blobs_.get(), evicting_blobs_.get(),
+                                                  action_cache_.get());
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
 
   grpc::ServerBuilder builder;

@@ -12,6 +12,7 @@
 #include "common/blob_store.h"
 #include "common/clock.h"
 #include "common/database.h"
+#include "common/evicting_blob_store.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/farm_services.h"
@@ -43,6 +44,7 @@ class CoordinatorServer {
   Options options_;
   std::unique_ptr<Database> db_;
   std::unique_ptr<RocksDbBlobStore> raw_blobs_;
+  std::unique_ptr<EvictingBlobStore> evicting_blobs_;
   std::unique_ptr<VerifyingBlobStore> blobs_;
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;

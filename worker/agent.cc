@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
 
@@ -106,6 +107,20 @@ WorkerAgent::WorkerAgent(Options options) : options_(std::move(options)) {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
   cas_ = std::make_unique<CasClient>(channel_, options_.instance_name);
+
+  if (options_.cache_dir.empty()) options_.cache_dir = (fs::path(options_.work_dir) / "cache").string();
+  auto db = Database::Open(options_.cache_dir);
+  auto raw = db.ok() ? RocksDbBlobStore::Create(db->get(), RealClock::Get()) : db.status();
+  if (raw.ok()) {
+    cache_db_ = std::move(*db);
+    cache_raw_ = std::move(*raw);
+    cache_evicting_ = std::make_unique<EvictingBlobStore>(cache_raw_.get(),
+                                                          EvictingBlobStore::Options{options_.cache_bytes, 0.95, 0.8});
+    cache_ = std::make_unique<VerifyingBlobStore>(cache_evicting_.get());
+    cas_->set_local_cache(cache_.get());
+  } else {
+    spdlog::warn("worker {}: no local cache ({}); every input is fetched", options_.worker_id, raw.status().ToString());
+  }
 }
 
 WorkerAgent::~WorkerAgent() { Stop(); }
@@ -291,12 +306,15 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
 
   *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
-  absl::Status fetched = input_root.ok() ? cas_->Materialize(*input_root, exec_dir) : input_root.status();
+  auto fetched = input_root.ok() ? cas_->Materialize(*input_root, exec_dir) : input_root.status();
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
-    out.set_error(absl::StrCat("fetching inputs: ", fetched.message()));
+    out.set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));
     return out;
   }
+  send_log(assay::v1::LogChunk::SYSTEM,
+           absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
+                        " from this host's cache, ", fetched->fetched_bytes, " bytes fetched\n"));
 
   ExecRequest request;
   request.argv.assign(assignment.command().arguments().begin(), assignment.command().arguments().end());

@@ -13,6 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "common/cas_client.h"
+#include "common/database.h"
+#include "common/evicting_blob_store.h"
 #include "worker/executor.h"
 
 namespace assay {
@@ -26,6 +28,8 @@ class WorkerAgent {
     int slots = 1;
     std::string work_dir = "assay-work";
     std::string instance_name;
+    std::string cache_dir;              // local CAS cache; default <work_dir>/cache
+    int64_t cache_bytes = 10LL << 30;   // its budget
   };
 
   explicit WorkerAgent(Options options);
@@ -56,6 +60,10 @@ class WorkerAgent {
   std::vector<std::string> labels_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<CasClient> cas_;
+  std::unique_ptr<Database> cache_db_;
+  std::unique_ptr<RocksDbBlobStore> cache_raw_;
+  std::unique_ptr<EvictingBlobStore> cache_evicting_;
+  std::unique_ptr<VerifyingBlobStore> cache_;
   std::unique_ptr<Executor> executor_;
 
   absl::Mutex mu_;

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   app.add_option("--slots", options.slots, "tasks run at once")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--work-dir", options.work_dir, "folder for task work directories")->capture_default_str();
   app.add_option("--instance", options.instance_name, "REAPI instance name");
+  app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");
+  app.add_option("--cache-bytes", options.cache_bytes, "budget of the local cache")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));

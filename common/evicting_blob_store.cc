@@ -1,0 +1,110 @@
+#include "common/evicting_blob_store.h"
+
+#include <spdlog/spdlog.h>
+
+namespace assay {
+
+class EvictingWriter final : public BlobWriter {
+ public:
+  EvictingWriter(EvictingBlobStore* store, std::unique_ptr<BlobWriter> inner) : store_(store), inner_(std::move(inner)) {}
+  absl::Status Append(absl::string_view data) override { return inner_->Append(data); }
+  absl::Status Commit() override {
+    absl::Status s = inner_->Commit();
+    if (s.ok()) store_->MaybeEvict().IgnoreError();
+    return s;
+  }
+  int64_t written() const override { return inner_->written(); }
+
+ private:
+  EvictingBlobStore* store_;
+  std::unique_ptr<BlobWriter> inner_;
+};
+
+absl::StatusOr<std::vector<Digest>> EvictingBlobStore::FindMissing(const std::vector<Digest>& digests) {
+  auto missing = inner_->FindMissing(digests);
+  if (!missing.ok() || options_.budget_bytes == 0) return missing;
+  // Blobs a client is told are present must survive until it uses them: refresh them.
+  if (missing->size() < digests.size()) {
+    absl::flat_hash_set<Digest> absent(missing->begin(), missing->end());
+    for (const Digest& d : digests) {
+      if (!absent.contains(d)) inner_->Touch(d).IgnoreError();
+    }
+  }
+  return missing;
+}
+
+absl::StatusOr<std::string> EvictingBlobStore::Get(const Digest& digest) {
+  auto data = inner_->Get(digest);
+  if (data.ok()) inner_->Touch(digest).IgnoreError();
+  return data;
+}
+
+absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) {
+  inner_->Touch(digest).IgnoreError();
+  return inner_->Read(digest, offset, limit, sink);
+}
+
+absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
+  absl::Status s = inner_->Put(digest, data);
+  if (s.ok()) MaybeEvict().IgnoreError();
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> EvictingBlobStore::OpenWrite(const Digest& digest) {
+  auto inner = inner_->OpenWrite(digest);
+  if (!inner.ok()) return inner.status();
+  return std::unique_ptr<BlobWriter>(new EvictingWriter(this, std::move(*inner)));
+}
+
+void EvictingBlobStore::Pin(const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&pins_mu_);
+  for (const Digest& d : digests) pins_[d]++;
+}
+
+void EvictingBlobStore::Unpin(const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&pins_mu_);
+  for (const Digest& d : digests) {
+    auto it = pins_.find(d);
+    if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+  }
+}
+
+absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
+  if (options_.budget_bytes <= 0) return 0;
+  const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
+  const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
+  if (inner_->stats().bytes <= high) return 0;
+  // One evictor at a time; writers that find it busy go on (the running pass covers them).
+  if (!evict_mu_.TryLock()) return 0;
+  int64_t dropped = 0;
+  int64_t blobs = 0;
+  absl::Status failure;
+  absl::Status scan = inner_->ForEachByAge([&](const Digest& digest, int64_t) {
+    if (inner_->stats().bytes <= low) return false;
+    {
+      absl::MutexLock lock(&pins_mu_);
+      if (pins_.contains(digest)) return true;
+    }
+    absl::Status s = inner_->Delete(digest);
+    if (s.ok()) {
+      dropped += digest.size();
+      ++blobs;
+    } else if (!absl::IsNotFound(s)) {
+      failure = s;
+      return false;
+    }
+    return true;
+  });
+  evict_mu_.Unlock();
+  evicted_blobs_ += blobs;
+  evicted_bytes_ += dropped;
+  if (blobs > 0) {
+    spdlog::info("evicted {} blobs ({} bytes); store now {} bytes of a {} byte budget", blobs, dropped,
+                 inner_->stats().bytes, options_.budget_bytes);
+  }
+  if (!scan.ok()) return scan;
+  if (!failure.ok()) return failure;
+  return dropped;
+}
+
+}  // namespace assay

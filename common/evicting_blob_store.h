@@ -1,0 +1,60 @@
+// Keeps a RocksDbBlobStore within a byte budget: when a write takes it above the high watermark,
+// the least recently used blobs are dropped until it is under the low watermark. Pinned blobs (the
+// inputs of running tasks) are never dropped. Reads refresh a blob's last-use time.
+// A reader that already started keeps reading from its snapshot, so no reader sees a partial blob.
+#pragma once
+
+#include <atomic>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "common/rocksdb_blob_store.h"
+
+namespace assay {
+
+// Keeps blobs alive while something needs them.
+class BlobPinner {
+ public:
+  virtual ~BlobPinner() = default;
+  virtual void Pin(const std::vector<Digest>& digests) = 0;
+  virtual void Unpin(const std::vector<Digest>& digests) = 0;
+};
+
+class EvictingBlobStore final : public BlobStore, public BlobPinner {
+ public:
+  struct Options {
+    int64_t budget_bytes = 0;       // 0: no limit
+    double high_watermark = 0.95;   // evict when above budget * high
+    double low_watermark = 0.80;    // ... down to budget * low
+  };
+  EvictingBlobStore(RocksDbBlobStore* inner, Options options) : inner_(inner), options_(options) {}
+
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::StatusOr<std::string> Get(const Digest& digest) override;
+  absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
+  absl::Status Put(const Digest& digest, absl::string_view data) override;
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+
+  void Pin(const std::vector<Digest>& digests) override;
+  void Unpin(const std::vector<Digest>& digests) override;
+
+  // Evicts now if above the high watermark. Returns the bytes dropped.
+  absl::StatusOr<int64_t> MaybeEvict();
+
+  int64_t evicted_blobs() const { return evicted_blobs_.load(); }
+  int64_t evicted_bytes() const { return evicted_bytes_.load(); }
+  int64_t budget_bytes() const { return options_.budget_bytes; }
+
+ private:
+  friend class EvictingWriter;
+  RocksDbBlobStore* inner_;
+  Options options_;
+  absl::Mutex pins_mu_;
+  absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);
+  absl::Mutex evict_mu_;
+  std::atomic<int64_t> evicted_blobs_{0};
+  std::atomic<int64_t> evicted_bytes_{0};
+};
+
+}  // namespace assay
