@@ -48,6 +48,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
       cf_options.min_blob_size = options.min_blob_size;
       cf_options.enable_blob_garbage_collection = true;
       cf_options.blob_garbage_collection_age_cutoff = 0.25;
+      // Chunk values are written once and flushed to blob files: small memtables bound memory.
+      cf_options.write_buffer_size = 16 << 20;
+      cf_options.max_write_buffer_number = 2;
     }
     families.emplace_back(kFamilyNames[static_cast<size_t>(i)], cf_options);
   }

@@ -1,13 +1,17 @@
 #include "common/merkle.h"
 
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 
@@ -170,6 +174,67 @@ absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reap
     node->set_is_executable(file.is_executable());
   }
   return Save(&top, save);
+}
+
+bool PathMatches(absl::string_view pattern, absl::string_view path) {
+  std::string p(pattern);
+  while (absl::ConsumePrefix(&pattern, "./")) p = std::string(pattern);
+  if (absl::EndsWith(p, "/**")) p.resize(p.size() - 2);
+  if (!p.empty() && p.back() == '/') return absl::StartsWith(path, p);
+  if (p == path) return true;
+  // A plain folder name selects what is under it.
+  if (absl::StartsWith(path, p + "/") && p.find_first_of("*?[") == std::string::npos) return true;
+  return ::fnmatch(p.c_str(), std::string(path).c_str(), FNM_PATHNAME) == 0;
+}
+
+namespace {
+
+absl::StatusOr<std::optional<Digest>> FilterDir(const Digest& digest, const std::string& prefix,
+                                                const std::vector<std::string>& patterns, const DirectoryLoader& load,
+                                                const BlobSaver& save) {
+  auto dir = load(digest);
+  if (!dir.ok()) return dir.status();
+  reapi::Directory out;
+  for (const auto& f : dir->files()) {
+    std::string path = prefix + f.name();
+    if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return PathMatches(p, path); })) {
+      *out.add_files() = f;
+    }
+  }
+  for (const auto& l : dir->symlinks()) {
+    std::string path = prefix + l.name();
+    if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return PathMatches(p, path); })) {
+      *out.add_symlinks() = l;
+    }
+  }
+  for (const auto& sub : dir->directories()) {
+    auto sub_digest = Digest::FromProto(sub.digest());
+    if (!sub_digest.ok()) return sub_digest.status();
+    auto kept = FilterDir(*sub_digest, prefix + sub.name() + "/", patterns, load, save);
+    if (!kept.ok()) return kept.status();
+    if (!kept->has_value()) continue;
+    auto* node = out.add_directories();
+    node->set_name(sub.name());
+    *node->mutable_digest() = (*kept)->ToProto();
+  }
+  if (out.files_size() == 0 && out.directories_size() == 0 && out.symlinks_size() == 0 && !prefix.empty()) {
+    return std::optional<Digest>();
+  }
+  Canonicalize(&out);
+  std::string bytes = out.SerializeAsString();
+  Digest d = Digest::OfBytes(bytes);
+  if (absl::Status s = save(d, bytes); !s.ok()) return s;
+  return std::optional<Digest>(d);
+}
+
+}  // namespace
+
+absl::StatusOr<Digest> FilterTree(const Digest& root, const std::vector<std::string>& patterns,
+                                  const DirectoryLoader& load, const BlobSaver& save) {
+  if (patterns.empty()) return root;
+  auto kept = FilterDir(root, "", patterns, load, save);
+  if (!kept.ok()) return kept.status();
+  return kept->value();
 }
 
 absl::StatusOr<reapi::FileNode> FindFile(const Digest& root, absl::string_view path, const DirectoryLoader& load) {

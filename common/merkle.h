@@ -39,6 +39,15 @@ using BlobSaver = std::function<absl::Status(const Digest&, const std::string& b
 absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reapi::OutputFile>& files,
                                       const DirectoryLoader& load, const BlobSaver& save);
 
+// The tree at `root` keeping only files that match one of `patterns`: an exact path, a folder
+// ("src/" or "src/**": everything under it) or a glob ("src/*.c", '*' stays within a folder).
+// Empty directories are dropped; new directories are saved.
+absl::StatusOr<Digest> FilterTree(const Digest& root, const std::vector<std::string>& patterns,
+                                  const DirectoryLoader& load, const BlobSaver& save);
+
+// True when `path` is selected by `pattern` (see FilterTree).
+bool PathMatches(absl::string_view pattern, absl::string_view path);
+
 // The file at `path` in the tree; NotFound naming the path when absent.
 absl::StatusOr<reapi::FileNode> FindFile(const Digest& root, absl::string_view path, const DirectoryLoader& load);
 

@@ -305,7 +305,7 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   std::string where = absl::StrCat("steps[", index, "]");
   if (!node.IsMap()) return Error(node, absl::StrCat(where, " must be a mapping with id and run"));
   if (absl::Status s = CheckKeys(node, where,
-                                 {"id", "name", "run", "needs", "outputs", "env", "timeout", "requires", "cache",
+                                 {"id", "name", "run", "needs", "inputs", "outputs", "env", "timeout", "requires", "cache",
                                   "cache_failures", "retry"});
       !s.ok()) {
     return s;
@@ -344,6 +344,16 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
       }
     }
     step.outputs = *outputs;
+  }
+  if (node["inputs"]) {
+    auto inputs = StringList(node["inputs"], absl::StrCat(where, ".inputs"));
+    if (!inputs.ok()) return inputs.status();
+    for (const std::string& in : *inputs) {
+      if (absl::Status s = CheckRelativePath(in, absl::StrCat(where, " input")); !s.ok()) {
+        return Error(node["inputs"], s.message());
+      }
+    }
+    step.inputs = *inputs;
   }
   if (node["env"]) {
     auto env = StringMap(node["env"], absl::StrCat(where, ".env"));
@@ -456,6 +466,12 @@ absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, cons
     if (!value.ok()) return fail(value.status(), "outputs");
     if (absl::Status s = CheckRelativePath(*value, "output"); !s.ok()) return fail(s, "outputs");
     o = *value;
+  }
+  for (std::string& in : out.inputs) {
+    auto value = ExpandExpressions(in, cell, pipeline.name);
+    if (!value.ok()) return fail(value.status(), "inputs");
+    if (absl::Status s = CheckRelativePath(*value, "input"); !s.ok()) return fail(s, "inputs");
+    in = *value;
   }
   for (std::string& r : out.requires_labels) {
     auto value = ExpandExpressions(r, cell, pipeline.name);

@@ -20,6 +20,7 @@ struct Step {
   std::string run;
   std::vector<std::string> needs;
   std::vector<std::string> outputs;
+  std::vector<std::string> inputs;     // empty: the whole submitted tree
   std::map<std::string, std::string> env;
   absl::Duration timeout = absl::Minutes(30);
   std::vector<std::string> requires_labels;

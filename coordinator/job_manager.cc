@@ -154,6 +154,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
       for (const auto& [k, v] : pipeline->env) (*spec->mutable_env())[k] = v;
       for (const auto& [k, v] : step->env) (*spec->mutable_env())[k] = v;
       for (const auto& o : step->outputs) spec->add_outputs(o);
+      for (const auto& in : step->inputs) spec->add_inputs(in);
       spec->set_timeout_ms(absl::ToInt64Milliseconds(step->timeout));
       for (const auto& r : step->requires_labels) spec->add_required_labels(r);
       spec->set_cache(step->cache);
@@ -445,8 +446,13 @@ void JobManager::RetireFinishedLocked() {
 
 absl::StatusOr<Digest> JobManager::BuildActionLocked(JobEntry* entry, Task* task, reapi::Action* action,
                                                      reapi::Command* command) {
-  auto root = Digest::FromProto(entry->job.source_root());
-  if (!root.ok()) return root.status();
+  auto source = Digest::FromProto(entry->job.source_root());
+  if (!source.ok()) return source.status();
+  // Only what the step declares it reads is part of its action, so other changes do not rerun it.
+  auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()},
+                         [this](const Digest& d) { return LoadDirectory(d); },
+                         [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
+  if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
   std::vector<reapi::OutputFile> inputs;
   for (const std::string& need : task->needs()) {
     const Task& dep = entry->job.tasks(entry->task_index[need]);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -86,7 +88,7 @@ void Farm::StopWorker(const std::string& id, int signal) {
 RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
   std::vector<std::string> argv = {BinaryPath("assay"), "--coordinator", address()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return Run(argv, timeout);
+  return RunCommand(argv, timeout);
 }
 
 fs::path Farm::WriteTree(const std::string& name, const std::map<std::string, std::string>& files) {
@@ -148,6 +150,18 @@ std::vector<assay::v1::Worker> Farm::Workers() {
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (!admin_->ListWorkers(&context, assay::v1::ListWorkersRequest(), &response).ok()) return {};
   return {response.workers().begin(), response.workers().end()};
+}
+
+int64_t PeakMemoryBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      int64_t kb = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kb)) return kb * 1024;
+    }
+  }
+  return -1;
 }
 
 const assay::v1::Task* FindTask(const assay::v1::Job& job, const std::string& id) {

@@ -31,6 +31,11 @@ class Farm {
   void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1);
   void StopWorker(const std::string& id, int signal = SIGTERM);
 
+  pid_t coordinator_pid() const { return coordinator_ ? coordinator_->pid() : -1; }
+  pid_t worker_pid(const std::string& id) const {
+    auto it = workers_.find(id);
+    return it == workers_.end() ? -1 : it->second->pid();
+  }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
@@ -57,6 +62,9 @@ class Farm {
   std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
   std::unique_ptr<assay::v1::Admin::Stub> admin_;
 };
+
+// Peak resident memory of a live process (VmHWM), in bytes.
+int64_t PeakMemoryBytes(pid_t pid);
 
 const assay::v1::Task* FindTask(const assay::v1::Job& job, const std::string& id);
 

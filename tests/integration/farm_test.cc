@@ -419,7 +419,7 @@ steps:
 }
 
 TEST_F(FarmTest, UnreachableCoordinatorIsAClearError) {
-  RunResult r = assay::testing::Run({BinaryPath("assay"), "--coordinator", "127.0.0.1:1", "jobs"});
+  RunResult r = RunCommand({BinaryPath("assay"), "--coordinator", "127.0.0.1:1", "jobs"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_TRUE(absl::StrContains(r.err, "is the coordinator running?")) << r.err;
 }

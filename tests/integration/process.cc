@@ -56,7 +56,7 @@ bool PidAlive(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
-RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout, const std::vector<std::string>& extra_env) {
+RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout, const std::vector<std::string>& extra_env) {
   ScopedTempDir dir("assay-run");
   std::string out_path = (dir.path() / "out").string(), err_path = (dir.path() / "err").string();
   pid_t pid = Spawn(argv, out_path, err_path, extra_env);

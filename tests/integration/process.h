@@ -20,7 +20,7 @@ struct RunResult {
 };
 
 // Runs a command to completion (killing it after `timeout`), capturing its output.
-RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(120),
+RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(120),
               const std::vector<std::string>& extra_env = {});
 
 // A background process; its destructor stops it (SIGTERM, then SIGKILL) and reaps it.

@@ -94,3 +94,44 @@ TEST_F(MerkleTest, AddFilesMergesIntoNewDirectoriesAndReplaces) {
 
 }  // namespace
 }  // namespace assay
+
+namespace assay {
+namespace {
+
+TEST(PathMatchesTest, FoldersExactPathsAndGlobs) {
+  EXPECT_TRUE(PathMatches("src/", "src/a/b.c"));
+  EXPECT_TRUE(PathMatches("src/**", "src/a/b.c"));
+  EXPECT_TRUE(PathMatches("src", "src/b.c"));
+  EXPECT_FALSE(PathMatches("src/", "srcs/b.c"));
+  EXPECT_TRUE(PathMatches("Makefile", "Makefile"));
+  EXPECT_FALSE(PathMatches("Makefile", "sub/Makefile"));
+  EXPECT_TRUE(PathMatches("src/*.c", "src/main.c"));
+  EXPECT_FALSE(PathMatches("src/*.c", "src/sub/main.c")) << "* stays within a folder";
+}
+
+TEST_F(MerkleTest, FilterTreeKeepsOnlyDeclaredInputsAndIsStable) {
+  ASSERT_TRUE(MakeDirs(dir_.path() / "arch/arm").ok());
+  ASSERT_TRUE(MakeDirs(dir_.path() / "arch/riscv").ok());
+  ASSERT_TRUE(WriteFile(dir_.path() / "arch/arm/board.c", "arm").ok());
+  ASSERT_TRUE(WriteFile(dir_.path() / "arch/riscv/board.c", "riscv").ok());
+  ASSERT_TRUE(WriteFile(dir_.path() / "Makefile", "all:").ok());
+  auto tree = ScanDirectory(dir_.path(), nullptr);
+  ASSERT_TRUE(tree.ok());
+  Keep(*tree);
+  auto arm = FilterTree(tree->root, {"Makefile", "arch/arm/"}, loader(), saver());
+  ASSERT_TRUE(arm.ok());
+  EXPECT_TRUE(FindFile(*arm, "arch/arm/board.c", loader()).ok());
+  EXPECT_FALSE(FindFile(*arm, "arch/riscv/board.c", loader()).ok());
+  EXPECT_TRUE(FindFile(*arm, "Makefile", loader()).ok());
+
+  // Changing a file the filter leaves out does not change the filtered digest.
+  ASSERT_TRUE(WriteFile(dir_.path() / "arch/riscv/board.c", "riscv v2").ok());
+  auto changed = ScanDirectory(dir_.path(), nullptr);
+  Keep(*changed);
+  EXPECT_NE(changed->root, tree->root);
+  EXPECT_EQ(FilterTree(changed->root, {"Makefile", "arch/arm/"}, loader(), saver()).value(), *arm);
+  EXPECT_EQ(FilterTree(tree->root, {}, loader(), saver()).value(), tree->root) << "no inputs: the whole tree";
+}
+
+}  // namespace
+}  // namespace assay

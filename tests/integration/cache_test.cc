@@ -1,0 +1,152 @@
+// Incremental reuse: every task is an REAPI action looked up in the action cache before it runs.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/integration/farm.h"
+
+namespace assay::testing {
+namespace {
+namespace fs = std::filesystem;
+using assay::v1::Job;
+using assay::v1::Task;
+
+class CacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    farm_.StartCoordinator();
+    farm_.StartWorker("w1", {}, 2);
+    farm_.StartWorker("w2", {}, 2);
+  }
+  // A private copy of the example, so it can be edited.
+  fs::path CopyExample() {
+    fs::path copy = farm_.dir() / "karatos-mini";
+    fs::copy(SourceDir() + "/examples/karatos-mini", copy, fs::copy_options::recursive);
+    fs::remove_all(copy / "out");
+    return copy;
+  }
+  Job RunToEnd(const fs::path& tree, const std::string& pipeline = "assay.yaml") {
+    auto id = farm_.Submit(tree, pipeline);
+    EXPECT_TRUE(id.ok()) << id.status();
+    auto job = farm_.WaitJob(id.value_or("0"));
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.value_or(Job());
+  }
+  Farm farm_;
+};
+
+TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
+  fs::path tree = CopyExample();
+  Job first = RunToEnd(tree);
+  ASSERT_EQ(first.state(), assay::v1::JOB_SUCCEEDED);
+  for (const Task& t : first.tasks()) EXPECT_FALSE(t.cached()) << t.id();
+
+  const absl::Time start = absl::Now();
+  RunResult r = farm_.Cli({"submit", tree.string(), "--wait"});
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(took, absl::Seconds(1)) << "an all-cached job must finish end to end in well under a second";
+  auto second = farm_.GetJob("2");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->state(), assay::v1::JOB_SUCCEEDED);
+  for (const Task& t : second->tasks()) {
+    EXPECT_TRUE(t.cached()) << t.id();
+    EXPECT_EQ(t.attempt(), 0) << t.id() << " was sent to a worker";
+    EXPECT_EQ(t.worker(), "") << t.id();
+    EXPECT_EQ(t.result().output_files_size(), FindTask(first, t.id())->result().output_files_size());
+  }
+  // The logs of the run that produced the result come back with the hit.
+  std::string log = farm_.Log("2", "rv32imac/debug/test");
+  EXPECT_TRUE(absl::StrContains(log, "cache hit")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "KARATOS OK: all tasks done")) << log;
+  // Cached artifacts download like fresh ones.
+  RunResult a = farm_.Cli({"artifacts", "2", "rv32imac/release", "--out", (farm_.dir() / "a2").string()});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_TRUE(fs::exists(farm_.dir() / "a2/rv32imac/release/build/out/rv32imac-release/karatos.elf"));
+}
+
+TEST_F(CacheTest, ChangingOneTargetsFileRerunsOnlyThatTargetsCells) {
+  fs::path tree = CopyExample();
+  ASSERT_EQ(RunToEnd(tree).state(), assay::v1::JOB_SUCCEEDED);
+  {
+    std::ofstream board(tree / "arch/rv32imac/board.c", std::ios::app);
+    board << "/* touched */\n";
+  }
+  Job second = RunToEnd(tree);
+  ASSERT_EQ(second.state(), assay::v1::JOB_SUCCEEDED);
+  for (const Task& t : second.tasks()) {
+    bool rv = absl::StartsWith(t.id(), "rv32imac/");
+    EXPECT_EQ(t.cached(), !rv) << t.id();
+    EXPECT_EQ(t.attempt(), rv ? 1 : 0) << t.id();
+  }
+}
+
+TEST_F(CacheTest, FailuresAndOptedOutStepsAreNeverReused) {
+  auto tree = farm_.WriteTree("nocache", {{"assay.yaml", R"(
+steps:
+  - id: flaky
+    run: exit 9
+  - id: always
+    cache: false
+    run: echo fresh
+  - id: failure-kept
+    run: exit 4
+    cache_failures: true
+)"}});
+  Job first = RunToEnd(tree);
+  Job second = RunToEnd(tree);
+  EXPECT_FALSE(FindTask(second, "flaky")->cached());
+  EXPECT_EQ(FindTask(second, "flaky")->attempt(), 1);
+  EXPECT_FALSE(FindTask(second, "always")->cached());
+  EXPECT_TRUE(FindTask(second, "failure-kept")->cached());
+  EXPECT_EQ(FindTask(second, "failure-kept")->exit_code(), 4);
+  EXPECT_EQ(FindTask(second, "failure-kept")->state(), assay::v1::TASK_FAILED);
+}
+
+TEST_F(CacheTest, AHostFetchesAnInputOnce) {
+  farm_.StopWorker("w2");
+  std::map<std::string, std::string> files = {{"assay.yaml", R"(
+steps:
+  - id: first
+    run: cat data/*.txt | wc -c
+  - id: second
+    needs: [first]
+    run: cat data/*.txt | wc -c
+)"}};
+  for (int i = 0; i < 20; ++i) files[absl::StrCat("data/", i, ".txt")] = std::string(1000 + i, 'd');
+  auto tree = farm_.WriteTree("inputs", files);
+  Job job = RunToEnd(tree);
+  ASSERT_EQ(job.state(), assay::v1::JOB_SUCCEEDED);
+  std::string first = farm_.Log(job.id(), "first"), second = farm_.Log(job.id(), "second");
+  EXPECT_TRUE(absl::StrContains(first, "inputs: 21 files")) << first;
+  EXPECT_TRUE(absl::StrContains(second, "21 from this host's cache, 0 bytes fetched")) << second;
+}
+
+TEST_F(CacheTest, LargeArtifactsPassThroughWithBoundedMemory) {
+  auto tree = farm_.WriteTree("big", {{"assay.yaml", R"(
+steps:
+  - id: make
+    run: head -c 268435456 /dev/urandom > big.bin && sha256sum big.bin | cut -d' ' -f1 > big.sha256
+    outputs: [big.bin, big.sha256]
+    timeout: 5m
+)"}});
+  Job job = RunToEnd(tree);
+  ASSERT_EQ(job.state(), assay::v1::JOB_SUCCEEDED) << FindTask(job, "make")->message();
+  fs::path out = farm_.dir() / "big-out";
+  RunResult r = farm_.Cli({"artifacts", job.id(), "--out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::file_size(out / "make/big.bin"), 268435456u);
+  RunResult sum = RunCommand({"/usr/bin/sha256sum", (out / "make/big.bin").string()});
+  EXPECT_EQ(sum.out.substr(0, 64), ReadFile(out / "make/big.sha256").value_or("").substr(0, 64));
+  // 256 MiB went through every process; none of them held it in memory.
+  const int64_t limit = 128LL << 20;  // half the artifact
+  EXPECT_LT(PeakMemoryBytes(farm_.coordinator_pid()), limit);
+  EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w1")), limit);
+  EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w2")), limit);
+}
+
+}  // namespace
+}  // namespace assay::testing
