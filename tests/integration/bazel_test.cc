@@ -1,0 +1,147 @@
+// A real Bazel (Debian's bazel-bootstrap, offline) uses the coordinator as its remote cache.
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/digest.h"
+#include "tests/integration/farm.h"
+
+namespace assay::testing {
+namespace {
+namespace fs = std::filesystem;
+
+struct BuildStats {
+  int processes = 0;
+  int remote_hits = 0;
+  int local = 0;
+};
+
+// "INFO: 7 processes: 3 remote cache hit, 4 internal." (and "3 linux-sandbox", "3 local", ...)
+BuildStats ParseStats(const std::string& output) {
+  BuildStats stats;
+  std::smatch m;
+  std::regex line(R"(INFO: (\d+) processes?: ([^\n]*)\.)");
+  if (!std::regex_search(output, m, line)) return stats;
+  stats.processes = std::stoi(m[1]);
+  std::string parts = m[2];
+  std::regex part(R"((\d+) ([a-z -]+))");
+  for (auto it = std::sregex_iterator(parts.begin(), parts.end(), part); it != std::sregex_iterator(); ++it) {
+    int n = std::stoi((*it)[1]);
+    std::string kind = (*it)[2];
+    if (kind == "remote cache hit") stats.remote_hits = n;
+    if (kind == "linux-sandbox" || kind == "local" || kind == "processwrapper-sandbox") stats.local += n;
+  }
+  return stats;
+}
+
+class BazelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists("/usr/bin/bazel")) << "bazel-bootstrap is not installed (scripts/install-deps.sh installs it)";
+    farm_.StartCoordinator();
+    root_ = farm_.dir() / "bazel";
+    // Offline, @rules_cc is a local repository that re-exports the native rules (see FACTS).
+    std::map<std::string, std::string> rules = {
+        {"rules_cc/WORKSPACE", "workspace(name = \"rules_cc\")\n"},
+        {"rules_cc/BUILD", ""},
+        {"rules_cc/cc/BUILD", "exports_files([\"defs.bzl\"])\n"},
+        {"rules_cc/cc/defs.bzl",
+         "cc_binary = native.cc_binary\ncc_library = native.cc_library\ncc_test = native.cc_test\n"
+         "cc_import = native.cc_import\ncc_proto_library = native.cc_proto_library\n"
+         "cc_toolchain = native.cc_toolchain\ncc_toolchain_suite = native.cc_toolchain_suite\n"
+         "fdo_profile = native.fdo_profile\nfdo_prefetch_hints = native.fdo_prefetch_hints\n"
+         "objc_library = native.objc_library\nobjc_import = native.objc_import\n"},
+        {"ws/WORKSPACE", ""},
+    };
+    std::string srcs, build = "cc_library(\n    name = \"lib\",\n    srcs = [";
+    std::string main = "#include <cstdio>\n";
+    for (int i = 0; i < 12; ++i) {
+      rules[absl::StrCat("ws/f", i, ".h")] = absl::StrCat("int f", i, "();\n");
+      rules[absl::StrCat("ws/f", i, ".cc")] = absl::StrCat("#include \"f", i, ".h\"\nint f", i, "() { return ", i, "; }\n");
+      absl::StrAppend(&build, "\"f", i, ".cc\", ");
+      absl::StrAppend(&main, "#include \"f", i, ".h\"\n");
+    }
+    absl::StrAppend(&build, "],\n    hdrs = glob([\"*.h\"]),\n)\ncc_binary(name = \"app\", srcs = [\"main.cc\"], deps = [\":lib\"])\n");
+    absl::StrAppend(&main, "int main() { std::printf(\"%d\\n\", f0() + f11()); }\n");
+    rules["ws/BUILD"] = build;
+    rules["ws/main.cc"] = main;
+    for (const auto& [path, content] : rules) {
+      fs::create_directories((root_ / path).parent_path());
+      ASSERT_TRUE(WriteFile(root_ / path, content).ok());
+    }
+  }
+
+  RunResult Bazel(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/bazel", "--batch", "--output_user_root=" + (root_ / "out").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    // bazel runs in the workspace: a tiny shell wrapper sets the directory.
+    std::string command = "cd '" + (root_ / "ws").string() + "' && exec";
+    for (const auto& a : argv) absl::StrAppend(&command, " '", a, "'");
+    return RunCommand({"/bin/sh", "-c", command}, absl::Minutes(5));
+  }
+
+  RunResult Build(const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"build",
+                                     "--override_repository=rules_java=/usr/share/bazel/rules/java",
+                                     "--override_repository=rules_cc=" + (root_ / "rules_cc").string(),
+                                     "--nosandbox_debug",
+                                     "--remote_cache=grpc://" + farm_.address(),
+                                     "//:app"};
+    args.insert(args.end() - 1, extra.begin(), extra.end());
+    return Bazel(args);
+  }
+
+  std::string AppDigest() {
+    auto bytes = ReadFile(root_ / "ws/bazel-bin/app");
+    return bytes.ok() ? Digest::OfBytes(*bytes).ToString() : "";
+  }
+
+  void TearDown() override {
+    // --batch leaves no server behind; the output tree is removed with the farm's folder.
+  }
+
+  Farm farm_;
+  fs::path root_;
+};
+
+TEST_F(BazelTest, CleanRebuildIsAllRemoteCacheHitsWithIdenticalOutputs) {
+  RunResult cold = Build({});
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  BuildStats first = ParseStats(cold.err);
+  ASSERT_GT(first.local, 0) << cold.err;
+  EXPECT_EQ(first.remote_hits, 0);
+  std::string built = AppDigest();
+  ASSERT_FALSE(built.empty());
+
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  RunResult warm = Build({});
+  ASSERT_EQ(warm.exit_code, 0) << warm.err;
+  BuildStats second = ParseStats(warm.err);
+  EXPECT_EQ(second.remote_hits, first.local) << warm.err;
+  EXPECT_EQ(second.local, 0) << "every action must come from the cache:\n" << warm.err;
+  EXPECT_EQ(AppDigest(), built);
+}
+
+TEST_F(BazelTest, InstanceNamesAndDownloadMinimal) {
+  RunResult cold = Build({"--remote_instance_name=ci/main"});
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  int actions = ParseStats(cold.err).local;
+  ASSERT_GT(actions, 0);
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  // Another instance shares nothing with ci/main's action cache.
+  RunResult other = Build({"--remote_instance_name=ci/other"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_EQ(ParseStats(other.err).remote_hits, 0) << other.err;
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  RunResult minimal = Build({"--remote_instance_name=ci/main", "--remote_download_minimal"});
+  ASSERT_EQ(minimal.exit_code, 0) << minimal.err;
+  EXPECT_EQ(ParseStats(minimal.err).remote_hits, actions) << minimal.err;
+  EXPECT_EQ(ParseStats(minimal.err).local, 0) << minimal.err;
+  EXPECT_FALSE(fs::exists(root_ / "ws/bazel-bin/app")) << "--remote_download_minimal leaves outputs remote";
+}
+
+}  // namespace
+}  // namespace assay::testing
