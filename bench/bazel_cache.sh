@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Bazel on a generated 200-file C++ workspace: a warm remote cache through Assay against a warm
+# --disk_cache (the local limit), same machine, same run. Each warm build follows `bazel clean`.
+#   bench/bazel_cache.sh [BUILD_DIR]       (default build; needs assay-coordinator built there)
+# Prints the median of 3 warm builds for each and their ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${1:-build}
+coordinator="$build_dir/coordinator/assay-coordinator"
+[[ -x $coordinator ]] || { echo "build $coordinator first" >&2; exit 1; }
+work=$(mktemp -d /tmp/assay-bazel-bench.XXXXXX)
+coordinator_pid=""
+cleanup() {
+  (cd "$work/ws" 2>/dev/null && bazel --output_user_root="$work/root" shutdown 2>/dev/null) || true
+  [[ -n $coordinator_pid ]] && kill "$coordinator_pid" 2>/dev/null && wait "$coordinator_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# @rules_cc offline: a local repository re-exporting the native rules.
+mkdir -p "$work/rules_cc/cc" "$work/ws"
+echo 'workspace(name = "rules_cc")' >"$work/rules_cc/WORKSPACE"
+: >"$work/rules_cc/BUILD"
+echo 'exports_files(["defs.bzl"])' >"$work/rules_cc/cc/BUILD"
+for rule in cc_binary cc_library cc_test cc_import cc_proto_library cc_toolchain cc_toolchain_suite fdo_profile \
+            fdo_prefetch_hints objc_library objc_import; do
+  echo "$rule = native.$rule" >>"$work/rules_cc/cc/defs.bzl"
+done
+
+# 10 libraries x 20 files, each file with a few functions, and a binary using them all.
+: >"$work/ws/WORKSPACE"
+{
+  for lib in $(seq 0 9); do
+    echo "cc_library(name = \"lib$lib\", srcs = glob([\"lib$lib/*.cc\"]), hdrs = glob([\"lib$lib/*.h\"]))"
+  done
+  echo "cc_binary(name = \"app\", srcs = [\"main.cc\"], deps = [$(for l in $(seq 0 9); do printf '":lib%s", ' "$l"; done)])"
+} >"$work/ws/BUILD"
+for lib in $(seq 0 9); do
+  mkdir -p "$work/ws/lib$lib"
+  for f in $(seq 0 19); do
+    name="l${lib}_f${f}"
+    echo "#include <string>
+std::string ${name}(int n);" >"$work/ws/lib$lib/$name.h"
+    {
+      echo "#include \"lib$lib/$name.h\""
+      echo "#include <map>"
+      echo "#include <vector>"
+      echo "#include <algorithm>"
+      echo "std::string ${name}(int n) { std::map<int, std::vector<std::string>> m;"
+      echo "  for (int i = 0; i < n; ++i) m[i % 7].push_back(std::to_string(i * $f + $lib));"
+      echo "  std::string out; for (auto& [k, v] : m) { std::sort(v.begin(), v.end()); for (auto& s : v) out += s; }"
+      echo "  return out; }"
+    } >"$work/ws/lib$lib/$name.cc"
+  done
+done
+{
+  echo "#include <cstdio>"
+  for lib in $(seq 0 9); do echo "#include \"lib$lib/l${lib}_f0.h\""; done
+  echo "int main() { size_t n = 0;"
+  for lib in $(seq 0 9); do echo "  n += l${lib}_f0(10).size();"; done
+  echo "  std::printf(\"%zu\\n\", n); }"
+} >"$work/ws/main.cc"
+
+"$coordinator" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/assay-data" >"$work/coordinator.log" 2>&1 &
+coordinator_pid=$!
+for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+
+cd "$work/ws"
+B=(bazel --output_user_root="$work/root")
+common=(--override_repository=rules_java=/usr/share/bazel/rules/java --override_repository=rules_cc="$work/rules_cc"
+        --nosandbox_debug)
+timed_build() {  # prints seconds
+  local start end
+  start=$(date +%s.%N)
+  "${B[@]}" build "${common[@]}" "$@" //:app >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc
+}
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
+echo "== cold builds (populate the caches)"
+cold_remote=$(timed_build --remote_cache="grpc://127.0.0.1:$port")
+echo "cold build, remote cache through Assay:  ${cold_remote}s"
+"${B[@]}" clean >/dev/null 2>&1
+cold_disk=$(timed_build --disk_cache="$work/disk-cache")
+echo "cold build, --disk_cache:                ${cold_disk}s"
+
+remote=() disk=()
+for i in 1 2 3; do
+  "${B[@]}" clean >/dev/null 2>&1
+  remote+=("$(timed_build --remote_cache="grpc://127.0.0.1:$port")")
+  grep -o "[0-9]* remote cache hit" "$work/last.log" | head -1 >"$work/hits"
+  "${B[@]}" clean >/dev/null 2>&1
+  disk+=("$(timed_build --disk_cache="$work/disk-cache")")
+done
+r=$(median "${remote[@]}")
+d=$(median "${disk[@]}")
+echo "== warm builds after bazel clean (median of 3)"
+echo "warm, remote cache through Assay:  ${r}s   (${remote[*]}; $(cat "$work/hits"))"
+echo "warm, --disk_cache:                ${d}s   (${disk[*]})"
+echo "ratio remote / disk:               $(echo "scale=2; $r / $d" | bc)"

@@ -1,0 +1,81 @@
+// The farm's overhead per task: N tiny tasks (`true`) through a local farm with 2 workers, against
+// the same N commands run directly with the same parallelism (2). Also: time from submit to the
+// first task's start. Run: build/bench/bench_farm_overhead [N]
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/integration/farm.h"
+
+namespace {
+
+using assay::testing::Farm;
+
+// Runs `/bin/sh -ec true` n times, two at a time, as the workers would.
+absl::Duration Direct(int n) {
+  const absl::Time start = absl::Now();
+  int running = 0, started = 0;
+  while (started < n || running > 0) {
+    while (running < 2 && started < n) {
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-ec", "true", nullptr);
+        _exit(127);
+      }
+      ++running;
+      ++started;
+    }
+    int status = 0;
+    ::wait(&status);
+    --running;
+  }
+  return absl::Now() - start;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 200;
+  if (argc > 1 && !absl::SimpleAtoi(argv[1], &n)) return 2;
+  Farm farm;
+  farm.StartCoordinator();
+  farm.StartWorker("w1");
+  farm.StartWorker("w2");
+  std::string values;
+  for (int i = 0; i < n; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
+  auto tree = farm.WriteTree("tiny", {{"assay.yaml", absl::StrCat("matrix:\n  i: [", values,
+                                                                   "]\nsteps:\n  - id: t\n    run: 'true'\n    cache: false\n")}});
+  // One warm-up job so both workers' channels and caches are up.
+  auto warm = farm.Submit(farm.WriteTree("warm", {{"assay.yaml", "steps:\n  - id: t\n    run: 'true'\n    cache: false\n"}}));
+  if (!warm.ok() || !farm.WaitJob(*warm).ok()) return 1;
+
+  const absl::Time start = absl::Now();
+  auto id = farm.Submit(tree);
+  if (!id.ok()) {
+    std::fprintf(stderr, "%s\n", id.status().ToString().c_str());
+    return 1;
+  }
+  auto job = farm.WaitJob(*id, absl::Minutes(10));
+  const absl::Duration farm_time = absl::Now() - start;
+  if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) return 1;
+  int64_t first_start = INT64_MAX;
+  for (const auto& t : job->tasks()) first_start = std::min(first_start, t.started_at_ms());
+  const int64_t submit_to_first_ms = first_start - job->created_at_ms();
+
+  const absl::Duration direct = Direct(n);
+  const double farm_s = absl::ToDoubleSeconds(farm_time), direct_s = absl::ToDoubleSeconds(direct);
+  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot)\n", n);
+  std::printf("farm, submit to job done      %.3f s  (%.0f tasks/s, %.2f ms/task)\n", farm_s, n / farm_s,
+              1000 * farm_s / n);
+  std::printf("direct, 2 at a time           %.3f s  (%.0f tasks/s)\n", direct_s, n / direct_s);
+  std::printf("ratio farm / direct           %.1fx\n", farm_s / direct_s);
+  std::printf("overhead per task             %.2f ms\n", 1000 * (farm_s - direct_s) / n * 2);
+  std::printf("submit to first task start    %lld ms (job accepted -> first task running)\n",
+              static_cast<long long>(submit_to_first_ms));
+  return 0;
+}
