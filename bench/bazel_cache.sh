@@ -73,11 +73,13 @@ common=(--override_repository=rules_java=/usr/share/bazel/rules/java --override_
 timed_build() {  # prints seconds
   local start end
   start=$(date +%s.%N)
-  "${B[@]}" build "${common[@]}" "$@" //:app >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }
+  "${B[@]}" build "${common[@]}" "${extra[@]}" "$@" //:app >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "$end - $start" | bc
 }
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator_pid/stat"; }
+extra=(${ASSAY_BENCH_BAZEL_FLAGS:-})
 
 echo "== cold builds (populate the caches)"
 cold_remote=$(timed_build --remote_cache="grpc://127.0.0.1:$port")
@@ -87,9 +89,12 @@ cold_disk=$(timed_build --disk_cache="$work/disk-cache")
 echo "cold build, --disk_cache:                ${cold_disk}s"
 
 remote=() disk=()
+ticks=0
 for i in 1 2 3; do
   "${B[@]}" clean >/dev/null 2>&1
+  before=$(cpu_ticks)
   remote+=("$(timed_build --remote_cache="grpc://127.0.0.1:$port")")
+  ticks=$((ticks + $(cpu_ticks) - before))
   grep -o "[0-9]* remote cache hit" "$work/last.log" | head -1 >"$work/hits"
   "${B[@]}" clean >/dev/null 2>&1
   disk+=("$(timed_build --disk_cache="$work/disk-cache")")
@@ -100,3 +105,6 @@ echo "== warm builds after bazel clean (median of 3)"
 echo "warm, remote cache through Assay:  ${r}s   (${remote[*]}; $(cat "$work/hits"))"
 echo "warm, --disk_cache:                ${d}s   (${disk[*]})"
 echo "ratio remote / disk:               $(echo "scale=2; $r / $d" | bc)"
+echo "coordinator CPU per warm build:    $(echo "scale=3; $ticks / 3 / $(getconf CLK_TCK)" | bc)s"
+[[ ${#extra[@]} -gt 0 ]] && echo "extra Bazel flags (both sides):    ${extra[*]}"
+true

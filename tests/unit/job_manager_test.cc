@@ -1,0 +1,223 @@
+// JobManager logic with a fake clock, real RocksDB and in-process worker sessions (no gRPC).
+#include "coordinator/job_manager.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "common/file_util.h"
+#include "common/rocksdb_blob_store.h"
+
+namespace assay {
+namespace {
+
+using assay::v1::CoordinatorMessage;
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    manager_.reset();
+    action_cache_.reset();
+    job_store_.reset();
+    blobs_.reset();
+    raw_.reset();
+    db_.reset();
+    db_ = Database::Open(dir_.path() / "db").value();
+    raw_ = RocksDbBlobStore::Create(db_.get(), &clock_).value();
+    blobs_ = std::make_unique<VerifyingBlobStore>(raw_.get());
+    job_store_ = std::make_unique<JobStore>(db_.get());
+    action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_.get());
+    JobManager::Options options;
+    options.lease_ttl = kTtl;
+    manager_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), nullptr, action_cache_.get(), &clock_,
+                                            options);
+    ASSERT_TRUE(manager_->Recover().ok());
+  }
+
+  // A source tree holding only assay.yaml, stored in the CAS.
+  Digest Tree(const std::string& yaml) {
+    Digest file = Digest::OfBytes(yaml);
+    EXPECT_TRUE(blobs_->Put(file, yaml).ok());
+    reapi::Directory root;
+    auto* node = root.add_files();
+    node->set_name("assay.yaml");
+    *node->mutable_digest() = file.ToProto();
+    std::string bytes = root.SerializeAsString();
+    Digest d = Digest::OfBytes(bytes);
+    EXPECT_TRUE(blobs_->Put(d, bytes).ok());
+    return d;
+  }
+
+  std::string Submit(const std::string& yaml) {
+    assay::v1::SubmitRequest request;
+    *request.mutable_source_root() = Tree(yaml).ToProto();
+    auto job = manager_->Submit(request);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? job->id() : "";
+  }
+
+  std::shared_ptr<WorkerSession> Connect(const std::string& id, int slots = 1) {
+    auto session = std::make_shared<WorkerSession>(id);
+    assay::v1::WorkerHello hello;
+    hello.set_worker_id(id);
+    hello.set_slots(slots);
+    EXPECT_TRUE(manager_->WorkerConnected(hello, session).ok());
+    auto welcome = session->Next(absl::ZeroDuration());
+    EXPECT_TRUE(welcome && welcome->has_welcome());
+    return session;
+  }
+
+  // The next assignment sent to a session (none pending: fails the test).
+  assay::v1::Assignment NextAssignment(WorkerSession& session) {
+    auto message = session.Next(absl::ZeroDuration());
+    EXPECT_TRUE(message && message->has_assign());
+    return message ? message->assign() : assay::v1::Assignment();
+  }
+
+  absl::Status Finish(const std::string& worker, const assay::v1::Assignment& a, int exit_code) {
+    assay::v1::TaskResult result;
+    *result.mutable_lease() = a.lease();
+    result.mutable_result()->set_exit_code(exit_code);
+    return manager_->OnResult(worker, result);
+  }
+
+  assay::v1::Task Task0(const std::string& job) { return manager_->GetJob(job, true).value().tasks(0); }
+
+  static constexpr absl::Duration kTtl = absl::Seconds(10);
+  ScopedTempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<RocksDbBlobStore> raw_;
+  std::unique_ptr<VerifyingBlobStore> blobs_;
+  std::unique_ptr<JobStore> job_store_;
+  std::unique_ptr<ActionCache> action_cache_;
+  std::unique_ptr<JobManager> manager_;
+};
+
+constexpr char kOneStep[] = "steps:\n  - id: s\n    run: echo hi\n    cache: false\n";
+
+TEST_F(JobManagerTest, ExpiredLeaseRequeuesAndALateResultIsRefused) {
+  auto session = Connect("w");
+  std::string job = Submit(kOneStep);
+  auto first = NextAssignment(*session);
+  EXPECT_EQ(first.lease().attempt(), 1);
+  EXPECT_EQ(first.command().arguments(2), "echo hi");
+
+  clock_.Advance(kTtl);
+  manager_->Tick();
+  EXPECT_EQ(Task0(job).attempt(), 1) << "at exactly the TTL the lease holds";
+  clock_.Advance(absl::Nanoseconds(1));
+  manager_->Tick();
+  auto cancel = session->Next(absl::ZeroDuration());
+  ASSERT_TRUE(cancel && cancel->has_cancel());
+  auto second = NextAssignment(*session);
+  EXPECT_EQ(second.lease().attempt(), 2);
+  EXPECT_NE(second.lease().lease_id(), first.lease().lease_id());
+
+  EXPECT_EQ(Finish("w", first, 0).code(), absl::StatusCode::kFailedPrecondition) << "fenced: the lease expired";
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_RUNNING);
+  ASSERT_TRUE(Finish("w", second, 0).ok());
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_SUCCEEDED);
+  EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, HeartbeatsKeepALeaseAlive) {
+  auto session = Connect("w");
+  std::string job = Submit(kOneStep);
+  auto a = NextAssignment(*session);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(kTtl - absl::Seconds(1));
+    assay::v1::Heartbeat beat;
+    *beat.add_leases() = a.lease();
+    manager_->OnHeartbeat("w", beat);
+    manager_->Tick();
+  }
+  EXPECT_EQ(Task0(job).attempt(), 1);
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_RUNNING);
+}
+
+TEST_F(JobManagerTest, AVanishedWorkersTaskGoesToAnother) {
+  auto w1 = Connect("w1");
+  std::string job = Submit(kOneStep);
+  auto a = NextAssignment(*w1);
+  auto w2 = Connect("w2");
+  manager_->WorkerDisconnected(w1);
+  auto b = NextAssignment(*w2);
+  EXPECT_EQ(b.lease().attempt(), 2);
+  EXPECT_FALSE(Finish("w1", a, 0).ok());
+  ASSERT_TRUE(Finish("w2", b, 0).ok());
+  EXPECT_EQ(Task0(job).worker(), "w2");
+}
+
+TEST_F(JobManagerTest, RetryRunsAFailedStepAgain) {
+  auto session = Connect("w");
+  std::string job = Submit("steps:\n  - id: s\n    run: flaky\n    retry: 1\n");
+  ASSERT_TRUE(Finish("w", NextAssignment(*session), 1).ok());
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_RUNNING);
+  auto again = NextAssignment(*session);
+  EXPECT_EQ(again.lease().attempt(), 2);
+  ASSERT_TRUE(Finish("w", again, 1).ok());
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_FAILED);
+  EXPECT_EQ(Task0(job).message(), "exit code 1");
+}
+
+TEST_F(JobManagerTest, UnknownJobsTasksAndWorkersAreRefused) {
+  auto session = Connect("w");
+  Submit(kOneStep);
+  auto a = NextAssignment(*session);
+  assay::v1::Assignment forged = a;
+  forged.mutable_lease()->set_task_id("no/such/task");
+  EXPECT_EQ(Finish("w", forged, 0).code(), absl::StatusCode::kNotFound);
+  forged = a;
+  forged.mutable_lease()->set_job_id("999");
+  EXPECT_EQ(Finish("w", forged, 0).code(), absl::StatusCode::kNotFound);
+  forged = a;
+  forged.mutable_lease()->set_lease_id("guessed");
+  EXPECT_EQ(Finish("w", forged, 0).code(), absl::StatusCode::kFailedPrecondition);
+  assay::v1::WorkerHello bad;
+  bad.set_worker_id("");
+  bad.set_slots(1);
+  EXPECT_EQ(manager_->WorkerConnected(bad, std::make_shared<WorkerSession>("")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->GetJob("abc", false).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(JobManagerTest, ARestartKeepsJobsAndQueuesInterruptedTasksAgain) {
+  auto session = Connect("w");
+  std::string job = Submit("steps:\n  - id: a\n    run: one\n  - id: b\n    needs: [a]\n    run: two\n");
+  ASSERT_TRUE(Finish("w", NextAssignment(*session), 0).ok());
+  auto b = NextAssignment(*session);  // b is running when the coordinator goes away
+  session.reset();
+  Open();
+  auto recovered = manager_->GetJob(job, true);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ(recovered->tasks(0).state(), assay::v1::TASK_SUCCEEDED);
+  EXPECT_EQ(recovered->tasks(1).state(), assay::v1::TASK_QUEUED);
+  auto fresh = Connect("w");
+  auto again = NextAssignment(*fresh);
+  EXPECT_EQ(again.lease().task_id(), "b");
+  EXPECT_EQ(again.lease().attempt(), 2);
+  EXPECT_FALSE(Finish("w", b, 0).ok()) << "the lease from before the restart is void";
+  ASSERT_TRUE(Finish("w", again, 0).ok());
+  EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, CancelEndsQueuedAndRunningTasksAndTellsTheWorker) {
+  auto session = Connect("w");
+  std::string job = Submit("matrix:\n  n: [1, 2]\nsteps:\n  - id: s\n    run: sleep 100\n");
+  auto running = NextAssignment(*session);
+  auto cancelled = manager_->Cancel(job);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state(), assay::v1::JOB_CANCELLED);
+  auto message = session->Next(absl::ZeroDuration());
+  ASSERT_TRUE(message && message->has_cancel());
+  EXPECT_EQ(message->cancel().lease().task_id(), running.lease().task_id());
+  // The worker's report of the killed step frees its slot and changes nothing else.
+  ASSERT_TRUE(Finish("w", running, 137).ok());
+  EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_CANCELLED);
+  EXPECT_EQ(manager_->Cancel(job).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace assay
