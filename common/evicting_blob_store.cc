@@ -35,12 +35,13 @@ absl::StatusOr<std::vector<Digest>> EvictingBlobStore::FindMissing(const std::ve
 
 absl::StatusOr<std::string> EvictingBlobStore::Get(const Digest& digest) {
   auto data = inner_->Get(digest);
-  if (data.ok()) inner_->Touch(digest).IgnoreError();
+  // Access times only matter when there is a budget to keep.
+  if (data.ok() && options_.budget_bytes > 0) inner_->Touch(digest).IgnoreError();
   return data;
 }
 
 absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) {
-  inner_->Touch(digest).IgnoreError();
+  if (options_.budget_bytes > 0) inner_->Touch(digest).IgnoreError();
   return inner_->Read(digest, offset, limit, sink);
 }
 

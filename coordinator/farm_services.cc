@@ -44,14 +44,11 @@ grpc::Status JobsService::WatchJob(grpc::ServerContext* context, const assay::v1
                                    grpc::ServerWriter<Job>* writer) {
   uint64_t version = 0;
   while (!context->IsCancelled()) {
-    uint64_t before = version;
+    // A snapshot on every change, and at least once a second so running durations stay current.
     auto job = jobs_->WaitForChange(request->job_id(), &version, absl::Seconds(1));
     if (!job.ok()) return ToGrpc(job.status());
-    if (version != before && !writer->Write(*job)) return grpc::Status::CANCELLED;
-    if (IsFinal(job->state())) {
-      if (version == before) writer->Write(*job);
-      return grpc::Status::OK;
-    }
+    if (!writer->Write(*job)) return grpc::Status::CANCELLED;
+    if (IsFinal(job->state())) return grpc::Status::OK;
   }
   return grpc::Status::CANCELLED;
 }
