@@ -365,10 +365,11 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
   for (const Task& t : job->tasks()) {
     if (!task.empty() && t.id() != task && !absl::StartsWith(t.id(), task + "/")) continue;
     for (const auto& f : t.result().output_files()) {
-      if (absl::Status s = CheckRelativePath(f.path(), "artifact path"); !s.ok()) return ReportError(s);
+      std::string rel = absl::StrCat(t.id(), "/", f.path());
+      // Names come from the farm: never let one write outside --out.
+      if (absl::Status s = CheckRelativePath(rel, "artifact path"); !s.ok()) return ReportError(s);
       auto digest = Digest::FromProto(f.digest());
       if (!digest.ok()) return ReportError(digest.status());
-      std::string rel = absl::StrCat(t.id(), "/", f.path());
       fs::path target = fs::path(out_dir) / rel;
       if (absl::Status s = MakeDirs(target.parent_path()); !s.ok()) return ReportError(s);
       if (absl::Status s = client.cas->DownloadToFile(*digest, target, f.is_executable()); !s.ok()) {

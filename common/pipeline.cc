@@ -355,30 +355,22 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
     }
     step.inputs = *inputs;
   }
-  if (node["env"]) {
-    auto env = StringMap(node["env"], absl::StrCat(where, ".env"));
-    if (!env.ok()) return env.status();
-    step.env = *env;
-  }
-  if (node["timeout"]) {
-    auto timeout = Duration(node["timeout"], absl::StrCat(where, ".timeout"));
-    if (!timeout.ok()) return timeout.status();
-    step.timeout = *timeout;
-  }
-  if (node["requires"]) {
-    auto labels = StringList(node["requires"], absl::StrCat(where, ".requires"));
-    if (!labels.ok()) return labels.status();
-    step.requires_labels = *labels;
-  }
-  if (node["cache"]) {
-    auto cache = Bool(node["cache"], absl::StrCat(where, ".cache"));
-    if (!cache.ok()) return cache.status();
-    step.cache = *cache;
-  }
-  if (node["cache_failures"]) {
-    auto cache = Bool(node["cache_failures"], absl::StrCat(where, ".cache_failures"));
-    if (!cache.ok()) return cache.status();
-    step.cache_failures = *cache;
+  // Optional fields: parse when present, keep the default otherwise.
+  auto field = [&](const char* key, auto parse, auto* out) -> absl::Status {
+    if (!node[key]) return absl::OkStatus();
+    auto value = parse(node[key], absl::StrCat(where, ".", key));
+    if (!value.ok()) return value.status();
+    *out = std::move(*value);
+    return absl::OkStatus();
+  };
+  auto string_map = [this](const YAML::Node& n, const std::string& w) { return StringMap(n, w); };
+  auto duration = [this](const YAML::Node& n, const std::string& w) { return Duration(n, w); };
+  auto string_list = [this](const YAML::Node& n, const std::string& w) { return StringList(n, w); };
+  auto boolean = [this](const YAML::Node& n, const std::string& w) { return Bool(n, w); };
+  for (absl::Status s : {field("env", string_map, &step.env), field("timeout", duration, &step.timeout),
+                         field("requires", string_list, &step.requires_labels), field("cache", boolean, &step.cache),
+                         field("cache_failures", boolean, &step.cache_failures)}) {
+    if (!s.ok()) return s;
   }
   if (node["retry"]) {
     int retry = -1;
@@ -396,15 +388,24 @@ absl::StatusOr<Pipeline> ParsePipeline(absl::string_view text, absl::string_view
   return Parser(file_name, limits).Parse(text);
 }
 
+namespace {
+// A cell name segment is used in task ids and artifact paths: never empty, ".", ".." or with '/'.
+std::string SafeSegment(const std::string& value) {
+  std::string out = absl::StrReplaceAll(value, {{"/", "_"}, {std::string(1, '\0'), "_"}});
+  if (out.empty() || out == "." || out == "..") out = absl::StrCat("_", out, "_");
+  return out;
+}
+}  // namespace
+
 std::string CellName(const Pipeline& pipeline, const MatrixCell& cell) {
   std::vector<std::string> parts;
   for (const std::string& axis : pipeline.axes) {
     for (const auto& [k, v] : cell) {
-      if (k == axis) parts.push_back(absl::StrReplaceAll(v, {{"/", "_"}}));
+      if (k == axis) parts.push_back(SafeSegment(v));
     }
   }
   if (parts.empty()) {
-    for (const auto& [k, v] : cell) parts.push_back(absl::StrReplaceAll(v, {{"/", "_"}}));
+    for (const auto& [k, v] : cell) parts.push_back(SafeSegment(v));
   }
   return absl::StrJoin(parts, "/");
 }

@@ -48,13 +48,21 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       options_(std::move(options)),
       scheduler_(clock, options_.lease_ttl) {}
 
-absl::StatusOr<reapi::Directory> JobManager::LoadDirectory(const Digest& digest) {
-  auto bytes = blobs_->Get(digest);
+absl::Status JobManager::LoadMessage(const reapi::Digest& proto, google::protobuf::Message* message) {
+  auto digest = Digest::FromProto(proto);
+  if (!digest.ok()) return digest.status();
+  auto bytes = blobs_->Get(*digest);
   if (!bytes.ok()) return bytes.status();
-  reapi::Directory directory;
-  if (!directory.ParseFromString(*bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat("blob ", digest.ToString(), " is not a Directory message"));
+  if (!message->ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("blob ", digest->ToString(), " is not a ", message->GetDescriptor()->name(), " message"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<reapi::Directory> JobManager::LoadDirectory(const Digest& digest) {
+  reapi::Directory directory;
+  if (absl::Status s = LoadMessage(digest.ToProto(), &directory); !s.ok()) return s;
   return directory;
 }
 
@@ -592,24 +600,17 @@ void JobManager::DispatchLocked() {
     ref->set_lease_id(lease.lease_id);
     ref->set_attempt(task->attempt());
     *assign->mutable_action_digest() = task->action_digest();
-    auto action_digest = Digest::FromProto(task->action_digest());
-    auto action_bytes = action_digest.ok() ? blobs_->Get(*action_digest) : action_digest.status();
-    if (!action_bytes.ok() || !assign->mutable_action()->ParseFromString(*action_bytes)) {
+    absl::Status loaded = LoadMessage(task->action_digest(), assign->mutable_action());
+    if (loaded.ok()) loaded = LoadMessage(assign->action().command_digest(), assign->mutable_command());
+    if (!loaded.ok()) {
       ReleaseLeaseLocked(lease.task, lease.lease_id);
-      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's action is missing from the CAS");
-      AdvanceLocked(entry);
-      continue;
-    }
-    auto command_digest = Digest::FromProto(assign->action().command_digest());
-    auto command_bytes = command_digest.ok() ? blobs_->Get(*command_digest) : command_digest.status();
-    if (!command_bytes.ok() || !assign->mutable_command()->ParseFromString(*command_bytes)) {
-      ReleaseLeaseLocked(lease.task, lease.lease_id);
-      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "the task's command is missing from the CAS");
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED,
+                       absl::StrCat("the task's action cannot be loaded: ", loaded.message()));
       AdvanceLocked(entry);
       continue;
     }
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
-    if (action_digest.ok()) PinInputsLocked(lease.lease_id, assign->action(), *action_digest);
+    PinInputsLocked(lease.lease_id, assign->action(), Digest::FromProto(task->action_digest()).value_or(Digest()));
     w->second.session->Send(std::move(message));
   }
 }

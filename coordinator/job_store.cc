@@ -23,6 +23,7 @@ bool IsFinal(assay::v1::TaskState state) {
 }
 
 absl::StatusOr<uint64_t> JobStore::NextJobNumber() {
+  absl::MutexLock lock(&counter_mu_);
   uint64_t next = 1;
   auto value = db_->Get(Family::kMeta, kNextJobKey);
   if (value.ok()) {

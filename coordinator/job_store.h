@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "assay/v1/job.pb.h"
 #include "common/database.h"
 
@@ -38,6 +39,7 @@ class JobStore {
 
  private:
   Database* db_;
+  absl::Mutex counter_mu_;  // job numbers are read, incremented and written as one step
 };
 
 bool IsFinal(assay::v1::JobState state);

@@ -62,6 +62,12 @@ TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   std::string log = farm_.Log("2", "rv32imac/debug/test");
   EXPECT_TRUE(absl::StrContains(log, "cache hit")) << log;
   EXPECT_TRUE(absl::StrContains(log, "KARATOS OK: all tasks done")) << log;
+  // The farm counts them: 8 misses for the first job, 8 hits for the second.
+  RunResult stats = farm_.Cli({"cache", "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_TRUE(absl::StrContains(stats.out, "hits:           8\n")) << stats.out;
+  EXPECT_TRUE(absl::StrContains(stats.out, "misses:         8\n")) << stats.out;
+  EXPECT_TRUE(absl::StrContains(stats.out, "action results: 8\n")) << stats.out;
   // Cached artifacts download like fresh ones.
   RunResult a = farm_.Cli({"artifacts", "2", "rv32imac/release", "--out", (farm_.dir() / "a2").string()});
   ASSERT_EQ(a.exit_code, 0) << a.err;

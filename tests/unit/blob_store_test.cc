@@ -1,7 +1,9 @@
+#include "common/evicting_blob_store.h"
 #include "common/rocksdb_blob_store.h"
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 #include "common/file_util.h"
@@ -129,6 +131,44 @@ TEST_F(BlobStoreTest, DeleteAndAgeOrder) {
   ASSERT_TRUE(store_->Delete(b).ok());
   EXPECT_EQ(store_->FindMissing({a, b}).value(), std::vector<Digest>{b});
   EXPECT_EQ(store_->stats().blobs, 1);
+}
+
+}  // namespace
+}  // namespace assay
+
+namespace assay {
+namespace {
+
+TEST_F(BlobStoreTest, EvictionDropsLeastRecentlyUsedDownToTheLowWatermarkButNeverPinnedBlobs) {
+  EvictingBlobStore evicting(store_.get(), EvictingBlobStore::Options{10'000, 0.9, 0.5});
+  auto blob = [](int i) { return std::string(1000, static_cast<char>('a' + i)); };
+  std::vector<Digest> digests;
+  for (int i = 0; i < 9; ++i) {
+    digests.push_back(Digest::OfBytes(blob(i)));
+    ASSERT_TRUE(evicting.Put(digests.back(), blob(i)).ok());
+    clock_.Advance(absl::Minutes(2));  // distinct access times
+  }
+  EXPECT_EQ(store_->stats().bytes, 9000);
+  EXPECT_EQ(evicting.evicted_blobs(), 0) << "9000 bytes is not above the 9000-byte high watermark";
+  evicting.Pin({digests[0]});                       // the oldest, but a running task uses it
+  ASSERT_TRUE(evicting.Get(digests[1]).ok());       // used again: now among the newest
+  clock_.Advance(absl::Minutes(2));
+  Digest tenth = Digest::OfBytes(blob(9));
+  ASSERT_TRUE(evicting.Put(tenth, blob(9)).ok());   // 10000 bytes: above 9000, evict to <= 5000
+  EXPECT_LE(store_->stats().bytes, 5000);
+  EXPECT_EQ(evicting.evicted_blobs(), 5);
+  auto missing = store_->FindMissing(digests).value();
+  std::set<Digest> gone(missing.begin(), missing.end());
+  EXPECT_FALSE(gone.contains(digests[0])) << "pinned";
+  EXPECT_FALSE(gone.contains(digests[1])) << "recently used";
+  for (int i = 2; i <= 6; ++i) EXPECT_TRUE(gone.contains(digests[i])) << i;
+  EXPECT_FALSE(gone.contains(digests[8]));
+  evicting.Unpin({digests[0]});
+  for (int i = 10; i < 15; ++i) {
+    clock_.Advance(absl::Minutes(2));
+    ASSERT_TRUE(evicting.Put(Digest::OfBytes(blob(i)), blob(i)).ok());
+  }
+  EXPECT_EQ(store_->FindMissing({digests[0]}).value().size(), 1u) << "unpinned, it is evicted like any other";
 }
 
 }  // namespace

@@ -67,6 +67,12 @@ steps:
   EXPECT_EQ(p->cells[2].size(), 2u);
 }
 
+TEST(PipelineTest, CellNamesAreSafePathSegments) {
+  auto p = ParsePipeline("matrix:\n  a: ['..', 'x/y', '.']\nsteps:\n  - id: s\n    run: x\n", "f.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(CellNames(*p), (std::vector<std::string>{"_.._", "x_y", "_._"}));
+}
+
 TEST(PipelineTest, MatrixLargerThanTheCapIsRefusedBeforeExpanding) {
   PipelineLimits limits;
   limits.max_cells = 4;
