@@ -89,20 +89,49 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
 
   ExecResult result;
   result.started = absl::Now();
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork failed: ", std::strerror(errno)));
   if (pid == 0) {
+    // The child is the step's supervisor and process-group leader. It stays alive while the step runs
+    // so that, if the worker dies (even kill -9), the kernel tells it (PDEATHSIG) and it kills the
+    // whole group: no step outlives its worker. Only async-signal-safe calls from here on.
     ::setpgid(0, 0);
+    sigset_t signals;
+    ::sigemptyset(&signals);
+    ::sigaddset(&signals, SIGCHLD);
+    ::sigaddset(&signals, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &signals, nullptr);
+    ::prctl(PR_SET_PDEATHSIG, SIGUSR1);
+    if (::getppid() != parent) ::kill(0, SIGKILL);  // the worker died before prctl took effect
     ::dup2(dev_null, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    // Default signal handling for the step, whatever the worker set.
-    ::signal(SIGPIPE, SIG_DFL);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    if (::chdir(workdir.c_str()) != 0) _exit(127);
-    ::execve(argv[0], argv.data(), envp.data());
-    _exit(127);
+    pid_t step = ::fork();
+    if (step == 0) {
+      ::sigprocmask(SIG_UNBLOCK, &signals, nullptr);
+      // Default signal handling for the step, whatever the worker set.
+      ::signal(SIGPIPE, SIG_DFL);
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      if (::chdir(workdir.c_str()) != 0) _exit(127);
+      ::execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    if (step < 0) _exit(127);
+    for (;;) {
+      siginfo_t info;
+      int sig = ::sigwaitinfo(&signals, &info);
+      if (sig == SIGUSR1) {
+        ::kill(0, SIGKILL);  // the worker is gone: the whole group goes with it
+        _exit(137);
+      }
+      if (sig != SIGCHLD) continue;
+      int status = 0;
+      if (::waitpid(step, &status, WNOHANG) == step) {
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      }
+    }
   }
   ::setpgid(pid, pid);
   ::close(out_pipe[1]);
@@ -188,6 +217,8 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   }
   if (pidfd >= 0) ::close(pidfd);
   result.finished = absl::Now();
+  // The supervisor exits with the step's code (128 + signal when the step was killed); when the
+  // group is killed on timeout or cancel, the supervisor's own signal is reported the same way.
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

@@ -418,6 +418,46 @@ steps:
   EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "second"), "two"));
 }
 
+TEST_F(FarmTest, AKilledWorkersTaskRunsAgainElsewhere) {
+  farm_.StartWorker("doomed");
+  fs::path marker = farm_.dir() / "started";
+  auto tree = farm_.WriteTree("worker-crash", {{"assay.yaml", absl::StrCat(R"(
+steps:
+  - id: long
+    run: |
+      sleep 600 &
+      echo $! >> )", marker.string(), R"(
+      wait
+    timeout: 15m
+)")}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok());
+  int first_sleep = 0;
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto text = ReadFile(marker);
+        return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &first_sleep);
+      },
+      absl::Seconds(30)));
+  farm_.StartWorker("survivor");
+  farm_.StopWorker("doomed", SIGKILL);
+  // The dead worker's step does not run on unowned.
+  EXPECT_TRUE(WaitFor([&]() { return !PidAlive(first_sleep); }, absl::Seconds(5)));
+  // The coordinator sees the link drop and queues the task again; the survivor takes it.
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto job = farm_.GetJob(*id);
+        return job.ok() && job->tasks(0).worker() == "survivor" && job->tasks(0).state() == assay::v1::TASK_RUNNING;
+      },
+      absl::Seconds(30)));
+  auto job = farm_.GetJob(*id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->tasks(0).attempt(), 2);
+  EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "long"), "worker doomed disconnected")) << farm_.Log(*id, "long");
+  RunResult r = farm_.Cli({"cancel", *id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(FarmTest, UnreachableCoordinatorIsAClearError) {
   RunResult r = RunCommand({BinaryPath("assay"), "--coordinator", "127.0.0.1:1", "jobs"});
   EXPECT_EQ(r.exit_code, 3);
