@@ -1,5 +1,6 @@
 // Incremental reuse: every task is an REAPI action looked up in the action cache before it runs.
 #include <fstream>
+#include <iostream>
 
 #include <gtest/gtest.h>
 
@@ -147,7 +148,12 @@ steps:
   EXPECT_EQ(fs::file_size(out / "make/big.bin"), 268435456u);
   RunResult sum = RunCommand({"/usr/bin/sha256sum", (out / "make/big.bin").string()});
   EXPECT_EQ(sum.out.substr(0, 64), ReadFile(out / "make/big.sha256").value_or("").substr(0, 64));
-  // 256 MiB went through every process; none of them held it in memory.
+  // 256 MiB went through every process; none of them held it in memory. (Not measurable under a
+  // sanitizer: its runtime keeps freed memory in quarantine and adds shadow memory.)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  std::cout << "peak memory is checked in the unsanitized build only\n";
+  return;
+#endif
   const int64_t limit = 128LL << 20;  // half the artifact
   EXPECT_LT(PeakMemoryBytes(farm_.coordinator_pid()), limit);
   EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w1")), limit);
