@@ -160,8 +160,8 @@ grpc::Status CasService::GetTree(grpc::ServerContext* context, const reapi::GetT
   auto root = Digest::FromProto(request->root_digest());
   if (!root.ok()) return ToGrpc(root.status());
   const int page = request->page_size() > 0 ? std::min(request->page_size(), 10'000) : 1'000;
-  // Breadth-first from the root; the page token is the digest to continue from... kept simple by
-  // sending every page in this one stream, as the specification allows.
+  // Breadth-first from the root. Every page goes out in this one stream (page_size bounds each
+  // response), so no next_page_token is ever needed.
   std::deque<Digest> queue{*root};
   absl::flat_hash_set<Digest> seen{*root};
   reapi::GetTreeResponse response;
