@@ -96,15 +96,21 @@ grpc::Status CapabilitiesService::GetCapabilities(grpc::ServerContext*, const re
   return grpc::Status::OK;
 }
 
-grpc::Status CasService::FindMissingBlobs(grpc::ServerContext*, const reapi::FindMissingBlobsRequest* request,
-                                          reapi::FindMissingBlobsResponse* response) {
-  if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
-  auto digests = Digests(request->blob_digests());
-  if (!digests.ok()) return ToGrpc(digests.status());
-  auto missing = blobs_->FindMissing(*digests);
-  if (!missing.ok()) return ToGrpc(missing.status());
-  for (const Digest& d : *missing) *response->add_missing_blob_digests() = d.ToProto();
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* CasService::FindMissingBlobs(grpc::CallbackServerContext* context,
+                                                       const reapi::FindMissingBlobsRequest* request,
+                                                       reapi::FindMissingBlobsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto status = [&]() -> absl::Status {
+    if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return s;
+    auto digests = Digests(request->blob_digests());
+    if (!digests.ok()) return digests.status();
+    auto missing = blobs_->FindMissing(*digests);
+    if (!missing.ok()) return missing.status();
+    for (const Digest& d : *missing) *response->add_missing_blob_digests() = d.ToProto();
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
 }
 
 grpc::Status CasService::BatchUpdateBlobs(grpc::ServerContext*, const reapi::BatchUpdateBlobsRequest* request,
@@ -189,8 +195,16 @@ grpc::Status CasService::GetTree(grpc::ServerContext* context, const reapi::GetT
   return grpc::Status::OK;
 }
 
-grpc::Status ActionCacheService::GetActionResult(grpc::ServerContext*, const reapi::GetActionResultRequest* request,
-                                                 reapi::ActionResult* response) {
+grpc::ServerUnaryReactor* ActionCacheService::GetActionResult(grpc::CallbackServerContext* context,
+                                                              const reapi::GetActionResultRequest* request,
+                                                              reapi::ActionResult* response) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(DoGetActionResult(request, response));
+  return reactor;
+}
+
+grpc::Status ActionCacheService::DoGetActionResult(const reapi::GetActionResultRequest* request,
+                                                   reapi::ActionResult* response) {
   if (absl::Status s = CheckInstanceName(request->instance_name()); !s.ok()) return ToGrpc(s);
   auto digest = Digest::FromProto(request->action_digest());
   if (!digest.ok()) return ToGrpc(digest.status());
@@ -241,23 +255,85 @@ grpc::Status ActionCacheService::UpdateActionResult(grpc::ServerContext*, const 
   return grpc::Status::OK;
 }
 
-grpc::Status ByteStreamService::Read(grpc::ServerContext* context, const google::bytestream::ReadRequest* request,
-                                     grpc::ServerWriter<google::bytestream::ReadResponse>* writer) {
-  auto resource = ParseResourceName(request->resource_name(), /*upload=*/false);
-  if (!resource.ok()) return ToGrpc(resource.status());
-  if (request->read_offset() < 0 || request->read_offset() > resource->digest.size()) {
-    return ToGrpc(absl::OutOfRangeError(absl::StrCat("read_offset ", request->read_offset(), " is outside the blob")));
+namespace {
+
+// Streams one blob (or a range of it), a chunk per write: the next chunk is read only when the
+// previous write is done, so a slow reader holds back the server instead of filling its memory.
+class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream::ReadResponse> {
+ public:
+  static constexpr int64_t kChunk = 1 << 20;
+
+  BlobReadReactor(BlobStore* blobs, const google::bytestream::ReadRequest& request) : blobs_(blobs) {
+    auto resource = ParseResourceName(request.resource_name(), /*upload=*/false);
+    if (!resource.ok()) {
+      Finish(ToGrpc(resource.status()));
+      return;
+    }
+    digest_ = resource->digest;
+    if (request.read_offset() < 0 || request.read_offset() > digest_.size()) {
+      Finish(ToGrpc(absl::OutOfRangeError(absl::StrCat("read_offset ", request.read_offset(), " is outside the blob"))));
+      return;
+    }
+    if (request.read_limit() < 0) {
+      Finish(ToGrpc(absl::InvalidArgumentError("read_limit is negative")));
+      return;
+    }
+    pos_ = request.read_offset();
+    end_ = request.read_limit() > 0 ? std::min(digest_.size(), pos_ + request.read_limit()) : digest_.size();
+    // A missing blob is NOT_FOUND even when the range is empty.
+    if (auto missing = blobs_->FindMissing({digest_}); !missing.ok() || !missing->empty()) {
+      Finish(ToGrpc(missing.ok() ? absl::NotFoundError(absl::StrCat("blob ", digest_.ToString(), " not found"))
+                                 : missing.status()));
+      return;
+    }
+    Next();
   }
-  if (request->read_limit() < 0) return ToGrpc(absl::InvalidArgumentError("read_limit is negative"));
-  google::bytestream::ReadResponse response;
-  absl::Status s = blobs_->Read(resource->digest, request->read_offset(), request->read_limit(),
-                                [&](absl::string_view piece) -> absl::Status {
-                                  if (context->IsCancelled()) return absl::CancelledError("reader went away");
-                                  response.set_data(std::string(piece));
-                                  if (!writer->Write(response)) return absl::CancelledError("reader went away");
-                                  return absl::OkStatus();
-                                });
-  return ToGrpc(s);
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (pos_ >= end_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    response_.clear_data();
+    std::string* data = response_.mutable_data();
+    absl::Status s = blobs_->Read(digest_, pos_, std::min(kChunk, end_ - pos_), [&](absl::string_view piece) {
+      data->append(piece.data(), piece.size());
+      return absl::OkStatus();
+    });
+    if (!s.ok()) {
+      Finish(ToGrpc(s));
+      return;
+    }
+    if (data->empty()) {
+      Finish(ToGrpc(absl::DataLossError(absl::StrCat("blob ", digest_.ToString(), " ended early"))));
+      return;
+    }
+    pos_ += static_cast<int64_t>(data->size());
+    StartWrite(&response_);
+  }
+
+  BlobStore* blobs_;
+  Digest digest_;
+  int64_t pos_ = 0;
+  int64_t end_ = 0;
+  google::bytestream::ReadResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<google::bytestream::ReadResponse>* ByteStreamService::Read(
+    grpc::CallbackServerContext*, const google::bytestream::ReadRequest* request) {
+  return new BlobReadReactor(blobs_, *request);
 }
 
 grpc::Status ByteStreamService::Write(grpc::ServerContext* context,
