@@ -24,6 +24,7 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   # Bazel's interoperability is the same with or without sanitizers; it runs once, above.
   label="" exclude="bazel" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
   # The concurrent units (scheduler, job manager, blob store, executor) under ThreadSanitizer.
+  export TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1"
   names="^(LabelsTest|SchedulerTest|JobManagerTest|BlobStoreTest|ProcessExecutorTest)\." \
     targets="scheduler_test job_manager_test blob_store_test process_executor_test" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
