@@ -139,6 +139,18 @@ steps:
   EXPECT_EQ(FindTask(*job, "a")->exit_code(), 7);
   EXPECT_EQ(FindTask(*job, "b")->state(), assay::v1::TASK_SKIPPED);
   EXPECT_FALSE(absl::StrContains(farm_.Log(*id, "b"), "never"));
+
+  // What CI systems read: the exit code, JSON, and a JUnit report with the failure and the skip.
+  fs::path junit = farm_.dir() / "report.xml";
+  RunResult wait = farm_.Cli({"wait", *id, "--junit", junit.string()});
+  EXPECT_EQ(wait.exit_code, 1);
+  std::string xml = ReadFile(junit).value_or("");
+  EXPECT_TRUE(absl::StrContains(xml, "tests=\"2\" failures=\"1\" skipped=\"1\"")) << xml;
+  EXPECT_TRUE(absl::StrContains(xml, "<failure message=\"exit code 7\">")) << xml;
+  RunResult json = farm_.Cli({"--output", "json", "status", *id});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_TRUE(absl::StrContains(json.out, "\"state\": \"JOB_FAILED\"")) << json.out;
+  EXPECT_TRUE(absl::StrContains(json.out, "\"exit_code\": 7")) << json.out;
 }
 
 TEST_F(FarmTest, CancelKillsRunningProcessesWithinTwoSeconds) {
