@@ -1,6 +1,7 @@
 #include "coordinator/job_manager.h"
 
 #include <algorithm>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -69,7 +70,7 @@ absl::StatusOr<reapi::Directory> JobManager::LoadDirectory(const Digest& digest)
 absl::Status JobManager::Recover() {
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished.ok()) return unfinished.status();
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (auto& [number, job] : *unfinished) {
     auto entry = std::make_unique<JobEntry>();
     entry->number = number;
@@ -178,7 +179,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   std::vector<Task> tasks(job.tasks().begin(), job.tasks().end());
   if (absl::Status s = store_->CreateJob(*number, job, tasks); !s.ok()) return s;
 
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto entry = std::make_unique<JobEntry>();
   entry->number = *number;
   entry->job = std::move(job);
@@ -208,7 +209,7 @@ absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (JobEntry* entry = ActiveLocked(*number)) {
       Job job = entry->job;
       if (!with_tasks) job.clear_tasks();
@@ -221,7 +222,7 @@ absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
 absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
   auto jobs = store_->ListJobs(limit);
   if (!jobs.ok()) return jobs.status();
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (Job& job : *jobs) {
     uint64_t number = 0;
     if (!absl::SimpleAtoi(job.id(), &number)) continue;
@@ -236,7 +237,7 @@ absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
 absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   JobEntry* entry = ActiveLocked(*number);
   if (entry == nullptr) {
     auto job = store_->LoadJob(*number, false);
@@ -277,7 +278,7 @@ absl::StatusOr<Job> JobManager::WaitForChange(const std::string& id, uint64_t* v
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     const absl::Time deadline = absl::Now() + timeout;
     while (JobEntry* entry = ActiveLocked(*number)) {
       // A final job is returned at once: the watcher ends on it.
@@ -297,7 +298,7 @@ absl::StatusOr<bool> JobManager::ReadLogs(const std::string& id, const std::stri
   std::vector<int32_t> indexes;
   bool final_state = false;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     JobEntry* entry = ActiveLocked(*number);
     if (entry != nullptr) {
       cursor->log_version = entry->log_version;
@@ -342,7 +343,7 @@ absl::StatusOr<bool> JobManager::ReadLogs(const std::string& id, const std::stri
 void JobManager::WaitForLogs(const std::string& id, uint64_t log_version, absl::Duration timeout) {
   auto number = ParseJobId(id);
   if (!number.ok()) return;
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     JobEntry* entry = ActiveLocked(*number);
@@ -357,9 +358,27 @@ void JobManager::ChangedLocked(JobEntry* entry) {
 }
 
 void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
-  absl::Status s = store_->UpdateTask(entry->number, task, job_changed ? &entry->job : nullptr);
-  if (!s.ok()) spdlog::error("job {}: persisting task {} failed: {}", entry->number, task.id(), s.ToString());
+  dirty_tasks_[entry->number].insert(task.index());
+  if (job_changed) dirty_jobs_.insert(entry->number);
   ChangedLocked(entry);
+}
+
+void JobManager::FlushLocked() {
+  if (dirty_tasks_.empty() && dirty_jobs_.empty()) return;
+  std::vector<std::pair<uint64_t, const Task*>> tasks;
+  std::vector<std::pair<uint64_t, const Job*>> jobs;
+  for (const auto& [number, indexes] : dirty_tasks_) {
+    JobEntry* entry = ActiveLocked(number);
+    if (entry == nullptr) continue;
+    for (int32_t index : indexes) tasks.emplace_back(number, &entry->job.tasks(index));
+  }
+  for (uint64_t number : dirty_jobs_) {
+    if (JobEntry* entry = ActiveLocked(number)) jobs.emplace_back(number, &entry->job);
+  }
+  absl::Status s = store_->Save(tasks, jobs);
+  if (!s.ok()) spdlog::error("persisting {} task and {} job changes failed: {}", tasks.size(), jobs.size(), s.ToString());
+  dirty_tasks_.clear();
+  dirty_jobs_.clear();
 }
 
 void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chunk) {
@@ -437,15 +456,15 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
     spdlog::info("job {} {}", entry->job.id(), assay::v1::JobState_Name(entry->job.state()));
   }
   if (job_changed) {
-    if (absl::Status s = store_->UpdateJob(entry->number, entry->job); !s.ok()) {
-      spdlog::error("job {}: persisting failed: {}", entry->number, s.ToString());
-    }
+    dirty_jobs_.insert(entry->number);
     ChangedLocked(entry);
   }
   RetireFinishedLocked();
 }
 
 void JobManager::RetireFinishedLocked() {
+  if (finished_.size() <= options_.finished_jobs_in_memory) return;
+  FlushLocked();  // a job leaves memory only once all of it is on disk
   while (finished_.size() > options_.finished_jobs_in_memory) {
     jobs_.erase(finished_.front());
     finished_.erase(finished_.begin());
@@ -675,7 +694,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   if (hello.slots() < 1 || hello.slots() > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("hello.slots is ", hello.slots(), "; it must be 1 to 1024"));
   }
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto existing = workers_.find(hello.worker_id());
   if (existing != workers_.end() && existing->second.connected && existing->second.session) {
     // The same worker reconnecting before its old stream noticed it was gone: the new one wins.
@@ -719,7 +738,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
 }
 
 void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& session) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto it = workers_.find(session->worker_id());
   if (it == workers_.end() || it->second.session != session) return;  // already replaced
   it->second.connected = false;
@@ -739,7 +758,7 @@ void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& sessio
 }
 
 void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto it = workers_.find(worker);
   if (it != workers_.end()) it->second.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::pair<TaskKey, std::string>> leases;
@@ -756,7 +775,7 @@ void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbe
 }
 
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   uint64_t number = 0;
   if (!absl::SimpleAtoi(log.lease().job_id(), &number)) return;
   JobEntry* entry = ActiveLocked(number);
@@ -773,7 +792,7 @@ void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log)
 }
 
 absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::TaskResult& result) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   uint64_t number = 0;
   if (!absl::SimpleAtoi(result.lease().job_id(), &number)) {
     return absl::InvalidArgumentError(absl::StrCat("result names job '", result.lease().job_id(), "'"));
@@ -831,7 +850,7 @@ absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::Ta
 }
 
 void JobManager::Tick() {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (const Lease& lease : scheduler_.ExpireLeases()) {
     UnpinLocked(lease.lease_id);
     JobEntry* entry = ActiveLocked(lease.task.job);
@@ -854,7 +873,7 @@ void JobManager::Tick() {
 }
 
 std::vector<assay::v1::Worker> JobManager::ListWorkers() {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   std::vector<assay::v1::Worker> out;
   for (const auto& [id, w] : workers_) {
     assay::v1::Worker worker;

@@ -110,7 +110,25 @@ class JobManager {
   // A running task lost its worker: queue it again, or fail it after too many tries.
   void RequeueLostLocked(JobEntry* entry, assay::v1::Task* task, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks a task (and the job's summary) for the next group commit and wakes watchers.
   void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes every marked change in one synced batch. Runs before mu_ is released (see Locked), so no
+  // one can see a state that is not yet on disk.
+  void FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Holds mu_ and flushes the changes made under it before letting go.
+  class Locked {
+   public:
+    explicit Locked(JobManager* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m) { m_->mu_.Lock(); }
+    ~Locked() ABSL_UNLOCK_FUNCTION() {
+      m_->FlushLocked();
+      m_->mu_.Unlock();
+    }
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+
+   private:
+    JobManager* m_;
+  };
   void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
@@ -135,6 +153,8 @@ class JobManager {
   std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<Digest>> pins_ ABSL_GUARDED_BY(mu_);  // by lease id
+  std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<uint64_t> ParseJobId(const std::string& id);

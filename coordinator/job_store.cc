@@ -46,21 +46,19 @@ absl::Status JobStore::CreateJob(uint64_t number, const Job& job, const std::vec
   return db_->Write(&batch, /*sync=*/true);
 }
 
-absl::Status JobStore::UpdateTask(uint64_t number, const Task& task, const Job* job) {
+absl::Status JobStore::Save(const std::vector<std::pair<uint64_t, const Task*>>& tasks,
+                            const std::vector<std::pair<uint64_t, const Job*>>& jobs) {
+  if (tasks.empty() && jobs.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
-  batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
-  if (job != nullptr) {
+  for (const auto& [number, task] : tasks) {
+    batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task->index()), task->SerializeAsString());
+  }
+  for (const auto& [number, job] : jobs) {
     Job summary = *job;
     summary.clear_tasks();
     batch.Put(db_->cf(Family::kJobs), EncodeU64(number), summary.SerializeAsString());
   }
   return db_->Write(&batch, /*sync=*/true);
-}
-
-absl::Status JobStore::UpdateJob(uint64_t number, const Job& job) {
-  Job summary = job;
-  summary.clear_tasks();
-  return db_->Put(Family::kJobs, EncodeU64(number), summary.SerializeAsString(), /*sync=*/true);
 }
 
 absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {

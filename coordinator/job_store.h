@@ -19,9 +19,9 @@ class JobStore {
   absl::StatusOr<uint64_t> NextJobNumber();
   // A job and all its tasks, atomically and durably.
   absl::Status CreateJob(uint64_t number, const assay::v1::Job& job, const std::vector<assay::v1::Task>& tasks);
-  // One task and (optionally) the job's summary, atomically and durably.
-  absl::Status UpdateTask(uint64_t number, const assay::v1::Task& task, const assay::v1::Job* job);
-  absl::Status UpdateJob(uint64_t number, const assay::v1::Job& job);
+  // Many tasks and job summaries in one atomic, durable write (a group commit).
+  absl::Status Save(const std::vector<std::pair<uint64_t, const assay::v1::Task*>>& tasks,
+                    const std::vector<std::pair<uint64_t, const assay::v1::Job*>>& jobs);
 
   // The job's summary, and with `with_tasks` its tasks in order. NotFound naming the job if absent.
   absl::StatusOr<assay::v1::Job> LoadJob(uint64_t number, bool with_tasks) const;
