@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -87,6 +88,29 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   std::string workdir = request.workdir.string();
   int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+  // How the supervisor starts the step: posix_spawn (no second copy of the worker's page tables),
+  // with the signal mask cleared and default handling for the signals the worker changed.
+  posix_spawnattr_t spawn_attr;
+  posix_spawn_file_actions_t spawn_actions;
+  ::posix_spawnattr_init(&spawn_attr);
+  ::posix_spawn_file_actions_init(&spawn_actions);
+  sigset_t no_signals, default_signals;
+  ::sigemptyset(&no_signals);
+  ::sigemptyset(&default_signals);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGUSR1}) ::sigaddset(&default_signals, sig);
+  ::posix_spawnattr_setsigmask(&spawn_attr, &no_signals);
+  ::posix_spawnattr_setsigdefault(&spawn_attr, &default_signals);
+  ::posix_spawnattr_setflags(&spawn_attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  ::posix_spawn_file_actions_addchdir_np(&spawn_actions, workdir.c_str());
+  struct SpawnCleanup {
+    posix_spawnattr_t* attr;
+    posix_spawn_file_actions_t* actions;
+    ~SpawnCleanup() {
+      ::posix_spawnattr_destroy(attr);
+      ::posix_spawn_file_actions_destroy(actions);
+    }
+  } spawn_cleanup{&spawn_attr, &spawn_actions};
+
   ExecResult result;
   result.started = absl::Now();
   const pid_t parent = ::getpid();
@@ -107,18 +131,9 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     ::dup2(dev_null, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    pid_t step = ::fork();
-    if (step == 0) {
-      ::sigprocmask(SIG_UNBLOCK, &signals, nullptr);
-      // Default signal handling for the step, whatever the worker set.
-      ::signal(SIGPIPE, SIG_DFL);
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGTERM, SIG_DFL);
-      if (::chdir(workdir.c_str()) != 0) _exit(127);
-      ::execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    if (step < 0) _exit(127);
+    pid_t step = -1;
+    // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell.
+    if (::posix_spawn(&step, argv[0], &spawn_actions, &spawn_attr, argv.data(), envp.data()) != 0) _exit(127);
     for (;;) {
       siginfo_t info;
       int sig = ::sigwaitinfo(&signals, &info);
