@@ -121,6 +121,29 @@ steps:
   EXPECT_TRUE(absl::StrContains(log, "from-a\nfrom-a\nfrom-b\n")) << log;
 }
 
+TEST_F(FarmTest, TheCliStreamsLogsLiveAndReplaysThem) {
+  farm_.StartWorker("w1", {}, 2);
+  auto tree = farm_.WriteTree("cli-logs", {{"assay.yaml", R"(
+matrix:
+  n: [one, two]
+steps:
+  - id: say
+    run: echo "hello from ${{ matrix.n }}"; echo "to stderr" >&2
+)"}});
+  RunResult live = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
+  ASSERT_EQ(live.exit_code, 0) << live.err;
+  EXPECT_TRUE(absl::StrContains(live.out, "one/say | hello from one\n")) << live.out;
+  EXPECT_TRUE(absl::StrContains(live.out, "two/say | hello from two\n")) << live.out;
+  EXPECT_TRUE(absl::StrContains(live.out, "two/say | to stderr\n")) << live.out;
+  RunResult replay = farm_.Cli({"logs", "-f", "1", "two"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_TRUE(absl::StrContains(replay.out, "hello from two")) << replay.out;
+  EXPECT_FALSE(absl::StrContains(replay.out, "hello from one")) << "only the cell asked for";
+  RunResult missing = farm_.Cli({"logs", "1", "three/say"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(missing.err, "job 1 has no task 'three/say'")) << missing.err;
+}
+
 TEST_F(FarmTest, FailedNeedSkipsDependents) {
   farm_.StartWorker("w1");
   auto tree = farm_.WriteTree("skip", {{"assay.yaml", R"(
