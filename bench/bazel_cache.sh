@@ -5,6 +5,7 @@
 # Prints the median of 3 warm builds for each and their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 build_dir=${1:-build}
 coordinator="$build_dir/coordinator/assay-coordinator"
 [[ -x $coordinator ]] || { echo "build $coordinator first" >&2; exit 1; }
@@ -79,6 +80,7 @@ timed_build() {  # prints seconds
 }
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator_pid/stat"; }
+blob_reads() { "$root/$build_dir/cli/assay" --coordinator "127.0.0.1:$port" cache stats | awk '/blob reads/ {print $3}'; }
 extra=(${ASSAY_BENCH_BAZEL_FLAGS:-})
 
 echo "== cold builds (populate the caches)"
@@ -90,11 +92,14 @@ echo "cold build, --disk_cache:                ${cold_disk}s"
 
 remote=() disk=()
 ticks=0
+reads=0
 for i in 1 2 3; do
   "${B[@]}" clean >/dev/null 2>&1
   before=$(cpu_ticks)
+  reads_before=$(blob_reads)
   remote+=("$(timed_build --remote_cache="grpc://127.0.0.1:$port")")
   ticks=$((ticks + $(cpu_ticks) - before))
+  reads=$((reads + $(blob_reads) - reads_before))
   grep -o "[0-9]* remote cache hit" "$work/last.log" | head -1 >"$work/hits"
   "${B[@]}" clean >/dev/null 2>&1
   disk+=("$(timed_build --disk_cache="$work/disk-cache")")
@@ -106,5 +111,6 @@ echo "warm, remote cache through Assay:  ${r}s   (${remote[*]}; $(cat "$work/hit
 echo "warm, --disk_cache:                ${d}s   (${disk[*]})"
 echo "ratio remote / disk:               $(echo "scale=2; $r / $d" | bc)"
 echo "coordinator CPU per warm build:    $(echo "scale=3; $ticks / 3 / $(getconf CLK_TCK)" | bc)s"
+echo "blob reads per warm build:         $((reads / 3))"
 [[ ${#extra[@]} -gt 0 ]] && echo "extra Bazel flags (both sides):    ${extra[*]}"
 true

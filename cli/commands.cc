@@ -405,7 +405,9 @@ int CacheStats(Client& client, bool json) {
             << "action results: " << stats.action_results() << "\n"
             << "hits:           " << stats.ac_hits() << "\n"
             << "misses:         " << stats.ac_misses() << "\n"
-            << "evictions:      " << stats.evicted_blobs() << " blobs, " << stats.evicted_bytes() << " bytes\n";
+            << "evictions:      " << stats.evicted_blobs() << " blobs, " << stats.evicted_bytes() << " bytes\n"
+            << "blob reads:     " << stats.cas_reads() << "\n"
+            << "blob writes:    " << stats.cas_writes() << "\n";
   return kOk;
 }
 

@@ -80,6 +80,8 @@ grpc::Status AdminService::GetCacheStats(grpc::ServerContext*, const assay::v1::
   response->set_budget_bytes(eviction_->budget_bytes());
   response->set_evicted_blobs(eviction_->evicted_blobs());
   response->set_evicted_bytes(eviction_->evicted_bytes());
+  response->set_cas_reads(counters_->reads.load());
+  response->set_cas_writes(counters_->writes.load());
   response->set_ac_hits(cache_->hits());
   response->set_ac_misses(cache_->misses());
   auto entries = cache_->CountEntries();

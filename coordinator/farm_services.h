@@ -7,6 +7,7 @@
 #include "common/evicting_blob_store.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/reapi_services.h"
 
 namespace assay {
 
@@ -28,8 +29,9 @@ class JobsService final : public assay::v1::Jobs::Service {
 
 class AdminService final : public assay::v1::Admin::Service {
  public:
-  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache)
-      : jobs_(jobs), blobs_(blobs), eviction_(eviction), cache_(cache) {}
+  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+               const CasCounters* counters)
+      : jobs_(jobs), blobs_(blobs), eviction_(eviction), cache_(cache), counters_(counters) {}
   grpc::Status ListWorkers(grpc::ServerContext*, const assay::v1::ListWorkersRequest*,
                            assay::v1::ListWorkersResponse*) override;
   grpc::Status GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
@@ -40,6 +42,7 @@ class AdminService final : public assay::v1::Admin::Service {
   RocksDbBlobStore* blobs_;
   EvictingBlobStore* eviction_;
   ActionCache* cache_;
+  const CasCounters* counters_;
 };
 
 class WorkerLinkService final : public assay::v1::WorkerLink::Service {

@@ -122,6 +122,7 @@ grpc::Status CasService::BatchUpdateBlobs(grpc::ServerContext*, const reapi::Bat
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat("batch of ", total, " bytes exceeds the limit of ",
                                                           kMaxBatchTotalBytes, "; use ByteStream for large blobs")));
   }
+  counters_->writes += request->requests_size();
   for (const auto& r : request->requests()) {
     auto* out = response->add_responses();
     *out->mutable_digest() = r.digest();
@@ -141,6 +142,7 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext*, const reapi::Batch
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat("batch read of ", total, " bytes exceeds the limit of ",
                                                           kMaxBatchTotalBytes, "; use ByteStream.Read")));
   }
+  counters_->reads += request->digests_size();
   for (const auto& d : request->digests()) {
     auto* out = response->add_responses();
     *out->mutable_digest() = d;
@@ -333,12 +335,14 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
 
 grpc::ServerWriteReactor<google::bytestream::ReadResponse>* ByteStreamService::Read(
     grpc::CallbackServerContext*, const google::bytestream::ReadRequest* request) {
+  counters_->reads++;
   return new BlobReadReactor(blobs_, *request);
 }
 
 grpc::Status ByteStreamService::Write(grpc::ServerContext* context,
                                       grpc::ServerReader<google::bytestream::WriteRequest>* reader,
                                       google::bytestream::WriteResponse* response) {
+  counters_->writes++;
   google::bytestream::WriteRequest request;
   if (!reader->Read(&request)) return ToGrpc(absl::InvalidArgumentError("Write stream ended before its first message"));
   auto resource = ParseResourceName(request.resource_name(), /*upload=*/true);

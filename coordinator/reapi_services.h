@@ -3,12 +3,20 @@
 // absl::Status becomes grpc::Status once, on the way out.
 #pragma once
 
+#include <atomic>
+
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/blob_store.h"
 #include "coordinator/action_cache.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
 namespace assay {
+
+// Counters of the CAS surface, for `assay cache stats` and metrics.
+struct CasCounters {
+  std::atomic<int64_t> reads{0};          // blobs read (ByteStream.Read calls + BatchReadBlobs entries)
+  std::atomic<int64_t> writes{0};         // blobs written (ByteStream.Write calls + BatchUpdateBlobs entries)
+};
 
 // Instance names may not contain the reserved path segments of ByteStream resource names.
 absl::Status CheckInstanceName(absl::string_view instance);
@@ -32,7 +40,7 @@ class CasService final
     : public reapi::ContentAddressableStorage::WithCallbackMethod_FindMissingBlobs<
           reapi::ContentAddressableStorage::Service> {
  public:
-  explicit CasService(BlobStore* blobs) : blobs_(blobs) {}
+  CasService(BlobStore* blobs, CasCounters* counters) : blobs_(blobs), counters_(counters) {}
   grpc::ServerUnaryReactor* FindMissingBlobs(grpc::CallbackServerContext*, const reapi::FindMissingBlobsRequest*,
                                              reapi::FindMissingBlobsResponse*) override;
   grpc::Status BatchUpdateBlobs(grpc::ServerContext*, const reapi::BatchUpdateBlobsRequest*,
@@ -44,12 +52,14 @@ class CasService final
 
  private:
   BlobStore* blobs_;
+  CasCounters* counters_;
 };
 
 class ActionCacheService final
     : public reapi::ActionCache::WithCallbackMethod_GetActionResult<reapi::ActionCache::Service> {
  public:
-  ActionCacheService(ActionCache* cache, BlobStore* blobs) : cache_(cache), blobs_(blobs) {}
+  ActionCacheService(ActionCache* cache, BlobStore* blobs, CasCounters* counters)
+      : cache_(cache), blobs_(blobs), counters_(counters) {}
   grpc::ServerUnaryReactor* GetActionResult(grpc::CallbackServerContext*, const reapi::GetActionResultRequest*,
                                             reapi::ActionResult*) override;
   grpc::Status UpdateActionResult(grpc::ServerContext*, const reapi::UpdateActionResultRequest*,
@@ -59,12 +69,13 @@ class ActionCacheService final
   grpc::Status DoGetActionResult(const reapi::GetActionResultRequest* request, reapi::ActionResult* response);
   ActionCache* cache_;
   BlobStore* blobs_;
+  CasCounters* counters_;
 };
 
 class ByteStreamService final
     : public google::bytestream::ByteStream::WithCallbackMethod_Read<google::bytestream::ByteStream::Service> {
  public:
-  explicit ByteStreamService(BlobStore* blobs) : blobs_(blobs) {}
+  ByteStreamService(BlobStore* blobs, CasCounters* counters) : blobs_(blobs), counters_(counters) {}
   grpc::ServerWriteReactor<google::bytestream::ReadResponse>* Read(grpc::CallbackServerContext*,
                                                                    const google::bytestream::ReadRequest*) override;
   grpc::Status Write(grpc::ServerContext*, grpc::ServerReader<google::bytestream::WriteRequest>*,
@@ -74,6 +85,7 @@ class ByteStreamService final
 
  private:
   BlobStore* blobs_;
+  CasCounters* counters_;
 };
 
 constexpr int64_t kMaxBatchTotalBytes = 4 << 20;

@@ -31,12 +31,12 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (auto evicted = evicting_blobs_->MaybeEvict(); !evicted.ok()) return evicted.status();
 
   capabilities_service_ = std::make_unique<CapabilitiesService>();
-  cas_service_ = std::make_unique<CasService>(blobs_.get());
-  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blobs_.get());
-  bytestream_service_ = std::make_unique<ByteStreamService>(blobs_.get());
+  cas_service_ = std::make_unique<CasService>(blobs_.get(), &cas_counters_);
+  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blobs_.get(), &cas_counters_);
+  bytestream_service_ = std::make_unique<ByteStreamService>(blobs_.get(), &cas_counters_);
   jobs_service_ = std::make_unique<JobsService>(jobs_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), raw_blobs_.get(), evicting_blobs_.get(),
-                                                  action_cache_.get());
+                                                  action_cache_.get(), &cas_counters_);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
 
   grpc::ServerBuilder builder;

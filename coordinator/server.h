@@ -49,6 +49,7 @@ class CoordinatorServer {
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<JobManager> jobs_;
+  CasCounters cas_counters_;
   std::unique_ptr<CapabilitiesService> capabilities_service_;
   std::unique_ptr<CasService> cas_service_;
   std::unique_ptr<ActionCacheService> ac_service_;

@@ -1,6 +1,7 @@
 // Incremental reuse: every task is an REAPI action looked up in the action cache before it runs.
 #include <fstream>
 #include <iostream>
+#include <regex>
 
 #include <gtest/gtest.h>
 
@@ -69,6 +70,12 @@ TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   EXPECT_TRUE(absl::StrContains(stats.out, "hits:           8\n")) << stats.out;
   EXPECT_TRUE(absl::StrContains(stats.out, "misses:         8\n")) << stats.out;
   EXPECT_TRUE(absl::StrContains(stats.out, "action results: 8\n")) << stats.out;
+  // Workers fetched the inputs of the first job's tasks and uploaded their outputs.
+  std::smatch reads, writes;
+  ASSERT_TRUE(std::regex_search(stats.out, reads, std::regex(R"(blob reads:\s+(\d+))"))) << stats.out;
+  ASSERT_TRUE(std::regex_search(stats.out, writes, std::regex(R"(blob writes:\s+(\d+))"))) << stats.out;
+  EXPECT_GT(std::stoi(reads[1]), 0);
+  EXPECT_GT(std::stoi(writes[1]), 0);
   // Cached artifacts download like fresh ones.
   RunResult a = farm_.Cli({"artifacts", "2", "rv32imac/release", "--out", (farm_.dir() / "a2").string()});
   ASSERT_EQ(a.exit_code, 0) << a.err;
