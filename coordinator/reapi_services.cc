@@ -336,6 +336,7 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
 grpc::ServerWriteReactor<google::bytestream::ReadResponse>* ByteStreamService::Read(
     grpc::CallbackServerContext*, const google::bytestream::ReadRequest* request) {
   counters_->reads++;
+  spdlog::debug("ByteStream.Read {}", request->resource_name());
   return new BlobReadReactor(blobs_, *request);
 }
 
