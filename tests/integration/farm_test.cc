@@ -198,9 +198,8 @@ steps:
       [&]() {
         started.clear();
         for (const char* name : {"one.child", "one.shell", "two.child", "two.shell"}) {
-          int pid = 0;
-          auto text = ReadFile(pids / name);
-          if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid)) return false;
+          pid_t pid = ReadPid(pids / name);
+          if (pid == 0) return false;
           started.push_back(pid);
         }
         return true;
@@ -467,13 +466,8 @@ steps:
 )")}});
   auto id = farm_.Submit(tree);
   ASSERT_TRUE(id.ok());
-  int first_sleep = 0;
-  ASSERT_TRUE(WaitFor(
-      [&]() {
-        auto text = ReadFile(marker);
-        return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &first_sleep);
-      },
-      absl::Seconds(30)));
+  pid_t first_sleep = 0;
+  ASSERT_TRUE(WaitFor([&]() { return (first_sleep = ReadPid(marker)) != 0; }, absl::Seconds(30)));
   farm_.StartWorker("survivor");
   farm_.StopWorker("doomed", SIGKILL);
   // The dead worker's step does not run on unowned.

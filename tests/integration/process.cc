@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 
@@ -45,6 +47,16 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     if (absl::Now() >= deadline) return false;
     absl::SleepFor(absl::Milliseconds(20));
   }
+}
+
+pid_t ReadPid(const fs::path& file) {
+  auto text = ReadFile(file);
+  int pid = 0;
+  if (!text.ok() || text->empty() || text->back() != '\n' ||
+      !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid)) {
+    return 0;
+  }
+  return pid;
 }
 
 bool PidAlive(pid_t pid) {

@@ -43,6 +43,9 @@ class Process {
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
+// The pid written in a file (by `echo $! > file`), or 0 while it is missing or incomplete.
+pid_t ReadPid(const std::filesystem::path& file);
+
 // True while a process with this pid exists and is not a zombie.
 bool PidAlive(pid_t pid);
 
