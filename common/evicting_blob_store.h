@@ -17,6 +17,8 @@ namespace assay {
 class BlobPinner {
  public:
   virtual ~BlobPinner() = default;
+  // False when nothing is ever evicted, so pinning is pointless.
+  virtual bool pinning_matters() const = 0;
   virtual void Pin(const std::vector<Digest>& digests) = 0;
   virtual void Unpin(const std::vector<Digest>& digests) = 0;
 };
@@ -36,6 +38,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
 
+  bool pinning_matters() const override { return options_.budget_bytes > 0; }
   void Pin(const std::vector<Digest>& digests) override;
   void Unpin(const std::vector<Digest>& digests) override;
 

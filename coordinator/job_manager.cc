@@ -79,12 +79,8 @@ absl::Status JobManager::Recover() {
     for (Task& task : *entry->job.mutable_tasks()) {
       entry->task_index[task.id()] = task.index();
       // Continue log numbering after what is stored.
-      uint32_t next = 0;
-      store_->ReadLogs(number, task.index(), 0, [&](const LogChunk& c) {
-        next = c.seq() + 1;
-        return true;
-      }).IgnoreError();
-      entry->next_seq[static_cast<size_t>(task.index())] = next;
+      auto next = store_->NextLogSeq(number, task.index());
+      entry->next_seq[static_cast<size_t>(task.index())] = next.ok() ? *next : 0;
       if (task.state() == assay::v1::TASK_RUNNING || task.state() == assay::v1::TASK_QUEUED) {
         task.set_state(assay::v1::TASK_PENDING);  // made ready again below, with a fresh lease
       }
@@ -640,7 +636,8 @@ void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) {
 }
 
 void JobManager::PinInputsLocked(const std::string& lease_id, const reapi::Action& action, const Digest& action_digest) {
-  if (pinner_ == nullptr) return;
+  // Walking the input tree costs a read per directory: only worth it when blobs can be evicted.
+  if (pinner_ == nullptr || !pinner_->pinning_matters()) return;
   std::vector<Digest> digests = {action_digest};
   auto command = Digest::FromProto(action.command_digest());
   if (command.ok()) digests.push_back(*command);

@@ -118,6 +118,15 @@ absl::Status JobStore::AppendLog(uint64_t number, int32_t task_index, uint32_t s
                   /*sync=*/false);
 }
 
+absl::StatusOr<uint32_t> JobStore::NextLogSeq(uint64_t number, int32_t task_index) const {
+  std::string prefix = TaskKeyBytes(number, task_index);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kLogs)));
+  it->SeekForPrev(prefix + EncodeU32(UINT32_MAX));
+  if (!it->status().ok()) return FromRocks(it->status(), "reading logs");
+  if (!it->Valid() || !it->key().starts_with(prefix)) return 0u;
+  return DecodeU32(absl::string_view(it->key().data() + prefix.size(), 4)) + 1;
+}
+
 absl::Status JobStore::ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
                                 const std::function<bool(const LogChunk&)>& visit) const {
   std::string prefix = TaskKeyBytes(number, task_index);

@@ -33,6 +33,8 @@ class JobStore {
   // Log chunks are written unsynced: they survive a process crash (the WAL is in the page cache), and
   // only a machine crash could drop the newest lines.
   absl::Status AppendLog(uint64_t number, int32_t task_index, uint32_t seq, const assay::v1::LogChunk& chunk);
+  // One past the last stored chunk's sequence number of a task (0 when it has none).
+  absl::StatusOr<uint32_t> NextLogSeq(uint64_t number, int32_t task_index) const;
   // Chunks of one task from `from_seq` on, in order; visit returns false to stop.
   absl::Status ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
                         const std::function<bool(const assay::v1::LogChunk&)>& visit) const;

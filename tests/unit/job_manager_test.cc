@@ -201,6 +201,20 @@ TEST_F(JobManagerTest, ARestartKeepsJobsAndQueuesInterruptedTasksAgain) {
   EXPECT_FALSE(Finish("w", b, 0).ok()) << "the lease from before the restart is void";
   ASSERT_TRUE(Finish("w", again, 0).ok());
   EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_SUCCEEDED);
+  // The log goes on after what was stored before the restart; nothing is overwritten.
+  std::string log;
+  JobManager::LogCursor cursor;
+  ASSERT_TRUE(manager_->ReadLogs(job, "b", &cursor, [&](const assay::v1::LogChunk& c) {
+                         log += c.data();
+                         return true;
+                       }).ok());
+  size_t first = log.find("attempt 1 on worker w"), restarted = log.find("coordinator restarted"),
+         second = log.find("attempt 2 on worker w");
+  ASSERT_NE(first, std::string::npos) << log;
+  ASSERT_NE(restarted, std::string::npos) << log;
+  ASSERT_NE(second, std::string::npos) << log;
+  EXPECT_LT(first, restarted);
+  EXPECT_LT(restarted, second);
 }
 
 TEST_F(JobManagerTest, CancelEndsQueuedAndRunningTasksAndTellsTheWorker) {
