@@ -6,6 +6,7 @@
 #include <fstream>
 #include <optional>
 #include <iostream>
+#include <atomic>
 #include <thread>
 
 #include <google/protobuf/util/json_util.h>
@@ -132,61 +133,128 @@ class LogPrinter {
   std::map<std::string, bool> at_line_start_;
 };
 
-// Watches a job until it ends, showing progress; returns the final job.
+bool IsFinalState(assay::v1::JobState state) {
+  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
+}
+
+// Streams that outlive a coordinator restart: UNAVAILABLE (and a stream cut short) is retried with
+// backoff for up to kReconnectFor; anything else is an error.
+constexpr absl::Duration kReconnectFor = absl::Minutes(2);
+
+class Reconnector {
+ public:
+  // Call after a stream ended; true when it is worth opening it again.
+  bool ShouldRetry(const grpc::Status& status, bool made_progress) {
+    if (made_progress) {
+      lost_since_ = absl::InfiniteFuture();
+      backoff_ = absl::Milliseconds(100);
+    }
+    if (!status.ok() && status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::CANCELLED) {
+      return false;
+    }
+    if (lost_since_ == absl::InfiniteFuture()) {
+      lost_since_ = absl::Now();
+      std::cerr << "lost the connection to the coordinator; reconnecting for up to "
+                << absl::FormatDuration(kReconnectFor) << "\n";
+    }
+    if (absl::Now() - lost_since_ > kReconnectFor) return false;
+    absl::SleepFor(backoff_);
+    backoff_ = std::min(backoff_ * 2, absl::Seconds(2));
+    return true;
+  }
+
+ private:
+  absl::Time lost_since_ = absl::InfiniteFuture();
+  absl::Duration backoff_ = absl::Milliseconds(100);
+};
+
+// Follows every task's output, live, until `done` is set and the stream has ended.
+void FollowLogs(Client& client, const std::string& id, const std::atomic<bool>& done) {
+  LogPrinter printer(true);
+  std::map<std::string, int64_t> printed;  // last sequence number printed per task
+  Reconnector reconnect;
+  while (true) {
+    assay::v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.set_follow(true);
+    grpc::ClientContext context;
+    auto reader = client.jobs->StreamLogs(&context, request);
+    LogChunk chunk;
+    bool progress = false;
+    while (reader->Read(&chunk)) {
+      progress = true;
+      auto it = printed.find(chunk.task_id());
+      if (it != printed.end() && static_cast<int64_t>(chunk.seq()) <= it->second) continue;  // replayed
+      printed[chunk.task_id()] = chunk.seq();
+      printer.Print(chunk);
+    }
+    grpc::Status status = reader->Finish();
+    if (status.ok() || done.load() || !reconnect.ShouldRetry(status, progress)) return;
+  }
+}
+
+// Watches a job until it ends, showing progress, across coordinator restarts; returns the final job.
 absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_logs) {
   const bool tty = ::isatty(STDOUT_FILENO) && !live_logs;
+  std::atomic<bool> done{false};
   std::thread logs_thread;
-  grpc::ClientContext logs_context;
-  if (live_logs) {
-    logs_thread = std::thread([&]() {
-      assay::v1::StreamLogsRequest request;
-      request.set_job_id(id);
-      request.set_follow(true);
-      auto reader = client.jobs->StreamLogs(&logs_context, request);
-      LogPrinter printer(true);
-      LogChunk chunk;
-      while (reader->Read(&chunk)) printer.Print(chunk);
-      reader->Finish();
-    });
-  }
-  assay::v1::WatchJobRequest request;
-  request.set_job_id(id);
-  grpc::ClientContext context;
-  auto reader = client.jobs->WatchJob(&context, request);
-  Job job;
+  if (live_logs) logs_thread = std::thread([&]() { FollowLogs(client, id, done); });
+  struct JoinLogs {
+    std::thread& thread;
+    std::atomic<bool>& done;
+    ~JoinLogs() {
+      done = true;
+      if (thread.joinable()) thread.join();
+    }
+  } join_logs{logs_thread, done};
+
   Job last;
   bool have = false;
   size_t drawn_lines = 0;
   std::map<std::string, assay::v1::TaskState> seen;
-  while (reader->Read(&job)) {
-    have = true;
+  auto render = [&](const Job& job) {
     if (tty) {
       std::string table = absl::StrCat(JobSummary(job, NowMs()), "\n", MatrixTable(job, NowMs(), true));
       if (drawn_lines > 0) std::cout << "\033[" << drawn_lines << "F\033[J";
       std::cout << table << std::flush;
       drawn_lines = static_cast<size_t>(std::count(table.begin(), table.end(), '\n'));
-    } else {
-      for (const Task& t : job.tasks()) {
-        auto it = seen.find(t.id());
-        if (it != seen.end() && it->second == t.state()) continue;
-        seen[t.id()] = t.state();
-        if (t.state() == assay::v1::TASK_PENDING) continue;
-        std::string line = absl::StrFormat("[%s] %-32s %-9s", absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()),
-                                           t.id(), StateName(t.state()));
-        if (t.cached()) absl::StrAppend(&line, " (cached)");
-        std::string d = t.finished_at_ms() > 0 ? TaskDuration(t, NowMs()) : "";
-        if (!d.empty()) absl::StrAppend(&line, " ", d);
-        if (!t.message().empty() && t.state() != assay::v1::TASK_RUNNING) absl::StrAppend(&line, "  ", t.message());
-        std::cout << line << "\n" << std::flush;
-      }
+      return;
     }
-    last = job;
+    for (const Task& t : job.tasks()) {
+      auto it = seen.find(t.id());
+      if (it != seen.end() && it->second == t.state()) continue;
+      seen[t.id()] = t.state();
+      if (t.state() == assay::v1::TASK_PENDING) continue;
+      std::string line = absl::StrFormat("[%s] %-32s %-9s", absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()),
+                                         t.id(), StateName(t.state()));
+      if (t.cached()) absl::StrAppend(&line, " (cached)");
+      std::string d = t.finished_at_ms() > 0 ? TaskDuration(t, NowMs()) : "";
+      if (!d.empty()) absl::StrAppend(&line, " ", d);
+      if (!t.message().empty() && t.state() != assay::v1::TASK_RUNNING) absl::StrAppend(&line, "  ", t.message());
+      std::cout << line << "\n" << std::flush;
+    }
+  };
+
+  Reconnector reconnect;
+  while (true) {
+    assay::v1::WatchJobRequest request;
+    request.set_job_id(id);
+    grpc::ClientContext context;
+    auto reader = client.jobs->WatchJob(&context, request);
+    Job job;
+    bool progress = false;
+    while (reader->Read(&job)) {
+      progress = have = true;
+      render(job);
+      last = job;
+    }
+    grpc::Status status = reader->Finish();
+    if (have && IsFinalState(last.state())) return last;
+    if (!reconnect.ShouldRetry(status, progress)) {
+      return status.ok() ? absl::InternalError("the coordinator ended the watch early") : FromGrpc(status);
+    }
   }
-  grpc::Status status = reader->Finish();
-  if (live_logs) logs_thread.join();
-  if (!status.ok() && !have) return FromGrpc(status);
-  if (!status.ok()) return FromGrpc(status);
-  return last;
 }
 
 }  // namespace

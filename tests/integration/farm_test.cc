@@ -1,5 +1,6 @@
 // End-to-end behaviour of a farm: the real coordinator, workers and CLI on loopback.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <fstream>
 
@@ -440,10 +441,18 @@ steps:
         return job.ok() && FindTask(*job, "second")->state() == assay::v1::TASK_RUNNING;
       },
       absl::Seconds(30)));
+  // A CI system waiting on the job rides out the coordinator's crash and restart.
+  fs::path wait_log = farm_.dir() / "wait.log";
+  Process waiter({BinaryPath("assay"), "--coordinator", farm_.address(), "wait", *id}, wait_log);
+  ASSERT_TRUE(WaitFor([&]() { return absl::StrContains(ReadFile(wait_log).value_or(""), "second"); },
+                      absl::Seconds(30)));
   farm_.StopCoordinator(SIGKILL);
   farm_.StartCoordinator();
   ASSERT_TRUE(WriteFile(gate, "open").ok());
   // The worker reconnects by itself; the interrupted task runs again and the job completes.
+  ASSERT_TRUE(WaitFor([&]() { return !waiter.running(); }, absl::Seconds(60))) << ReadFile(wait_log).value_or("");
+  EXPECT_TRUE(WIFEXITED(waiter.status()) && WEXITSTATUS(waiter.status()) == 0) << ReadFile(wait_log).value_or("");
+  EXPECT_TRUE(absl::StrContains(ReadFile(wait_log).value_or(""), "reconnecting")) << ReadFile(wait_log).value_or("");
   auto job = farm_.WaitJob(*id, absl::Seconds(60));
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED);

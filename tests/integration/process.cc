@@ -95,8 +95,7 @@ Process::~Process() {
 
 bool Process::running() {
   if (reaped_) return false;
-  int status = 0;
-  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+  if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
     reaped_ = true;
     return false;
   }
@@ -115,10 +114,9 @@ void Process::Kill(int signal) {
 }
 
 int Process::Wait() {
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
+  if (!reaped_) ::waitpid(pid_, &status_, 0);
   reaped_ = true;
-  return status;
+  return status_;
 }
 
 }  // namespace assay::testing

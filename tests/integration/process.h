@@ -31,13 +31,15 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
   pid_t pid() const { return pid_; }
-  bool running();
+  bool running();            // reaps the process when it has ended
   void Kill(int signal);     // sends a signal and waits for the process to end
-  int Wait();                // exit status
+  int Wait();                // waits without a deadline; the wait status
+  int status() const { return status_; }  // the wait status once running() returned false
 
  private:
   pid_t pid_ = -1;
   bool reaped_ = false;
+  int status_ = 0;
 };
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
