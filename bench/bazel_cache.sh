@@ -3,6 +3,8 @@
 # --disk_cache (the local limit), same machine, same run. Each warm build follows `bazel clean`.
 #   bench/bazel_cache.sh [BUILD_DIR]       (default build; needs assay-coordinator built there)
 # Prints the median of 3 warm builds for each and their ratio.
+# ASSAY_BENCH_PIN=1 pins the coordinator to CPU 1 and Bazel to CPU 0 (both sides), so that the
+# server's CPU does not compete with Bazel's: it shows how much of the gap is contention.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,13 +64,15 @@ done
   echo "  std::printf(\"%zu\\n\", n); }"
 } >"$work/ws/main.cc"
 
-"$coordinator" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/assay-data" >"$work/coordinator.log" 2>&1 &
+pin_server=() pin_client=()
+if [[ ${ASSAY_BENCH_PIN:-0} == 1 ]]; then pin_server=(taskset -c 1); pin_client=(taskset -c 0); fi
+"${pin_server[@]}" "$coordinator" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/assay-data" >"$work/coordinator.log" 2>&1 &
 coordinator_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 port=$(cat "$work/port")
 
 cd "$work/ws"
-B=(bazel --output_user_root="$work/root")
+B=("${pin_client[@]}" bazel --output_user_root="$work/root")
 common=(--override_repository=rules_java=/usr/share/bazel/rules/java --override_repository=rules_cc="$work/rules_cc"
         --nosandbox_debug)
 timed_build() {  # prints seconds
@@ -113,4 +117,5 @@ echo "ratio remote / disk:               $(echo "scale=2; $r / $d" | bc)"
 echo "coordinator CPU per warm build:    $(echo "scale=3; $ticks / 3 / $(getconf CLK_TCK)" | bc)s"
 echo "blob reads per warm build:         $((reads / 3))"
 [[ ${#extra[@]} -gt 0 ]] && echo "extra Bazel flags (both sides):    ${extra[*]}"
+[[ ${ASSAY_BENCH_PIN:-0} == 1 ]] && echo "pinned: coordinator on CPU 1, Bazel on CPU 0"
 true
