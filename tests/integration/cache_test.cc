@@ -139,29 +139,53 @@ steps:
   EXPECT_TRUE(absl::StrContains(second, "21 from this host's cache, 0 bytes fetched")) << second;
 }
 
-TEST_F(CacheTest, LargeArtifactsPassThroughWithBoundedMemory) {
+TEST_F(CacheTest, LargeBlobsPassThroughEveryProcessWithBoundedMemory) {
+  constexpr int64_t kSize = 256LL << 20;
+  // A large source file (the CLI uploads it, a worker fetches it) and a large output (the worker
+  // uploads it, the CLI downloads it).
   auto tree = farm_.WriteTree("big", {{"assay.yaml", R"(
 steps:
   - id: make
-    run: head -c 268435456 /dev/urandom > big.bin && sha256sum big.bin | cut -d' ' -f1 > big.sha256
-    outputs: [big.bin, big.sha256]
+    inputs: [input.bin]
+    run: |
+      sha256sum input.bin | cut -d' ' -f1 > input.sha256
+      head -c 268435456 /dev/urandom > big.bin
+      sha256sum big.bin | cut -d' ' -f1 > big.sha256
+    outputs: [big.bin, big.sha256, input.sha256]
     timeout: 5m
 )"}});
-  Job job = RunToEnd(tree);
-  ASSERT_EQ(job.state(), assay::v1::JOB_SUCCEEDED) << FindTask(job, "make")->message();
+  {
+    std::ofstream big(tree / "input.bin", std::ios::binary);
+    std::string block(1 << 20, '\0');
+    for (int64_t i = 0; i < kSize / static_cast<int64_t>(block.size()); ++i) {
+      block[0] = static_cast<char>(i);
+      big.write(block.data(), static_cast<std::streamsize>(block.size()));
+    }
+  }
+  RunResult submit = farm_.Cli({"submit", tree.string(), "--wait"}, absl::Minutes(5));
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
   fs::path out = farm_.dir() / "big-out";
-  RunResult r = farm_.Cli({"artifacts", job.id(), "--out", out.string()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(fs::file_size(out / "make/big.bin"), 268435456u);
+  RunResult download = farm_.Cli({"artifacts", "1", "--out", out.string()});
+  ASSERT_EQ(download.exit_code, 0) << download.err;
+  EXPECT_EQ(fs::file_size(out / "make/big.bin"), static_cast<uintmax_t>(kSize));
   RunResult sum = RunCommand({"/usr/bin/sha256sum", (out / "make/big.bin").string()});
   EXPECT_EQ(sum.out.substr(0, 64), ReadFile(out / "make/big.sha256").value_or("").substr(0, 64));
+  RunResult input_sum = RunCommand({"/usr/bin/sha256sum", (tree / "input.bin").string()});
+  EXPECT_EQ(input_sum.out.substr(0, 64), ReadFile(out / "make/input.sha256").value_or("").substr(0, 64))
+      << "the worker received the uploaded input intact";
   // 256 MiB went through every process; none of them held it in memory. (Not measurable under a
   // sanitizer: its runtime keeps freed memory in quarantine and adds shadow memory.)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   std::cout << "peak memory is checked in the unsanitized build only\n";
   return;
 #endif
-  const int64_t limit = 128LL << 20;  // half the artifact
+  const int64_t limit = kSize / 2;
+  std::cout << "peak RSS MiB: CLI upload " << (submit.peak_rss_bytes >> 20) << ", CLI download "
+            << (download.peak_rss_bytes >> 20) << ", coordinator " << (PeakMemoryBytes(farm_.coordinator_pid()) >> 20)
+            << ", workers " << (PeakMemoryBytes(farm_.worker_pid("w1")) >> 20) << " and "
+            << (PeakMemoryBytes(farm_.worker_pid("w2")) >> 20) << "\n";
+  EXPECT_LT(submit.peak_rss_bytes, limit) << "CLI upload";
+  EXPECT_LT(download.peak_rss_bytes, limit) << "CLI download";
   EXPECT_LT(PeakMemoryBytes(farm_.coordinator_pid()), limit);
   EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w1")), limit);
   EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w2")), limit);

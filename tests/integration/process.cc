@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,11 +75,13 @@ RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeou
   pid_t pid = Spawn(argv, out_path, err_path, extra_env);
   RunResult result;
   int status = 0;
-  bool done = WaitFor([&]() { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  struct rusage usage {};
+  bool done = WaitFor([&]() { return ::wait4(pid, &status, WNOHANG, &usage) == pid; }, timeout);
   if (!done) {
     ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
+    ::wait4(pid, &status, 0, &usage);
   }
+  result.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   result.out = ReadFile(out_path).value_or("");
   result.err = ReadFile(err_path).value_or("");

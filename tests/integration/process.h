@@ -17,6 +17,7 @@ struct RunResult {
   int exit_code = -1;
   std::string out;
   std::string err;
+  int64_t peak_rss_bytes = 0;  // the command's own peak resident memory
 };
 
 // Runs a command to completion (killing it after `timeout`), capturing its output.
