@@ -179,7 +179,9 @@ steps:
   std::cout << "peak memory is checked in the unsanitized build only\n";
   return;
 #endif
-  const int64_t limit = kSize / 2;
+  // Holding the blob would take at least kSize; the coordinator's fixed costs (RocksDB block cache and
+  // memtables, per-thread buffers) reach ~90-140 MiB depending on how many calls run at once.
+  const int64_t limit = kSize * 3 / 4;
   std::cout << "peak RSS MiB: CLI upload " << (submit.peak_rss_bytes >> 20) << ", CLI download "
             << (download.peak_rss_bytes >> 20) << ", coordinator " << (PeakMemoryBytes(farm_.coordinator_pid()) >> 20)
             << ", workers " << (PeakMemoryBytes(farm_.worker_pid("w1")) >> 20) << " and "
