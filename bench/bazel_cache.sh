@@ -83,7 +83,7 @@ timed_build() {  # prints seconds
   echo "$end - $start" | bc
 }
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator_pid/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$coordinator_pid}/stat"; }
 blob_reads() { "$root/$build_dir/cli/assay" --coordinator "127.0.0.1:$port" cache stats | awk '/blob reads/ {print $3}'; }
 extra=(${ASSAY_BENCH_BAZEL_FLAGS:-})
 
@@ -94,28 +94,55 @@ echo "cold build, remote cache through Assay:  ${cold_remote}s"
 cold_disk=$(timed_build --disk_cache="$work/disk-cache")
 echo "cold build, --disk_cache:                ${cold_disk}s"
 
-remote=() disk=()
+# Three warm builds of each, interleaved so that drift in the machine's speed hits all alike:
+# remote downloading every output (Bazel 4's default), remote downloading only the top-level
+# outputs (--remote_download_toplevel, the default since Bazel 7), and the local disk cache.
+remote=() toplevel=() disk=()
+bazel_pid=$("${B[@]}" info server_pid 2>/dev/null)
+declare -A bazel_ticks=([remote]=0 [toplevel]=0 [disk]=0)
+measure() {  # MODE FLAGS...: one timed warm build, counting the Bazel server's CPU
+  local mode=$1 before
+  shift
+  before=$(cpu_ticks "$bazel_pid")
+  timed_build "$@"
+  bazel_ticks[$mode]=$((bazel_ticks[$mode] + $(cpu_ticks "$bazel_pid") - before))
+}
 ticks=0
 reads=0
+top_reads=0
 for i in 1 2 3; do
   "${B[@]}" clean >/dev/null 2>&1
   before=$(cpu_ticks)
   reads_before=$(blob_reads)
-  remote+=("$(timed_build --remote_cache="grpc://127.0.0.1:$port")")
+  measure remote --remote_cache="grpc://127.0.0.1:$port" >"$work/t"
+  remote+=("$(cat "$work/t")")
   ticks=$((ticks + $(cpu_ticks) - before))
   reads=$((reads + $(blob_reads) - reads_before))
   grep -o "[0-9]* remote cache hit" "$work/last.log" | head -1 >"$work/hits"
   "${B[@]}" clean >/dev/null 2>&1
-  disk+=("$(timed_build --disk_cache="$work/disk-cache")")
+  reads_before=$(blob_reads)
+  measure toplevel --remote_cache="grpc://127.0.0.1:$port" --remote_download_toplevel >"$work/t"
+  toplevel+=("$(cat "$work/t")")
+  top_reads=$((top_reads + $(blob_reads) - reads_before))
+  grep -o "[0-9]* remote cache hit" "$work/last.log" | head -1 >"$work/top-hits"
+  [[ -x bazel-bin/app ]] || { echo "toplevel build left no bazel-bin/app" >&2; exit 1; }
+  "${B[@]}" clean >/dev/null 2>&1
+  measure disk --disk_cache="$work/disk-cache" >"$work/t"
+  disk+=("$(cat "$work/t")")
 done
 r=$(median "${remote[@]}")
+t=$(median "${toplevel[@]}")
 d=$(median "${disk[@]}")
 echo "== warm builds after bazel clean (median of 3)"
-echo "warm, remote cache through Assay:  ${r}s   (${remote[*]}; $(cat "$work/hits"))"
-echo "warm, --disk_cache:                ${d}s   (${disk[*]})"
-echo "ratio remote / disk:               $(echo "scale=2; $r / $d" | bc)"
-echo "coordinator CPU per warm build:    $(echo "scale=3; $ticks / 3 / $(getconf CLK_TCK)" | bc)s"
-echo "blob reads per warm build:         $((reads / 3))"
+echo "warm, remote cache through Assay:           ${r}s   (${remote[*]}; $(cat "$work/hits"))"
+echo "warm, remote, --remote_download_toplevel:   ${t}s   (${toplevel[*]}; $(cat "$work/top-hits"))"
+echo "warm, --disk_cache:                         ${d}s   (${disk[*]})"
+echo "ratio remote / disk:                        $(echo "scale=2; $r / $d" | bc)"
+echo "ratio remote toplevel / disk:               $(echo "scale=2; $t / $d" | bc)"
+echo "coordinator CPU per warm build (remote):    $(echo "scale=3; $ticks / 3 / $(getconf CLK_TCK)" | bc)s"
+hz=$(getconf CLK_TCK)
+echo "Bazel server CPU per warm build:            remote $(echo "scale=2; ${bazel_ticks[remote]} / 3 / $hz" | bc)s, toplevel $(echo "scale=2; ${bazel_ticks[toplevel]} / 3 / $hz" | bc)s, disk $(echo "scale=2; ${bazel_ticks[disk]} / 3 / $hz" | bc)s"
+echo "blob reads per warm build:                  $((reads / 3)) (toplevel: $((top_reads / 3)))"
 [[ ${#extra[@]} -gt 0 ]] && echo "extra Bazel flags (both sides):    ${extra[*]}"
 [[ ${ASSAY_BENCH_PIN:-0} == 1 ]] && echo "pinned: coordinator on CPU 1, Bazel on CPU 0"
 true

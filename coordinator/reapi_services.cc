@@ -321,7 +321,13 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
       return;
     }
     pos_ += static_cast<int64_t>(data->size());
-    StartWrite(&response_);
+    // The last chunk leaves with the status in one batch: a small blob is one response, not a
+    // message and then trailers after another round through the reactor.
+    if (pos_ >= end_) {
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&response_);
+    }
   }
 
   BlobStore* blobs_;

@@ -123,6 +123,14 @@ TEST_F(BazelTest, CleanRebuildIsAllRemoteCacheHitsWithIdenticalOutputs) {
   EXPECT_EQ(second.remote_hits, first.local) << warm.err;
   EXPECT_EQ(second.local, 0) << "every action must come from the cache:\n" << warm.err;
   EXPECT_EQ(AppDigest(), built);
+
+  // Bazel's default since 7: intermediates stay in the cache, the top-level binary comes down whole.
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  RunResult toplevel = Build({"--remote_download_toplevel"});
+  ASSERT_EQ(toplevel.exit_code, 0) << toplevel.err;
+  EXPECT_EQ(ParseStats(toplevel.err).remote_hits, first.local) << toplevel.err;
+  EXPECT_EQ(ParseStats(toplevel.err).local, 0) << toplevel.err;
+  EXPECT_EQ(AppDigest(), built);
 }
 
 TEST_F(BazelTest, InstanceNamesAndDownloadMinimal) {
