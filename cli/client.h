@@ -5,6 +5,7 @@
 #include <string>
 
 #include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
 
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
@@ -13,7 +14,7 @@
 namespace assay::cli {
 
 struct Client {
-  explicit Client(const std::string& address);
+  Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials);
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<assay::v1::Jobs::Stub> jobs;
   std::unique_ptr<assay::v1::Admin::Stub> admin;
@@ -26,6 +27,7 @@ enum ExitCode : int {
   kJobFailed = 1,
   kBadInput = 2,
   kUnavailable = 3,
+  kUnauthenticated = 4,
 };
 
 // Prints "error: ..." and returns the exit code that fits the status.

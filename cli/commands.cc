@@ -31,10 +31,10 @@ using assay::v1::Job;
 using assay::v1::LogChunk;
 using assay::v1::Task;
 
-Client::Client(const std::string& address) {
+Client::Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
-  channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel = grpc::CreateCustomChannel(address, std::move(credentials), args);
   jobs = assay::v1::Jobs::NewStub(channel);
   admin = assay::v1::Admin::NewStub(channel);
   cas = std::make_unique<CasClient>(channel, "");
@@ -45,8 +45,13 @@ int ReportError(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
-      std::cerr << "  (is the coordinator running? set --coordinator or ASSAY_COORDINATOR)\n";
+      std::cerr << "  (is the coordinator running? set --coordinator or ASSAY_COORDINATOR; if it serves TLS, "
+                   "--tls-ca or ASSAY_TLS_CA)\n";
       return kUnavailable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      std::cerr << "  (the coordinator wants a token: --token-file or ASSAY_TOKEN_FILE)\n";
+      return kUnauthenticated;
     default:
       return kBadInput;
   }

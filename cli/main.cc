@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "common/security_flags.h"
 
 int main(int argc, char** argv) {
   using namespace assay::cli;
@@ -16,6 +17,8 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_option("--coordinator", address, "coordinator address:port (env ASSAY_COORDINATOR)")->capture_default_str();
   app.add_flag("--json", json, "print JSON for scripts (same as --output json)");
+  assay::ClientSecurity security;
+  assay::AddClientSecurityFlags(app, &security, "ASSAY_");
   std::string output = "text";
   app.add_option("--output,-o", output, "text or json")->check(CLI::IsMember({"text", "json"}));
 
@@ -63,7 +66,9 @@ int main(int argc, char** argv) {
   }
   submit.json = json;
 
-  Client client(address);
+  auto credentials = assay::MakeChannelCredentials(security);
+  if (!credentials.ok()) return ReportError(absl::InvalidArgumentError(credentials.status().message()));
+  Client client(address, *credentials);
   if (*submit_cmd) return Submit(client, submit);
   if (*status_cmd) return Status(client, job_id, json);
   if (*wait_cmd) return Wait(client, job_id, submit);

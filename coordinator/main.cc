@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/synchronization/mutex.h"
+#include "common/security_flags.h"
 
 #include "coordinator/server.h"
 
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   double lease_seconds = 30, heartbeat_seconds = 5;
   std::string log_level = "info";
   CLI::App app{"assay-coordinator: schedules build/test matrices to workers and serves the REAPI cache"};
-  app.add_option("--listen", options.listen, "address:port to serve on (use 0.0.0.0 only with TLS and tokens)")
+  app.add_option("--listen", options.listen, "address:port to serve on (beyond loopback: TLS and authentication required)")
       ->capture_default_str();
   app.add_option("--data", options.data_dir, "folder of the RocksDB database")->capture_default_str();
   app.add_option("--port-file", options.port_file, "write the bound port here once serving");
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  assay::AddServerSecurityFlags(app, &options.security);
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));

@@ -12,6 +12,9 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::Status CoordinatorServer::Start(const Options& options) {
   options_ = options;
+  // Refuse an unsafe or broken security setup before touching the database.
+  auto credentials = MakeServerCredentials(options.security, options.listen);
+  if (!credentials.ok()) return credentials.status();
   auto db = Database::Open(options.data_dir);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
@@ -40,7 +43,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(16 << 20);
   builder.SetMaxSendMessageSize(16 << 20);
   for (grpc::Service* service : std::initializer_list<grpc::Service*>{

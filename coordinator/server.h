@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
+#include "common/security.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/farm_services.h"
@@ -30,6 +31,7 @@ class CoordinatorServer {
     std::string port_file;               // when set, the bound port is written here once serving
     int64_t cache_budget_bytes = 0;      // 0: unbounded
     JobManager::Options jobs;
+    ServerSecurity security;             // TLS and tokens; plaintext only on loopback
   };
 
   CoordinatorServer() = default;

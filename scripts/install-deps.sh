@@ -15,7 +15,7 @@ packages=(
   # example firmware and its emulators
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
   # tests
-  procps coreutils
+  procps coreutils openssl
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)

@@ -105,7 +105,8 @@ WorkerAgent::WorkerAgent(Options options) : options_(std::move(options)) {
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator,
+                                       options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   cas_ = std::make_unique<CasClient>(channel_, options_.instance_name);
 
   if (options_.cache_dir.empty()) options_.cache_dir = (fs::path(options_.work_dir) / "cache").string();

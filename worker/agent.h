@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
 
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
@@ -30,6 +31,7 @@ class WorkerAgent {
     std::string instance_name;
     std::string cache_dir;              // local CAS cache; default <work_dir>/cache
     int64_t cache_bytes = 10LL << 30;   // its budget
+    std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
   };
 
   explicit WorkerAgent(Options options);

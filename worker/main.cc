@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/synchronization/mutex.h"
+#include "common/security_flags.h"
 
 #include "worker/agent.h"
 
@@ -30,8 +31,16 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");
   app.add_option("--cache-bytes", options.cache_bytes, "budget of the local cache")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  assay::ClientSecurity security;
+  assay::AddClientSecurityFlags(app, &security);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
+  auto credentials = assay::MakeChannelCredentials(security);
+  if (!credentials.ok()) {
+    spdlog::error("{}", std::string(credentials.status().message()));
+    return 2;
+  }
+  options.credentials = *credentials;
   std::signal(SIGPIPE, SIG_IGN);
 
   assay::WorkerAgent agent(options);

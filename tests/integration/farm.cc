@@ -52,8 +52,29 @@ void Farm::StopCoordinator(int signal) {
   coordinator_.reset();
 }
 
+void Farm::UseClientSecurity(const ClientSecurity& security) {
+  client_security_ = security;
+  if (coordinator_) Connect();
+}
+
+std::vector<std::string> Farm::ClientSecurityArgs() const {
+  std::vector<std::string> args;
+  auto add = [&](const char* flag, const std::string& value) {
+    if (value.empty()) return;
+    args.push_back(flag);
+    args.push_back(value);
+  };
+  add("--tls-ca", client_security_.ca_file);
+  add("--tls-cert", client_security_.cert_file);
+  add("--tls-key", client_security_.key_file);
+  add("--token-file", client_security_.token_file);
+  return args;
+}
+
 void Farm::Connect() {
-  auto channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  auto credentials = MakeChannelCredentials(client_security_);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  auto channel = grpc::CreateChannel(address(), *credentials);
   jobs_ = assay::v1::Jobs::NewStub(channel);
   admin_ = assay::v1::Admin::NewStub(channel);
 }
@@ -65,6 +86,7 @@ void Farm::StartWorker(const std::string& id, const std::vector<std::string>& la
     argv.push_back("--label");
     argv.push_back(l);
   }
+  for (const auto& a : ClientSecurityArgs()) argv.push_back(a);
   workers_[id] = std::make_unique<Process>(argv, dir() / ("worker-" + id + ".log"));
   bool connected = WaitFor(
       [&]() {
@@ -87,6 +109,7 @@ void Farm::StopWorker(const std::string& id, int signal) {
 
 RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
   std::vector<std::string> argv = {BinaryPath("assay"), "--coordinator", address()};
+  for (const auto& a : ClientSecurityArgs()) argv.push_back(a);
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, timeout);
 }

@@ -11,6 +11,7 @@
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "common/file_util.h"
+#include "common/security.h"
 #include "tests/integration/process.h"
 
 namespace assay::testing {
@@ -39,6 +40,11 @@ class Farm {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
+  // TLS/token settings the workers, the CLI and the harness's own calls use from now on.
+  void UseClientSecurity(const ClientSecurity& security);
+  // The same as command-line flags (--tls-ca ... --token-file ...).
+  std::vector<std::string> ClientSecurityArgs() const;
+
   // Runs the CLI against this farm.
   RunResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(180));
   // Writes a source tree with the given files (path -> content) and returns its folder.
@@ -61,6 +67,7 @@ class Farm {
   std::map<std::string, std::unique_ptr<Process>> workers_;
   std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
   std::unique_ptr<assay::v1::Admin::Stub> admin_;
+  ClientSecurity client_security_;
 };
 
 // Peak resident memory of a live process (VmHWM), in bytes.
