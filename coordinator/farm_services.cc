@@ -74,19 +74,28 @@ grpc::Status AdminService::ListWorkers(grpc::ServerContext*, const assay::v1::Li
 
 grpc::Status AdminService::GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
                                          assay::v1::CacheStats* response) {
-  auto stats = blobs_->stats();
-  response->set_bytes(stats.bytes);
-  response->set_blobs(stats.blobs);
-  response->set_budget_bytes(eviction_->budget_bytes());
-  response->set_evicted_blobs(eviction_->evicted_blobs());
-  response->set_evicted_bytes(eviction_->evicted_bytes());
-  response->set_cas_reads(counters_->reads.load());
-  response->set_cas_writes(counters_->writes.load());
-  response->set_ac_hits(cache_->hits());
-  response->set_ac_misses(cache_->misses());
-  auto entries = cache_->CountEntries();
-  if (entries.ok()) response->set_action_results(*entries);
+  *response = CollectCacheStats(blobs_, eviction_, cache_, counters_, /*count_action_results=*/true);
   return grpc::Status::OK;
+}
+
+assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+                                        const CasCounters* counters, bool count_action_results) {
+  assay::v1::CacheStats out;
+  auto stats = blobs->stats();
+  out.set_bytes(stats.bytes);
+  out.set_blobs(stats.blobs);
+  out.set_budget_bytes(eviction->budget_bytes());
+  out.set_evicted_blobs(eviction->evicted_blobs());
+  out.set_evicted_bytes(eviction->evicted_bytes());
+  out.set_cas_reads(counters->reads.load());
+  out.set_cas_writes(counters->writes.load());
+  out.set_ac_hits(cache->hits());
+  out.set_ac_misses(cache->misses());
+  if (count_action_results) {
+    auto entries = cache->CountEntries();
+    if (entries.ok()) out.set_action_results(*entries);
+  }
+  return out;
 }
 
 grpc::Status WorkerLinkService::Connect(

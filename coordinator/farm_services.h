@@ -45,6 +45,10 @@ class AdminService final : public assay::v1::Admin::Service {
   const CasCounters* counters_;
 };
 
+// The cache's figures now. Counting action results walks the whole action cache, so scrapes skip it.
+assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+                                        const CasCounters* counters, bool count_action_results);
+
 class WorkerLinkService final : public assay::v1::WorkerLink::Service {
  public:
   explicit WorkerLinkService(JobManager* jobs) : jobs_(jobs) {}

@@ -449,6 +449,7 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
     entry->job.set_finished_at_ms(UnixMillis(clock_->Now()));
     job_changed = true;
     finished_.push_back(entry->number);
+    jobs_finished_[assay::v1::JobState_Name(entry->job.state())]++;
     spdlog::info("job {} {}", entry->job.id(), assay::v1::JobState_Name(entry->job.state()));
   }
   if (job_changed) {
@@ -582,6 +583,7 @@ void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, 
   task->set_state(state);
   task->set_message(std::move(message));
   task->set_finished_at_ms(UnixMillis(clock_->Now()));
+  tasks_finished_[{assay::v1::TaskState_Name(state), task->cached()}]++;
   if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
     if (!task->message().empty()) SystemLogLocked(entry, *task, task->message());
   }
@@ -867,6 +869,29 @@ void JobManager::Tick() {
     RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
   }
   DispatchLocked();
+}
+
+JobManager::Stats JobManager::GetStats() {
+  Locked lock(this);
+  Stats s;
+  for (const auto& [number, entry] : jobs_) {
+    if (IsFinal(entry->job.state())) continue;
+    ++s.jobs_active;
+    for (const Task& t : entry->job.tasks()) {
+      s.tasks_pending += t.state() == assay::v1::TASK_PENDING;
+      s.tasks_queued += t.state() == assay::v1::TASK_QUEUED;
+      s.tasks_running += t.state() == assay::v1::TASK_RUNNING;
+    }
+  }
+  for (const auto& [id, w] : workers_) {
+    if (!w.connected) continue;
+    ++s.workers_connected;
+    s.slots += w.hello.slots();
+    s.slots_busy += static_cast<int64_t>(scheduler_.running_on(id).size());
+  }
+  s.jobs_finished = jobs_finished_;
+  s.tasks_finished = tasks_finished_;
+  return s;
 }
 
 std::vector<assay::v1::Worker> JobManager::ListWorkers() {

@@ -72,6 +72,16 @@ class JobManager {
   void Tick();
 
   std::vector<assay::v1::Worker> ListWorkers();
+
+  // Figures for monitoring, read now.
+  struct Stats {
+    int64_t jobs_active = 0;                                   // not yet finished
+    int64_t tasks_pending = 0, tasks_queued = 0, tasks_running = 0;  // of unfinished jobs
+    int64_t workers_connected = 0, slots = 0, slots_busy = 0;
+    std::map<std::string, int64_t> jobs_finished;              // by JobState name, since start
+    std::map<std::pair<std::string, bool>, int64_t> tasks_finished;  // by (TaskState name, cached)
+  };
+  Stats GetStats();
   const Options& options() const { return options_; }
 
  private:
@@ -155,6 +165,8 @@ class JobManager {
   absl::flat_hash_map<std::string, std::vector<Digest>> pins_ ABSL_GUARDED_BY(mu_);  // by lease id
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, bool>, int64_t> tasks_finished_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<uint64_t> ParseJobId(const std::string& id);

@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::AddServerSecurityFlags(app, &options.security);
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; default: off)");
+  app.add_option("--metrics-port-file", options.metrics_port_file, "write the metrics port here once serving");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));

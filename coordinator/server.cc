@@ -42,6 +42,19 @@ absl::Status CoordinatorServer::Start(const Options& options) {
                                                   action_cache_.get(), &cas_counters_);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
 
+  if (!options.metrics_listen.empty()) {
+    auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
+      return CollectCacheStats(raw_blobs_.get(), evicting_blobs_.get(), action_cache_.get(), &cas_counters_,
+                               /*count_action_results=*/false);
+    });
+    if (!metrics.ok()) return metrics.status();
+    metrics_ = std::move(*metrics);
+    spdlog::info("metrics at http://{}:{}/metrics", options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
+                 metrics_->port());
+    if (!options.metrics_port_file.empty()) {
+      if (absl::Status s = WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n")); !s.ok()) return s;
+    }
+  }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(16 << 20);
@@ -74,6 +87,7 @@ void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
+  metrics_.reset();
 }
 
 }  // namespace assay

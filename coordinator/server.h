@@ -14,6 +14,7 @@
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
 #include "common/security.h"
+#include "coordinator/metrics.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/farm_services.h"
@@ -32,6 +33,8 @@ class CoordinatorServer {
     int64_t cache_budget_bytes = 0;      // 0: unbounded
     JobManager::Options jobs;
     ServerSecurity security;             // TLS and tokens; plaintext only on loopback
+    std::string metrics_listen;          // host:port of the Prometheus endpoint; empty: none
+    std::string metrics_port_file;       // when set, its bound port is written here
   };
 
   CoordinatorServer() = default;
@@ -59,6 +62,7 @@ class CoordinatorServer {
   std::unique_ptr<JobsService> jobs_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<WorkerLinkService> worker_link_service_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

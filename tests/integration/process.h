@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace assay::testing {
@@ -42,6 +43,9 @@ class Process {
   bool reaped_ = false;
   int status_ = 0;
 };
+
+// GET http://127.0.0.1:port/path; the body of a 200 response, an error otherwise.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);

@@ -1,0 +1,34 @@
+// Prometheus metrics of the coordinator, gathered when scraped (nothing is counted twice: the
+// figures are the ones `assay workers`, `assay cache stats` and the job views show).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "assay/v1/admin.pb.h"
+#include "coordinator/job_manager.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace assay {
+
+class MetricsServer {
+ public:
+  // Serves GET /metrics on `listen` (host:port; port 0 picks one). `cache_stats` is called per scrape.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen, JobManager* jobs,
+                                                              std::function<assay::v1::CacheStats()> cache_stats);
+  ~MetricsServer();
+  int port() const { return port_; }
+
+ private:
+  MetricsServer() = default;
+  std::shared_ptr<class MetricsCollector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+};
+
+}  // namespace assay
