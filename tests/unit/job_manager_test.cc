@@ -162,6 +162,39 @@ TEST_F(JobManagerTest, RetryRunsAFailedStepAgain) {
   EXPECT_EQ(Task0(job).message(), "exit code 1");
 }
 
+TEST_F(JobManagerTest, StatsCountTasksWorkersAndFinishedWork) {
+  std::string job = Submit("steps:\n  - id: a\n    run: one\n    cache: false\n"
+                           "  - id: b\n    needs: [a]\n    run: two\n    cache: false\n");
+  JobManager::Stats s = manager_->GetStats();
+  EXPECT_EQ(s.jobs_active, 1);
+  EXPECT_EQ(s.tasks_queued, 1);   // a waits for a worker
+  EXPECT_EQ(s.tasks_pending, 1);  // b waits for a
+  EXPECT_EQ(s.workers_connected, 0);
+
+  auto session = Connect("w", 3);
+  s = manager_->GetStats();
+  EXPECT_EQ(s.tasks_running, 1);
+  EXPECT_EQ(s.tasks_queued, 0);
+  EXPECT_EQ(s.workers_connected, 1);
+  EXPECT_EQ(s.slots, 3);
+  EXPECT_EQ(s.slots_busy, 1);
+
+  ASSERT_TRUE(Finish("w", NextAssignment(*session), 0).ok());
+  ASSERT_TRUE(Finish("w", NextAssignment(*session), 2).ok());
+  s = manager_->GetStats();
+  EXPECT_EQ(s.jobs_active, 0);
+  EXPECT_EQ(s.tasks_running + s.tasks_queued + s.tasks_pending, 0);
+  EXPECT_EQ(s.slots_busy, 0);
+  EXPECT_EQ((s.tasks_finished[{"TASK_SUCCEEDED", false}]), 1);
+  EXPECT_EQ((s.tasks_finished[{"TASK_FAILED", false}]), 1);
+  EXPECT_EQ(s.jobs_finished["JOB_FAILED"], 1);
+  EXPECT_EQ(s.jobs_finished.count("JOB_SUCCEEDED"), 0u);
+
+  manager_->WorkerDisconnected(session);
+  EXPECT_EQ(manager_->GetStats().workers_connected, 0);
+  EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_FAILED);
+}
+
 TEST_F(JobManagerTest, UnknownJobsTasksAndWorkersAreRefused) {
   auto session = Connect("w");
   Submit(kOneStep);
