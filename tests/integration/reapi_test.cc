@@ -125,6 +125,47 @@ TEST_F(ReapiTest, BlobsWhoseBytesDoNotMatchAreRefusedAndNotStored) {
   EXPECT_TRUE(Missing({claimed}).empty());
 }
 
+TEST_F(ReapiTest, OversizedRequestsAreRefusedAndStoreNothing) {
+  // A batch over the advertised limit (4 MiB): refused whole, naming the limit and the way out.
+  reapi::BatchUpdateBlobsRequest batch;
+  std::vector<Digest> digests;
+  for (int i = 0; i < 6; ++i) {
+    std::string data(1 << 20, static_cast<char>('a' + i));
+    digests.push_back(Digest::OfBytes(data));
+    auto* r = batch.add_requests();
+    *r->mutable_digest() = digests.back().ToProto();
+    r->set_data(data);
+  }
+  reapi::BatchUpdateBlobsResponse updated;
+  grpc::ClientContext c1;
+  grpc::Status too_big = cas_->BatchUpdateBlobs(&c1, batch, &updated);
+  EXPECT_EQ(too_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(too_big.error_message(), "exceeds the limit of 4194304")) << too_big.error_message();
+  EXPECT_TRUE(absl::StrContains(too_big.error_message(), "ByteStream")) << too_big.error_message();
+  EXPECT_EQ(Missing(digests).size(), digests.size()) << "nothing of a refused batch is stored";
+
+  // A batch read whose blobs add up over the limit.
+  reapi::BatchReadBlobsRequest read;
+  for (const auto& d : digests) *read.add_digests() = d.ToProto();
+  reapi::BatchReadBlobsResponse got;
+  grpc::ClientContext c2;
+  grpc::Status read_too_big = cas_->BatchReadBlobs(&c2, read, &got);
+  EXPECT_EQ(read_too_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(read_too_big.error_message(), "use ByteStream.Read")) << read_too_big.error_message();
+
+  // A message over the server's 16 MiB receive limit is refused by gRPC before any handler runs.
+  reapi::BatchUpdateBlobsRequest huge;
+  std::string data(17 << 20, 'h');
+  const Digest huge_digest = Digest::OfBytes(data);
+  auto* r = huge.add_requests();
+  *r->mutable_digest() = huge_digest.ToProto();
+  r->set_data(std::move(data));
+  grpc::ClientContext c3;
+  grpc::Status refused = cas_->BatchUpdateBlobs(&c3, huge, &updated);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(Missing({huge_digest}).size(), 1u);
+}
+
 TEST_F(ReapiTest, MalformedResourceNamesAndDigestsAreInvalidArguments) {
   Digest d = Digest::OfBytes("x");
   const std::string hash = d.hash();
