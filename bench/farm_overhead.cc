@@ -1,6 +1,6 @@
 // The farm's overhead per task: N tiny tasks (`true`) through a local farm with 2 workers, against
 // the same N commands run directly with the same parallelism (2). Also: time from submit to the
-// first task's start. Run: build/bench/bench_farm_overhead [N]
+// first task's start. Run: build/bench/bench_farm_overhead [N] [process|sandbox]   (executor, default process)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,8 +42,10 @@ absl::Duration Direct(int n) {
 int main(int argc, char** argv) {
   int n = 200;
   if (argc > 1 && !absl::SimpleAtoi(argv[1], &n)) return 2;
+  const std::string executor = argc > 2 ? argv[2] : "process";
   Farm farm;
   farm.StartCoordinator();
+  farm.set_executor(executor);
   farm.StartWorker("w1");
   farm.StartWorker("w2");
   std::string values;
@@ -69,7 +71,8 @@ int main(int argc, char** argv) {
 
   const absl::Duration direct = Direct(n);
   const double farm_s = absl::ToDoubleSeconds(farm_time), direct_s = absl::ToDoubleSeconds(direct);
-  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot)\n", n);
+  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot, %s executor)\n", n,
+              executor.c_str());
   std::printf("farm, submit to job done      %.3f s  (%.0f tasks/s, %.2f ms/task)\n", farm_s, n / farm_s,
               1000 * farm_s / n);
   std::printf("direct, 2 at a time           %.3f s  (%.0f tasks/s)\n", direct_s, n / direct_s);

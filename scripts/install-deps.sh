@@ -16,6 +16,8 @@ packages=(
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
   # tests
   procps coreutils openssl
+  # workers: the sandbox executor
+  bubblewrap
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)

@@ -96,9 +96,10 @@ class WorkerAgent::Link {
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-WorkerAgent::WorkerAgent(Options options) : options_(std::move(options)) {
+WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
+    : options_(std::move(options)), executor_(std::move(executor)) {
   if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
-  executor_ = std::make_unique<ProcessExecutor>();
+  if (!executor_) executor_ = std::make_unique<ProcessExecutor>();
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   grpc::ChannelArguments args;

@@ -34,7 +34,8 @@ class WorkerAgent {
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
   };
 
-  explicit WorkerAgent(Options options);
+  // `executor` runs the steps (null: the process executor).
+  explicit WorkerAgent(Options options, std::unique_ptr<Executor> executor = nullptr);
   ~WorkerAgent();
 
   // Connects and serves until Stop(); reconnects with backoff when the link drops.
@@ -42,6 +43,7 @@ class WorkerAgent {
   void Stop();
 
   const std::string& worker_id() const { return options_.worker_id; }
+  std::string executor_name() const { return executor_->name(); }
   std::vector<std::string> labels() const { return labels_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,26 @@ class ProcessExecutor final : public Executor {
   std::string name() const override { return "process"; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;
+};
+
+// Each step under bubblewrap: host /usr read-only (and the few /etc files tools read), private
+// /proc, /dev and /tmp, the work directory writable at its own path, no network (own loopback
+// only), its own pid namespace so that nothing it starts outlives it. Killed with its supervisor,
+// like the process executor.
+class SandboxExecutor final : public Executor {
+ public:
+  static constexpr const char* kBwrap = "/usr/bin/bwrap";
+  // Checks that bubblewrap can start a command here; the error says why not.
+  static absl::StatusOr<std::unique_ptr<SandboxExecutor>> Create();
+  std::string name() const override { return "sandbox"; }
+  absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
+                                 const CancelToken& cancel) override;
+  // The bwrap command line that runs `argv` in `workdir`.
+  static std::vector<std::string> Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir);
+
+ private:
+  SandboxExecutor() = default;
+  ProcessExecutor process_;
 };
 
 }  // namespace assay

@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security);
+  std::string executor_kind = "auto";
+  app.add_option("--executor", executor_kind,
+                 "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "sandbox", "process"}));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto credentials = assay::MakeChannelCredentials(security);
@@ -41,9 +46,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.credentials = *credentials;
+  std::unique_ptr<assay::Executor> executor;
+  if (executor_kind != "process") {
+    auto sandbox = assay::SandboxExecutor::Create();
+    if (sandbox.ok()) {
+      executor = std::move(*sandbox);
+    } else if (executor_kind == "sandbox") {
+      spdlog::error("--executor sandbox: {}", std::string(sandbox.status().message()));
+      return 2;
+    } else {
+      spdlog::warn("steps run as plain processes: {}", std::string(sandbox.status().message()));
+    }
+  }
   std::signal(SIGPIPE, SIG_IGN);
 
-  assay::WorkerAgent agent(options);
+  assay::WorkerAgent agent(options, std::move(executor));
+  spdlog::info("worker {}: steps run in the {} executor", agent.worker_id(), agent.executor_name());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::thread runner([&]() { agent.Run(); });

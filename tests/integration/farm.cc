@@ -81,7 +81,8 @@ void Farm::Connect() {
 
 void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots) {
   std::vector<std::string> argv = {BinaryPath("assay-worker"), "--coordinator", address(), "--id", id,
-                                   "--slots", std::to_string(slots), "--work-dir", (dir() / ("work-" + id)).string()};
+                                   "--slots", std::to_string(slots), "--work-dir", (dir() / ("work-" + id)).string(),
+                                   "--executor", executor_};
   for (const auto& l : labels) {
     argv.push_back("--label");
     argv.push_back(l);

@@ -28,6 +28,9 @@ class Farm {
   void StartCoordinator(const std::vector<std::string>& extra_args = {});
   // Stops the coordinator with `signal` (SIGTERM for a clean stop, SIGKILL for a crash).
   void StopCoordinator(int signal);
+  // The --executor of workers started from now on: "process" by default here (tests that look at
+  // host pids need it), "sandbox" or "auto" for the isolated runs.
+  void set_executor(const std::string& executor) { executor_ = executor; }
   // Starts a worker and waits until the coordinator lists it as connected.
   void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1);
   void StopWorker(const std::string& id, int signal = SIGTERM);
@@ -68,6 +71,7 @@ class Farm {
   std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
   std::unique_ptr<assay::v1::Admin::Stub> admin_;
   ClientSecurity client_security_;
+  std::string executor_ = "process";
 };
 
 // Peak resident memory of a live process (VmHWM), in bytes.

@@ -28,6 +28,7 @@ class FarmTest : public ::testing::Test {
 };
 
 TEST_F(FarmTest, ExampleMatrixBuildsAndBootsEveryCell) {
+  farm_.set_executor("sandbox");  // what a worker uses by default where bubblewrap works
   farm_.StartWorker("w1");
   farm_.StartWorker("w2");
   RunResult r = farm_.Cli({"submit", SourceDir() + "/examples/karatos-mini", "--wait"});

@@ -1,0 +1,100 @@
+// The sandbox executor (bubblewrap) through the real worker: a step sees the host's tools but not
+// the host's files, cannot write /usr, has no network, and nothing it starts outlives it.
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/farm.h"
+
+namespace assay::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using assay::v1::Task;
+
+// Whether any process on the host has `marker` in its command line.
+bool AnyProcessWith(const std::string& marker) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    auto cmdline = ReadFile(entry.path() / "cmdline");
+    if (cmdline.ok() && absl::StrContains(*cmdline, marker)) return true;
+  }
+  return false;
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists("/usr/bin/bwrap")) << "bubblewrap is not installed (scripts/install-deps.sh installs it)";
+    farm_.StartCoordinator();
+    farm_.set_executor("sandbox");
+    farm_.StartWorker("w1");
+  }
+  Farm farm_;
+};
+
+TEST_F(SandboxTest, WorkersOfferTheSandboxExecutor) {
+  auto workers = farm_.Workers();
+  ASSERT_EQ(workers.size(), 1u);
+  bool labelled = false;
+  for (const auto& l : workers[0].labels()) labelled |= l == "executor=sandbox";
+  EXPECT_TRUE(labelled) << workers[0].DebugString();
+}
+
+TEST_F(SandboxTest, AStepSeesHostToolsButNotHostFilesOrNetwork) {
+  // Each check prints its verdict; the step fails on the first that does not hold.
+  const std::string secret = (farm_.dir() / "data").string();  // the coordinator's database
+  auto tree = farm_.WriteTree("isolated", {{"assay.yaml", absl::StrCat(R"yaml(
+steps:
+  - id: probe
+    cache: false
+    outputs: [result.txt]
+    run: |
+      cc --version > /dev/null && echo "tools: ok"
+      test ! -e )yaml", secret, R"yaml( && echo "host files: hidden"
+      if touch /usr/assay-probe 2>/dev/null; then echo "usr: WRITABLE"; exit 1; fi; echo "usr: read-only"
+      test "$(grep -c : /proc/net/dev)" -eq 1 && echo "network: loopback only"
+      test "$(ls /proc | grep -c '^[0-9]')" -lt 10 && echo "processes: own namespace"
+      echo made in the sandbox > result.txt
+)yaml")}});
+  RunResult r = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* line : {"tools: ok", "host files: hidden", "usr: read-only", "network: loopback only",
+                           "processes: own namespace"}) {
+    EXPECT_TRUE(absl::StrContains(r.out, line)) << line << "\n" << r.out;
+  }
+  EXPECT_FALSE(fs::exists("/usr/assay-probe"));
+  const fs::path out = farm_.dir() / "artifacts";
+  RunResult a = farm_.Cli({"artifacts", "1", "probe", "--out", out.string()});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(ReadFile(out / "probe" / "result.txt").value_or(""), "made in the sandbox\n");
+}
+
+TEST_F(SandboxTest, NothingAStepStartsOutlivesIt) {
+  const std::string marker = absl::StrCat("assay-leftover-", getpid());
+  auto tree = farm_.WriteTree("leftover", {{"assay.yaml", absl::StrCat(R"(
+steps:
+  - id: leave
+    cache: false
+    run: |
+      sh -c 'sleep 300; echo )", marker, R"(' &
+      echo started a background process
+  - id: hang
+    cache: false
+    timeout: 1s
+    run: |
+      sh -c 'sleep 300; echo )", marker, R"(-2' &
+      sleep 300
+)")}});
+  RunResult r = farm_.Cli({"submit", tree.string(), "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // `hang` times out
+  auto job = farm_.GetJob("1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(FindTask(*job, "leave")->state(), assay::v1::TASK_SUCCEEDED);
+  EXPECT_EQ(FindTask(*job, "hang")->state(), assay::v1::TASK_FAILED);
+  EXPECT_TRUE(absl::StrContains(FindTask(*job, "hang")->message(), "timed out")) << FindTask(*job, "hang")->message();
+  EXPECT_TRUE(WaitFor([&] { return !AnyProcessWith(marker); }, absl::Seconds(5)))
+      << "a process started by a step is still running";
+}
+
+}  // namespace
+}  // namespace assay::testing

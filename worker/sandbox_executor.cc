@@ -1,0 +1,54 @@
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "worker/executor.h"
+
+namespace assay {
+
+std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir) {
+  std::vector<std::string> out = {
+      kBwrap, "--die-with-parent", "--unshare-all",
+      // The host's programs and libraries, read-only; merged-/usr symlinks for the rest.
+      "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+      "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+      // What tools read from /etc (Debian's alternatives: awk, cc, ...; users; the loader cache).
+      "--ro-bind-try", "/etc/alternatives", "/etc/alternatives", "--ro-bind-try", "/etc/ld.so.cache",
+      "/etc/ld.so.cache", "--ro-bind-try", "/etc/passwd", "/etc/passwd", "--ro-bind-try", "/etc/group", "/etc/group",
+      "--ro-bind-try", "/etc/localtime", "/etc/localtime",
+      "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+      // The step's own directory, writable, at the same path as on the host (after /tmp, which it may be under).
+      "--bind", workdir.string(), workdir.string(), "--chdir", workdir.string(), "--"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<SandboxExecutor>> SandboxExecutor::Create() {
+  if (::access(kBwrap, X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(kBwrap, " not found (Debian package bubblewrap)"));
+  }
+  std::unique_ptr<SandboxExecutor> executor(new SandboxExecutor());
+  // Probe: a real command through bwrap, so a host that forbids namespaces is found now, not per step.
+  ExecRequest probe;
+  probe.argv = {"/bin/sh", "-c", "test -d /proc/self"};
+  probe.workdir = std::filesystem::temp_directory_path();
+  probe.timeout = absl::Seconds(20);
+  std::string said;
+  CancelToken never;
+  auto result = executor->Run(probe, [&](OutputStream, absl::string_view text) { said.append(text.data(), text.size()); }, never);
+  if (!result.ok()) return result.status();
+  if (result->exit_code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("bubblewrap cannot start a sandbox here (exit ", result->exit_code, "): ", said));
+  }
+  return executor;
+}
+
+absl::StatusOr<ExecResult> SandboxExecutor::Run(const ExecRequest& request, const OutputFn& output,
+                                                const CancelToken& cancel) {
+  if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
+  ExecRequest wrapped = request;
+  wrapped.argv = Wrap(request.argv, request.workdir);
+  return process_.Run(wrapped, output, cancel);
+}
+
+}  // namespace assay
