@@ -1,24 +1,16 @@
 // assay-coordinator: parses flags and runs the CoordinatorServer.
-#include <csignal>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/synchronization/mutex.h"
+#include "common/daemon.h"
 #include "common/security_flags.h"
 
 #include "coordinator/server.h"
 
-namespace {
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
-}  // namespace
-
 int main(int argc, char** argv) {
-  // Debian's abseil is built with mutex deadlock detection on, which makes every lock (gRPC's
-  // included) update a global lock graph; lock order here is checked by TSan in the test suite.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  assay::InitDaemon();
   assay::CoordinatorServer::Options options;
   double lease_seconds = 30, heartbeat_seconds = 5;
   std::string log_level = "info";
@@ -51,10 +43,8 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", s.ToString());
     return 1;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   std::thread waiter([&]() { server.Wait(); });
-  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
+  assay::WaitForStopSignal();
   spdlog::info("shutting down");
   server.Shutdown();
   waiter.join();

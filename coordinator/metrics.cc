@@ -28,14 +28,16 @@ class MetricsCollector final : public prometheus::Collectable {
     const assay::v1::CacheStats c = cache_stats_();
     std::vector<prometheus::MetricFamily> out;
     using Labels = std::vector<prometheus::ClientMetric::Label>;
-    auto family = [&](const char* name, const char* help, prometheus::MetricType type) -> prometheus::MetricFamily& {
+    using prometheus::MetricType;
+    // Starts a family; the samples that follow belong to it.
+    auto family = [&](const char* name, const char* help, MetricType type) {
       out.push_back(prometheus::MetricFamily{name, help, type, {}});
-      return out.back();
     };
-    auto sample = [](prometheus::MetricFamily& f, double value, Labels labels = {}) {
+    auto sample = [&](double value, Labels labels = {}) {
+      prometheus::MetricFamily& f = out.back();
       prometheus::ClientMetric m;
       m.label = std::move(labels);
-      if (f.type == prometheus::MetricType::Counter) {
+      if (f.type == MetricType::Counter) {
         m.counter.value = value;
       } else {
         m.gauge.value = value;
@@ -45,45 +47,49 @@ class MetricsCollector final : public prometheus::Collectable {
     auto state_name = [](const std::string& enum_name, absl::string_view prefix) {
       return absl::AsciiStrToLower(absl::string_view(enum_name).substr(prefix.size()));
     };
-    using prometheus::MetricType;
+    auto number = [](int64_t v) { return static_cast<double>(v); };
 
-    sample(family("assay_jobs_active", "Jobs not yet finished.", MetricType::Gauge), s.jobs_active);
-    auto& jobs_finished = family("assay_jobs_finished_total", "Jobs finished since the coordinator started, by final state.",
-                                 MetricType::Counter);
-    for (const auto& [state, n] : s.jobs_finished) sample(jobs_finished, n, {{"state", state_name(state, "JOB_")}});
-    auto& tasks = family("assay_tasks", "Tasks of unfinished jobs, by state.", MetricType::Gauge);
-    sample(tasks, s.tasks_pending, {{"state", "pending"}});
-    sample(tasks, s.tasks_queued, {{"state", "queued"}});
-    sample(tasks, s.tasks_running, {{"state", "running"}});
-    auto& finished = family("assay_tasks_finished_total",
-                            "Tasks finished since the coordinator started, by final state and whether the result "
-                            "came from the action cache.",
-                            MetricType::Counter);
+    family("assay_jobs_active", "Jobs not yet finished.", MetricType::Gauge);
+    sample(number(s.jobs_active));
+    family("assay_jobs_finished_total", "Jobs finished since the coordinator started, by final state.",
+           MetricType::Counter);
+    for (const auto& [state, n] : s.jobs_finished) sample(number(n), {{"state", state_name(state, "JOB_")}});
+    family("assay_tasks", "Tasks of unfinished jobs, by state.", MetricType::Gauge);
+    sample(number(s.tasks_pending), {{"state", "pending"}});
+    sample(number(s.tasks_queued), {{"state", "queued"}});
+    sample(number(s.tasks_running), {{"state", "running"}});
+    family("assay_tasks_finished_total",
+           "Tasks finished since the coordinator started, by final state and whether the result came from the "
+           "action cache.",
+           MetricType::Counter);
     for (const auto& [key, n] : s.tasks_finished) {
-      sample(finished, n, {{"cached", key.second ? "true" : "false"}, {"state", state_name(key.first, "TASK_")}});
+      sample(number(n), {{"cached", key.second ? "true" : "false"}, {"state", state_name(key.first, "TASK_")}});
     }
-    sample(family("assay_workers_connected", "Workers connected now.", MetricType::Gauge), s.workers_connected);
-    sample(family("assay_worker_slots", "Task slots of the connected workers.", MetricType::Gauge), s.slots);
-    sample(family("assay_worker_slots_busy", "Slots running a task now.", MetricType::Gauge), s.slots_busy);
+    family("assay_workers_connected", "Workers connected now.", MetricType::Gauge);
+    sample(number(s.workers_connected));
+    family("assay_worker_slots", "Task slots of the connected workers.", MetricType::Gauge);
+    sample(number(s.slots));
+    family("assay_worker_slots_busy", "Slots running a task now.", MetricType::Gauge);
+    sample(number(s.slots_busy));
 
-    sample(family("assay_cas_bytes", "Bytes stored in the CAS.", MetricType::Gauge), static_cast<double>(c.bytes()));
-    sample(family("assay_cas_blobs", "Blobs stored in the CAS.", MetricType::Gauge), static_cast<double>(c.blobs()));
-    sample(family("assay_cas_budget_bytes", "The CAS byte budget (0: none).", MetricType::Gauge),
-           static_cast<double>(c.budget_bytes()));
-    sample(family("assay_cas_evicted_blobs_total", "Blobs evicted to keep within the budget.", MetricType::Counter),
-           static_cast<double>(c.evicted_blobs()));
-    sample(family("assay_cas_evicted_bytes_total", "Bytes evicted to keep within the budget.", MetricType::Counter),
-           static_cast<double>(c.evicted_bytes()));
-    sample(family("assay_cas_reads_total", "Blobs read by REAPI clients (ByteStream and batch).", MetricType::Counter),
-           static_cast<double>(c.cas_reads()));
-    sample(family("assay_cas_writes_total", "Blobs written by REAPI clients (ByteStream and batch).", MetricType::Counter),
-           static_cast<double>(c.cas_writes()));
-    sample(family("assay_action_cache_hits_total", "Action cache lookups that found a complete result.",
-                  MetricType::Counter),
-           static_cast<double>(c.ac_hits()));
-    sample(family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.",
-                  MetricType::Counter),
-           static_cast<double>(c.ac_misses()));
+    family("assay_cas_bytes", "Bytes stored in the CAS.", MetricType::Gauge);
+    sample(number(c.bytes()));
+    family("assay_cas_blobs", "Blobs stored in the CAS.", MetricType::Gauge);
+    sample(number(c.blobs()));
+    family("assay_cas_budget_bytes", "The CAS byte budget (0: none).", MetricType::Gauge);
+    sample(number(c.budget_bytes()));
+    family("assay_cas_evicted_blobs_total", "Blobs evicted to keep within the budget.", MetricType::Counter);
+    sample(number(c.evicted_blobs()));
+    family("assay_cas_evicted_bytes_total", "Bytes evicted to keep within the budget.", MetricType::Counter);
+    sample(number(c.evicted_bytes()));
+    family("assay_cas_reads_total", "Blobs read by REAPI clients (ByteStream and batch).", MetricType::Counter);
+    sample(number(c.cas_reads()));
+    family("assay_cas_writes_total", "Blobs written by REAPI clients (ByteStream and batch).", MetricType::Counter);
+    sample(number(c.cas_writes()));
+    family("assay_action_cache_hits_total", "Action cache lookups that found a complete result.", MetricType::Counter);
+    sample(number(c.ac_hits()));
+    family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.", MetricType::Counter);
+    sample(number(c.ac_misses()));
     return out;
   }
 

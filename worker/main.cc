@@ -5,20 +5,13 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/synchronization/mutex.h"
+#include "common/daemon.h"
 #include "common/security_flags.h"
 
 #include "worker/agent.h"
 
-namespace {
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
-}  // namespace
-
 int main(int argc, char** argv) {
-  // Debian's abseil is built with mutex deadlock detection on, which makes every lock (gRPC's
-  // included) update a global lock graph; lock order here is checked by TSan in the test suite.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  assay::InitDaemon();
   assay::WorkerAgent::Options options;
   std::string log_level = "info";
   CLI::App app{"assay-worker: runs build and test steps for an Assay coordinator"};
@@ -62,10 +55,8 @@ int main(int argc, char** argv) {
 
   assay::WorkerAgent agent(options, std::move(executor));
   spdlog::info("worker {}: steps run in the {} executor", agent.worker_id(), agent.executor_name());
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   std::thread runner([&]() { agent.Run(); });
-  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
+  assay::WaitForStopSignal();
   spdlog::info("worker {} stopping", agent.worker_id());
   agent.Stop();
   runner.join();
