@@ -10,11 +10,16 @@
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "common/cas_client.h"
+#include "common/retrier.h"
 
 namespace assay::cli {
 
 struct Client {
-  Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials);
+  Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials, RetryPolicy retry = {});
+  // One unary call under the retry policy, with a deadline on each try.
+  absl::Status Call(absl::string_view what, const std::function<grpc::Status(grpc::ClientContext*)>& call);
+
+  Retrier retrier;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<assay::v1::Jobs::Stub> jobs;
   std::unique_ptr<assay::v1::Admin::Stub> admin;

@@ -31,13 +31,22 @@ using assay::v1::Job;
 using assay::v1::LogChunk;
 using assay::v1::Task;
 
-Client::Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+Client::Client(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials, RetryPolicy retry)
+    : retrier(retry) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   channel = grpc::CreateCustomChannel(address, std::move(credentials), args);
   jobs = assay::v1::Jobs::NewStub(channel);
   admin = assay::v1::Admin::NewStub(channel);
-  cas = std::make_unique<CasClient>(channel, "");
+  cas = std::make_unique<CasClient>(channel, "", retry);
+}
+
+absl::Status Client::Call(absl::string_view what, const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  return retrier.Run(what, [&](absl::Time deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    return FromGrpc(call(&context));
+  });
 }
 
 int ReportError(const absl::Status& status) {
@@ -94,9 +103,8 @@ absl::StatusOr<Job> GetJob(Client& client, const std::string& id) {
   assay::v1::GetJobRequest request;
   request.set_job_id(id);
   Job job;
-  grpc::ClientContext context;
-  grpc::Status status = client.jobs->GetJob(&context, request, &job);
-  if (!status.ok()) return FromGrpc(status);
+  absl::Status status = client.Call("GetJob", [&](grpc::ClientContext* c) { return client.jobs->GetJob(c, request, &job); });
+  if (!status.ok()) return status;
   return job;
 }
 
@@ -284,10 +292,10 @@ int Submit(Client& client, const SubmitOptions& options) {
   *request.mutable_source_root() = tree->root.ToProto();
   request.set_pipeline_path(options.pipeline_file);
   for (const auto& [k, v] : options.labels) (*request.mutable_labels())[k] = v;
+  request.set_request_id(RandomHex(16));  // a retried Submit finds the job the first try made
   Job job;
-  grpc::ClientContext context;
-  grpc::Status status = client.jobs->Submit(&context, request, &job);
-  if (!status.ok()) return ReportError(FromGrpc(status));
+  absl::Status status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
+  if (!status.ok()) return ReportError(status);
   if (!options.wait) {
     if (options.json) {
       std::cout << ToJson(job) << "\n";
@@ -346,9 +354,9 @@ int ListJobs(Client& client, int limit, bool json) {
   assay::v1::ListJobsRequest request;
   request.set_limit(limit);
   assay::v1::ListJobsResponse response;
-  grpc::ClientContext context;
-  grpc::Status status = client.jobs->ListJobs(&context, request, &response);
-  if (!status.ok()) return ReportError(FromGrpc(status));
+  absl::Status status =
+      client.Call("ListJobs", [&](grpc::ClientContext* c) { return client.jobs->ListJobs(c, request, &response); });
+  if (!status.ok()) return ReportError(status);
   if (json) {
     std::cout << ToJson(response) << "\n";
     return kOk;
@@ -401,9 +409,9 @@ int Cancel(Client& client, const std::string& job_id, bool json) {
   assay::v1::CancelJobRequest request;
   request.set_job_id(job_id);
   Job job;
-  grpc::ClientContext context;
-  grpc::Status status = client.jobs->CancelJob(&context, request, &job);
-  if (!status.ok()) return ReportError(FromGrpc(status));
+  absl::Status status =
+      client.Call("CancelJob", [&](grpc::ClientContext* c) { return client.jobs->CancelJob(c, request, &job); });
+  if (!status.ok()) return ReportError(status);
   if (json) {
     std::cout << ToJson(job) << "\n";
   } else {
@@ -414,9 +422,10 @@ int Cancel(Client& client, const std::string& job_id, bool json) {
 
 int Workers(Client& client, bool json) {
   assay::v1::ListWorkersResponse response;
-  grpc::ClientContext context;
-  grpc::Status status = client.admin->ListWorkers(&context, assay::v1::ListWorkersRequest(), &response);
-  if (!status.ok()) return ReportError(FromGrpc(status));
+  absl::Status status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
+    return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &response);
+  });
+  if (!status.ok()) return ReportError(status);
   if (json) {
     std::cout << ToJson(response) << "\n";
     return kOk;
@@ -465,9 +474,10 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
 
 int CacheStats(Client& client, bool json) {
   assay::v1::CacheStats stats;
-  grpc::ClientContext context;
-  grpc::Status status = client.admin->GetCacheStats(&context, assay::v1::GetCacheStatsRequest(), &stats);
-  if (!status.ok()) return ReportError(FromGrpc(status));
+  absl::Status status = client.Call("GetCacheStats", [&](grpc::ClientContext* c) {
+    return client.admin->GetCacheStats(c, assay::v1::GetCacheStatsRequest(), &stats);
+  });
+  if (!status.ok()) return ReportError(status);
   if (json) {
     std::cout << ToJson(stats) << "\n";
     return kOk;

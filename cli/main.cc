@@ -19,6 +19,12 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print JSON for scripts (same as --output json)");
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security, "ASSAY_");
+  double retry_timeout = 10;
+  app.add_option("--retry-timeout", retry_timeout,
+                 "keep retrying an unreachable or restarting coordinator this many seconds (env ASSAY_RETRY_TIMEOUT)")
+      ->envname("ASSAY_RETRY_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   std::string output = "text";
   app.add_option("--output,-o", output, "text or json")->check(CLI::IsMember({"text", "json"}));
 
@@ -68,7 +74,9 @@ int main(int argc, char** argv) {
 
   auto credentials = assay::MakeChannelCredentials(security);
   if (!credentials.ok()) return ReportError(absl::InvalidArgumentError(credentials.status().message()));
-  Client client(address, *credentials);
+  assay::RetryPolicy retry;
+  retry.overall_timeout = absl::Seconds(retry_timeout);
+  Client client(address, *credentials, retry);
   if (*submit_cmd) return Submit(client, submit);
   if (*status_cmd) return Status(client, job_id, json);
   if (*wait_cmd) return Wait(client, job_id, submit);

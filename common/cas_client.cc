@@ -3,18 +3,45 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 
 #include <grpcpp/client_context.h>
+#include <spdlog/spdlog.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
 
 namespace assay {
 namespace fs = std::filesystem;
+
+namespace {
+
+void SetDeadline(grpc::ClientContext* context, absl::Time deadline) { context->set_deadline(absl::ToChronoTime(deadline)); }
+
+absl::Status EntryStatus(const google::rpc::Status& status, absl::string_view what) {
+  if (status.code() == 0) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.code()), absl::StrCat(what, ": ", status.message()));
+}
+
+// Reads up to `buffer.size()` bytes; fewer only at the end of the file.
+absl::StatusOr<size_t> ReadFull(int fd, std::string& buffer, size_t want) {
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = ::read(fd, buffer.data() + got, want - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("read failed: ", std::strerror(errno)));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+}  // namespace
 
 std::string ReadResourceName(absl::string_view instance, const Digest& digest) {
   return absl::StrCat(instance, instance.empty() ? "" : "/", "blobs/", digest.hash(), "/", digest.size());
@@ -25,10 +52,22 @@ std::string WriteResourceName(absl::string_view instance, absl::string_view uuid
                       digest.size());
 }
 
-CasClient::CasClient(std::shared_ptr<grpc::Channel> channel, std::string instance_name)
+absl::StatusOr<ScopedFd> OpenBlobFile(const TreeBlob& blob) {
+  if (blob.base_fd >= 0) return OpenBeneath(blob.base_fd, blob.file.string(), O_RDONLY);
+  int fd = ::open(blob.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", blob.file.string(), ": ", std::strerror(errno)));
+  return ScopedFd(fd);
+}
+
+CasClient::CasClient(std::shared_ptr<grpc::Channel> channel, std::string instance_name, RetryPolicy retry)
     : instance_name_(std::move(instance_name)),
+      retrier_(retry),
       cas_(reapi::ContentAddressableStorage::NewStub(channel)),
       bytestream_(google::bytestream::ByteStream::NewStub(channel)) {}
+
+absl::Time CasClient::TransferDeadline(absl::Time deadline, int64_t bytes) const {
+  return deadline + absl::Seconds(bytes >> 20);
+}
 
 absl::StatusOr<std::vector<Digest>> CasClient::FindMissing(const std::vector<Digest>& digests) {
   std::vector<Digest> missing;
@@ -40,9 +79,13 @@ absl::StatusOr<std::vector<Digest>> CasClient::FindMissing(const std::vector<Dig
       *request.add_blob_digests() = digests[i].ToProto();
     }
     reapi::FindMissingBlobsResponse response;
-    grpc::ClientContext context;
-    grpc::Status status = cas_->FindMissingBlobs(&context, request, &response);
-    if (!status.ok()) return Annotate(FromGrpc(status), "FindMissingBlobs");
+    absl::Status status = retrier_.Run("FindMissingBlobs", [&](absl::Time deadline) {
+      grpc::ClientContext context;
+      SetDeadline(&context, deadline);
+      response.Clear();
+      return Annotate(FromGrpc(cas_->FindMissingBlobs(&context, request, &response)), "FindMissingBlobs");
+    });
+    if (!status.ok()) return status;
     for (const auto& d : response.missing_blob_digests()) {
       auto digest = Digest::FromProto(d);
       if (!digest.ok()) return digest.status();
@@ -100,180 +143,190 @@ absl::Status CasClient::BatchUpload(const std::vector<const TreeBlob*>& blobs) {
     *entry->mutable_digest() = blob->digest.ToProto();
     if (blob->file.empty()) {
       entry->set_data(blob->data);
-    } else {
-      auto data = ReadFile(blob->file);
-      if (!data.ok()) return data.status();
-      if (static_cast<int64_t>(data->size()) != blob->digest.size()) {
-        return absl::AbortedError(absl::StrCat(blob->file.string(), " changed while it was being uploaded"));
-      }
-      entry->set_data(std::move(*data));
+      continue;
     }
+    auto fd = OpenBlobFile(*blob);
+    if (!fd.ok()) return fd.status();
+    std::string data(static_cast<size_t>(blob->digest.size()) + 1, '\0');
+    auto got = ReadFull(fd->get(), data, data.size());
+    if (!got.ok()) return got.status();
+    if (static_cast<int64_t>(*got) != blob->digest.size()) {
+      return absl::AbortedError(absl::StrCat(blob->file.string(), " changed while it was being uploaded"));
+    }
+    data.resize(*got);
+    entry->set_data(std::move(data));
   }
   reapi::BatchUpdateBlobsResponse response;
-  grpc::ClientContext context;
-  grpc::Status status = cas_->BatchUpdateBlobs(&context, request, &response);
-  if (!status.ok()) return Annotate(FromGrpc(status), "BatchUpdateBlobs");
+  absl::Status status = retrier_.Run("BatchUpdateBlobs", [&](absl::Time deadline) {
+    grpc::ClientContext context;
+    SetDeadline(&context, TransferDeadline(deadline, static_cast<int64_t>(request.ByteSizeLong())));
+    response.Clear();
+    return Annotate(FromGrpc(cas_->BatchUpdateBlobs(&context, request, &response)), "BatchUpdateBlobs");
+  });
+  if (!status.ok()) return status;
   for (const auto& r : response.responses()) {
-    if (r.status().code() != 0) {
-      return absl::Status(static_cast<absl::StatusCode>(r.status().code()),
-                          absl::StrCat("uploading ", r.digest().hash(), ": ", r.status().message()));
-    }
+    if (absl::Status s = EntryStatus(r.status(), absl::StrCat("uploading ", r.digest().hash())); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
 absl::Status CasClient::WriteStream(const Digest& digest, const TreeBlob& blob) {
-  grpc::ClientContext context;
-  google::bytestream::WriteResponse response;
-  auto writer = bytestream_->Write(&context, &response);
-  std::string resource = WriteResourceName(instance_name_, RandomHex(16), digest);
-  int64_t offset = 0;
-  auto send = [&](absl::string_view piece, bool last) {
-    google::bytestream::WriteRequest request;
-    if (offset == 0) request.set_resource_name(resource);
-    request.set_write_offset(offset);
-    request.set_data(std::string(piece));
-    request.set_finish_write(last);
-    offset += static_cast<int64_t>(piece.size());
-    return writer->Write(request);
-  };
-  bool ok = true;
-  if (blob.file.empty()) {
-    absl::string_view rest = blob.data;
-    do {
-      absl::string_view piece = rest.substr(0, kStreamChunk);
-      rest.remove_prefix(piece.size());
-      ok = send(piece, rest.empty());
-    } while (ok && !rest.empty());
-  } else {
-    std::ifstream in(blob.file, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", blob.file.string()));
-    std::string buffer(kStreamChunk, '\0');
-    int64_t remaining = digest.size();
-    while (ok && remaining > 0) {
-      in.read(buffer.data(), static_cast<std::streamsize>(std::min<int64_t>(remaining, kStreamChunk)));
-      std::streamsize n = in.gcount();
-      if (n <= 0) return absl::AbortedError(absl::StrCat(blob.file.string(), " shrank while it was being uploaded"));
-      remaining -= n;
-      ok = send(absl::string_view(buffer.data(), static_cast<size_t>(n)), remaining == 0);
+  return retrier_.Run(absl::StrCat("ByteStream.Write ", digest.ToString()), [&](absl::Time deadline) -> absl::Status {
+    ScopedFd fd;
+    if (!blob.file.empty()) {
+      auto opened = OpenBlobFile(blob);
+      if (!opened.ok()) return opened.status();
+      fd = std::move(*opened);
     }
-  }
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  if (!status.ok()) return Annotate(FromGrpc(status), absl::StrCat("ByteStream.Write ", digest.ToString()));
-  if (response.committed_size() != digest.size()) {
-    return absl::DataLossError(absl::StrCat("server committed ", response.committed_size(), " of ", digest.size(),
-                                            " bytes of ", digest.ToString()));
-  }
-  return absl::OkStatus();
+    grpc::ClientContext context;
+    SetDeadline(&context, TransferDeadline(deadline, digest.size()));
+    google::bytestream::WriteResponse response;
+    auto writer = bytestream_->Write(&context, &response);
+    const std::string resource = WriteResourceName(instance_name_, RandomHex(16), digest);
+    int64_t offset = 0;
+    bool ok = true;
+    std::string buffer;
+    absl::string_view rest = blob.data;
+    while (ok && offset < digest.size()) {
+      absl::string_view piece;
+      if (fd.valid()) {
+        buffer.resize(kStreamChunk);
+        auto got = ReadFull(fd.get(), buffer, std::min<size_t>(kStreamChunk, static_cast<size_t>(digest.size() - offset)));
+        if (!got.ok()) return got.status();
+        if (*got == 0) return absl::AbortedError(absl::StrCat(blob.file.string(), " shrank while it was being uploaded"));
+        piece = absl::string_view(buffer.data(), *got);
+      } else {
+        piece = rest.substr(0, kStreamChunk);
+        rest.remove_prefix(piece.size());
+        if (piece.empty()) break;
+      }
+      google::bytestream::WriteRequest request;
+      if (offset == 0) request.set_resource_name(resource);
+      request.set_write_offset(offset);
+      request.set_data(std::string(piece));
+      offset += static_cast<int64_t>(piece.size());
+      request.set_finish_write(offset >= digest.size());
+      ok = writer->Write(request);
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (!status.ok()) return Annotate(FromGrpc(status), absl::StrCat("ByteStream.Write ", digest.ToString()));
+    if (response.committed_size() != digest.size()) {
+      return absl::DataLossError(absl::StrCat("server committed ", response.committed_size(), " of ", digest.size(),
+                                              " bytes of ", digest.ToString()));
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::string> CasClient::ReadBlob(const Digest& digest) {
   if (digest.empty_blob()) return std::string();
-  if (digest.size() <= kBatchBlobLimit) {
-    reapi::BatchReadBlobsRequest request;
-    request.set_instance_name(instance_name_);
-    *request.add_digests() = digest.ToProto();
-    reapi::BatchReadBlobsResponse response;
-    grpc::ClientContext context;
-    grpc::Status status = cas_->BatchReadBlobs(&context, request, &response);
-    if (!status.ok()) return Annotate(FromGrpc(status), "BatchReadBlobs");
-    if (response.responses_size() != 1) return absl::InternalError("BatchReadBlobs answered the wrong number of blobs");
-    const auto& r = response.responses(0);
-    if (r.status().code() != 0) {
-      return absl::Status(static_cast<absl::StatusCode>(r.status().code()), r.status().message());
-    }
-    return r.data();
-  }
   std::string out;
-  google::bytestream::ReadRequest request;
-  request.set_resource_name(ReadResourceName(instance_name_, digest));
-  grpc::ClientContext context;
-  auto reader = bytestream_->Read(&context, request);
-  google::bytestream::ReadResponse response;
-  while (reader->Read(&response)) out.append(response.data());
-  grpc::Status status = reader->Finish();
-  if (!status.ok()) return Annotate(FromGrpc(status), absl::StrCat("reading ", digest.ToString()));
+  absl::Status status = retrier_.Run(absl::StrCat("reading ", digest.ToString()), [&](absl::Time deadline) {
+    grpc::ClientContext context;
+    SetDeadline(&context, TransferDeadline(deadline, digest.size()));
+    out.clear();
+    if (digest.size() <= kBatchBlobLimit) {
+      reapi::BatchReadBlobsRequest request;
+      request.set_instance_name(instance_name_);
+      *request.add_digests() = digest.ToProto();
+      reapi::BatchReadBlobsResponse response;
+      grpc::Status s = cas_->BatchReadBlobs(&context, request, &response);
+      if (!s.ok()) return Annotate(FromGrpc(s), "BatchReadBlobs");
+      if (response.responses_size() != 1) return absl::InternalError("BatchReadBlobs answered the wrong number of blobs");
+      auto& r = *response.mutable_responses(0);
+      if (absl::Status e = EntryStatus(r.status(), digest.ToString()); !e.ok()) return e;
+      out = std::move(*r.mutable_data());
+      return absl::OkStatus();
+    }
+    google::bytestream::ReadRequest request;
+    request.set_resource_name(ReadResourceName(instance_name_, digest));
+    auto reader = bytestream_->Read(&context, request);
+    google::bytestream::ReadResponse response;
+    while (reader->Read(&response) && static_cast<int64_t>(out.size()) <= digest.size()) out.append(response.data());
+    return Annotate(FromGrpc(reader->Finish()), absl::StrCat("reading ", digest.ToString()));
+  });
+  if (!status.ok()) return status;
+  if (Digest::OfBytes(out) != digest) {
+    return absl::DataLossError(absl::StrCat("blob ", digest.ToString(), ": the bytes received (", out.size(),
+                                            " bytes) do not match the digest"));
+  }
   return out;
 }
 
-absl::Status CasClient::DownloadToFile(const Digest& digest, const fs::path& path, bool executable) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0755 : 0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path.string()));
-  auto write_all = [fd](absl::string_view data) -> absl::Status {
-    while (!data.empty()) {
-      ssize_t n = ::write(fd, data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return absl::InternalError("write failed");
-      }
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return absl::OkStatus();
-  };
-  absl::Status result;
-  int64_t got = 0;
-  if (digest.size() <= kBatchBlobLimit) {
-    auto data = ReadBlob(digest);
-    result = data.ok() ? write_all(*data) : data.status();
-    got = data.ok() ? static_cast<int64_t>(data->size()) : 0;
-  } else {
+absl::Status CasClient::StreamInto(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee) {
+  absl::Status status = retrier_.Run(absl::StrCat("reading ", digest.ToString()), [&](absl::Time deadline) -> absl::Status {
     google::bytestream::ReadRequest request;
     request.set_resource_name(ReadResourceName(instance_name_, digest));
+    request.set_read_offset(writer->written());
     grpc::ClientContext context;
+    SetDeadline(&context, TransferDeadline(deadline, digest.size() - writer->written()));
     auto reader = bytestream_->Read(&context, request);
     google::bytestream::ReadResponse response;
-    while (result.ok() && reader->Read(&response)) {
-      got += static_cast<int64_t>(response.data().size());
-      result = write_all(response.data());
+    absl::Status written;
+    while (written.ok() && reader->Read(&response)) {
+      written = writer->Append(response.data());
+      if (written.ok() && tee != nullptr) written = tee->Append(response.data());
     }
-    if (!result.ok()) context.TryCancel();
-    grpc::Status status = reader->Finish();
-    if (result.ok() && !status.ok()) result = Annotate(FromGrpc(status), absl::StrCat("reading ", digest.ToString()));
+    if (!written.ok()) {
+      context.TryCancel();
+      reader->Finish().IgnoreError();
+      return written;  // a local write error or bytes beyond the blob: final, not retried
+    }
+    absl::Status s = Annotate(FromGrpc(reader->Finish()), absl::StrCat("reading ", digest.ToString()));
+    // A copy for the local cache cannot resume mid-way: let it go and carry on with the file alone.
+    if (!s.ok() && tee != nullptr) tee = nullptr;
+    return s;
+  });
+  if (!status.ok()) return status;
+  if (absl::Status s = writer->Commit(); !s.ok()) return s;
+  if (tee != nullptr) tee->Commit().IgnoreError();
+  return absl::OkStatus();
+}
+
+absl::Status CasClient::DownloadToFile(const Digest& digest, const fs::path& path, bool executable) {
+  auto writer = VerifiedFileWriter::Replace(path, digest, executable);
+  if (!writer.ok()) return writer.status();
+  if (digest.size() <= kBatchBlobLimit) {
+    auto data = ReadBlob(digest);
+    if (!data.ok()) return data.status();
+    if (absl::Status s = writer->Append(*data); !s.ok()) return s;
+    return writer->Commit();
   }
-  ::close(fd);
-  if (result.ok() && got != digest.size()) {
-    result = absl::DataLossError(absl::StrCat("got ", got, " of ", digest.size(), " bytes of ", digest.ToString()));
-  }
-  if (!result.ok()) ::unlink(path.c_str());
-  return result;
+  return StreamInto(digest, &*writer, nullptr);
 }
 
 absl::StatusOr<std::vector<reapi::Directory>> CasClient::GetTree(const Digest& root) {
   std::vector<reapi::Directory> out;
-  std::string token;
-  do {
-    reapi::GetTreeRequest request;
-    request.set_instance_name(instance_name_);
-    *request.mutable_root_digest() = root.ToProto();
-    request.set_page_token(token);
-    grpc::ClientContext context;
-    auto reader = cas_->GetTree(&context, request);
-    reapi::GetTreeResponse response;
-    token.clear();
-    while (reader->Read(&response)) {
-      for (auto& d : *response.mutable_directories()) out.push_back(std::move(d));
-      token = response.next_page_token();
-    }
-    grpc::Status status = reader->Finish();
-    if (!status.ok()) return Annotate(FromGrpc(status), absl::StrCat("GetTree ", root.ToString()));
-  } while (!token.empty());
+  absl::Status status = retrier_.Run(absl::StrCat("GetTree ", root.ToString()), [&](absl::Time deadline) -> absl::Status {
+    out.clear();
+    std::string token;
+    do {
+      reapi::GetTreeRequest request;
+      request.set_instance_name(instance_name_);
+      *request.mutable_root_digest() = root.ToProto();
+      request.set_page_token(token);
+      grpc::ClientContext context;
+      SetDeadline(&context, deadline);
+      auto reader = cas_->GetTree(&context, request);
+      reapi::GetTreeResponse response;
+      token.clear();
+      while (reader->Read(&response)) {
+        for (auto& d : *response.mutable_directories()) out.push_back(std::move(d));
+        token = response.next_page_token();
+        if (static_cast<int64_t>(out.size()) > tree_limits_.max_entries) {
+          context.TryCancel();
+          reader->Finish().IgnoreError();
+          return absl::InvalidArgumentError(
+              absl::StrCat("input tree ", root.ToString(), " has more than ", tree_limits_.max_entries, " directories"));
+        }
+      }
+      if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return Annotate(s, absl::StrCat("GetTree ", root.ToString()));
+    } while (!token.empty());
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
   return out;
-}
-
-absl::Status CasClient::CopyToLocal(const Digest& digest, const fs::path& file) {
-  auto writer = local_cache_->OpenWrite(digest);
-  if (!writer.ok()) return writer.status();
-  std::ifstream in(file, std::ios::binary);
-  std::string buffer(kStreamChunk, '\0');
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() <= 0) break;
-    if (absl::Status s = (*writer)->Append(absl::string_view(buffer.data(), static_cast<size_t>(in.gcount()))); !s.ok()) {
-      return s;
-    }
-  }
-  return (*writer)->Commit();
 }
 
 absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root, const fs::path& dir) {
@@ -282,129 +335,127 @@ absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root,
   if (!directories.ok()) return directories.status();
   absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
   for (const auto& d : *directories) by_digest[Digest::OfMessage(d)] = &d;
-
-  struct Pending {
-    Digest digest;
-    fs::path path;
-    bool executable;
-  };
-  std::vector<Pending> files;
-  std::function<absl::Status(const Digest&, const fs::path&)> walk = [&](const Digest& digest,
-                                                                         const fs::path& at) -> absl::Status {
+  DirectoryLoader load = [&](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
     auto it = by_digest.find(digest);
     if (it == by_digest.end()) return absl::NotFoundError(absl::StrCat("directory ", digest.ToString(), " missing from tree"));
-    for (const auto& f : it->second->files()) {
-      if (absl::Status s = CheckRelativePath(f.name(), "file name"); !s.ok() || f.name().find('/') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("bad file name '", f.name(), "' in input tree"));
-      }
-      auto d = Digest::FromProto(f.digest());
-      if (!d.ok()) return d.status();
-      files.push_back({*d, at / f.name(), f.is_executable()});
-    }
-    for (const auto& l : it->second->symlinks()) {
-      std::error_code ec;
-      fs::create_symlink(l.target(), at / l.name(), ec);
-      if (ec) return absl::InternalError(absl::StrCat("cannot create symlink ", (at / l.name()).string()));
-    }
-    for (const auto& sub : it->second->directories()) {
-      if (sub.name().empty() || sub.name() == ".." || sub.name() == "." || sub.name().find('/') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("bad directory name '", sub.name(), "' in input tree"));
-      }
-      auto d = Digest::FromProto(sub.digest());
-      if (!d.ok()) return d.status();
-      if (absl::Status s = MakeDirs(at / sub.name()); !s.ok()) return s;
-      if (absl::Status s = walk(*d, at / sub.name()); !s.ok()) return s;
-    }
-    return absl::OkStatus();
+    return *it->second;
   };
-  if (absl::Status s = walk(root, dir); !s.ok()) return s;
-  stats.files = static_cast<int64_t>(files.size());
-  for (const Pending& p : files) stats.bytes += p.digest.size();
+  // The coordinator validated the tree at submission; this worker checks it again for itself.
+  if (auto valid = ValidateTree(root, load, tree_limits_); !valid.ok()) return valid.status();
+  auto tree = TreeWriter::Open(dir, tree_limits_);
+  if (!tree.ok()) return tree.status();
+  auto files = (*tree)->Layout(root, load);
+  if (!files.ok()) return files.status();
+  stats.files = static_cast<int64_t>(files->size());
+  for (const auto& f : *files) stats.bytes += f.digest.size();
 
+  // Writes one file from bytes in memory, checked against its digest.
+  auto write_file = [&](const TreeWriter::File& file, absl::string_view bytes) -> absl::Status {
+    auto writer = (*tree)->CreateFile(file);
+    if (!writer.ok()) return writer.status();
+    if (absl::Status s = writer->Append(bytes); !s.ok()) return s;
+    return Annotate(writer->Commit(), absl::StrCat("input ", file.path()));
+  };
+
+  std::vector<const TreeWriter::File*> remote;
   // What this host already has is copied from its local cache.
-  if (local_cache_ != nullptr && !files.empty()) {
+  absl::flat_hash_set<Digest> absent;
+  if (local_cache_ != nullptr && !files->empty()) {
     std::vector<Digest> wanted;
-    for (const Pending& p : files) wanted.push_back(p.digest);
+    for (const auto& f : *files) wanted.push_back(f.digest);
     auto missing = local_cache_->FindMissing(wanted);
     if (missing.ok()) {
-      absl::flat_hash_set<Digest> absent(missing->begin(), missing->end());
-      std::vector<Pending> remote;
-      for (Pending& p : files) {
-        if (absent.contains(p.digest) || p.digest.empty_blob()) {
-          remote.push_back(std::move(p));
-          continue;
-        }
-        int fd = ::open(p.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, p.executable ? 0755 : 0644);
-        if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", p.path.string()));
-        absl::Status s = local_cache_->Read(p.digest, 0, 0, [fd](absl::string_view piece) -> absl::Status {
-          while (!piece.empty()) {
-            ssize_t n = ::write(fd, piece.data(), piece.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return absl::InternalError("write failed");
-            piece.remove_prefix(static_cast<size_t>(n));
-          }
-          return absl::OkStatus();
-        });
-        ::close(fd);
-        if (s.ok()) {
-          stats.local_hits++;
-        } else {
-          remote.push_back(std::move(p));  // evicted meanwhile: fetch it
-        }
-      }
-      files = std::move(remote);
+      absent.insert(missing->begin(), missing->end());
+    } else {
+      for (const Digest& d : wanted) absent.insert(d);
+    }
+  }
+  for (const auto& f : *files) {
+    if (f.digest.empty_blob()) {
+      if (absl::Status s = write_file(f, ""); !s.ok()) return s;
+      continue;
+    }
+    if (local_cache_ == nullptr || absent.contains(f.digest)) {
+      remote.push_back(&f);
+      continue;
+    }
+    auto writer = (*tree)->CreateFile(f);
+    if (!writer.ok()) return writer.status();
+    absl::Status s = local_cache_->Read(f.digest, 0, 0, [&](absl::string_view piece) { return writer->Append(piece); });
+    if (s.ok()) s = writer->Commit();
+    if (s.ok()) {
+      stats.local_hits++;
+    } else {
+      // Evicted meanwhile, or damaged on disk: the file is gone again; fetch it.
+      spdlog::warn("local cache copy of {} unusable ({}); fetching it", f.digest.ToString(), s.message());
+      remote.push_back(&f);
     }
   }
 
   // Small files in batches, large ones streamed.
-  std::vector<const Pending*> batch;
+  std::vector<const TreeWriter::File*> batch;
   int64_t batch_bytes = 0;
   auto flush = [&]() -> absl::Status {
     if (batch.empty()) return absl::OkStatus();
     reapi::BatchReadBlobsRequest request;
     request.set_instance_name(instance_name_);
-    absl::flat_hash_map<Digest, std::vector<const Pending*>> wanted;
-    for (const Pending* p : batch) {
-      if (wanted[p->digest].empty()) *request.add_digests() = p->digest.ToProto();
-      wanted[p->digest].push_back(p);
+    absl::flat_hash_map<Digest, std::vector<const TreeWriter::File*>> wanted;
+    for (const auto* f : batch) {
+      if (wanted[f->digest].empty()) *request.add_digests() = f->digest.ToProto();
+      wanted[f->digest].push_back(f);
     }
     reapi::BatchReadBlobsResponse response;
-    grpc::ClientContext context;
-    grpc::Status status = cas_->BatchReadBlobs(&context, request, &response);
-    if (!status.ok()) return Annotate(FromGrpc(status), "BatchReadBlobs");
+    absl::Status status = retrier_.Run("BatchReadBlobs", [&](absl::Time deadline) {
+      grpc::ClientContext context;
+      SetDeadline(&context, TransferDeadline(deadline, batch_bytes));
+      response.Clear();
+      return Annotate(FromGrpc(cas_->BatchReadBlobs(&context, request, &response)), "BatchReadBlobs");
+    });
+    if (!status.ok()) return status;
     for (const auto& r : response.responses()) {
-      if (r.status().code() != 0) {
-        return absl::Status(static_cast<absl::StatusCode>(r.status().code()),
-                            absl::StrCat("input ", r.digest().hash(), ": ", r.status().message()));
-      }
       auto d = Digest::FromProto(r.digest());
       if (!d.ok()) return d.status();
+      auto it = wanted.find(*d);
+      if (it == wanted.end()) continue;  // not asked for: ignored
+      if (absl::Status s = EntryStatus(r.status(), absl::StrCat("input ", it->second.front()->path())); !s.ok()) return s;
       stats.fetched_bytes += static_cast<int64_t>(r.data().size());
-      if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
-      for (const Pending* p : wanted[*d]) {
-        if (absl::Status s = WriteFile(p->path, r.data(), p->executable); !s.ok()) return s;
+      for (const auto* f : it->second) {
+        if (absl::Status s = write_file(*f, r.data()); !s.ok()) return s;
       }
+      // Only bytes that matched their digest reach the local cache.
+      if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
+      wanted.erase(it);
+    }
+    if (!wanted.empty()) {
+      return absl::DataLossError(absl::StrCat("BatchReadBlobs did not return input ", wanted.begin()->second.front()->path()));
     }
     batch.clear();
     batch_bytes = 0;
     return absl::OkStatus();
   };
-  for (const Pending& p : files) {
-    if (p.digest.empty_blob()) {
-      if (absl::Status s = WriteFile(p.path, "", p.executable); !s.ok()) return s;
-    } else if (p.digest.size() > kBatchBlobLimit) {
-      if (absl::Status s = DownloadToFile(p.digest, p.path, p.executable); !s.ok()) return s;
-      stats.fetched_bytes += p.digest.size();
-      if (local_cache_ != nullptr) CopyToLocal(p.digest, p.path).IgnoreError();
-    } else {
-      if (batch_bytes + p.digest.size() > kBatchTotalLimit) {
-        if (absl::Status s = flush(); !s.ok()) return s;
+  for (const auto* f : remote) {
+    if (f->digest.size() > kBatchBlobLimit) {
+      auto writer = (*tree)->CreateFile(*f);
+      if (!writer.ok()) return writer.status();
+      std::unique_ptr<BlobWriter> tee;
+      if (local_cache_ != nullptr) {
+        auto opened = local_cache_->OpenWrite(f->digest);
+        if (opened.ok()) tee = std::move(*opened);
       }
-      batch.push_back(&p);
-      batch_bytes += p.digest.size();
+      if (absl::Status s = StreamInto(f->digest, &*writer, tee.get()); !s.ok()) {
+        return Annotate(s, absl::StrCat("input ", f->path()));
+      }
+      stats.fetched_bytes += f->digest.size();
+      continue;
     }
+    if (batch_bytes + f->digest.size() > kBatchTotalLimit) {
+      if (absl::Status s = flush(); !s.ok()) return s;
+    }
+    batch.push_back(f);
+    batch_bytes += f->digest.size();
   }
   if (absl::Status s = flush(); !s.ok()) return s;
+  if (absl::Status s = (*tree)->FinishSymlinks(); !s.ok()) return s;
   return stats;
 }
 

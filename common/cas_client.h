@@ -1,5 +1,6 @@
-// A client of the REAPI CAS and ByteStream services: uploads only what the server lacks, and
-// streams large blobs in chunks both ways so memory stays bounded.
+// A client of the REAPI CAS and ByteStream services: uploads only what the server lacks, streams
+// large blobs in chunks both ways so memory stays bounded, checks every byte it downloads against
+// its digest, and gives every call a deadline and retries under one RetryPolicy.
 #pragma once
 
 #include <filesystem>
@@ -13,6 +14,10 @@
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/blob_store.h"
 #include "common/merkle.h"
+#include "common/retrier.h"
+#include "common/safe_fs.h"
+#include "common/tree_validator.h"
+#include "common/tree_writer.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
 namespace assay {
@@ -24,7 +29,7 @@ class CasClient {
   static constexpr int64_t kBatchTotalLimit = 3 << 20;
   static constexpr size_t kStreamChunk = 1 << 20;
 
-  CasClient(std::shared_ptr<grpc::Channel> channel, std::string instance_name);
+  CasClient(std::shared_ptr<grpc::Channel> channel, std::string instance_name, RetryPolicy retry = {});
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests);
 
@@ -37,11 +42,13 @@ class CasClient {
   absl::StatusOr<UploadStats> Upload(const std::vector<TreeBlob>& blobs);
   absl::Status UploadBytes(const Digest& digest, const std::string& bytes);
 
+  // A blob's bytes, checked against the digest (DATA_LOSS naming it when they differ).
   absl::StatusOr<std::string> ReadBlob(const Digest& digest);
-  // Streams a blob into a file (created with the given mode bits).
+  // Streams a blob into a file (replacing what is there, never through a symlink); the bytes are
+  // checked against the digest and the file is removed when they differ.
   absl::Status DownloadToFile(const Digest& digest, const std::filesystem::path& path, bool executable);
 
-  // Every Directory of the tree at `root` (through GetTree), keyed by digest.
+  // Every Directory of the tree at `root` (through GetTree).
   absl::StatusOr<std::vector<reapi::Directory>> GetTree(const Digest& root);
   struct FetchStats {
     int64_t files = 0;
@@ -49,20 +56,27 @@ class CasClient {
     int64_t local_hits = 0;        // files served by the local cache
     int64_t fetched_bytes = 0;     // bytes that crossed the network
   };
-  // Writes the tree at `root` under `dir` (which must exist). With a local cache set, files are taken
-  // from it when present and stored in it when fetched.
+  // Validates the tree at `root` (ValidateTree with the tree limits) and writes it under `dir`, which
+  // must exist, with a TreeWriter. With a local cache set, files are taken from it when present and
+  // stored in it when fetched. Every file's bytes are checked against its digest.
   absl::StatusOr<FetchStats> Materialize(const Digest& root, const std::filesystem::path& dir);
   void set_local_cache(BlobStore* cache) { local_cache_ = cache; }
+  void set_tree_limits(const TreeLimits& limits) { tree_limits_ = limits; }
 
   const std::string& instance_name() const { return instance_name_; }
 
  private:
   absl::Status WriteStream(const Digest& digest, const TreeBlob& blob);
   absl::Status BatchUpload(const std::vector<const TreeBlob*>& blobs);
-
-  absl::Status CopyToLocal(const Digest& digest, const std::filesystem::path& file);
+  // Downloads a blob into `writer` through ByteStream.Read, resuming where a broken try stopped,
+  // and commits it; with `tee`, the bytes also go there (the local cache).
+  absl::Status StreamInto(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee);
+  // The deadline of one try moving `bytes`: the policy's, plus a second per MiB.
+  absl::Time TransferDeadline(absl::Time deadline, int64_t bytes) const;
 
   std::string instance_name_;
+  Retrier retrier_;
+  TreeLimits tree_limits_;
   BlobStore* local_cache_ = nullptr;
   std::unique_ptr<reapi::ContentAddressableStorage::Stub> cas_;
   std::unique_ptr<google::bytestream::ByteStream::Stub> bytestream_;
@@ -71,5 +85,8 @@ class CasClient {
 // "{instance}/blobs/{hash}/{size}" and "{instance}/uploads/{uuid}/blobs/{hash}/{size}".
 std::string ReadResourceName(absl::string_view instance, const Digest& digest);
 std::string WriteResourceName(absl::string_view instance, absl::string_view uuid, const Digest& digest);
+
+// Opens a file blob for reading: beneath `blob.base_fd` without following symlinks when set.
+absl::StatusOr<ScopedFd> OpenBlobFile(const TreeBlob& blob);
 
 }  // namespace assay

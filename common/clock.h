@@ -11,11 +11,14 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
+  // Waits `d` (a fake clock just moves on by `d`).
+  virtual void SleepFor(absl::Duration d) const = 0;
 };
 
 class RealClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
+  void SleepFor(absl::Duration d) const override { absl::SleepFor(d); }
   static RealClock* Get() {
     static RealClock clock;
     return &clock;
@@ -29,14 +32,15 @@ class FakeClock final : public Clock {
     absl::MutexLock lock(&mu_);
     return now_;
   }
-  void Advance(absl::Duration d) {
+  void Advance(absl::Duration d) const {
     absl::MutexLock lock(&mu_);
     now_ += d;
   }
+  void SleepFor(absl::Duration d) const override { Advance(d); }
 
  private:
   mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
 inline int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }

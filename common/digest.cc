@@ -1,5 +1,10 @@
 #include "common/digest.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <openssl/evp.h>
 
 #include <fstream>
@@ -111,6 +116,21 @@ std::string Sha256::FinishHex() {
   hex.reserve(2 * len);
   for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&hex, "%02x", out[i]);
   return hex;
+}
+
+absl::StatusOr<Digest> DigestFd(int fd) {
+  Sha256 hasher;
+  std::vector<char> buffer(1 << 20);
+  int64_t total = 0;
+  while (true) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::DataLossError(absl::StrCat("read failed: ", std::strerror(errno)));
+    if (n == 0) break;
+    hasher.Update(absl::string_view(buffer.data(), static_cast<size_t>(n)));
+    total += n;
+  }
+  return Digest::Create(hasher.FinishHex(), total);
 }
 
 absl::StatusOr<Digest> DigestFile(const std::string& path) {

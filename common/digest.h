@@ -67,5 +67,7 @@ class Sha256 {
 
 // Digest of a file, read in chunks.
 absl::StatusOr<Digest> DigestFile(const std::string& path);
+// Digest of what is left to read from an open file.
+absl::StatusOr<Digest> DigestFd(int fd);
 
 }  // namespace assay

@@ -148,8 +148,9 @@ absl::StatusOr<LocalTree> ScanDirectory(const fs::path& dir, const IgnoreFn& ign
 }
 
 absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reapi::OutputFile>& files,
-                                      const DirectoryLoader& load, const BlobSaver& save) {
-  if (files.empty()) return root;
+                                      const std::vector<reapi::OutputSymlink>& symlinks, const DirectoryLoader& load,
+                                      const BlobSaver& save) {
+  if (files.empty() && symlinks.empty()) return root;
   EditDir top;
   auto loaded = load(root);
   if (!loaded.ok()) return loaded.status();
@@ -168,10 +169,34 @@ absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reap
     auto* existing = dir->original.mutable_files();
     existing->erase(std::remove_if(existing->begin(), existing->end(), [&](const auto& f) { return f.name() == name; }),
                     existing->end());
+    auto* links = dir->original.mutable_symlinks();
+    links->erase(std::remove_if(links->begin(), links->end(), [&](const auto& l) { return l.name() == name; }),
+                 links->end());
     auto* node = dir->original.add_files();
     node->set_name(name);
     *node->mutable_digest() = file.digest();
     node->set_is_executable(file.is_executable());
+  }
+  for (const auto& link : symlinks) {
+    if (absl::Status s = CheckRelativePath(link.path(), "output symlink"); !s.ok()) return s;
+    std::vector<std::string> parts = absl::StrSplit(link.path(), '/', absl::SkipEmpty());
+    EditDir* dir = &top;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (parts[i] == ".") continue;
+      auto next = Descend(dir, parts[i], load);
+      if (!next.ok()) return next.status();
+      dir = *next;
+    }
+    const std::string& name = parts.back();
+    auto drop = [&](auto* nodes) {
+      nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [&](const auto& n) { return n.name() == name; }),
+                   nodes->end());
+    };
+    drop(dir->original.mutable_files());
+    drop(dir->original.mutable_symlinks());
+    auto* node = dir->original.add_symlinks();
+    node->set_name(name);
+    node->set_target(link.target());
   }
   return Save(&top, save);
 }

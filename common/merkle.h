@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/digest.h"
+#include "common/tree_validator.h"
 
 namespace assay {
 
@@ -16,6 +17,9 @@ struct TreeBlob {
   Digest digest;
   std::string data;              // used when `file` is empty
   std::filesystem::path file;
+  // When set, `file` is relative to this directory and is opened beneath it without following any
+  // symlink (outputs of a step: the step may have left symlinks anywhere).
+  int base_fd = -1;
 };
 
 struct LocalTree {
@@ -32,12 +36,13 @@ using IgnoreFn = std::function<bool(const std::string& relative_path, bool is_di
 // and are relative; others are an error naming them.
 absl::StatusOr<LocalTree> ScanDirectory(const std::filesystem::path& dir, const IgnoreFn& ignore);
 
-using DirectoryLoader = std::function<absl::StatusOr<reapi::Directory>(const Digest&)>;
 using BlobSaver = std::function<absl::Status(const Digest&, const std::string& bytes)>;
 
-// The tree at `root` with `files` added (replacing files of the same path); new directories are saved.
+// The tree at `root` with `files` and `symlinks` added (replacing entries of the same path); new
+// directories are saved.
 absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reapi::OutputFile>& files,
-                                      const DirectoryLoader& load, const BlobSaver& save);
+                                      const std::vector<reapi::OutputSymlink>& symlinks, const DirectoryLoader& load,
+                                      const BlobSaver& save);
 
 // The tree at `root` keeping only files that match one of `patterns`: an exact path, a folder
 // ("src/" or "src/**": everything under it) or a glob ("src/*.c", '*' stays within a folder).

@@ -87,6 +87,7 @@ absl::Status JobManager::Recover() {
     }
     JobEntry* raw = entry.get();
     jobs_[number] = std::move(entry);
+    if (!raw->job.submit_request_id().empty()) submissions_[raw->job.submit_request_id()] = number;
     if (raw->cancel_requested) continue;
     for (Task& task : *raw->job.mutable_tasks()) {
       if (task.state() == assay::v1::TASK_PENDING && task.attempt() > 0) {
@@ -101,6 +102,14 @@ absl::Status JobManager::Recover() {
 }
 
 absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) {
+  if (request.request_id().size() > 128) return absl::InvalidArgumentError("request_id is longer than 128 characters");
+  if (!request.request_id().empty()) {
+    Locked lock(this);
+    auto it = submissions_.find(request.request_id());
+    if (it != submissions_.end()) {
+      if (JobEntry* entry = ActiveLocked(it->second)) return entry->job;
+    }
+  }
   auto root = Digest::FromProto(request.source_root());
   if (!root.ok()) return Annotate(root.status(), "source_root");
   std::string path = request.pipeline_path().empty() ? "assay.yaml" : request.pipeline_path();
@@ -112,6 +121,9 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
     return absl::FailedPreconditionError(
         absl::StrCat("source tree ", root->ToString(), " is not in the CAS; upload it before submitting"));
   }
+  // The whole tree is checked before the job exists: workers will write it to their disks.
+  auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(d); }, options_.tree_limits);
+  if (!tree.ok()) return tree.status();
   auto file = FindFile(*root, path, [this](const Digest& d) { return LoadDirectory(d); });
   if (!file.ok()) {
     if (absl::IsNotFound(file.status())) {
@@ -136,6 +148,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   for (const auto& [k, v] : request.labels()) (*job.mutable_labels())[k] = v;
   job.set_state(assay::v1::JOB_QUEUED);
   job.set_created_at_ms(UnixMillis(clock_->Now()));
+  job.set_submit_request_id(request.request_id());
 
   const int steps = static_cast<int>(pipeline->steps.size());
   for (size_t c = 0; c < pipeline->cells.size(); ++c) {
@@ -183,6 +196,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   for (const Task& t : entry->job.tasks()) entry->task_index[t.id()] = t.index();
   JobEntry* raw = entry.get();
   jobs_[*number] = std::move(entry);
+  if (!request.request_id().empty()) submissions_[request.request_id()] = *number;
   spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(), steps);
   AdvanceLocked(raw);
   DispatchLocked();
@@ -463,6 +477,7 @@ void JobManager::RetireFinishedLocked() {
   if (finished_.size() <= options_.finished_jobs_in_memory) return;
   FlushLocked();  // a job leaves memory only once all of it is on disk
   while (finished_.size() > options_.finished_jobs_in_memory) {
+    if (JobEntry* old = ActiveLocked(finished_.front())) submissions_.erase(old->job.submit_request_id());
     jobs_.erase(finished_.front());
     finished_.erase(finished_.begin());
   }
@@ -478,12 +493,14 @@ absl::StatusOr<Digest> JobManager::BuildActionLocked(JobEntry* entry, Task* task
                          [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
   std::vector<reapi::OutputFile> inputs;
+  std::vector<reapi::OutputSymlink> links;
   for (const std::string& need : task->needs()) {
     const Task& dep = entry->job.tasks(entry->task_index[need]);
     for (const auto& f : dep.result().output_files()) inputs.push_back(f);
+    for (const auto& l : dep.result().output_symlinks()) links.push_back(l);
   }
   auto input_root = AddFilesToTree(
-      *root, inputs, [this](const Digest& d) { return LoadDirectory(d); },
+      *root, inputs, links, [this](const Digest& d) { return LoadDirectory(d); },
       [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
 

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/evicting_blob_store.h"
 #include "common/pipeline.h"
+#include "common/tree_validator.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"
@@ -32,6 +33,7 @@ class JobManager {
     absl::Duration lease_ttl = absl::Seconds(30);
     absl::Duration heartbeat_interval = absl::Seconds(5);
     PipelineLimits limits;
+    TreeLimits tree_limits;             // what a submitted source tree may be
     int max_lost_attempts = 3;          // requeues after a worker vanished, before the task fails
     size_t finished_jobs_in_memory = 200;
   };
@@ -161,6 +163,8 @@ class JobManager {
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
+  // SubmitRequest.request_id -> job number, for jobs in memory: a retried Submit gets the same job.
+  absl::flat_hash_map<std::string, uint64_t> submissions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<Digest>> pins_ ABSL_GUARDED_BY(mu_);  // by lease id
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/tree_limit_flags.h"
 #include "common/daemon.h"
 #include "common/security_flags.h"
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often workers renew their leases")
       ->capture_default_str();
+  assay::AddTreeLimitFlags(app, &options.jobs.tree_limits);
   app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();

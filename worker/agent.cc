@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
+#include "worker/output_collector.h"
 
 namespace assay {
 namespace fs = std::filesystem;
@@ -34,37 +35,6 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   ts.set_seconds(nanos / 1'000'000'000);
   ts.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
   return ts;
-}
-
-// Expands one declared output (a path or a glob) under `root` into files, relative to root.
-absl::Status CollectOutput(const fs::path& root, const std::string& pattern, std::vector<std::string>* files,
-                           bool* matched) {
-  glob_t g{};
-  std::string full = (root / pattern).string();
-  int rc = ::glob(full.c_str(), GLOB_NOSORT, nullptr, &g);
-  *matched = rc == 0 && g.gl_pathc > 0;
-  std::vector<fs::path> hits;
-  for (size_t i = 0; *matched && i < g.gl_pathc; ++i) hits.emplace_back(g.gl_pathv[i]);
-  globfree(&g);
-  std::error_code ec;
-  const fs::path canonical_root = fs::weakly_canonical(root, ec);
-  for (const fs::path& hit : hits) {
-    fs::path real = fs::weakly_canonical(hit, ec);
-    auto rel = real.lexically_relative(canonical_root);
-    if (ec || rel.empty() || *rel.begin() == "..") {
-      return absl::InvalidArgumentError(absl::StrCat("output ", hit.string(), " resolves outside the work directory"));
-    }
-    if (fs::is_directory(real, ec)) {
-      for (fs::recursive_directory_iterator it(real, ec), end; !ec && it != end; it.increment(ec)) {
-        if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
-          files->push_back(it->path().lexically_relative(canonical_root).string());
-        }
-      }
-    } else if (fs::is_regular_file(real, ec)) {
-      files->push_back(rel.string());
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -108,7 +78,8 @@ WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   channel_ = grpc::CreateCustomChannel(options_.coordinator,
                                        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
-  cas_ = std::make_unique<CasClient>(channel_, options_.instance_name);
+  cas_ = std::make_unique<CasClient>(channel_, options_.instance_name, options_.retry);
+  cas_->set_tree_limits(options_.tree_limits);
 
   if (options_.cache_dir.empty()) options_.cache_dir = (fs::path(options_.work_dir) / "cache").string();
   auto db = Database::Open(options_.cache_dir);
@@ -134,7 +105,10 @@ void WorkerAgent::Stop() {
 }
 
 void WorkerAgent::Run() {
-  absl::Duration backoff = absl::Milliseconds(100);
+  // Reconnects with the same backoff (and jitter) as every other retried call, forever: a worker
+  // outlives coordinator restarts.
+  Retrier reconnect(options_.retry);
+  int failures = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -142,12 +116,11 @@ void WorkerAgent::Run() {
     }
     const absl::Time began = absl::Now();
     Session();
-    if (absl::Now() - began > absl::Seconds(10)) backoff = absl::Milliseconds(100);
+    failures = absl::Now() - began > absl::Seconds(10) ? 1 : failures + 1;
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     // Wait before reconnecting, but wake at once on Stop().
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
-    backoff = std::min(backoff * 2, absl::Seconds(5));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), reconnect.Backoff(failures));
   }
 }
 
@@ -354,33 +327,27 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
   out.set_cancelled(exec->cancelled);
   if (exec->cancelled) return out;
 
-  // Outputs and the two logs go to the CAS; the result references them.
+  // Outputs and the two logs go to the CAS; the result references them. Outputs are read beneath the
+  // work directory without following symlinks (output_collector.h).
   *metadata->mutable_output_upload_start_timestamp() = ToTimestamp(absl::Now());
-  std::vector<TreeBlob> uploads;
-  for (const std::string& pattern : assignment.command().output_paths()) {
-    std::vector<std::string> files;
-    bool matched = false;
-    if (absl::Status s = CollectOutput(exec_dir, pattern, &files, &matched); !s.ok()) {
-      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", s.message(), "\n"));
-      continue;
-    }
-    if (!matched) {
-      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] warning: output '", pattern, "' matched nothing\n"));
-    }
-    for (const std::string& rel : files) {
-      auto digest = DigestFile((exec_dir / rel).string());
-      if (!digest.ok()) {
-        out.set_error(absl::StrCat("reading output ", rel, ": ", digest.status().message()));
-        return out;
-      }
-      auto* file = out.mutable_result()->add_output_files();
-      file->set_path(rel);
-      *file->mutable_digest() = digest->ToProto();
-      std::error_code ec;
-      file->set_is_executable((fs::status(exec_dir / rel, ec).permissions() & fs::perms::owner_exec) != fs::perms::none);
-      uploads.push_back(TreeBlob{*digest, "", exec_dir / rel});
-    }
+  auto work_fd = OpenDirectory(exec_dir);
+  if (!work_fd.ok()) {
+    out.set_error(absl::StrCat("collecting outputs: ", work_fd.status().message()));
+    return out;
   }
+  auto outputs = CollectOutputs(work_fd->get(), exec_dir.string(),
+                                {assignment.command().output_paths().begin(), assignment.command().output_paths().end()});
+  if (!outputs.ok()) {
+    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", outputs.status().message(), "\n"));
+    out.set_error(absl::StrCat("collecting outputs: ", outputs.status().message()));
+    return out;
+  }
+  for (const std::string& warning : outputs->warnings) {
+    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] warning: ", warning, "\n"));
+  }
+  for (auto& f : outputs->files) *out.mutable_result()->add_output_files() = std::move(f);
+  for (auto& l : outputs->symlinks) *out.mutable_result()->add_output_symlinks() = std::move(l);
+  std::vector<TreeBlob> uploads = std::move(outputs->uploads);
   for (const auto& [name, field] : {std::pair{"stdout", 0}, std::pair{"stderr", 1}}) {
     auto digest = DigestFile((task_dir / name).string());
     if (!digest.ok()) continue;

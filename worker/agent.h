@@ -32,6 +32,8 @@ class WorkerAgent {
     std::string cache_dir;              // local CAS cache; default <work_dir>/cache
     int64_t cache_bytes = 10LL << 30;   // its budget
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
+    TreeLimits tree_limits;             // input trees beyond these are refused
+    RetryPolicy retry;                  // of every call to the coordinator
   };
 
   // `executor` runs the steps (null: the process executor).

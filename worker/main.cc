@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/tree_limit_flags.h"
 #include "common/daemon.h"
 #include "common/security_flags.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", options.work_dir, "folder for task work directories")->capture_default_str();
   app.add_option("--instance", options.instance_name, "REAPI instance name");
   app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");
+  assay::AddTreeLimitFlags(app, &options.tree_limits);
   app.add_option("--cache-bytes", options.cache_bytes, "budget of the local cache")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;

@@ -80,16 +80,16 @@ TEST_F(MerkleTest, AddFilesMergesIntoNewDirectoriesAndReplaces) {
   outputs[1].set_path("deep/er/x.elf");
   *outputs[1].mutable_digest() = Digest::OfBytes("elf").ToProto();
   outputs[1].set_is_executable(true);
-  auto merged = AddFilesToTree(tree->root, outputs, loader(), saver());
+  auto merged = AddFilesToTree(tree->root, outputs, {}, loader(), saver());
   ASSERT_TRUE(merged.ok()) << merged.status();
   EXPECT_EQ(FindFile(*merged, "out/old.bin", loader())->digest().hash(), Digest::OfBytes("new").hash());
   EXPECT_TRUE(FindFile(*merged, "deep/er/x.elf", loader())->is_executable());
   EXPECT_TRUE(FindFile(*merged, "keep.txt", loader()).ok());
   // The same merge gives the same digest, so cache keys are stable.
-  EXPECT_EQ(AddFilesToTree(tree->root, outputs, loader(), saver()).value(), *merged);
+  EXPECT_EQ(AddFilesToTree(tree->root, outputs, {}, loader(), saver()).value(), *merged);
   std::vector<reapi::OutputFile> bad(1);
   bad[0].set_path("../escape");
-  EXPECT_FALSE(AddFilesToTree(tree->root, bad, loader(), saver()).ok());
+  EXPECT_FALSE(AddFilesToTree(tree->root, bad, {}, loader(), saver()).ok());
 }
 
 }  // namespace

@@ -1,0 +1,160 @@
+#include "worker/output_collector.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/safe_fs.h"
+
+namespace assay {
+namespace {
+
+std::string Join(const std::string& dir, absl::string_view name) {
+  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
+}
+
+class Collector {
+ public:
+  explicit Collector(int work_fd) : work_fd_(work_fd) {}
+
+  // One path relative to the work directory: a file, a symlink or a directory.
+  absl::Status Add(absl::string_view hit) {
+    std::vector<absl::string_view> parts;
+    for (absl::string_view part : absl::StrSplit(hit, '/', absl::SkipEmpty())) {
+      if (part != ".") parts.push_back(part);
+    }
+    if (parts.empty()) return absl::InvalidArgumentError("an output names the work directory itself");
+    const std::string rel = absl::StrJoin(parts, "/");
+    if (!seen_.insert(rel).second) return absl::OkStatus();
+    std::string parent = rel.find('/') == std::string::npos ? "" : rel.substr(0, rel.rfind('/'));
+    std::string name = rel.substr(rel.rfind('/') + 1);
+    auto dir = OpenBeneath(work_fd_, parent, O_RDONLY | O_DIRECTORY);
+    if (!dir.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("output '", rel, "' is not inside the work directory: ",
+                                                     dir.status().message()));
+    }
+    return AddAt(dir->get(), parent, name);
+  }
+
+  CollectedOutputs Take() { return std::move(out_); }
+
+ private:
+  absl::Status AddAt(int dir, const std::string& parent, const std::string& name) {
+    const std::string rel = Join(parent, name);
+    struct stat st {};
+    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+    }
+    if (S_ISLNK(st.st_mode)) return AddLink(dir, parent, name);
+    if (S_ISREG(st.st_mode)) {
+      int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+      ScopedFd file(fd);
+      struct stat opened {};
+      ::fstat(fd, &opened);
+      auto digest = DigestFd(fd);
+      if (!digest.ok()) return absl::InternalError(absl::StrCat("reading output '", rel, "': ", digest.status().message()));
+      reapi::OutputFile f;
+      f.set_path(rel);
+      *f.mutable_digest() = digest->ToProto();
+      f.set_is_executable((opened.st_mode & S_IXUSR) != 0);
+      out_.files.push_back(std::move(f));
+      out_.uploads.push_back(TreeBlob{*digest, "", rel, work_fd_});
+      return absl::OkStatus();
+    }
+    if (S_ISDIR(st.st_mode)) {
+      int fd = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+      DIR* listing = ::fdopendir(fd);
+      if (listing == nullptr) {
+        ::close(fd);
+        return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+      }
+      std::vector<std::string> names;
+      while (dirent* entry = ::readdir(listing)) {
+        std::string n = entry->d_name;
+        if (n != "." && n != "..") names.push_back(std::move(n));
+      }
+      std::sort(names.begin(), names.end());
+      absl::Status status;
+      for (const std::string& n : names) {
+        if (!seen_.insert(Join(rel, n)).second) continue;
+        status = AddAt(::dirfd(listing), rel, n);
+        if (!status.ok()) break;
+      }
+      ::closedir(listing);
+      return status;
+    }
+    return absl::OkStatus();  // sockets, fifos and devices are not outputs
+  }
+
+  absl::Status AddLink(int dir, const std::string& parent, const std::string& name) {
+    const std::string rel = Join(parent, name);
+    std::string target(4096, '\0');
+    ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
+    if (n < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+    target.resize(static_cast<size_t>(n));
+    auto refuse = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("output '", rel, "' is a symlink to '", target, "', ", why,
+                                                     ": only relative symlinks that stay inside the work directory "
+                                                     "are kept (as symlinks, never as their target's contents)"));
+    };
+    if (target.empty() || target.front() == '/') return refuse("an absolute path");
+    int depth = parent.empty() ? 0 : static_cast<int>(std::count(parent.begin(), parent.end(), '/')) + 1;
+    for (absl::string_view part : absl::StrSplit(target, '/')) {
+      if (part.empty() || part == ".") continue;
+      depth += part == ".." ? -1 : 1;
+      if (depth < 0) return refuse("outside the work directory");
+    }
+    reapi::OutputSymlink link;
+    link.set_path(rel);
+    link.set_target(target);
+    out_.symlinks.push_back(std::move(link));
+    return absl::OkStatus();
+  }
+
+  int work_fd_;
+  std::set<std::string> seen_;
+  CollectedOutputs out_;
+};
+
+}  // namespace
+
+absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
+                                                const std::vector<std::string>& patterns) {
+  Collector collector(work_fd);
+  std::vector<std::string> warnings;
+  for (const std::string& pattern : patterns) {
+    // Globbing only finds names; every hit is then opened beneath the work directory.
+    glob_t g{};
+    const std::string full = absl::StrCat(work_dir, "/", pattern);
+    int rc = ::glob(full.c_str(), GLOB_NOSORT | GLOB_NOESCAPE, nullptr, &g);
+    std::vector<std::string> hits;
+    for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) {
+      absl::string_view hit = g.gl_pathv[i];
+      if (absl::ConsumePrefix(&hit, work_dir + "/")) hits.emplace_back(hit);
+    }
+    globfree(&g);
+    if (hits.empty()) warnings.push_back(absl::StrCat("output '", pattern, "' matched nothing"));
+    std::sort(hits.begin(), hits.end());
+    for (const std::string& hit : hits) {
+      if (absl::Status s = collector.Add(hit); !s.ok()) return s;
+    }
+  }
+  CollectedOutputs out = collector.Take();
+  out.warnings = std::move(warnings);
+  return out;
+}
+
+}  // namespace assay

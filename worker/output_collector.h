@@ -1,0 +1,29 @@
+// Collects a step's declared outputs from its work directory without ever leaving it. Every path is
+// opened beneath the work directory's descriptor with no symlink followed; an output that is a
+// symlink becomes an REAPI OutputSymlink (path and target) when its target is relative and stays
+// inside the work directory, and is refused otherwise: its target's contents are never read.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/digest.h"
+#include "common/merkle.h"
+
+namespace assay {
+
+struct CollectedOutputs {
+  std::vector<reapi::OutputFile> files;        // path (relative to the work dir), digest, is_executable
+  std::vector<reapi::OutputSymlink> symlinks;  // path, target
+  std::vector<TreeBlob> uploads;               // the files' bytes, read beneath the work dir when uploaded
+  std::vector<std::string> warnings;           // declared outputs that matched nothing
+};
+
+// `work_fd` is the open work directory at `work_dir`; `patterns` are output paths or globs ('*', '?',
+// '[...]'), a directory standing for everything under it. Fails (naming the output) when an output
+// goes through a symlink or is a symlink that points outside the work directory.
+absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
+                                                const std::vector<std::string>& patterns);
+
+}  // namespace assay
