@@ -74,9 +74,9 @@ std::vector<std::string> Farm::ClientSecurityArgs() const {
 void Farm::Connect() {
   auto credentials = MakeChannelCredentials(client_security_);
   ASSERT_TRUE(credentials.ok()) << credentials.status();
-  auto channel = grpc::CreateChannel(address(), *credentials);
-  jobs_ = assay::v1::Jobs::NewStub(channel);
-  admin_ = assay::v1::Admin::NewStub(channel);
+  channel_ = grpc::CreateChannel(address(), *credentials);
+  jobs_ = assay::v1::Jobs::NewStub(channel_);
+  admin_ = assay::v1::Admin::NewStub(channel_);
 }
 
 void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots) {

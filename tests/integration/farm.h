@@ -61,6 +61,8 @@ class Farm {
   std::string Log(const std::string& job, const std::string& task);
   std::vector<assay::v1::Worker> Workers();
   assay::v1::Jobs::Stub* jobs() { return jobs_.get(); }
+  // A channel to the coordinator with the harness's security settings, for other services' stubs.
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
   void Connect();
@@ -68,6 +70,7 @@ class Farm {
   int port_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> workers_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
   std::unique_ptr<assay::v1::Admin::Stub> admin_;
   ClientSecurity client_security_;
