@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   }
   submit.json = json;
 
-  auto credentials = assay::MakeChannelCredentials(security);
+  auto credentials = assay::MakeChannelCredentials(security, address);
   if (!credentials.ok()) return ReportError(absl::InvalidArgumentError(credentials.status().message()));
   assay::RetryPolicy retry;
   retry.overall_timeout = absl::Seconds(retry_timeout);

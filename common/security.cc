@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/log_format.h"
 
@@ -24,38 +25,6 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view w
   }
   return text;
 }
-
-// Checks "authorization: Bearer <token>" on every call against the accepted tokens, in constant
-// time per candidate. Runs inside gRPC before any service sees the call.
-class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
- public:
-  explicit TokenAuthProcessor(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {}
-  bool IsBlocking() const override { return false; }
-
-  grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext*, OutputMetadata* consumed,
-                       OutputMetadata*) override {
-    auto it = auth_metadata.find("authorization");
-    if (it == auth_metadata.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "this coordinator requires a token (assay: --token-file or ASSAY_TOKEN_FILE)");
-    }
-    const absl::string_view value(it->second.data(), it->second.size());
-    constexpr absl::string_view kBearer = "Bearer ";
-    bool ok = false;
-    if (absl::StartsWith(value, kBearer)) {
-      const absl::string_view presented = value.substr(kBearer.size());
-      for (const std::string& token : tokens_) {
-        ok |= presented.size() == token.size() && CRYPTO_memcmp(presented.data(), token.data(), token.size()) == 0;
-      }
-    }
-    if (!ok) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the token presented is not accepted");
-    consumed->emplace("authorization", std::string(value));
-    return grpc::Status::OK;
-  }
-
- private:
-  std::vector<std::string> tokens_;
-};
 
 }  // namespace
 
@@ -79,38 +48,48 @@ bool IsLoopbackAddress(absl::string_view address) {
   return false;
 }
 
-absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path) {
-  auto text = ReadFile(path);
-  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("cannot read token file ", path, ": ", text.status().message()));
-  std::vector<std::string> tokens;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    ++line_number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || absl::StartsWith(line, "#")) continue;
-    if (line.size() < kMinTokenLength) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": token is shorter than ", kMinTokenLength,
-                                                     " characters (generate one with: openssl rand -hex 32)"));
-    }
-    if (std::any_of(line.begin(), line.end(), [](char c) { return c < 0x21 || c > 0x7e; })) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": token has spaces or non-ASCII characters"));
-    }
-    tokens.emplace_back(line);
-  }
-  if (tokens.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", path, " has no token"));
-  return tokens;
-}
+namespace {
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientSecurity& security) {
+// Sends "authorization: Bearer TOKEN" with every call, on a channel of any security level (the
+// channel credentials decide where that is allowed: TLS, or loopback).
+class BearerTokenPlugin final : public grpc::MetadataCredentialsPlugin {
+ public:
+  explicit BearerTokenPlugin(std::string token) : header_(absl::StrCat("Bearer ", token)) {}
+  bool IsBlocking() const override { return false; }
+  grpc::Status GetMetadata(grpc::string_ref, grpc::string_ref, const grpc::AuthContext&,
+                           std::multimap<grpc::string, grpc::string>* metadata) override {
+    metadata->emplace("authorization", header_);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string header_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientSecurity& security,
+                                                                                absl::string_view target) {
   if (security.cert_file.empty() != security.key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
+  std::string token;
+  if (!security.token_file.empty()) {
+    auto read = ReadClientToken(security.token_file);
+    if (!read.ok()) return read.status();
+    token = std::move(*read);
+  }
   if (security.ca_file.empty()) {
-    if (!security.token_file.empty()) {
-      return absl::InvalidArgumentError("--token-file needs --tls-ca: a token is never sent over plaintext");
-    }
     if (!security.cert_file.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
-    return grpc::InsecureChannelCredentials();
+    if (token.empty()) return grpc::InsecureChannelCredentials();
+    if (!IsLoopbackAddress(target)) {
+      return absl::InvalidArgumentError(absl::StrCat("--token-file needs --tls-ca to reach ", target,
+                                                     ": a token is sent in plaintext only to a loopback address"));
+    }
+    // Plaintext on loopback: gRPC's local credentials check the peer is this host.
+    return grpc::CompositeChannelCredentials(
+        grpc::experimental::LocalCredentials(LOCAL_TCP),
+        grpc::experimental::MetadataCredentialsFromPlugin(std::make_unique<BearerTokenPlugin>(token), GRPC_SECURITY_NONE));
   }
   grpc::SslCredentialsOptions ssl;
   auto ca = ReadPem(security.ca_file, "CA file");
@@ -125,10 +104,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     ssl.pem_private_key = std::move(*key);
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(ssl);
-  if (!security.token_file.empty()) {
-    auto tokens = ReadTokenFile(security.token_file);
-    if (!tokens.ok()) return tokens.status();
-    credentials = grpc::CompositeChannelCredentials(credentials, grpc::AccessTokenCredentials(tokens->front()));
+  if (!token.empty()) {
+    credentials = grpc::CompositeChannelCredentials(credentials, grpc::AccessTokenCredentials(token));
   }
   return credentials;
 }
@@ -139,8 +116,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
   const bool tls = !security.cert_file.empty();
-  if (!tls && !security.token_file.empty()) {
-    return absl::InvalidArgumentError("--token-file needs --tls-cert and --tls-key: tokens are never accepted over plaintext");
+  if (!tls && !security.token_file.empty() && !IsLoopbackAddress(listen)) {
+    return absl::InvalidArgumentError(absl::StrCat("--token-file needs --tls-cert and --tls-key to serve ", listen,
+                                                   ": tokens are accepted in plaintext on loopback only"));
   }
   if (!tls && !security.client_ca_file.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   const bool authenticated = !security.token_file.empty() || !security.client_ca_file.empty();
@@ -154,7 +132,20 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
                  "it can run commands on the workers",
                  listen);
   }
-  if (!tls) return grpc::InsecureServerCredentials();
+  std::shared_ptr<std::vector<TokenGrant>> grants;
+  if (!security.token_file.empty()) {
+    auto read = ReadTokenFile(security.token_file);
+    if (!read.ok()) return read.status();
+    grants = std::make_shared<std::vector<TokenGrant>>(std::move(*read));
+  }
+  if (!tls) {
+    if (!grants) return grpc::InsecureServerCredentials();
+    // Plaintext with tokens, loopback only: gRPC's local credentials refuse any peer not on this host
+    // and, unlike plain insecure credentials, run the auth processor.
+    auto local = grpc::experimental::LocalServerCredentials(LOCAL_TCP);
+    local->SetAuthMetadataProcessor(MakeTokenAuthProcessor(std::move(*grants)));
+    return local;
+  }
 
   grpc::SslServerCredentialsOptions ssl(security.client_ca_file.empty()
                                             ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
@@ -170,11 +161,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
     ssl.pem_root_certs = std::move(*ca);
   }
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::SslServerCredentials(ssl);
-  if (!security.token_file.empty()) {
-    auto tokens = ReadTokenFile(security.token_file);
-    if (!tokens.ok()) return tokens.status();
-    credentials->SetAuthMetadataProcessor(std::make_shared<TokenAuthProcessor>(std::move(*tokens)));
-  }
+  if (grants) credentials->SetAuthMetadataProcessor(MakeTokenAuthProcessor(std::move(*grants)));
   return credentials;
 }
 

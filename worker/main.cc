@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "sandbox", "process"}));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
-  auto credentials = assay::MakeChannelCredentials(security);
+  auto credentials = assay::MakeChannelCredentials(security, options.coordinator);
   if (!credentials.ok()) {
     spdlog::error("{}", std::string(credentials.status().message()));
     return 2;

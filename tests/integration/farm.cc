@@ -72,7 +72,7 @@ std::vector<std::string> Farm::ClientSecurityArgs() const {
 }
 
 void Farm::Connect() {
-  auto credentials = MakeChannelCredentials(client_security_);
+  auto credentials = MakeChannelCredentials(client_security_, address());
   ASSERT_TRUE(credentials.ok()) << credentials.status();
   channel_ = grpc::CreateChannel(address(), *credentials);
   jobs_ = assay::v1::Jobs::NewStub(channel_);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tests/integration/farm.h"
+#include "tests/integration/pki.h"
 
 namespace assay::testing {
 namespace {
@@ -18,28 +19,15 @@ namespace fs = std::filesystem;
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pki_ = farm_.dir() / "pki";
-    fs::create_directories(pki_);
-    // A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate.
-    ASSERT_TRUE(WriteFile(pki_ / "server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n").ok());
-    ASSERT_TRUE(WriteFile(pki_ / "client.ext", "extendedKeyUsage=clientAuth\n").ok());
-    const std::string ec = "ec:" + (pki_ / "params.pem").string();
-    Openssl({"ecparam", "-name", "prime256v1", "-out", P("params.pem")});
-    Openssl({"req", "-x509", "-newkey", ec, "-nodes", "-keyout", P("ca.key"), "-out", P("ca.pem"), "-days", "2",
-             "-subj", "/CN=assay test CA"});
-    for (const std::string name : {"server", "client"}) {
-      Openssl({"req", "-newkey", ec, "-nodes", "-keyout", P(name + ".key"), "-out", P(name + ".csr"), "-subj",
-               "/CN=" + name});
-      Openssl({"x509", "-req", "-in", P(name + ".csr"), "-CA", P("ca.pem"), "-CAkey", P("ca.key"), "-CAcreateserial",
-               "-out", P(name + ".pem"), "-days", "2", "-extfile", P(name + ".ext")});
-    }
-    ASSERT_TRUE(fs::exists(pki_ / "server.pem") && fs::exists(pki_ / "client.pem")) << "openssl failed";
-    ASSERT_TRUE(WriteFile(pki_ / "tokens", "# accepted tokens\n4f1c9a7e2b6d8035c1e9f7a2b4d6e8f0\n").ok());
-    ASSERT_TRUE(WriteFile(pki_ / "good-token", "4f1c9a7e2b6d8035c1e9f7a2b4d6e8f0\n").ok());
-    ASSERT_TRUE(WriteFile(pki_ / "wrong-token", "00000000000000000000000000000000\n").ok());
+    pki_ = std::make_unique<TestPki>(farm_.dir() / "pki");
+    ASSERT_TRUE(WriteFile(P("tokens"), "# accepted tokens\n4f1c9a7e2b6d8035c1e9f7a2b4d6e8f0 "
+                                       "submit,read,admin,worker,cache-read,cache-write\n")
+                    .ok());
+    ASSERT_TRUE(WriteFile(P("good-token"), "4f1c9a7e2b6d8035c1e9f7a2b4d6e8f0\n").ok());
+    ASSERT_TRUE(WriteFile(P("wrong-token"), "00000000000000000000000000000000\n").ok());
   }
 
-  std::string P(const std::string& name) const { return (pki_ / name).string(); }
+  std::string P(const std::string& name) const { return pki_->Path(name); }
 
   // TLS trusting the test CA, with this token file when given.
   ClientSecurity Client(const std::string& token_file = "") const {
@@ -47,12 +35,6 @@ class SecurityTest : public ::testing::Test {
     c.ca_file = P("ca.pem");
     c.token_file = token_file;
     return c;
-  }
-
-  void Openssl(std::vector<std::string> args) {
-    args.insert(args.begin(), "/usr/bin/openssl");
-    RunResult r = RunCommand(args, absl::Seconds(60));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
   // Runs the CLI with exactly these security flags (not the farm's).
@@ -74,7 +56,7 @@ class SecurityTest : public ::testing::Test {
   }
 
   Farm farm_;
-  fs::path pki_;
+  std::unique_ptr<TestPki> pki_;
 };
 
 TEST_F(SecurityTest, JobRunsOverTlsWithAToken) {
@@ -101,13 +83,16 @@ TEST_F(SecurityTest, MissingWrongOrPlaintextCredentialsAreRefusedAndChangeNothin
   EXPECT_EQ(wrong.exit_code, 4) << wrong.err;
   EXPECT_TRUE(absl::StrContains(wrong.err, "not accepted")) << wrong.err;
 
-  RunResult plaintext = CliWith({}, {"submit", tree.string()});
+  RunResult plaintext = CliWith({"--retry-timeout", "1"}, {"submit", tree.string()});
   EXPECT_EQ(plaintext.exit_code, 3) << plaintext.err;
   EXPECT_TRUE(absl::StrContains(plaintext.err, "--tls-ca")) << plaintext.err;
 
-  RunResult token_in_clear = CliWith({"--token-file", P("good-token")}, {"jobs"});
+  // A token is sent in plaintext to loopback only; this refusal comes before any connection.
+  RunResult token_in_clear = RunCommand(
+      {BinaryPath("assay"), "--coordinator", "build-farm.invalid:7171", "--token-file", P("good-token"), "jobs"},
+      absl::Seconds(60));
   EXPECT_EQ(token_in_clear.exit_code, 2) << token_in_clear.err;
-  EXPECT_TRUE(absl::StrContains(token_in_clear.err, "never sent over plaintext")) << token_in_clear.err;
+  EXPECT_TRUE(absl::StrContains(token_in_clear.err, "plaintext only to a loopback address")) << token_in_clear.err;
 
   EXPECT_EQ(JobCount(), 0) << "a refused call must not create a job";
 
@@ -129,7 +114,7 @@ TEST_F(SecurityTest, MutualTlsRequiresAClientCertificate) {
   client.cert_file = P("client.pem");
   client.key_file = P("client.key");
   farm_.UseClientSecurity(client);
-  RunResult without = CliWith({"--tls-ca", P("ca.pem")}, {"jobs"});
+  RunResult without = CliWith({"--tls-ca", P("ca.pem"), "--retry-timeout", "1"}, {"jobs"});
   EXPECT_EQ(without.exit_code, 3) << without.err;
   RunResult with = farm_.Cli({"jobs"});
   EXPECT_EQ(with.exit_code, 0) << with.err;
@@ -142,14 +127,14 @@ TEST_F(SecurityTest, CoordinatorRefusesToExposePlaintextBeforeTouchingItsData) {
   for (const auto& extra : std::vector<std::vector<std::string>>{
            {"--listen", "0.0.0.0:0"},
            {"--listen", "0.0.0.0:0", "--tls-cert", P("server.pem"), "--tls-key", P("server.key")},  // no client auth
-           {"--listen", "127.0.0.1:0", "--token-file", P("tokens")},                               // token in clear
+           {"--listen", "0.0.0.0:0", "--token-file", P("tokens"), "--allow-insecure-remote"},       // token in clear
        }) {
     std::vector<std::string> argv = {BinaryPath("assay-coordinator"), "--data", data.string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     RunResult r = RunCommand(argv, absl::Seconds(30));
     EXPECT_NE(r.exit_code, 0) << absl::StrJoin(extra, " ");
     EXPECT_TRUE(absl::StrContains(r.err + r.out, "refusing to serve") ||
-                absl::StrContains(r.err + r.out, "never accepted over plaintext"))
+                absl::StrContains(r.err + r.out, "accepted in plaintext on loopback only"))
         << r.err << r.out;
     EXPECT_FALSE(fs::exists(data)) << "the database must not be created";
   }
