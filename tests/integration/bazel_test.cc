@@ -151,5 +151,62 @@ TEST_F(BazelTest, InstanceNamesAndDownloadMinimal) {
   EXPECT_FALSE(fs::exists(root_ / "ws/bazel-bin/app")) << "--remote_download_minimal leaves outputs remote";
 }
 
+// Scoped tokens on loopback plaintext (Bazel 4.2.3 cannot do TLS), sent as a header: CI's
+// cache-write token fills the cache; a developer's cache-read token gets every hit but cannot add
+// to the cache, and its build still succeeds.
+TEST_F(BazelTest, ACacheReadTokenGetsHitsButCannotUpload) {
+  const std::string ci = "ci0ci0ci0ci0ci0ci0ci0ci0ci0ci0c1", dev = "dev0dev0dev0dev0dev0dev0dev0dev0",
+                    admin = "adm0adm0adm0adm0adm0adm0adm0adm0";
+  ASSERT_TRUE(WriteFile(farm_.dir() / "tokens", absl::StrCat(ci, " cache-read,cache-write\n", dev, " cache-read\n",
+                                                             admin, " admin,read\n"))
+                  .ok());
+  ASSERT_TRUE(WriteFile(farm_.dir() / "admin-token", admin + "\n").ok());
+  ClientSecurity security;
+  security.token_file = (farm_.dir() / "admin-token").string();
+  farm_.UseClientSecurity(security);
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator({"--token-file", (farm_.dir() / "tokens").string()});
+  auto action_results = [&]() -> int64_t {
+    RunResult stats = farm_.Cli({"--output", "json", "cache", "stats"});
+    EXPECT_EQ(stats.exit_code, 0) << stats.err;
+    std::smatch m;
+    std::regex field(R"re("action_results":\s*"?(\d+))re");
+    return std::regex_search(stats.out, m, field) ? std::stoll(m[1]) : 0;
+  };
+  auto header = [](const std::string& token) { return "--remote_header=authorization=Bearer " + token; };
+
+  RunResult filled = Build({header(ci)});
+  ASSERT_EQ(filled.exit_code, 0) << filled.err;
+  const int actions = ParseStats(filled.err).local;
+  ASSERT_GT(actions, 0) << filled.err;
+  const int64_t cached = action_results();
+  EXPECT_EQ(cached, actions);
+
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  RunResult hits = Build({header(dev)});
+  ASSERT_EQ(hits.exit_code, 0) << hits.err;
+  EXPECT_EQ(ParseStats(hits.err).remote_hits, actions) << hits.err;
+  EXPECT_EQ(ParseStats(hits.err).local, 0) << hits.err;
+
+  // A change built with the read-only token runs locally; its results are not accepted.
+  ASSERT_TRUE(WriteFile(root_ / "ws/f3.cc", "#include \"f3.h\"\nint f3() { return 33; }\n").ok());
+  RunResult changed = Build({header(dev)});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  const int rebuilt = ParseStats(changed.err).local;
+  EXPECT_GT(rebuilt, 0) << changed.err;
+  // Bazel warns that its uploads were refused (it does not print the status code).
+  EXPECT_TRUE(absl::StrContains(changed.err, "WARNING: Writing to Remote Cache")) << changed.err;
+  EXPECT_EQ(action_results(), cached) << "a cache-read token must not add to the action cache";
+  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+  RunResult again = Build({header(dev)});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(ParseStats(again.err).local, rebuilt) << "what the read-only build ran was not cached:\n" << again.err;
+
+  // No token at all: the cache refuses Bazel outright.
+  RunResult anonymous = Build({});
+  EXPECT_NE(anonymous.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(anonymous.err, "UNAUTHENTICATED")) << anonymous.err;
+}
+
 }  // namespace
 }  // namespace assay::testing
