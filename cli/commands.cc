@@ -24,6 +24,7 @@
 #include "common/file_util.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
+#include "common/tree_validator.h"
 
 namespace assay::cli {
 namespace fs = std::filesystem;
@@ -460,6 +461,23 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
       absl::StrAppend(&sums, digest->hash(), "  ", rel, "\n");
       ++files;
       bytes += digest->size();
+    }
+    // Output symlinks come back as symlinks, if they stay inside their task's folder.
+    for (const auto& l : t.result().output_symlinks()) {
+      std::string rel = absl::StrCat(t.id(), "/", l.path());
+      if (absl::Status s = CheckRelativePath(rel, "artifact path"); !s.ok()) return ReportError(s);
+      const std::string dir = fs::path(l.path()).parent_path().string();
+      if (std::string why = SymlinkEscapesByName(dir, l.target()); !why.empty()) {
+        return ReportError(absl::InvalidArgumentError(absl::StrCat("artifact ", rel, ": symlink target '", l.target(),
+                                                                   "' ", why)));
+      }
+      fs::path target = fs::path(out_dir) / rel;
+      if (absl::Status s = MakeDirs(target.parent_path()); !s.ok()) return ReportError(s);
+      std::error_code ec;
+      fs::remove(target, ec);  // an old file or link there is replaced, never followed
+      fs::create_symlink(l.target(), target, ec);
+      if (ec) return ReportError(absl::InternalError(absl::StrCat("cannot create symlink ", target.string(), ": ", ec.message())));
+      ++files;
     }
   }
   if (files == 0) {

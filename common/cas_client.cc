@@ -43,15 +43,6 @@ absl::StatusOr<size_t> ReadFull(int fd, std::string& buffer, size_t want) {
 
 }  // namespace
 
-std::string ReadResourceName(absl::string_view instance, const Digest& digest) {
-  return absl::StrCat(instance, instance.empty() ? "" : "/", "blobs/", digest.hash(), "/", digest.size());
-}
-
-std::string WriteResourceName(absl::string_view instance, absl::string_view uuid, const Digest& digest) {
-  return absl::StrCat(instance, instance.empty() ? "" : "/", "uploads/", uuid, "/blobs/", digest.hash(), "/",
-                      digest.size());
-}
-
 absl::StatusOr<ScopedFd> OpenBlobFile(const TreeBlob& blob) {
   if (blob.base_fd >= 0) return OpenBeneath(blob.base_fd, blob.file.string(), O_RDONLY);
   int fd = ::open(blob.file.c_str(), O_RDONLY | O_CLOEXEC);

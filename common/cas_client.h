@@ -14,6 +14,7 @@
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/blob_store.h"
 #include "common/merkle.h"
+#include "common/resource_name.h"
 #include "common/retrier.h"
 #include "common/safe_fs.h"
 #include "common/tree_validator.h"
@@ -82,9 +83,6 @@ class CasClient {
   std::unique_ptr<google::bytestream::ByteStream::Stub> bytestream_;
 };
 
-// "{instance}/blobs/{hash}/{size}" and "{instance}/uploads/{uuid}/blobs/{hash}/{size}".
-std::string ReadResourceName(absl::string_view instance, const Digest& digest);
-std::string WriteResourceName(absl::string_view instance, absl::string_view uuid, const Digest& digest);
 
 // Opens a file blob for reading: beneath `blob.base_fd` without following symlinks when set.
 absl::StatusOr<ScopedFd> OpenBlobFile(const TreeBlob& blob);

@@ -112,7 +112,8 @@ absl::StatusOr<EditDir*> Descend(EditDir* dir, const std::string& name, const Di
 
 absl::StatusOr<Digest> Save(EditDir* dir, const BlobSaver& save) {
   reapi::Directory out = dir->original;
-  for (auto& [name, child] : dir->children) {
+  for (auto& [child_name, child] : dir->children) {
+    const std::string& name = child_name;  // a plain reference: lambdas may capture it
     auto digest = Save(child.get(), save);
     if (!digest.ok()) return digest.status();
     auto* dirs = out.mutable_directories();

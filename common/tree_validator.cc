@@ -126,16 +126,19 @@ class Validator {
     return absl::OkStatus();
   }
 
-  // Follows `target` from the directory at the top of `stack` (a copy) as the kernel would, through
-  // the tree's own symlinks; fails if it climbs above the root. Past a name the tree does not have
-  // (or a file) the rest is followed by name alone, which is stricter than the kernel.
+  // Checks `target` from the directory at the top of `stack` (a copy) two ways: by name alone, and
+  // followed as the kernel would through the tree's own symlinks; fails if either climbs above the
+  // root. Past a name the tree does not have (or a file) the rest is followed by name alone.
   absl::Status Resolve(std::vector<Entry*> stack, const std::string& link_path, const std::string& target) {
     auto escape = [&](absl::string_view why) {
       return Invalid(link_path, absl::StrCat("symlink target '", absl::CHexEscape(target), "' ", why));
     };
-    if (target.empty()) return escape("is empty");
-    if (target.front() == '/') return escape("is absolute (absolute symlinks are not allowed)");
-    if (target.find('\0') != std::string::npos) return escape("contains a NUL byte");
+    // By name alone from where the link stands (the writer checks this too).
+    const std::string link_dir = link_path.substr(0, link_path.find_last_of('/') == std::string::npos
+                                                         ? 0
+                                                         : link_path.find_last_of('/'));
+    if (std::string why = SymlinkEscapesByName(link_dir, target); !why.empty()) return escape(why);
+    // And followed through the tree's own symlinks, as the kernel would.
     std::deque<std::string> parts = absl::StrSplit(target, '/');
     int hops = 0;
     int past_tree = 0;  // names walked below something the tree does not have
@@ -179,6 +182,20 @@ class Validator {
 };
 
 }  // namespace
+
+std::string SymlinkEscapesByName(absl::string_view dir, absl::string_view target) {
+  if (target.empty()) return "is empty";
+  if (target.front() == '/') return "is absolute (absolute symlinks are not allowed)";
+  if (target.find('\0') != absl::string_view::npos) return "contains a NUL byte";
+  int depth = 0;
+  for (absl::string_view part : absl::StrSplit(dir, '/', absl::SkipEmpty())) depth += part == "." ? 0 : 1;
+  for (absl::string_view part : absl::StrSplit(target, '/')) {
+    if (part.empty() || part == ".") continue;
+    depth += part == ".." ? -1 : 1;
+    if (depth < 0) return "points outside the input tree";
+  }
+  return "";
+}
 
 std::string PrintablePath(absl::string_view parent, absl::string_view name) {
   std::string escaped = absl::CHexEscape(name);

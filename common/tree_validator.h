@@ -51,6 +51,11 @@ absl::Status CheckEntryName(absl::string_view name, absl::string_view path);
 // inside the tree ("" for the root).
 absl::Status ValidateDirectory(const reapi::Directory& directory, absl::string_view path);
 
+// Why a symlink in directory `dir` (relative to the root, "" for the root) with this target would
+// leave the root, judged by name alone: "is empty", "is absolute", "contains a NUL byte", "points
+// outside ..."; empty when it stays inside.
+std::string SymlinkEscapesByName(absl::string_view dir, absl::string_view target);
+
 // A path inside the tree for messages: printable, with control bytes and NUL escaped.
 std::string PrintablePath(absl::string_view parent, absl::string_view name);
 

@@ -16,25 +16,6 @@ std::string Join(const std::string& dir, absl::string_view name) {
   return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
 }
 
-// The writer's own check of a symlink: relative, and not above the root by name alone from where it
-// stands (ValidateTree also follows the tree's other symlinks).
-absl::Status CheckLinkTarget(const std::string& dir, const std::string& name, const std::string& target) {
-  auto refuse = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input tree: '", Join(dir, name), "': symlink target '", target, "' ", why));
-  };
-  if (target.empty()) return refuse("is empty");
-  if (target.front() == '/') return refuse("is absolute");
-  if (target.find('\0') != std::string::npos) return refuse("contains a NUL byte");
-  int depth = dir.empty() ? 0 : static_cast<int>(std::count(dir.begin(), dir.end(), '/')) + 1;
-  for (absl::string_view part : absl::StrSplit(target, '/')) {
-    if (part.empty() || part == ".") continue;
-    depth += part == ".." ? -1 : 1;
-    if (depth < 0) return refuse("points outside the input tree");
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TreeWriter>> TreeWriter::Open(const std::filesystem::path& root, TreeLimits limits) {
@@ -68,7 +49,10 @@ absl::Status TreeWriter::LayoutDir(int fd, const std::string& path, const Digest
   }
   for (const auto& l : directory->symlinks()) {
     if (absl::Status s = CheckEntryName(l.name(), PrintablePath(path, l.name())); !s.ok()) return s;
-    if (absl::Status s = CheckLinkTarget(path, l.name(), l.target()); !s.ok()) return s;
+    if (std::string why = SymlinkEscapesByName(path, l.target()); !why.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input tree: '", Join(path, l.name()), "': symlink target '", l.target(), "' ", why));
+    }
     links_.push_back(Link{path, l.name(), l.target()});
   }
   for (const auto& sub : directory->directories()) {

@@ -14,12 +14,6 @@
 namespace assay {
 namespace {
 
-const absl::flat_hash_set<std::string>& ReservedSegments() {
-  static const auto* reserved = new absl::flat_hash_set<std::string>{
-      "blobs", "uploads", "actions", "actionResults", "operations", "capabilities", "compressed-blobs"};
-  return *reserved;
-}
-
 google::rpc::Status RpcStatus(const absl::Status& s) {
   google::rpc::Status out;
   out.set_code(static_cast<int>(s.code()));
@@ -39,45 +33,6 @@ absl::StatusOr<std::vector<Digest>> Digests(const google::protobuf::RepeatedPtrF
 }
 
 }  // namespace
-
-absl::Status CheckInstanceName(absl::string_view instance) {
-  if (instance.empty()) return absl::OkStatus();
-  if (instance.size() > 256) return absl::InvalidArgumentError("instance name is longer than 256 characters");
-  for (absl::string_view part : absl::StrSplit(instance, '/')) {
-    if (part.empty() || part == "." || part == "..") {
-      return absl::InvalidArgumentError(absl::StrCat("instance name '", instance, "' has an empty or relative segment"));
-    }
-    if (ReservedSegments().contains(std::string(part))) {
-      return absl::InvalidArgumentError(absl::StrCat("instance name '", instance, "' uses the reserved segment '", part, "'"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<ParsedResource> ParseResourceName(absl::string_view name, bool upload) {
-  std::vector<std::string> parts = absl::StrSplit(name, '/');
-  // Find the "blobs" segment that follows the instance (and "uploads/{uuid}").
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (parts[i] != "blobs") continue;
-    if (upload && (i < 2 || parts[i - 2] != "uploads")) continue;
-    if (i + 2 >= parts.size()) break;
-    if (!upload && i + 3 != parts.size()) break;
-    int64_t size = 0;
-    if (!absl::SimpleAtoi(parts[i + 2], &size)) {
-      return absl::InvalidArgumentError(absl::StrCat("resource name '", name, "': size '", parts[i + 2], "' is not a number"));
-    }
-    auto digest = Digest::Create(parts[i + 1], size);
-    if (!digest.ok()) return Annotate(digest.status(), absl::StrCat("resource name '", name, "'"));
-    size_t instance_parts = upload ? i - 2 : i;
-    std::vector<std::string> instance(parts.begin(), parts.begin() + static_cast<long>(instance_parts));
-    ParsedResource out{absl::StrJoin(instance, "/"), *digest};
-    if (absl::Status s = CheckInstanceName(out.instance); !s.ok()) return s;
-    return out;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "resource name '", name.substr(0, 200), "' is not of the form ",
-      upload ? "{instance}/uploads/{uuid}/blobs/{hash}/{size}" : "{instance}/blobs/{hash}/{size}"));
-}
 
 grpc::Status CapabilitiesService::GetCapabilities(grpc::ServerContext*, const reapi::GetCapabilitiesRequest* request,
                                                   reapi::ServerCapabilities* response) {

@@ -7,6 +7,7 @@
 
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/blob_store.h"
+#include "common/resource_name.h"
 #include "coordinator/action_cache.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
@@ -18,15 +19,6 @@ struct CasCounters {
   std::atomic<int64_t> writes{0};         // blobs written (ByteStream.Write calls + BatchUpdateBlobs entries)
 };
 
-// Instance names may not contain the reserved path segments of ByteStream resource names.
-absl::Status CheckInstanceName(absl::string_view instance);
-
-struct ParsedResource {
-  std::string instance;
-  Digest digest;
-};
-// "{instance}/blobs/{hash}/{size}" (upload=false) or "{instance}/uploads/{uuid}/blobs/{hash}/{size}[/...]".
-absl::StatusOr<ParsedResource> ParseResourceName(absl::string_view name, bool upload);
 
 class CapabilitiesService final : public reapi::Capabilities::Service {
  public:

@@ -14,8 +14,8 @@ packages=(
   libyaml-cpp-dev libcli11-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev
   # example firmware and its emulators
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
-  # tests
-  procps coreutils openssl
+  # tests (clang and its runtimes for the libFuzzer targets)
+  procps coreutils openssl clang libclang-rt-14-dev
   # workers: the sandbox executor
   bubblewrap
 )

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds everything with warnings as errors and runs the whole test suite: unit and integration
-# tests, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-# concurrency-heavy unit tests under ThreadSanitizer.
-#   ASSAY_SANITIZERS=0 scripts/test.sh    skip the sanitizer builds (faster local runs)
+# tests, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# concurrency-heavy unit tests under ThreadSanitizer, and a bounded run of every libFuzzer target
+# (clang) plus the inputs that once crashed them.
+#   ASSAY_SANITIZERS=0 scripts/test.sh    skip the sanitizer and fuzz builds (faster local runs)
+#   ASSAY_FUZZ_SECONDS=60                 how long each fuzz target runs (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -25,8 +27,12 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   label="" exclude="bazel" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
   # The concurrent units (scheduler, job manager, blob store, executor) under ThreadSanitizer.
   export TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1"
-  names="^(LabelsTest|SchedulerTest|JobManagerTest|BlobStoreTest|ProcessExecutorTest)\." \
-    targets="scheduler_test job_manager_test blob_store_test process_executor_test" \
+  names="^(LabelsTest|SchedulerTest|JobManagerTest|BlobStoreTest|ProcessExecutorTest|RetrierTest)\." \
+    targets="scheduler_test job_manager_test blob_store_test process_executor_test retrier_test" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
+  # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees.
+  label="fuzz" names="" exclude="" targets="fuzz_pipeline fuzz_resource_name fuzz_tree" \
+    run_suite build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSAY_FUZZ=ON \
+    -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
 fi
 echo "== all tests passed"

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/safe_fs.h"
+#include "common/tree_validator.h"
 
 namespace assay {
 namespace {
@@ -110,12 +111,8 @@ class Collector {
                                                      ": only relative symlinks that stay inside the work directory "
                                                      "are kept (as symlinks, never as their target's contents)"));
     };
-    if (target.empty() || target.front() == '/') return refuse("an absolute path");
-    int depth = parent.empty() ? 0 : static_cast<int>(std::count(parent.begin(), parent.end(), '/')) + 1;
-    for (absl::string_view part : absl::StrSplit(target, '/')) {
-      if (part.empty() || part == ".") continue;
-      depth += part == ".." ? -1 : 1;
-      if (depth < 0) return refuse("outside the work directory");
+    if (std::string why = SymlinkEscapesByName(parent, target); !why.empty()) {
+      return refuse(target.empty() || target.front() != '/' ? "outside the work directory" : "an absolute path");
     }
     reapi::OutputSymlink link;
     link.set_path(rel);

@@ -151,6 +151,14 @@ steps:
   EXPECT_EQ(make->result().output_symlinks(0).target(), "real.txt");
   EXPECT_EQ(make->result().output_files_size(), 1);
   EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "use"), "hello")) << farm_.Log(*id, "use");
+
+  // assay artifacts brings it back as a symlink beside its target.
+  const fs::path out = farm_.dir() / "artifacts";
+  RunResult r = farm_.Cli({"artifacts", *id, "make", "--out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(out / "make/out/link.txt"));
+  EXPECT_EQ(fs::read_symlink(out / "make/out/link.txt"), "real.txt");
+  EXPECT_EQ(ReadFile(out / "make/out/link.txt").value_or(""), "hello\n");
 }
 
 }  // namespace
