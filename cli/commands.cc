@@ -157,11 +157,13 @@ constexpr absl::Duration kReconnectFor = absl::Minutes(2);
 
 class Reconnector {
  public:
+  // Waits between tries with the client's retry backoff (the one every call uses).
+  explicit Reconnector(Retrier& retrier) : retrier_(retrier) {}
   // Call after a stream ended; true when it is worth opening it again.
   bool ShouldRetry(const grpc::Status& status, bool made_progress) {
     if (made_progress) {
       lost_since_ = absl::InfiniteFuture();
-      backoff_ = absl::Milliseconds(100);
+      failures_ = 0;
     }
     if (!status.ok() && status.error_code() != grpc::StatusCode::UNAVAILABLE &&
         status.error_code() != grpc::StatusCode::CANCELLED) {
@@ -173,21 +175,21 @@ class Reconnector {
                 << absl::FormatDuration(kReconnectFor) << "\n";
     }
     if (absl::Now() - lost_since_ > kReconnectFor) return false;
-    absl::SleepFor(backoff_);
-    backoff_ = std::min(backoff_ * 2, absl::Seconds(2));
+    retrier_.clock()->SleepFor(retrier_.Backoff(++failures_));
     return true;
   }
 
  private:
+  Retrier& retrier_;
   absl::Time lost_since_ = absl::InfiniteFuture();
-  absl::Duration backoff_ = absl::Milliseconds(100);
+  int failures_ = 0;
 };
 
 // Follows every task's output, live, until `done` is set and the stream has ended.
 void FollowLogs(Client& client, const std::string& id, const std::atomic<bool>& done) {
   LogPrinter printer(true);
   std::map<std::string, int64_t> printed;  // last sequence number printed per task
-  Reconnector reconnect;
+  Reconnector reconnect(client.retrier);
   while (true) {
     assay::v1::StreamLogsRequest request;
     request.set_job_id(id);
@@ -250,7 +252,7 @@ absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_lo
     }
   };
 
-  Reconnector reconnect;
+  Reconnector reconnect(client.retrier);
   while (true) {
     assay::v1::WatchJobRequest request;
     request.set_job_id(id);

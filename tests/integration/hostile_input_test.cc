@@ -6,6 +6,10 @@
 
 #include "absl/strings/match.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
+#include "common/cas_client.h"
+#include "common/database.h"
+#include "common/merkle.h"
+#include "common/rocksdb_blob_store.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/integration/farm.h"
 
@@ -159,6 +163,50 @@ steps:
   EXPECT_TRUE(fs::is_symlink(out / "make/out/link.txt"));
   EXPECT_EQ(fs::read_symlink(out / "make/out/link.txt"), "real.txt");
   EXPECT_EQ(ReadFile(out / "make/out/link.txt").value_or(""), "hello\n");
+}
+
+// A store that lies: a source blob rots inside the coordinator's RocksDB (same size, other bytes).
+// The worker that fetches it fails the task naming the digest (the file it was writing is removed
+// at once: TreeWriterTest and CasClientTest show that on their own).
+TEST_F(HostileInputTest, AWorkerFedBytesThatDoNotMatchTheirDigestFailsTheTaskAndWritesNothing) {
+  const std::string good = "the firmware source, as uploaded\n";
+  auto tree = farm_.WriteTree("rot", {{"assay.yaml", "steps:\n  - id: show\n    run: cat data.txt\n"},
+                                      {"data.txt", good}});
+  auto scanned = ScanDirectory(tree, {});
+  ASSERT_TRUE(scanned.ok()) << scanned.status();
+  CasClient client(farm_.channel(), "");
+  ASSERT_TRUE(client.Upload(scanned->blobs).ok());
+  farm_.StopWorker("w1");
+  farm_.StopCoordinator(SIGTERM);
+  const Digest data = Digest::OfBytes(good);
+  {
+    auto db = Database::Open((farm_.dir() / "data").string());
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto store = RocksDbBlobStore::Create(db->get(), RealClock::Get());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Delete(data).ok());
+    std::string rotten = good;
+    rotten[4] ^= 0x20;
+    ASSERT_TRUE((*store)->Put(data, rotten).ok());  // the raw store does not check: that is the point
+  }
+  farm_.StartCoordinator();
+  farm_.StartWorker("w1");
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm_.WaitJob(*id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const assay::v1::Task* task = FindTask(*job, "show");
+  ASSERT_NE(task, nullptr);
+  EXPECT_EQ(task->state(), assay::v1::TASK_FAILED);
+  // "fetching inputs: input data.txt: blob HASH/33: the bytes received (...) do not match the digest"
+  EXPECT_TRUE(absl::StrContains(task->message(), "input data.txt: blob " + data.ToString())) << task->message();
+  EXPECT_TRUE(absl::StrContains(task->message(), "do not match the digest")) << task->message();
+  EXPECT_FALSE(absl::StrContains(farm_.Log(*id, "show"), "firmware")) << "the step must not have run";
+  for (const std::string& file : FarmFiles()) {
+    if (absl::StartsWith(file, "work-")) {
+      EXPECT_FALSE(absl::EndsWith(file, "data.txt")) << file;
+    }
+  }
 }
 
 }  // namespace
