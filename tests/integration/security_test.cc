@@ -138,6 +138,15 @@ TEST_F(SecurityTest, CoordinatorRefusesToExposePlaintextBeforeTouchingItsData) {
         << r.err << r.out;
     EXPECT_FALSE(fs::exists(data)) << "the database must not be created";
   }
+  // A token file with an unknown scope stops the start, naming the file and line.
+  ASSERT_TRUE(WriteFile(P("typo-tokens"), "# ci\n4f1c9a7e2b6d8035c1e9f7a2b4d6e8f0 submit,cache-wirte\n").ok());
+  RunResult typo = RunCommand({BinaryPath("assay-coordinator"), "--data", data.string(), "--listen", "127.0.0.1:0",
+                               "--token-file", P("typo-tokens")},
+                              absl::Seconds(30));
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(typo.err + typo.out, P("typo-tokens") + ":2: unknown scope 'cache-wirte'"))
+      << typo.err << typo.out;
+  EXPECT_FALSE(fs::exists(data)) << "the database must not be created";
 }
 
 }  // namespace
