@@ -148,6 +148,36 @@ absl::StatusOr<LocalTree> ScanDirectory(const fs::path& dir, const IgnoreFn& ign
   return std::move(scanner.tree);
 }
 
+namespace {
+
+// The directory (opened for editing along the way) that will hold `path`, and the entry's name in
+// it; a file or symlink already of that name is dropped, to be replaced by the caller's entry.
+absl::StatusOr<std::pair<EditDir*, std::string>> PlaceFor(EditDir* top, const std::string& path, absl::string_view what,
+                                                           const DirectoryLoader& load) {
+  if (absl::Status s = CheckRelativePath(path, what); !s.ok()) return s;
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part != ".") parts.emplace_back(part);
+  }
+  if (parts.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' names no entry"));
+  EditDir* dir = top;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    auto next = Descend(dir, parts[i], load);
+    if (!next.ok()) return next.status();
+    dir = *next;
+  }
+  const std::string& name = parts.back();
+  auto drop = [&](auto* nodes) {
+    nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [&](const auto& n) { return n.name() == name; }),
+                 nodes->end());
+  };
+  drop(dir->original.mutable_files());
+  drop(dir->original.mutable_symlinks());
+  return std::make_pair(dir, name);
+}
+
+}  // namespace
+
 absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reapi::OutputFile>& files,
                                       const std::vector<reapi::OutputSymlink>& symlinks, const DirectoryLoader& load,
                                       const BlobSaver& save) {
@@ -157,46 +187,18 @@ absl::StatusOr<Digest> AddFilesToTree(const Digest& root, const std::vector<reap
   if (!loaded.ok()) return loaded.status();
   top.original = std::move(*loaded);
   for (const auto& file : files) {
-    if (absl::Status s = CheckRelativePath(file.path(), "output path"); !s.ok()) return s;
-    std::vector<std::string> parts = absl::StrSplit(file.path(), '/', absl::SkipEmpty());
-    EditDir* dir = &top;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      if (parts[i] == ".") continue;
-      auto next = Descend(dir, parts[i], load);
-      if (!next.ok()) return next.status();
-      dir = *next;
-    }
-    const std::string& name = parts.back();
-    auto* existing = dir->original.mutable_files();
-    existing->erase(std::remove_if(existing->begin(), existing->end(), [&](const auto& f) { return f.name() == name; }),
-                    existing->end());
-    auto* links = dir->original.mutable_symlinks();
-    links->erase(std::remove_if(links->begin(), links->end(), [&](const auto& l) { return l.name() == name; }),
-                 links->end());
-    auto* node = dir->original.add_files();
-    node->set_name(name);
+    auto place = PlaceFor(&top, file.path(), "output path", load);
+    if (!place.ok()) return place.status();
+    auto* node = place->first->original.add_files();
+    node->set_name(place->second);
     *node->mutable_digest() = file.digest();
     node->set_is_executable(file.is_executable());
   }
   for (const auto& link : symlinks) {
-    if (absl::Status s = CheckRelativePath(link.path(), "output symlink"); !s.ok()) return s;
-    std::vector<std::string> parts = absl::StrSplit(link.path(), '/', absl::SkipEmpty());
-    EditDir* dir = &top;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      if (parts[i] == ".") continue;
-      auto next = Descend(dir, parts[i], load);
-      if (!next.ok()) return next.status();
-      dir = *next;
-    }
-    const std::string& name = parts.back();
-    auto drop = [&](auto* nodes) {
-      nodes->erase(std::remove_if(nodes->begin(), nodes->end(), [&](const auto& n) { return n.name() == name; }),
-                   nodes->end());
-    };
-    drop(dir->original.mutable_files());
-    drop(dir->original.mutable_symlinks());
-    auto* node = dir->original.add_symlinks();
-    node->set_name(name);
+    auto place = PlaceFor(&top, link.path(), "output symlink", load);
+    if (!place.ok()) return place.status();
+    auto* node = place->first->original.add_symlinks();
+    node->set_name(place->second);
     node->set_target(link.target());
   }
   return Save(&top, save);
