@@ -188,19 +188,22 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   std::vector<Task> tasks(job.tasks().begin(), job.tasks().end());
   if (absl::Status s = store_->CreateJob(*number, job, tasks); !s.ok()) return s;
 
-  Locked lock(this);
-  auto entry = std::make_unique<JobEntry>();
-  entry->number = *number;
-  entry->job = std::move(job);
-  entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
-  for (const Task& t : entry->job.tasks()) entry->task_index[t.id()] = t.index();
-  JobEntry* raw = entry.get();
-  jobs_[*number] = std::move(entry);
-  if (!request.request_id().empty()) submissions_[request.request_id()] = *number;
-  spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(), steps);
-  AdvanceLocked(raw);
-  DispatchLocked();
-  return raw->job;
+  {
+    Locked lock(this);
+    auto entry = std::make_unique<JobEntry>();
+    entry->number = *number;
+    entry->job = std::move(job);
+    entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
+    for (const Task& t : entry->job.tasks()) entry->task_index[t.id()] = t.index();
+    JobEntry* raw = entry.get();
+    jobs_[*number] = std::move(entry);
+    if (!request.request_id().empty()) submissions_[request.request_id()] = *number;
+    spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(), steps);
+    AdvanceLocked(raw);
+    DispatchLocked();
+
+  }  // the new job's first tasks are prepared here, with the lock released
+  return GetJob(absl::StrCat(*number), /*with_tasks=*/true);
 }
 
 JobManager::JobEntry* JobManager::ActiveLocked(uint64_t number) {
@@ -415,6 +418,7 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
   for (Task& task : *entry->job.mutable_tasks()) {
     if (task.state() != assay::v1::TASK_PENDING) continue;
     if (entry->cancel_requested) {
+      preparing_.erase(TaskKey{entry->number, task.index()});
       FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, "cancelled");
       continue;
     }
@@ -430,14 +434,15 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
     }
     if (!blocked_by.empty()) {
       FinishTaskLocked(entry, &task, assay::v1::TASK_SKIPPED, absl::StrCat("skipped: needs ", blocked_by, ", which did not succeed"));
-    } else if (all_done) {
+    } else if (all_done && !preparing_.contains(TaskKey{entry->number, task.index()})) {
       MakeReadyLocked(entry, &task);
     }
   }
-  // Tasks finishing inside MakeReady (cache hits) can unblock later ones: settle again.
+  // Tasks skipped above can settle later ones: settle again.
   bool again = false;
   for (const Task& task : entry->job.tasks()) {
     if (task.state() != assay::v1::TASK_PENDING) continue;
+    if (preparing_.contains(TaskKey{entry->number, task.index()})) continue;
     bool settled = std::all_of(task.needs().begin(), task.needs().end(), [&](const std::string& need) {
       return IsFinal(entry->job.tasks(entry->task_index[need]).state());
     });
@@ -483,24 +488,18 @@ void JobManager::RetireFinishedLocked() {
   }
 }
 
-absl::StatusOr<Digest> JobManager::BuildActionLocked(JobEntry* entry, Task* task, reapi::Action* action,
-                                                     reapi::Command* command) {
-  auto source = Digest::FromProto(entry->job.source_root());
+absl::StatusOr<Digest> JobManager::BuildAction(const PrepareWork& work, reapi::Action* action,
+                                               reapi::Command* command) {
+  auto source = Digest::Create(work.source_root_hash, work.source_root_size);
   if (!source.ok()) return source.status();
+  const Task* task = &work.task;
   // Only what the step declares it reads is part of its action, so other changes do not rerun it.
   auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()},
                          [this](const Digest& d) { return LoadDirectory(d); },
                          [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
-  std::vector<reapi::OutputFile> inputs;
-  std::vector<reapi::OutputSymlink> links;
-  for (const std::string& need : task->needs()) {
-    const Task& dep = entry->job.tasks(entry->task_index[need]);
-    for (const auto& f : dep.result().output_files()) inputs.push_back(f);
-    for (const auto& l : dep.result().output_symlinks()) links.push_back(l);
-  }
   auto input_root = AddFilesToTree(
-      *root, inputs, links, [this](const Digest& d) { return LoadDirectory(d); },
+      *root, work.need_files, work.need_links, [this](const Digest& d) { return LoadDirectory(d); },
       [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
 
@@ -547,23 +546,33 @@ absl::StatusOr<Digest> JobManager::BuildActionLocked(JobEntry* entry, Task* task
 }
 
 void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
-  reapi::Action action;
-  reapi::Command command;
-  auto action_digest = BuildActionLocked(entry, task, &action, &command);
-  if (!action_digest.ok()) {
-    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, std::string(action_digest.status().message()));
-    return;
+  PrepareWork work;
+  work.key = TaskKey{entry->number, task->index()};
+  work.source_root_hash = entry->job.source_root().hash();
+  work.source_root_size = entry->job.source_root().size_bytes();
+  work.task = *task;
+  work.task.clear_result();
+  for (const std::string& need : task->needs()) {
+    const Task& dep = entry->job.tasks(entry->task_index[need]);
+    work.need_files.insert(work.need_files.end(), dep.result().output_files().begin(), dep.result().output_files().end());
+    work.need_links.insert(work.need_links.end(), dep.result().output_symlinks().begin(),
+                           dep.result().output_symlinks().end());
   }
-  *task->mutable_action_digest() = action_digest->ToProto();
+  preparing_.insert(work.key);
+  to_prepare_.push_back(std::move(work));
+}
 
-  if (task->spec().cache()) {
+JobManager::Prepared JobManager::Prepare(const PrepareWork& work) {
+  Prepared out;
+  auto action_digest = BuildAction(work, &out.action, &out.command);
+  if (!action_digest.ok()) {
+    out.status = action_digest.status();
+    return out;
+  }
+  out.action_digest = *action_digest;
+  if (work.task.spec().cache()) {
     auto cached = action_cache_->Get("", *action_digest);
     if (cached.ok()) {
-      *task->mutable_result() = *cached;
-      task->set_cached(true);
-      task->set_exit_code(cached->exit_code());
-      SystemLogLocked(entry, *task, absl::StrCat("cache hit for action ", action_digest->hash().substr(0, 12),
-                                                  ": not run again"));
       // The logs of the run that produced the result.
       for (const auto& [digest_proto, stream] :
            {std::pair{cached->stdout_digest(), LogChunk::STDOUT}, std::pair{cached->stderr_digest(), LogChunk::STDERR}}) {
@@ -574,15 +583,63 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
         LogChunk chunk;
         chunk.set_stream(stream);
         chunk.set_data(std::move(*bytes));
-        AppendLogLocked(entry, *task, std::move(chunk));
+        out.cached_logs.push_back(std::move(chunk));
       }
-      task->set_started_at_ms(UnixMillis(clock_->Now()));
-      FinishTaskLocked(entry, task,
-                       cached->exit_code() == 0 ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
-                       cached->exit_code() == 0 ? "" : absl::StrCat("exit code ", cached->exit_code(), " (cached)"));
-      return;
+      out.cached = std::move(*cached);
+      return out;
     }
   }
+  // Pinned from now until the task is final, so eviction cannot take its inputs while it waits.
+  if (pinner_ != nullptr && pinner_->pinning_matters()) {
+    out.pins = InputDigests(out.action, *action_digest);
+    pinner_->Pin(out.pins);
+  }
+  return out;
+}
+
+void JobManager::PrepareAndApply(std::vector<PrepareWork> work) {
+  std::vector<Prepared> prepared;
+  prepared.reserve(work.size());
+  for (const PrepareWork& w : work) prepared.push_back(Prepare(w));
+  Locked lock(this);  // its own release prepares what these make ready
+  std::set<uint64_t> jobs;
+  for (size_t i = 0; i < work.size(); ++i) {
+    ApplyPreparedLocked(work[i], std::move(prepared[i]));
+    jobs.insert(work[i].key.job);
+  }
+  for (uint64_t number : jobs) {
+    if (JobEntry* entry = ActiveLocked(number)) AdvanceLocked(entry);
+  }
+  DispatchLocked();
+}
+
+void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) {
+  preparing_.erase(work.key);
+  JobEntry* entry = ActiveLocked(work.key.job);
+  Task* task = entry == nullptr ? nullptr : entry->job.mutable_tasks(work.key.index);
+  if (task == nullptr || task->state() != assay::v1::TASK_PENDING || entry->cancel_requested) {
+    if (pinner_ != nullptr && !prepared.pins.empty()) pinner_->Unpin(prepared.pins);  // cancelled meanwhile
+    return;
+  }
+  if (!prepared.status.ok()) {
+    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, std::string(prepared.status.message()));
+    return;
+  }
+  *task->mutable_action_digest() = prepared.action_digest.ToProto();
+  if (prepared.cached.has_value()) {
+    const reapi::ActionResult& cached = *prepared.cached;
+    *task->mutable_result() = cached;
+    task->set_cached(true);
+    task->set_exit_code(cached.exit_code());
+    SystemLogLocked(entry, *task, absl::StrCat("cache hit for action ", prepared.action_digest.hash().substr(0, 12),
+                                                ": not run again"));
+    for (LogChunk& chunk : prepared.cached_logs) AppendLogLocked(entry, *task, std::move(chunk));
+    task->set_started_at_ms(UnixMillis(clock_->Now()));
+    FinishTaskLocked(entry, task, cached.exit_code() == 0 ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
+                     cached.exit_code() == 0 ? "" : absl::StrCat("exit code ", cached.exit_code(), " (cached)"));
+    return;
+  }
+  actions_[work.key] = ReadyAction{std::move(prepared.action), std::move(prepared.command), std::move(prepared.pins)};
   task->set_state(assay::v1::TASK_QUEUED);
   task->set_queued_at_ms(UnixMillis(clock_->Now()));
   std::vector<std::string> required(task->spec().required_labels().begin(), task->spec().required_labels().end());
@@ -592,8 +649,15 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
   } else {
     task->clear_message();
   }
-  scheduler_.Enqueue(TaskKey{entry->number, task->index()}, std::move(required));
+  scheduler_.Enqueue(work.key, std::move(required));
   PersistLocked(entry, *task, false);
+}
+
+void JobManager::DropActionLocked(TaskKey key) {
+  auto it = actions_.find(key);
+  if (it == actions_.end()) return;
+  if (pinner_ != nullptr && !it->second.pins.empty()) pinner_->Unpin(it->second.pins);
+  actions_.erase(it);
 }
 
 void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, std::string message) {
@@ -601,6 +665,7 @@ void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, 
   task->set_message(std::move(message));
   task->set_finished_at_ms(UnixMillis(clock_->Now()));
   tasks_finished_[{assay::v1::TaskState_Name(state), task->cached()}]++;
+  DropActionLocked(TaskKey{entry->number, task->index()});
   if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
     if (!task->message().empty()) SystemLogLocked(entry, *task, task->message());
   }
@@ -634,29 +699,24 @@ void JobManager::DispatchLocked() {
     ref->set_lease_id(lease.lease_id);
     ref->set_attempt(task->attempt());
     *assign->mutable_action_digest() = task->action_digest();
-    absl::Status loaded = LoadMessage(task->action_digest(), assign->mutable_action());
-    if (loaded.ok()) loaded = LoadMessage(assign->action().command_digest(), assign->mutable_command());
-    if (!loaded.ok()) {
+    // The action was kept in memory when the task was queued: dispatch reads nothing from the CAS.
+    auto ready = actions_.find(lease.task);
+    if (ready == actions_.end()) {
       ReleaseLeaseLocked(lease.task, lease.lease_id);
-      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED,
-                       absl::StrCat("the task's action cannot be loaded: ", loaded.message()));
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "internal error: the task's action is not prepared");
       AdvanceLocked(entry);
       continue;
     }
+    *assign->mutable_action() = ready->second.action;
+    *assign->mutable_command() = ready->second.command;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
-    PinInputsLocked(lease.lease_id, assign->action(), Digest::FromProto(task->action_digest()).value_or(Digest()));
     w->second.session->Send(std::move(message));
   }
 }
 
-void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) {
-  scheduler_.Release(key, lease_id);
-  UnpinLocked(lease_id);
-}
+void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) { scheduler_.Release(key, lease_id); }
 
-void JobManager::PinInputsLocked(const std::string& lease_id, const reapi::Action& action, const Digest& action_digest) {
-  // Walking the input tree costs a read per directory: only worth it when blobs can be evicted.
-  if (pinner_ == nullptr || !pinner_->pinning_matters()) return;
+std::vector<Digest> JobManager::InputDigests(const reapi::Action& action, const Digest& action_digest) {
   std::vector<Digest> digests = {action_digest};
   auto command = Digest::FromProto(action.command_digest());
   if (command.ok()) digests.push_back(*command);
@@ -679,15 +739,7 @@ void JobManager::PinInputsLocked(const std::string& lease_id, const reapi::Actio
       if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
     }
   }
-  pinner_->Pin(digests);
-  pins_[lease_id] = std::move(digests);
-}
-
-void JobManager::UnpinLocked(const std::string& lease_id) {
-  auto it = pins_.find(lease_id);
-  if (it == pins_.end()) return;
-  if (pinner_ != nullptr) pinner_->Unpin(it->second);
-  pins_.erase(it);
+  return digests;
 }
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
@@ -717,7 +769,6 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
     spdlog::warn("worker {} connected again; dropping its previous session", hello.worker_id());
     existing->second.session->Close();
     for (const Lease& lease : scheduler_.RemoveWorker(hello.worker_id())) {
-      UnpinLocked(lease.lease_id);
       if (JobEntry* entry = ActiveLocked(lease.task.job)) {
         Task* task = entry->job.mutable_tasks(lease.task.index);
         if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
@@ -762,7 +813,6 @@ void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& sessio
   it->second.last_seen_ms = UnixMillis(clock_->Now());
   spdlog::info("worker {} disconnected", session->worker_id());
   for (const Lease& lease : scheduler_.RemoveWorker(session->worker_id())) {
-    UnpinLocked(lease.lease_id);
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -868,7 +918,6 @@ absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::Ta
 void JobManager::Tick() {
   Locked lock(this);
   for (const Lease& lease : scheduler_.ExpireLeases()) {
-    UnpinLocked(lease.lease_id);
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -104,19 +105,58 @@ class JobManager {
     bool connected = false;
   };
 
+  // A task whose needs are settled, to be made ready outside the lock: everything building its
+  // action needs, copied out of the job under the lock.
+  struct PrepareWork {
+    TaskKey key;
+    std::string source_root_hash;
+    int64_t source_root_size = 0;
+    assay::v1::Task task;                        // spec, cell, step, matrix
+    std::vector<reapi::OutputFile> need_files;   // outputs of the steps it needs
+    std::vector<reapi::OutputSymlink> need_links;
+  };
+  // What preparing found: the action (or why it cannot be built), a cached result and its logs, and
+  // the blobs pinned for it.
+  struct Prepared {
+    absl::Status status;
+    Digest action_digest;
+    reapi::Action action;
+    reapi::Command command;
+    std::optional<reapi::ActionResult> cached;
+    std::vector<assay::v1::LogChunk> cached_logs;
+    std::vector<Digest> pins;
+  };
+  // The action of a queued or running task, kept in memory so dispatch reads no blob, and the blobs
+  // pinned for it from the moment it was queued until it is final.
+  struct ReadyAction {
+    reapi::Action action;
+    reapi::Command command;
+    std::vector<Digest> pins;
+  };
+
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
   void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks a task to be prepared once the lock is released (see Locked).
   void MakeReadyLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Digest> BuildActionLocked(JobEntry* entry, assay::v1::Task* task, reapi::Action* action,
-                                           reapi::Command* command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Builds the action, consults the action cache, reads cached logs and pins the inputs: CAS and
+  // action-cache I/O, so never under mu_.
+  Prepared Prepare(const PrepareWork& work) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Digest> BuildAction(const PrepareWork& work, reapi::Action* action, reapi::Command* command)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Prepares the tasks, then applies the outcomes under the lock (which may make more tasks ready).
+  void PrepareAndApply(std::vector<PrepareWork> work) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the task, or finishes it from the cache or with the error; nothing if it was cancelled
+  // meanwhile.
+  void ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets a final task's action and lets go of its pins.
+  void DropActionLocked(TaskKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends a lease in the scheduler and lets go of the blobs it pinned.
+  // Ends a lease in the scheduler.
   void ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PinInputsLocked(const std::string& lease_id, const reapi::Action& action, const Digest& action_digest)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnpinLocked(const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The action, command and every blob of the input tree (reads the CAS: never under mu_).
+  std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest) ABSL_LOCKS_EXCLUDED(mu_);
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task lost its worker: queue it again, or fail it after too many tries.
@@ -127,13 +167,17 @@ class JobManager {
   // Writes every marked change in one synced batch. Runs before mu_ is released (see Locked), so no
   // one can see a state that is not yet on disk.
   void FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Holds mu_ and flushes the changes made under it before letting go.
+  // Holds mu_ and flushes the changes made under it before letting go; then, with the lock
+  // released, prepares the tasks that became ready (so every locked section does its I/O outside).
   class Locked {
    public:
     explicit Locked(JobManager* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m) { m_->mu_.Lock(); }
     ~Locked() ABSL_UNLOCK_FUNCTION() {
       m_->FlushLocked();
+      std::vector<PrepareWork> work;
+      work.swap(m_->to_prepare_);
       m_->mu_.Unlock();
+      if (!work.empty()) m_->PrepareAndApply(std::move(work));
     }
     Locked(const Locked&) = delete;
     Locked& operator=(const Locked&) = delete;
@@ -166,7 +210,9 @@ class JobManager {
   // SubmitRequest.request_id -> job number, for jobs in memory: a retried Submit gets the same job.
   absl::flat_hash_map<std::string, uint64_t> submissions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::vector<Digest>> pins_ ABSL_GUARDED_BY(mu_);  // by lease id
+  std::vector<PrepareWork> to_prepare_ ABSL_GUARDED_BY(mu_);
+  std::set<TaskKey> preparing_ ABSL_GUARDED_BY(mu_);          // handed to Prepare, not yet applied
+  std::map<TaskKey, ReadyAction> actions_ ABSL_GUARDED_BY(mu_);  // of queued and running tasks
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);

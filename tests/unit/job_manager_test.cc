@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "common/file_util.h"
 #include "common/rocksdb_blob_store.h"
 
@@ -11,6 +15,33 @@ namespace assay {
 namespace {
 
 using assay::v1::CoordinatorMessage;
+
+// Passes everything to the real store, but once armed holds the next write until released: a
+// stand-in for a slow disk under the CAS.
+class StallingBlobStore final : public BlobStore {
+ public:
+  explicit StallingBlobStore(BlobStore* inner) : inner_(inner) {}
+  void Arm() { armed_ = true; }
+  void Release() { released_.Notify(); }
+  absl::Notification entered;
+
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& d) override { return inner_->FindMissing(d); }
+  absl::StatusOr<std::string> Get(const Digest& d) override { return inner_->Get(d); }
+  absl::Status Read(const Digest& d, int64_t o, int64_t l, const ChunkSink& s) override { return inner_->Read(d, o, l, s); }
+  absl::Status Put(const Digest& d, absl::string_view data) override {
+    if (armed_.exchange(false)) {
+      entered.Notify();
+      released_.WaitForNotification();
+    }
+    return inner_->Put(d, data);
+  }
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& d) override { return inner_->OpenWrite(d); }
+
+ private:
+  BlobStore* inner_;
+  std::atomic<bool> armed_{false};
+  absl::Notification released_;
+};
 
 class JobManagerTest : public ::testing::Test {
  protected:
@@ -21,11 +52,13 @@ class JobManagerTest : public ::testing::Test {
     action_cache_.reset();
     job_store_.reset();
     blobs_.reset();
+    stalling_.reset();
     raw_.reset();
     db_.reset();
     db_ = Database::Open(dir_.path() / "db").value();
     raw_ = RocksDbBlobStore::Create(db_.get(), &clock_).value();
-    blobs_ = std::make_unique<VerifyingBlobStore>(raw_.get());
+    stalling_ = std::make_unique<StallingBlobStore>(raw_.get());
+    blobs_ = std::make_unique<VerifyingBlobStore>(stalling_.get());
     job_store_ = std::make_unique<JobStore>(db_.get());
     action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_.get());
     JobManager::Options options;
@@ -89,6 +122,7 @@ class JobManagerTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<Database> db_;
   std::unique_ptr<RocksDbBlobStore> raw_;
+  std::unique_ptr<StallingBlobStore> stalling_;
   std::unique_ptr<VerifyingBlobStore> blobs_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<ActionCache> action_cache_;
@@ -264,6 +298,31 @@ TEST_F(JobManagerTest, CancelEndsQueuedAndRunningTasksAndTellsTheWorker) {
   ASSERT_TRUE(Finish("w", running, 137).ok());
   EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_CANCELLED);
   EXPECT_EQ(manager_->Cancel(job).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Actions are built with the lock released: while the CAS write of a new job's action is stuck,
+// every other request is still answered.
+TEST_F(JobManagerTest, ACasWriteThatStallsDuringSubmitDoesNotStallOtherRequests) {
+  assay::v1::SubmitRequest request;
+  *request.mutable_source_root() = Tree("steps:\n  - id: a\n    run: 'true'\n").ToProto();
+  stalling_->Arm();
+  absl::StatusOr<assay::v1::Job> submitted;
+  std::thread submit([&] { submitted = manager_->Submit(request); });
+  ASSERT_TRUE(stalling_->entered.WaitForNotificationWithTimeout(absl::Seconds(10))) << "no CAS write while submitting";
+  absl::Notification answered;
+  std::thread other([&] {
+    (void)manager_->ListJobs(10);
+    (void)manager_->GetStats();
+    manager_->Tick();
+    answered.Notify();
+  });
+  const bool in_time = answered.WaitForNotificationWithTimeout(absl::Seconds(10));
+  stalling_->Release();
+  submit.join();
+  other.join();
+  EXPECT_TRUE(in_time) << "a stalled CAS write held the JobManager's lock";
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_EQ(submitted->tasks(0).state(), assay::v1::TASK_QUEUED);
 }
 
 }  // namespace
