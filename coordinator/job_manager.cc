@@ -293,12 +293,16 @@ absl::StatusOr<Job> JobManager::WaitForChange(const std::string& id, uint64_t* v
   {
     Locked lock(this);
     const absl::Time deadline = absl::Now() + timeout;
+    bool timed_out = false;
+    // The job is looked up again after every wait: it may have been retired meanwhile.
     while (JobEntry* entry = ActiveLocked(*number)) {
       // A final job is returned at once: the watcher ends on it.
-      if (entry->version != *version || IsFinal(entry->job.state()) || changed_.WaitWithDeadline(&mu_, deadline)) {
+      if (timed_out || entry->version != *version || IsFinal(entry->job.state())) {
         *version = entry->version;
         return entry->job;
       }
+      std::shared_ptr<absl::CondVar> changed = entry->changed;
+      timed_out = changed->WaitWithDeadline(&mu_, deadline);
     }
   }
   return store_->LoadJob(*number, true);
@@ -361,13 +365,14 @@ void JobManager::WaitForLogs(const std::string& id, uint64_t log_version, absl::
   while (true) {
     JobEntry* entry = ActiveLocked(*number);
     if (entry == nullptr || entry->log_version != log_version || IsFinal(entry->job.state())) return;
-    if (changed_.WaitWithDeadline(&mu_, deadline)) return;
+    std::shared_ptr<absl::CondVar> changed = entry->changed;
+    if (changed->WaitWithDeadline(&mu_, deadline)) return;
   }
 }
 
 void JobManager::ChangedLocked(JobEntry* entry) {
   entry->version++;
-  changed_.SignalAll();
+  entry->changed->SignalAll();
 }
 
 void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
@@ -403,7 +408,7 @@ void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chu
   absl::Status s = store_->AppendLog(entry->number, task.index(), chunk.seq(), chunk);
   if (!s.ok()) spdlog::error("job {}: storing log of {} failed: {}", entry->number, task.id(), s.ToString());
   entry->log_version++;
-  changed_.SignalAll();
+  entry->changed->SignalAll();
 }
 
 void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::string& line) {

@@ -95,6 +95,9 @@ class JobManager {
     std::vector<uint32_t> next_seq;          // next log sequence number per task
     uint64_t version = 1;
     uint64_t log_version = 0;
+    // Woken on every change and log chunk of this job only. Shared, so a waiter holds it even if
+    // the job is retired while it waits.
+    std::shared_ptr<absl::CondVar> changed = std::make_shared<absl::CondVar>();
     bool cancel_requested = false;
   };
   struct WorkerEntry {
@@ -203,7 +206,6 @@ class JobManager {
   const Options options_;
 
   absl::Mutex mu_;
-  absl::CondVar changed_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
