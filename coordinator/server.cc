@@ -18,33 +18,31 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   auto db = Database::Open(options.data_dir);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
-  auto raw = RocksDbBlobStore::Create(db_.get(), RealClock::Get());
-  if (!raw.ok()) return raw.status();
-  raw_blobs_ = std::move(*raw);
   EvictingBlobStore::Options eviction;
   eviction.budget_bytes = options.cache_budget_bytes;
-  evicting_blobs_ = std::make_unique<EvictingBlobStore>(raw_blobs_.get(), eviction);
-  blobs_ = std::make_unique<VerifyingBlobStore>(evicting_blobs_.get());
-  action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_blobs_.get());
+  auto stack = MakeBlobStoreStack(db_.get(), RealClock::Get(), eviction);
+  if (!stack.ok()) return stack.status();
+  blob_stack_ = std::move(*stack);
+  action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.storage.get());
   job_store_ = std::make_unique<JobStore>(db_.get());
-  jobs_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), evicting_blobs_.get(), action_cache_.get(),
+  jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
                                        RealClock::Get(), options.jobs);
   if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
-  if (auto evicted = evicting_blobs_->MaybeEvict(); !evicted.ok()) return evicted.status();
+  if (auto evicted = blob_stack_.eviction->MaybeEvict(); !evicted.ok()) return evicted.status();
 
   capabilities_service_ = std::make_unique<CapabilitiesService>();
-  cas_service_ = std::make_unique<CasService>(blobs_.get(), &cas_counters_);
-  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blobs_.get(), &cas_counters_);
-  bytestream_service_ = std::make_unique<ByteStreamService>(blobs_.get(), &cas_counters_);
+  cas_service_ = std::make_unique<CasService>(blob_stack_.store(), &cas_counters_);
+  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store(), &cas_counters_);
+  bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
   jobs_service_ = std::make_unique<JobsService>(jobs_.get());
-  admin_service_ = std::make_unique<AdminService>(jobs_.get(), raw_blobs_.get(), evicting_blobs_.get(),
+  admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
 
   if (!options.metrics_listen.empty()) {
     auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
-      return CollectCacheStats(raw_blobs_.get(), evicting_blobs_.get(), action_cache_.get(), &cas_counters_,
+      return CollectCacheStats(blob_stack_.storage.get(), blob_stack_.eviction.get(), action_cache_.get(), &cas_counters_,
                                /*count_action_results=*/false);
     });
     if (!metrics.ok()) return metrics.status();

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "common/blob_store.h"
+#include "common/blob_store_stack.h"
 #include "common/clock.h"
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
@@ -48,9 +49,7 @@ class CoordinatorServer {
  private:
   Options options_;
   std::unique_ptr<Database> db_;
-  std::unique_ptr<RocksDbBlobStore> raw_blobs_;
-  std::unique_ptr<EvictingBlobStore> evicting_blobs_;
-  std::unique_ptr<VerifyingBlobStore> blobs_;
+  BlobStoreStack blob_stack_;
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<JobManager> jobs_;

@@ -83,16 +83,15 @@ WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
 
   if (options_.cache_dir.empty()) options_.cache_dir = (fs::path(options_.work_dir) / "cache").string();
   auto db = Database::Open(options_.cache_dir);
-  auto raw = db.ok() ? RocksDbBlobStore::Create(db->get(), RealClock::Get()) : db.status();
-  if (raw.ok()) {
+  auto stack = db.ok() ? MakeBlobStoreStack(db->get(), RealClock::Get(),
+                                            EvictingBlobStore::Options{options_.cache_bytes, 0.95, 0.8})
+                       : db.status();
+  if (stack.ok()) {
     cache_db_ = std::move(*db);
-    cache_raw_ = std::move(*raw);
-    cache_evicting_ = std::make_unique<EvictingBlobStore>(cache_raw_.get(),
-                                                          EvictingBlobStore::Options{options_.cache_bytes, 0.95, 0.8});
-    cache_ = std::make_unique<VerifyingBlobStore>(cache_evicting_.get());
-    cas_->set_local_cache(cache_.get());
+    cache_ = std::move(*stack);
+    cas_->set_local_cache(cache_.store());
   } else {
-    spdlog::warn("worker {}: no local cache ({}); every input is fetched", options_.worker_id, raw.status().ToString());
+    spdlog::warn("worker {}: no local cache ({}); every input is fetched", options_.worker_id, stack.status().ToString());
   }
 }
 

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "common/cas_client.h"
+#include "common/blob_store_stack.h"
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
 #include "worker/executor.h"
@@ -67,9 +68,7 @@ class WorkerAgent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<CasClient> cas_;
   std::unique_ptr<Database> cache_db_;
-  std::unique_ptr<RocksDbBlobStore> cache_raw_;
-  std::unique_ptr<EvictingBlobStore> cache_evicting_;
-  std::unique_ptr<VerifyingBlobStore> cache_;
+  BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
   std::unique_ptr<Executor> executor_;
 
   absl::Mutex mu_;

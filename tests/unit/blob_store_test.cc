@@ -1,4 +1,6 @@
+#include "common/blob_store_stack.h"
 #include "common/evicting_blob_store.h"
+#include "common/memory_blob_store.h"
 #include "common/rocksdb_blob_store.h"
 
 #include <gtest/gtest.h>
@@ -169,6 +171,54 @@ TEST_F(BlobStoreTest, EvictionDropsLeastRecentlyUsedDownToTheLowWatermarkButNeve
     ASSERT_TRUE(evicting.Put(Digest::OfBytes(blob(i)), blob(i)).ok());
   }
   EXPECT_EQ(store_->FindMissing({digests[0]}).value().size(), 1u) << "unpinned, it is evicted like any other";
+}
+
+// The in-memory store behaves as the interface says, and verification on top of it refuses bytes
+// that do not match their digest, through Put and through a writer.
+TEST(MemoryBlobStoreTest, StoresReadsByRangeAndVerifiesWhenStacked) {
+  MemoryBlobStore memory;
+  VerifyingBlobStore verifying(&memory);
+  Digest a = Digest::OfBytes("0123456789");
+  ASSERT_TRUE(verifying.Put(a, "0123456789").ok());
+  EXPECT_EQ(verifying.FindMissing({a, Digest::OfBytes("x"), Digest()}).value(), std::vector<Digest>{Digest::OfBytes("x")});
+  std::string got;
+  ASSERT_TRUE(verifying.Read(a, 2, 5, [&](absl::string_view piece) {
+    got.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_EQ(got, "23456");
+  Digest b = Digest::OfBytes("the real bytes");
+  EXPECT_EQ(verifying.Put(b, "the fake bytes").code(), absl::StatusCode::kInvalidArgument);
+  auto writer = verifying.OpenWrite(b);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append("the fake ").ok());
+  ASSERT_TRUE((*writer)->Append("bytes").ok());
+  EXPECT_FALSE((*writer)->Commit().ok());
+  EXPECT_EQ(memory.size(), 1u) << "refused bytes are not stored";
+  EXPECT_EQ(verifying.Get(b).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The factory's stack: verification on top, eviction with pins below it, RocksDB at the bottom.
+TEST_F(BlobStoreTest, TheFactoryStacksVerificationOverEvictionOverStorage) {
+  store_.reset();
+  verifying_.reset();
+  auto stack = MakeBlobStoreStack(db_.get(), &clock_, EvictingBlobStore::Options{1000, 0.9, 0.5});
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  EXPECT_TRUE(stack->pinner()->pinning_matters());
+  Digest wrong = Digest::OfBytes("expected");
+  EXPECT_EQ(stack->store()->Put(wrong, "12345678").code(), absl::StatusCode::kInvalidArgument);
+  std::vector<Digest> digests;
+  for (int i = 0; i < 6; ++i) {
+    std::string data(200, static_cast<char>('a' + i));
+    digests.push_back(Digest::OfBytes(data));
+    if (i == 0) stack->pinner()->Pin({digests[0]});
+    ASSERT_TRUE(stack->store()->Put(digests.back(), data).ok());
+    clock_.Advance(absl::Minutes(2));
+  }
+  // 1200 bytes went in with a budget of 1000: eviction ran, but never took the pinned blob.
+  EXPECT_LE(stack->storage->stats().bytes, 900);
+  EXPECT_TRUE(stack->store()->FindMissing({digests[0]}).value().empty());
+  EXPECT_GT(stack->eviction->evicted_blobs(), 0);
 }
 
 }  // namespace

@@ -1,0 +1,29 @@
+// The one place the blob-store stack is put together, for the coordinator's CAS and a worker's
+// local cache alike: RocksDB storage -> eviction within a byte budget (with pins) -> digest
+// verification on every write. Callers use `store()` and, for pins, `pinner()`.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "common/blob_store.h"
+#include "common/clock.h"
+#include "common/database.h"
+#include "common/evicting_blob_store.h"
+#include "common/rocksdb_blob_store.h"
+
+namespace assay {
+
+struct BlobStoreStack {
+  std::unique_ptr<RocksDbBlobStore> storage;
+  std::unique_ptr<EvictingBlobStore> eviction;
+  std::unique_ptr<VerifyingBlobStore> verification;
+
+  BlobStore* store() const { return verification.get(); }
+  BlobPinner* pinner() const { return eviction.get(); }
+};
+
+// Builds the stack over `db` (which must outlive it). `eviction.budget_bytes` 0: no limit.
+absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction);
+
+}  // namespace assay

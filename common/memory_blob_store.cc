@@ -1,0 +1,73 @@
+#include "common/memory_blob_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace assay {
+namespace {
+
+class MemoryWriter final : public BlobWriter {
+ public:
+  MemoryWriter(MemoryBlobStore* store, Digest digest) : store_(store), digest_(std::move(digest)) {}
+  absl::Status Append(absl::string_view data) override {
+    data_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  absl::Status Commit() override { return store_->Put(digest_, data_); }
+  int64_t written() const override { return static_cast<int64_t>(data_.size()); }
+
+ private:
+  MemoryBlobStore* store_;
+  Digest digest_;
+  std::string data_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<Digest>> MemoryBlobStore::FindMissing(const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&mu_);
+  std::vector<Digest> missing;
+  for (const Digest& d : digests) {
+    if (!d.empty_blob() && !blobs_.contains(d)) missing.push_back(d);
+  }
+  return missing;
+}
+
+absl::StatusOr<std::string> MemoryBlobStore::Get(const Digest& digest) {
+  if (digest.empty_blob()) return std::string();
+  absl::MutexLock lock(&mu_);
+  auto it = blobs_.find(digest);
+  if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", digest.ToString(), " not found"));
+  return it->second;
+}
+
+absl::Status MemoryBlobStore::Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) {
+  auto bytes = Get(digest);
+  if (!bytes.ok()) return bytes.status();
+  if (offset < 0 || offset > static_cast<int64_t>(bytes->size())) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is beyond the blob's ", bytes->size(), " bytes"));
+  }
+  absl::string_view rest = absl::string_view(*bytes).substr(static_cast<size_t>(offset));
+  if (limit > 0) rest = rest.substr(0, static_cast<size_t>(limit));
+  return rest.empty() ? absl::OkStatus() : sink(rest);
+}
+
+absl::Status MemoryBlobStore::Put(const Digest& digest, absl::string_view data) {
+  if (static_cast<int64_t>(data.size()) != digest.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("blob has ", data.size(), " bytes but its digest says ", digest.size()));
+  }
+  if (digest.empty_blob()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  blobs_.emplace(digest, std::string(data));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> MemoryBlobStore::OpenWrite(const Digest& digest) {
+  return std::unique_ptr<BlobWriter>(new MemoryWriter(this, digest));
+}
+
+size_t MemoryBlobStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return blobs_.size();
+}
+
+}  // namespace assay
