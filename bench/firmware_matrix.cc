@@ -28,6 +28,30 @@ std::string CellScript(const std::string& target, int variant) {
                       " >/dev/null && scripts/qemu-test.sh ", target, " out/", target, "-release/karatos.elf >/dev/null");
 }
 
+int64_t Ms(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
+
+// Where a farm job's time went, per step, from the coordinator's task times and the worker's REAPI
+// execution metadata (both on this host's clock): averages in ms.
+void PrintBreakdown(const assay::v1::Job& job) {
+  double queued = 0, to_worker = 0, fetch = 0, run = 0, upload = 0, to_done = 0;
+  int n = 0;
+  for (const auto& t : job.tasks()) {
+    if (t.cached()) continue;
+    const auto& m = t.result().execution_metadata();
+    queued += static_cast<double>(t.started_at_ms() - t.queued_at_ms());
+    to_worker += static_cast<double>(Ms(m.worker_start_timestamp()) - t.started_at_ms());
+    fetch += static_cast<double>(Ms(m.input_fetch_completed_timestamp()) - Ms(m.input_fetch_start_timestamp()));
+    run += static_cast<double>(Ms(m.execution_completed_timestamp()) - Ms(m.execution_start_timestamp()));
+    upload += static_cast<double>(Ms(m.output_upload_completed_timestamp()) - Ms(m.output_upload_start_timestamp()));
+    to_done += static_cast<double>(t.finished_at_ms() - Ms(m.worker_completed_timestamp()));
+    ++n;
+  }
+  if (n == 0) return;
+  std::printf("  per step (ms, mean of %d): queued %.1f, dispatch->worker %.1f, inputs %.1f, run %.1f, outputs %.1f, "
+              "worker done->task final %.1f\n",
+              n, queued / n, to_worker / n, fetch / n, run / n, upload / n, to_done / n);
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -117,6 +141,10 @@ steps:
         return 1;
       }
       (slots == 1 ? farm1 : farm2).push_back(s);
+      if (r == reps - 1) {
+        std::printf("farm, %d slot(s) per worker, last run:\n", slots);
+        PrintBreakdown(*job);
+      }
     }
   }
   const double by_hand = Median(serial), lanes = Median(two_lanes);

@@ -47,6 +47,7 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       action_cache_(action_cache),
       clock_(clock),
       options_(std::move(options)),
+      builder_(blobs, action_cache, pinner),
       scheduler_(clock, options_.lease_ttl) {}
 
 absl::Status JobManager::LoadMessage(const reapi::Digest& proto, google::protobuf::Message* message) {
@@ -493,63 +494,6 @@ void JobManager::RetireFinishedLocked() {
   }
 }
 
-absl::StatusOr<Digest> JobManager::BuildAction(const PrepareWork& work, reapi::Action* action,
-                                               reapi::Command* command) {
-  auto source = Digest::Create(work.source_root_hash, work.source_root_size);
-  if (!source.ok()) return source.status();
-  const Task* task = &work.task;
-  // Only what the step declares it reads is part of its action, so other changes do not rerun it.
-  auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()},
-                         [this](const Digest& d) { return LoadDirectory(d); },
-                         [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
-  if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
-  auto input_root = AddFilesToTree(
-      *root, work.need_files, work.need_links, [this](const Digest& d) { return LoadDirectory(d); },
-      [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
-  if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
-
-  const auto& spec = task->spec();
-  command->add_arguments("/bin/sh");
-  command->add_arguments("-ec");
-  command->add_arguments(spec.run());
-  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
-  for (const auto& [k, v] : task->matrix()) env[absl::StrCat("ASSAY_MATRIX_", absl::AsciiStrToUpper(k))] = v;
-  env["ASSAY_CELL"] = task->cell();
-  env["ASSAY_STEP"] = task->step();
-  for (const auto& [k, v] : env) {
-    auto* var = command->add_environment_variables();
-    var->set_name(k);
-    var->set_value(v);
-  }
-  std::vector<std::string> outputs(spec.outputs().begin(), spec.outputs().end());
-  std::sort(outputs.begin(), outputs.end());
-  for (const auto& o : outputs) command->add_output_paths(o);
-  std::vector<std::pair<std::string, std::string>> props;
-  for (const std::string& label : spec.required_labels()) {
-    std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
-    props.emplace_back(kv[0], kv.size() > 1 ? kv[1] : "");
-  }
-  std::sort(props.begin(), props.end());
-  for (const auto& [k, v] : props) {
-    auto* p = command->mutable_platform()->add_properties();
-    p->set_name(k);
-    p->set_value(v);
-  }
-  *action->mutable_platform() = command->platform();
-  std::string command_bytes = command->SerializeAsString();
-  Digest command_digest = Digest::OfBytes(command_bytes);
-  if (absl::Status s = blobs_->Put(command_digest, command_bytes); !s.ok()) return s;
-  *action->mutable_command_digest() = command_digest.ToProto();
-  *action->mutable_input_root_digest() = input_root->ToProto();
-  action->mutable_timeout()->set_seconds(spec.timeout_ms() / 1000);
-  action->mutable_timeout()->set_nanos(static_cast<int32_t>(spec.timeout_ms() % 1000) * 1'000'000);
-  action->set_do_not_cache(!spec.cache());
-  std::string action_bytes = action->SerializeAsString();
-  Digest action_digest = Digest::OfBytes(action_bytes);
-  if (absl::Status s = blobs_->Put(action_digest, action_bytes); !s.ok()) return s;
-  return action_digest;
-}
-
 void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
   PrepareWork work;
   work.key = TaskKey{entry->number, task->index()};
@@ -567,45 +511,10 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
   to_prepare_.push_back(std::move(work));
 }
 
-JobManager::Prepared JobManager::Prepare(const PrepareWork& work) {
-  Prepared out;
-  auto action_digest = BuildAction(work, &out.action, &out.command);
-  if (!action_digest.ok()) {
-    out.status = action_digest.status();
-    return out;
-  }
-  out.action_digest = *action_digest;
-  if (work.task.spec().cache()) {
-    auto cached = action_cache_->Get("", *action_digest);
-    if (cached.ok()) {
-      // The logs of the run that produced the result.
-      for (const auto& [digest_proto, stream] :
-           {std::pair{cached->stdout_digest(), LogChunk::STDOUT}, std::pair{cached->stderr_digest(), LogChunk::STDERR}}) {
-        auto digest = Digest::FromProto(digest_proto);
-        if (!digest.ok() || digest->empty_blob() || digest->size() > (16 << 20)) continue;
-        auto bytes = blobs_->Get(*digest);
-        if (!bytes.ok()) continue;
-        LogChunk chunk;
-        chunk.set_stream(stream);
-        chunk.set_data(std::move(*bytes));
-        out.cached_logs.push_back(std::move(chunk));
-      }
-      out.cached = std::move(*cached);
-      return out;
-    }
-  }
-  // Pinned from now until the task is final, so eviction cannot take its inputs while it waits.
-  if (pinner_ != nullptr && pinner_->pinning_matters()) {
-    out.pins = InputDigests(out.action, *action_digest);
-    pinner_->Pin(out.pins);
-  }
-  return out;
-}
-
 void JobManager::PrepareAndApply(std::vector<PrepareWork> work) {
   std::vector<Prepared> prepared;
   prepared.reserve(work.size());
-  for (const PrepareWork& w : work) prepared.push_back(Prepare(w));
+  for (const PrepareWork& w : work) prepared.push_back(builder_.Prepare(w));
   Locked lock(this);  // its own release prepares what these make ready
   std::set<uint64_t> jobs;
   for (size_t i = 0; i < work.size(); ++i) {
@@ -720,32 +629,6 @@ void JobManager::DispatchLocked() {
 }
 
 void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) { scheduler_.Release(key, lease_id); }
-
-std::vector<Digest> JobManager::InputDigests(const reapi::Action& action, const Digest& action_digest) {
-  std::vector<Digest> digests = {action_digest};
-  auto command = Digest::FromProto(action.command_digest());
-  if (command.ok()) digests.push_back(*command);
-  // Every directory and file of the input tree.
-  auto root = Digest::FromProto(action.input_root_digest());
-  std::vector<Digest> pending;
-  if (root.ok()) pending.push_back(*root);
-  absl::flat_hash_set<Digest> seen;
-  while (!pending.empty()) {
-    Digest d = pending.back();
-    pending.pop_back();
-    if (!seen.insert(d).second) continue;
-    digests.push_back(d);
-    auto dir = LoadDirectory(d);
-    if (!dir.ok()) continue;
-    for (const auto& f : dir->files()) {
-      if (auto fd = Digest::FromProto(f.digest()); fd.ok()) digests.push_back(*fd);
-    }
-    for (const auto& sub : dir->directories()) {
-      if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
-    }
-  }
-  return digests;
-}
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
   SystemLogLocked(entry, *task, why);

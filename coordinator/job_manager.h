@@ -21,6 +21,7 @@
 #include "common/evicting_blob_store.h"
 #include "common/pipeline.h"
 #include "common/tree_validator.h"
+#include "coordinator/action_builder.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"
@@ -108,27 +109,8 @@ class JobManager {
     bool connected = false;
   };
 
-  // A task whose needs are settled, to be made ready outside the lock: everything building its
-  // action needs, copied out of the job under the lock.
-  struct PrepareWork {
-    TaskKey key;
-    std::string source_root_hash;
-    int64_t source_root_size = 0;
-    assay::v1::Task task;                        // spec, cell, step, matrix
-    std::vector<reapi::OutputFile> need_files;   // outputs of the steps it needs
-    std::vector<reapi::OutputSymlink> need_links;
-  };
-  // What preparing found: the action (or why it cannot be built), a cached result and its logs, and
-  // the blobs pinned for it.
-  struct Prepared {
-    absl::Status status;
-    Digest action_digest;
-    reapi::Action action;
-    reapi::Command command;
-    std::optional<reapi::ActionResult> cached;
-    std::vector<assay::v1::LogChunk> cached_logs;
-    std::vector<Digest> pins;
-  };
+  using PrepareWork = ActionBuilder::Work;
+  using Prepared = ActionBuilder::Prepared;
   // The action of a queued or running task, kept in memory so dispatch reads no blob, and the blobs
   // pinned for it from the moment it was queued until it is final.
   struct ReadyAction {
@@ -143,11 +125,6 @@ class JobManager {
   void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a task to be prepared once the lock is released (see Locked).
   void MakeReadyLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Builds the action, consults the action cache, reads cached logs and pins the inputs: CAS and
-  // action-cache I/O, so never under mu_.
-  Prepared Prepare(const PrepareWork& work) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<Digest> BuildAction(const PrepareWork& work, reapi::Action* action, reapi::Command* command)
-      ABSL_LOCKS_EXCLUDED(mu_);
   // Prepares the tasks, then applies the outcomes under the lock (which may make more tasks ready).
   void PrepareAndApply(std::vector<PrepareWork> work) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues the task, or finishes it from the cache or with the error; nothing if it was cancelled
@@ -158,8 +135,7 @@ class JobManager {
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a lease in the scheduler.
   void ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The action, command and every blob of the input tree (reads the CAS: never under mu_).
-  std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest) ABSL_LOCKS_EXCLUDED(mu_);
+
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task lost its worker: queue it again, or fail it after too many tries.
@@ -204,6 +180,7 @@ class JobManager {
   ActionCache* const action_cache_;
   const Clock* const clock_;
   const Options options_;
+  const ActionBuilder builder_;  // used only with mu_ released
 
   absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
