@@ -512,19 +512,24 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
 }
 
 void JobManager::PrepareAndApply(std::vector<PrepareWork> work) {
-  std::vector<Prepared> prepared;
-  prepared.reserve(work.size());
-  for (const PrepareWork& w : work) prepared.push_back(builder_.Prepare(w));
-  Locked lock(this);  // its own release prepares what these make ready
-  std::set<uint64_t> jobs;
-  for (size_t i = 0; i < work.size(); ++i) {
-    ApplyPreparedLocked(work[i], std::move(prepared[i]));
-    jobs.insert(work[i].key.job);
+  // In small chunks, so the first tasks of a large matrix are dispatched while the rest are built.
+  constexpr size_t kChunk = 8;
+  for (size_t start = 0; start < work.size(); start += kChunk) {
+    const size_t end = std::min(work.size(), start + kChunk);
+    std::vector<Prepared> prepared;
+    prepared.reserve(end - start);
+    for (size_t i = start; i < end; ++i) prepared.push_back(builder_.Prepare(work[i]));
+    Locked lock(this);  // its own release prepares what these make ready
+    std::set<uint64_t> jobs;
+    for (size_t i = start; i < end; ++i) {
+      ApplyPreparedLocked(work[i], std::move(prepared[i - start]));
+      jobs.insert(work[i].key.job);
+    }
+    for (uint64_t number : jobs) {
+      if (JobEntry* entry = ActiveLocked(number)) AdvanceLocked(entry);
+    }
+    DispatchLocked();
   }
-  for (uint64_t number : jobs) {
-    if (JobEntry* entry = ActiveLocked(number)) AdvanceLocked(entry);
-  }
-  DispatchLocked();
 }
 
 void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) {
