@@ -60,6 +60,35 @@ absl::Time CasClient::TransferDeadline(absl::Time deadline, int64_t bytes) const
   return deadline + absl::Seconds(bytes >> 20);
 }
 
+void CasClient::KeepLocally(const std::vector<TreeBlob>& blobs) {
+  if (local_cache_ == nullptr) return;
+  std::vector<Digest> digests;
+  for (const TreeBlob& b : blobs) digests.push_back(b.digest);
+  auto missing = local_cache_->FindMissing(digests);
+  if (!missing.ok()) return;
+  absl::flat_hash_set<Digest> wanted(missing->begin(), missing->end());
+  for (const TreeBlob& blob : blobs) {
+    if (!wanted.erase(blob.digest)) continue;
+    if (blob.file.empty()) {
+      local_cache_->Put(blob.digest, blob.data).IgnoreError();
+      continue;
+    }
+    auto fd = OpenBlobFile(blob);
+    auto writer = fd.ok() ? local_cache_->OpenWrite(blob.digest) : fd.status();
+    if (!writer.ok()) continue;
+    std::string buffer;
+    bool ok = true;
+    for (int64_t left = blob.digest.size(); ok && left > 0;) {
+      buffer.resize(std::min<size_t>(kStreamChunk, static_cast<size_t>(left)));
+      auto got = ReadFull(fd->get(), buffer, buffer.size());
+      ok = got.ok() && *got > 0 && (*writer)->Append(absl::string_view(buffer.data(), *got)).ok();
+      if (ok) left -= static_cast<int64_t>(*got);
+    }
+    // The local cache checks the digest on commit: a file changed since it was hashed is refused.
+    if (ok) (*writer)->Commit().IgnoreError();
+  }
+}
+
 absl::StatusOr<std::vector<Digest>> CasClient::FindMissing(const std::vector<Digest>& digests) {
   std::vector<Digest> missing;
   constexpr size_t kPage = 10'000;

@@ -62,6 +62,9 @@ class CasClient {
   // stored in it when fetched. Every file's bytes are checked against its digest.
   absl::StatusOr<FetchStats> Materialize(const Digest& root, const std::filesystem::path& dir);
   void set_local_cache(BlobStore* cache) { local_cache_ = cache; }
+  // Copies blobs (a step's outputs, just uploaded) into the local cache, so the cell's next steps on
+  // this host find them there. Best effort: what cannot be copied is simply fetched later.
+  void KeepLocally(const std::vector<TreeBlob>& blobs);
   void set_tree_limits(const TreeLimits& limits) { tree_limits_ = limits; }
 
   const std::string& instance_name() const { return instance_name_; }

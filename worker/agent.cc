@@ -359,6 +359,7 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
     out.set_error(absl::StrCat("uploading outputs: ", uploaded.status().message()));
     return out;
   }
+  cas_->KeepLocally(uploads);  // the cell's next steps on this host read them from here
   *metadata->mutable_output_upload_completed_timestamp() = ToTimestamp(absl::Now());
   *metadata->mutable_worker_completed_timestamp() = ToTimestamp(absl::Now());
   return out;

@@ -120,6 +120,27 @@ steps:
   EXPECT_EQ(FindTask(second, "failure-kept")->state(), assay::v1::TASK_FAILED);
 }
 
+// A cell's later step on the same host finds what the earlier step made in the host's cache.
+TEST_F(CacheTest, ALaterStepFindsTheOutputsOfAnEarlierOneInTheHostsCache) {
+  farm_.StopWorker("w2");
+  auto tree = farm_.WriteTree("chain", {{"assay.yaml", R"(
+steps:
+  - id: make
+    run: mkdir -p out && head -c 300000 /dev/urandom > out/image.bin && echo made > out/note.txt
+    outputs: [out/]
+  - id: use
+    needs: [make]
+    run: wc -c out/image.bin out/note.txt
+)"}});
+  Job job = RunToEnd(tree);
+  ASSERT_EQ(job.state(), assay::v1::JOB_SUCCEEDED);
+  std::string use = farm_.Log(job.id(), "use");
+  // assay.yaml came from the coordinator for "make" too; the two outputs never leave this host again.
+  EXPECT_TRUE(absl::StrContains(use, "inputs: 3 files")) << use;
+  EXPECT_TRUE(absl::StrContains(use, "3 from this host's cache, 0 bytes fetched")) << use;
+  EXPECT_TRUE(absl::StrContains(use, "300000 out/image.bin")) << use;
+}
+
 TEST_F(CacheTest, AHostFetchesAnInputOnce) {
   farm_.StopWorker("w2");
   std::map<std::string, std::string> files = {{"assay.yaml", R"(
