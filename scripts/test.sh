@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
 
-run_suite() {  # build dir, cmake args...; $label / $exclude / $names: which tests; $targets: what to build
+run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: which tests; $targets: what to build
   local dir=$1; shift
   echo "== configure $dir"
   cmake -S . -B "$dir" -G Ninja -DASSAY_WERROR=ON -DASSAY_BUILD_BENCH=OFF "$@" >/dev/null
@@ -18,7 +18,7 @@ run_suite() {  # build dir, cmake args...; $label / $exclude / $names: which tes
   cmake --build "$dir" -j "$jobs" ${targets:+--target $targets}
   echo "== test $dir"
   ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" \
-    ${label:+-L "$label"} ${exclude:+-LE "$exclude"} ${names:+-R "$names"}
+    ${label:+-L "$label"} ${exclude:+-LE "$exclude"} ${names:+-R "$names"} ${skip:+-E "$skip"}
 }
 
 label="" targets="" run_suite build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -27,11 +27,16 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   label="" exclude="bazel" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
   # The concurrent units (scheduler, job manager, blob store, executor) under ThreadSanitizer.
   export TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1"
+  # Debian's abseil is not built with -fsanitize=thread, so TSan cannot see absl::Mutex (a correct
+  # two-thread counter under absl::MutexLock is reported as a race). Tests that touch the same
+  # absl::Mutex-guarded state from two threads would only report that; the one that does so on
+  # purpose (a CAS write held mid-Submit while other requests run) is left to the other stages.
   names="^(LabelsTest|SchedulerTest|JobManagerTest|BlobStoreTest|ProcessExecutorTest|RetrierTest)\." \
+    skip="ACasWriteThatStallsDuringSubmit" \
     targets="scheduler_test job_manager_test blob_store_test process_executor_test retrier_test" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
   # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees.
-  label="fuzz" names="" exclude="" targets="fuzz_pipeline fuzz_resource_name fuzz_tree" \
+  label="fuzz" names="" exclude="" skip="" targets="fuzz_pipeline fuzz_resource_name fuzz_tree" \
     run_suite build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSAY_FUZZ=ON \
     -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
 fi
