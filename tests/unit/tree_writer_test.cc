@@ -50,7 +50,7 @@ TEST_P(WriterFixtureTest, WritesNothingOutsideTheWorkDirectory) {
   ScopedTempDir top("writer-test");
   // A host around the work directory: the task folder, a neighbour, and the work dir itself.
   const fs::path task = top.path() / "task";
-  const fs::path work = task / "work";
+  const fs::path work = task / "exec";
   ASSERT_TRUE(MakeDirs(work).ok());
   ASSERT_TRUE(WriteFile(top.path() / "neighbour.txt", "keep\n").ok());
   std::set<std::string> before = Listing(top.path());
@@ -60,7 +60,7 @@ TEST_P(WriterFixtureTest, WritesNothingOutsideTheWorkDirectory) {
   std::set<std::string> after = Listing(top.path());
   std::set<std::string> outside;
   for (const std::string& p : after) {
-    if (!absl::StartsWith(p, "task/work/") && !before.contains(p)) outside.insert(p);
+    if (!absl::StartsWith(p, "task/exec/") && !before.contains(p)) outside.insert(p);
   }
   EXPECT_TRUE(outside.empty()) << tree.name << " wrote " << *outside.begin();
   EXPECT_EQ(ReadFile(top.path() / "neighbour.txt").value_or(""), "keep\n");
