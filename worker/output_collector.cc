@@ -25,6 +25,9 @@ std::string Join(const std::string& dir, absl::string_view name) {
   return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
 }
 
+// Output folders are walked one open descriptor per level: bounded, whatever a step built.
+constexpr int kMaxOutputDepth = 256;
+
 class Collector {
  public:
   explicit Collector(int work_fd) : work_fd_(work_fd) {}
@@ -45,14 +48,18 @@ class Collector {
       return absl::InvalidArgumentError(absl::StrCat("output '", rel, "' is not inside the work directory: ",
                                                      dir.status().message()));
     }
-    return AddAt(dir->get(), parent, name);
+    return AddAt(dir->get(), parent, name, 0);
   }
 
   CollectedOutputs Take() { return std::move(out_); }
 
  private:
-  absl::Status AddAt(int dir, const std::string& parent, const std::string& name) {
+  absl::Status AddAt(int dir, const std::string& parent, const std::string& name, int depth) {
     const std::string rel = Join(parent, name);
+    if (depth > kMaxOutputDepth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", rel, "' is deeper than ", kMaxOutputDepth, " directories below the declared output"));
+    }
     struct stat st {};
     if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
@@ -91,7 +98,7 @@ class Collector {
       absl::Status status;
       for (const std::string& n : names) {
         if (!seen_.insert(Join(rel, n)).second) continue;
-        status = AddAt(::dirfd(listing), rel, n);
+        status = AddAt(::dirfd(listing), rel, n, depth + 1);
         if (!status.ok()) break;
       }
       ::closedir(listing);
