@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
+#include "worker/outbound_queue.h"
 #include "worker/output_collector.h"
 
 namespace assay {
@@ -46,24 +47,22 @@ std::vector<std::string> DetectLabels(const std::string& executor) {
           absl::StrCat("host=", Hostname())};
 }
 
-// The stream of one session: writes are serialized, as gRPC allows one writer at a time.
+// The stream of one session. Senders never wait on it: one writer thread drains a bounded queue
+// (outbound_queue.h), as gRPC allows one writer at a time.
 class WorkerAgent::Link {
  public:
-  explicit Link(grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream) : stream_(stream) {}
-  bool Send(const WorkerMessage& message) {
-    absl::MutexLock lock(&mu_);
-    if (broken_) return false;
-    if (!stream_->Write(message)) broken_ = true;
-    return !broken_;
-  }
+  static constexpr size_t kMaxQueuedLogBytes = 8 << 20;
+  explicit Link(grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream)
+      : queue_([stream](const WorkerMessage& m) { return stream->Write(m); }, kMaxQueuedLogBytes) {}
+  bool Send(WorkerMessage message) { return queue_.Send(std::move(message)); }
+  // Stops the writer; call before finishing the stream.
+  void Close() { queue_.Close(); }
 
   absl::Mutex running_mu;
   std::map<std::string, Running> running ABSL_GUARDED_BY(running_mu);  // by "job/task"
 
  private:
-  absl::Mutex mu_;
-  grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream_;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  OutboundQueue queue_;
 };
 
 WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
@@ -213,6 +212,7 @@ void WorkerAgent::Session() {
         break;
     }
   }
+  link.Close();  // no write may run while the stream finishes
   grpc::Status status = stream->Finish();
   if (!welcomed) {
     spdlog::warn("worker {}: cannot connect to {}: {}", options_.worker_id, options_.coordinator,

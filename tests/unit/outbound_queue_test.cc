@@ -1,0 +1,120 @@
+// OutboundQueue with a link that can be held: senders never wait on it, heartbeats jump the queue,
+// log chunks beyond the bound are dropped and reported in the task's log before its result, and a
+// broken or closed link refuses further messages.
+#include "worker/outbound_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+namespace assay {
+namespace {
+using assay::v1::WorkerMessage;
+
+// A link whose writes wait until released; it records what was written.
+class HeldLink {
+ public:
+  bool Write(const WorkerMessage& m) {  // called by the queue's one writer thread
+    if (!writing_.HasBeenNotified()) writing_.Notify();
+    release_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    written_.push_back(m);
+    return !broken_;
+  }
+  void Release() { release_.Notify(); }
+  void Break() {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+  }
+  bool WaitWriting() { return writing_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  // Waits until `n` messages were written.
+  std::vector<WorkerMessage> WaitWritten(size_t n) {
+    absl::MutexLock lock(&mu_);
+    want_ = n;
+    mu_.AwaitWithTimeout(absl::Condition(this, &HeldLink::Enough), absl::Seconds(10));
+    return written_;
+  }
+
+ private:
+  bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_.size() >= want_; }
+
+  absl::Notification writing_, release_;
+  absl::Mutex mu_;
+  std::vector<WorkerMessage> written_ ABSL_GUARDED_BY(mu_);
+  size_t want_ ABSL_GUARDED_BY(mu_) = 0;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+WorkerMessage Log(const std::string& lease, const std::string& data) {
+  WorkerMessage m;
+  m.mutable_log()->mutable_lease()->set_lease_id(lease);
+  m.mutable_log()->set_data(data);
+  return m;
+}
+WorkerMessage Result(const std::string& lease) {
+  WorkerMessage m;
+  m.mutable_result()->mutable_lease()->set_lease_id(lease);
+  return m;
+}
+WorkerMessage Beat() {
+  WorkerMessage m;
+  m.mutable_heartbeat();
+  return m;
+}
+
+TEST(OutboundQueueTest, SendersNeverWaitOnAHeldLinkAndHeartbeatsGoFirst) {
+  HeldLink link;
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20);
+  ASSERT_TRUE(queue.Send(Log("L", "first")));
+  ASSERT_TRUE(link.WaitWriting()) << "the writer never started";
+  // The link is stuck on "first": 10 MiB more of output and a heartbeat are queued at once.
+  absl::Notification sent;
+  std::thread sender([&] {
+    for (int i = 0; i < 160; ++i) queue.Send(Log("L", std::string(64 << 10, 'x')));
+    queue.Send(Beat());
+    queue.Send(Result("L"));
+    sent.Notify();
+  });
+  EXPECT_TRUE(sent.WaitForNotificationWithTimeout(absl::Seconds(10))) << "a sender waited on the link";
+  link.Release();
+  sender.join();
+  // first (in flight, not queued), the heartbeat, the 16 chunks that fill 1 MiB, the note about the
+  // other 144, the result.
+  std::vector<WorkerMessage> written = link.WaitWritten(20);
+  ASSERT_EQ(written.size(), 20u);
+  EXPECT_EQ(written[0].log().data(), "first");
+  EXPECT_TRUE(written[1].has_heartbeat()) << "the heartbeat must not wait behind queued output";
+  const WorkerMessage& note = written[written.size() - 2];
+  ASSERT_TRUE(note.has_log());
+  EXPECT_EQ(note.log().stream(), assay::v1::LogChunk::SYSTEM);
+  EXPECT_TRUE(absl::StrContains(note.log().data(), "bytes of output were dropped")) << note.log().data();
+  EXPECT_TRUE(written.back().has_result()) << "a result is never dropped and follows the task's output";
+  EXPECT_EQ(queue.dropped_log_bytes(), static_cast<int64_t>(160 - 16) * (64 << 10));
+  EXPECT_TRUE(absl::StrContains(note.log().data(), std::to_string(144 * (64 << 10)))) << note.log().data();
+}
+
+TEST(OutboundQueueTest, ABrokenOrClosedLinkRefusesMessages) {
+  HeldLink link;
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20);
+  link.Break();
+  link.Release();
+  ASSERT_TRUE(queue.Send(Log("L", "x")));
+  link.WaitWritten(1);
+  // The writer saw the break: later sends fail (the session is over; the coordinator requeues).
+  bool refused = false;
+  for (int i = 0; i < 1000 && !refused; ++i) {
+    refused = !queue.Send(Result("L"));
+    if (!refused) std::this_thread::yield();
+  }
+  EXPECT_TRUE(refused);
+  queue.Close();
+  EXPECT_FALSE(queue.Send(Beat()));
+}
+
+}  // namespace
+}  // namespace assay

@@ -1,0 +1,54 @@
+// Everything a worker sends to its coordinator goes through one queue and one writer thread, so no
+// sender ever waits on the link: a step's output callback (which also watches the step's timeout)
+// and the heartbeat thread return at once however slow the link is. The queue is bounded: log
+// chunks beyond `max_log_bytes` queued are dropped and counted, and a SYSTEM line in the task's log
+// says how many bytes were lost. Heartbeats jump the queue (only the newest is kept); results are
+// never dropped and follow their task's output.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "assay/v1/worker_link.pb.h"
+
+namespace assay {
+
+class OutboundQueue {
+ public:
+  // Writes one message to the link; false when the link is broken.
+  using WriteFn = std::function<bool(const assay::v1::WorkerMessage&)>;
+
+  OutboundQueue(WriteFn write, size_t max_log_bytes);
+  ~OutboundQueue();
+  OutboundQueue(const OutboundQueue&) = delete;
+  OutboundQueue& operator=(const OutboundQueue&) = delete;
+
+  // Queues a message without waiting. False once the link broke or the queue was closed.
+  bool Send(assay::v1::WorkerMessage message);
+  // Stops the writer (after the write in flight, if any) and waits for it; later sends fail.
+  void Close();
+
+  int64_t dropped_log_bytes() const;
+
+ private:
+  void Run();
+
+  const WriteFn write_;
+  const size_t max_log_bytes_;
+  mutable absl::Mutex mu_;
+  std::deque<assay::v1::WorkerMessage> queue_ ABSL_GUARDED_BY(mu_);
+  std::optional<assay::v1::WorkerMessage> heartbeat_ ABSL_GUARDED_BY(mu_);
+  size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, int64_t> dropped_ ABSL_GUARDED_BY(mu_);  // by lease id, not yet reported
+  int64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace assay
