@@ -3,6 +3,16 @@
 #include "absl/strings/str_cat.h"
 
 namespace assay {
+
+absl::StatusOr<reapi::Directory> LoadDirectory(BlobStore& store, const Digest& digest) {
+  auto bytes = store.Get(digest);
+  if (!bytes.ok()) return bytes.status();
+  reapi::Directory directory;
+  if (!directory.ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", digest.ToString(), " is not a Directory message"));
+  }
+  return directory;
+}
 namespace {
 
 absl::Status Mismatch(const Digest& want, const std::string& got_hash, int64_t got_size) {

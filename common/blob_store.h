@@ -38,6 +38,10 @@ class BlobStore {
   virtual absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) = 0;
 };
 
+// Reads a blob that must be an REAPI Directory message: NotFound when absent, INVALID_ARGUMENT
+// naming the digest when its bytes are not a Directory.
+absl::StatusOr<reapi::Directory> LoadDirectory(BlobStore& store, const Digest& digest);
+
 // Refuses any blob whose bytes do not hash to its digest, with INVALID_ARGUMENT, storing nothing.
 class VerifyingBlobStore final : public BlobStore {
  public:

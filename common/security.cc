@@ -1,7 +1,6 @@
 #include "common/security.h"
 
 #include <arpa/inet.h>
-#include <openssl/crypto.h>
 
 #include <grpcpp/security/auth_metadata_processor.h>
 #include <spdlog/spdlog.h>

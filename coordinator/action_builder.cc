@@ -14,16 +14,6 @@ namespace assay {
 using assay::v1::LogChunk;
 using assay::v1::Task;
 
-absl::StatusOr<reapi::Directory> ActionBuilder::LoadDirectory(const Digest& digest) const {
-  auto bytes = blobs_->Get(digest);
-  if (!bytes.ok()) return bytes.status();
-  reapi::Directory directory;
-  if (!directory.ParseFromString(*bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat("blob ", digest.ToString(), " is not a Directory message"));
-  }
-  return directory;
-}
-
 absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* action, reapi::Command* command) const {
   action->Clear();
   command->Clear();
@@ -32,11 +22,11 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   const Task* task = &work.task;
   // Only what the step declares it reads is part of its action, so other changes do not rerun it.
   auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()},
-                         [this](const Digest& d) { return LoadDirectory(d); },
+                         [this](const Digest& d) { return LoadDirectory(*blobs_, d); },
                          [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
   auto input_root = AddFilesToTree(
-      *root, work.need_files, work.need_links, [this](const Digest& d) { return LoadDirectory(d); },
+      *root, work.need_files, work.need_links, [this](const Digest& d) { return LoadDirectory(*blobs_, d); },
       [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
   if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
 
@@ -131,7 +121,7 @@ std::vector<Digest> ActionBuilder::InputDigests(const reapi::Action& action, con
     pending.pop_back();
     if (!seen.insert(d).second) continue;
     digests.push_back(d);
-    auto dir = LoadDirectory(d);
+    auto dir = LoadDirectory(*blobs_, d);
     if (!dir.ok()) continue;
     for (const auto& f : dir->files()) {
       if (auto fd = Digest::FromProto(f.digest()); fd.ok()) digests.push_back(*fd);

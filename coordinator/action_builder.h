@@ -53,8 +53,6 @@ class ActionBuilder {
   std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest) const;
 
  private:
-  absl::StatusOr<reapi::Directory> LoadDirectory(const Digest& digest) const;
-
   BlobStore* const blobs_;
   ActionCache* const action_cache_;
   BlobPinner* const pinner_;

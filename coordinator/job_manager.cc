@@ -50,24 +50,6 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       builder_(blobs, action_cache, pinner),
       scheduler_(clock, options_.lease_ttl) {}
 
-absl::Status JobManager::LoadMessage(const reapi::Digest& proto, google::protobuf::Message* message) {
-  auto digest = Digest::FromProto(proto);
-  if (!digest.ok()) return digest.status();
-  auto bytes = blobs_->Get(*digest);
-  if (!bytes.ok()) return bytes.status();
-  if (!message->ParseFromString(*bytes)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("blob ", digest->ToString(), " is not a ", message->GetDescriptor()->name(), " message"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<reapi::Directory> JobManager::LoadDirectory(const Digest& digest) {
-  reapi::Directory directory;
-  if (absl::Status s = LoadMessage(digest.ToProto(), &directory); !s.ok()) return s;
-  return directory;
-}
-
 absl::Status JobManager::Recover() {
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished.ok()) return unfinished.status();
@@ -123,9 +105,9 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
         absl::StrCat("source tree ", root->ToString(), " is not in the CAS; upload it before submitting"));
   }
   // The whole tree is checked before the job exists: workers will write it to their disks.
-  auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(d); }, options_.tree_limits);
+  auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(*blobs_, d); }, options_.tree_limits);
   if (!tree.ok()) return tree.status();
-  auto file = FindFile(*root, path, [this](const Digest& d) { return LoadDirectory(d); });
+  auto file = FindFile(*root, path, [this](const Digest& d) { return LoadDirectory(*blobs_, d); });
   if (!file.ok()) {
     if (absl::IsNotFound(file.status())) {
       return absl::FailedPreconditionError(absl::StrCat("the submitted tree has no pipeline file '", path, "'"));

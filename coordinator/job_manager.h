@@ -170,9 +170,6 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetireFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<reapi::Directory> LoadDirectory(const Digest& digest);
-  // Reads a serialized message from the CAS.
-  absl::Status LoadMessage(const reapi::Digest& digest, google::protobuf::Message* message);
 
   JobStore* const store_;
   BlobStore* const blobs_;

@@ -1,6 +1,5 @@
 #include "worker/agent.h"
 
-#include <glob.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
