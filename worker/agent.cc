@@ -74,6 +74,12 @@ WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC's own reconnect backoff grows to 2 minutes by default: a coordinator back from a restart
+  // would wait that long for its workers. Keep every try within kMaxReconnectPause of the last.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause) / 5));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause) / 5));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause)));
+  channel_args_ = args;
   channel_ = grpc::CreateCustomChannel(options_.coordinator,
                                        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   cas_ = std::make_unique<CasClient>(channel_, options_.instance_name, options_.retry);
@@ -102,33 +108,42 @@ void WorkerAgent::Stop() {
 }
 
 void WorkerAgent::Run() {
-  // Reconnects with the same backoff (and jitter) as every other retried call, forever: a worker
-  // outlives coordinator restarts.
-  Retrier reconnect(options_.retry);
+  // Reconnects forever (a worker outlives coordinator restarts), with a backoff that stays short:
+  // a failed dial costs next to nothing, and a farm whose coordinator is back must be working again
+  // within a second or two, not after a backoff that grew while it was down.
+  RetryPolicy policy = options_.retry;
+  policy.max_backoff = std::min(policy.max_backoff, kMaxReconnectPause);
+  Retrier reconnect(policy);
   int failures = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
     }
-    const absl::Time began = absl::Now();
-    Session();
-    failures = absl::Now() - began > absl::Seconds(10) ? 1 : failures + 1;
+    const bool welcomed = Session(failures);
+    failures = welcomed ? 0 : failures + 1;
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     // Wait before reconnecting, but wake at once on Stop().
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), reconnect.Backoff(failures));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), reconnect.Backoff(std::max(failures, 1)));
   }
 }
 
-void WorkerAgent::Session() {
+bool WorkerAgent::Session(int failures) {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     context_ = &context;
   }
-  auto stub = assay::v1::WorkerLink::NewStub(channel_);
+  // Each session dials on a channel of its own (its own subchannel, not the shared pool's): a fresh
+  // channel tries at once, where a used one may sit out a backoff that grew while the coordinator
+  // was down.
+  grpc::ChannelArguments args = channel_args_;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto channel = grpc::CreateCustomChannel(
+      options_.coordinator, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
+  auto stub = assay::v1::WorkerLink::NewStub(channel);
   auto stream = stub->Connect(&context);
   Link link(stream.get());
 
@@ -214,8 +229,12 @@ void WorkerAgent::Session() {
   link.Close();  // no write may run while the stream finishes
   grpc::Status status = stream->Finish();
   if (!welcomed) {
-    spdlog::warn("worker {}: cannot connect to {}: {}", options_.worker_id, options_.coordinator,
-                 status.error_message().empty() ? "no answer" : status.error_message());
+    // The first failure of a run, then at 2, 4, 8, ... tries: a dead coordinator does not flood the log.
+    const int tries = failures + 1;
+    if ((tries & (tries - 1)) == 0) {
+      spdlog::warn("worker {}: cannot connect to {} ({} {}): {}", options_.worker_id, options_.coordinator, tries,
+                   tries == 1 ? "try" : "tries", status.error_message().empty() ? "no answer" : status.error_message());
+    }
   } else {
     spdlog::warn("worker {}: link to coordinator closed: {}", options_.worker_id, status.error_message());
   }
@@ -234,6 +253,7 @@ void WorkerAgent::Session() {
   for (auto& [key, r] : running) r.thread.join();
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
+  return welcomed;
 }
 
 void WorkerAgent::RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {

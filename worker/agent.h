@@ -10,6 +10,7 @@
 
 #include <grpcpp/channel.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
@@ -58,14 +59,19 @@ class WorkerAgent {
   };
   class Link;
 
-  // One connected session; returns when the stream ends.
-  void Session();
+  // The longest wait between two tries to reach the coordinator.
+  static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
+
+  // One connected session; returns when the stream ends, and whether the coordinator welcomed it.
+  // `failures`: sessions that failed in a row before this one.
+  bool Session(int failures);
   void RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
   assay::v1::TaskResult Execute(Link* link, const assay::v1::Assignment& assignment, const CancelToken& cancel);
 
   Options options_;
   std::vector<std::string> labels_;
-  std::shared_ptr<grpc::Channel> channel_;
+  grpc::ChannelArguments channel_args_;
+  std::shared_ptr<grpc::Channel> channel_;  // for the CAS
   std::unique_ptr<CasClient> cas_;
   std::unique_ptr<Database> cache_db_;
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
