@@ -48,22 +48,27 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       clock_(clock),
       options_(std::move(options)),
       builder_(blobs, action_cache, pinner),
-      scheduler_(clock, options_.lease_ttl) {}
+      scheduler_(clock, options_.lease_ttl),
+      commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {}
 
 absl::Status JobManager::Recover() {
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished.ok()) return unfinished.status();
+  // Log numbering continues after what is stored (read before the lock is taken).
+  std::vector<std::vector<uint32_t>> next_seqs;
+  for (auto& [number, job] : *unfinished) {
+    std::vector<uint32_t>& next = next_seqs.emplace_back();
+    for (const Task& task : job.tasks()) next.push_back(store_->NextLogSeq(number, task.index()).value_or(0));
+  }
   Locked lock(this);
+  size_t job_at = 0;
   for (auto& [number, job] : *unfinished) {
     auto entry = std::make_unique<JobEntry>();
     entry->number = number;
     entry->job = std::move(job);
-    entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
+    entry->next_seq = std::move(next_seqs[job_at++]);
     for (Task& task : *entry->job.mutable_tasks()) {
       entry->task_index[task.id()] = task.index();
-      // Continue log numbering after what is stored.
-      auto next = store_->NextLogSeq(number, task.index());
-      entry->next_seq[static_cast<size_t>(task.index())] = next.ok() ? *next : 0;
       if (task.state() == assay::v1::TASK_RUNNING || task.state() == assay::v1::TASK_QUEUED) {
         task.set_state(assay::v1::TASK_PENDING);  // made ready again below, with a fresh lease
       }
@@ -207,6 +212,7 @@ absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
   {
     Locked lock(this);
     if (JobEntry* entry = ActiveLocked(*number)) {
+      lock.NeedWritten(*entry);
       Job job = entry->job;
       if (!with_tasks) job.clear_tasks();
       return job;
@@ -223,6 +229,7 @@ absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
     uint64_t number = 0;
     if (!absl::SimpleAtoi(job.id(), &number)) continue;
     if (JobEntry* entry = ActiveLocked(number)) {
+      lock.NeedWritten(*entry);
       job = entry->job;
       job.clear_tasks();
     }
@@ -233,14 +240,19 @@ absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
 absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  Locked lock(this);
-  JobEntry* entry = ActiveLocked(*number);
-  if (entry == nullptr) {
-    auto job = store_->LoadJob(*number, false);
-    if (!job.ok()) return job.status();
-    return absl::FailedPreconditionError(absl::StrCat("job ", id, " has already finished (",
-                                                      assay::v1::JobState_Name(job->state()), ")"));
+  {
+    Locked lock(this);
+    if (JobEntry* entry = ActiveLocked(*number)) return CancelLocked(&lock, entry);
   }
+  // Not in memory: finished long ago, or never existed (read without the lock).
+  auto job = store_->LoadJob(*number, false);
+  if (!job.ok()) return job.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", id, " has already finished (", assay::v1::JobState_Name(job->state()), ")"));
+}
+
+absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
+  const std::string& id = entry->job.id();
   if (IsFinal(entry->job.state())) {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " has already finished (",
                                                       assay::v1::JobState_Name(entry->job.state()), ")"));
@@ -259,7 +271,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
         cancel->mutable_lease()->set_task_id(task.id());
         cancel->mutable_lease()->set_attempt(task.attempt());
         cancel->set_reason("job cancelled");
-        w->second.session->Send(std::move(message));
+        SendLocked(w->second.session, std::move(message));
       }
       // The slot stays taken until the worker reports the task ended (or the lease expires).
     }
@@ -267,6 +279,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   }
   AdvanceLocked(entry);
   spdlog::info("job {} cancelled", id);
+  lock->NeedWritten(*entry);  // (the section's own changes are waited for anyway)
   return entry->job;
 }
 
@@ -282,6 +295,7 @@ absl::StatusOr<Job> JobManager::WaitForChange(const std::string& id, uint64_t* v
       // A final job is returned at once: the watcher ends on it.
       if (timed_out || entry->version != *version || IsFinal(entry->job.state())) {
         *version = entry->version;
+        lock.NeedWritten(*entry);
         return entry->job;
       }
       std::shared_ptr<absl::CondVar> changed = entry->changed;
@@ -301,6 +315,7 @@ absl::StatusOr<bool> JobManager::ReadLogs(const std::string& id, const std::stri
     Locked lock(this);
     JobEntry* entry = ActiveLocked(*number);
     if (entry != nullptr) {
+      lock.NeedWritten(*entry);  // every chunk counted in log_version is in the store when we read
       cursor->log_version = entry->log_version;
       final_state = IsFinal(entry->job.state());
       for (const Task& t : entry->job.tasks()) {
@@ -361,25 +376,38 @@ void JobManager::ChangedLocked(JobEntry* entry) {
 void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
   dirty_tasks_[entry->number].insert(task.index());
   if (job_changed) dirty_jobs_.insert(entry->number);
+  touched_jobs_.insert(entry->number);
   ChangedLocked(entry);
 }
 
-void JobManager::FlushLocked() {
-  if (dirty_tasks_.empty() && dirty_jobs_.empty()) return;
-  std::vector<std::pair<uint64_t, const Task*>> tasks;
-  std::vector<std::pair<uint64_t, const Job*>> jobs;
+uint64_t JobManager::FlushLocked() {
   for (const auto& [number, indexes] : dirty_tasks_) {
     JobEntry* entry = ActiveLocked(number);
     if (entry == nullptr) continue;
-    for (int32_t index : indexes) tasks.emplace_back(number, &entry->job.tasks(index));
+    for (int32_t index : indexes) store_->PutTask(&pending_.batch, number, entry->job.tasks(index));
+    pending_.sync = true;
   }
   for (uint64_t number : dirty_jobs_) {
-    if (JobEntry* entry = ActiveLocked(number)) jobs.emplace_back(number, &entry->job);
+    if (JobEntry* entry = ActiveLocked(number)) {
+      store_->PutJobSummary(&pending_.batch, number, &entry->job);
+      pending_.sync = true;
+    }
   }
-  absl::Status s = store_->Save(tasks, jobs);
-  if (!s.ok()) spdlog::error("persisting {} task and {} job changes failed: {}", tasks.size(), jobs.size(), s.ToString());
+  const uint64_t ticket = commit_.Enqueue(std::move(pending_));
+  pending_ = GroupCommit::Change();
+  if (ticket != 0) {
+    for (uint64_t number : touched_jobs_) {
+      if (JobEntry* entry = ActiveLocked(number)) entry->last_ticket = ticket;
+    }
+  }
   dirty_tasks_.clear();
   dirty_jobs_.clear();
+  touched_jobs_.clear();
+  return ticket;
+}
+
+void JobManager::SendLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message) {
+  pending_.after.push_back([session, message = std::move(message)]() mutable { session->Send(std::move(message)); });
 }
 
 void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chunk) {
@@ -388,8 +416,8 @@ void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chu
   chunk.set_seq(seq++);
   chunk.set_attempt(task.attempt());
   if (chunk.time_ms() == 0) chunk.set_time_ms(UnixMillis(clock_->Now()));
-  absl::Status s = store_->AppendLog(entry->number, task.index(), chunk.seq(), chunk);
-  if (!s.ok()) spdlog::error("job {}: storing log of {} failed: {}", entry->number, task.id(), s.ToString());
+  store_->PutLog(&pending_.batch, entry->number, task.index(), chunk);
+  touched_jobs_.insert(entry->number);
   entry->log_version++;
   entry->changed->SignalAll();
 }
@@ -467,10 +495,13 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
 }
 
 void JobManager::RetireFinishedLocked() {
-  if (finished_.size() <= options_.finished_jobs_in_memory) return;
-  FlushLocked();  // a job leaves memory only once all of it is on disk
+  // A job leaves memory only once all of it is on disk (readers then find it in the store).
   while (finished_.size() > options_.finished_jobs_in_memory) {
-    if (JobEntry* old = ActiveLocked(finished_.front())) submissions_.erase(old->job.submit_request_id());
+    JobEntry* old = ActiveLocked(finished_.front());
+    if (old != nullptr) {
+      if (touched_jobs_.contains(old->number) || old->last_ticket > commit_.written()) return;  // later
+      submissions_.erase(old->job.submit_request_id());
+    }
     jobs_.erase(finished_.front());
     finished_.erase(finished_.begin());
   }
@@ -611,7 +642,7 @@ void JobManager::DispatchLocked() {
     *assign->mutable_action() = ready->second.action;
     *assign->mutable_command() = ready->second.command;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
-    w->second.session->Send(std::move(message));
+    SendLocked(w->second.session, std::move(message));
   }
 }
 
@@ -662,7 +693,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   welcome.mutable_welcome()->set_worker_id(hello.worker_id());
   welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
-  w.session->Send(std::move(welcome));
+  SendLocked(w.session, std::move(welcome));
   spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
                hello.slots(), absl::StrJoin(labels, ", "));
   // Tasks waiting for labels nobody had may now have a worker.
@@ -733,7 +764,22 @@ void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log)
 }
 
 absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::TaskResult& result) {
-  Locked lock(this);
+  std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;
+  absl::Status status;
+  {
+    Locked lock(this);
+    status = ApplyResultLocked(worker, result, &to_cache);
+  }
+  // The action cache is written after the task's state, outside the lock.
+  if (to_cache.has_value()) {
+    absl::Status s = action_cache_->Put("", to_cache->first, to_cache->second);
+    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", result.lease().job_id(), result.lease().task_id(), s.message());
+  }
+  return status;
+}
+
+absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
+                                           std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) {
   uint64_t number = 0;
   if (!absl::SimpleAtoi(result.lease().job_id(), &number)) {
     return absl::InvalidArgumentError(absl::StrCat("result names job '", result.lease().job_id(), "'"));
@@ -780,8 +826,7 @@ absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::Ta
                    (ar.exit_code() == 0 || task->spec().cache_failures());
   if (cacheable) {
     auto digest = Digest::FromProto(task->action_digest());
-    absl::Status s = digest.ok() ? action_cache_->Put("", *digest, ar) : digest.status();
-    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", number, task->id(), s.message());
+    if (digest.ok()) to_cache->emplace(*digest, ar);
   }
   if (!failure.empty()) SystemLogLocked(entry, *task, failure);
   FinishTaskLocked(entry, task, failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED, failure);
@@ -805,7 +850,7 @@ void JobManager::Tick() {
       cancel->mutable_lease()->set_task_id(task->id());
       cancel->mutable_lease()->set_lease_id(lease.lease_id);
       cancel->set_reason("lease expired");
-      w->second.session->Send(std::move(message));
+      SendLocked(w->second.session, std::move(message));
     }
     RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
   }

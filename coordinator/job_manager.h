@@ -23,6 +23,7 @@
 #include "common/tree_validator.h"
 #include "coordinator/action_builder.h"
 #include "coordinator/action_cache.h"
+#include "coordinator/group_commit.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/worker_session.h"
@@ -100,6 +101,7 @@ class JobManager {
     // the job is retired while it waits.
     std::shared_ptr<absl::CondVar> changed = std::make_shared<absl::CondVar>();
     bool cancel_requested = false;
+    uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
   };
   struct WorkerEntry {
     assay::v1::WorkerHello hello;
@@ -133,6 +135,10 @@ class JobManager {
   // Forgets a final task's action and lets go of its pins.
   void DropActionLocked(TaskKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes a worker's result; what should go to the action cache is returned in `to_cache`.
+  absl::Status ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
+                                 std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a lease in the scheduler.
   void ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -143,27 +149,37 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a task (and the job's summary) for the next group commit and wakes watchers.
   void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes every marked change in one synced batch. Runs before mu_ is released (see Locked), so no
-  // one can see a state that is not yet on disk.
-  void FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Holds mu_ and flushes the changes made under it before letting go; then, with the lock
-  // released, prepares the tasks that became ready (so every locked section does its I/O outside).
+  // Puts every change marked in this locked section into one batch and hands it to the group commit
+  // (which writes it after the lock is released). Returns its ticket (0: nothing to write).
+  uint64_t FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a message to a worker once this section's changes are on disk, in the order decided.
+  void SendLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Holds mu_ for one decision. On release: the section's changes go to the group commit; the lock is
+  // let go; the caller waits until they (and whatever the section read, see NeedWritten) are on disk,
+  // so nobody hears of a state that a crash could take back; then the tasks that became ready are
+  // prepared, still without the lock. No disk or CAS I/O ever happens under mu_.
   class Locked {
    public:
     explicit Locked(JobManager* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m) { m_->mu_.Lock(); }
     ~Locked() ABSL_UNLOCK_FUNCTION() {
-      m_->FlushLocked();
+      const uint64_t ticket = std::max(m_->FlushLocked(), needed_);
       std::vector<PrepareWork> work;
       work.swap(m_->to_prepare_);
       m_->mu_.Unlock();
+      if (ticket != 0) m_->commit_.Wait(ticket).IgnoreError();  // failures are logged by the commit
       if (!work.empty()) m_->PrepareAndApply(std::move(work));
     }
+    // What this section returns includes `entry`'s state: do not return before it is written.
+    void NeedWritten(const JobEntry& entry) { needed_ = std::max(needed_, entry.last_ticket); }
     Locked(const Locked&) = delete;
     Locked& operator=(const Locked&) = delete;
 
    private:
     JobManager* m_;
+    uint64_t needed_ = 0;
   };
+  absl::StatusOr<assay::v1::Job> CancelLocked(Locked* lock, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
@@ -191,6 +207,9 @@ class JobManager {
   std::map<TaskKey, ReadyAction> actions_ ABSL_GUARDED_BY(mu_);  // of queued and running tasks
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
+  GroupCommit::Change pending_ ABSL_GUARDED_BY(mu_);      // this section's writes and messages
+  GroupCommit commit_;
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, bool>, int64_t> tasks_finished_ ABSL_GUARDED_BY(mu_);
 };

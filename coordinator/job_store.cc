@@ -46,19 +46,19 @@ absl::Status JobStore::CreateJob(uint64_t number, const Job& job, const std::vec
   return db_->Write(&batch, /*sync=*/true);
 }
 
-absl::Status JobStore::Save(const std::vector<std::pair<uint64_t, const Task*>>& tasks,
-                            const std::vector<std::pair<uint64_t, const Job*>>& jobs) {
-  if (tasks.empty() && jobs.empty()) return absl::OkStatus();
-  rocksdb::WriteBatch batch;
-  for (const auto& [number, task] : tasks) {
-    batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task->index()), task->SerializeAsString());
-  }
-  for (const auto& [number, job] : jobs) {
-    Job summary = *job;
-    summary.clear_tasks();
-    batch.Put(db_->cf(Family::kJobs), EncodeU64(number), summary.SerializeAsString());
-  }
-  return db_->Write(&batch, /*sync=*/true);
+void JobStore::PutTask(rocksdb::WriteBatch* batch, uint64_t number, const Task& task) const {
+  batch->Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
+}
+
+void JobStore::PutJobSummary(rocksdb::WriteBatch* batch, uint64_t number, Job* job) const {
+  google::protobuf::RepeatedPtrField<Task> tasks;
+  tasks.Swap(job->mutable_tasks());
+  batch->Put(db_->cf(Family::kJobs), EncodeU64(number), job->SerializeAsString());
+  tasks.Swap(job->mutable_tasks());
+}
+
+void JobStore::PutLog(rocksdb::WriteBatch* batch, uint64_t number, int32_t task_index, const LogChunk& chunk) const {
+  batch->Put(db_->cf(Family::kLogs), TaskKeyBytes(number, task_index) + EncodeU32(chunk.seq()), chunk.SerializeAsString());
 }
 
 absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {
@@ -111,11 +111,6 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Job>>> JobStore::LoadUnfinished()
     out.emplace_back(n, std::move(*job));
   }
   return out;
-}
-
-absl::Status JobStore::AppendLog(uint64_t number, int32_t task_index, uint32_t seq, const LogChunk& chunk) {
-  return db_->Put(Family::kLogs, TaskKeyBytes(number, task_index) + EncodeU32(seq), chunk.SerializeAsString(),
-                  /*sync=*/false);
 }
 
 absl::StatusOr<uint32_t> JobStore::NextLogSeq(uint64_t number, int32_t task_index) const {

@@ -19,9 +19,12 @@ class JobStore {
   absl::StatusOr<uint64_t> NextJobNumber();
   // A job and all its tasks, atomically and durably.
   absl::Status CreateJob(uint64_t number, const assay::v1::Job& job, const std::vector<assay::v1::Task>& tasks);
-  // Many tasks and job summaries in one atomic, durable write (a group commit).
-  absl::Status Save(const std::vector<std::pair<uint64_t, const assay::v1::Task*>>& tasks,
-                    const std::vector<std::pair<uint64_t, const assay::v1::Job*>>& jobs);
+  // Changes gathered into a batch (see GroupCommit), then written with Write.
+  void PutTask(rocksdb::WriteBatch* batch, uint64_t number, const assay::v1::Task& task) const;
+  // The job without its tasks (moved out while it is serialized, and back: never copied).
+  void PutJobSummary(rocksdb::WriteBatch* batch, uint64_t number, assay::v1::Job* job) const;
+  void PutLog(rocksdb::WriteBatch* batch, uint64_t number, int32_t task_index, const assay::v1::LogChunk& chunk) const;
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync) { return db_->Write(batch, sync); }
 
   // The job's summary, and with `with_tasks` its tasks in order. NotFound naming the job if absent.
   absl::StatusOr<assay::v1::Job> LoadJob(uint64_t number, bool with_tasks) const;
@@ -30,9 +33,8 @@ class JobStore {
   // Every job not in a final state, with tasks (for recovery after a restart).
   absl::StatusOr<std::vector<std::pair<uint64_t, assay::v1::Job>>> LoadUnfinished() const;
 
-  // Log chunks are written unsynced: they survive a process crash (the WAL is in the page cache), and
-  // only a machine crash could drop the newest lines.
-  absl::Status AppendLog(uint64_t number, int32_t task_index, uint32_t seq, const assay::v1::LogChunk& chunk);
+  // Log chunks (PutLog) need no sync of their own: they survive a process crash (the WAL is in the
+  // page cache), and only a machine crash could drop the newest lines.
   // One past the last stored chunk's sequence number of a task (0 when it has none).
   absl::StatusOr<uint32_t> NextLogSeq(uint64_t number, int32_t task_index) const;
   // Chunks of one task from `from_seq` on, in order; visit returns false to stop.

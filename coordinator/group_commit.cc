@@ -1,0 +1,59 @@
+#include "coordinator/group_commit.h"
+
+#include <spdlog/spdlog.h>
+
+namespace assay {
+
+uint64_t GroupCommit::Enqueue(Change change) {
+  if (change.empty()) return 0;
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(change));
+  return ++last_ticket_;
+}
+
+absl::Status GroupCommit::Wait(uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  while (written() < ticket) {
+    if (writing_) {
+      // Another thread is writing; it wakes everyone when its group is done.
+      auto done_or_free = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return written() >= ticket || !writing_;
+      };
+      mu_.Await(absl::Condition(&done_or_free));
+      continue;
+    }
+    // Lead: take everything queued so far (at least up to `ticket`) and write it without the lock.
+    writing_ = true;
+    std::deque<Change> group;
+    group.swap(queue_);
+    const uint64_t last = last_ticket_;
+    mu_.Unlock();
+    bool sync = false;
+    size_t last_write = group.size();
+    for (size_t i = 0; i < group.size(); ++i) {
+      sync = sync || group[i].sync;
+      if (group[i].batch.Count() > 0) last_write = i;
+    }
+    absl::Status status;
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i].batch.Count() == 0) continue;
+      // Only the group's last write waits for the disk: the WAL carries every earlier one with it.
+      absl::Status s = writer_(&group[i].batch, sync && i == last_write);
+      if (!s.ok() && status.ok()) status = s;
+    }
+    if (!status.ok()) spdlog::error("writing {} coordinator changes failed: {}", group.size(), status.ToString());
+    groups_.fetch_add(1);
+    changes_.fetch_add(group.size());
+    mu_.Lock();
+    // Actions run in ticket order: no other group is written or acted on until these are done.
+    for (Change& c : group) {
+      for (auto& action : c.after) action();
+    }
+    written_.store(last, std::memory_order_release);
+    writing_ = false;
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace assay

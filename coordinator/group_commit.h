@@ -1,0 +1,62 @@
+// Writes the coordinator's decisions to disk in the order they were made, many at a time, with no
+// lock held that a request waits on.
+//
+// A decision is made under the scheduling lock and ends with Enqueue (cheap: it only takes a
+// ticket). The lock is released, then Wait(ticket) returns once that change and every earlier one
+// are written. The first waiter to find no writer becomes the writer and writes everything queued
+// (one fsync for the whole group, when any part asks for one); the others wait for it. Each change
+// may carry actions (messages to workers) that must not happen before it is on disk: the writer runs
+// them right after the write, in ticket order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include <rocksdb/write_batch.h>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+
+namespace assay {
+
+class GroupCommit {
+ public:
+  struct Change {
+    rocksdb::WriteBatch batch;
+    bool sync = false;                        // must be on disk, not only in the page cache
+    // Run once written, in ticket order, under this object's lock: they must not block or call back.
+    std::vector<std::function<void()>> after;
+    bool empty() const { return batch.Count() == 0 && after.empty(); }
+  };
+  // Writes one batch (sync: fsynced before returning).
+  using Writer = std::function<absl::Status(rocksdb::WriteBatch* batch, bool sync)>;
+
+  explicit GroupCommit(Writer writer) : writer_(std::move(writer)) {}
+
+  // Orders `change` after every change enqueued before it; returns its ticket (0 for an empty one,
+  // which needs no waiting). Never blocks on I/O.
+  uint64_t Enqueue(Change change);
+  // Returns once the change of `ticket` and all before it are written and their actions have run.
+  // The status is that of the write this call made, if it made one (every failed write is logged).
+  absl::Status Wait(uint64_t ticket);
+
+  // The highest ticket whose change is written.
+  uint64_t written() const { return written_.load(std::memory_order_acquire); }
+  // Figures: how many writes were made, and how many changes they carried.
+  uint64_t groups() const { return groups_.load(); }
+  uint64_t changes() const { return changes_.load(); }
+
+ private:
+  const Writer writer_;
+  absl::Mutex mu_;
+  std::deque<Change> queue_ ABSL_GUARDED_BY(mu_);  // changes last_ticket_-size+1 .. last_ticket_
+  uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t> groups_{0}, changes_{0};
+};
+
+}  // namespace assay
