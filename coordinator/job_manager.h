@@ -159,7 +159,7 @@ class JobManager {
   // let go; the caller waits until they (and whatever the section read, see NeedWritten) are on disk,
   // so nobody hears of a state that a crash could take back; then the tasks that became ready are
   // prepared, still without the lock. No disk or CAS I/O ever happens under mu_.
-  class Locked {
+  class ABSL_SCOPED_LOCKABLE Locked {
    public:
     explicit Locked(JobManager* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m) { m_->mu_.Lock(); }
     ~Locked() ABSL_UNLOCK_FUNCTION() {

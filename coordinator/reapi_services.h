@@ -50,8 +50,7 @@ class CasService final
 class ActionCacheService final
     : public reapi::ActionCache::WithCallbackMethod_GetActionResult<reapi::ActionCache::Service> {
  public:
-  ActionCacheService(ActionCache* cache, BlobStore* blobs, CasCounters* counters)
-      : cache_(cache), blobs_(blobs), counters_(counters) {}
+  ActionCacheService(ActionCache* cache, BlobStore* blobs) : cache_(cache), blobs_(blobs) {}
   grpc::ServerUnaryReactor* GetActionResult(grpc::CallbackServerContext*, const reapi::GetActionResultRequest*,
                                             reapi::ActionResult*) override;
   grpc::Status UpdateActionResult(grpc::ServerContext*, const reapi::UpdateActionResultRequest*,
@@ -61,7 +60,6 @@ class ActionCacheService final
   grpc::Status DoGetActionResult(const reapi::GetActionResultRequest* request, reapi::ActionResult* response);
   ActionCache* cache_;
   BlobStore* blobs_;
-  CasCounters* counters_;
 };
 
 class ByteStreamService final

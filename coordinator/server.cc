@@ -33,7 +33,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
 
   capabilities_service_ = std::make_unique<CapabilitiesService>();
   cas_service_ = std::make_unique<CasService>(blob_stack_.store(), &cas_counters_);
-  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store(), &cas_counters_);
+  ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store());
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
   jobs_service_ = std::make_unique<JobsService>(jobs_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),

@@ -35,8 +35,11 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
     skip="ACasWriteThatStallsDuringSubmit" \
     targets="scheduler_test job_manager_test blob_store_test process_executor_test retrier_test" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
-  # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees.
-  label="fuzz" names="" exclude="" skip="" targets="fuzz_pipeline fuzz_resource_name fuzz_tree" \
+  # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees. The same
+  # clang build compiles the three programs with -Wthread-safety -Werror, so every ABSL_GUARDED_BY and
+  # ABSL_EXCLUSIVE_LOCKS_REQUIRED annotation is checked.
+  label="fuzz" names="" exclude="" skip="" \
+    targets="fuzz_pipeline fuzz_resource_name fuzz_tree assay-coordinator assay-worker assay" \
     run_suite build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSAY_FUZZ=ON \
     -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
 fi
