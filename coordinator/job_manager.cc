@@ -15,6 +15,8 @@
 #include "common/file_util.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
+#include "coordinator/planner.h"
+#include "coordinator/task_rules.h"
 
 namespace assay {
 
@@ -22,14 +24,6 @@ using assay::v1::Job;
 using assay::v1::LogChunk;
 using assay::v1::Task;
 using assay::v1::TaskState;
-
-namespace {
-
-std::string FormatDuration(int64_t ms) { return absl::FormatDuration(absl::Milliseconds(ms)); }
-
-bool Succeeded(const Task& t) { return t.state() == assay::v1::TASK_SUCCEEDED; }
-
-}  // namespace
 
 absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
   uint64_t number = 0;
@@ -129,46 +123,15 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   auto pipeline = ParsePipeline(*text, path, options_.limits);
   if (!pipeline.ok()) return pipeline.status();
 
-  Job job;
-  job.set_name(pipeline->name);
-  *job.mutable_source_root() = root->ToProto();
-  job.set_pipeline_path(path);
-  for (const auto& [k, v] : request.labels()) (*job.mutable_labels())[k] = v;
-  job.set_state(assay::v1::JOB_QUEUED);
-  job.set_created_at_ms(UnixMillis(clock_->Now()));
-  job.set_submit_request_id(request.request_id());
-
-  const int steps = static_cast<int>(pipeline->steps.size());
-  for (size_t c = 0; c < pipeline->cells.size(); ++c) {
-    const MatrixCell& cell = pipeline->cells[c];
-    std::string cell_name = CellName(*pipeline, cell);
-    for (int s = 0; s < steps; ++s) {
-      auto step = ExpandStep(*pipeline, pipeline->steps[static_cast<size_t>(s)], cell, path);
-      if (!step.ok()) return step.status();
-      Task* task = job.add_tasks();
-      task->set_index(static_cast<int32_t>(c) * steps + s);
-      task->set_cell(cell_name);
-      task->set_step(step->id);
-      task->set_id(cell_name.empty() ? step->id : absl::StrCat(cell_name, "/", step->id));
-      for (const auto& [k, v] : cell) (*task->mutable_matrix())[k] = v;
-      for (const std::string& need : step->needs) {
-        task->add_needs(cell_name.empty() ? need : absl::StrCat(cell_name, "/", need));
-      }
-      task->set_state(assay::v1::TASK_PENDING);
-      auto* spec = task->mutable_spec();
-      spec->set_run(step->run);
-      for (const auto& [k, v] : pipeline->env) (*spec->mutable_env())[k] = v;
-      for (const auto& [k, v] : step->env) (*spec->mutable_env())[k] = v;
-      for (const auto& o : step->outputs) spec->add_outputs(o);
-      for (const auto& in : step->inputs) spec->add_inputs(in);
-      spec->set_timeout_ms(absl::ToInt64Milliseconds(step->timeout));
-      for (const auto& r : step->requires_labels) spec->add_required_labels(r);
-      spec->set_cache(step->cache);
-      spec->set_cache_failures(step->cache_failures);
-      spec->set_retry(step->retry);
-    }
-  }
-  job.set_task_count(job.tasks_size());
+  PlanInput plan;
+  plan.pipeline_path = path;
+  plan.source_root = root->ToProto();
+  plan.labels = {request.labels().begin(), request.labels().end()};
+  plan.request_id = request.request_id();
+  plan.created_at_ms = UnixMillis(clock_->Now());
+  auto planned = PlanJob(*pipeline, plan);
+  if (!planned.ok()) return planned.status();
+  Job job = std::move(*planned);
 
   auto number = store_->NextJobNumber();
   if (!number.ok()) return number.status();
@@ -186,7 +149,8 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
     JobEntry* raw = entry.get();
     jobs_[*number] = std::move(entry);
     if (!request.request_id().empty()) submissions_[request.request_id()] = *number;
-    spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(), steps);
+    spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(),
+                 pipeline->steps.size());
     AdvanceLocked(raw);
     DispatchLocked();
 
@@ -430,57 +394,23 @@ void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::s
 }
 
 void JobManager::AdvanceLocked(JobEntry* entry) {
-  // Needs name earlier steps of the same cell, which have lower indexes: one pass in order settles all.
-  for (Task& task : *entry->job.mutable_tasks()) {
-    if (task.state() != assay::v1::TASK_PENDING) continue;
-    if (entry->cancel_requested) {
-      preparing_.erase(TaskKey{entry->number, task.index()});
-      FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, "cancelled");
-      continue;
-    }
-    bool all_done = true;
-    std::string blocked_by;
-    for (const std::string& need : task.needs()) {
-      const Task& dep = entry->job.tasks(entry->task_index[need]);
-      if (!IsFinal(dep.state())) {
-        all_done = false;
-      } else if (!Succeeded(dep)) {
-        blocked_by = need;
-      }
-    }
-    if (!blocked_by.empty()) {
-      FinishTaskLocked(entry, &task, assay::v1::TASK_SKIPPED, absl::StrCat("skipped: needs ", blocked_by, ", which did not succeed"));
-    } else if (all_done && !preparing_.contains(TaskKey{entry->number, task.index()})) {
-      MakeReadyLocked(entry, &task);
-    }
+  const Settlement settlement = Settle(entry->job, entry->task_index, entry->cancel_requested, [&](int32_t index) {
+    return preparing_.contains(TaskKey{entry->number, index});
+  });
+  for (int32_t index : settlement.cancelled) {
+    preparing_.erase(TaskKey{entry->number, index});
+    FinishTaskLocked(entry, entry->job.mutable_tasks(index), assay::v1::TASK_CANCELLED, "cancelled");
   }
-  // Tasks skipped above can settle later ones: settle again.
-  bool again = false;
-  for (const Task& task : entry->job.tasks()) {
-    if (task.state() != assay::v1::TASK_PENDING) continue;
-    if (preparing_.contains(TaskKey{entry->number, task.index()})) continue;
-    bool settled = std::all_of(task.needs().begin(), task.needs().end(), [&](const std::string& need) {
-      return IsFinal(entry->job.tasks(entry->task_index[need]).state());
-    });
-    if (settled) again = true;
+  for (const auto& [index, message] : settlement.skipped) {
+    FinishTaskLocked(entry, entry->job.mutable_tasks(index), assay::v1::TASK_SKIPPED, message);
   }
-  if (again) {
-    AdvanceLocked(entry);
-    return;
-  }
+  for (int32_t index : settlement.ready) MakeReadyLocked(entry, entry->job.mutable_tasks(index));
 
-  int done = 0;
-  bool any_failed = false;
-  for (const Task& task : entry->job.tasks()) {
-    if (IsFinal(task.state())) ++done;
-    if (task.state() == assay::v1::TASK_FAILED || task.state() == assay::v1::TASK_SKIPPED) any_failed = true;
-  }
-  bool job_changed = entry->job.tasks_done() != done;
-  entry->job.set_tasks_done(done);
-  if (done == entry->job.tasks_size() && !IsFinal(entry->job.state())) {
-    entry->job.set_state(entry->cancel_requested ? assay::v1::JOB_CANCELLED
-                         : any_failed             ? assay::v1::JOB_FAILED
-                                                  : assay::v1::JOB_SUCCEEDED);
+  const JobOutcome outcome = Outcome(entry->job, entry->cancel_requested);
+  bool job_changed = entry->job.tasks_done() != outcome.done;
+  entry->job.set_tasks_done(outcome.done);
+  if (outcome.final_state.has_value() && !IsFinal(entry->job.state())) {
+    entry->job.set_state(*outcome.final_state);
     entry->job.set_finished_at_ms(UnixMillis(clock_->Now()));
     job_changed = true;
     finished_.push_back(entry->number);
@@ -489,6 +419,7 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
   }
   if (job_changed) {
     dirty_jobs_.insert(entry->number);
+    touched_jobs_.insert(entry->number);
     ChangedLocked(entry);
   }
   RetireFinishedLocked();
@@ -650,14 +581,19 @@ void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) { 
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
   SystemLogLocked(entry, *task, why);
-  if (task->attempt() >= options_.max_lost_attempts + task->spec().retry()) {
-    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, absl::StrCat(why, "; gave up after ", task->attempt(), " attempts"));
+  const LostDecision decision = DecideLost(*task, why, options_.max_lost_attempts);
+  if (decision.give_up) {
+    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, decision.message);
     AdvanceLocked(entry);
     return;
   }
+  task->set_message(decision.message);
+  QueueAgainLocked(entry, task);
+}
+
+void JobManager::QueueAgainLocked(JobEntry* entry, Task* task) {
   task->set_state(assay::v1::TASK_QUEUED);
   task->set_queued_at_ms(UnixMillis(clock_->Now()));
-  task->set_message(why);
   scheduler_.Enqueue(TaskKey{entry->number, task->index()},
                      {task->spec().required_labels().begin(), task->spec().required_labels().end()});
   PersistLocked(entry, *task, false);
@@ -801,35 +737,24 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     DispatchLocked();
     return absl::OkStatus();
   }
-  const auto& ar = result.result();
-  *task->mutable_result() = ar;
-  task->set_exit_code(ar.exit_code());
+  const ResultDecision decision = DecideResult(*task, result);
+  *task->mutable_result() = result.result();
+  task->set_exit_code(result.result().exit_code());
   task->set_timed_out(result.timed_out());
-  std::string failure;
-  if (!result.error().empty()) {
-    failure = absl::StrCat("worker error: ", result.error());
-  } else if (result.timed_out()) {
-    failure = absl::StrCat("timed out after ", FormatDuration(task->spec().timeout_ms()), "; process tree killed");
-  } else if (ar.exit_code() != 0) {
-    failure = absl::StrCat("exit code ", ar.exit_code());
-  }
-  if (!failure.empty() && task->attempt() <= task->spec().retry()) {
-    SystemLogLocked(entry, *task, absl::StrCat(failure, "; retrying (", task->attempt(), " of ", task->spec().retry() + 1, ")"));
-    task->set_state(assay::v1::TASK_QUEUED);
-    task->set_queued_at_ms(UnixMillis(clock_->Now()));
-    scheduler_.Enqueue(key, {task->spec().required_labels().begin(), task->spec().required_labels().end()});
-    PersistLocked(entry, *task, false);
+  if (decision.retry) {
+    SystemLogLocked(entry, *task, absl::StrCat(decision.failure, "; retrying (", task->attempt(), " of ",
+                                               task->spec().retry() + 1, ")"));
+    QueueAgainLocked(entry, task);
     DispatchLocked();
     return absl::OkStatus();
   }
-  bool cacheable = task->spec().cache() && result.error().empty() && !result.timed_out() &&
-                   (ar.exit_code() == 0 || task->spec().cache_failures());
-  if (cacheable) {
+  if (decision.cacheable) {
     auto digest = Digest::FromProto(task->action_digest());
-    if (digest.ok()) to_cache->emplace(*digest, ar);
+    if (digest.ok()) to_cache->emplace(*digest, result.result());
   }
-  if (!failure.empty()) SystemLogLocked(entry, *task, failure);
-  FinishTaskLocked(entry, task, failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED, failure);
+  if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
+  FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
+                   decision.failure);
   AdvanceLocked(entry);
   DispatchLocked();
   return absl::OkStatus();

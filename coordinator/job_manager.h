@@ -147,6 +147,8 @@ class JobManager {
   // A running task lost its worker: queue it again, or fail it after too many tries.
   void RequeueLostLocked(JobEntry* entry, assay::v1::Task* task, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a task that ran back on the scheduler's queue.
+  void QueueAgainLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a task (and the job's summary) for the next group commit and wakes watchers.
   void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts every change marked in this locked section into one batch and hands it to the group commit

@@ -1,0 +1,95 @@
+#include "coordinator/task_rules.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "coordinator/job_store.h"
+
+namespace assay {
+
+using assay::v1::Job;
+using assay::v1::Task;
+using assay::v1::TaskState;
+
+Settlement Settle(const Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of, bool cancel_requested,
+                  absl::FunctionRef<bool(int32_t)> preparing) {
+  Settlement out;
+  // States as they will be once this settlement is applied (skips feed later tasks' decisions).
+  std::vector<TaskState> state;
+  state.reserve(static_cast<size_t>(job.tasks_size()));
+  for (const Task& t : job.tasks()) state.push_back(t.state());
+  for (const Task& task : job.tasks()) {
+    const auto index = static_cast<size_t>(task.index());
+    if (task.state() != assay::v1::TASK_PENDING) continue;
+    if (cancel_requested) {
+      out.cancelled.push_back(task.index());
+      state[index] = assay::v1::TASK_CANCELLED;
+      continue;
+    }
+    if (preparing(task.index())) continue;
+    bool all_final = true;
+    std::string blocked_by;
+    for (const std::string& need : task.needs()) {
+      auto it = index_of.find(need);
+      if (it == index_of.end()) {
+        blocked_by = need;  // cannot happen for a planned job; never run a task whose need is unknown
+        break;
+      }
+      const TaskState dep = state[static_cast<size_t>(it->second)];
+      if (!IsFinal(dep)) {
+        all_final = false;
+      } else if (dep != assay::v1::TASK_SUCCEEDED) {
+        blocked_by = need;
+        break;
+      }
+    }
+    if (!blocked_by.empty()) {
+      out.skipped.emplace_back(task.index(), absl::StrCat("skipped: needs ", blocked_by, ", which did not succeed"));
+      state[index] = assay::v1::TASK_SKIPPED;
+    } else if (all_final) {
+      out.ready.push_back(task.index());
+    }
+  }
+  return out;
+}
+
+JobOutcome Outcome(const Job& job, bool cancel_requested) {
+  JobOutcome out;
+  bool any_failed = false;
+  for (const Task& task : job.tasks()) {
+    if (IsFinal(task.state())) ++out.done;
+    if (task.state() == assay::v1::TASK_FAILED || task.state() == assay::v1::TASK_SKIPPED) any_failed = true;
+  }
+  if (out.done == job.tasks_size()) {
+    out.final_state = cancel_requested ? assay::v1::JOB_CANCELLED
+                      : any_failed     ? assay::v1::JOB_FAILED
+                                       : assay::v1::JOB_SUCCEEDED;
+  }
+  return out;
+}
+
+ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& result) {
+  ResultDecision out;
+  const auto& ar = result.result();
+  if (!result.error().empty()) {
+    out.failure = absl::StrCat("worker error: ", result.error());
+  } else if (result.timed_out()) {
+    out.failure = absl::StrCat("timed out after ", absl::FormatDuration(absl::Milliseconds(task.spec().timeout_ms())),
+                               "; process tree killed");
+  } else if (ar.exit_code() != 0) {
+    out.failure = absl::StrCat("exit code ", ar.exit_code());
+  }
+  // spec.retry extra tries: attempt 1 is the first run, so attempts up to retry leave one more.
+  out.retry = !out.failure.empty() && task.attempt() <= task.spec().retry();
+  out.cacheable = !out.retry && task.spec().cache() && result.error().empty() && !result.timed_out() &&
+                  (ar.exit_code() == 0 || task.spec().cache_failures());
+  return out;
+}
+
+LostDecision DecideLost(const Task& task, const std::string& why, int max_lost_attempts) {
+  LostDecision out;
+  out.give_up = task.attempt() >= max_lost_attempts + task.spec().retry();
+  out.message = out.give_up ? absl::StrCat(why, "; gave up after ", task.attempt(), " attempts") : why;
+  return out;
+}
+
+}  // namespace assay

@@ -1,0 +1,55 @@
+// The task state machine's rules: which pending tasks can move, when a job is over, what a worker's
+// result or a lost worker means for a task (its retry policy). Pure decisions over protos, no I/O,
+// no locking, no clock; JobManager applies them.
+//
+//   PENDING --needs succeeded--> (prepared) --> QUEUED --leased--> RUNNING --result--> SUCCEEDED | FAILED
+//      |  \--a need did not succeed--> SKIPPED         ^                 |  \--failed, retries left--> QUEUED
+//      \--job cancelled--> CANCELLED                    \--worker lost, attempts left--/
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "assay/v1/jobs.pb.h"
+#include "assay/v1/worker_link.pb.h"
+
+namespace assay {
+
+// What should happen to a job's PENDING tasks now. Tasks are settled in index order (a task's needs
+// have lower indexes), so a skip cascades to everything that needs it in one call.
+struct Settlement {
+  std::vector<int32_t> ready;                              // every need succeeded: prepare it
+  std::vector<std::pair<int32_t, std::string>> skipped;    // with the message naming the need
+  std::vector<int32_t> cancelled;                          // the job is being cancelled
+};
+// `index_of`: task id -> index; `preparing(index)`: already handed to preparation (left alone).
+Settlement Settle(const assay::v1::Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of,
+                  bool cancel_requested, absl::FunctionRef<bool(int32_t)> preparing);
+
+struct JobOutcome {
+  int done = 0;                                    // tasks in a final state
+  std::optional<assay::v1::JobState> final_state;  // set once every task is final
+};
+JobOutcome Outcome(const assay::v1::Job& job, bool cancel_requested);
+
+// A worker's result for a RUNNING task.
+struct ResultDecision {
+  std::string failure;     // empty: the task succeeded
+  bool retry = false;      // failed, with tries left (spec.retry): queue it again
+  bool cacheable = false;  // goes to the action cache
+};
+ResultDecision DecideResult(const assay::v1::Task& task, const assay::v1::TaskResult& result);
+
+// A RUNNING task lost its worker (link dropped, lease expired, worker reconnected). It runs again
+// unless it has used its attempts: `max_lost_attempts` plus the step's own retries.
+struct LostDecision {
+  bool give_up = false;
+  std::string message;
+};
+LostDecision DecideLost(const assay::v1::Task& task, const std::string& why, int max_lost_attempts);
+
+}  // namespace assay
