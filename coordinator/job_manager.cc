@@ -42,7 +42,7 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       clock_(clock),
       options_(std::move(options)),
       builder_(blobs, action_cache, pinner),
-      scheduler_(clock, options_.lease_ttl),
+      dispatcher_(clock, options_.lease_ttl, pinner),
       commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {}
 
 absl::Status JobManager::Recover() {
@@ -225,17 +225,16 @@ absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
   for (Task& task : *entry->job.mutable_tasks()) {
     if (IsFinal(task.state())) continue;
     TaskKey key{entry->number, task.index()};
-    if (task.state() == assay::v1::TASK_QUEUED) scheduler_.Dequeue(key);
+    if (task.state() == assay::v1::TASK_QUEUED) dispatcher_.Dequeue(key);
     if (task.state() == assay::v1::TASK_RUNNING) {
-      auto w = workers_.find(task.worker());
-      if (w != workers_.end() && w->second.session) {
+      if (auto session = dispatcher_.SessionOf(task.worker())) {
         assay::v1::CoordinatorMessage message;
         auto* cancel = message.mutable_cancel();
         cancel->mutable_lease()->set_job_id(entry->job.id());
         cancel->mutable_lease()->set_task_id(task.id());
         cancel->mutable_lease()->set_attempt(task.attempt());
         cancel->set_reason("job cancelled");
-        SendLocked(w->second.session, std::move(message));
+        SendLocked(session, std::move(message));
       }
       // The slot stays taken until the worker reports the task ended (or the lease expires).
     }
@@ -502,25 +501,19 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
                      cached.exit_code() == 0 ? "" : absl::StrCat("exit code ", cached.exit_code(), " (cached)"));
     return;
   }
-  actions_[work.key] = ReadyAction{std::move(prepared.action), std::move(prepared.command), std::move(prepared.pins)};
   task->set_state(assay::v1::TASK_QUEUED);
   task->set_queued_at_ms(UnixMillis(clock_->Now()));
   std::vector<std::string> required(task->spec().required_labels().begin(), task->spec().required_labels().end());
-  if (!scheduler_.AnyWorkerCouldRun(required)) {
+  if (!dispatcher_.AnyWorkerCouldRun(required)) {
     task->set_message(absl::StrCat("waiting for a worker with labels: ",
                                    required.empty() ? "(any)" : absl::StrJoin(required, ", ")));
   } else {
     task->clear_message();
   }
-  scheduler_.Enqueue(work.key, std::move(required));
+  dispatcher_.Queue(work.key, std::move(required),
+                    Dispatcher::ReadyAction{std::move(prepared.action), std::move(prepared.command),
+                                            std::move(prepared.pins)});
   PersistLocked(entry, *task, false);
-}
-
-void JobManager::DropActionLocked(TaskKey key) {
-  auto it = actions_.find(key);
-  if (it == actions_.end()) return;
-  if (pinner_ != nullptr && !it->second.pins.empty()) pinner_->Unpin(it->second.pins);
-  actions_.erase(it);
 }
 
 void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, std::string message) {
@@ -528,7 +521,7 @@ void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, 
   task->set_message(std::move(message));
   task->set_finished_at_ms(UnixMillis(clock_->Now()));
   tasks_finished_[{assay::v1::TaskState_Name(state), task->cached()}]++;
-  DropActionLocked(TaskKey{entry->number, task->index()});
+  dispatcher_.Forget(TaskKey{entry->number, task->index()});
   if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
     if (!task->message().empty()) SystemLogLocked(entry, *task, task->message());
   }
@@ -536,11 +529,11 @@ void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, 
 }
 
 void JobManager::DispatchLocked() {
-  for (const Lease& lease : scheduler_.Dispatch()) {
+  for (const Dispatcher::Grant& grant : dispatcher_.Dispatch()) {
+    const Lease& lease = grant.lease;
     JobEntry* entry = ActiveLocked(lease.task.job);
-    auto w = workers_.find(lease.worker);
-    if (entry == nullptr || w == workers_.end() || !w->second.session) {
-      ReleaseLeaseLocked(lease.task, lease.lease_id);
+    if (entry == nullptr || grant.session == nullptr) {
+      dispatcher_.Release(lease.task, lease.lease_id);
       continue;
     }
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -553,7 +546,13 @@ void JobManager::DispatchLocked() {
     if (job_started) entry->job.set_state(assay::v1::JOB_RUNNING);
     PersistLocked(entry, *task, job_started);
     SystemLogLocked(entry, *task, absl::StrCat("attempt ", task->attempt(), " on worker ", lease.worker));
-
+    // The action was kept in memory when the task was queued: dispatch reads nothing from the CAS.
+    if (grant.action == nullptr) {
+      dispatcher_.Release(lease.task, lease.lease_id);
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "internal error: the task's action is not prepared");
+      AdvanceLocked(entry);
+      continue;
+    }
     assay::v1::CoordinatorMessage message;
     auto* assign = message.mutable_assign();
     auto* ref = assign->mutable_lease();
@@ -562,22 +561,12 @@ void JobManager::DispatchLocked() {
     ref->set_lease_id(lease.lease_id);
     ref->set_attempt(task->attempt());
     *assign->mutable_action_digest() = task->action_digest();
-    // The action was kept in memory when the task was queued: dispatch reads nothing from the CAS.
-    auto ready = actions_.find(lease.task);
-    if (ready == actions_.end()) {
-      ReleaseLeaseLocked(lease.task, lease.lease_id);
-      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, "internal error: the task's action is not prepared");
-      AdvanceLocked(entry);
-      continue;
-    }
-    *assign->mutable_action() = ready->second.action;
-    *assign->mutable_command() = ready->second.command;
+    *assign->mutable_action() = grant.action->action;
+    *assign->mutable_command() = grant.action->command;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
-    SendLocked(w->second.session, std::move(message));
+    SendLocked(grant.session, std::move(message));
   }
 }
-
-void JobManager::ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) { scheduler_.Release(key, lease_id); }
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {
   SystemLogLocked(entry, *task, why);
@@ -594,8 +583,8 @@ void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::strin
 void JobManager::QueueAgainLocked(JobEntry* entry, Task* task) {
   task->set_state(assay::v1::TASK_QUEUED);
   task->set_queued_at_ms(UnixMillis(clock_->Now()));
-  scheduler_.Enqueue(TaskKey{entry->number, task->index()},
-                     {task->spec().required_labels().begin(), task->spec().required_labels().end()});
+  dispatcher_.Requeue(TaskKey{entry->number, task->index()},
+                      {task->spec().required_labels().begin(), task->spec().required_labels().end()});
   PersistLocked(entry, *task, false);
 }
 
@@ -605,38 +594,22 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
     return absl::InvalidArgumentError(absl::StrCat("hello.slots is ", hello.slots(), "; it must be 1 to 1024"));
   }
   Locked lock(this);
-  auto existing = workers_.find(hello.worker_id());
-  if (existing != workers_.end() && existing->second.connected && existing->second.session) {
-    // The same worker reconnecting before its old stream noticed it was gone: the new one wins.
-    spdlog::warn("worker {} connected again; dropping its previous session", hello.worker_id());
-    existing->second.session->Close();
-    for (const Lease& lease : scheduler_.RemoveWorker(hello.worker_id())) {
-      if (JobEntry* entry = ActiveLocked(lease.task.job)) {
-        Task* task = entry->job.mutable_tasks(lease.task.index);
-        if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
-      }
+  for (const Lease& lease : dispatcher_.Connect(hello, session)) {
+    if (JobEntry* entry = ActiveLocked(lease.task.job)) {
+      Task* task = entry->job.mutable_tasks(lease.task.index);
+      if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
     }
   }
-  WorkerEntry& w = workers_[hello.worker_id()];
-  w.hello = hello;
-  w.session = std::move(session);
-  w.connected = true;
-  w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
-  std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
-  scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
-
   assay::v1::CoordinatorMessage welcome;
   welcome.mutable_welcome()->set_worker_id(hello.worker_id());
   welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
-  SendLocked(w.session, std::move(welcome));
-  spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
-               hello.slots(), absl::StrJoin(labels, ", "));
+  SendLocked(session, std::move(welcome));
   // Tasks waiting for labels nobody had may now have a worker.
   for (auto& [number, entry] : jobs_) {
     for (Task& task : *entry->job.mutable_tasks()) {
       if (task.state() == assay::v1::TASK_QUEUED && absl::StartsWith(task.message(), "waiting for a worker") &&
-          scheduler_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
+          dispatcher_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
         task.clear_message();
         ChangedLocked(entry.get());
       }
@@ -648,13 +621,9 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
 
 void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& session) {
   Locked lock(this);
-  auto it = workers_.find(session->worker_id());
-  if (it == workers_.end() || it->second.session != session) return;  // already replaced
-  it->second.connected = false;
-  it->second.session.reset();
-  it->second.last_seen_ms = UnixMillis(clock_->Now());
-  spdlog::info("worker {} disconnected", session->worker_id());
-  for (const Lease& lease : scheduler_.RemoveWorker(session->worker_id())) {
+  std::vector<Lease> lost;
+  if (!dispatcher_.Disconnect(session, &lost)) return;  // already replaced
+  for (const Lease& lease : lost) {
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -667,8 +636,6 @@ void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& sessio
 
 void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
   Locked lock(this);
-  auto it = workers_.find(worker);
-  if (it != workers_.end()) it->second.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::pair<TaskKey, std::string>> leases;
   for (const auto& ref : heartbeat.leases()) {
     uint64_t number = 0;
@@ -679,7 +646,7 @@ void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbe
     if (idx == entry->task_index.end()) continue;
     leases.emplace_back(TaskKey{number, idx->second}, ref.lease_id());
   }
-  scheduler_.Renew(worker, leases);
+  dispatcher_.Heartbeat(worker, leases);
 }
 
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
@@ -690,7 +657,7 @@ void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log)
   if (entry == nullptr) return;
   auto idx = entry->task_index.find(log.lease().task_id());
   if (idx == entry->task_index.end()) return;
-  if (!scheduler_.CheckLease(TaskKey{number, idx->second}, log.lease().lease_id()).ok()) return;
+  if (!dispatcher_.CheckLease(TaskKey{number, idx->second}, log.lease().lease_id()).ok()) return;
   Task* task = entry->job.mutable_tasks(idx->second);
   if (task->state() != assay::v1::TASK_RUNNING) return;
   LogChunk chunk;
@@ -728,11 +695,11 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
   }
   TaskKey key{number, idx->second};
   Task* task = entry->job.mutable_tasks(idx->second);
-  if (absl::Status s = scheduler_.CheckLease(key, result.lease().lease_id()); !s.ok()) {
+  if (absl::Status s = dispatcher_.CheckLease(key, result.lease().lease_id()); !s.ok()) {
     spdlog::warn("refusing result from worker {} for {} {}: {}", worker, number, task->id(), s.message());
     return s;
   }
-  ReleaseLeaseLocked(key, result.lease().lease_id());
+  dispatcher_.Release(key, result.lease().lease_id());
   if (IsFinal(task->state())) {  // cancelled while it ran
     DispatchLocked();
     return absl::OkStatus();
@@ -762,20 +729,19 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
 
 void JobManager::Tick() {
   Locked lock(this);
-  for (const Lease& lease : scheduler_.ExpireLeases()) {
+  for (const Lease& lease : dispatcher_.ExpireLeases()) {
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);
     if (task->state() != assay::v1::TASK_RUNNING) continue;
-    auto w = workers_.find(lease.worker);
-    if (w != workers_.end() && w->second.session) {
+    if (auto session = dispatcher_.SessionOf(lease.worker)) {
       assay::v1::CoordinatorMessage message;
       auto* cancel = message.mutable_cancel();
       cancel->mutable_lease()->set_job_id(entry->job.id());
       cancel->mutable_lease()->set_task_id(task->id());
       cancel->mutable_lease()->set_lease_id(lease.lease_id);
       cancel->set_reason("lease expired");
-      SendLocked(w->second.session, std::move(message));
+      SendLocked(session, std::move(message));
     }
     RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
   }
@@ -794,11 +760,11 @@ JobManager::Stats JobManager::GetStats() {
       s.tasks_running += t.state() == assay::v1::TASK_RUNNING;
     }
   }
-  for (const auto& [id, w] : workers_) {
+  for (const auto& [id, w] : dispatcher_.workers()) {
     if (!w.connected) continue;
     ++s.workers_connected;
     s.slots += w.hello.slots();
-    s.slots_busy += static_cast<int64_t>(scheduler_.running_on(id).size());
+    s.slots_busy += static_cast<int64_t>(dispatcher_.RunningOn(id).size());
   }
   s.jobs_finished = jobs_finished_;
   s.tasks_finished = tasks_finished_;
@@ -808,7 +774,7 @@ JobManager::Stats JobManager::GetStats() {
 std::vector<assay::v1::Worker> JobManager::ListWorkers() {
   Locked lock(this);
   std::vector<assay::v1::Worker> out;
-  for (const auto& [id, w] : workers_) {
+  for (const auto& [id, w] : dispatcher_.workers()) {
     assay::v1::Worker worker;
     worker.set_id(id);
     worker.set_hostname(w.hello.hostname());
@@ -817,7 +783,7 @@ std::vector<assay::v1::Worker> JobManager::ListWorkers() {
     worker.set_connected(w.connected);
     worker.set_connected_at_ms(w.connected_at_ms);
     worker.set_last_seen_ms(w.last_seen_ms);
-    for (const TaskKey& key : scheduler_.running_on(id)) {
+    for (const TaskKey& key : dispatcher_.RunningOn(id)) {
       if (JobEntry* entry = ActiveLocked(key.job)) {
         worker.add_running(absl::StrCat(key.job, "/", entry->job.tasks(key.index).id()));
       }

@@ -23,6 +23,7 @@
 #include "common/tree_validator.h"
 #include "coordinator/action_builder.h"
 #include "coordinator/action_cache.h"
+#include "coordinator/dispatcher.h"
 #include "coordinator/group_commit.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"
@@ -103,24 +104,8 @@ class JobManager {
     bool cancel_requested = false;
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
   };
-  struct WorkerEntry {
-    assay::v1::WorkerHello hello;
-    std::shared_ptr<WorkerSession> session;
-    int64_t connected_at_ms = 0;
-    int64_t last_seen_ms = 0;
-    bool connected = false;
-  };
-
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
-  // The action of a queued or running task, kept in memory so dispatch reads no blob, and the blobs
-  // pinned for it from the moment it was queued until it is final.
-  struct ReadyAction {
-    reapi::Action action;
-    reapi::Command command;
-    std::vector<Digest> pins;
-  };
-
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
@@ -132,15 +117,11 @@ class JobManager {
   // Queues the task, or finishes it from the cache or with the error; nothing if it was cancelled
   // meanwhile.
   void ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets a final task's action and lets go of its pins.
-  void DropActionLocked(TaskKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes a worker's result; what should go to the action cache is returned in `to_cache`.
   absl::Status ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
                                  std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends a lease in the scheduler.
-  void ReleaseLeaseLocked(TaskKey key, const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -198,15 +179,13 @@ class JobManager {
   const ActionBuilder builder_;  // used only with mu_ released
 
   absl::Mutex mu_;
-  Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  Dispatcher dispatcher_ ABSL_GUARDED_BY(mu_);  // workers, queue, leases, prepared actions and pins
   std::map<uint64_t, std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);
   // SubmitRequest.request_id -> job number, for jobs in memory: a retried Submit gets the same job.
   absl::flat_hash_map<std::string, uint64_t> submissions_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<PrepareWork> to_prepare_ ABSL_GUARDED_BY(mu_);
   std::set<TaskKey> preparing_ ABSL_GUARDED_BY(mu_);          // handed to Prepare, not yet applied
-  std::map<TaskKey, ReadyAction> actions_ ABSL_GUARDED_BY(mu_);  // of queued and running tasks
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)

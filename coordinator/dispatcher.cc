@@ -1,0 +1,91 @@
+#include "coordinator/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_join.h"
+
+namespace assay {
+
+Dispatcher::Dispatcher(const Clock* clock, absl::Duration lease_ttl, BlobPinner* pinner)
+    : clock_(clock), pinner_(pinner), scheduler_(clock, lease_ttl) {}
+
+Dispatcher::~Dispatcher() {
+  for (auto& [key, action] : actions_) {
+    if (pinner_ != nullptr && !action.pins.empty()) pinner_->Unpin(action.pins);
+  }
+}
+
+std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std::shared_ptr<WorkerSession> session) {
+  std::vector<Lease> displaced;
+  auto existing = workers_.find(hello.worker_id());
+  if (existing != workers_.end() && existing->second.connected && existing->second.session) {
+    // The same worker reconnecting before its old stream noticed it was gone: the new one wins.
+    spdlog::warn("worker {} connected again; dropping its previous session", hello.worker_id());
+    existing->second.session->Close();
+    displaced = scheduler_.RemoveWorker(hello.worker_id());
+  }
+  WorkerState& w = workers_[hello.worker_id()];
+  w.hello = hello;
+  w.session = std::move(session);
+  w.connected = true;
+  w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
+  std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
+  scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
+  spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
+               hello.slots(), absl::StrJoin(labels, ", "));
+  return displaced;
+}
+
+bool Dispatcher::Disconnect(const std::shared_ptr<WorkerSession>& session, std::vector<Lease>* lost) {
+  auto it = workers_.find(session->worker_id());
+  if (it == workers_.end() || it->second.session != session) return false;  // already replaced
+  it->second.connected = false;
+  it->second.session.reset();
+  it->second.last_seen_ms = UnixMillis(clock_->Now());
+  spdlog::info("worker {} disconnected", session->worker_id());
+  *lost = scheduler_.RemoveWorker(session->worker_id());
+  return true;
+}
+
+void Dispatcher::Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases) {
+  auto it = workers_.find(worker);
+  if (it != workers_.end()) it->second.last_seen_ms = UnixMillis(clock_->Now());
+  scheduler_.Renew(worker, leases);
+}
+
+std::shared_ptr<WorkerSession> Dispatcher::SessionOf(const std::string& worker) const {
+  auto it = workers_.find(worker);
+  return it == workers_.end() ? nullptr : it->second.session;
+}
+
+void Dispatcher::Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action) {
+  Forget(task);  // a task is queued once; should it come back, its old pins must not leak
+  actions_[task] = std::move(action);
+  scheduler_.Enqueue(task, std::move(required_labels));
+}
+
+void Dispatcher::Requeue(TaskKey task, std::vector<std::string> required_labels) {
+  scheduler_.Enqueue(task, std::move(required_labels));
+}
+
+void Dispatcher::Forget(TaskKey task) {
+  auto it = actions_.find(task);
+  if (it == actions_.end()) return;
+  if (pinner_ != nullptr && !it->second.pins.empty()) pinner_->Unpin(it->second.pins);
+  actions_.erase(it);
+}
+
+std::vector<Dispatcher::Grant> Dispatcher::Dispatch() {
+  std::vector<Grant> grants;
+  for (Lease& lease : scheduler_.Dispatch()) {
+    Grant grant;
+    grant.session = SessionOf(lease.worker);
+    auto action = actions_.find(lease.task);
+    grant.action = action == actions_.end() ? nullptr : &action->second;
+    grant.lease = std::move(lease);
+    grants.push_back(std::move(grant));
+  }
+  return grants;
+}
+
+}  // namespace assay

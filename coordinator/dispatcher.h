@@ -1,0 +1,93 @@
+// Everything about handing work to workers: the connected workers and their sessions, the
+// scheduler's queue and leases, and the prepared action of every queued or running task with the
+// blobs pinned for it (from the moment it is queued until it is final).
+//
+// Not thread-safe and does no I/O: JobManager calls it under its lock. Messages are not sent from
+// here: Dispatch returns grants, and JobManager sends them once the change is written.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "assay/v1/worker_link.pb.h"
+#include "common/clock.h"
+#include "common/digest.h"
+#include "common/evicting_blob_store.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/worker_session.h"
+
+namespace assay {
+
+class Dispatcher {
+ public:
+  // A queued task's action, kept in memory so dispatch reads no blob, and the blobs pinned for it.
+  struct ReadyAction {
+    reapi::Action action;
+    reapi::Command command;
+    std::vector<Digest> pins;
+  };
+  struct WorkerState {
+    assay::v1::WorkerHello hello;
+    std::shared_ptr<WorkerSession> session;  // null while disconnected
+    int64_t connected_at_ms = 0;
+    int64_t last_seen_ms = 0;
+    bool connected = false;
+  };
+  // A task granted to a worker. `action` is null if the task's action is missing (a bug: the task
+  // should fail rather than run something else).
+  struct Grant {
+    Lease lease;
+    std::shared_ptr<WorkerSession> session;
+    const ReadyAction* action = nullptr;
+  };
+
+  // `pinner` may be null (nothing is evicted).
+  Dispatcher(const Clock* clock, absl::Duration lease_ttl, BlobPinner* pinner);
+  ~Dispatcher();  // lets go of every pin
+
+  // --- workers
+  // Registers a worker's session. If the same worker was still connected (it reconnected before its
+  // old stream noticed), the old session is closed and the leases it held are returned, now void.
+  std::vector<Lease> Connect(const assay::v1::WorkerHello& hello, std::shared_ptr<WorkerSession> session);
+  // A session ended: returns false if it had already been replaced (nothing changes); otherwise the
+  // leases it held, now void, in `lost`.
+  bool Disconnect(const std::shared_ptr<WorkerSession>& session, std::vector<Lease>* lost);
+  // Renews the named leases of a worker and notes that it is alive.
+  void Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases);
+  // The live session of a connected worker, or null.
+  std::shared_ptr<WorkerSession> SessionOf(const std::string& worker) const;
+  const std::map<std::string, WorkerState>& workers() const { return workers_; }
+  bool AnyWorkerCouldRun(const std::vector<std::string>& required_labels) const {
+    return scheduler_.AnyWorkerCouldRun(required_labels);
+  }
+
+  // --- tasks
+  // Queues a task for the first time with its prepared action (its pins are now the dispatcher's).
+  void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action);
+  // Queues a task again (retry, lost worker); its action is kept from the first time.
+  void Requeue(TaskKey task, std::vector<std::string> required_labels);
+  // Takes a task off the queue (cancel); false if it was not queued.
+  bool Dequeue(TaskKey task) { return scheduler_.Dequeue(task); }
+  // The task is final: its action is dropped and its pins let go.
+  void Forget(TaskKey task);
+  // Grants queued tasks to free, matching slots.
+  std::vector<Grant> Dispatch();
+  absl::Status CheckLease(TaskKey task, const std::string& lease_id) const { return scheduler_.CheckLease(task, lease_id); }
+  bool Release(TaskKey task, const std::string& lease_id) { return scheduler_.Release(task, lease_id); }
+  std::vector<Lease> ExpireLeases() { return scheduler_.ExpireLeases(); }
+  std::vector<TaskKey> RunningOn(const std::string& worker) const { return scheduler_.running_on(worker); }
+  size_t queued() const { return scheduler_.queued(); }
+  size_t actions() const { return actions_.size(); }
+
+ private:
+  const Clock* clock_;
+  BlobPinner* pinner_;
+  Scheduler scheduler_;
+  std::map<std::string, WorkerState> workers_;
+  std::map<TaskKey, ReadyAction> actions_;  // of queued and running tasks
+};
+
+}  // namespace assay
