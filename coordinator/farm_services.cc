@@ -1,6 +1,5 @@
 #include "coordinator/farm_services.h"
 
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -98,52 +97,134 @@ assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobSto
   return out;
 }
 
-grpc::Status WorkerLinkService::Connect(
-    grpc::ServerContext* context, grpc::ServerReaderWriter<assay::v1::CoordinatorMessage, assay::v1::WorkerMessage>* stream) {
-  assay::v1::WorkerMessage message;
-  if (!stream->Read(&message)) return grpc::Status::CANCELLED;
-  if (!message.has_hello()) {
-    return ToGrpc(absl::InvalidArgumentError("the first message on the worker link must be a hello"));
-  }
-  auto session = std::make_shared<WorkerSession>(message.hello().worker_id());
-  if (absl::Status s = jobs_->WorkerConnected(message.hello(), session); !s.ok()) return ToGrpc(s);
-  const std::string worker = session->worker_id();
+namespace {
 
-  // One writer thread drains the session's queue; this thread reads.
-  std::thread writer([&]() {
-    while (true) {
-      auto next = session->Next(absl::Milliseconds(500));
-      if (!next) {
-        if (session->closed() || context->IsCancelled()) break;
-        continue;
-      }
-      if (!stream->Write(*next)) break;
+class WorkerLinkReactor final
+    : public grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage> {
+ public:
+  WorkerLinkReactor(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) { StartRead(&in_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the worker went away, or the stream was finished
+      Defer([this] { Ended(); });
+      return;
     }
-    // A closed session (replaced by a reconnect) ends the stream.
-    context->TryCancel();
-  });
-
-  while (stream->Read(&message)) {
-    switch (message.kind_case()) {
+    if (!session_) {
+      if (!in_.has_hello()) {
+        FinishWith(ToGrpc(absl::InvalidArgumentError("the first message on the worker link must be a hello")));
+        return;
+      }
+      Defer([this, hello = in_.hello()] { Hello(hello); });
+      return;
+    }
+    switch (in_.kind_case()) {
       case assay::v1::WorkerMessage::kHeartbeat:
-        jobs_->OnHeartbeat(worker, message.heartbeat());
+        jobs_->OnHeartbeat(session_->worker_id(), in_.heartbeat());
+        StartRead(&in_);
         break;
       case assay::v1::WorkerMessage::kLog:
-        jobs_->OnLog(worker, message.log());
+        jobs_->OnLog(session_->worker_id(), in_.log());
+        StartRead(&in_);
         break;
-      case assay::v1::WorkerMessage::kResult: {
-        absl::Status s = jobs_->OnResult(worker, message.result());
-        if (!s.ok()) spdlog::debug("result from {} not taken: {}", worker, s.message());
+      case assay::v1::WorkerMessage::kResult:
+        Defer([this, result = std::move(*in_.mutable_result())] {
+          absl::Status s = jobs_->OnResult(session_->worker_id(), result);
+          if (!s.ok()) spdlog::debug("result from {} not taken: {}", session_->worker_id(), s.message());
+          StartRead(&in_);
+        });
         break;
-      }
       default:
-        spdlog::warn("worker {} sent an unexpected message; ignored", worker);
+        spdlog::warn("worker {} sent an unexpected message; ignored", session_->worker_id());
+        StartRead(&in_);
     }
   }
-  jobs_->WorkerDisconnected(session);
-  session->Close();
-  writer.join();
-  return grpc::Status::OK;
+
+  void OnWriteDone(bool ok) override { session_->WriteDone(ok); }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  // Runs `work` on the executor, keeping this reactor alive until it has run.
+  void Defer(std::function<void()> work) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++refs_;
+    }
+    executor_->Run([this, work = std::move(work)] {
+      work();
+      Unref();
+    });
+  }
+  void Unref() {
+    bool last = false;
+    {
+      absl::MutexLock lock(&mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  void Hello(const assay::v1::WorkerHello& hello) {
+    auto session = std::make_shared<WorkerSession>(hello.worker_id());
+    session->Attach([this](const assay::v1::CoordinatorMessage* message) { StartWrite(message); },
+                    [this] { FinishWhenIdle(); });
+    session_ = session;
+    if (absl::Status s = jobs_->WorkerConnected(hello, session); !s.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        status_ = ToGrpc(s);
+      }
+      session->Close();
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void Ended() {
+    if (session_) {
+      jobs_->WorkerDisconnected(session_);
+      session_->Close();  // ends the stream once no write is in flight
+    } else {
+      FinishWhenIdle();
+    }
+  }
+
+  void FinishWith(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = std::move(status);
+    }
+    FinishWhenIdle();
+  }
+
+  // Finishes the stream once (a closed session: replaced by a reconnect, or the worker gone), never
+  // while a write is in flight.
+  void FinishWhenIdle() {
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || (session_ && !session_->idle())) return;
+      finished_ = true;
+      status = status_;
+    }
+    Finish(status);
+  }
+
+  JobManager* const jobs_;
+  Executor* const executor_;
+  assay::v1::WorkerMessage in_;                // one read at a time
+  std::shared_ptr<WorkerSession> session_;     // set by Hello, before the second read starts
+  absl::Mutex mu_;
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;          // gRPC's, until OnDone; one per deferred piece of work
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>* WorkerLinkService::Connect(
+    grpc::CallbackServerContext*) {
+  return new WorkerLinkReactor(jobs_, executor_);
 }
 
 }  // namespace assay

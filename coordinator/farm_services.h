@@ -5,6 +5,7 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "common/evicting_blob_store.h"
+#include "common/executor.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/reapi_services.h"
@@ -49,14 +50,19 @@ class AdminService final : public assay::v1::Admin::Service {
 assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
                                         const CasCounters* counters, bool count_action_results);
 
-class WorkerLinkService final : public assay::v1::WorkerLink::Service {
+// The worker link on gRPC's callback API: a reactor per connected worker, no thread of its own.
+// Heartbeats and log chunks are handled on gRPC's thread (neither waits for the disk); a hello, a
+// result and the end of the stream go to `executor` (they wait for the group commit). The next
+// message is read only once the last one is handled, so a worker's messages are taken in order.
+class WorkerLinkService final : public assay::v1::WorkerLink::CallbackService {
  public:
-  explicit WorkerLinkService(JobManager* jobs) : jobs_(jobs) {}
-  grpc::Status Connect(grpc::ServerContext*,
-                       grpc::ServerReaderWriter<assay::v1::CoordinatorMessage, assay::v1::WorkerMessage>*) override;
+  WorkerLinkService(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) {}
+  grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
 
  private:
   JobManager* jobs_;
+  Executor* executor_;
 };
 
 }  // namespace assay

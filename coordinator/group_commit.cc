@@ -7,6 +7,7 @@ namespace assay {
 uint64_t GroupCommit::Enqueue(Change change) {
   if (change.empty()) return 0;
   absl::MutexLock lock(&mu_);
+  queued_bytes_ += change.batch.GetDataSize();
   queue_.push_back(std::move(change));
   return ++last_ticket_;
 }
@@ -30,7 +31,9 @@ absl::Status GroupCommit::Wait(uint64_t ticket) {
     mu_.Unlock();
     bool sync = false;
     size_t last_write = group.size();
+    size_t bytes = 0;
     for (size_t i = 0; i < group.size(); ++i) {
+      bytes += group[i].batch.GetDataSize();
       sync = sync || group[i].sync;
       if (group[i].batch.Count() > 0) last_write = i;
     }
@@ -42,6 +45,7 @@ absl::Status GroupCommit::Wait(uint64_t ticket) {
       if (!s.ok() && status.ok()) status = s;
     }
     if (!status.ok()) spdlog::error("writing {} coordinator changes failed: {}", group.size(), status.ToString());
+    queued_bytes_ -= bytes;
     groups_.fetch_add(1);
     changes_.fetch_add(group.size());
     mu_.Lock();

@@ -43,6 +43,15 @@ class GroupCommit {
   // The status is that of the write this call made, if it made one (every failed write is logged).
   absl::Status Wait(uint64_t ticket);
 
+  // Writes whatever is queued (for changes enqueued without a waiter).
+  absl::Status Flush() { return Wait(last_ticket()); }
+  uint64_t last_ticket() const {
+    absl::MutexLock lock(&mu_);
+    return last_ticket_;
+  }
+  // Bytes queued and not yet written.
+  size_t queued_bytes() const { return queued_bytes_.load(); }
+
   // The highest ticket whose change is written.
   uint64_t written() const { return written_.load(std::memory_order_acquire); }
   // Figures: how many writes were made, and how many changes they carried.
@@ -51,11 +60,12 @@ class GroupCommit {
 
  private:
   const Writer writer_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<Change> queue_ ABSL_GUARDED_BY(mu_);  // changes last_ticket_-size+1 .. last_ticket_
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> written_{0};
+  std::atomic<size_t> queued_bytes_{0};
   std::atomic<uint64_t> groups_{0}, changes_{0};
 };
 

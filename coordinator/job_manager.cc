@@ -650,7 +650,7 @@ void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbe
 }
 
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
-  Locked lock(this);
+  Locked lock(this, Locked::kNoWait);
   uint64_t number = 0;
   if (!absl::SimpleAtoi(log.lease().job_id(), &number)) return;
   JobEntry* entry = ActiveLocked(number);
@@ -728,6 +728,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
 }
 
 void JobManager::Tick() {
+  commit_.Flush().IgnoreError();  // log chunks nobody has waited for yet
   Locked lock(this);
   for (const Lease& lease : dispatcher_.ExpireLeases()) {
     JobEntry* entry = ActiveLocked(lease.task.job);

@@ -144,13 +144,22 @@ class JobManager {
   // prepared, still without the lock. No disk or CAS I/O ever happens under mu_.
   class ABSL_SCOPED_LOCKABLE Locked {
    public:
-    explicit Locked(JobManager* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m) { m_->mu_.Lock(); }
+    // kNoWait: the section answers nobody (a log chunk), so it hands its changes to the group commit
+    // without waiting for them; whoever reads them next waits (NeedWritten).
+    enum Mode { kWait, kNoWait };
+    static constexpr size_t kMaxUnwaitedBytes = 1 << 20;
+    explicit Locked(JobManager* m, Mode mode = kWait) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m), mode_(mode) {
+      m_->mu_.Lock();
+    }
     ~Locked() ABSL_UNLOCK_FUNCTION() {
       const uint64_t ticket = std::max(m_->FlushLocked(), needed_);
       std::vector<PrepareWork> work;
       work.swap(m_->to_prepare_);
       m_->mu_.Unlock();
-      if (ticket != 0) m_->commit_.Wait(ticket).IgnoreError();  // failures are logged by the commit
+      // (A section that does not wait still does once too much is queued: memory stays bounded.)
+      if (ticket != 0 && (mode_ == kWait || m_->commit_.queued_bytes() > kMaxUnwaitedBytes)) {
+        m_->commit_.Wait(ticket).IgnoreError();  // failures are logged by the commit
+      }
       if (!work.empty()) m_->PrepareAndApply(std::move(work));
     }
     // What this section returns includes `entry`'s state: do not return before it is written.
@@ -160,6 +169,7 @@ class JobManager {
 
    private:
     JobManager* m_;
+    const Mode mode_;
     uint64_t needed_ = 0;
   };
   absl::StatusOr<assay::v1::Job> CancelLocked(Locked* lock, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -38,7 +38,8 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   jobs_service_ = std::make_unique<JobsService>(jobs_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
-  worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get());
+  link_executor_ = std::make_unique<Executor>(4);
+  worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
 
   if (!options.metrics_listen.empty()) {
     auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
@@ -85,6 +86,7 @@ void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
+  link_executor_.reset();  // what the worker links handed over is done before anything is torn down
   metrics_.reset();
 }
 
