@@ -635,6 +635,12 @@ void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& sessio
 }
 
 void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
+  const absl::Time began = absl::Now();
+  OnHeartbeatLocked(worker, heartbeat);
+  heartbeat_latency_.Observe(absl::Now() - began);
+}
+
+void JobManager::OnHeartbeatLocked(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
   Locked lock(this);
   std::vector<std::pair<TaskKey, std::string>> leases;
   for (const auto& ref : heartbeat.leases()) {
@@ -768,6 +774,7 @@ JobManager::Stats JobManager::GetStats() {
     s.slots_busy += static_cast<int64_t>(dispatcher_.RunningOn(id).size());
   }
   s.jobs_finished = jobs_finished_;
+  s.heartbeat_seconds = heartbeat_latency_.Read();
   s.tasks_finished = tasks_finished_;
   return s;
 }

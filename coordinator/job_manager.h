@@ -19,6 +19,7 @@
 #include "common/blob_store.h"
 #include "common/clock.h"
 #include "common/evicting_blob_store.h"
+#include "common/latency_histogram.h"
 #include "common/pipeline.h"
 #include "common/tree_validator.h"
 #include "coordinator/action_builder.h"
@@ -86,6 +87,7 @@ class JobManager {
     int64_t workers_connected = 0, slots = 0, slots_busy = 0;
     std::map<std::string, int64_t> jobs_finished;              // by JobState name, since start
     std::map<std::pair<std::string, bool>, int64_t> tasks_finished;  // by (TaskState name, cached)
+    LatencyHistogram::Snapshot heartbeat_seconds;  // handling a worker's heartbeat, lock wait included
   };
   Stats GetStats();
   const Options& options() const { return options_; }
@@ -118,6 +120,7 @@ class JobManager {
   // meanwhile.
   void ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnHeartbeatLocked(const std::string& worker, const assay::v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes a worker's result; what should go to the action cache is returned in `to_cache`.
   absl::Status ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
                                  std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache)
@@ -202,6 +205,7 @@ class JobManager {
   GroupCommit::Change pending_ ABSL_GUARDED_BY(mu_);      // this section's writes and messages
   GroupCommit commit_;
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);
+  LatencyHistogram heartbeat_latency_;
   std::map<std::pair<std::string, bool>, int64_t> tasks_finished_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -6,6 +6,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
+#include <limits>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -72,6 +74,20 @@ class MetricsCollector final : public prometheus::Collectable {
     family("assay_worker_slots_busy", "Slots running a task now.", MetricType::Gauge);
     sample(number(s.slots_busy));
 
+    family("assay_worker_heartbeat_seconds",
+           "Time the coordinator took to handle a worker's heartbeat, waiting for its lock included.",
+           MetricType::Histogram);
+    {
+      prometheus::ClientMetric m;
+      const auto& h = s.heartbeat_seconds;
+      m.histogram.sample_count = h.count;
+      m.histogram.sample_sum = h.sum_seconds;
+      for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+        m.histogram.bucket.push_back({h.cumulative[i], LatencyHistogram::kBounds[i]});
+      }
+      m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+      out.back().metric.push_back(std::move(m));
+    }
     family("assay_cas_bytes", "Bytes stored in the CAS.", MetricType::Gauge);
     sample(number(c.bytes()));
     family("assay_cas_blobs", "Blobs stored in the CAS.", MetricType::Gauge);

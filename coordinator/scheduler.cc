@@ -57,7 +57,10 @@ bool Scheduler::Dequeue(TaskKey task) {
 std::vector<Lease> Scheduler::Dispatch() {
   std::vector<Lease> granted;
   const absl::Time now = clock_->Now();
-  for (auto it = queue_.begin(); it != queue_.end();) {
+  // With every slot busy there is nothing to do: a long queue is not walked on every result.
+  int free = 0;
+  for (const auto& [id, w] : workers_) free += std::max(0, w.slots - w.busy);
+  for (auto it = queue_.begin(); it != queue_.end() && free > 0;) {
     // The matching worker with the most free slots, so work spreads across hosts.
     Worker* best = nullptr;
     const std::string* best_id = nullptr;
@@ -73,6 +76,7 @@ std::vector<Lease> Scheduler::Dispatch() {
       continue;
     }
     best->busy++;
+    --free;
     Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_};
     leases_[it->task] = lease;
     granted.push_back(std::move(lease));
