@@ -10,6 +10,12 @@ function(assay_target_options target)
   if(ASSAY_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
+  # TSan builds: every program carries the absl::Mutex annotations (cmake/tsan/absl_mutex_tsan.cc).
+  get_target_property(type ${target} TYPE)
+  if(ASSAY_SANITIZE STREQUAL "thread" AND type STREQUAL "EXECUTABLE")
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:assay_tsan_absl>)
+    target_link_libraries(${target} PRIVATE ${CMAKE_DL_LIBS})
+  endif()
 endfunction()
 
 if(ASSAY_FUZZ)
@@ -21,6 +27,7 @@ if(ASSAY_SANITIZE)
   add_compile_options(-fsanitize=${ASSAY_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${ASSAY_SANITIZE})
 endif()
+
 
 # assay_test(NAME SOURCES... [LIBS ...]): one GoogleTest binary per unit, registered with CTest.
 function(assay_test name)

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_util.h"
+#include "coordinator/watch_streams.h"
 
 namespace assay {
 
@@ -39,30 +40,14 @@ grpc::Status JobsService::CancelJob(grpc::ServerContext*, const assay::v1::Cance
   return grpc::Status::OK;
 }
 
-grpc::Status JobsService::WatchJob(grpc::ServerContext* context, const assay::v1::WatchJobRequest* request,
-                                   grpc::ServerWriter<Job>* writer) {
-  uint64_t version = 0;
-  while (!context->IsCancelled()) {
-    // A snapshot on every change, and at least once a second so running durations stay current.
-    auto job = jobs_->WaitForChange(request->job_id(), &version, absl::Seconds(1));
-    if (!job.ok()) return ToGrpc(job.status());
-    if (!writer->Write(*job)) return grpc::Status::CANCELLED;
-    if (IsFinal(job->state())) return grpc::Status::OK;
-  }
-  return grpc::Status::CANCELLED;
+grpc::ServerWriteReactor<Job>* JobsService::WatchJob(grpc::CallbackServerContext*,
+                                                     const assay::v1::WatchJobRequest* request) {
+  return NewWatchJobReactor(jobs_, executor_, *request);
 }
 
-grpc::Status JobsService::StreamLogs(grpc::ServerContext* context, const assay::v1::StreamLogsRequest* request,
-                                     grpc::ServerWriter<assay::v1::LogChunk>* writer) {
-  JobManager::LogCursor cursor;
-  while (!context->IsCancelled()) {
-    auto done = jobs_->ReadLogs(request->job_id(), request->task_id(), &cursor,
-                                [&](const assay::v1::LogChunk& chunk) { return writer->Write(chunk); });
-    if (!done.ok()) return ToGrpc(done.status());
-    if (*done || !request->follow()) return grpc::Status::OK;
-    jobs_->WaitForLogs(request->job_id(), cursor.log_version, absl::Seconds(1));
-  }
-  return grpc::Status::CANCELLED;
+grpc::ServerWriteReactor<assay::v1::LogChunk>* JobsService::StreamLogs(grpc::CallbackServerContext*,
+                                                                      const assay::v1::StreamLogsRequest* request) {
+  return NewStreamLogsReactor(jobs_, executor_, *request);
 }
 
 grpc::Status AdminService::ListWorkers(grpc::ServerContext*, const assay::v1::ListWorkersRequest*,

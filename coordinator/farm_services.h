@@ -12,20 +12,25 @@
 
 namespace assay {
 
-class JobsService final : public assay::v1::Jobs::Service {
+// The CLI's API. WatchJob and StreamLogs are reactors pushed on change (watch_streams.h); the
+// others are plain calls.
+class JobsService final
+    : public assay::v1::Jobs::WithCallbackMethod_WatchJob<
+          assay::v1::Jobs::WithCallbackMethod_StreamLogs<assay::v1::Jobs::Service>> {
  public:
-  explicit JobsService(JobManager* jobs) : jobs_(jobs) {}
+  JobsService(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) {}
   grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const assay::v1::CancelJobRequest*, assay::v1::Job*) override;
-  grpc::Status WatchJob(grpc::ServerContext*, const assay::v1::WatchJobRequest*,
-                        grpc::ServerWriter<assay::v1::Job>*) override;
-  grpc::Status StreamLogs(grpc::ServerContext*, const assay::v1::StreamLogsRequest*,
-                          grpc::ServerWriter<assay::v1::LogChunk>*) override;
+  grpc::ServerWriteReactor<assay::v1::Job>* WatchJob(grpc::CallbackServerContext*,
+                                                     const assay::v1::WatchJobRequest*) override;
+  grpc::ServerWriteReactor<assay::v1::LogChunk>* StreamLogs(grpc::CallbackServerContext*,
+                                                            const assay::v1::StreamLogsRequest*) override;
 
  private:
   JobManager* jobs_;
+  Executor* executor_;
 };
 
 class AdminService final : public assay::v1::Admin::Service {

@@ -4,6 +4,31 @@
 
 namespace assay {
 
+GroupCommit::~GroupCommit() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (background_.joinable()) background_.join();
+  Flush().IgnoreError();
+}
+
+void GroupCommit::StartBackgroundWriter() {
+  background_ = std::thread([this] {
+    while (true) {
+      uint64_t ticket = 0;
+      {
+        absl::MutexLock lock(&mu_);
+        auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+        mu_.Await(absl::Condition(&work));
+        if (stopping_) return;
+        ticket = last_ticket_;
+      }
+      Wait(ticket).IgnoreError();
+    }
+  });
+}
+
 uint64_t GroupCommit::Enqueue(Change change) {
   if (change.empty()) return 0;
   absl::MutexLock lock(&mu_);

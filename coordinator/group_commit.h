@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include <rocksdb/write_batch.h>
@@ -35,6 +36,10 @@ class GroupCommit {
   using Writer = std::function<absl::Status(rocksdb::WriteBatch* batch, bool sync)>;
 
   explicit GroupCommit(Writer writer) : writer_(std::move(writer)) {}
+  ~GroupCommit();  // writes what is queued
+
+  // Starts a thread that writes changes nobody waits for (log chunks) soon after they are queued.
+  void StartBackgroundWriter();
 
   // Orders `change` after every change enqueued before it; returns its ticket (0 for an empty one,
   // which needs no waiting). Never blocks on I/O.
@@ -64,6 +69,8 @@ class GroupCommit {
   std::deque<Change> queue_ ABSL_GUARDED_BY(mu_);  // changes last_ticket_-size+1 .. last_ticket_
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread background_;
   std::atomic<uint64_t> written_{0};
   std::atomic<size_t> queued_bytes_{0};
   std::atomic<uint64_t> groups_{0}, changes_{0};

@@ -43,7 +43,9 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       options_(std::move(options)),
       builder_(blobs, action_cache, pinner),
       dispatcher_(clock, options_.lease_ttl, pinner),
-      commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {}
+      commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {
+  commit_.StartBackgroundWriter();
+}
 
 absl::Status JobManager::Recover() {
   auto unfinished = store_->LoadUnfinished();
@@ -246,101 +248,77 @@ absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
   return entry->job;
 }
 
-absl::StatusOr<Job> JobManager::WaitForChange(const std::string& id, uint64_t* version, absl::Duration timeout) {
+absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void()> on_change) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  {
-    Locked lock(this);
-    const absl::Time deadline = absl::Now() + timeout;
-    bool timed_out = false;
-    // The job is looked up again after every wait: it may have been retired meanwhile.
-    while (JobEntry* entry = ActiveLocked(*number)) {
-      // A final job is returned at once: the watcher ends on it.
-      if (timed_out || entry->version != *version || IsFinal(entry->job.state())) {
-        *version = entry->version;
-        lock.NeedWritten(*entry);
-        return entry->job;
-      }
-      std::shared_ptr<absl::CondVar> changed = entry->changed;
-      timed_out = changed->WaitWithDeadline(&mu_, deadline);
-    }
-  }
-  return store_->LoadJob(*number, true);
+  Locked lock(this);
+  JobEntry* entry = ActiveLocked(*number);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
+  const uint64_t handle = next_watcher_++;
+  entry->watchers[handle] = std::move(on_change);
+  return handle;
 }
 
-absl::StatusOr<bool> JobManager::ReadLogs(const std::string& id, const std::string& task_prefix, LogCursor* cursor,
-                                          const std::function<bool(const LogChunk&)>& send) {
-  auto number = ParseJobId(id);
-  if (!number.ok()) return number.status();
-  std::vector<int32_t> indexes;
-  bool final_state = false;
-  {
-    Locked lock(this);
-    JobEntry* entry = ActiveLocked(*number);
-    if (entry != nullptr) {
-      lock.NeedWritten(*entry);  // every chunk counted in log_version is in the store when we read
-      cursor->log_version = entry->log_version;
-      final_state = IsFinal(entry->job.state());
-      for (const Task& t : entry->job.tasks()) {
-        if (task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/")) {
-          indexes.push_back(t.index());
-        }
-      }
-    }
-  }
-  if (indexes.empty()) {
-    auto job = store_->LoadJob(*number, true);
-    if (!job.ok()) return job.status();
-    final_state = IsFinal(job->state()) || final_state;
-    for (const Task& t : job->tasks()) {
-      if (task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/")) {
-        indexes.push_back(t.index());
-      }
-    }
-    if (indexes.empty()) {
-      return absl::NotFoundError(absl::StrCat("job ", id, " has no task '", task_prefix, "'"));
-    }
-  }
-  bool stopped = false;
-  for (int32_t index : indexes) {
-    uint32_t& next = cursor->next_seq[index];
-    absl::Status s = store_->ReadLogs(*number, index, next, [&](const LogChunk& chunk) {
-      next = chunk.seq() + 1;
-      if (!send(chunk)) {
-        stopped = true;
-        return false;
-      }
-      return true;
-    });
-    if (!s.ok()) return s;
-    if (stopped) return absl::CancelledError("log reader went away");
-  }
-  return final_state;
-}
-
-void JobManager::WaitForLogs(const std::string& id, uint64_t log_version, absl::Duration timeout) {
+void JobManager::RemoveWatcher(const std::string& id, uint64_t watcher) {
   auto number = ParseJobId(id);
   if (!number.ok()) return;
   Locked lock(this);
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    JobEntry* entry = ActiveLocked(*number);
-    if (entry == nullptr || entry->log_version != log_version || IsFinal(entry->job.state())) return;
-    std::shared_ptr<absl::CondVar> changed = entry->changed;
-    if (changed->WaitWithDeadline(&mu_, deadline)) return;
-  }
+  if (JobEntry* entry = ActiveLocked(*number)) entry->watchers.erase(watcher);
 }
 
-void JobManager::ChangedLocked(JobEntry* entry) {
-  entry->version++;
-  entry->changed->SignalAll();
+absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, const std::string& task_prefix,
+                                                         LogCursor* cursor, size_t max_chunks) {
+  auto number = ParseJobId(id);
+  if (!number.ok()) return number.status();
+  auto matches = [&](const Task& t) {
+    return task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/");
+  };
+  std::vector<int32_t> indexes;
+  bool final_state = false;
+  bool active = false;
+  {
+    Locked lock(this);
+    if (JobEntry* entry = ActiveLocked(*number)) {
+      active = true;
+      lock.NeedWritten(*entry);  // every chunk announced so far is in the store when we read
+      final_state = IsFinal(entry->job.state());
+      for (const Task& t : entry->job.tasks()) {
+        if (matches(t)) indexes.push_back(t.index());
+      }
+    }
+  }
+  if (!active) {
+    auto job = store_->LoadJob(*number, true);
+    if (!job.ok()) return job.status();
+    final_state = IsFinal(job->state());
+    for (const Task& t : job->tasks()) {
+      if (matches(t)) indexes.push_back(t.index());
+    }
+  }
+  if (indexes.empty()) return absl::NotFoundError(absl::StrCat("job ", id, " has no task '", task_prefix, "'"));
+  LogRead out;
+  for (int32_t index : indexes) {
+    uint32_t& next = cursor->next_seq[index];
+    absl::Status s = store_->ReadLogs(*number, index, next, [&](const LogChunk& chunk) {
+      if (out.chunks.size() >= max_chunks) {
+        out.more = true;
+        return false;
+      }
+      next = chunk.seq() + 1;
+      out.chunks.push_back(chunk);
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (out.more) break;
+  }
+  out.over = final_state && !out.more;
+  return out;
 }
 
 void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
   dirty_tasks_[entry->number].insert(task.index());
   if (job_changed) dirty_jobs_.insert(entry->number);
   touched_jobs_.insert(entry->number);
-  ChangedLocked(entry);
 }
 
 uint64_t JobManager::FlushLocked() {
@@ -355,6 +333,12 @@ uint64_t JobManager::FlushLocked() {
       store_->PutJobSummary(&pending_.batch, number, &entry->job);
       pending_.sync = true;
     }
+  }
+  // Watchers hear of the change once it is written.
+  for (uint64_t number : touched_jobs_) {
+    JobEntry* entry = ActiveLocked(number);
+    if (entry == nullptr) continue;
+    for (const auto& [handle, on_change] : entry->watchers) pending_.after.push_back(on_change);
   }
   const uint64_t ticket = commit_.Enqueue(std::move(pending_));
   pending_ = GroupCommit::Change();
@@ -381,8 +365,6 @@ void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chu
   if (chunk.time_ms() == 0) chunk.set_time_ms(UnixMillis(clock_->Now()));
   store_->PutLog(&pending_.batch, entry->number, task.index(), chunk);
   touched_jobs_.insert(entry->number);
-  entry->log_version++;
-  entry->changed->SignalAll();
 }
 
 void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::string& line) {
@@ -419,7 +401,6 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
   if (job_changed) {
     dirty_jobs_.insert(entry->number);
     touched_jobs_.insert(entry->number);
-    ChangedLocked(entry);
   }
   RetireFinishedLocked();
 }
@@ -611,7 +592,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
       if (task.state() == assay::v1::TASK_QUEUED && absl::StartsWith(task.message(), "waiting for a worker") &&
           dispatcher_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
         task.clear_message();
-        ChangedLocked(entry.get());
+        PersistLocked(entry.get(), task, false);
       }
     }
   }
@@ -734,8 +715,16 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
 }
 
 void JobManager::Tick() {
-  commit_.Flush().IgnoreError();  // log chunks nobody has waited for yet
   Locked lock(this);
+  // Watchers of unfinished jobs hear from us about once a second, so running durations stay current.
+  const absl::Time now = clock_->Now();
+  if (now - last_poke_ >= absl::Seconds(1)) {
+    last_poke_ = now;
+    for (auto& [number, entry] : jobs_) {
+      if (IsFinal(entry->job.state())) continue;
+      for (const auto& [handle, on_change] : entry->watchers) on_change();
+    }
+  }
   for (const Lease& lease : dispatcher_.ExpireLeases()) {
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;

@@ -55,19 +55,25 @@ class JobManager {
   absl::StatusOr<assay::v1::Job> GetJob(const std::string& id, bool with_tasks);
   absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit);
   absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
-  // Waits until the job changed after `*version` (or `timeout` passed); returns it whole.
-  absl::StatusOr<assay::v1::Job> WaitForChange(const std::string& id, uint64_t* version, absl::Duration timeout);
+  // Calls `on_change` after every change of the job is written (the job's state, its tasks, new log
+  // chunks), and about once a second while it is unfinished, so durations shown stay current.
+  // `on_change` runs on whichever thread made the change and must not block (it schedules a read).
+  // NotFound when the job is not in memory (finished long ago: read it once, it will not change).
+  absl::StatusOr<uint64_t> AddWatcher(const std::string& id, std::function<void()> on_change);
+  void RemoveWatcher(const std::string& id, uint64_t watcher);
 
   struct LogCursor {
     std::map<int32_t, uint32_t> next_seq;  // per task index
-    uint64_t log_version = 0;
   };
-  // Sends the job's log chunks after `cursor` for tasks whose id starts with `task_prefix`.
-  // Returns true when the job is over and everything has been sent.
-  absl::StatusOr<bool> ReadLogs(const std::string& id, const std::string& task_prefix, LogCursor* cursor,
-                                const std::function<bool(const assay::v1::LogChunk&)>& send);
-  // Waits until new log chunks arrive or the job changes state (or `timeout`).
-  void WaitForLogs(const std::string& id, uint64_t log_version, absl::Duration timeout);
+  struct LogRead {
+    std::vector<assay::v1::LogChunk> chunks;
+    bool more = false;  // stopped at max_chunks: read again
+    bool over = false;  // the job is final and every chunk of it has been read
+  };
+  // The job's log chunks after `cursor`, for tasks whose id is `task_prefix` or starts with it and a
+  // '/', at most `max_chunks` of them (read outside the lock). Advances the cursor.
+  absl::StatusOr<LogRead> ReadLogs(const std::string& id, const std::string& task_prefix, LogCursor* cursor,
+                                   size_t max_chunks);
 
   // --- the worker link
   absl::Status WorkerConnected(const assay::v1::WorkerHello& hello, std::shared_ptr<WorkerSession> session);
@@ -98,11 +104,7 @@ class JobManager {
     assay::v1::Job job;                      // with tasks
     absl::flat_hash_map<std::string, int32_t> task_index;
     std::vector<uint32_t> next_seq;          // next log sequence number per task
-    uint64_t version = 1;
-    uint64_t log_version = 0;
-    // Woken on every change and log chunk of this job only. Shared, so a waiter holds it even if
-    // the job is retired while it waits.
-    std::shared_ptr<absl::CondVar> changed = std::make_shared<absl::CondVar>();
+    std::map<uint64_t, std::function<void()>> watchers;  // AddWatcher's, by handle
     bool cancel_requested = false;
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
   };
@@ -133,7 +135,7 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a task that ran back on the scheduler's queue.
   void QueueAgainLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Marks a task (and the job's summary) for the next group commit and wakes watchers.
+  // Marks a task (and the job's summary) for the next group commit (watchers hear of it once written).
   void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts every change marked in this locked section into one batch and hands it to the group commit
   // (which writes it after the lock is released). Returns its ticket (0: nothing to write).
@@ -180,7 +182,6 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ChangedLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetireFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
@@ -202,6 +203,8 @@ class JobManager {
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
+  uint64_t next_watcher_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time last_poke_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   GroupCommit::Change pending_ ABSL_GUARDED_BY(mu_);      // this section's writes and messages
   GroupCommit commit_;
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);

@@ -35,7 +35,8 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   cas_service_ = std::make_unique<CasService>(blob_stack_.store(), &cas_counters_);
   ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store());
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
-  jobs_service_ = std::make_unique<JobsService>(jobs_.get());
+  watch_executor_ = std::make_unique<Executor>(2);
+  jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<Executor>(4);
@@ -86,7 +87,8 @@ void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
-  link_executor_.reset();  // what the worker links handed over is done before anything is torn down
+  link_executor_.reset();  // what the streams handed over is done before anything is torn down
+  watch_executor_.reset();
   metrics_.reset();
 }
 

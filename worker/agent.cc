@@ -3,7 +3,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <deque>
 #include <fstream>
+#include <optional>
 
 #include <grpcpp/create_channel.h>
 #include <spdlog/spdlog.h>
@@ -46,22 +48,95 @@ std::vector<std::string> DetectLabels(const std::string& executor) {
           absl::StrCat("host=", Hostname())};
 }
 
-// The stream of one session. Senders never wait on it: one writer thread drains a bounded queue
-// (outbound_queue.h), as gRPC allows one writer at a time.
-class WorkerAgent::Link {
+// The stream of one session, on gRPC's callback API. Incoming messages are handed to the session's
+// thread (Next) as they are read; outgoing ones go through a bounded queue (outbound_queue.h) whose
+// one writer thread starts each write and waits for it, so one write is in flight and no sender ever
+// waits on the link.
+class WorkerAgent::Link final : public grpc::ClientBidiReactor<WorkerMessage, CoordinatorMessage> {
  public:
   static constexpr size_t kMaxQueuedLogBytes = 8 << 20;
-  explicit Link(grpc::ClientReaderWriter<WorkerMessage, CoordinatorMessage>* stream)
-      : queue_([stream](const WorkerMessage& m) { return stream->Write(m); }, kMaxQueuedLogBytes) {}
+  static constexpr size_t kMaxInbox = 10'000;  // a coordinator that floods us is cut off
+
+  Link(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context)
+      : context_(context), queue_([this](const WorkerMessage& m) { return WriteAndWait(m); }, kMaxQueuedLogBytes) {
+    stub->async()->Connect(context, this);
+    StartRead(&in_);
+    StartCall();
+  }
+
   bool Send(WorkerMessage message) { return queue_.Send(std::move(message)); }
-  // Stops the writer; call before finishing the stream.
-  void Close() { queue_.Close(); }
+
+  // The next message from the coordinator; nullopt once the stream has ended.
+  std::optional<CoordinatorMessage> Next() {
+    absl::MutexLock lock(&mu_);
+    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !inbox_.empty() || read_ended_; };
+    mu_.Await(absl::Condition(&ready));
+    if (inbox_.empty()) return std::nullopt;
+    CoordinatorMessage m = std::move(inbox_.front());
+    inbox_.pop_front();
+    return m;
+  }
+
+  // Ends the call: cancels it, stops the writer, and waits until gRPC is done with this reactor.
+  grpc::Status Finish() {
+    context_->TryCancel();
+    queue_.Close();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+    return status_;
+  }
+
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok || inbox_.size() >= kMaxInbox) {
+      if (ok) context_->TryCancel();
+      read_ended_ = true;
+      return;
+    }
+    inbox_.push_back(std::move(in_));
+    in_.Clear();
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    write_done_ = true;
+    write_ok_ = ok;
+  }
+  void OnDone(const grpc::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    read_ended_ = true;
+    done_ = true;
+  }
 
   absl::Mutex running_mu;
   std::map<std::string, Running> running ABSL_GUARDED_BY(running_mu);  // by "job/task"
 
  private:
-  OutboundQueue queue_;
+  // Called by the queue's writer thread only.
+  bool WriteAndWait(const WorkerMessage& message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return false;
+      write_done_ = false;
+    }
+    StartWrite(&message);
+    absl::MutexLock lock(&mu_);
+    auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return write_done_ || done_; };
+    mu_.Await(absl::Condition(&finished));
+    return write_done_ && write_ok_;
+  }
+
+  grpc::ClientContext* const context_;
+  CoordinatorMessage in_;  // one read at a time
+  absl::Mutex mu_;
+  std::deque<CoordinatorMessage> inbox_ ABSL_GUARDED_BY(mu_);
+  bool read_ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  OutboundQueue queue_;  // last: its writer thread stops first
 };
 
 WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
@@ -144,8 +219,7 @@ bool WorkerAgent::Session(int failures) {
   auto channel = grpc::CreateCustomChannel(
       options_.coordinator, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   auto stub = assay::v1::WorkerLink::NewStub(channel);
-  auto stream = stub->Connect(&context);
-  Link link(stream.get());
+  Link link(stub.get(), &context);
 
   WorkerMessage hello;
   auto* h = hello.mutable_hello();
@@ -157,13 +231,13 @@ bool WorkerAgent::Session(int failures) {
   h->set_version("0.1.0");
   link.Send(hello);
 
-  CoordinatorMessage message;
   absl::Duration heartbeat = absl::Seconds(5);
   std::thread heartbeats;
   absl::Mutex hb_mu;
   bool hb_stop = false;
   bool welcomed = false;
-  while (stream->Read(&message)) {
+  while (std::optional<CoordinatorMessage> next = link.Next()) {
+    const CoordinatorMessage& message = *next;
     switch (message.kind_case()) {
       case CoordinatorMessage::kWelcome: {
         welcomed = true;
@@ -226,8 +300,7 @@ bool WorkerAgent::Session(int failures) {
         break;
     }
   }
-  link.Close();  // no write may run while the stream finishes
-  grpc::Status status = stream->Finish();
+  grpc::Status status = link.Finish();
   if (!welcomed) {
     // The first failure of a run, then at 2, 4, 8, ... tries: a dead coordinator does not flood the log.
     const int tries = failures + 1;

@@ -271,10 +271,10 @@ TEST_F(JobManagerTest, ARestartKeepsJobsAndQueuesInterruptedTasksAgain) {
   // The log goes on after what was stored before the restart; nothing is overwritten.
   std::string log;
   JobManager::LogCursor cursor;
-  ASSERT_TRUE(manager_->ReadLogs(job, "b", &cursor, [&](const assay::v1::LogChunk& c) {
-                         log += c.data();
-                         return true;
-                       }).ok());
+  auto read = manager_->ReadLogs(job, "b", &cursor, 1000);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(read->over);
+  for (const auto& c : read->chunks) log += c.data();
   size_t first = log.find("attempt 1 on worker w"), restarted = log.find("coordinator restarted"),
          second = log.find("attempt 2 on worker w");
   ASSERT_NE(first, std::string::npos) << log;
@@ -323,6 +323,60 @@ TEST_F(JobManagerTest, ACasWriteThatStallsDuringSubmitDoesNotStallOtherRequests)
   EXPECT_TRUE(in_time) << "a stalled CAS write held the JobManager's lock";
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   EXPECT_EQ(submitted->tasks(0).state(), assay::v1::TASK_QUEUED);
+}
+
+// Watchers (WatchJob and StreamLogs streams) are pushed to: after a change of their own job is
+// written, never before, and never for another job's log chunk.
+TEST_F(JobManagerTest, WatchersHearOfAChangeOfTheirJobOnlyOnceItIsWritten) {
+  auto session = Connect("w");
+  std::string a = Submit("steps:\n  - id: s\n    run: sleep 1\n    cache: false\n");
+  std::string b = Submit("steps:\n  - id: s\n    run: sleep 2\n    cache: false\n");
+  auto assignment = NextAssignment(*session);  // a's task runs; b's waits
+  absl::Mutex mu;
+  int calls_a = 0, calls_b = 0;
+  std::vector<std::string> stored_states;  // a's task state in the store when its watcher ran
+  auto watcher_a = manager_->AddWatcher(a, [&] {
+    auto stored = job_store_->LoadJob(std::stoull(a), true);
+    absl::MutexLock lock(&mu);
+    ++calls_a;
+    stored_states.push_back(stored.ok() ? assay::v1::TaskState_Name(stored->tasks(0).state()) : "missing");
+  });
+  auto watcher_b = manager_->AddWatcher(b, [&] {
+    absl::MutexLock lock(&mu);
+    ++calls_b;
+  });
+  ASSERT_TRUE(watcher_a.ok() && watcher_b.ok());
+  EXPECT_EQ(manager_->AddWatcher("999", [] {}).status().code(), absl::StatusCode::kNotFound);
+
+  assay::v1::TaskLog log;
+  *log.mutable_lease() = assignment.lease();
+  log.set_data("hello\n");
+  manager_->OnLog("w", log);
+  auto called = [&](int* n, int at_least) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return *n >= at_least; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  };
+  ASSERT_TRUE(called(&calls_a, 1)) << "a log chunk of job a did not reach a's watcher";
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(calls_b, 0) << "a log chunk of job a woke job b's watcher";
+  }
+  JobManager::LogCursor cursor;
+  auto read = manager_->ReadLogs(a, "", &cursor, 100);
+  ASSERT_TRUE(read.ok());
+  std::string text;
+  for (const auto& c : read->chunks) text += c.data();
+  EXPECT_NE(text.find("hello"), std::string::npos) << text;
+
+  ASSERT_TRUE(Finish("w", assignment, 0).ok());
+  ASSERT_TRUE(called(&calls_a, 2));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(stored_states.back(), "TASK_SUCCEEDED") << "the watcher ran before the change was on disk";
+  }
+  manager_->RemoveWatcher(a, *watcher_a);
+  manager_->RemoveWatcher(b, *watcher_b);
 }
 
 }  // namespace
