@@ -26,10 +26,21 @@ F Real(const char* mangled) {
   return reinterpret_cast<F>(p);
 }
 
+// Abseil's own entry points call each other (AwaitWithTimeout calls AwaitWithDeadline): only the
+// outermost call of a thread is annotated.
+thread_local int depth = 0;
+struct Depth {
+  Depth() { ++depth; }
+  ~Depth() { --depth; }
+  bool outer() const { return depth == 1; }
+};
+
 // The lock is let go inside `wait` and held again when it returns (Await, CondVar::Wait): TSan sees
 // a release before and an acquire after; what abseil does in between is ignored.
 template <typename F>
 auto Rewait(void* mu, F wait) {
+  Depth d;
+  if (!d.outer()) return wait();
   __tsan_mutex_pre_unlock(mu, 0);
   __tsan_mutex_post_unlock(mu, 0);
   __tsan_mutex_pre_lock(mu, 0);
@@ -40,6 +51,8 @@ auto Rewait(void* mu, F wait) {
 
 template <typename F>
 auto Locking(void* mu, unsigned flags, F lock) {
+  Depth d;
+  if (!d.outer()) return lock();
   __tsan_mutex_pre_lock(mu, flags);
   auto result = lock();
   __tsan_mutex_post_lock(mu, flags, 0);
@@ -65,6 +78,8 @@ void Mutex::ReaderLock() {
 
 void Mutex::Unlock() {
   ASSAY_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex6UnlockEv");
+  Depth d;
+  if (!d.outer()) return real(this);
   __tsan_mutex_pre_unlock(this, 0);
   real(this);
   __tsan_mutex_post_unlock(this, 0);
@@ -72,6 +87,8 @@ void Mutex::Unlock() {
 
 void Mutex::ReaderUnlock() {
   ASSAY_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex12ReaderUnlockEv");
+  Depth d;
+  if (!d.outer()) return real(this);
   __tsan_mutex_pre_unlock(this, __tsan_mutex_read_lock);
   real(this);
   __tsan_mutex_post_unlock(this, __tsan_mutex_read_lock);
@@ -79,6 +96,8 @@ void Mutex::ReaderUnlock() {
 
 bool Mutex::TryLock() {
   ASSAY_REAL(bool (*)(Mutex*), "_ZN4absl7debian35Mutex7TryLockEv");
+  Depth d;
+  if (!d.outer()) return real(this);
   __tsan_mutex_pre_lock(this, __tsan_mutex_try_lock);
   const bool ok = real(this);
   __tsan_mutex_post_lock(this, __tsan_mutex_try_lock | (ok ? 0 : __tsan_mutex_try_lock_failed), 0);
@@ -87,6 +106,8 @@ bool Mutex::TryLock() {
 
 bool Mutex::ReaderTryLock() {
   ASSAY_REAL(bool (*)(Mutex*), "_ZN4absl7debian35Mutex13ReaderTryLockEv");
+  Depth d;
+  if (!d.outer()) return real(this);
   const unsigned flags = __tsan_mutex_read_lock | __tsan_mutex_try_lock;
   __tsan_mutex_pre_lock(this, flags);
   const bool ok = real(this);

@@ -30,6 +30,20 @@ Farm::~Farm() {
   jobs_.reset();
   admin_.reset();
   coordinator_.reset();
+  // In sanitizer builds the programs report what they find in their logs: any report fails the test.
+  for (const auto& entry : fs::directory_iterator(dir())) {
+    if (entry.path().extension() != ".log") continue;
+    std::string text = ReadFile(entry.path()).value_or("");
+    for (const char* marker : {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "runtime error:",
+                               "ERROR: LeakSanitizer"}) {
+      size_t at = text.find(marker);
+      if (at != std::string::npos) {
+        ADD_FAILURE() << entry.path().filename().string() << " has a sanitizer report:\n"
+                      << text.substr(at > 200 ? at - 200 : 0, 6000);
+        break;
+      }
+    }
+  }
 }
 
 void Farm::StartCoordinator(const std::vector<std::string>& extra_args) {

@@ -24,15 +24,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// `append`: a restarted process adds to its log instead of replacing it.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path,
-            const std::vector<std::string>& extra_env) {
+            const std::vector<std::string>& extra_env, bool append = false) {
+  const int mode = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = err_path == out_path ? out : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = ::open(out_path.c_str(), mode, 0644);
+    int err = err_path == out_path ? out : ::open(err_path.c_str(), mode, 0644);
     int in = ::open("/dev/null", O_RDONLY);
     ::dup2(in, 0);
     ::dup2(out, 1);
@@ -123,7 +125,7 @@ RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeou
 }
 
 Process::Process(const std::vector<std::string>& argv, const fs::path& log_file) {
-  pid_ = Spawn(argv, log_file.string(), log_file.string(), {});
+  pid_ = Spawn(argv, log_file.string(), log_file.string(), {}, /*append=*/true);
 }
 
 Process::~Process() {

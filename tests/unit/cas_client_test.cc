@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "tests/common/hostile_trees.h"
 
@@ -19,8 +20,14 @@ namespace fs = std::filesystem;
 // Serves the blobs it holds; blobs in `lies` are answered with other bytes of the same size.
 class FakeCas final : public reapi::ContentAddressableStorage::Service, public google::bytestream::ByteStream::Service {
  public:
-  std::map<Digest, std::string> blobs;
-  std::map<Digest, std::string> lies;
+  void SetBlobs(std::map<Digest, std::string> b) {
+    absl::MutexLock lock(&mu_);
+    blobs_ = std::move(b);
+  }
+  void Lie(const Digest& d, std::string bytes) {
+    absl::MutexLock lock(&mu_);
+    lies_[d] = std::move(bytes);
+  }
 
   grpc::Status BatchReadBlobs(grpc::ServerContext*, const reapi::BatchReadBlobsRequest* request,
                               reapi::BatchReadBlobsResponse* response) override {
@@ -39,7 +46,7 @@ class FakeCas final : public reapi::ContentAddressableStorage::Service, public g
       Digest d = todo.back();
       todo.pop_back();
       reapi::Directory* dir = response.add_directories();
-      dir->ParseFromString(blobs.at(d));
+      dir->ParseFromString(Bytes(d));
       for (const auto& sub : dir->directories()) todo.push_back(*Digest::FromProto(sub.digest()));
     }
     writer->Write(response);
@@ -59,7 +66,13 @@ class FakeCas final : public reapi::ContentAddressableStorage::Service, public g
   }
 
  private:
-  std::string Bytes(const Digest& d) { return lies.contains(d) ? lies.at(d) : blobs.at(d); }
+  std::string Bytes(const Digest& d) {
+    absl::MutexLock lock(&mu_);
+    return lies_.contains(d) ? lies_.at(d) : blobs_.at(d);
+  }
+  absl::Mutex mu_;  // the test changes what is served between calls handled on gRPC's threads
+  std::map<Digest, std::string> blobs_ ABSL_GUARDED_BY(mu_);
+  std::map<Digest, std::string> lies_ ABSL_GUARDED_BY(mu_);
 };
 
 class CasClientTest : public ::testing::Test {
@@ -89,7 +102,7 @@ class CasClientTest : public ::testing::Test {
     AddDir(&root, "bin", b.Dir(bin));
     AddFile(&root, "small.elf", small_);
     Digest top = b.Dir(root);
-    cas_.blobs = b.blobs();
+    cas_.SetBlobs(b.blobs());
     return top;
   }
 
@@ -111,7 +124,7 @@ TEST_F(CasClientTest, AnHonestServerMaterializesTheTree) {
 
 TEST_F(CasClientTest, ASmallBlobWithTheWrongBytesFailsAndLeavesNoFile) {
   Digest root = MakeTree();
-  cas_.lies[small_] = "SMALL FIRMWARE IMAGE\n";
+  cas_.Lie(small_, "SMALL FIRMWARE IMAGE\n");
   ScopedTempDir dir("cas-client-test");
   auto stats = client_->Materialize(root, dir.path());
   ASSERT_FALSE(stats.ok());
@@ -124,7 +137,7 @@ TEST_F(CasClientTest, ALargeBlobWithTheWrongBytesFailsAndLeavesNoFile) {
   Digest root = MakeTree();
   std::string wrong(3 << 20, 'L');
   wrong[wrong.size() / 2] = 'X';
-  cas_.lies[large_] = wrong;
+  cas_.Lie(large_, wrong);
   ScopedTempDir dir("cas-client-test");
   auto stats = client_->Materialize(root, dir.path());
   ASSERT_FALSE(stats.ok());
@@ -137,7 +150,7 @@ TEST_F(CasClientTest, ALargeBlobWithTheWrongBytesFailsAndLeavesNoFile) {
   absl::Status download = client_->DownloadToFile(large_, out, false);
   EXPECT_EQ(download.code(), absl::StatusCode::kDataLoss) << download;
   EXPECT_FALSE(fs::exists(out));
-  cas_.lies[small_] = "SMALL FIRMWARE IMAGE\n";
+  cas_.Lie(small_, "SMALL FIRMWARE IMAGE\n");
   EXPECT_EQ(client_->ReadBlob(small_).status().code(), absl::StatusCode::kDataLoss);
 }
 
