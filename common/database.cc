@@ -39,8 +39,23 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   auto table_factory = std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table));
 
+  // The families to open: those asked for, and any the database already has.
+  std::vector<bool> wanted(static_cast<size_t>(Family::kCount), options.families.empty());
+  wanted[0] = true;  // RocksDB always has "default"
+  for (Family f : options.families) wanted[static_cast<size_t>(f)] = true;
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &existing).ok()) {
+    for (const std::string& name : existing) {
+      for (size_t i = 0; i < kFamilyNames.size(); ++i) {
+        if (name == kFamilyNames[i]) wanted[i] = true;
+      }
+    }
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  std::vector<int> family_of;  // index in `families` -> Family
   for (int i = 0; i < static_cast<int>(Family::kCount); ++i) {
+    if (!wanted[static_cast<size_t>(i)]) continue;
+    family_of.push_back(i);
     rocksdb::ColumnFamilyOptions cf_options;
     cf_options.table_factory = table_factory;
     if (static_cast<Family>(i) == Family::kCasChunks) {
@@ -63,7 +78,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   std::unique_ptr<Database> database(new Database());
   database->dir_ = dir;
   database->db_.reset(raw);
-  for (size_t i = 0; i < handles.size(); ++i) database->handles_[i] = handles[i];
+  for (size_t i = 0; i < handles.size(); ++i) database->handles_[static_cast<size_t>(family_of[i])] = handles[i];
   return database;
 }
 

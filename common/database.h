@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -31,7 +32,16 @@ class Database {
     // Values at least this large go to RocksDB's blob files (integrated BlobDB).
     uint64_t min_blob_size = 64 * 1024;
     size_t block_cache_bytes = 64 << 20;
+    // The column families this process uses (empty: all). Families already in the database are
+    // opened too (RocksDB requires it), so a database written by another version still opens.
+    std::vector<Family> families;
   };
+  // What a worker's local cache needs: the CAS, nothing of the coordinator's jobs or action cache.
+  static Options CasOnly() {
+    Options o;
+    o.families = {Family::kDefault, Family::kCasMeta, Family::kCasChunks};
+    return o;
+  }
 
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir, const Options& options);
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir) {
@@ -42,7 +52,9 @@ class Database {
   Database& operator=(const Database&) = delete;
 
   rocksdb::DB* db() const { return db_.get(); }
+  // Null for a family that was not opened.
   rocksdb::ColumnFamilyHandle* cf(Family family) const { return handles_[static_cast<int>(family)]; }
+  bool has(Family family) const { return cf(family) != nullptr; }
 
   // sync: the write is on disk before this returns (use for everything acknowledged).
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync);

@@ -87,7 +87,7 @@ namespace {
 class WorkerLinkReactor final
     : public grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage> {
  public:
-  WorkerLinkReactor(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) { StartRead(&in_); }
+  WorkerLinkReactor(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) { StartRead(&in_); }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker went away, or the stream was finished
@@ -196,7 +196,7 @@ class WorkerLinkReactor final
   }
 
   JobManager* const jobs_;
-  Executor* const executor_;
+  ThreadPool* const executor_;
   assay::v1::WorkerMessage in_;                // one read at a time
   std::shared_ptr<WorkerSession> session_;     // set by Hello, before the second read starts
   absl::Mutex mu_;

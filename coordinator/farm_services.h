@@ -5,7 +5,7 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "common/evicting_blob_store.h"
-#include "common/executor.h"
+#include "common/thread_pool.h"
 #include "common/rocksdb_blob_store.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/reapi_services.h"
@@ -18,7 +18,7 @@ class JobsService final
     : public assay::v1::Jobs::WithCallbackMethod_WatchJob<
           assay::v1::Jobs::WithCallbackMethod_StreamLogs<assay::v1::Jobs::Service>> {
  public:
-  JobsService(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) {}
+  JobsService(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) {}
   grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
@@ -30,7 +30,7 @@ class JobsService final
 
  private:
   JobManager* jobs_;
-  Executor* executor_;
+  ThreadPool* executor_;
 };
 
 class AdminService final : public assay::v1::Admin::Service {
@@ -61,13 +61,13 @@ assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobSto
 // message is read only once the last one is handled, so a worker's messages are taken in order.
 class WorkerLinkService final : public assay::v1::WorkerLink::CallbackService {
  public:
-  WorkerLinkService(JobManager* jobs, Executor* executor) : jobs_(jobs), executor_(executor) {}
+  WorkerLinkService(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) {}
   grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* context) override;
 
  private:
   JobManager* jobs_;
-  Executor* executor_;
+  ThreadPool* executor_;
 };
 
 }  // namespace assay

@@ -35,11 +35,11 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   cas_service_ = std::make_unique<CasService>(blob_stack_.store(), &cas_counters_);
   ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store());
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
-  watch_executor_ = std::make_unique<Executor>(2);
+  watch_executor_ = std::make_unique<ThreadPool>(2);
   jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
-  link_executor_ = std::make_unique<Executor>(4);
+  link_executor_ = std::make_unique<ThreadPool>(4);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
 
   if (!options.metrics_listen.empty()) {

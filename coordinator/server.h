@@ -58,10 +58,10 @@ class CoordinatorServer {
   std::unique_ptr<CasService> cas_service_;
   std::unique_ptr<ActionCacheService> ac_service_;
   std::unique_ptr<ByteStreamService> bytestream_service_;
-  std::unique_ptr<Executor> watch_executor_;
+  std::unique_ptr<ThreadPool> watch_executor_;
   std::unique_ptr<JobsService> jobs_service_;
   std::unique_ptr<AdminService> admin_service_;
-  std::unique_ptr<Executor> link_executor_;
+  std::unique_ptr<ThreadPool> link_executor_;
   std::unique_ptr<WorkerLinkService> worker_link_service_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;

@@ -45,7 +45,7 @@ class Poker {
 template <typename Message>
 class PushStream : public grpc::ServerWriteReactor<Message> {
  public:
-  PushStream(JobManager* jobs, Executor* executor, std::string job_id)
+  PushStream(JobManager* jobs, ThreadPool* executor, std::string job_id)
       : jobs_(jobs), executor_(executor), job_id_(std::move(job_id)), poker_(std::make_shared<Poker>()) {}
 
   // Registers with the job and schedules the first read. Call once, after construction.
@@ -156,7 +156,7 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   }
 
   JobManager* const jobs_;
-  Executor* const executor_;
+  ThreadPool* const executor_;
   const std::string job_id_;
   const std::shared_ptr<Poker> poker_;
   absl::Mutex mu_;
@@ -172,7 +172,7 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
 
 class WatchJobReactor final : public PushStream<assay::v1::Job> {
  public:
-  WatchJobReactor(JobManager* jobs, Executor* executor, const assay::v1::WatchJobRequest& request)
+  WatchJobReactor(JobManager* jobs, ThreadPool* executor, const assay::v1::WatchJobRequest& request)
       : PushStream(jobs, executor, request.job_id()) {}
 
  protected:
@@ -194,7 +194,7 @@ class WatchJobReactor final : public PushStream<assay::v1::Job> {
 class StreamLogsReactor final : public PushStream<assay::v1::LogChunk> {
  public:
   static constexpr size_t kChunksPerRead = 256;
-  StreamLogsReactor(JobManager* jobs, Executor* executor, const assay::v1::StreamLogsRequest& request)
+  StreamLogsReactor(JobManager* jobs, ThreadPool* executor, const assay::v1::StreamLogsRequest& request)
       : PushStream(jobs, executor, request.job_id()), task_(request.task_id()), follow_(request.follow()) {}
 
  protected:
@@ -221,14 +221,14 @@ class StreamLogsReactor final : public PushStream<assay::v1::LogChunk> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<assay::v1::Job>* NewWatchJobReactor(JobManager* jobs, Executor* executor,
+grpc::ServerWriteReactor<assay::v1::Job>* NewWatchJobReactor(JobManager* jobs, ThreadPool* executor,
                                                              const assay::v1::WatchJobRequest& request) {
   auto* reactor = new WatchJobReactor(jobs, executor, request);
   reactor->Start();
   return reactor;
 }
 
-grpc::ServerWriteReactor<assay::v1::LogChunk>* NewStreamLogsReactor(JobManager* jobs, Executor* executor,
+grpc::ServerWriteReactor<assay::v1::LogChunk>* NewStreamLogsReactor(JobManager* jobs, ThreadPool* executor,
                                                                     const assay::v1::StreamLogsRequest& request) {
   auto* reactor = new StreamLogsReactor(jobs, executor, request);
   reactor->Start();

@@ -7,14 +7,14 @@
 #include <grpcpp/support/server_callback.h>
 
 #include "assay/v1/jobs.pb.h"
-#include "common/executor.h"
+#include "common/thread_pool.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {
 
-grpc::ServerWriteReactor<assay::v1::Job>* NewWatchJobReactor(JobManager* jobs, Executor* executor,
+grpc::ServerWriteReactor<assay::v1::Job>* NewWatchJobReactor(JobManager* jobs, ThreadPool* executor,
                                                              const assay::v1::WatchJobRequest& request);
-grpc::ServerWriteReactor<assay::v1::LogChunk>* NewStreamLogsReactor(JobManager* jobs, Executor* executor,
+grpc::ServerWriteReactor<assay::v1::LogChunk>* NewStreamLogsReactor(JobManager* jobs, ThreadPool* executor,
                                                                     const assay::v1::StreamLogsRequest& request);
 
 }  // namespace assay

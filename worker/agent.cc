@@ -139,39 +139,58 @@ class WorkerAgent::Link final : public grpc::ClientBidiReactor<WorkerMessage, Co
   OutboundQueue queue_;  // last: its writer thread stops first
 };
 
-WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
-    : options_(std::move(options)), executor_(std::move(executor)) {
-  if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
-  if (!executor_) executor_ = std::make_unique<ProcessExecutor>();
-  labels_ = DetectLabels(executor_->name());
-  for (const auto& l : options_.labels) labels_.push_back(l);
+grpc::ChannelArguments WorkerChannelArgs() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // gRPC's own reconnect backoff grows to 2 minutes by default: a coordinator back from a restart
   // would wait that long for its workers. Keep every try within kMaxReconnectPause of the last.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause) / 5));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause) / 5));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectPause)));
-  channel_args_ = args;
-  channel_ = grpc::CreateCustomChannel(options_.coordinator,
-                                       options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
-  cas_ = std::make_unique<CasClient>(channel_, options_.instance_name, options_.retry);
-  cas_->set_tree_limits(options_.tree_limits);
+  const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(WorkerAgent::kMaxReconnectPause));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, max_ms / 5);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, max_ms / 5);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+  return args;
+}
 
-  if (options_.cache_dir.empty()) options_.cache_dir = (fs::path(options_.work_dir) / "cache").string();
-  auto db = Database::Open(options_.cache_dir);
+WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Executor> executor) {
+  WorkerParts parts;
+  parts.executor = executor ? std::move(executor) : std::make_unique<ProcessExecutor>();
+  auto channel = grpc::CreateCustomChannel(
+      options->coordinator, options->credentials ? options->credentials : grpc::InsecureChannelCredentials(),
+      WorkerChannelArgs());
+  parts.cas = std::make_unique<CasClient>(channel, options->instance_name, options->retry);
+  parts.cas->set_tree_limits(options->tree_limits);
+  if (options->cache_dir.empty()) options->cache_dir = (fs::path(options->work_dir) / "cache").string();
+  // The local cache opens only the CAS's column families: nothing of a coordinator's.
+  auto db = Database::Open(options->cache_dir, Database::CasOnly());
   auto stack = db.ok() ? MakeBlobStoreStack(db->get(), RealClock::Get(),
-                                            EvictingBlobStore::Options{options_.cache_bytes, 0.95, 0.8})
+                                            EvictingBlobStore::Options{options->cache_bytes, 0.95, 0.8})
                        : db.status();
   if (stack.ok()) {
-    cache_db_ = std::move(*db);
-    cache_ = std::move(*stack);
-    cas_->set_local_cache(cache_.store());
+    parts.cache_db = std::move(*db);
+    parts.cache = std::move(*stack);
   } else {
-    spdlog::warn("worker {}: no local cache ({}); every input is fetched", options_.worker_id, stack.status().ToString());
+    spdlog::warn("no local cache ({}); every input is fetched", stack.status().ToString());
   }
+  return parts;
+}
+
+WorkerAgent::WorkerAgent(Options options, std::unique_ptr<Executor> executor)
+    : WorkerAgent(options, MakeWorkerParts(&options, std::move(executor))) {}
+
+WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
+    : options_(std::move(options)),
+      cas_(std::move(parts.cas)),
+      cache_db_(std::move(parts.cache_db)),
+      cache_(std::move(parts.cache)),
+      local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
+      executor_(std::move(parts.executor)) {
+  if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
+  labels_ = DetectLabels(executor_->name());
+  for (const auto& l : options_.labels) labels_.push_back(l);
+  channel_args_ = WorkerChannelArgs();
+  if (local_cache_ != nullptr) cas_->set_local_cache(local_cache_);
 }
 
 WorkerAgent::~WorkerAgent() { Stop(); }

@@ -22,6 +22,18 @@
 
 namespace assay {
 
+class Executor;
+
+// What a worker runs with, built in one place (MakeWorkerParts) and handed to the agent, so a test
+// can hand it fakes: an executor that runs nothing, an in-memory cache.
+struct WorkerParts {
+  std::unique_ptr<Executor> executor;
+  std::unique_ptr<CasClient> cas;     // the coordinator's CAS
+  std::unique_ptr<Database> cache_db;  // this host's cache database (may be null)
+  BlobStoreStack cache;                // the cache's blob-store stack over it (may be empty)
+  BlobStore* local_cache = nullptr;    // another local cache instead (tests); not owned
+};
+
 class WorkerAgent {
  public:
   struct Options {
@@ -38,13 +50,18 @@ class WorkerAgent {
     RetryPolicy retry;                  // of every call to the coordinator
   };
 
-  // `executor` runs the steps (null: the process executor).
+  // Builds its parts from `options` (MakeWorkerParts); `executor` runs the steps (null: the process
+  // executor).
   explicit WorkerAgent(Options options, std::unique_ptr<Executor> executor = nullptr);
+  WorkerAgent(Options options, WorkerParts parts);
   ~WorkerAgent();
 
   // Connects and serves until Stop(); reconnects with backoff when the link drops.
   void Run();
   void Stop();
+
+  // The longest wait between two tries to reach the coordinator.
+  static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
 
   const std::string& worker_id() const { return options_.worker_id; }
   std::string executor_name() const { return executor_->name(); }
@@ -59,9 +76,6 @@ class WorkerAgent {
   };
   class Link;
 
-  // The longest wait between two tries to reach the coordinator.
-  static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
-
   // One connected session; returns when the stream ends, and whether the coordinator welcomed it.
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
@@ -70,17 +84,22 @@ class WorkerAgent {
 
   Options options_;
   std::vector<std::string> labels_;
-  grpc::ChannelArguments channel_args_;
-  std::shared_ptr<grpc::Channel> channel_;  // for the CAS
+  grpc::ChannelArguments channel_args_;  // of each session's link channel
   std::unique_ptr<CasClient> cas_;
   std::unique_ptr<Database> cache_db_;
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
+  BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
+
+// The parts of a worker built from its options (the composition root of assay-worker).
+WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Executor> executor);
+// Channel settings of every connection to the coordinator (keepalive, a short reconnect backoff).
+grpc::ChannelArguments WorkerChannelArgs();
 
 // Labels every worker offers: os, arch, executor, host.
 std::vector<std::string> DetectLabels(const std::string& executor);

@@ -135,6 +135,29 @@ TEST_F(BlobStoreTest, DeleteAndAgeOrder) {
   EXPECT_EQ(store_->stats().blobs, 1);
 }
 
+// A worker's cache database holds the CAS only: none of the coordinator's jobs, tasks, logs or
+// action cache. A database that already has more families still opens.
+TEST(DatabaseTest, AWorkersCacheOpensOnlyTheCasFamilies) {
+  ScopedTempDir dir("db-families");
+  {
+    auto db = Database::Open(dir.path() / "cache", Database::CasOnly());
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_TRUE((*db)->has(Family::kCasMeta));
+    EXPECT_TRUE((*db)->has(Family::kCasChunks));
+    EXPECT_FALSE((*db)->has(Family::kJobs));
+    EXPECT_FALSE((*db)->has(Family::kActionCache));
+  }
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), (dir.path() / "cache").string(), &names).ok());
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"default", "cas_meta", "cas_chunks"}));
+  // Opened by a program that wants everything, then again as a cache: both work.
+  ASSERT_TRUE(Database::Open(dir.path() / "cache").ok());
+  auto again = Database::Open(dir.path() / "cache", Database::CasOnly());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE((*again)->has(Family::kJobs)) << "families already there are opened as RocksDB requires";
+}
+
 }  // namespace
 }  // namespace assay
 

@@ -11,12 +11,12 @@
 
 namespace assay {
 
-class Executor {
+class ThreadPool {
  public:
-  explicit Executor(int threads);
-  ~Executor();  // runs what is queued, then joins
-  Executor(const Executor&) = delete;
-  Executor& operator=(const Executor&) = delete;
+  explicit ThreadPool(int threads);
+  ~ThreadPool();  // runs what is queued, then joins
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
 
   void Run(std::function<void()> work);
   size_t queued() const {

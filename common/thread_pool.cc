@@ -1,12 +1,12 @@
-#include "common/executor.h"
+#include "common/thread_pool.h"
 
 namespace assay {
 
-Executor::Executor(int threads) {
+ThreadPool::ThreadPool(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
-Executor::~Executor() {
+ThreadPool::~ThreadPool() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -14,12 +14,12 @@ Executor::~Executor() {
   for (auto& t : threads_) t.join();
 }
 
-void Executor::Run(std::function<void()> work) {
+void ThreadPool::Run(std::function<void()> work) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(work));
 }
 
-void Executor::Loop() {
+void ThreadPool::Loop() {
   while (true) {
     std::function<void()> work;
     {
