@@ -7,6 +7,7 @@ absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clo
   if (!storage.ok()) return storage.status();
   BlobStoreStack stack;
   stack.storage = std::move(*storage);
+  eviction.background = true;  // never on the thread of the request that wrote
   stack.eviction = std::make_unique<EvictingBlobStore>(stack.storage.get(), eviction);
   stack.verification = std::make_unique<VerifyingBlobStore>(stack.eviction.get());
   return stack;

@@ -10,7 +10,7 @@ class EvictingWriter final : public BlobWriter {
   absl::Status Append(absl::string_view data) override { return inner_->Append(data); }
   absl::Status Commit() override {
     absl::Status s = inner_->Commit();
-    if (s.ok()) store_->MaybeEvict().IgnoreError();
+    if (s.ok()) store_->AfterWrite();
     return s;
   }
   int64_t written() const override { return inner_->written(); }
@@ -19,6 +19,40 @@ class EvictingWriter final : public BlobWriter {
   EvictingBlobStore* store_;
   std::unique_ptr<BlobWriter> inner_;
 };
+
+EvictingBlobStore::EvictingBlobStore(RocksDbBlobStore* inner, Options options) : inner_(inner), options_(options) {
+  if (!options_.background || options_.budget_bytes <= 0) return;
+  evictor_ = std::thread([this] {
+    while (true) {
+      {
+        absl::MutexLock lock(&wake_mu_);
+        auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_ || stopping_; };
+        wake_mu_.Await(absl::Condition(&woken));
+        if (stopping_) return;
+        wake_ = false;
+      }
+      auto evicted = MaybeEvict();
+      if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
+    }
+  });
+}
+
+EvictingBlobStore::~EvictingBlobStore() {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    stopping_ = true;
+  }
+  if (evictor_.joinable()) evictor_.join();
+}
+
+void EvictingBlobStore::AfterWrite() {
+  if (!evictor_.joinable()) {
+    MaybeEvict().IgnoreError();
+    return;
+  }
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
 
 absl::StatusOr<std::vector<Digest>> EvictingBlobStore::FindMissing(const std::vector<Digest>& digests) {
   auto missing = inner_->FindMissing(digests);
@@ -47,7 +81,7 @@ absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64
 
 absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
   absl::Status s = inner_->Put(digest, data);
-  if (s.ok()) MaybeEvict().IgnoreError();
+  if (s.ok()) AfterWrite();
   return s;
 }
 
@@ -59,6 +93,12 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> EvictingBlobStore::OpenWrite(const D
 
 void EvictingBlobStore::Pin(const std::vector<Digest>& digests) {
   absl::MutexLock lock(&pins_mu_);
+  // A deletion of one of these already under way finishes first; none can start once pinned.
+  absl::flat_hash_set<Digest> wanted(digests.begin(), digests.end());
+  auto clear = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pins_mu_) {
+    return !deleting_.has_value() || !wanted.contains(*deleting_);
+  };
+  pins_mu_.Await(absl::Condition(&clear));
   for (const Digest& d : digests) pins_[d]++;
 }
 
@@ -83,10 +123,17 @@ absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   absl::Status scan = inner_->ForEachByAge([&](const Digest& digest, int64_t) {
     if (inner_->stats().bytes <= low) return false;
     {
+      // Checked and marked as one step with Pin: a blob is either pinned first (kept) or being
+      // deleted (a Pin of it waits until the deletion is done, and then finds it gone).
       absl::MutexLock lock(&pins_mu_);
       if (pins_.contains(digest)) return true;
+      deleting_ = digest;
     }
-    absl::Status s = inner_->Delete(digest);
+    absl::Status s = inner_->Delete(digest);  // no lock held
+    {
+      absl::MutexLock lock(&pins_mu_);
+      deleting_.reset();
+    }
     if (s.ok()) {
       dropped += digest.size();
       ++blobs;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -29,8 +31,11 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
     int64_t budget_bytes = 0;       // 0: no limit
     double high_watermark = 0.95;   // evict when above budget * high
     double low_watermark = 0.80;    // ... down to budget * low
+    // Evict on a thread of its own, woken by writes, instead of on the writing request's thread.
+    bool background = false;
   };
-  EvictingBlobStore(RocksDbBlobStore* inner, Options options) : inner_(inner), options_(options) {}
+  EvictingBlobStore(RocksDbBlobStore* inner, Options options);
+  ~EvictingBlobStore() override;
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
   absl::StatusOr<std::string> Get(const Digest& digest) override;
@@ -39,6 +44,8 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
 
   bool pinning_matters() const override { return options_.budget_bytes > 0; }
+  // Once Pin returns, no eviction of these blobs is running or can start: a blob that is still
+  // present stays until unpinned (the caller checks presence after pinning).
   void Pin(const std::vector<Digest>& digests) override;
   void Unpin(const std::vector<Digest>& digests) override;
 
@@ -53,9 +60,17 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   friend class EvictingWriter;
   RocksDbBlobStore* inner_;
   Options options_;
+  // Starts an eviction pass now (inline) or on the background thread.
+  void AfterWrite();
+
   absl::Mutex pins_mu_;
   absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);
+  std::optional<Digest> deleting_ ABSL_GUARDED_BY(pins_mu_);  // the blob an eviction is deleting now
   absl::Mutex evict_mu_;
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
+  std::thread evictor_;
   std::atomic<int64_t> evicted_blobs_{0};
   std::atomic<int64_t> evicted_bytes_{0};
 };

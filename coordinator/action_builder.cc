@@ -103,6 +103,15 @@ ActionBuilder::Prepared ActionBuilder::Prepare(const Work& work) const {
   if (pinner_ != nullptr && pinner_->pinning_matters()) {
     out.pins = InputDigests(out.action, *action_digest);
     pinner_->Pin(out.pins);
+    // Pinned first, then checked: an eviction that took an input just before is seen here.
+    auto missing = blobs_->FindMissing(out.pins);
+    if (missing.ok() && !missing->empty()) {
+      pinner_->Unpin(out.pins);
+      out.pins.clear();
+      out.status = absl::FailedPreconditionError(absl::StrCat(
+          "input ", missing->front().ToString(), " was evicted from the CAS before the step could be queued; "
+          "submit again (or raise --cache-budget-bytes)"));
+    }
   }
   return out;
 }
