@@ -349,12 +349,22 @@ absl::StatusOr<std::vector<reapi::Directory>> CasClient::GetTree(const Digest& r
   return out;
 }
 
-absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root, const fs::path& dir) {
+absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root, const fs::path& dir,
+                                                             const std::vector<reapi::Directory>* known_tree) {
   FetchStats stats;
-  auto directories = GetTree(root);
-  if (!directories.ok()) return directories.status();
+  // Each directory is keyed by the digest of its bytes, so a directory that does not hash to what
+  // its parent names is simply not found.
   absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
-  for (const auto& d : *directories) by_digest[Digest::OfMessage(d)] = &d;
+  absl::StatusOr<std::vector<reapi::Directory>> directories = std::vector<reapi::Directory>();
+  if (known_tree != nullptr) {
+    for (const auto& d : *known_tree) by_digest[Digest::OfMessage(d)] = &d;
+  }
+  if (!by_digest.contains(root)) {
+    by_digest.clear();
+    directories = GetTree(root);
+    if (!directories.ok()) return directories.status();
+    for (const auto& d : *directories) by_digest[Digest::OfMessage(d)] = &d;
+  }
   DirectoryLoader load = [&](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
     auto it = by_digest.find(digest);
     if (it == by_digest.end()) return absl::NotFoundError(absl::StrCat("directory ", digest.ToString(), " missing from tree"));

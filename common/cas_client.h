@@ -60,7 +60,11 @@ class CasClient {
   // Validates the tree at `root` (ValidateTree with the tree limits) and writes it under `dir`, which
   // must exist, with a TreeWriter. With a local cache set, files are taken from it when present and
   // stored in it when fetched. Every file's bytes are checked against its digest.
-  absl::StatusOr<FetchStats> Materialize(const Digest& root, const std::filesystem::path& dir);
+  // `known_tree`: the tree's directories when the caller has them already (the assignment carries
+  // small trees); they are checked like fetched ones, and GetTree is called only if the root is not
+  // among them.
+  absl::StatusOr<FetchStats> Materialize(const Digest& root, const std::filesystem::path& dir,
+                                         const std::vector<reapi::Directory>* known_tree = nullptr);
   void set_local_cache(BlobStore* cache) { local_cache_ = cache; }
   // Copies blobs (a step's outputs, just uploaded) into the local cache, so the cell's next steps on
   // this host find them there. Best effort: what cannot be copied is simply fetched later.

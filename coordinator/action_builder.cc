@@ -100,8 +100,10 @@ ActionBuilder::Prepared ActionBuilder::Prepare(const Work& work) const {
     }
   }
   // Pinned from now until the task is final, so eviction cannot take its inputs while it waits.
-  if (pinner_ != nullptr && pinner_->pinning_matters()) {
-    out.pins = InputDigests(out.action, *action_digest);
+  const bool pin = pinner_ != nullptr && pinner_->pinning_matters();
+  std::vector<Digest> inputs = InputDigests(out.action, *action_digest, &out.input_tree);
+  if (pin) {
+    out.pins = std::move(inputs);
     pinner_->Pin(out.pins);
     // Pinned first, then checked: an eviction that took an input just before is seen here.
     auto missing = blobs_->FindMissing(out.pins);
@@ -116,7 +118,9 @@ ActionBuilder::Prepared ActionBuilder::Prepare(const Work& work) const {
   return out;
 }
 
-std::vector<Digest> ActionBuilder::InputDigests(const reapi::Action& action, const Digest& action_digest) const {
+std::vector<Digest> ActionBuilder::InputDigests(const reapi::Action& action, const Digest& action_digest,
+                                                std::vector<reapi::Directory>* tree) const {
+  int64_t tree_bytes = 0;
   std::vector<Digest> digests = {action_digest};
   auto command = Digest::FromProto(action.command_digest());
   if (command.ok()) digests.push_back(*command);
@@ -132,6 +136,10 @@ std::vector<Digest> ActionBuilder::InputDigests(const reapi::Action& action, con
     digests.push_back(d);
     auto dir = LoadDirectory(*blobs_, d);
     if (!dir.ok()) continue;
+    if (tree != nullptr) {
+      tree_bytes += d.size();
+      if (tree_bytes <= kInlineTreeBytes) tree->push_back(*dir);
+    }
     for (const auto& f : dir->files()) {
       if (auto fd = Digest::FromProto(f.digest()); fd.ok()) digests.push_back(*fd);
     }
@@ -139,6 +147,7 @@ std::vector<Digest> ActionBuilder::InputDigests(const reapi::Action& action, con
       if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
     }
   }
+  if (tree != nullptr && tree_bytes > kInlineTreeBytes) tree->clear();
   return digests;
 }
 

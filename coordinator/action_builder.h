@@ -40,7 +40,11 @@ class ActionBuilder {
     std::optional<reapi::ActionResult> cached;
     std::vector<assay::v1::LogChunk> cached_logs;
     std::vector<Digest> pins;
+    // The input tree's directories when they add up to at most kInlineTreeBytes (sent with the
+    // assignment, saving the worker a GetTree); empty otherwise.
+    std::vector<reapi::Directory> input_tree;
   };
+  static constexpr int64_t kInlineTreeBytes = 64 << 10;
 
   // `pinner` may be null (nothing is evicted).
   ActionBuilder(BlobStore* blobs, ActionCache* action_cache, BlobPinner* pinner)
@@ -49,8 +53,10 @@ class ActionBuilder {
   Prepared Prepare(const Work& work) const;
   // The Action and Command, stored in the CAS; returns the action digest (the cache key).
   absl::StatusOr<Digest> Build(const Work& work, reapi::Action* action, reapi::Command* command) const;
-  // The action, the command and every blob of the input tree.
-  std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest) const;
+  // The action, the command and every blob of the input tree; with `tree`, also the tree's
+  // directories (cleared if they add up to more than kInlineTreeBytes).
+  std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest,
+                                   std::vector<reapi::Directory>* tree = nullptr) const;
 
  private:
   BlobStore* const blobs_;

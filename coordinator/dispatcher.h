@@ -28,6 +28,7 @@ class Dispatcher {
     reapi::Action action;
     reapi::Command command;
     std::vector<Digest> pins;
+    std::vector<reapi::Directory> input_tree;  // small trees only (ActionBuilder::Prepared)
   };
   struct WorkerState {
     assay::v1::WorkerHello hello;

@@ -375,9 +375,14 @@ void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::s
 }
 
 void JobManager::AdvanceLocked(JobEntry* entry) {
-  const Settlement settlement = Settle(entry->job, entry->task_index, entry->cancel_requested, [&](int32_t index) {
-    return preparing_.contains(TaskKey{entry->number, index});
-  });
+  // The job's tasks being prepared, read here under the lock (Settle's callback runs inside it).
+  absl::flat_hash_set<int32_t> preparing;
+  for (auto it = preparing_.lower_bound(TaskKey{entry->number, 0});
+       it != preparing_.end() && it->job == entry->number; ++it) {
+    preparing.insert(it->index);
+  }
+  const Settlement settlement = Settle(entry->job, entry->task_index, entry->cancel_requested,
+                                       [&](int32_t index) { return preparing.contains(index); });
   for (int32_t index : settlement.cancelled) {
     preparing_.erase(TaskKey{entry->number, index});
     FinishTaskLocked(entry, entry->job.mutable_tasks(index), assay::v1::TASK_CANCELLED, "cancelled");
@@ -493,7 +498,7 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
   }
   dispatcher_.Queue(work.key, std::move(required),
                     Dispatcher::ReadyAction{std::move(prepared.action), std::move(prepared.command),
-                                            std::move(prepared.pins)});
+                                            std::move(prepared.pins), std::move(prepared.input_tree)});
   PersistLocked(entry, *task, false);
 }
 
@@ -544,6 +549,7 @@ void JobManager::DispatchLocked() {
     *assign->mutable_action_digest() = task->action_digest();
     *assign->mutable_action() = grant.action->action;
     *assign->mutable_command() = grant.action->command;
+    for (const auto& dir : grant.action->input_tree) *assign->add_input_tree() = dir;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
     SendLocked(grant.session, std::move(message));
   }

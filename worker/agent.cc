@@ -391,7 +391,8 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
 
   *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
-  auto fetched = input_root.ok() ? cas_->Materialize(*input_root, exec_dir) : input_root.status();
+  const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
+  auto fetched = input_root.ok() ? cas_->Materialize(*input_root, exec_dir, &known) : input_root.status();
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
     out.set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));

@@ -3,6 +3,8 @@
 // download fail with the digest named and leave no file behind; an honest server works.
 #include "common/cas_client.h"
 
+#include <atomic>
+
 #include <grpcpp/create_channel.h>
 #include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
@@ -20,6 +22,7 @@ namespace fs = std::filesystem;
 // Serves the blobs it holds; blobs in `lies` are answered with other bytes of the same size.
 class FakeCas final : public reapi::ContentAddressableStorage::Service, public google::bytestream::ByteStream::Service {
  public:
+  std::atomic<int> get_tree_calls{0};
   void SetBlobs(std::map<Digest, std::string> b) {
     absl::MutexLock lock(&mu_);
     blobs_ = std::move(b);
@@ -40,6 +43,7 @@ class FakeCas final : public reapi::ContentAddressableStorage::Service, public g
   }
   grpc::Status GetTree(grpc::ServerContext*, const reapi::GetTreeRequest* request,
                        grpc::ServerWriter<reapi::GetTreeResponse>* writer) override {
+    get_tree_calls++;
     reapi::GetTreeResponse response;
     std::vector<Digest> todo{*Digest::FromProto(request->root_digest())};
     while (!todo.empty()) {
@@ -103,8 +107,10 @@ class CasClientTest : public ::testing::Test {
     AddFile(&root, "small.elf", small_);
     Digest top = b.Dir(root);
     cas_.SetBlobs(b.blobs());
+    tree_ = {root, bin};
     return top;
   }
+  std::vector<reapi::Directory> tree_;  // the directories of MakeTree's tree
 
   FakeCas cas_;
   std::unique_ptr<grpc::Server> server_;
@@ -120,6 +126,26 @@ TEST_F(CasClientTest, AnHonestServerMaterializesTheTree) {
   EXPECT_EQ(stats->files, 2);
   EXPECT_EQ(ReadFile(dir.path() / "small.elf").value(), "small firmware image\n");
   EXPECT_EQ(fs::file_size(dir.path() / "bin/large.bin"), 3u << 20);
+}
+
+// The assignment carries small trees: with the directories at hand no GetTree is made; directories
+// that do not hash to what the tree names are not used (the tree is fetched instead).
+TEST_F(CasClientTest, AKnownTreeSavesTheGetTreeCallButIsCheckedByItsDigests) {
+  Digest root = MakeTree();
+  ScopedTempDir dir("cas-client-test");
+  auto stats = client_->Materialize(root, dir.path(), &tree_);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(cas_.get_tree_calls.load(), 0);
+  EXPECT_EQ(ReadFile(dir.path() / "small.elf").value(), "small firmware image\n");
+
+  std::vector<reapi::Directory> forged = tree_;
+  forged[0].mutable_files(0)->set_name("evil.elf");  // no longer the root the action names
+  ScopedTempDir again("cas-client-test");
+  stats = client_->Materialize(root, again.path(), &forged);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(cas_.get_tree_calls.load(), 1);
+  EXPECT_TRUE(fs::exists(again.path() / "small.elf"));
+  EXPECT_FALSE(fs::exists(again.path() / "evil.elf"));
 }
 
 TEST_F(CasClientTest, ASmallBlobWithTheWrongBytesFailsAndLeavesNoFile) {
