@@ -87,7 +87,10 @@ namespace {
 class WorkerLinkReactor final
     : public grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage> {
  public:
-  WorkerLinkReactor(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) { StartRead(&in_); }
+  WorkerLinkReactor(JobManager* jobs, ThreadPool* executor, BlobStore* blobs)
+      : jobs_(jobs), executor_(executor), blobs_(blobs) {
+    StartRead(&in_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker went away, or the stream was finished
@@ -112,7 +115,8 @@ class WorkerLinkReactor final
         StartRead(&in_);
         break;
       case assay::v1::WorkerMessage::kResult:
-        Defer([this, result = std::move(*in_.mutable_result())] {
+        Defer([this, result = std::move(*in_.mutable_result())]() mutable {
+          StoreInlineBlobs(&result);
           absl::Status s = jobs_->OnResult(session_->worker_id(), result);
           if (!s.ok()) spdlog::debug("result from {} not taken: {}", session_->worker_id(), s.message());
           StartRead(&in_);
@@ -165,6 +169,20 @@ class WorkerLinkReactor final
     StartRead(&in_);
   }
 
+  // Blobs sent with a result go to the CAS (verified against their digests) before the result is
+  // taken, so everything it refers to is there; a blob that fails makes the result an error.
+  void StoreInlineBlobs(assay::v1::TaskResult* result) {
+    for (const auto& blob : result->inline_blobs()) {
+      auto digest = Digest::FromProto(blob.digest());
+      absl::Status s = digest.ok() ? blobs_->Put(*digest, blob.data()) : digest.status();
+      if (!s.ok()) {
+        spdlog::warn("worker {}: a blob sent with a result was refused: {}", session_->worker_id(), s.message());
+        if (result->error().empty()) result->set_error(absl::StrCat("storing an output: ", s.message()));
+      }
+    }
+    result->clear_inline_blobs();
+  }
+
   void Ended() {
     if (session_) {
       jobs_->WorkerDisconnected(session_);
@@ -197,6 +215,7 @@ class WorkerLinkReactor final
 
   JobManager* const jobs_;
   ThreadPool* const executor_;
+  BlobStore* const blobs_;
   assay::v1::WorkerMessage in_;                // one read at a time
   std::shared_ptr<WorkerSession> session_;     // set by Hello, before the second read starts
   absl::Mutex mu_;
@@ -209,7 +228,7 @@ class WorkerLinkReactor final
 
 grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>* WorkerLinkService::Connect(
     grpc::CallbackServerContext*) {
-  return new WorkerLinkReactor(jobs_, executor_);
+  return new WorkerLinkReactor(jobs_, executor_, blobs_);
 }
 
 }  // namespace assay

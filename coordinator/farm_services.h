@@ -61,13 +61,16 @@ assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobSto
 // message is read only once the last one is handled, so a worker's messages are taken in order.
 class WorkerLinkService final : public assay::v1::WorkerLink::CallbackService {
  public:
-  WorkerLinkService(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) {}
+  // `blobs`: where blobs sent inline with a result are stored (verified) before the result is taken.
+  WorkerLinkService(JobManager* jobs, ThreadPool* executor, BlobStore* blobs)
+      : jobs_(jobs), executor_(executor), blobs_(blobs) {}
   grpc::ServerBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* context) override;
 
  private:
   JobManager* jobs_;
   ThreadPool* executor_;
+  BlobStore* blobs_;
 };
 
 }  // namespace assay

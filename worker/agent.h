@@ -60,6 +60,9 @@ class WorkerAgent {
   void Run();
   void Stop();
 
+  // Blobs of a result up to this size travel inline with it, up to kInlineResultBytes in all.
+  static constexpr int64_t kInlineBlobBytes = 64 << 10;
+  static constexpr int64_t kInlineResultBytes = 1 << 20;
   // The longest wait between two tries to reach the coordinator.
   static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
 

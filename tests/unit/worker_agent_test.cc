@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/file_util.h"
@@ -168,6 +169,19 @@ steps:
   EXPECT_TRUE(step_env);
   // The output went to the coordinator's CAS and stayed in this host's (injected) cache.
   EXPECT_TRUE(cache.Get(fw).ok()) << "the build's output was not kept in the local cache";
+  auto cas = build::bazel::remote::execution::v2::ContentAddressableStorage::NewStub(channel_);
+  reapi::FindMissingBlobsRequest find;
+  *find.add_blob_digests() = fw.ToProto();
+  reapi::FindMissingBlobsResponse missing;
+  grpc::ClientContext find_context;
+  ASSERT_TRUE(cas->FindMissingBlobs(&find_context, find, &missing).ok());
+  EXPECT_EQ(missing.missing_blob_digests_size(), 0) << "the output is not in the coordinator's CAS";
+  // Small outputs and logs travelled with the results: the only CAS writes are this test's own
+  // upload of the source tree (2 blobs), none by the worker.
+  assay::v1::CacheStats stats;
+  grpc::ClientContext stats_context;
+  ASSERT_TRUE(assay::v1::Admin::NewStub(channel_)->GetCacheStats(&stats_context, {}, &stats).ok());
+  EXPECT_EQ(stats.cas_writes(), 2);
   EXPECT_TRUE(job.tasks(1).state() == assay::v1::TASK_SUCCEEDED) << job.tasks(1).message();
 }
 
