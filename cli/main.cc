@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   using namespace assay::cli;
   CLI::App app{"assay: run build/test matrices on an Assay farm"};
   app.require_subcommand(1);
+  // Global options may come after the subcommand too (`assay jobs --output json`), as in git or
+  // kubectl: subcommands hand options they do not know to the app. Set before any subcommand.
+  app.fallthrough();
   const char* env_address = std::getenv("ASSAY_COORDINATOR");
   std::string address = env_address != nullptr ? env_address : "127.0.0.1:7171";
   bool json = false;

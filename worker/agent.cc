@@ -79,6 +79,9 @@ class WorkerAgent::Link final : public grpc::ClientBidiReactor<WorkerMessage, Co
   Link(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context)
       : context_(context), queue_([this](const WorkerMessage& m) { return WriteAndWait(m); }, kMaxQueuedLogBytes) {
     stub->async()->Connect(context, this);
+    // The writer thread starts writes from outside the reactions: a hold keeps the stream alive
+    // (and OnDone away) until that thread has stopped, released in Finish.
+    AddHold();
     StartRead(&in_);
     StartCall();
   }
@@ -99,7 +102,8 @@ class WorkerAgent::Link final : public grpc::ClientBidiReactor<WorkerMessage, Co
   // Ends the call: cancels it, stops the writer, and waits until gRPC is done with this reactor.
   grpc::Status Finish() {
     context_->TryCancel();
-    queue_.Close();
+    queue_.Close();  // joins the writer thread: no StartWrite after this
+    RemoveHold();
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(&done_));
     return status_;
