@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,9 +16,44 @@ namespace assay {
 // One cell: variable name -> value, in the order the axes were declared.
 using MatrixCell = std::vector<std::pair<std::string, std::string>>;
 
+// A `qemu:` step: the emulator to boot and what its console must show (docs/pipeline.md).
+struct QemuStep {
+  std::string system;                  // qemu-system-arm, qemu-system-riscv32, ...
+  std::string machine;
+  std::string cpu;
+  std::string kernel;                  // a path among the outputs of a needed step
+  std::vector<std::string> args;
+  bool semihosting = true;
+  std::vector<std::string> expect;     // regular expressions, matched line by line
+  bool ordered = true;
+  std::vector<std::string> fail_on;
+  int exit_code = 0;
+  int kernel_line = 0;
+};
+
+// `limits: {size: {PATH: 32KiB}}` or `{PATH: {text: 24KiB, rom: 28KiB, ram: 8KiB}}`; 0: no budget.
+struct SizeBudget {
+  std::string path;
+  int64_t file = 0, text = 0, data = 0, bss = 0, rom = 0, ram = 0;
+  int line = 0;
+};
+
+// `size_regression: {warn: 1%, fail: 5%, baseline: FILE}`; 0: never.
+struct SizeRegression {
+  double warn_percent = 0;
+  double fail_percent = 0;
+  std::string baseline_file;           // a baseline JSON in the tree; empty: the previous job
+};
+
+// "32KiB", "4096", "1.5MiB", "32KB" (1000s): bytes; an error names what is wrong.
+absl::StatusOr<int64_t> ParseSize(absl::string_view text);
+// "2%", "0.5%" or "2": percent.
+absl::StatusOr<double> ParsePercent(absl::string_view text);
+
 struct Step {
   std::string id;
-  std::string run;
+  std::string run;                     // for a qemu step: the emulator's command line, for display
+  std::optional<QemuStep> qemu;
   std::vector<std::string> needs;
   std::vector<std::string> outputs;
   std::vector<std::string> inputs;     // empty: the whole submitted tree
@@ -27,6 +63,8 @@ struct Step {
   bool cache = true;
   bool cache_failures = false;
   int retry = 0;
+  std::vector<std::string> retry_when;  // "timeout", "exit_code"; empty: any failure
+  std::vector<SizeBudget> size_budgets;
   int line = 0;
 };
 
@@ -36,6 +74,7 @@ struct Pipeline {
   std::vector<std::string> axes;       // declared axis names, in order
   std::vector<MatrixCell> cells;       // after include/exclude; at least one
   std::vector<Step> steps;             // expressions not yet expanded
+  SizeRegression size_regression;
 };
 
 struct PipelineLimits {
@@ -52,6 +91,9 @@ std::string CellName(const Pipeline& pipeline, const MatrixCell& cell);
 // A step with ${{ matrix.x }} (and ${{ pipeline.name }}) expanded for one cell.
 absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, const MatrixCell& cell,
                                 absl::string_view file_name);
+
+// The emulator's command line for a qemu step, kernel and args included.
+std::vector<std::string> QemuCommandLine(const QemuStep& qemu);
 
 // Replaces ${{ matrix.NAME }} in `text`; an unknown name is an error naming it.
 absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,

@@ -2,10 +2,13 @@
 
 #include <map>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/console_harness.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
 
@@ -31,9 +34,14 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
 
   const auto& spec = task->spec();
-  command->add_arguments("/bin/sh");
-  command->add_arguments("-ec");
-  command->add_arguments(spec.run());
+  if (spec.has_qemu()) {
+    // The emulator itself is the command; the worker judges its console by the harness property.
+    for (const std::string& arg : QemuCommandLine(QemuStepFromProto(spec.qemu()))) command->add_arguments(arg);
+  } else {
+    command->add_arguments("/bin/sh");
+    command->add_arguments("-ec");
+    command->add_arguments(spec.run());
+  }
   std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
   for (const auto& [k, v] : task->matrix()) env[absl::StrCat("ASSAY_MATRIX_", absl::AsciiStrToUpper(k))] = v;
   env["ASSAY_CELL"] = task->cell();
@@ -50,6 +58,13 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   for (const std::string& label : spec.required_labels()) {
     std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
     props.emplace_back(kv[0], kv.size() > 1 ? kv[1] : "");
+  }
+  if (spec.has_qemu()) {
+    std::string harness;
+    if (!google::protobuf::util::MessageToJsonString(spec.qemu(), &harness).ok()) {
+      return absl::InternalError("encoding the qemu step's harness");
+    }
+    props.emplace_back(kConsoleHarnessProperty, harness);
   }
   std::sort(props.begin(), props.end());
   for (const auto& [k, v] : props) {

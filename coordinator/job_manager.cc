@@ -133,6 +133,11 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   plan.labels = {request.labels().begin(), request.labels().end()};
   plan.request_id = request.request_id();
   plan.created_at_ms = UnixMillis(clock_->Now());
+  if (pipeline->size_regression.warn_percent > 0 || pipeline->size_regression.fail_percent > 0) {
+    auto baseline = LoadBaseline(*pipeline, *root, plan.labels);
+    if (!baseline.ok()) return baseline.status();
+    plan.baseline = std::move(*baseline);
+  }
   auto planned = PlanJob(*pipeline, plan);
   if (!planned.ok()) return planned.status();
   Job job = std::move(*planned);
@@ -160,6 +165,36 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
 
   }  // the new job's first tasks are prepared here, with the lock released
   return GetJob(absl::StrCat(*number), /*with_tasks=*/true);
+}
+
+absl::StatusOr<BaselineSizes> JobManager::LoadBaseline(const Pipeline& pipeline, const Digest& root,
+                                                      const std::map<std::string, std::string>& labels) {
+  const std::string& file_name = pipeline.size_regression.baseline_file;
+  if (!file_name.empty()) {
+    auto file = FindFile(root, file_name, [this](const Digest& d) { return LoadDirectory(*blobs_, d); });
+    if (!file.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("size_regression.baseline '", file_name, "' is not in the submitted tree"));
+    }
+    auto digest = Digest::FromProto(file->digest());
+    if (!digest.ok()) return digest.status();
+    if (digest->size() > (16 << 20)) return absl::InvalidArgumentError(absl::StrCat(file_name, " is larger than 16 MiB"));
+    auto text = blobs_->Get(*digest);
+    if (!text.ok()) return text.status();
+    return ParseBaselineFile(*text, file_name);
+  }
+  // The previous successful job of this pipeline and branch (read from the store, not under the lock).
+  auto jobs = store_->ListJobs(kBaselineSearchJobs);
+  if (!jobs.ok()) return jobs.status();
+  auto branch = labels.find("branch");
+  const Job* found = FindBaselineJob(*jobs, pipeline.name, branch == labels.end() ? "" : branch->second);
+  if (found == nullptr) return BaselineSizes{};
+  auto number = ParseJobId(found->id());
+  if (!number.ok()) return number.status();
+  auto job = store_->LoadJob(*number, /*with_tasks=*/true);
+  if (!job.ok()) return job.status();
+  spdlog::info("sizes of pipeline {} are compared with job {}", pipeline.name, found->id());
+  return BaselineFromJob(*job);
 }
 
 JobManager::JobEntry* JobManager::ActiveLocked(uint64_t number) {
@@ -369,6 +404,16 @@ void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chu
   touched_jobs_.insert(entry->number);
 }
 
+void JobManager::ApplySizesLocked(JobEntry* entry, Task* task, const ResultDecision& decision) {
+  task->clear_sizes();
+  for (const auto& size : decision.sizes) *task->add_sizes() = size;
+  task->clear_warnings();
+  for (const std::string& warning : decision.warnings) {
+    task->add_warnings(warning);
+    SystemLogLocked(entry, *task, absl::StrCat("warning: ", warning));
+  }
+}
+
 void JobManager::SystemLogLocked(JobEntry* entry, const Task& task, const std::string& line) {
   LogChunk chunk;
   chunk.set_stream(LogChunk::SYSTEM);
@@ -485,8 +530,11 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
                                                 ": not run again"));
     for (LogChunk& chunk : prepared.cached_logs) AppendLogLocked(entry, *task, std::move(chunk));
     task->set_started_at_ms(UnixMillis(clock_->Now()));
-    FinishTaskLocked(entry, task, cached.exit_code() == 0 ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
-                     cached.exit_code() == 0 ? "" : absl::StrCat("exit code ", cached.exit_code(), " (cached)"));
+    const ResultDecision decision = DecideCachedResult(*task, cached);
+    ApplySizesLocked(entry, task, decision);
+    if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
+    FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
+                     decision.failure);
     return;
   }
   task->set_state(assay::v1::TASK_QUEUED);

@@ -24,10 +24,12 @@
 #include "common/tree_validator.h"
 #include "coordinator/action_builder.h"
 #include "coordinator/action_cache.h"
+#include "coordinator/baseline.h"
 #include "coordinator/dispatcher.h"
 #include "coordinator/group_commit.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/task_rules.h"
 #include "coordinator/worker_session.h"
 
 namespace assay {
@@ -110,6 +112,11 @@ class JobManager {
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
+  // Sizes to compare a new job's outputs with (size_regression); reads the CAS or the store.
+  static constexpr int kBaselineSearchJobs = 500;
+  absl::StatusOr<BaselineSizes> LoadBaseline(const Pipeline& pipeline, const Digest& root,
+                                             const std::map<std::string, std::string>& labels)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
@@ -179,6 +186,9 @@ class JobManager {
   };
   absl::StatusOr<assay::v1::Job> CancelLocked(Locked* lock, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Output sizes and size warnings of a finished run onto the task (and its log).
+  void ApplySizesLocked(JobEntry* entry, assay::v1::Task* task, const ResultDecision& decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

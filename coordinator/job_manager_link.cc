@@ -143,6 +143,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
   task->set_exit_code(result.result().exit_code());
   task->set_timed_out(result.timed_out());
   if (decision.retry) {
+    task->set_failed_runs(task->failed_runs() + 1);
     SystemLogLocked(entry, *task, absl::StrCat(decision.failure, "; retrying (", task->attempt(), " of ",
                                                task->spec().retry() + 1, ")"));
     QueueAgainLocked(entry, task);
@@ -153,6 +154,12 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     auto digest = Digest::FromProto(task->action_digest());
     if (digest.ok()) to_cache->emplace(*digest, result.result());
   }
+  task->set_flaky(decision.flaky);
+  if (decision.flaky) {
+    SystemLogLocked(entry, *task, absl::StrCat("passed on attempt ", task->attempt(), " after ", task->failed_runs(),
+                                               " failed run(s): flaky"));
+  }
+  ApplySizesLocked(entry, task, decision);
   if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
   FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
                    decision.failure);

@@ -46,6 +46,41 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
       spec->set_cache(step->cache);
       spec->set_cache_failures(step->cache_failures);
       spec->set_retry(step->retry);
+      for (const auto& w : step->retry_when) spec->add_retry_when(w);
+      if (step->qemu) {
+        const QemuStep& q = *step->qemu;
+        auto* qemu = spec->mutable_qemu();
+        qemu->set_system(q.system);
+        qemu->set_machine(q.machine);
+        qemu->set_cpu(q.cpu);
+        qemu->set_kernel(q.kernel);
+        for (const auto& a : q.args) qemu->add_args(a);
+        qemu->set_semihosting(q.semihosting);
+        for (const auto& e : q.expect) qemu->add_expect(e);
+        qemu->set_ordered(q.ordered);
+        for (const auto& f : q.fail_on) qemu->add_fail_on(f);
+        qemu->set_exit_code(q.exit_code);
+        spec->add_required_labels(q.system);  // workers advertise "qemu-system-arm=VERSION"
+        // Unless it declares inputs, an emulator run reads only its kernel (a needed step's output):
+        // a source change that leaves the kernel as it was does not run it again.
+        if (step->inputs.empty()) spec->add_inputs(q.kernel);
+      }
+      for (const SizeBudget& b : step->size_budgets) {
+        auto* budget = spec->add_size_budgets();
+        budget->set_path(b.path);
+        budget->set_file(b.file);
+        budget->set_text(b.text);
+        budget->set_data(b.data);
+        budget->set_bss(b.bss);
+        budget->set_rom(b.rom);
+        budget->set_ram(b.ram);
+        budget->set_line(b.line);
+      }
+      spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
+      spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
+      if (auto it = input.baseline.find(task->id()); it != input.baseline.end()) {
+        for (const auto& [path, size] : it->second) (*spec->mutable_baseline())[path] = size;
+      }
     }
   }
   job.set_task_count(job.tasks_size());

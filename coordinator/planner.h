@@ -18,6 +18,8 @@ struct PlanInput {
   std::map<std::string, std::string> labels;  // the submitter's
   std::string request_id;                     // SubmitRequest.request_id
   int64_t created_at_ms = 0;
+  // Sizes to compare against (`size_regression`): task id -> output path -> size. Empty: none.
+  std::map<std::string, std::map<std::string, assay::v1::FileSize>> baseline;
 };
 
 // The job (state QUEUED, no id yet) with its tasks (PENDING), in order: task index = cell * steps +

@@ -1,5 +1,9 @@
 #include "coordinator/task_rules.h"
 
+#include <algorithm>
+
+#include "coordinator/size_rules.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "coordinator/job_store.h"
@@ -70,18 +74,45 @@ JobOutcome Outcome(const Job& job, bool cancel_requested) {
 ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& result) {
   ResultDecision out;
   const auto& ar = result.result();
+  std::string kind;  // of a failure the step's `retry.when` can name
   if (!result.error().empty()) {
     out.failure = absl::StrCat("worker error: ", result.error());
   } else if (result.timed_out()) {
+    kind = "timeout";
     out.failure = absl::StrCat("timed out after ", absl::FormatDuration(absl::Milliseconds(task.spec().timeout_ms())),
                                "; process tree killed");
   } else if (ar.exit_code() != 0) {
+    kind = "exit_code";
     out.failure = absl::StrCat("exit code ", ar.exit_code());
   }
+  if (!result.failure().empty()) absl::StrAppend(&out.failure, ": ", result.failure());
+  const auto& when = task.spec().retry_when();
+  const bool retry_kind = when.empty() || kind.empty() ||  // infrastructure errors are always retried
+                          std::find(when.begin(), when.end(), kind) != when.end();
   // spec.retry extra tries: attempt 1 is the first run, so attempts up to retry leave one more.
-  out.retry = !out.failure.empty() && task.attempt() <= task.spec().retry();
+  out.retry = !out.failure.empty() && retry_kind && task.attempt() <= task.spec().retry();
   out.cacheable = !out.retry && task.spec().cache() && result.error().empty() && !result.timed_out() &&
                   (ar.exit_code() == 0 || task.spec().cache_failures());
+  if (out.failure.empty()) {
+    out.flaky = task.failed_runs() > 0;
+    SizeVerdict sizes = CheckSizes(task.spec(), ar);
+    out.failure = std::move(sizes.failure);
+    out.warnings = std::move(sizes.warnings);
+    out.sizes = std::move(sizes.sizes);
+  }
+  return out;
+}
+
+ResultDecision DecideCachedResult(const Task& task, const build::bazel::remote::execution::v2::ActionResult& result) {
+  ResultDecision out;
+  if (result.exit_code() != 0) {
+    out.failure = absl::StrCat("exit code ", result.exit_code(), " (cached)");
+    return out;
+  }
+  SizeVerdict sizes = CheckSizes(task.spec(), result);
+  out.failure = std::move(sizes.failure);
+  out.warnings = std::move(sizes.warnings);
+  out.sizes = std::move(sizes.sizes);
   return out;
 }
 

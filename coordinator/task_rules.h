@@ -39,10 +39,16 @@ JobOutcome Outcome(const assay::v1::Job& job, bool cancel_requested);
 // A worker's result for a RUNNING task.
 struct ResultDecision {
   std::string failure;     // empty: the task succeeded
-  bool retry = false;      // failed, with tries left (spec.retry): queue it again
+  bool retry = false;      // failed, with tries left (spec.retry, of a kind in spec.retry_when): run again
   bool cacheable = false;  // goes to the action cache
+  bool flaky = false;      // succeeded after failing runs
+  std::vector<std::string> warnings;       // size regressions beyond `warn`
+  std::vector<assay::v1::FileSize> sizes;  // for the task and reports
 };
 ResultDecision DecideResult(const assay::v1::Task& task, const assay::v1::TaskResult& result);
+// A result from the action cache: its exit code and the step's size rules decide (no retry).
+ResultDecision DecideCachedResult(const assay::v1::Task& task,
+                                  const build::bazel::remote::execution::v2::ActionResult& result);
 
 // A RUNNING task lost its worker (link dropped, lease expired, worker reconnected). It runs again
 // unless it has used its attempts: `max_lost_attempts` plus the step's own retries.

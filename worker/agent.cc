@@ -1,5 +1,7 @@
 #include "worker/agent.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -8,17 +10,26 @@
 #include <deque>
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include <grpcpp/create_channel.h>
 #include <spdlog/spdlog.h>
 
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/clock.h"
+#include "common/console_harness.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
 #include "worker/outbound_queue.h"
 #include "worker/output_collector.h"
+#include "worker/output_sizes.h"
 
 namespace assay {
 namespace fs = std::filesystem;
@@ -58,13 +69,88 @@ absl::StatusOr<std::string> ReadBlobBytes(const TreeBlob& blob) {
   return bytes;
 }
 
+// A CancelToken that follows another: `inner` is cancelled as soon as `outer` is (a watcher thread
+// waits on both descriptors), so a run can be ended by either the task's cancel or the worker itself.
+class LinkedCancel {
+ public:
+  LinkedCancel(const CancelToken& outer, CancelToken* inner) : done_(::eventfd(0, EFD_CLOEXEC)) {
+    thread_ = std::thread([&outer, inner, done = done_] {
+      pollfd fds[2] = {{outer.fd(), POLLIN, 0}, {done, POLLIN, 0}};
+      while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+      }
+      if ((fds[0].revents & POLLIN) != 0) inner->Cancel();
+    });
+  }
+  ~LinkedCancel() {
+    uint64_t one = 1;
+    (void)!::write(done_, &one, sizeof(one));
+    thread_.join();
+    ::close(done_);
+  }
+  LinkedCancel(const LinkedCancel&) = delete;
+  LinkedCancel& operator=(const LinkedCancel&) = delete;
+
+ private:
+  int done_;
+  std::thread thread_;
+};
+
+// The console harness a command asks for (a qemu step), or null.
+absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command& command) {
+  for (const auto& p : command.platform().properties()) {
+    if (p.name() != kConsoleHarnessProperty) continue;
+    assay::v1::QemuSpec spec;
+    if (!google::protobuf::util::JsonStringToMessage(p.value(), &spec).ok()) {
+      return absl::InvalidArgumentError("the qemu step's harness property is not valid");
+    }
+    return ConsoleHarness::Create(spec);
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+std::vector<std::string> DetectEmulators() {
+  std::set<std::string> names;
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path(std::string(dir)), ec)) {
+      const std::string name = entry.path().filename().string();
+      const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+      if (plain && absl::StartsWith(name, "qemu-system-") && ::access(entry.path().c_str(), X_OK) == 0) {
+        names.insert(name);
+      }
+    }
+  }
+  std::vector<std::string> labels;
+  for (const std::string& name : names) {
+    // "QEMU emulator version 7.2.11 (Debian 1:7.2+dfsg-7+deb12u7)" -> "qemu-system-arm=7.2.11"
+    std::string version = "unknown";
+    if (FILE* p = ::popen(absl::StrCat(name, " --version 2>/dev/null").c_str(), "r")) {
+      char line[256] = {0};
+      if (std::fgets(line, sizeof(line), p) != nullptr) {
+        std::vector<std::string> words = absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
+        for (size_t i = 0; i + 1 < words.size(); ++i) {
+          if (words[i] == "version") version = words[i + 1];
+        }
+      }
+      ::pclose(p);
+    }
+    labels.push_back(absl::StrCat(name, "=", version));
+  }
+  return labels;
+}
 
 std::vector<std::string> DetectLabels(const std::string& executor) {
   struct utsname u{};
   ::uname(&u);
-  return {"os=linux", absl::StrCat("arch=", u.machine), absl::StrCat("executor=", executor),
-          absl::StrCat("host=", Hostname())};
+  std::vector<std::string> labels = {"os=linux", absl::StrCat("arch=", u.machine), absl::StrCat("executor=", executor),
+                                     absl::StrCat("host=", Hostname())};
+  for (std::string& emulator : DetectEmulators()) labels.push_back(std::move(emulator));
+  return labels;
 }
 
 // The stream of one session, on gRPC's callback API. Incoming messages are handed to the session's
@@ -439,6 +525,16 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
                         ? absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos())
                         : absl::Minutes(30);
 
+  // A qemu step: its console is judged as it is printed, and the emulator ended when the harness says.
+  auto harness = HarnessFor(assignment.command());
+  if (!harness.ok()) {
+    out.set_error(std::string(harness.status().message()));
+    return out;
+  }
+  CancelToken stop;  // the task's cancel, or the harness's decision to end the run
+  LinkedCancel linked(cancel, &stop);
+  bool harness_stopped = false;
+
   std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
   std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
@@ -447,8 +543,12 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
       [&](OutputStream stream, absl::string_view data) {
         (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
         send_log(stream == OutputStream::kStdout ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, data);
+        if (*harness != nullptr && (*harness)->Feed(data) && !harness_stopped) {
+          harness_stopped = true;
+          stop.Cancel();
+        }
       },
-      cancel);
+      stop);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
   stdout_file.close();
   stderr_file.close();
@@ -456,10 +556,25 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
     out.set_error(absl::StrCat("starting the command: ", exec.status().message()));
     return out;
   }
+  if (cancel.cancelled()) {
+    out.set_cancelled(true);
+    return out;
+  }
   out.mutable_result()->set_exit_code(exec->exit_code);
   out.set_timed_out(exec->timed_out);
-  out.set_cancelled(exec->cancelled);
-  if (exec->cancelled) return out;
+  if (*harness != nullptr) {
+    const ConsoleHarness::Verdict verdict = (*harness)->Judge(exec->exit_code, exec->timed_out, harness_stopped);
+    if (verdict.passed) {
+      out.mutable_result()->set_exit_code(0);
+      send_log(assay::v1::LogChunk::SYSTEM,
+               absl::StrCat("[assay] qemu: passed, ", (*harness)->met(), " expectation(s) met\n"));
+    } else {
+      // The emulator's own code when it exited by itself with one; 1 when the harness ended it.
+      if (harness_stopped || exec->exit_code == 0) out.mutable_result()->set_exit_code(1);
+      out.set_failure(verdict.message);
+      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] qemu: ", verdict.message, "\n"));
+    }
+  }
 
   // Outputs and the two logs go to the CAS; the result references them. Outputs are read beneath the
   // work directory without following symlinks (output_collector.h).
@@ -475,6 +590,12 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
     send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", outputs.status().message(), "\n"));
     out.set_error(absl::StrCat("collecting outputs: ", outputs.status().message()));
     return out;
+  }
+  // Output sizes (ELF sections too) ride in the action result, for size budgets and reports.
+  const std::vector<std::string> output_paths(assignment.command().output_paths().begin(),
+                                              assignment.command().output_paths().end());
+  if (assay::v1::OutputSizes sizes = MeasureOutputs(work_fd->get(), output_paths); sizes.files_size() > 0) {
+    metadata->add_auxiliary_metadata()->PackFrom(sizes);
   }
   for (const std::string& warning : outputs->warnings) {
     send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] warning: ", warning, "\n"));

@@ -106,5 +106,8 @@ grpc::ChannelArguments WorkerChannelArgs();
 
 // Labels every worker offers: os, arch, executor, host.
 std::vector<std::string> DetectLabels(const std::string& executor);
+// "qemu-system-arm=7.2.11" for every qemu-system-* on PATH: a qemu step goes only to a worker that
+// has its emulator.
+std::vector<std::string> DetectEmulators();
 
 }  // namespace assay

@@ -132,8 +132,9 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
     pid_t step = -1;
-    // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell.
-    if (::posix_spawn(&step, argv[0], &spawn_actions, &spawn_attr, argv.data(), envp.data()) != 0) _exit(127);
+    // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell. A bare
+    // name (a qemu step's emulator) is looked up on the worker's PATH.
+    if (::posix_spawnp(&step, argv[0], &spawn_actions, &spawn_attr, argv.data(), envp.data()) != 0) _exit(127);
     for (;;) {
       siginfo_t info;
       int sig = ::sigwaitinfo(&signals, &info);

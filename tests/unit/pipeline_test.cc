@@ -117,7 +117,107 @@ INSTANTIATE_TEST_SUITE_P(
                   "the matrix has no cells left after exclude"},
         ErrorCase{"steps:\n  - id: a\n    run: echo ${{ secrets.x }}\n", "unknown expression '${{ secrets.x }}'"},
         ErrorCase{"steps:\n  - id: a\n    run: echo ${{ matrix.x\n", "unterminated expression"},
-        ErrorCase{"steps: [\n", "assay.yaml:2:1: invalid YAML"}));
+        ErrorCase{"steps: [\n", "assay.yaml:2:1: invalid YAML"},
+        // qemu steps
+        ErrorCase{"steps:\n  - id: b\n    run: make\n    outputs: [out/]\n  - id: t\n    needs: [b]\n    qemu:\n"
+                  "      system: qemu-system-arm\n      machine: virt\n      kernel: elsewhere/fw.elf\n",
+                  "assay.yaml:10: step 't' qemu.kernel 'elsewhere/fw.elf' is not an output of a step it needs (b: out/)"},
+        ErrorCase{"steps:\n  - id: t\n    qemu:\n      system: qemu-system-arm\n      machine: virt\n      kernel: fw.elf\n",
+                  "assay.yaml:6: step 't' qemu.kernel 'fw.elf' is not an output of a step it needs (its needs declare no outputs)"},
+        ErrorCase{"steps:\n  - id: t\n    qemu:\n      system: /bin/sh\n      machine: virt\n      kernel: fw.elf\n",
+                  "assay.yaml:4:15: qemu.system '/bin/sh' must name an emulator like qemu-system-arm"},
+        ErrorCase{"steps:\n  - id: t\n    qemu:\n      system: qemu-system-arm\n      kernel: fw.elf\n",
+                  "assay.yaml:4:7: step 't'.qemu has no 'machine'"},
+        ErrorCase{"steps:\n  - id: t\n    qemu: {system: qemu-system-arm, machine: virt, kernel: k, colour: red}\n",
+                  "unknown key 'colour' in step 't'.qemu"},
+        ErrorCase{"steps:\n  - id: t\n    run: x\n    qemu: {system: qemu-system-arm, machine: virt, kernel: k}\n",
+                  "assay.yaml:4:11: step 't' has both 'run' and 'qemu'"},
+        ErrorCase{"steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n"
+                  "    qemu: {system: qemu-system-arm, machine: virt, kernel: k, expect: ['(unclosed']}\n",
+                  "assay.yaml:5: step 't' qemu.expect: '(unclosed' is not a regular expression"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    retry: {max: 2, when: [crash]}\n",
+                  "assay.yaml:4:27: step 'a'.retry.when: 'crash' is not timeout or exit_code"},
+        // size budgets
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits:\n      size:\n        out/fw.elf: 32 potatoes\n",
+                  "assay.yaml:6:21: step 'a'.limits.size.out/fw.elf: '32 potatoes' has an unknown unit 'potatoes'"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits:\n      size:\n        out/fw.elf: {rom: big}\n",
+                  "assay.yaml:6:27: step 'a'.limits.size.out/fw.elf.rom: 'big' is not a size like 32KiB"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits:\n      size:\n        out/fw.elf: {flash: 1KiB}\n",
+                  "assay.yaml:6:22: unknown key 'flash' in step 'a'.limits.size.out/fw.elf"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits:\n      size:\n        ../fw.elf: 1KiB\n",
+                  "assay.yaml:6:9: step 'a'.limits.size.../fw.elf"},
+        ErrorCase{"size_regression: {warn: lots}\nsteps:\n  - id: a\n    run: x\n",
+                  "assay.yaml:1:25: size_regression.warn: 'lots' is not a percentage"}));
+
+TEST(PipelineTest, QemuStepsAreParsedAndExpandedPerCell) {
+  auto p = ParsePipeline(R"(
+matrix:
+  target: [cortex-m3]
+  include:
+    - {target: cortex-m3, emulator: qemu-system-arm, machine: lm3s6965evb}
+steps:
+  - id: build
+    run: make
+    outputs: ["out/${{ matrix.target }}/"]
+    limits:
+      size:
+        "out/${{ matrix.target }}/fw.elf": {text: 24KiB, rom: 28KiB, ram: 8KiB}
+        out/${{ matrix.target }}/fw.bin: 32KiB
+  - id: test
+    needs: [build]
+    retry: {max: 2, when: [timeout]}
+    qemu:
+      system: ${{ matrix.emulator }}
+      machine: ${{ matrix.machine }}
+      kernel: out/${{ matrix.target }}/fw.elf
+      args: [-bios, none]
+      expect: ["${{ matrix.target }} booting", "OK"]
+      ordered: false
+      fail_on: [panic]
+      exit_code: 3
+)", "assay.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const Step& test = p->steps[1];
+  ASSERT_TRUE(test.qemu.has_value());
+  EXPECT_EQ(test.timeout, absl::Seconds(30)) << "a qemu step's default timeout";
+  EXPECT_TRUE(test.qemu->semihosting) << "on by default";
+  EXPECT_FALSE(test.qemu->ordered);
+  EXPECT_EQ(test.qemu->exit_code, 3);
+  EXPECT_EQ(test.retry, 2);
+  EXPECT_EQ(test.retry_when, std::vector<std::string>{"timeout"});
+  auto expanded = ExpandStep(*p, test, p->cells[0], "assay.yaml");
+  ASSERT_TRUE(expanded.ok()) << expanded.status();
+  EXPECT_EQ(expanded->qemu->system, "qemu-system-arm");
+  EXPECT_EQ(expanded->qemu->expect[0], "cortex-m3 booting");
+  EXPECT_EQ(QemuCommandLine(*expanded->qemu),
+            (std::vector<std::string>{"qemu-system-arm", "-M", "lm3s6965evb", "-nographic", "-monitor", "none",
+                                      "-serial", "stdio", "-semihosting-config", "enable=on,target=native",
+                                      "-kernel", "out/cortex-m3/fw.elf", "-bios", "none"}));
+  EXPECT_EQ(expanded->run, "qemu-system-arm -M lm3s6965evb -nographic -monitor none -serial stdio "
+                           "-semihosting-config enable=on,target=native -kernel out/cortex-m3/fw.elf -bios none");
+  auto build = ExpandStep(*p, p->steps[0], p->cells[0], "assay.yaml");
+  ASSERT_TRUE(build.ok());
+  ASSERT_EQ(build->size_budgets.size(), 2u);
+  EXPECT_EQ(build->size_budgets[0].path, "out/cortex-m3/fw.elf");
+  EXPECT_EQ(build->size_budgets[0].text, 24 * 1024);
+  EXPECT_EQ(build->size_budgets[0].rom, 28 * 1024);
+  EXPECT_EQ(build->size_budgets[0].ram, 8 * 1024);
+  EXPECT_EQ(build->size_budgets[0].file, 0);
+  EXPECT_EQ(build->size_budgets[1].file, 32 * 1024);
+}
+
+TEST(PipelineTest, SizesAndPercentagesParse) {
+  EXPECT_EQ(*ParseSize("4096"), 4096);
+  EXPECT_EQ(*ParseSize("32KiB"), 32768);
+  EXPECT_EQ(*ParseSize("32 KB"), 32000);
+  EXPECT_EQ(*ParseSize("1.5MiB"), 1572864);
+  EXPECT_FALSE(ParseSize("-1").ok());
+  EXPECT_FALSE(ParseSize("0").ok());
+  EXPECT_FALSE(ParseSize("KiB").ok());
+  EXPECT_DOUBLE_EQ(*ParsePercent("1%"), 1.0);
+  EXPECT_DOUBLE_EQ(*ParsePercent("0.5 %"), 0.5);
+  EXPECT_FALSE(ParsePercent("-2%").ok());
+}
 
 TEST(ExpressionTest, ExpandsMatrixValuesAndToleratesSpaces) {
   MatrixCell cell = {{"target", "arm"}, {"profile", "debug"}};

@@ -1,0 +1,120 @@
+#include "common/console_harness.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace assay {
+
+QemuStep QemuStepFromProto(const assay::v1::QemuSpec& spec) {
+  QemuStep q;
+  q.system = spec.system();
+  q.machine = spec.machine();
+  q.cpu = spec.cpu();
+  q.kernel = spec.kernel();
+  q.args.assign(spec.args().begin(), spec.args().end());
+  q.semihosting = spec.semihosting();
+  q.expect.assign(spec.expect().begin(), spec.expect().end());
+  q.ordered = spec.ordered();
+  q.fail_on.assign(spec.fail_on().begin(), spec.fail_on().end());
+  q.exit_code = spec.exit_code();
+  return q;
+}
+
+absl::StatusOr<std::unique_ptr<ConsoleHarness>> ConsoleHarness::Create(const assay::v1::QemuSpec& spec) {
+  std::unique_ptr<ConsoleHarness> h(new ConsoleHarness(spec));
+  for (const auto& [patterns, out] : {std::pair{&spec.expect(), &h->expect_}, std::pair{&spec.fail_on(), &h->fail_on_}}) {
+    for (const std::string& p : *patterns) {
+      try {
+        out->emplace_back(p);
+      } catch (const std::regex_error& e) {
+        return absl::InvalidArgumentError(absl::StrCat("'", p, "' is not a regular expression: ", e.what()));
+      }
+    }
+  }
+  h->met_.assign(h->expect_.size(), false);
+  return h;
+}
+
+bool ConsoleHarness::Feed(absl::string_view data) {
+  for (char c : data) {
+    if (c == '\n' || partial_.size() >= kMaxLineBytes) {
+      if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
+      Line(partial_);
+      partial_.clear();
+      if (c == '\n') continue;
+    }
+    partial_.push_back(c);
+  }
+  if (!failed_pattern_.empty()) return true;
+  return !spec_.semihosting() && !expect_.empty() && met_count_ == expect_.size();
+}
+
+void ConsoleHarness::Line(const std::string& line) {
+  last_.push_back(line);
+  if (last_.size() > kLastLines) last_.pop_front();
+  if (!failed_pattern_.empty()) return;
+  for (size_t i = 0; i < fail_on_.size(); ++i) {
+    if (std::regex_search(line, fail_on_[i])) {
+      failed_pattern_ = spec_.fail_on(static_cast<int>(i));
+      failed_line_ = line;
+      return;
+    }
+  }
+  if (met_count_ == expect_.size()) return;
+  if (spec_.ordered()) {
+    // One line meets at most the next expectation, as a console harness reads it.
+    if (std::regex_search(line, expect_[met_count_])) met_[met_count_++] = true;
+    return;
+  }
+  for (size_t i = 0; i < expect_.size(); ++i) {
+    if (!met_[i] && std::regex_search(line, expect_[i])) {
+      met_[i] = true;
+      ++met_count_;
+    }
+  }
+}
+
+std::string ConsoleHarness::Pending() const {
+  for (size_t i = 0; i < met_.size(); ++i) {
+    if (!met_[i]) {
+      return absl::StrCat("expectation ", i + 1, " of ", met_.size(), " '", spec_.expect(static_cast<int>(i)), "'");
+    }
+  }
+  return "";
+}
+
+std::string ConsoleHarness::LastLines() const {
+  std::vector<std::string> lines(last_.begin(), last_.end());
+  if (!partial_.empty()) lines.push_back(partial_);
+  if (lines.empty()) return "; the emulator printed nothing";
+  return absl::StrCat("; last lines of output:\n", absl::StrJoin(lines, "\n"));
+}
+
+ConsoleHarness::Verdict ConsoleHarness::Judge(int exit_code, bool timed_out, bool stopped) {
+  if (!partial_.empty()) {
+    std::string rest = partial_;
+    partial_.clear();
+    Line(rest);
+  }
+  Verdict v;
+  if (!failed_pattern_.empty()) {
+    v.message = absl::StrCat("fail_on pattern '", failed_pattern_, "' matched: ", failed_line_, LastLines());
+  } else if (timed_out) {
+    v.message = met_count_ < expect_.size()
+                    ? absl::StrCat("timed out waiting for ", Pending(), LastLines())
+                    : absl::StrCat("timed out: every expectation was met but the guest did not exit", LastLines());
+  } else if (stopped) {
+    v.passed = true;  // every expectation met, and a guest without semihosting cannot exit by itself
+  } else if (exit_code != spec_.exit_code()) {
+    v.message = absl::StrCat("the guest exited with code ", exit_code, ", expected ", spec_.exit_code(),
+                             met_count_ < expect_.size() ? absl::StrCat(" (", Pending(), " not seen)") : "",
+                             LastLines());
+  } else if (met_count_ < expect_.size()) {
+    v.message = absl::StrCat(Pending(), " never appeared (", met_count_, " of ", expect_.size(), " met)", LastLines());
+  } else {
+    v.passed = true;
+  }
+  return v;
+}
+
+}  // namespace assay
