@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cli/render.h"
+#include "cli/report.h"
 #include "common/file_util.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
@@ -100,6 +101,8 @@ IgnoreFn MakeIgnore(const fs::path& dir) {
   };
 }
 
+}  // namespace
+
 absl::StatusOr<Job> GetJob(Client& client, const std::string& id) {
   assay::v1::GetJobRequest request;
   request.set_job_id(id);
@@ -110,6 +113,8 @@ absl::StatusOr<Job> GetJob(Client& client, const std::string& id) {
 }
 
 // Reads a task's (or the whole job's) stored log as text.
+namespace {
+
 std::string ReadLog(Client& client, const std::string& job_id, const std::string& task_id) {
   assay::v1::StreamLogsRequest request;
   request.set_job_id(job_id);
@@ -275,6 +280,14 @@ absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_lo
 
 }  // namespace
 
+std::map<std::string, std::string> FailedLogs(Client& client, const Job& job) {
+  std::map<std::string, std::string> logs;
+  for (const Task& t : job.tasks()) {
+    if (t.state() == assay::v1::TASK_FAILED) logs[t.id()] = ReadLog(client, job.id(), t.id());
+  }
+  return logs;
+}
+
 int Submit(Client& client, const SubmitOptions& options) {
   fs::path dir = options.dir;
   std::error_code ec;
@@ -316,12 +329,13 @@ int Submit(Client& client, const SubmitOptions& options) {
 int Wait(Client& client, const std::string& job_id, const SubmitOptions& options) {
   auto final_job = WatchJob(client, job_id, options.stream_logs && !options.json);
   if (!final_job.ok()) return ReportError(final_job.status());
-  std::map<std::string, std::string> failed_logs;
-  for (const Task& t : final_job->tasks()) {
-    if (t.state() == assay::v1::TASK_FAILED) failed_logs[t.id()] = ReadLog(client, job_id, t.id());
-  }
+  std::map<std::string, std::string> failed_logs = FailedLogs(client, *final_job);
+  const Report report = BuildReport(*final_job);
   if (!options.junit.empty()) {
-    if (absl::Status s = WriteFile(options.junit, JUnitReport(*final_job, failed_logs)); !s.ok()) return ReportError(s);
+    if (absl::Status s = WriteFile(options.junit, JUnitXml(report, failed_logs)); !s.ok()) return ReportError(s);
+  }
+  if (!options.markdown.empty()) {
+    if (absl::Status s = WriteFile(options.markdown, ReportMarkdown(report)); !s.ok()) return ReportError(s);
   }
   if (options.json) {
     std::cout << ToJson(*final_job) << "\n";
@@ -449,20 +463,18 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
   int64_t bytes = 0;
   for (const Task& t : job->tasks()) {
     if (!task.empty() && t.id() != task && !absl::StartsWith(t.id(), task + "/")) continue;
-    for (const auto& f : t.result().output_files()) {
-      std::string rel = absl::StrCat(t.id(), "/", f.path());
+    auto outputs = ListOutputs(client, t);
+    if (!outputs.ok()) return ReportError(outputs.status());
+    for (const OutputEntry& f : *outputs) {
+      std::string rel = absl::StrCat(t.id(), "/", f.path);
       // Names come from the farm: never let one write outside --out.
       if (absl::Status s = CheckRelativePath(rel, "artifact path"); !s.ok()) return ReportError(s);
-      auto digest = Digest::FromProto(f.digest());
-      if (!digest.ok()) return ReportError(digest.status());
       fs::path target = fs::path(out_dir) / rel;
       if (absl::Status s = MakeDirs(target.parent_path()); !s.ok()) return ReportError(s);
-      if (absl::Status s = client.cas->DownloadToFile(*digest, target, f.is_executable()); !s.ok()) {
-        return ReportError(s);
-      }
-      absl::StrAppend(&sums, digest->hash(), "  ", rel, "\n");
+      if (absl::Status s = client.cas->DownloadToFile(f.digest, target, f.executable); !s.ok()) return ReportError(s);
+      absl::StrAppend(&sums, f.digest.hash(), "  ", rel, "\n");
       ++files;
-      bytes += digest->size();
+      bytes += f.digest.size();
     }
     // Output symlinks come back as symlinks, if they stay inside their task's folder.
     for (const auto& l : t.result().output_symlinks()) {

@@ -15,7 +15,8 @@ struct SubmitOptions {
   bool wait = false;
   bool stream_logs = false;      // with --wait: every task's output, live, prefixed by task
   bool json = false;
-  std::string junit;
+  std::string junit;              // with --wait: JUnit XML written here
+  std::string markdown;           // with --wait: the Markdown report written here
   std::map<std::string, std::string> labels;
 };
 
@@ -29,5 +30,25 @@ int Cancel(Client& client, const std::string& job_id, bool json);
 int Workers(Client& client, bool json);
 int Artifacts(Client& client, const std::string& job_id, const std::string& task, const std::string& out_dir);
 int CacheStats(Client& client, bool json);
+
+struct ReportOptions {
+  std::string junit, json, markdown;  // files to write; the table goes to stdout
+};
+// A finished job's report (cli/report.h). Exit 0 when the job succeeded, 1 when it did not.
+int ReportCommand(Client& client, const std::string& job_id, const ReportOptions& options);
+// Collects a job's artifacts into `out_dir` with manifest.json and SHA256SUMS; `globs` choose
+// artifacts by CELL/STEP/PATH or PATH (empty: all). The same job gives byte-identical folders.
+int Release(Client& client, const std::string& job_id, const std::string& out_dir, const std::vector<std::string>& globs);
+
+// Every file a task's result holds: its output files and the files of its output directories.
+struct OutputEntry {
+  std::string path;  // relative to the task's work directory, checked
+  Digest digest;
+  bool executable = false;
+};
+absl::StatusOr<std::vector<OutputEntry>> ListOutputs(Client& client, const assay::v1::Task& task);
+// The logs of a job's failed tasks, by task id.
+std::map<std::string, std::string> FailedLogs(Client& client, const assay::v1::Job& job);
+absl::StatusOr<assay::v1::Job> GetJob(Client& client, const std::string& id);
 
 }  // namespace assay::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   submit_cmd->add_flag("--wait,-w", submit.wait, "wait for the job, showing progress; exit 0 only if it succeeded");
   submit_cmd->add_flag("--logs", submit.stream_logs, "with --wait: stream every task's output live");
   submit_cmd->add_option("--junit", submit.junit, "with --wait: write a JUnit XML report here");
+  submit_cmd->add_option("--markdown", submit.markdown, "with --wait: write a Markdown report here");
   submit_cmd->add_option("--label", labels, "key=value attached to the job (repeatable)");
 
   std::string job_id, task, out_dir;
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("job", job_id, "job id")->required();
   wait_cmd->add_flag("--logs", submit.stream_logs, "stream every task's output live");
   wait_cmd->add_option("--junit", submit.junit, "write a JUnit XML report here");
+  wait_cmd->add_option("--markdown", submit.markdown, "write a Markdown report here");
   auto* jobs_cmd = app.add_subcommand("jobs", "list recent jobs");
   jobs_cmd->add_option("-n,--limit", limit, "how many")->capture_default_str();
   auto* logs_cmd = app.add_subcommand("logs", "print the logs of a job, a cell or one step");
@@ -63,6 +65,18 @@ int main(int argc, char** argv) {
   artifacts_cmd->add_option("job", job_id, "job id")->required();
   artifacts_cmd->add_option("task", task, "CELL or CELL/STEP (default: every task)");
   artifacts_cmd->add_option("--out", out_dir, "destination folder")->required();
+  ReportOptions report;
+  auto* report_cmd = app.add_subcommand("report", "a job's report: a table per cell; JUnit, JSON and Markdown files");
+  report_cmd->add_option("job", job_id, "job id")->required();
+  report_cmd->add_option("--junit", report.junit, "write JUnit XML here (a test case per cell x step)");
+  report_cmd->add_option("--json", report.json, "write the report as JSON here (its sizes serve as a size baseline)");
+  report_cmd->add_option("--markdown", report.markdown, "write Markdown here (a GitHub step summary, an MR comment)");
+  std::vector<std::string> release_globs;
+  auto* release_cmd = app.add_subcommand("release", "collect a finished job's artifacts with manifest.json and SHA256SUMS");
+  release_cmd->add_option("job", job_id, "job id")->required();
+  release_cmd->add_option("--out", out_dir, "a new or empty folder")->required();
+  release_cmd->add_option("--artifacts", release_globs,
+                          "only artifacts whose CELL/STEP/PATH or PATH matches this glob (repeatable; * spans folders)");
   auto* cache_cmd = app.add_subcommand("cache", "the farm's cache");
   auto* cache_stats_cmd = cache_cmd->add_subcommand("stats", "size, blobs, hits, misses, evictions");
   cache_cmd->require_subcommand(1);
@@ -89,5 +103,7 @@ int main(int argc, char** argv) {
   if (*workers_cmd) return Workers(client, json);
   if (*artifacts_cmd) return Artifacts(client, job_id, task, out_dir);
   if (*cache_stats_cmd) return CacheStats(client, json);
+  if (*report_cmd) return ReportCommand(client, job_id, report);
+  if (*release_cmd) return Release(client, job_id, out_dir, release_globs);
   return kBadInput;
 }

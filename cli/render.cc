@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
 
 namespace assay::cli {
 
@@ -48,15 +47,15 @@ std::string TaskDuration(const Task& task, int64_t now_ms) {
   return FormatSeconds(end - task.started_at_ms());
 }
 
-namespace {
-
-std::string Symbol(const Task& task) {
+std::string ResultText(const Task& task) {
   switch (task.state()) {
     case assay::v1::TASK_SUCCEEDED: return task.cached() ? "cached" : "ok";
     case assay::v1::TASK_FAILED: return task.timed_out() ? "TIMEOUT" : "FAILED";
     default: return StateName(task.state());
   }
 }
+
+namespace {
 
 const char* Color(const Task& task) {
   switch (task.state()) {
@@ -93,7 +92,7 @@ std::string MatrixTable(const Job& job, int64_t now_ms, bool color) {
         absl::StrAppend(&out, std::string(col, ' '));
         continue;
       }
-      std::string text = Symbol(*it->second);
+      std::string text = ResultText(*it->second);
       std::string d = TaskDuration(*it->second, now_ms);
       if (!d.empty()) absl::StrAppend(&text, " ", d);
       std::string padded = absl::StrFormat("%-*s", static_cast<int>(col), text);
@@ -116,43 +115,6 @@ std::string JobSummary(const Job& job, int64_t now_ms) {
   if (cached > 0) absl::StrAppend(&out, ", ", cached, " from cache");
   if (failed > 0) absl::StrAppend(&out, ", ", failed, " failed");
   absl::StrAppend(&out, ", ", FormatSeconds(end - job.created_at_ms()));
-  return out;
-}
-
-namespace {
-std::string XmlEscape(const std::string& s) {
-  std::string out = absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
-  // Control characters other than tab/newline are not allowed in XML 1.0.
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') c = '?';
-  }
-  return out;
-}
-}  // namespace
-
-std::string JUnitReport(const Job& job, const std::map<std::string, std::string>& logs) {
-  int failures = 0, skipped = 0;
-  for (const Task& t : job.tasks()) {
-    if (t.state() == assay::v1::TASK_FAILED) ++failures;
-    if (t.state() == assay::v1::TASK_SKIPPED || t.state() == assay::v1::TASK_CANCELLED) ++skipped;
-  }
-  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  absl::StrAppend(&out, "<testsuite name=\"", XmlEscape(job.name().empty() ? "assay" : job.name()), "\" tests=\"",
-                  job.tasks_size(), "\" failures=\"", failures, "\" skipped=\"", skipped, "\">\n");
-  for (const Task& t : job.tasks()) {
-    int64_t ms = t.started_at_ms() > 0 && t.finished_at_ms() > 0 ? t.finished_at_ms() - t.started_at_ms() : 0;
-    absl::StrAppend(&out, "  <testcase classname=\"", XmlEscape(t.cell().empty() ? "default" : t.cell()), "\" name=\"",
-                    XmlEscape(t.step()), "\" time=\"", absl::StrFormat("%.3f", static_cast<double>(ms) / 1000.0), "\">\n");
-    auto log = logs.find(t.id());
-    if (t.state() == assay::v1::TASK_FAILED) {
-      absl::StrAppend(&out, "    <failure message=\"", XmlEscape(t.message()), "\">",
-                      XmlEscape(log != logs.end() ? log->second : ""), "</failure>\n");
-    } else if (t.state() == assay::v1::TASK_SKIPPED || t.state() == assay::v1::TASK_CANCELLED) {
-      absl::StrAppend(&out, "    <skipped message=\"", XmlEscape(t.message()), "\"/>\n");
-    }
-    absl::StrAppend(&out, "  </testcase>\n");
-  }
-  absl::StrAppend(&out, "</testsuite>\n");
   return out;
 }
 

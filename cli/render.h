@@ -10,11 +10,12 @@ namespace assay::cli {
 std::string StateName(assay::v1::TaskState state);
 std::string StateName(assay::v1::JobState state);
 std::string FormatSeconds(int64_t ms);
+// A task's result in a word: ok, cached, FAILED, TIMEOUT, or its state.
+std::string ResultText(const assay::v1::Task& task);
 // Duration of a task so far (running) or in all (finished); "" if it never started.
 std::string TaskDuration(const assay::v1::Task& task, int64_t now_ms);
 // The matrix: a row per cell, a column per step. `color` adds ANSI colors.
 std::string MatrixTable(const assay::v1::Job& job, int64_t now_ms, bool color);
 std::string JobSummary(const assay::v1::Job& job, int64_t now_ms);
-std::string JUnitReport(const assay::v1::Job& job, const std::map<std::string, std::string>& logs);
 
 }  // namespace assay::cli

@@ -15,7 +15,7 @@ packages=(
   # example firmware and its emulators
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
   # tests (clang and its runtimes for the libFuzzer targets)
-  procps coreutils openssl clang libclang-rt-14-dev
+  procps coreutils openssl clang libclang-rt-14-dev libxml2-utils
   # workers: the sandbox executor
   bubblewrap
 )

@@ -58,19 +58,24 @@ assay workers
 echo "== running examples/karatos-mini/$pipeline"
 job=$(assay submit examples/karatos-mini -f "$pipeline" --label source=run-example)
 status=0
-assay wait "$job" --junit "$state/results/job-$job-junit.xml" || status=$?
+assay wait "$job" --junit "$state/results/job-$job-junit.xml" --markdown "$state/results/job-$job.md" || status=$?
 assay logs "$job" >"$state/results/job-$job.log" || true
 assay artifacts "$job" --out "$state/results/job-$job" || true
+assay report "$job" --json "$state/results/job-$job.json" >"$state/results/job-$job-report.txt" || true
 
 cat <<SUMMARY
 
 == results of job $job
   artifacts and checksums: $state/results/job-$job/ (SHA256SUMS)
   all logs:                $state/results/job-$job.log
-  JUnit report:            $state/results/job-$job-junit.xml
+  reports:                 $state/results/job-$job-junit.xml (JUnit), job-$job.md (Markdown), job-$job.json (JSON)
   farm store (RocksDB):    $state/data
   farm logs:               $state/logs/
+  a release of it:         assay release $job --out DIR
+
+== report
 SUMMARY
+cat "$state/results/job-$job-report.txt"
 if [[ $keep == 1 ]]; then
   echo "  the farm is still running: export ASSAY_COORDINATOR=$address; $bin/cli/assay jobs"
   echo "  stop it with: kill \$(cat $state/*.pid)"

@@ -170,8 +170,8 @@ steps:
   RunResult wait = farm_.Cli({"wait", *id, "--junit", junit.string()});
   EXPECT_EQ(wait.exit_code, 1);
   std::string xml = ReadFile(junit).value_or("");
-  EXPECT_TRUE(absl::StrContains(xml, "tests=\"2\" failures=\"1\" skipped=\"1\"")) << xml;
-  EXPECT_TRUE(absl::StrContains(xml, "<failure message=\"exit code 7\">")) << xml;
+  EXPECT_TRUE(absl::StrContains(xml, "tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"1\"")) << xml;
+  EXPECT_TRUE(absl::StrContains(xml, "<failure type=\"failure\" message=\"exit code 7\">")) << xml;
   RunResult json = farm_.Cli({"--output", "json", "status", *id});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   EXPECT_TRUE(absl::StrContains(json.out, "\"state\": \"JOB_FAILED\"")) << json.out;
