@@ -125,11 +125,16 @@ std::vector<std::string> DetectEmulators() {
       }
     }
   }
-  std::vector<std::string> labels;
+  // Every `--version` runs at once (a host with qemu-system-misc has about 20 emulators).
+  std::vector<std::pair<std::string, FILE*>> queries;
   for (const std::string& name : names) {
+    queries.emplace_back(name, ::popen(absl::StrCat(name, " --version 2>/dev/null").c_str(), "r"));
+  }
+  std::vector<std::string> labels;
+  for (auto& [name, p] : queries) {
     // "QEMU emulator version 7.2.11 (Debian 1:7.2+dfsg-7+deb12u7)" -> "qemu-system-arm=7.2.11"
     std::string version = "unknown";
-    if (FILE* p = ::popen(absl::StrCat(name, " --version 2>/dev/null").c_str(), "r")) {
+    if (p != nullptr) {
       char line[256] = {0};
       if (std::fgets(line, sizeof(line), p) != nullptr) {
         std::vector<std::string> words = absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
