@@ -312,6 +312,10 @@ int Submit(Client& client, const SubmitOptions& options) {
   Job job;
   absl::Status status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
   if (!status.ok()) return ReportError(status);
+  // Submit's warnings (e.g. steps whose labels no worker offers) come in the job's message.
+  if (!job.message().empty()) {
+    for (absl::string_view line : absl::StrSplit(job.message(), '\n')) std::cerr << "warning: " << line << "\n";
+  }
   if (!options.wait) {
     if (options.json) {
       std::cout << ToJson(job) << "\n";

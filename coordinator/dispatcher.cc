@@ -1,5 +1,8 @@
 #include "coordinator/dispatcher.h"
 
+#include <algorithm>
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_join.h"
@@ -86,6 +89,58 @@ std::vector<Dispatcher::Grant> Dispatcher::Dispatch() {
     grants.push_back(std::move(grant));
   }
   return grants;
+}
+
+std::string Dispatcher::WhyUnschedulable(const std::vector<std::string>& labels, absl::Duration grace) const {
+  const int64_t seen_after = UnixMillis(clock_->Now() - grace);
+  std::vector<std::pair<std::vector<std::string>, std::string>> closest;  // missing labels, worker
+  std::set<std::string> missing_everywhere(labels.begin(), labels.end());
+  for (const auto& [id, w] : workers_) {
+    if (!w.connected && w.last_seen_ms < seen_after) continue;
+    const std::vector<std::string> offered(w.hello.labels().begin(), w.hello.labels().end());
+    if (w.hello.slots() > 0 && LabelsMatch(labels, offered)) return "";
+    std::vector<std::string> missing;
+    for (const std::string& label : labels) {
+      if (LabelsMatch({label}, offered)) {
+        missing_everywhere.erase(label);
+      } else {
+        missing.push_back(label);
+      }
+    }
+    closest.emplace_back(std::move(missing), id);
+  }
+  if (closest.empty()) {
+    return absl::StrCat("no worker is connected or was seen in the last ", absl::FormatDuration(grace),
+                        " (needed labels: ", labels.empty() ? "none" : absl::StrJoin(labels, ", "), ")");
+  }
+  std::sort(closest.begin(), closest.end(), [](const auto& a, const auto& b) {
+    return a.first.size() != b.first.size() ? a.first.size() < b.first.size() : a.second < b.second;
+  });
+  std::vector<std::string> nearest;
+  for (size_t i = 0; i < closest.size() && i < 3; ++i) {
+    nearest.push_back(absl::StrCat(closest[i].second, " (lacks ",
+                                   closest[i].first.empty() ? "free slots" : absl::StrJoin(closest[i].first, ", "),
+                                   ")"));
+  }
+  return absl::StrCat("no worker has the labels ",
+                      absl::StrJoin(missing_everywhere.empty() ? std::set<std::string>(labels.begin(), labels.end())
+                                                               : missing_everywhere,
+                                    ", "),
+                      "; closest: ", absl::StrJoin(nearest, ", "));
+}
+
+std::vector<std::pair<TaskKey, std::string>> Dispatcher::TakeUnschedulable(absl::Duration grace) {
+  std::map<std::vector<std::string>, std::string> why;  // one answer per label set
+  auto satisfiable = [&](const std::vector<std::string>& labels) {
+    auto it = why.find(labels);
+    if (it == why.end()) it = why.emplace(labels, WhyUnschedulable(labels, grace)).first;
+    return it->second.empty();
+  };
+  std::vector<std::pair<TaskKey, std::string>> out;
+  for (auto& [task, labels] : scheduler_.TakeUnschedulable(clock_->Now() - grace, satisfiable)) {
+    out.emplace_back(task, why[labels]);
+  }
+  return out;
 }
 
 }  // namespace assay

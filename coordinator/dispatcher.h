@@ -65,6 +65,14 @@ class Dispatcher {
     return scheduler_.AnyWorkerCouldRun(required_labels);
   }
 
+  // --- tasks no worker can run
+  // "" when a worker connected now, or seen within `grace`, offers `labels`; otherwise why not,
+  // naming the missing labels and the closest workers (those missing the fewest).
+  std::string WhyUnschedulable(const std::vector<std::string>& labels, absl::Duration grace) const;
+  // Takes off the queue the tasks queued more than `grace` ago that no such worker could run, each
+  // with that message.
+  std::vector<std::pair<TaskKey, std::string>> TakeUnschedulable(absl::Duration grace);
+
   // --- tasks
   // Queues a task for the first time with its prepared action (its pins are now the dispatcher's).
   void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action);

@@ -148,6 +148,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   std::vector<Task> tasks(job.tasks().begin(), job.tasks().end());
   if (absl::Status s = store_->CreateJob(*number, job, tasks); !s.ok()) return s;
 
+  std::vector<std::string> warnings;
   {
     Locked lock(this);
     auto entry = std::make_unique<JobEntry>();
@@ -162,9 +163,22 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
                  pipeline->steps.size());
     AdvanceLocked(raw);
     DispatchLocked();
-
+    // Tasks no worker could run now are worth a warning at once (they fail after the grace period).
+    std::set<std::vector<std::string>> label_sets;
+    for (const Task& t : raw->job.tasks()) {
+      label_sets.emplace(t.spec().required_labels().begin(), t.spec().required_labels().end());
+    }
+    for (const auto& labels : label_sets) {
+      std::string why = dispatcher_.WhyUnschedulable(labels, options_.unschedulable_grace);
+      if (!why.empty()) {
+        warnings.push_back(absl::StrCat(why, "; such steps fail in ", absl::FormatDuration(options_.unschedulable_grace),
+                                        " unless a worker that has them connects"));
+      }
+    }
   }  // the new job's first tasks are prepared here, with the lock released
-  return GetJob(absl::StrCat(*number), /*with_tasks=*/true);
+  auto created = GetJob(absl::StrCat(*number), /*with_tasks=*/true);
+  if (created.ok() && !warnings.empty()) created->set_message(absl::StrJoin(warnings, "\n"));
+  return created;
 }
 
 absl::StatusOr<BaselineSizes> JobManager::LoadBaseline(const Pipeline& pipeline, const Digest& root,

@@ -43,6 +43,8 @@ class JobManager {
     TreeLimits tree_limits;             // what a submitted source tree may be
     int max_lost_attempts = 3;          // requeues after a worker vanished, before the task fails
     size_t finished_jobs_in_memory = 200;
+    // A queued task whose labels no worker connected, or seen within this long, offers fails then.
+    absl::Duration unschedulable_grace = absl::Minutes(5);
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).

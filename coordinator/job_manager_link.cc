@@ -178,6 +178,18 @@ void JobManager::Tick() {
       if (IsFinal(entry->job.state())) continue;
       for (const auto& [handle, on_change] : entry->watchers) on_change();
     }
+    // A task that no worker connected or seen within the grace period could run fails, naming the
+    // labels it needs, instead of waiting forever.
+    for (const auto& [key, why] : dispatcher_.TakeUnschedulable(options_.unschedulable_grace)) {
+      JobEntry* entry = ActiveLocked(key.job);
+      if (entry == nullptr) continue;
+      Task* task = entry->job.mutable_tasks(key.index);
+      if (task->state() != assay::v1::TASK_QUEUED) continue;
+      const std::string message = absl::StrCat(why, " (waited ", absl::FormatDuration(options_.unschedulable_grace), ")");
+      SystemLogLocked(entry, *task, message);
+      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, message);
+      AdvanceLocked(entry);
+    }
   }
   for (const Lease& lease : dispatcher_.ExpireLeases()) {
     JobEntry* entry = ActiveLocked(lease.task.job);

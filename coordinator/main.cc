@@ -13,7 +13,7 @@
 int main(int argc, char** argv) {
   assay::InitDaemon();
   assay::CoordinatorServer::Options options;
-  double lease_seconds = 30, heartbeat_seconds = 5;
+  double lease_seconds = 30, heartbeat_seconds = 5, unschedulable_seconds = 300;
   std::string log_level = "info";
   CLI::App app{"assay-coordinator: schedules build/test matrices to workers and serves the REAPI cache"};
   app.add_option("--listen", options.listen, "address:port to serve on (beyond loopback: TLS and authentication required)")
@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often workers renew their leases")
       ->capture_default_str();
+  app.add_option("--unschedulable-grace-seconds", unschedulable_seconds,
+                 "a queued task whose labels no worker connected (or seen this long ago) offers fails after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 7.0 * 86400));
   assay::AddTreeLimitFlags(app, &options.jobs.tree_limits);
   app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
       ->capture_default_str();
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.jobs.lease_ttl = absl::Seconds(lease_seconds);
   options.jobs.heartbeat_interval = absl::Seconds(heartbeat_seconds);
+  options.jobs.unschedulable_grace = absl::Seconds(unschedulable_seconds);
 
   assay::CoordinatorServer server;
   if (absl::Status s = server.Start(options); !s.ok()) {

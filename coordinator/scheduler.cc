@@ -44,7 +44,7 @@ std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
 }
 
 void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels) {
-  queue_.push_back(Queued{task, std::move(required_labels)});
+  queue_.push_back(Queued{task, std::move(required_labels), clock_->Now()});
 }
 
 bool Scheduler::Dequeue(TaskKey task) {
@@ -131,6 +131,20 @@ std::vector<Lease> Scheduler::ExpireLeases() {
   }
   std::sort(expired.begin(), expired.end(), [](const Lease& a, const Lease& b) { return a.task < b.task; });
   return expired;
+}
+
+std::vector<std::pair<TaskKey, std::vector<std::string>>> Scheduler::TakeUnschedulable(
+    absl::Time queued_before, const std::function<bool(const std::vector<std::string>&)>& satisfiable) {
+  std::vector<std::pair<TaskKey, std::vector<std::string>>> out;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->queued_at < queued_before && !satisfiable(it->required)) {
+      out.emplace_back(it->task, std::move(it->required));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
 }
 
 bool Scheduler::AnyWorkerCouldRun(const std::vector<std::string>& required) const {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -63,6 +64,10 @@ class Scheduler {
   std::vector<Lease> ExpireLeases();
 
   size_t queued() const { return queue_.size(); }
+  // Takes off the queue every task queued before `queued_before` whose labels `satisfiable` says no
+  // worker has; returns them with their required labels. The queue is walked only when asked.
+  std::vector<std::pair<TaskKey, std::vector<std::string>>> TakeUnschedulable(
+      absl::Time queued_before, const std::function<bool(const std::vector<std::string>&)>& satisfiable);
   // Queued tasks no connected worker could ever take (for messages and metrics).
   bool AnyWorkerCouldRun(const std::vector<std::string>& required) const;
   int free_slots(const std::string& worker) const;
@@ -77,6 +82,7 @@ class Scheduler {
   struct Queued {
     TaskKey task;
     std::vector<std::string> required;
+    absl::Time queued_at;
   };
 
   const Clock* clock_;

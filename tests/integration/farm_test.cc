@@ -503,5 +503,35 @@ TEST_F(FarmTest, UnreachableCoordinatorIsAClearError) {
   EXPECT_TRUE(absl::StrContains(r.err, "is the coordinator running?")) << r.err;
 }
 
+TEST_F(FarmTest, AStepNoWorkerCanRunIsWarnedAtSubmitAndFailsAfterTheGrace) {
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator({"--unschedulable-grace-seconds", "2"});
+  farm_.StartWorker("w1");
+  auto tree = farm_.WriteTree("labels", {{"assay.yaml", R"(
+steps:
+  - id: ordinary
+    run: echo fine
+  - id: needs-gpu
+    requires: [gpu]
+    run: echo never
+)"}});
+  const absl::Time submitted = absl::Now();
+  RunResult r = farm_.Cli({"submit", tree.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "warning: no worker has the labels gpu; closest: w1 (lacks gpu); such steps "
+                                       "fail in 2s unless a worker that has them connects"))
+      << r.err;
+  auto job = farm_.WaitJob(std::string(absl::StripAsciiWhitespace(r.out)), absl::Seconds(30));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Duration took = absl::Now() - submitted;
+  EXPECT_EQ(job->state(), assay::v1::JOB_FAILED);
+  EXPECT_EQ(FindTask(*job, "ordinary")->state(), assay::v1::TASK_SUCCEEDED);
+  const Task* gpu = FindTask(*job, "needs-gpu");
+  EXPECT_EQ(gpu->state(), assay::v1::TASK_FAILED);
+  EXPECT_EQ(gpu->message(), "no worker has the labels gpu; closest: w1 (lacks gpu) (waited 2s)");
+  EXPECT_GE(took, absl::Seconds(2));
+  EXPECT_LT(took, absl::Seconds(10)) << "failed soon after its 2 s grace, not left waiting";
+}
+
 }  // namespace
 }  // namespace assay::testing

@@ -141,5 +141,43 @@ TEST_F(DispatcherTest, TasksGoOnlyToWorkersWithTheirLabels) {
   EXPECT_EQ(grants[0].lease.worker, "emu");
 }
 
+TEST_F(DispatcherTest, ATaskNoWorkerCanRunIsTakenAfterTheGraceNamingTheMissingLabels) {
+  auto w1 = std::make_shared<WorkerSession>("w1");
+  auto w2 = std::make_shared<WorkerSession>("w2");
+  dispatcher_->Connect(Hello("w1", 1, {"os=linux", "qemu-system-arm=7.2"}), w1);
+  dispatcher_->Connect(Hello("w2", 1, {"os=linux"}), w2);
+  const absl::Duration grace = absl::Seconds(30);
+  EXPECT_EQ(dispatcher_->WhyUnschedulable({"os=linux", "qemu-system-arm"}, grace), "");
+  EXPECT_EQ(dispatcher_->WhyUnschedulable({"gpu", "qemu-system-arm"}, grace),
+            "no worker has the labels gpu; closest: w1 (lacks gpu), w2 (lacks gpu, qemu-system-arm)");
+
+  dispatcher_->Queue({1, 0}, {"gpu"}, Action("needs-gpu"));
+  dispatcher_->Queue({1, 1}, {"qemu-system-arm"}, Action("runnable"));
+  clock_.Advance(absl::Seconds(29));
+  EXPECT_TRUE(dispatcher_->TakeUnschedulable(grace).empty()) << "within the grace period";
+  clock_.Advance(absl::Seconds(2));
+  auto taken = dispatcher_->TakeUnschedulable(grace);
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].first, (TaskKey{1, 0}));
+  EXPECT_EQ(taken[0].second, "no worker has the labels gpu; closest: w1 (lacks gpu), w2 (lacks gpu)");
+  EXPECT_EQ(dispatcher_->queued(), 1u) << "the runnable task stays queued";
+  dispatcher_->Forget({1, 0});
+  EXPECT_EQ(Pins("needs-gpu"), 0);
+}
+
+TEST_F(DispatcherTest, AWorkerSeenWithinTheGraceStillCounts) {
+  auto w1 = std::make_shared<WorkerSession>("w1");
+  dispatcher_->Connect(Hello("w1", 1, {"gpu"}), w1);
+  std::vector<Lease> lost;
+  ASSERT_TRUE(dispatcher_->Disconnect(w1, &lost));
+  const absl::Duration grace = absl::Seconds(30);
+  dispatcher_->Queue({1, 0}, {"gpu"}, Action("needs-gpu"));
+  clock_.Advance(absl::Seconds(20));
+  EXPECT_EQ(dispatcher_->WhyUnschedulable({"gpu"}, grace), "") << "w1 was seen 20 s ago: it may come back";
+  clock_.Advance(absl::Seconds(20));
+  EXPECT_EQ(dispatcher_->WhyUnschedulable({"gpu"}, grace), "no worker is connected or was seen in the last 30s (needed labels: gpu)");
+  EXPECT_EQ(dispatcher_->TakeUnschedulable(grace).size(), 1u);
+}
+
 }  // namespace
 }  // namespace assay
