@@ -308,7 +308,8 @@ int Submit(Client& client, const SubmitOptions& options) {
   *request.mutable_source_root() = tree->root.ToProto();
   request.set_pipeline_path(options.pipeline_file);
   for (const auto& [k, v] : options.labels) (*request.mutable_labels())[k] = v;
-  request.set_request_id(RandomHex(16));  // a retried Submit finds the job the first try made
+  request.set_request_id(RandomHex(16));
+  request.set_priority(options.priority);  // a retried Submit finds the job the first try made
   Job job;
   absl::Status status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
   if (!status.ok()) return ReportError(status);

@@ -18,6 +18,7 @@ struct SubmitOptions {
   std::string junit;              // with --wait: JUnit XML written here
   std::string markdown;           // with --wait: the Markdown report written here
   std::map<std::string, std::string> labels;
+  int priority = 0;               // higher runs first
 };
 
 int Submit(Client& client, const SubmitOptions& options);

@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   submit_cmd->add_option("--junit", submit.junit, "with --wait: write a JUnit XML report here");
   submit_cmd->add_option("--markdown", submit.markdown, "with --wait: write a Markdown report here");
   submit_cmd->add_option("--label", labels, "key=value attached to the job (repeatable)");
+  submit_cmd->add_option("--priority", submit.priority,
+                         "higher runs first; jobs of equal priority share free slots round-robin (default 0)")
+      ->check(CLI::Range(-1000, 1000));
 
   std::string job_id, task, out_dir;
   bool follow = false;

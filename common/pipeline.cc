@@ -144,8 +144,22 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
 
   try {
     Pipeline pipeline;
-    if (absl::Status s = CheckKeys(root, "pipeline", {"name", "env", "matrix", "steps", "size_regression"}); !s.ok()) {
+    if (absl::Status s = CheckKeys(root, "pipeline",
+                                   {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast"});
+        !s.ok()) {
       return s;
+    }
+    if (root["max_parallel"]) {
+      int n = -1;
+      if (!root["max_parallel"].IsScalar() || !absl::SimpleAtoi(root["max_parallel"].Scalar(), &n) || n < 1 || n > 100000) {
+        return Error(root["max_parallel"], "max_parallel must be a whole number of tasks, at least 1");
+      }
+      pipeline.max_parallel = n;
+    }
+    if (root["fail_fast"]) {
+      auto b = Bool(root["fail_fast"], "fail_fast");
+      if (!b.ok()) return b.status();
+      pipeline.fail_fast = *b;
     }
     if (root["size_regression"]) {
       if (absl::Status s = ParseSizeRegression(root["size_regression"], &pipeline); !s.ok()) return s;

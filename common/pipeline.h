@@ -75,6 +75,8 @@ struct Pipeline {
   std::vector<MatrixCell> cells;       // after include/exclude; at least one
   std::vector<Step> steps;             // expressions not yet expanded
   SizeRegression size_regression;
+  int max_parallel = 0;                // at most this many tasks of a job at once; 0: no cap
+  bool fail_fast = false;              // the first failed task cancels the rest of the job
 };
 
 struct PipelineLimits {

@@ -74,6 +74,9 @@ class Dispatcher {
   std::vector<std::pair<TaskKey, std::string>> TakeUnschedulable(absl::Duration grace);
 
   // --- tasks
+  // How a job shares the slots (Scheduler::SetJobPolicy); ForgetJob once it is over.
+  void SetJobPolicy(uint64_t job, int priority, int max_parallel) { scheduler_.SetJobPolicy(job, priority, max_parallel); }
+  void ForgetJob(uint64_t job) { scheduler_.ForgetJob(job); }
   // Queues a task for the first time with its prepared action (its pins are now the dispatcher's).
   void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action);
   // Queues a task again (retry, lost worker); its action is kept from the first time.

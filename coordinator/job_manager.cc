@@ -72,6 +72,7 @@ absl::Status JobManager::Recover() {
       }
     }
     JobEntry* raw = entry.get();
+    dispatcher_.SetJobPolicy(number, entry->job.priority(), entry->job.max_parallel());
     jobs_[number] = std::move(entry);
     if (!raw->job.submit_request_id().empty()) submissions_[raw->job.submit_request_id()] = number;
     if (raw->cancel_requested) continue;
@@ -132,6 +133,10 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
   plan.source_root = root->ToProto();
   plan.labels = {request.labels().begin(), request.labels().end()};
   plan.request_id = request.request_id();
+  if (request.priority() < -1000 || request.priority() > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("priority ", request.priority(), " is outside -1000..1000"));
+  }
+  plan.priority = request.priority();
   plan.created_at_ms = UnixMillis(clock_->Now());
   if (pipeline->size_regression.warn_percent > 0 || pipeline->size_regression.fail_percent > 0) {
     auto baseline = LoadBaseline(*pipeline, *root, plan.labels);
@@ -157,6 +162,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
     entry->next_seq.assign(static_cast<size_t>(entry->job.tasks_size()), 0);
     for (const Task& t : entry->job.tasks()) entry->task_index[t.id()] = t.index();
     JobEntry* raw = entry.get();
+    dispatcher_.SetJobPolicy(*number, raw->job.priority(), raw->job.max_parallel());
     jobs_[*number] = std::move(entry);
     if (!request.request_id().empty()) submissions_[request.request_id()] = *number;
     spdlog::info("job {} submitted: {} ({} cells x {} steps)", *number, raw->job.name(), pipeline->cells.size(),
@@ -275,6 +281,14 @@ absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
                                                       assay::v1::JobState_Name(entry->job.state()), ")"));
   }
   entry->cancel_requested = true;
+  CancelTasksLocked(entry, "cancelled");
+  AdvanceLocked(entry);
+  spdlog::info("job {} cancelled", id);
+  lock->NeedWritten(*entry);  // (the section's own changes are waited for anyway)
+  return entry->job;
+}
+
+void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
   for (Task& task : *entry->job.mutable_tasks()) {
     if (IsFinal(task.state())) continue;
     TaskKey key{entry->number, task.index()};
@@ -286,17 +300,13 @@ absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
         cancel->mutable_lease()->set_job_id(entry->job.id());
         cancel->mutable_lease()->set_task_id(task.id());
         cancel->mutable_lease()->set_attempt(task.attempt());
-        cancel->set_reason("job cancelled");
+        cancel->set_reason(reason);
         SendLocked(session, std::move(message));
       }
       // The slot stays taken until the worker reports the task ended (or the lease expires).
     }
-    FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, "cancelled");
+    FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, reason);
   }
-  AdvanceLocked(entry);
-  spdlog::info("job {} cancelled", id);
-  lock->NeedWritten(*entry);  // (the section's own changes are waited for anyway)
-  return entry->job;
 }
 
 absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void()> on_change) {
@@ -451,7 +461,22 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
   for (const auto& [index, message] : settlement.skipped) {
     FinishTaskLocked(entry, entry->job.mutable_tasks(index), assay::v1::TASK_SKIPPED, message);
   }
-  for (int32_t index : settlement.ready) MakeReadyLocked(entry, entry->job.mutable_tasks(index));
+  if (entry->job.fail_fast() && !entry->fail_fast_done && !entry->cancel_requested) {
+    const Task* failed = nullptr;
+    for (const Task& t : entry->job.tasks()) {
+      if (t.state() == assay::v1::TASK_FAILED) {
+        failed = &t;
+        break;
+      }
+    }
+    if (failed != nullptr) {
+      entry->fail_fast_done = true;
+      CancelTasksLocked(entry, absl::StrCat("cancelled by fail_fast: ", failed->id(), " failed"));
+    }
+  }
+  if (!entry->fail_fast_done) {
+    for (int32_t index : settlement.ready) MakeReadyLocked(entry, entry->job.mutable_tasks(index));
+  }
 
   const JobOutcome outcome = Outcome(entry->job, entry->cancel_requested);
   bool job_changed = entry->job.tasks_done() != outcome.done;
@@ -461,6 +486,7 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
     entry->job.set_finished_at_ms(UnixMillis(clock_->Now()));
     job_changed = true;
     finished_.push_back(entry->number);
+    dispatcher_.ForgetJob(entry->number);
     jobs_finished_[assay::v1::JobState_Name(entry->job.state())]++;
     spdlog::info("job {} {}", entry->job.id(), assay::v1::JobState_Name(entry->job.state()));
   }

@@ -110,6 +110,7 @@ class JobManager {
     std::vector<uint32_t> next_seq;          // next log sequence number per task
     std::map<uint64_t, std::function<void()>> watchers;  // AddWatcher's, by handle
     bool cancel_requested = false;
+    bool fail_fast_done = false;  // fail_fast has cancelled the rest
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
   };
   using PrepareWork = ActionBuilder::Work;
@@ -120,6 +121,8 @@ class JobManager {
                                              const std::map<std::string, std::string>& labels)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends every unfinished task of the job as CANCELLED with `reason`, killing running ones.
+  void CancelTasksLocked(JobEntry* entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
   void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

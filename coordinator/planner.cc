@@ -16,6 +16,9 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
   job.set_state(assay::v1::JOB_QUEUED);
   job.set_created_at_ms(input.created_at_ms);
   job.set_submit_request_id(input.request_id);
+  job.set_priority(input.priority);
+  job.set_max_parallel(pipeline.max_parallel);
+  job.set_fail_fast(pipeline.fail_fast);
 
   const int steps = static_cast<int>(pipeline.steps.size());
   for (size_t c = 0; c < pipeline.cells.size(); ++c) {

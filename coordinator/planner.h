@@ -18,6 +18,7 @@ struct PlanInput {
   std::map<std::string, std::string> labels;  // the submitter's
   std::string request_id;                     // SubmitRequest.request_id
   int64_t created_at_ms = 0;
+  int32_t priority = 0;                       // SubmitRequest.priority
   // Sizes to compare against (`size_regression`): task id -> output path -> size. Empty: none.
   std::map<std::string, std::map<std::string, assay::v1::FileSize>> baseline;
 };

@@ -1,5 +1,7 @@
 #include "coordinator/scheduler.h"
 
+#include <set>
+
 #include <algorithm>
 
 #include "absl/strings/match.h"
@@ -33,6 +35,7 @@ std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.worker == id) {
       lost.push_back(it->second);
+      Ended(it->second);
       leases_.erase(it++);
     } else {
       ++it;
@@ -43,15 +46,56 @@ std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
   return lost;
 }
 
+void Scheduler::SetJobPolicy(uint64_t job, int priority, int max_parallel) {
+  policies_[job] = Policy{priority, std::max(max_parallel, 0)};
+  if (auto it = jobs_.find(job); it != jobs_.end()) {
+    it->second.priority = priority;
+    it->second.max_parallel = std::max(max_parallel, 0);
+  }
+}
+
+Scheduler::JobQueue& Scheduler::JobOf(uint64_t job) {
+  auto [it, inserted] = jobs_.try_emplace(job);
+  if (inserted) {
+    if (auto p = policies_.find(job); p != policies_.end()) {
+      it->second.priority = p->second.priority;
+      it->second.max_parallel = p->second.max_parallel;
+    }
+  }
+  return it->second;
+}
+
 void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels) {
-  queue_.push_back(Queued{task, std::move(required_labels), clock_->Now()});
+  JobOf(task.job).queue.push_back(Queued{task, std::move(required_labels), clock_->Now()});
+  ++queued_;
 }
 
 bool Scheduler::Dequeue(TaskKey task) {
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.task == task; });
-  if (it == queue_.end()) return false;
-  queue_.erase(it);
+  auto j = jobs_.find(task.job);
+  if (j == jobs_.end()) return false;
+  auto& queue = j->second.queue;
+  auto it = std::find_if(queue.begin(), queue.end(), [&](const Queued& q) { return q.task == task; });
+  if (it == queue.end()) return false;
+  queue.erase(it);
+  --queued_;
   return true;
+}
+
+int Scheduler::running_of(uint64_t job) const {
+  auto it = jobs_.find(job);
+  return it == jobs_.end() ? 0 : it->second.running;
+}
+
+void Scheduler::Ended(const Lease& lease) {
+  auto w = workers_.find(lease.worker);
+  if (w != workers_.end() && w->second.busy > 0) w->second.busy--;
+  auto j = jobs_.find(lease.task.job);
+  if (j != jobs_.end() && j->second.running > 0) j->second.running--;
+}
+
+void Scheduler::DropIfIdle(uint64_t job) {
+  auto it = jobs_.find(job);
+  if (it != jobs_.end() && it->second.queue.empty() && it->second.running == 0) jobs_.erase(it);
 }
 
 std::vector<Lease> Scheduler::Dispatch() {
@@ -60,27 +104,48 @@ std::vector<Lease> Scheduler::Dispatch() {
   // With every slot busy there is nothing to do: a long queue is not walked on every result.
   int free = 0;
   for (const auto& [id, w] : workers_) free += std::max(0, w.slots - w.busy);
-  for (auto it = queue_.begin(); it != queue_.end() && free > 0;) {
-    // The matching worker with the most free slots, so work spreads across hosts.
-    Worker* best = nullptr;
-    const std::string* best_id = nullptr;
-    for (auto& [id, w] : workers_) {
-      if (w.busy >= w.slots || !LabelsMatch(it->required, w.labels)) continue;
-      if (best == nullptr || w.slots - w.busy > best->slots - best->busy) {
-        best = &w;
-        best_id = &id;
+  std::set<uint64_t> stuck;  // jobs none of whose queued tasks fits a free slot now
+  for (auto it = jobs_.begin(); it != jobs_.end();) {  // jobs with nothing queued or running
+    it = it->second.queue.empty() && it->second.running == 0 ? jobs_.erase(it) : std::next(it);
+  }
+  while (free > 0) {
+    // The job that gets the next slot: highest priority, then fewest running, then oldest.
+    JobQueue* pick = nullptr;
+    uint64_t pick_id = 0;
+    for (auto& [id, q] : jobs_) {
+      if (q.queue.empty() || stuck.contains(id) || (q.max_parallel > 0 && q.running >= q.max_parallel)) continue;
+      if (pick == nullptr || q.priority > pick->priority ||
+          (q.priority == pick->priority && q.running < pick->running)) {
+        pick = &q;
+        pick_id = id;
       }
     }
-    if (best == nullptr) {
-      ++it;
-      continue;
+    if (pick == nullptr) break;
+    bool placed = false;
+    for (auto it = pick->queue.begin(); it != pick->queue.end(); ++it) {
+      // The matching worker with the most free slots, so work spreads across hosts.
+      Worker* best = nullptr;
+      const std::string* best_id = nullptr;
+      for (auto& [id, w] : workers_) {
+        if (w.busy >= w.slots || !LabelsMatch(it->required, w.labels)) continue;
+        if (best == nullptr || w.slots - w.busy > best->slots - best->busy) {
+          best = &w;
+          best_id = &id;
+        }
+      }
+      if (best == nullptr) continue;
+      best->busy++;
+      pick->running++;
+      --free;
+      Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_};
+      leases_[it->task] = lease;
+      granted.push_back(std::move(lease));
+      pick->queue.erase(it);
+      --queued_;
+      placed = true;
+      break;
     }
-    best->busy++;
-    --free;
-    Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_};
-    leases_[it->task] = lease;
-    granted.push_back(std::move(lease));
-    it = queue_.erase(it);
+    if (!placed) stuck.insert(pick_id);
   }
   return granted;
 }
@@ -97,9 +162,10 @@ absl::Status Scheduler::CheckLease(TaskKey task, const std::string& lease_id) co
 bool Scheduler::Release(TaskKey task, const std::string& lease_id) {
   auto it = leases_.find(task);
   if (it == leases_.end() || it->second.lease_id != lease_id) return false;
-  auto w = workers_.find(it->second.worker);
-  if (w != workers_.end() && w->second.busy > 0) w->second.busy--;
+  const uint64_t job = it->second.task.job;
+  Ended(it->second);
   leases_.erase(it);
+  DropIfIdle(job);
   return true;
 }
 
@@ -121,8 +187,7 @@ std::vector<Lease> Scheduler::ExpireLeases() {
   std::vector<Lease> expired;
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires < now) {
-      auto w = workers_.find(it->second.worker);
-      if (w != workers_.end() && w->second.busy > 0) w->second.busy--;
+      Ended(it->second);
       expired.push_back(it->second);
       leases_.erase(it++);
     } else {
@@ -136,12 +201,15 @@ std::vector<Lease> Scheduler::ExpireLeases() {
 std::vector<std::pair<TaskKey, std::vector<std::string>>> Scheduler::TakeUnschedulable(
     absl::Time queued_before, const std::function<bool(const std::vector<std::string>&)>& satisfiable) {
   std::vector<std::pair<TaskKey, std::vector<std::string>>> out;
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->queued_at < queued_before && !satisfiable(it->required)) {
-      out.emplace_back(it->task, std::move(it->required));
-      it = queue_.erase(it);
-    } else {
-      ++it;
+  for (auto& [job, q] : jobs_) {
+    for (auto it = q.queue.begin(); it != q.queue.end();) {
+      if (it->queued_at < queued_before && !satisfiable(it->required)) {
+        out.emplace_back(it->task, std::move(it->required));
+        it = q.queue.erase(it);
+        --queued_;
+      } else {
+        ++it;
+      }
     }
   }
   return out;

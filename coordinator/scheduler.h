@@ -47,11 +47,18 @@ class Scheduler {
   std::vector<Lease> RemoveWorker(const std::string& id);
   bool HasWorker(const std::string& id) const { return workers_.contains(id); }
 
+  // How a job shares the farm: higher `priority` first; among equal priorities, free slots go to the
+  // job with the fewest running tasks (round-robin between jobs); `max_parallel` > 0 caps its running
+  // tasks. Jobs without a policy have priority 0 and no cap.
+  void SetJobPolicy(uint64_t job, int priority, int max_parallel);
+  // The job is over: its policy is dropped.
+  void ForgetJob(uint64_t job) { policies_.erase(job); }
   void Enqueue(TaskKey task, std::vector<std::string> required_labels);
   // Takes a task off the queue (cancel); false if it was not queued.
   bool Dequeue(TaskKey task);
 
-  // Grants as many queued tasks as free, matching slots allow, oldest first.
+  // Grants as many queued tasks as free, matching slots allow: by job priority, then to the job with
+  // the fewest running tasks, each job's tasks oldest first.
   std::vector<Lease> Dispatch();
 
   // OK when `lease_id` is the live lease of `task`; FAILED_PRECONDITION for a stale or unknown one.
@@ -63,7 +70,8 @@ class Scheduler {
   // Removes and returns every lease whose expiry is strictly before now.
   std::vector<Lease> ExpireLeases();
 
-  size_t queued() const { return queue_.size(); }
+  size_t queued() const { return queued_; }
+  int running_of(uint64_t job) const;
   // Takes off the queue every task queued before `queued_before` whose labels `satisfiable` says no
   // worker has; returns them with their required labels. The queue is walked only when asked.
   std::vector<std::pair<TaskKey, std::vector<std::string>>> TakeUnschedulable(
@@ -85,10 +93,26 @@ class Scheduler {
     absl::Time queued_at;
   };
 
+  struct JobQueue {
+    std::deque<Queued> queue;  // oldest first
+    int priority = 0;
+    int max_parallel = 0;      // 0: no cap
+    int running = 0;           // live leases
+  };
+  void Ended(const Lease& lease);  // a lease is gone: its worker's slot and its job's count
+  struct Policy {
+    int priority = 0;
+    int max_parallel = 0;
+  };
+  JobQueue& JobOf(uint64_t job);
+  void DropIfIdle(uint64_t job);
+
   const Clock* clock_;
   absl::Duration lease_ttl_;
   std::map<std::string, Worker> workers_;
-  std::deque<Queued> queue_;
+  std::map<uint64_t, JobQueue> jobs_;  // jobs with queued or running tasks
+  std::map<uint64_t, Policy> policies_;  // of unfinished jobs
+  size_t queued_ = 0;
   absl::flat_hash_map<TaskKey, Lease> leases_;
 };
 

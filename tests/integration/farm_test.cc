@@ -533,5 +533,89 @@ steps:
   EXPECT_LT(took, absl::Seconds(10)) << "failed soon after its 2 s grace, not left waiting";
 }
 
+TEST_F(FarmTest, ASmallJobSubmittedBehindABigOneStartsWhenTheNextSlotFrees) {
+  farm_.StartWorker("w1", {}, 2);
+  constexpr int kStepMs = 400;
+  auto big = farm_.WriteTree("big", {{"assay.yaml", absl::StrCat(R"(name: big
+matrix:
+  n: [)", [] {
+    std::string values;
+    for (int i = 0; i < 200; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
+    return values;
+  }(), R"(]
+steps:
+  - id: work
+    run: sleep 0.4
+    cache: false
+)")}});
+  auto small = farm_.WriteTree("small", {{"assay.yaml", "name: small\nsteps:\n  - id: a\n    run: 'true'\n    cache: false\n"
+                                                         "  - id: b\n    run: 'true'\n    cache: false\n"}});
+  auto big_id = farm_.Submit(big);
+  ASSERT_TRUE(big_id.ok());
+  // Every slot busy with the big job, then the small job comes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    auto job = farm_.GetJob(*big_id);
+    ASSERT_TRUE(job.ok());
+    int running = 0;
+    for (const Task& t : job->tasks()) running += t.state() == assay::v1::TASK_RUNNING;
+    if (running == 2) break;
+    absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
+  }
+  auto small_id = farm_.Submit(small);
+  ASSERT_TRUE(small_id.ok());
+  auto done = farm_.WaitJob(*small_id, absl::Seconds(30));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), assay::v1::JOB_SUCCEEDED);
+  const Task* a = FindTask(*done, "a");
+  // The slot that frees first after the small job was queued goes to it: at most one step of the big
+  // job (400 ms) later, not after the big job's remaining ~198 steps.
+  const int64_t waited_ms = a->started_at_ms() - a->queued_at_ms();
+  EXPECT_LE(waited_ms, kStepMs + 150) << "the small job waited " << waited_ms << " ms for a slot";
+  auto big_job = farm_.GetJob(*big_id);
+  ASSERT_TRUE(big_job.ok());
+  EXPECT_LT(big_job->tasks_done(), 20) << "the big job was still running";
+  ASSERT_EQ(farm_.Cli({"cancel", *big_id}).exit_code, 0);
+}
+
+TEST_F(FarmTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
+  farm_.StartWorker("w1", {}, 3);
+  auto tree = farm_.WriteTree("ff", {{"assay.yaml", R"(name: ff
+fail_fast: true
+max_parallel: 2
+matrix:
+  n: [bad, slow1, slow2, slow3]
+steps:
+  - id: run
+    run: test ${{ matrix.n }} != bad || exit 1; sleep 1
+    cache: false
+)"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok());
+  auto job = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_FAILED);
+  EXPECT_EQ(FindTask(*job, "bad/run")->state(), assay::v1::TASK_FAILED);
+  int cancelled = 0;
+  for (const Task& t : job->tasks()) {
+    if (t.state() != assay::v1::TASK_CANCELLED) continue;
+    ++cancelled;
+    EXPECT_EQ(t.message(), "cancelled by fail_fast: bad/run failed") << t.id();
+  }
+  EXPECT_GE(cancelled, 2) << "with at most 2 running, at least two cells had not finished";
+  // max_parallel 2 on a 3-slot worker: no moment with 3 tasks running.
+  for (const Task& t : job->tasks()) {
+    if (t.started_at_ms() == 0) continue;
+    int overlapping = 0;
+    for (const Task& u : job->tasks()) {
+      if (u.started_at_ms() != 0 && u.started_at_ms() <= t.started_at_ms() &&
+          (u.finished_at_ms() == 0 || u.finished_at_ms() > t.started_at_ms())) {
+        ++overlapping;
+      }
+    }
+    EXPECT_LE(overlapping, 2) << t.id();
+  }
+}
+
 }  // namespace
 }  // namespace assay::testing

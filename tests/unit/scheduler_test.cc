@@ -106,5 +106,60 @@ TEST(SchedulerTest, DequeueTakesATaskOffTheQueue) {
   EXPECT_TRUE(s.Dispatch().empty());
 }
 
+TEST(SchedulerTest, AFreedSlotGoesToTheJobWithFewestRunningNotTheOldestTask) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("w", {}, 2);
+  for (int i = 0; i < 200; ++i) s.Enqueue(TaskKey{1, i}, {});  // a big job fills every slot
+  auto first = s.Dispatch();
+  ASSERT_EQ(first.size(), 2u);
+  s.Enqueue(TaskKey{2, 0}, {});  // a small job, submitted later
+  s.Enqueue(TaskKey{2, 1}, {});
+  EXPECT_TRUE(s.Dispatch().empty()) << "every slot busy";
+  ASSERT_TRUE(s.Release(first[0].task, first[0].lease_id));
+  auto next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].task, (TaskKey{2, 0})) << "job 2 has nothing running, job 1 has one task running";
+  ASSERT_TRUE(s.Release(first[1].task, first[1].lease_id));
+  next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].task, (TaskKey{1, 2})) << "now each job has one running: the older job's next task";
+}
+
+TEST(SchedulerTest, HigherPriorityFirstAndMaxParallelCaps) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("w", {}, 3);
+  s.SetJobPolicy(1, /*priority=*/0, /*max_parallel=*/0);
+  s.SetJobPolicy(2, /*priority=*/5, /*max_parallel=*/1);
+  for (int i = 0; i < 3; ++i) s.Enqueue(TaskKey{1, i}, {});
+  for (int i = 0; i < 3; ++i) s.Enqueue(TaskKey{2, i}, {});
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 3u);
+  EXPECT_EQ(granted[0].task, (TaskKey{2, 0})) << "priority 5 first";
+  EXPECT_EQ(granted[1].task.job, 1u) << "job 2 is capped at 1 running";
+  EXPECT_EQ(granted[2].task.job, 1u);
+  EXPECT_EQ(s.running_of(2), 1);
+  ASSERT_TRUE(s.Release(granted[0].task, granted[0].lease_id));
+  auto next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].task, (TaskKey{2, 1})) << "its cap frees with it, and its priority wins the slot";
+}
+
+TEST(SchedulerTest, AJobsPolicyOutlivesAnEmptyQueueUntilForgotten) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("w", {}, 1);
+  s.SetJobPolicy(7, 9, 0);
+  s.Enqueue(TaskKey{7, 0}, {});
+  auto a = s.Dispatch();
+  ASSERT_TRUE(s.Release(a[0].task, a[0].lease_id));  // job 7 has nothing queued or running now
+  s.Enqueue(TaskKey{8, 0}, {});
+  s.Enqueue(TaskKey{7, 1}, {});  // its next step, queued later
+  auto b = s.Dispatch();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].task, (TaskKey{7, 1})) << "still priority 9";
+}
+
 }  // namespace
 }  // namespace assay
