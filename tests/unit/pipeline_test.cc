@@ -147,7 +147,12 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"steps:\n  - id: a\n    run: x\n    limits:\n      size:\n        ../fw.elf: 1KiB\n",
                   "assay.yaml:6:9: step 'a'.limits.size.../fw.elf"},
         ErrorCase{"size_regression: {warn: lots}\nsteps:\n  - id: a\n    run: x\n",
-                  "assay.yaml:1:25: size_regression.warn: 'lots' is not a percentage"}));
+                  "assay.yaml:1:25: size_regression.warn: 'lots' is not a percentage"},
+        // sharing the farm
+        ErrorCase{"max_parallel: 0\nsteps:\n  - id: a\n    run: x\n",
+                  "assay.yaml:1:15: max_parallel must be a whole number of tasks, at least 1"},
+        ErrorCase{"fail_fast: sometimes\nsteps:\n  - id: a\n    run: x\n",
+                  "assay.yaml:1:12: fail_fast must be true or false"}));
 
 TEST(PipelineTest, QemuStepsAreParsedAndExpandedPerCell) {
   auto p = ParsePipeline(R"(
