@@ -452,11 +452,56 @@ int Workers(Client& client, bool json) {
     std::cout << ToJson(response) << "\n";
     return kOk;
   }
-  std::cout << absl::StrFormat("%-24s %-12s %-6s %-5s %-10s %s\n", "WORKER", "STATE", "SLOTS", "BUSY", "HOST", "LABELS");
+  std::cout << absl::StrFormat("%-24s %-12s %-9s %-6s %-5s %-10s %s\n", "WORKER", "STATE", "ADMIN", "SLOTS", "BUSY",
+                               "HOST", "LABELS");
   for (const auto& w : response.workers()) {
-    std::cout << absl::StrFormat("%-24s %-12s %-6d %-5d %-10s %s\n", w.id(), w.connected() ? "connected" : "gone",
-                                 w.slots(), w.busy(), w.hostname(), absl::StrJoin(w.labels(), ","));
+    std::cout << absl::StrFormat("%-24s %-12s %-9s %-6d %-5d %-10s %s\n", w.id(), w.connected() ? "connected" : "gone",
+                                 AdminStateName(w), w.slots(), w.busy(), w.hostname(), absl::StrJoin(w.labels(), ","));
   }
+  return kOk;
+}
+
+std::string AdminStateName(const assay::v1::Worker& w) {
+  switch (w.admin_state()) {
+    case assay::v1::WORKER_CORDONED: return "cordoned";
+    case assay::v1::WORKER_DRAINING: return w.drained() ? "drained" : "draining";
+    default: return "active";
+  }
+}
+
+int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerAdminState state, bool wait) {
+  assay::v1::SetWorkerStateRequest request;
+  request.set_worker_id(worker);
+  request.set_state(state);
+  assay::v1::Worker response;
+  absl::Status status = client.Call("SetWorkerState", [&](grpc::ClientContext* c) {
+    return client.admin->SetWorkerState(c, request, &response);
+  });
+  if (!status.ok()) return ReportError(status);
+  std::cout << "worker " << worker << " is " << AdminStateName(response);
+  if (response.busy() > 0) std::cout << " (" << response.busy() << " task(s) running)";
+  std::cout << "\n";
+  if (!wait || state != assay::v1::WORKER_DRAINING) return kOk;
+  // Waits for the running tasks to finish (they are not interrupted), checking twice a second.
+  while (!response.drained()) {
+    absl::SleepFor(absl::Milliseconds(500));
+    assay::v1::ListWorkersResponse list;
+    status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
+      return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &list);
+    });
+    if (!status.ok()) return ReportError(status);
+    bool found = false;
+    for (const auto& w : list.workers()) {
+      if (w.id() == worker) {
+        response = w;
+        found = true;
+      }
+    }
+    if (!found || response.admin_state() != assay::v1::WORKER_DRAINING) {
+      return ReportError(absl::AbortedError(absl::StrCat("worker ", worker, " is no longer being drained")));
+    }
+  }
+  std::cout << "worker " << worker << " is drained\n";
   return kOk;
 }
 

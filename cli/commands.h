@@ -29,6 +29,9 @@ int ListJobs(Client& client, int limit, bool json);
 int Logs(Client& client, const std::string& job_id, const std::string& task, bool follow);
 int Cancel(Client& client, const std::string& job_id, bool json);
 int Workers(Client& client, bool json);
+// cordon, uncordon, drain; with `wait`, a drain returns once the worker has nothing running.
+int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerAdminState state, bool wait);
+std::string AdminStateName(const assay::v1::Worker& worker);
 int Artifacts(Client& client, const std::string& job_id, const std::string& task, const std::string& out_dir);
 int CacheStats(Client& client, bool json);
 

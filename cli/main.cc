@@ -64,6 +64,15 @@ int main(int argc, char** argv) {
   auto* cancel_cmd = app.add_subcommand("cancel", "cancel a job; running steps are killed");
   cancel_cmd->add_option("job", job_id, "job id")->required();
   auto* workers_cmd = app.add_subcommand("workers", "list workers");
+  std::string worker_id;
+  bool drain_wait = false;
+  auto* cordon_cmd = app.add_subcommand("cordon", "give a worker no new tasks (its running tasks go on)");
+  cordon_cmd->add_option("worker", worker_id, "worker id")->required();
+  auto* uncordon_cmd = app.add_subcommand("uncordon", "let a cordoned or drained worker take tasks again");
+  uncordon_cmd->add_option("worker", worker_id, "worker id")->required();
+  auto* drain_cmd = app.add_subcommand("drain", "give a worker no new tasks and let its running ones finish");
+  drain_cmd->add_option("worker", worker_id, "worker id")->required();
+  drain_cmd->add_flag("--wait", drain_wait, "return once the worker has nothing running");
   auto* artifacts_cmd = app.add_subcommand("artifacts", "download a job's outputs");
   artifacts_cmd->add_option("job", job_id, "job id")->required();
   artifacts_cmd->add_option("task", task, "CELL or CELL/STEP (default: every task)");
@@ -104,6 +113,9 @@ int main(int argc, char** argv) {
   if (*logs_cmd) return Logs(client, job_id, task, follow);
   if (*cancel_cmd) return Cancel(client, job_id, json);
   if (*workers_cmd) return Workers(client, json);
+  if (*cordon_cmd) return SetWorkerState(client, worker_id, assay::v1::WORKER_CORDONED, false);
+  if (*uncordon_cmd) return SetWorkerState(client, worker_id, assay::v1::WORKER_ACTIVE, false);
+  if (*drain_cmd) return SetWorkerState(client, worker_id, assay::v1::WORKER_DRAINING, drain_wait);
   if (*artifacts_cmd) return Artifacts(client, job_id, task, out_dir);
   if (*cache_stats_cmd) return CacheStats(client, json);
   if (*report_cmd) return ReportCommand(client, job_id, report);

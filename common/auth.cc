@@ -32,6 +32,7 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/assay.v1.Jobs/StreamLogs", {Scope::kRead}},
         {"/assay.v1.Admin/ListWorkers", {Scope::kAdmin}},
         {"/assay.v1.Admin/GetCacheStats", {Scope::kAdmin}},
+        {"/assay.v1.Admin/SetWorkerState", {Scope::kAdmin}},
         {"/assay.v1.WorkerLink/Connect", {Scope::kWorker}},
         {reapi + "Capabilities/GetCapabilities", ScopeSet::All()},
         {reapi + "ContentAddressableStorage/FindMissingBlobs", {Scope::kCacheRead, Scope::kCacheWrite}},

@@ -34,6 +34,7 @@ std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std:
   w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
   scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
+  scheduler_.SetCordoned(hello.worker_id(), AdminState(hello.worker_id()) != assay::v1::WORKER_ACTIVE);
   spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
                hello.slots(), absl::StrJoin(labels, ", "));
   return displaced;
@@ -141,6 +142,15 @@ std::vector<std::pair<TaskKey, std::string>> Dispatcher::TakeUnschedulable(absl:
     out.emplace_back(task, why[labels]);
   }
   return out;
+}
+
+void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state) {
+  if (state == assay::v1::WORKER_ACTIVE) {
+    admin_states_.erase(worker);
+  } else {
+    admin_states_[worker] = state;
+  }
+  scheduler_.SetCordoned(worker, state != assay::v1::WORKER_ACTIVE);
 }
 
 }  // namespace assay

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "assay/v1/admin.pb.h"
 #include "assay/v1/worker_link.pb.h"
 #include "common/clock.h"
 #include "common/digest.h"
@@ -65,6 +66,13 @@ class Dispatcher {
     return scheduler_.AnyWorkerCouldRun(required_labels);
   }
 
+  // --- admin states (cordon, drain), kept across connects
+  void SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state);
+  assay::v1::WorkerAdminState AdminState(const std::string& worker) const {
+    auto it = admin_states_.find(worker);
+    return it == admin_states_.end() ? assay::v1::WORKER_ACTIVE : it->second;
+  }
+
   // --- tasks no worker can run
   // "" when a worker connected now, or seen within `grace`, offers `labels`; otherwise why not,
   // naming the missing labels and the closest workers (those missing the fewest).
@@ -100,6 +108,7 @@ class Dispatcher {
   Scheduler scheduler_;
   std::map<std::string, WorkerState> workers_;
   std::map<TaskKey, ReadyAction> actions_;  // of queued and running tasks
+  std::map<std::string, assay::v1::WorkerAdminState> admin_states_;  // workers not ACTIVE
 };
 
 }  // namespace assay

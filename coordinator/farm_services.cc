@@ -56,6 +56,14 @@ grpc::Status AdminService::ListWorkers(grpc::ServerContext*, const assay::v1::Li
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::SetWorkerState(grpc::ServerContext*, const assay::v1::SetWorkerStateRequest* request,
+                                          assay::v1::Worker* response) {
+  auto worker = jobs_->SetWorkerState(request->worker_id(), request->state());
+  if (!worker.ok()) return ToGrpc(worker.status());
+  *response = std::move(*worker);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
                                          assay::v1::CacheStats* response) {
   *response = CollectCacheStats(blobs_, eviction_, cache_, counters_, /*count_action_results=*/true);

@@ -42,6 +42,8 @@ class AdminService final : public assay::v1::Admin::Service {
                            assay::v1::ListWorkersResponse*) override;
   grpc::Status GetCacheStats(grpc::ServerContext*, const assay::v1::GetCacheStatsRequest*,
                              assay::v1::CacheStats*) override;
+  grpc::Status SetWorkerState(grpc::ServerContext*, const assay::v1::SetWorkerStateRequest*,
+                              assay::v1::Worker*) override;
 
  private:
   JobManager* jobs_;

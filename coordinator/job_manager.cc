@@ -50,6 +50,16 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
 }
 
 absl::Status JobManager::Recover() {
+  auto worker_states = store_->LoadWorkerStates();
+  if (!worker_states.ok()) return worker_states.status();
+  {
+    Locked lock(this);  // cordons and drains hold across restarts, applied when the worker connects
+    for (const auto& [worker, state] : *worker_states) {
+      if (assay::v1::WorkerAdminState_IsValid(state)) {
+        dispatcher_.SetAdminState(worker, static_cast<assay::v1::WorkerAdminState>(state));
+      }
+    }
+  }
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished.ok()) return unfinished.status();
   // Log numbering continues after what is stored (read before the lock is taken).

@@ -89,6 +89,9 @@ class JobManager {
   void Tick();
 
   std::vector<assay::v1::Worker> ListWorkers();
+  // Cordons, drains or reactivates a worker the coordinator knows (connected or seen); the state is
+  // written before it takes effect. NOT_FOUND names the known workers.
+  absl::StatusOr<assay::v1::Worker> SetWorkerState(const std::string& worker, assay::v1::WorkerAdminState state);
 
   // Figures for monitoring, read now.
   struct Stats {

@@ -252,9 +252,37 @@ std::vector<assay::v1::Worker> JobManager::ListWorkers() {
       }
     }
     worker.set_busy(worker.running_size());
+    worker.set_admin_state(dispatcher_.AdminState(id));
+    worker.set_drained(worker.admin_state() == assay::v1::WORKER_DRAINING && worker.running_size() == 0);
     out.push_back(std::move(worker));
   }
   return out;
+}
+
+absl::StatusOr<assay::v1::Worker> JobManager::SetWorkerState(const std::string& worker,
+                                                            assay::v1::WorkerAdminState state) {
+  if (!assay::v1::WorkerAdminState_IsValid(state)) return absl::InvalidArgumentError("unknown worker state");
+  {
+    Locked lock(this);
+    if (!dispatcher_.workers().contains(worker)) {
+      std::vector<std::string> known;
+      for (const auto& [id, w] : dispatcher_.workers()) known.push_back(id);
+      return absl::NotFoundError(absl::StrCat("unknown worker '", worker, "' (known: ",
+                                              known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+    }
+  }
+  // Written (fsynced) before it takes effect, outside the lock.
+  if (absl::Status s = store_->PutWorkerState(worker, state); !s.ok()) return s;
+  {
+    Locked lock(this);
+    dispatcher_.SetAdminState(worker, state);
+    spdlog::info("worker {} is now {}", worker, assay::v1::WorkerAdminState_Name(state));
+    DispatchLocked();
+  }
+  for (auto& w : ListWorkers()) {
+    if (w.id() == worker) return w;
+  }
+  return absl::NotFoundError(absl::StrCat("unknown worker '", worker, "'"));
 }
 
 }  // namespace assay

@@ -1,6 +1,8 @@
 #include "coordinator/job_store.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace assay {
 
@@ -90,6 +92,29 @@ absl::StatusOr<std::vector<Job>> JobStore::ListJobs(int limit) const {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "listing jobs");
   return jobs;
+}
+
+namespace {
+constexpr absl::string_view kWorkerStatePrefix = "worker-state/";
+}  // namespace
+
+absl::Status JobStore::PutWorkerState(const std::string& worker, int state) {
+  return db_->Put(Family::kMeta, absl::StrCat(kWorkerStatePrefix, worker), absl::StrCat(state), /*sync=*/true);
+}
+
+absl::StatusOr<std::map<std::string, int>> JobStore::LoadWorkerStates() const {
+  std::map<std::string, int> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kMeta)));
+  for (it->Seek(rocksdb::Slice(kWorkerStatePrefix.data(), kWorkerStatePrefix.size())); it->Valid(); it->Next()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::ConsumePrefix(&key, kWorkerStatePrefix)) break;
+    int state = 0;
+    if (absl::SimpleAtoi(absl::string_view(it->value().data(), it->value().size()), &state) && state != 0) {
+      out[std::string(key)] = state;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading worker states");
+  return out;
 }
 
 absl::StatusOr<std::vector<std::pair<uint64_t, Job>>> JobStore::LoadUnfinished() const {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,6 +32,9 @@ class JobStore {
   absl::StatusOr<assay::v1::Job> LoadJob(uint64_t number, bool with_tasks) const;
   // Newest first.
   absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit) const;
+  // Admin states of workers (cordoned, draining), written with fsync; ACTIVE ones are not listed.
+  absl::Status PutWorkerState(const std::string& worker, int state);
+  absl::StatusOr<std::map<std::string, int>> LoadWorkerStates() const;
   // Every job not in a final state, with tasks (for recovery after a restart).
   absl::StatusOr<std::vector<std::pair<uint64_t, assay::v1::Job>>> LoadUnfinished() const;
 

@@ -46,6 +46,10 @@ std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
   return lost;
 }
 
+void Scheduler::SetCordoned(const std::string& id, bool cordoned) {
+  if (auto it = workers_.find(id); it != workers_.end()) it->second.cordoned = cordoned;
+}
+
 void Scheduler::SetJobPolicy(uint64_t job, int priority, int max_parallel) {
   policies_[job] = Policy{priority, std::max(max_parallel, 0)};
   if (auto it = jobs_.find(job); it != jobs_.end()) {
@@ -103,7 +107,7 @@ std::vector<Lease> Scheduler::Dispatch() {
   const absl::Time now = clock_->Now();
   // With every slot busy there is nothing to do: a long queue is not walked on every result.
   int free = 0;
-  for (const auto& [id, w] : workers_) free += std::max(0, w.slots - w.busy);
+  for (const auto& [id, w] : workers_) free += w.cordoned ? 0 : std::max(0, w.slots - w.busy);
   std::set<uint64_t> stuck;  // jobs none of whose queued tasks fits a free slot now
   for (auto it = jobs_.begin(); it != jobs_.end();) {  // jobs with nothing queued or running
     it = it->second.queue.empty() && it->second.running == 0 ? jobs_.erase(it) : std::next(it);
@@ -127,7 +131,7 @@ std::vector<Lease> Scheduler::Dispatch() {
       Worker* best = nullptr;
       const std::string* best_id = nullptr;
       for (auto& [id, w] : workers_) {
-        if (w.busy >= w.slots || !LabelsMatch(it->required, w.labels)) continue;
+        if (w.cordoned || w.busy >= w.slots || !LabelsMatch(it->required, w.labels)) continue;
         if (best == nullptr || w.slots - w.busy > best->slots - best->busy) {
           best = &w;
           best_id = &id;

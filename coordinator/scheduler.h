@@ -46,6 +46,8 @@ class Scheduler {
   // Forgets a worker; returns the leases it held, now void.
   std::vector<Lease> RemoveWorker(const std::string& id);
   bool HasWorker(const std::string& id) const { return workers_.contains(id); }
+  // A cordoned worker keeps its running tasks and gets no new ones.
+  void SetCordoned(const std::string& id, bool cordoned);
 
   // How a job shares the farm: higher `priority` first; among equal priorities, free slots go to the
   // job with the fewest running tasks (round-robin between jobs); `max_parallel` > 0 caps its running
@@ -86,6 +88,7 @@ class Scheduler {
     std::vector<std::string> labels;
     int slots = 0;
     int busy = 0;
+    bool cordoned = false;
   };
   struct Queued {
     TaskKey task;

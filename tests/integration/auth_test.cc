@@ -129,6 +129,14 @@ class AuthTest : public ::testing::Test {
            grpc::ClientContext ctx;
            return admin(c)->GetCacheStats(&ctx, assay::v1::GetCacheStatsRequest(), &out);
          }},
+        {"/assay.v1.Admin/SetWorkerState", [=](const Channel& c, const std::string&) {
+           assay::v1::SetWorkerStateRequest request;
+           request.set_worker_id("nobody");  // admitted: NOT_FOUND, and nothing changes
+           request.set_state(assay::v1::WORKER_CORDONED);
+           assay::v1::Worker out;
+           grpc::ClientContext ctx;
+           return admin(c)->SetWorkerState(&ctx, request, &out);
+         }},
         {"/assay.v1.WorkerLink/Connect", [=](const Channel& c, const std::string&) {
            grpc::ClientContext ctx;
            auto stream = assay::v1::WorkerLink::NewStub(c)->Connect(&ctx);

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <regex>
+#include <set>
 
 #include <grpcpp/client_context.h>
 #include <gtest/gtest.h>
@@ -615,6 +617,69 @@ steps:
     }
     EXPECT_LE(overlapping, 2) << t.id();
   }
+}
+
+TEST_F(FarmTest, CordonAndDrainKeepNewTasksAwayAndSurviveACoordinatorRestart) {
+  farm_.StartWorker("w1");
+  farm_.StartWorker("w2");
+  RunResult unknown = farm_.Cli({"cordon", "nope"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "unknown worker 'nope' (known: w1, w2)")) << unknown.err;
+
+  RunResult cordon = farm_.Cli({"cordon", "w1"});
+  ASSERT_EQ(cordon.exit_code, 0) << cordon.err;
+  EXPECT_TRUE(absl::StrContains(cordon.out, "worker w1 is cordoned")) << cordon.out;
+  auto tree = farm_.WriteTree("spread", {{"assay.yaml", "matrix:\n  n: [1, 2, 3, 4]\nsteps:\n  - id: s\n"
+                                                          "    run: 'true'\n    cache: false\n"}});
+  auto on_workers = [&](const std::string& id) {
+    std::set<std::string> workers;
+    auto job = farm_.WaitJob(id);
+    EXPECT_TRUE(job.ok() && job->state() == assay::v1::JOB_SUCCEEDED);
+    if (job.ok()) {
+      for (const Task& t : job->tasks()) workers.insert(t.worker());
+    }
+    return workers;
+  };
+  auto first = farm_.Submit(tree);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(on_workers(*first), std::set<std::string>{"w2"}) << "a cordoned worker gets no new task";
+
+  // The cordon is kept in the store: it holds after the coordinator restarts and w1 reconnects.
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator();
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline) {
+    int connected = 0;
+    for (const auto& w : farm_.Workers()) connected += w.connected();
+    if (connected == 2) break;
+    absl::SleepFor(absl::Milliseconds(50));  // polling a condition, with a deadline
+  }
+  RunResult listed = farm_.Cli({"workers"});
+  EXPECT_TRUE(std::regex_search(listed.out, std::regex("w1 +connected +cordoned"))) << listed.out;
+  auto second = farm_.Submit(tree);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(on_workers(*second), std::set<std::string>{"w2"});
+  ASSERT_EQ(farm_.Cli({"uncordon", "w1"}).exit_code, 0);
+
+  // Drain: w1's running task finishes (it is not interrupted), then w1 shows drained.
+  auto slow = farm_.WriteTree("slow", {{"assay.yaml", "matrix:\n  n: [1, 2]\nsteps:\n  - id: s\n"
+                                                      "    run: sleep 1\n    cache: false\n"}});
+  auto third = farm_.Submit(slow);
+  ASSERT_TRUE(third.ok());
+  const absl::Time running_deadline = absl::Now() + absl::Seconds(15);
+  bool w1_busy = false;
+  while (!w1_busy && absl::Now() < running_deadline) {
+    for (const auto& w : farm_.Workers()) w1_busy |= w.id() == "w1" && w.busy() > 0;
+    if (!w1_busy) absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
+  }
+  ASSERT_TRUE(w1_busy);
+  RunResult drain = farm_.Cli({"drain", "w1", "--wait"});
+  EXPECT_EQ(drain.exit_code, 0) << drain.err;
+  EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is draining (1 task(s) running)")) << drain.out;
+  EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is drained")) << drain.out;
+  auto job = farm_.WaitJob(*third);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << "the drained worker's task finished";
 }
 
 }  // namespace
