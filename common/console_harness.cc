@@ -35,15 +35,16 @@ absl::StatusOr<std::unique_ptr<ConsoleHarness>> ConsoleHarness::Create(const ass
   return h;
 }
 
-bool ConsoleHarness::Feed(absl::string_view data) {
+bool ConsoleHarness::Feed(absl::string_view data, int stream) {
+  std::string& partial = partial_[stream == 1 ? 1 : 0];
   for (char c : data) {
-    if (c == '\n' || partial_.size() >= kMaxLineBytes) {
-      if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
-      Line(partial_);
-      partial_.clear();
+    if (c == '\n' || partial.size() >= kMaxLineBytes) {
+      if (!partial.empty() && partial.back() == '\r') partial.pop_back();
+      Line(partial);
+      partial.clear();
       if (c == '\n') continue;
     }
-    partial_.push_back(c);
+    partial.push_back(c);
   }
   if (!failed_pattern_.empty()) return true;
   return !spec_.semihosting() && !expect_.empty() && met_count_ == expect_.size();
@@ -85,15 +86,18 @@ std::string ConsoleHarness::Pending() const {
 
 std::string ConsoleHarness::LastLines() const {
   std::vector<std::string> lines(last_.begin(), last_.end());
-  if (!partial_.empty()) lines.push_back(partial_);
+  for (const std::string& partial : partial_) {
+    if (!partial.empty()) lines.push_back(partial);
+  }
   if (lines.empty()) return "; the emulator printed nothing";
   return absl::StrCat("; last lines of output:\n", absl::StrJoin(lines, "\n"));
 }
 
 ConsoleHarness::Verdict ConsoleHarness::Judge(int exit_code, bool timed_out, bool stopped) {
-  if (!partial_.empty()) {
-    std::string rest = partial_;
-    partial_.clear();
+  for (std::string& partial : partial_) {
+    if (partial.empty()) continue;
+    std::string rest = std::move(partial);
+    partial.clear();
     Line(rest);
   }
   Verdict v;

@@ -33,10 +33,11 @@ class ConsoleHarness {
   // Fails when a pattern is not a regular expression (the pipeline parser checks them first).
   static absl::StatusOr<std::unique_ptr<ConsoleHarness>> Create(const assay::v1::QemuSpec& spec);
 
-  // Output as the emulator writes it, in any pieces. Returns true once the run should be ended now:
-  // a `fail_on` pattern matched, or every expectation was met and the guest cannot exit by itself
-  // (no semihosting).
-  bool Feed(absl::string_view data);
+  // Output as the emulator writes it, in any pieces; `stream` 0 is stdout, 1 stderr (each has its own
+  // partial line: a stderr write in the middle of a console line does not break that line). Returns
+  // true once the run should be ended now: a `fail_on` pattern matched, or every expectation was met
+  // and the guest cannot exit by itself (no semihosting).
+  bool Feed(absl::string_view data, int stream = 0);
 
   struct Verdict {
     bool passed = false;
@@ -60,7 +61,7 @@ class ConsoleHarness {
   std::vector<std::regex> fail_on_;
   std::vector<bool> met_;
   size_t met_count_ = 0;
-  std::string partial_;
+  std::string partial_[2];  // by stream
   std::deque<std::string> last_;
   std::string failed_pattern_;  // the fail_on pattern that matched, if any
   std::string failed_line_;

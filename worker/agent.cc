@@ -548,7 +548,8 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
       [&](OutputStream stream, absl::string_view data) {
         (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
         send_log(stream == OutputStream::kStdout ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, data);
-        if (*harness != nullptr && (*harness)->Feed(data) && !harness_stopped) {
+        if (*harness != nullptr && (*harness)->Feed(data, stream == OutputStream::kStdout ? 0 : 1) &&
+            !harness_stopped) {
           harness_stopped = true;
           stop.Cancel();
         }

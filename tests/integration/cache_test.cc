@@ -43,7 +43,7 @@ class CacheTest : public ::testing::Test {
 TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   fs::path tree = CopyExample();
   Job first = RunToEnd(tree);
-  ASSERT_EQ(first.state(), assay::v1::JOB_SUCCEEDED);
+  ASSERT_EQ(first.state(), assay::v1::JOB_SUCCEEDED) << first.DebugString();
   for (const Task& t : first.tasks()) EXPECT_FALSE(t.cached()) << t.id();
 
   const absl::Time start = absl::Now();

@@ -34,6 +34,15 @@ TEST(ConsoleHarnessTest, ExpectationsMetInOrderAcrossSplitWritesAndTheGuestExits
   EXPECT_TRUE(v.passed) << v.message;
 }
 
+TEST(ConsoleHarnessTest, AStderrWriteInTheMiddleOfAConsoleLineDoesNotBreakIt) {
+  auto h = Make(Spec({"cortex-m3 debug booting", "KARATOS OK"}));
+  h->Feed("karatos-mini cortex-m3 de", 0);
+  h->Feed("Timer with period zero, disabling\n", 1);  // QEMU's own warning, on stderr
+  h->Feed("bug booting\nKARATOS OK\n", 0);
+  auto v = h->Judge(0, false, false);
+  EXPECT_TRUE(v.passed) << v.message;
+}
+
 TEST(ConsoleHarnessTest, OrderMattersUnlessOrderedIsFalse) {
   auto ordered = Make(Spec({"first", "second"}));
   ordered->Feed("second\nfirst\n");
