@@ -72,14 +72,6 @@ namespace {
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-std::string ToJson(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
-}
 
 // Ignores VCS metadata and whatever .assayignore lists (one path prefix per line, # comments).
 IgnoreFn MakeIgnore(const fs::path& dir) {
@@ -442,69 +434,6 @@ int Cancel(Client& client, const std::string& job_id, bool json) {
   return kOk;
 }
 
-int Workers(Client& client, bool json) {
-  assay::v1::ListWorkersResponse response;
-  absl::Status status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
-    return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &response);
-  });
-  if (!status.ok()) return ReportError(status);
-  if (json) {
-    std::cout << ToJson(response) << "\n";
-    return kOk;
-  }
-  std::cout << absl::StrFormat("%-24s %-12s %-9s %-6s %-5s %-10s %s\n", "WORKER", "STATE", "ADMIN", "SLOTS", "BUSY",
-                               "HOST", "LABELS");
-  for (const auto& w : response.workers()) {
-    std::cout << absl::StrFormat("%-24s %-12s %-9s %-6d %-5d %-10s %s\n", w.id(), w.connected() ? "connected" : "gone",
-                                 AdminStateName(w), w.slots(), w.busy(), w.hostname(), absl::StrJoin(w.labels(), ","));
-  }
-  return kOk;
-}
-
-std::string AdminStateName(const assay::v1::Worker& w) {
-  switch (w.admin_state()) {
-    case assay::v1::WORKER_CORDONED: return "cordoned";
-    case assay::v1::WORKER_DRAINING: return w.drained() ? "drained" : "draining";
-    default: return "active";
-  }
-}
-
-int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerAdminState state, bool wait) {
-  assay::v1::SetWorkerStateRequest request;
-  request.set_worker_id(worker);
-  request.set_state(state);
-  assay::v1::Worker response;
-  absl::Status status = client.Call("SetWorkerState", [&](grpc::ClientContext* c) {
-    return client.admin->SetWorkerState(c, request, &response);
-  });
-  if (!status.ok()) return ReportError(status);
-  std::cout << "worker " << worker << " is " << AdminStateName(response);
-  if (response.busy() > 0) std::cout << " (" << response.busy() << " task(s) running)";
-  std::cout << "\n";
-  if (!wait || state != assay::v1::WORKER_DRAINING) return kOk;
-  // Waits for the running tasks to finish (they are not interrupted), checking twice a second.
-  while (!response.drained()) {
-    absl::SleepFor(absl::Milliseconds(500));
-    assay::v1::ListWorkersResponse list;
-    status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
-      return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &list);
-    });
-    if (!status.ok()) return ReportError(status);
-    bool found = false;
-    for (const auto& w : list.workers()) {
-      if (w.id() == worker) {
-        response = w;
-        found = true;
-      }
-    }
-    if (!found || response.admin_state() != assay::v1::WORKER_DRAINING) {
-      return ReportError(absl::AbortedError(absl::StrCat("worker ", worker, " is no longer being drained")));
-    }
-  }
-  std::cout << "worker " << worker << " is drained\n";
-  return kOk;
-}
-
 int Artifacts(Client& client, const std::string& job_id, const std::string& task, const std::string& out_dir) {
   auto job = GetJob(client, job_id);
   if (!job.ok()) return ReportError(job.status());
@@ -551,28 +480,6 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
   if (absl::Status s = WriteFile(fs::path(out_dir) / "SHA256SUMS", sums); !s.ok()) return ReportError(s);
   std::cout << "downloaded " << files << " artifacts (" << bytes << " bytes) to " << out_dir
             << " (checksums in SHA256SUMS)\n";
-  return kOk;
-}
-
-int CacheStats(Client& client, bool json) {
-  assay::v1::CacheStats stats;
-  absl::Status status = client.Call("GetCacheStats", [&](grpc::ClientContext* c) {
-    return client.admin->GetCacheStats(c, assay::v1::GetCacheStatsRequest(), &stats);
-  });
-  if (!status.ok()) return ReportError(status);
-  if (json) {
-    std::cout << ToJson(stats) << "\n";
-    return kOk;
-  }
-  std::cout << "blobs:          " << stats.blobs() << "\n"
-            << "bytes:          " << stats.bytes() << "\n"
-            << "budget:         " << (stats.budget_bytes() > 0 ? absl::StrCat(stats.budget_bytes()) : "unlimited") << "\n"
-            << "action results: " << stats.action_results() << "\n"
-            << "hits:           " << stats.ac_hits() << "\n"
-            << "misses:         " << stats.ac_misses() << "\n"
-            << "evictions:      " << stats.evicted_blobs() << " blobs, " << stats.evicted_bytes() << " bytes\n"
-            << "blob reads:     " << stats.cas_reads() << "\n"
-            << "blob writes:    " << stats.cas_writes() << "\n";
   return kOk;
 }
 

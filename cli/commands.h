@@ -34,6 +34,8 @@ int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerA
 std::string AdminStateName(const assay::v1::Worker& worker);
 int Artifacts(Client& client, const std::string& job_id, const std::string& task, const std::string& out_dir);
 int CacheStats(Client& client, bool json);
+// Asks the coordinator's gRPC health service; prints SERVING (exit 0) or why not (exit 3).
+int Health(Client& client);
 
 struct ReportOptions {
   std::string junit, json, markdown;  // files to write; the table goes to stdout

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   auto* cache_cmd = app.add_subcommand("cache", "the farm's cache");
   auto* cache_stats_cmd = cache_cmd->add_subcommand("stats", "size, blobs, hits, misses, evictions");
   cache_cmd->require_subcommand(1);
+  auto* health_cmd = app.add_subcommand("health", "is the coordinator serving? (gRPC health check; no token needed)");
 
   CLI11_PARSE(app, argc, argv);
   json = json || output == "json";
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
   if (*artifacts_cmd) return Artifacts(client, job_id, task, out_dir);
   if (*cache_stats_cmd) return CacheStats(client, json);
   if (*report_cmd) return ReportCommand(client, job_id, report);
+  if (*health_cmd) return Health(client);
   if (*release_cmd) return Release(client, job_id, out_dir, release_globs);
   return kBadInput;
 }

@@ -1,5 +1,7 @@
 #include "cli/render.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <map>
 #include <vector>
 
@@ -33,6 +35,15 @@ std::string StateName(assay::v1::JobState state) {
     case assay::v1::JOB_CANCELLED: return "cancelled";
     default: return "unknown";
   }
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
 }
 
 std::string FormatSeconds(int64_t ms) {

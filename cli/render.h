@@ -10,6 +10,8 @@ namespace assay::cli {
 std::string StateName(assay::v1::TaskState state);
 std::string StateName(assay::v1::JobState state);
 std::string FormatSeconds(int64_t ms);
+// A message as indented JSON with the proto field names (--output json).
+std::string ToJson(const google::protobuf::Message& message);
 // A task's result in a word: ok, cached, FAILED, TIMEOUT, or its state.
 std::string ResultText(const assay::v1::Task& task);
 // Duration of a task so far (running) or in all (finished); "" if it never started.

@@ -49,6 +49,18 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
   return *table;
 }
 
+// gRPC's health service answers without a token (probes and load balancers carry none); it tells
+// only whether the server serves.
+bool IsOpenMethod(absl::string_view method) {
+  return method == "/grpc.health.v1.Health/Check" || method == "/grpc.health.v1.Health/Watch";
+}
+
+// Services of gRPC itself that any valid token may call (they describe the API, nothing of the farm).
+std::optional<ScopeSet> InfrastructureScopes(absl::string_view method) {
+  if (method == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo") return ScopeSet::All();
+  return std::nullopt;
+}
+
 // Checks every call's bearer token and the scopes its method needs. Non-blocking: it runs on
 // gRPC's own threads and touches nothing but its immutable table of grants.
 class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
@@ -61,6 +73,7 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
     auto path_it = auth_metadata.find(":path");
     const absl::string_view method =
         path_it == auth_metadata.end() ? "" : absl::string_view(path_it->second.data(), path_it->second.size());
+    if (IsOpenMethod(method)) return grpc::Status::OK;
     auto it = auth_metadata.find("authorization");
     if (it == auth_metadata.end()) {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
@@ -120,7 +133,7 @@ std::string ScopeSet::ToString() const {
 
 std::optional<ScopeSet> MethodScopes(absl::string_view method) {
   auto it = MethodTable().find(method);
-  if (it == MethodTable().end()) return std::nullopt;
+  if (it == MethodTable().end()) return InfrastructureScopes(method);
   return it->second;
 }
 

@@ -56,8 +56,10 @@ absl::string_view ScopeName(Scope scope);
 std::optional<Scope> ParseScope(absl::string_view name);
 
 // The scopes that may call `method` ("/package.Service/Method"); nullopt for a method no token may call.
+// gRPC's server reflection takes any valid token; its health service (Check, Watch) needs none.
 std::optional<ScopeSet> MethodScopes(absl::string_view method);
-// Every method in the table, for tests that check each service's methods are covered.
+// Every method of Assay's and REAPI's services in the table, for tests that check each service's
+// methods are covered.
 std::vector<std::string> KnownMethods();
 
 struct TokenGrant {

@@ -1,5 +1,6 @@
 #include "common/daemon.h"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 
@@ -8,16 +9,32 @@
 
 namespace assay {
 namespace {
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+std::atomic<int> g_signals{0};   // how many arrived
+std::atomic<int> g_last_signal{0};
+void OnSignal(int signal) {
+  g_last_signal = signal;
+  ++g_signals;
+}
 }  // namespace
 
 void InitDaemon() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
-void WaitForStopSignal() {
+// A signal handler may only touch lock-free atomics: these are polled, 10 times a second.
+int WaitForStopSignal() {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
+  while (g_signals.load() == 0) absl::SleepFor(absl::Milliseconds(100));
+  return g_last_signal.load();
+}
+
+bool AnotherStopSignal(absl::Duration timeout) {
+  const int seen = 1;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (g_signals.load() <= seen) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(100), deadline - absl::Now()));
+  }
+  return true;
 }
 
 }  // namespace assay

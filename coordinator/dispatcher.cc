@@ -31,6 +31,7 @@ std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std:
   w.hello = hello;
   w.session = std::move(session);
   w.connected = true;
+  w.stopping = false;
   w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
   scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
@@ -144,13 +145,22 @@ std::vector<std::pair<TaskKey, std::string>> Dispatcher::TakeUnschedulable(absl:
   return out;
 }
 
+void Dispatcher::SetStopping(const std::string& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end() || !it->second.connected) return;
+  it->second.stopping = true;
+  scheduler_.SetCordoned(worker, true);
+}
+
 void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state) {
   if (state == assay::v1::WORKER_ACTIVE) {
     admin_states_.erase(worker);
   } else {
     admin_states_[worker] = state;
   }
-  scheduler_.SetCordoned(worker, state != assay::v1::WORKER_ACTIVE);
+  auto it = workers_.find(worker);
+  const bool stopping = it != workers_.end() && it->second.stopping;
+  scheduler_.SetCordoned(worker, stopping || state != assay::v1::WORKER_ACTIVE);
 }
 
 }  // namespace assay

@@ -37,6 +37,7 @@ class Dispatcher {
     int64_t connected_at_ms = 0;
     int64_t last_seen_ms = 0;
     bool connected = false;
+    bool stopping = false;  // the worker said it is stopping (SIGTERM); until it connects again
   };
   // A task granted to a worker. `action` is null if the task's action is missing (a bug: the task
   // should fail rather than run something else).
@@ -65,6 +66,9 @@ class Dispatcher {
   bool AnyWorkerCouldRun(const std::vector<std::string>& required_labels) const {
     return scheduler_.AnyWorkerCouldRun(required_labels);
   }
+
+  // The worker is stopping: it gets no new tasks (until a new session of it connects).
+  void SetStopping(const std::string& worker);
 
   // --- admin states (cordon, drain), kept across connects
   void SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state);

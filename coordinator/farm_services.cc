@@ -122,6 +122,10 @@ class WorkerLinkReactor final
         jobs_->OnLog(session_->worker_id(), in_.log());
         StartRead(&in_);
         break;
+      case assay::v1::WorkerMessage::kStopping:
+        jobs_->OnStopping(session_->worker_id(), in_.stopping());
+        StartRead(&in_);
+        break;
       case assay::v1::WorkerMessage::kResult:
         Defer([this, result = std::move(*in_.mutable_result())]() mutable {
           StoreInlineBlobs(&result);

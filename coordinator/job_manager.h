@@ -84,6 +84,8 @@ class JobManager {
   void WorkerDisconnected(const std::shared_ptr<WorkerSession>& session);
   void OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat);
   void OnLog(const std::string& worker, const assay::v1::TaskLog& log);
+  // The worker is stopping (SIGTERM): it gets no new tasks; what it runs may still finish.
+  void OnStopping(const std::string& worker, const assay::v1::Stopping& stopping);
   absl::Status OnResult(const std::string& worker, const assay::v1::TaskResult& result);
   // Expires leases that were not renewed. Called periodically.
   void Tick();

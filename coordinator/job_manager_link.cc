@@ -83,6 +83,13 @@ void JobManager::OnHeartbeatLocked(const std::string& worker, const assay::v1::H
   dispatcher_.Heartbeat(worker, leases);
 }
 
+void JobManager::OnStopping(const std::string& worker, const assay::v1::Stopping& stopping) {
+  Locked lock(this);
+  dispatcher_.SetStopping(worker);
+  spdlog::info("worker {} is stopping: no new tasks; its running ones have {} s to finish", worker,
+               stopping.grace_ms() / 1000);
+}
+
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
   Locked lock(this, Locked::kNoWait);
   uint64_t number = 0;
@@ -254,6 +261,9 @@ std::vector<assay::v1::Worker> JobManager::ListWorkers() {
     worker.set_busy(worker.running_size());
     worker.set_admin_state(dispatcher_.AdminState(id));
     worker.set_drained(worker.admin_state() == assay::v1::WORKER_DRAINING && worker.running_size() == 0);
+    for (const auto& e : w.hello.executors()) worker.add_executors(e);
+    worker.set_version(w.hello.version());
+    worker.set_stopping(w.connected && w.stopping);
     out.push_back(std::move(worker));
   }
   return out;

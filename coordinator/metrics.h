@@ -8,11 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/admin.pb.h"
+#include "common/metrics_exposer.h"
 #include "coordinator/job_manager.h"
-
-namespace prometheus {
-class Exposer;
-}
 
 namespace assay {
 
@@ -22,13 +19,11 @@ class MetricsServer {
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen, JobManager* jobs,
                                                               std::function<assay::v1::CacheStats()> cache_stats);
   ~MetricsServer();
-  int port() const { return port_; }
+  int port() const { return exposer_->port(); }
 
  private:
   MetricsServer() = default;
-  std::shared_ptr<class MetricsCollector> collector_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
+  std::unique_ptr<MetricsExposer> exposer_;
 };
 
 }  // namespace assay

@@ -1,5 +1,7 @@
 #include "coordinator/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
@@ -55,6 +57,10 @@ absl::Status CoordinatorServer::Start(const Options& options) {
       if (absl::Status s = WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n")); !s.ok()) return s;
     }
   }
+  // gRPC's standard health service (load balancers, Kubernetes probes, `assay health`) and server
+  // reflection (grpcurl, grpc_cli): both are gRPC's own implementations.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(16 << 20);
@@ -66,6 +72,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   }
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  server_->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("coordinator serving on {} (port {}), data in {}", options.listen, port_, options.data_dir);
   if (!options.port_file.empty()) {
     if (absl::Status s = WriteFile(options.port_file, absl::StrCat(port_, "\n")); !s.ok()) return s;
@@ -85,6 +92,7 @@ void CoordinatorServer::Wait() {
 
 void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);  // probes see it going
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
   link_executor_.reset();  // what the streams handed over is done before anything is torn down

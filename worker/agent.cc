@@ -27,7 +27,8 @@
 #include "common/console_harness.h"
 #include "common/file_util.h"
 #include "common/status_util.h"
-#include "worker/outbound_queue.h"
+#include "worker/linked_cancel.h"
+#include "worker/link_stream.h"
 #include "worker/output_collector.h"
 #include "worker/output_sizes.h"
 
@@ -37,12 +38,6 @@ using assay::v1::CoordinatorMessage;
 using assay::v1::WorkerMessage;
 
 namespace {
-
-std::string Hostname() {
-  char name[256] = {0};
-  ::gethostname(name, sizeof(name) - 1);
-  return name;
-}
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   google::protobuf::Timestamp ts;
@@ -69,32 +64,6 @@ absl::StatusOr<std::string> ReadBlobBytes(const TreeBlob& blob) {
   return bytes;
 }
 
-// A CancelToken that follows another: `inner` is cancelled as soon as `outer` is (a watcher thread
-// waits on both descriptors), so a run can be ended by either the task's cancel or the worker itself.
-class LinkedCancel {
- public:
-  LinkedCancel(const CancelToken& outer, CancelToken* inner) : done_(::eventfd(0, EFD_CLOEXEC)) {
-    thread_ = std::thread([&outer, inner, done = done_] {
-      pollfd fds[2] = {{outer.fd(), POLLIN, 0}, {done, POLLIN, 0}};
-      while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
-      }
-      if ((fds[0].revents & POLLIN) != 0) inner->Cancel();
-    });
-  }
-  ~LinkedCancel() {
-    uint64_t one = 1;
-    (void)!::write(done_, &one, sizeof(one));
-    thread_.join();
-    ::close(done_);
-  }
-  LinkedCancel(const LinkedCancel&) = delete;
-  LinkedCancel& operator=(const LinkedCancel&) = delete;
-
- private:
-  int done_;
-  std::thread thread_;
-};
-
 // The console harness a command asks for (a qemu step), or null.
 absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command& command) {
   for (const auto& p : command.platform().properties()) {
@@ -109,149 +78,6 @@ absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command&
 }
 
 }  // namespace
-
-std::vector<std::string> DetectEmulators() {
-  std::set<std::string> names;
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(fs::path(std::string(dir)), ec)) {
-      const std::string name = entry.path().filename().string();
-      const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
-        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
-      });
-      if (plain && absl::StartsWith(name, "qemu-system-") && ::access(entry.path().c_str(), X_OK) == 0) {
-        names.insert(name);
-      }
-    }
-  }
-  // Every `--version` runs at once (a host with qemu-system-misc has about 20 emulators).
-  std::vector<std::pair<std::string, FILE*>> queries;
-  for (const std::string& name : names) {
-    queries.emplace_back(name, ::popen(absl::StrCat(name, " --version 2>/dev/null").c_str(), "r"));
-  }
-  std::vector<std::string> labels;
-  for (auto& [name, p] : queries) {
-    // "QEMU emulator version 7.2.11 (Debian 1:7.2+dfsg-7+deb12u7)" -> "qemu-system-arm=7.2.11"
-    std::string version = "unknown";
-    if (p != nullptr) {
-      char line[256] = {0};
-      if (std::fgets(line, sizeof(line), p) != nullptr) {
-        std::vector<std::string> words = absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
-        for (size_t i = 0; i + 1 < words.size(); ++i) {
-          if (words[i] == "version") version = words[i + 1];
-        }
-      }
-      ::pclose(p);
-    }
-    labels.push_back(absl::StrCat(name, "=", version));
-  }
-  return labels;
-}
-
-std::vector<std::string> DetectLabels(const std::string& executor) {
-  struct utsname u{};
-  ::uname(&u);
-  std::vector<std::string> labels = {"os=linux", absl::StrCat("arch=", u.machine), absl::StrCat("executor=", executor),
-                                     absl::StrCat("host=", Hostname())};
-  for (std::string& emulator : DetectEmulators()) labels.push_back(std::move(emulator));
-  return labels;
-}
-
-// The stream of one session, on gRPC's callback API. Incoming messages are handed to the session's
-// thread (Next) as they are read; outgoing ones go through a bounded queue (outbound_queue.h) whose
-// one writer thread starts each write and waits for it, so one write is in flight and no sender ever
-// waits on the link.
-class WorkerAgent::Link final : public grpc::ClientBidiReactor<WorkerMessage, CoordinatorMessage> {
- public:
-  static constexpr size_t kMaxQueuedLogBytes = 8 << 20;
-  static constexpr size_t kMaxInbox = 10'000;  // a coordinator that floods us is cut off
-
-  Link(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context)
-      : context_(context), queue_([this](const WorkerMessage& m) { return WriteAndWait(m); }, kMaxQueuedLogBytes) {
-    stub->async()->Connect(context, this);
-    // The writer thread starts writes from outside the reactions: a hold keeps the stream alive
-    // (and OnDone away) until that thread has stopped, released in Finish.
-    AddHold();
-    StartRead(&in_);
-    StartCall();
-  }
-
-  bool Send(WorkerMessage message) { return queue_.Send(std::move(message)); }
-
-  // The next message from the coordinator; nullopt once the stream has ended.
-  std::optional<CoordinatorMessage> Next() {
-    absl::MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !inbox_.empty() || read_ended_; };
-    mu_.Await(absl::Condition(&ready));
-    if (inbox_.empty()) return std::nullopt;
-    CoordinatorMessage m = std::move(inbox_.front());
-    inbox_.pop_front();
-    return m;
-  }
-
-  // Ends the call: cancels it, stops the writer, and waits until gRPC is done with this reactor.
-  grpc::Status Finish() {
-    context_->TryCancel();
-    queue_.Close();  // joins the writer thread: no StartWrite after this
-    RemoveHold();
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&done_));
-    return status_;
-  }
-
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (!ok || inbox_.size() >= kMaxInbox) {
-      if (ok) context_->TryCancel();
-      read_ended_ = true;
-      return;
-    }
-    inbox_.push_back(std::move(in_));
-    in_.Clear();
-    StartRead(&in_);
-  }
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    write_done_ = true;
-    write_ok_ = ok;
-  }
-  void OnDone(const grpc::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    status_ = status;
-    read_ended_ = true;
-    done_ = true;
-  }
-
-  absl::Mutex running_mu;
-  std::map<std::string, Running> running ABSL_GUARDED_BY(running_mu);  // by "job/task"
-
- private:
-  // Called by the queue's writer thread only.
-  bool WriteAndWait(const WorkerMessage& message) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (done_) return false;
-      write_done_ = false;
-    }
-    StartWrite(&message);
-    absl::MutexLock lock(&mu_);
-    auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return write_done_ || done_; };
-    mu_.Await(absl::Condition(&finished));
-    return write_done_ && write_ok_;
-  }
-
-  grpc::ClientContext* const context_;
-  CoordinatorMessage in_;  // one read at a time
-  absl::Mutex mu_;
-  std::deque<CoordinatorMessage> inbox_ ABSL_GUARDED_BY(mu_);
-  bool read_ended_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_ok_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-  OutboundQueue queue_;  // last: its writer thread stops first
-};
 
 grpc::ChannelArguments WorkerChannelArgs() {
   grpc::ChannelArguments args;
@@ -309,6 +135,58 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
 
 WorkerAgent::~WorkerAgent() { Stop(); }
 
+namespace {
+WorkerMessage StoppingMessage(absl::Time deadline) {
+  WorkerMessage message;
+  message.mutable_stopping()->set_grace_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+  return message;
+}
+}  // namespace
+
+int WorkerAgent::Drain(absl::Duration grace) {
+  int left = 0;
+  LinkStream* link = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    drain_deadline_ = absl::Now() + grace;
+    if (link_ != nullptr) link_->Send(StoppingMessage(drain_deadline_));  // later sessions send it at hello
+    spdlog::info("worker {} draining: no new tasks; {} running task(s) have {} to finish", options_.worker_id, running_,
+                 absl::FormatDuration(grace));
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0 || stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
+    left = running_;
+    if (left == 0 && !stopping_ && link_ != nullptr) {
+      link = link_;
+      closing_ = true;  // the session keeps the link until closing_ is false again
+    }
+  }
+  if (link != nullptr) {
+    // The last results are written and taken by the coordinator before the link goes.
+    if (!link->CloseGracefully(kCloseTimeout)) {
+      spdlog::warn("worker {}: the coordinator did not confirm the end of the link", options_.worker_id);
+    }
+    absl::MutexLock lock(&mu_);
+    closing_ = false;
+  }
+  if (left > 0) {
+    spdlog::warn("worker {}: grace period over; handing back {} running task(s)", options_.worker_id, left);
+  } else {
+    spdlog::info("worker {} drained", options_.worker_id);
+  }
+  Stop();
+  return left;
+}
+
+WorkerAgent::Figures WorkerAgent::figures() {
+  absl::MutexLock lock(&mu_);
+  Figures f = figures_;
+  f.slots = options_.slots;
+  f.running = running_;
+  f.connected = link_ != nullptr;
+  return f;
+}
+
 void WorkerAgent::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
@@ -352,7 +230,7 @@ bool WorkerAgent::Session(int failures) {
   auto channel = grpc::CreateCustomChannel(
       options_.coordinator, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   auto stub = assay::v1::WorkerLink::NewStub(channel);
-  Link link(stub.get(), &context);
+  LinkStream link(stub.get(), &context);
 
   WorkerMessage hello;
   auto* h = hello.mutable_hello();
@@ -376,6 +254,11 @@ bool WorkerAgent::Session(int failures) {
         welcomed = true;
         heartbeat = absl::Milliseconds(std::max<int64_t>(message.welcome().heartbeat_interval_ms(), 50));
         spdlog::info("worker {} connected to {} ({} slots)", options_.worker_id, options_.coordinator, options_.slots);
+        {
+          absl::MutexLock lock(&mu_);
+          link_ = &link;
+          if (draining_) link.Send(StoppingMessage(drain_deadline_));
+        }
         heartbeats = std::thread([&, heartbeat]() {
           absl::MutexLock lock(&hb_mu);
           while (!hb_mu.AwaitWithTimeout(absl::Condition(&hb_stop), heartbeat)) {
@@ -396,7 +279,11 @@ bool WorkerAgent::Session(int failures) {
         const auto& lease = message.assign().lease();
         std::string key = absl::StrCat(lease.job_id(), "/", lease.task_id());
         auto cancel = std::make_shared<CancelToken>();
-        std::vector<Running> finished;
+        {
+          absl::MutexLock counts(&mu_);
+          ++running_;  // until its result is sent (RunTask)
+        }
+        std::vector<RunningTask> finished;
         absl::MutexLock lock(&link.running_mu);
         // Take out threads of tasks that ended (and an older attempt of this task, cancelled).
         for (auto it = link.running.begin(); it != link.running.end();) {
@@ -410,9 +297,9 @@ bool WorkerAgent::Session(int failures) {
           }
         }
         link.running_mu.Unlock();
-        for (Running& old : finished) old.thread.join();
+        for (RunningTask& old : finished) old.thread.join();
         link.running_mu.Lock();
-        Running& r = link.running[key];
+        RunningTask& r = link.running[key];
         r.lease = lease;
         r.cancel = cancel;
         r.thread = std::thread(&WorkerAgent::RunTask, this, &link, message.assign(), cancel);
@@ -433,6 +320,11 @@ bool WorkerAgent::Session(int failures) {
         break;
     }
   }
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](bool* closing) { return !*closing; }, &closing_));
+    link_ = nullptr;
+  }
   grpc::Status status = link.Finish();
   if (!welcomed) {
     // The first failure of a run, then at 2, 4, 8, ... tries: a dead coordinator does not flood the log.
@@ -442,7 +334,16 @@ bool WorkerAgent::Session(int failures) {
                    tries == 1 ? "try" : "tries", status.error_message().empty() ? "no answer" : status.error_message());
     }
   } else {
-    spdlog::warn("worker {}: link to coordinator closed: {}", options_.worker_id, status.error_message());
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping = stopping_;
+    }
+    if (stopping) {
+      spdlog::info("worker {}: link to coordinator closed", options_.worker_id);
+    } else {
+      spdlog::warn("worker {}: link to coordinator closed: {}", options_.worker_id, status.error_message());
+    }
   }
   {
     absl::MutexLock lock(&hb_mu);
@@ -450,7 +351,7 @@ bool WorkerAgent::Session(int failures) {
   }
   if (heartbeats.joinable()) heartbeats.join();
   // Tasks of a dead session belong to nobody now: the coordinator queues them again.
-  std::map<std::string, Running> running;
+  std::map<std::string, RunningTask> running;
   {
     absl::MutexLock lock(&link.running_mu);
     for (auto& [key, r] : link.running) r.cancel->Cancel();
@@ -462,19 +363,26 @@ bool WorkerAgent::Session(int failures) {
   return welcomed;
 }
 
-void WorkerAgent::RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
+void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
   assay::v1::TaskResult result = Execute(link, assignment, *cancel);
   *result.mutable_lease() = assignment.lease();
+  const bool failed = !result.error().empty() && !result.cancelled();
   WorkerMessage message;
   *message.mutable_result() = std::move(result);
   link->Send(message);
+  {
+    absl::MutexLock lock(&mu_);
+    --running_;
+    ++figures_.tasks_finished;
+    figures_.executor_failures += failed;
+  }
   std::string key = absl::StrCat(assignment.lease().job_id(), "/", assignment.lease().task_id());
   absl::MutexLock lock(&link->running_mu);
   auto it = link->running.find(key);
   if (it != link->running.end() && it->second.lease.lease_id() == assignment.lease().lease_id()) it->second.done = true;
 }
 
-assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignment& assignment,
+assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::Assignment& assignment,
                                            const CancelToken& cancel) {
   assay::v1::TaskResult out;
   auto* metadata = out.mutable_result()->mutable_execution_metadata();
@@ -511,6 +419,12 @@ assay::v1::TaskResult WorkerAgent::Execute(Link* link, const assay::v1::Assignme
   if (!fetched.ok()) {
     out.set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));
     return out;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    figures_.input_files += fetched->files;
+    figures_.local_cache_hits += fetched->local_hits;
+    figures_.bytes_fetched += fetched->fetched_bytes;
   }
   send_log(assay::v1::LogChunk::SYSTEM,
            absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,

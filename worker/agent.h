@@ -19,10 +19,12 @@
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
 #include "worker/executor.h"
+#include "worker/host_facts.h"
 
 namespace assay {
 
 class Executor;
+class LinkStream;
 
 // What a worker runs with, built in one place (MakeWorkerParts) and handed to the agent, so a test
 // can hand it fakes: an executor that runs nothing, an in-memory cache.
@@ -58,32 +60,44 @@ class WorkerAgent {
 
   // Connects and serves until Stop(); reconnects with backoff when the link drops.
   void Run();
+  // Ends at once: running tasks are cancelled and, as the link closes, handed back to the coordinator.
   void Stop();
+  // A graceful stop (SIGTERM): tells the coordinator to send no new tasks, waits up to `grace` for
+  // the running ones to finish, then Stop()s. Returns how many tasks were still running (handed back).
+  int Drain(absl::Duration grace);
+
+  // Figures for the worker's metrics.
+  struct Figures {
+    int slots = 0;
+    int running = 0;
+    bool connected = false;
+    int64_t tasks_finished = 0;      // results sent
+    int64_t executor_failures = 0;   // tasks that could not be run to an exit (WorkerAgent::Execute errors)
+    int64_t input_files = 0;         // input files materialized
+    int64_t local_cache_hits = 0;    // of those, taken from this host's cache
+    int64_t bytes_fetched = 0;       // input bytes fetched from the coordinator
+  };
+  Figures figures();
 
   // Blobs of a result up to this size travel inline with it, up to kInlineResultBytes in all.
   static constexpr int64_t kInlineBlobBytes = 64 << 10;
   static constexpr int64_t kInlineResultBytes = 1 << 20;
   // The longest wait between two tries to reach the coordinator.
   static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
+  // How long a drained worker waits for the coordinator to take its last results and end the link.
+  static constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
 
   const std::string& worker_id() const { return options_.worker_id; }
   std::string executor_name() const { return executor_->name(); }
   std::vector<std::string> labels() const { return labels_; }
 
  private:
-  struct Running {
-    assay::v1::LeaseRef lease;
-    std::shared_ptr<CancelToken> cancel;
-    std::thread thread;
-    bool done = false;
-  };
-  class Link;
 
   // One connected session; returns when the stream ends, and whether the coordinator welcomed it.
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
-  void RunTask(Link* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
-  assay::v1::TaskResult Execute(Link* link, const assay::v1::Assignment& assignment, const CancelToken& cancel);
+  void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
+  assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel);
 
   Options options_;
   std::vector<std::string> labels_;
@@ -96,7 +110,13 @@ class WorkerAgent {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  LinkStream* link_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the session, while welcomed
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;        // Drain is closing link_: it stays
+  int running_ ABSL_GUARDED_BY(mu_) = 0;       // tasks assigned and not yet reported
+  Figures figures_ ABSL_GUARDED_BY(mu_);
 };
 
 // The parts of a worker built from its options (the composition root of assay-worker).
@@ -104,10 +124,5 @@ WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Execu
 // Channel settings of every connection to the coordinator (keepalive, a short reconnect backoff).
 grpc::ChannelArguments WorkerChannelArgs();
 
-// Labels every worker offers: os, arch, executor, host.
-std::vector<std::string> DetectLabels(const std::string& executor);
-// "qemu-system-arm=7.2.11" for every qemu-system-* on PATH: a qemu step goes only to a worker that
-// has its emulator.
-std::vector<std::string> DetectEmulators();
 
 }  // namespace assay

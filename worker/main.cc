@@ -1,4 +1,5 @@
 // assay-worker: parses flags and runs the WorkerAgent.
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -9,7 +10,10 @@
 #include "common/daemon.h"
 #include "common/security_flags.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "worker/agent.h"
+#include "worker/metrics.h"
 
 int main(int argc, char** argv) {
   assay::InitDaemon();
@@ -25,6 +29,15 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");
   assay::AddTreeLimitFlags(app, &options.tree_limits);
   app.add_option("--cache-bytes", options.cache_bytes, "budget of the local cache")->capture_default_str();
+  int drain_grace_seconds = 300;
+  app.add_option("--drain-grace-seconds", drain_grace_seconds,
+                 "on SIGTERM: how long running tasks may take to finish before they are handed back")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  std::string metrics_listen, metrics_port_file;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9191; port 0 picks one)");
+  app.add_option("--metrics-port-file", metrics_port_file, "write the metrics port to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security);
@@ -57,10 +70,46 @@ int main(int argc, char** argv) {
 
   assay::WorkerAgent agent(options, std::move(executor));
   spdlog::info("worker {}: steps run in the {} executor", agent.worker_id(), agent.executor_name());
+  std::unique_ptr<assay::MetricsExposer> metrics;
+  if (!metrics_listen.empty()) {
+    auto served = assay::ServeWorkerMetrics(metrics_listen, &agent);
+    if (!served.ok()) {
+      spdlog::error("{}", std::string(served.status().message()));
+      return 2;
+    }
+    metrics = std::move(*served);
+    spdlog::info("metrics at http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')), metrics->port());
+    if (!metrics_port_file.empty()) {
+      if (absl::Status s = assay::WriteFile(metrics_port_file, absl::StrCat(metrics->port(), "\n")); !s.ok()) {
+        spdlog::error("{}", std::string(s.message()));
+        return 2;
+      }
+    }
+  }
   std::thread runner([&]() { agent.Run(); });
-  assay::WaitForStopSignal();
-  spdlog::info("worker {} stopping", agent.worker_id());
+  // SIGTERM drains (no new tasks; running ones finish, or are handed back after the grace period);
+  // SIGINT, or a second signal while draining, hands running tasks back at once.
+  const int signal = assay::WaitForStopSignal();
+  if (signal == SIGTERM) {
+    std::atomic<bool> drained{false};
+    std::thread drainer([&]() {
+      agent.Drain(absl::Seconds(drain_grace_seconds));
+      drained = true;
+    });
+    while (!drained.load()) {
+      if (assay::AnotherStopSignal(absl::Milliseconds(200))) {
+        spdlog::warn("worker {}: second signal; handing back running tasks now", agent.worker_id());
+        agent.Stop();
+        break;
+      }
+    }
+    drainer.join();
+  } else {
+    spdlog::info("worker {} stopping; running tasks are handed back", agent.worker_id());
+  }
   agent.Stop();
   runner.join();
+  metrics.reset();
+  spdlog::info("worker {} stopped", agent.worker_id());
   return 0;
 }

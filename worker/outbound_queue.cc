@@ -65,13 +65,25 @@ void OutboundQueue::Run() {
         queue_.pop_front();
         if (next.has_log()) log_bytes_ -= next.log().data().size();
       }
+      writing_ = true;
     }
-    if (!write_(next)) {
-      absl::MutexLock lock(&mu_);
+    const bool ok = write_(next);
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
       broken_ = true;
       return;
     }
   }
+}
+
+bool OutboundQueue::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return broken_ || closed_ || (queue_.empty() && !heartbeat_.has_value() && !writing_);
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&settled), timeout);
+  return !broken_ && queue_.empty() && !heartbeat_.has_value() && !writing_;
 }
 
 void OutboundQueue::Close() {

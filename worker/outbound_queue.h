@@ -30,6 +30,8 @@ class OutboundQueue {
 
   // Queues a message without waiting. False once the link broke or the queue was closed.
   bool Send(assay::v1::WorkerMessage message);
+  // Waits until everything queued has been written (true), the link broke or `timeout` passed.
+  bool Flush(absl::Duration timeout);
   // Stops the writer (after the write in flight, if any) and waits for it; later sends fail.
   void Close();
 
@@ -48,6 +50,7 @@ class OutboundQueue {
   int64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a message taken off the queue is being written
   std::thread writer_;
 };
 

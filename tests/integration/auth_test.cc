@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <set>
+
+#include <google/protobuf/descriptor.pb.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +22,8 @@
 #include "common/cas_client.h"
 #include "common/merkle.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"  // tests/proto
 #include "tests/integration/farm.h"
 #include "tests/integration/pki.h"
 
@@ -350,6 +355,67 @@ TEST_F(AuthTest, ScopesAreCheckedOverTlsAndForeignClientCertificatesAreTurnedAwa
   grpc::Status allowed = submit.call(ChannelWith(TokenOf(Scope::kSubmit), ours), "submit");
   EXPECT_TRUE(allowed.ok()) << allowed.error_message();
   EXPECT_EQ(JobCount(all), 1);
+}
+
+// gRPC's health service answers anyone (probes carry no token); server reflection describes the API
+// to any valid token and to nobody else.
+TEST_F(AuthTest, HealthNeedsNoTokenAndReflectionNeedsAValidOne) {
+  ASSERT_TRUE(WriteFile(farm_.dir() / "tokens", TokenFile()).ok());
+  farm_.StartCoordinator({"--token-file", (farm_.dir() / "tokens").string()});
+
+  RunResult health = farm_.Cli({"health"});
+  EXPECT_EQ(health.exit_code, 0) << health.err;
+  EXPECT_EQ(health.out, "SERVING\n");
+  {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status =
+        grpc::health::v1::Health::NewStub(ChannelWith(""))->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+
+  using grpc::reflection::v1alpha::ServerReflection;
+  using grpc::reflection::v1alpha::ServerReflectionRequest;
+  using grpc::reflection::v1alpha::ServerReflectionResponse;
+  // One request, one answer, on a reflection stream of `channel`.
+  auto ask = [](const Channel& channel, const ServerReflectionRequest& request, ServerReflectionResponse* response) {
+    grpc::ClientContext ctx;
+    auto stream = ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
+    stream->Write(request);
+    stream->WritesDone();
+    const bool got = stream->Read(response);
+    grpc::Status status = stream->Finish();
+    return got ? grpc::Status::OK : status;
+  };
+  ServerReflectionRequest list;
+  list.set_list_services("");
+  ServerReflectionResponse response;
+  for (const std::string& who : {std::string(), std::string("not-a-token-of-this-farm-00")}) {
+    grpc::Status refused = ask(ChannelWith(who), list, &response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << who << ": " << refused.error_message();
+  }
+  grpc::Status listed = ask(ChannelWith(TokenOf(Scope::kRead)), list, &response);
+  ASSERT_TRUE(listed.ok()) << listed.error_message();
+  std::set<std::string> services;
+  for (const auto& service : response.list_services_response().service()) services.insert(service.name());
+  for (const char* expected : {"assay.v1.Jobs", "assay.v1.Admin", "assay.v1.WorkerLink", "grpc.health.v1.Health",
+                               "build.bazel.remote.execution.v2.ContentAddressableStorage",
+                               "build.bazel.remote.execution.v2.ActionCache", "google.bytestream.ByteStream"}) {
+    EXPECT_TRUE(services.contains(expected)) << expected;
+  }
+  // The file that defines a service parses, and names its methods.
+  ServerReflectionRequest symbol;
+  symbol.set_file_containing_symbol("assay.v1.Jobs");
+  ASSERT_TRUE(ask(ChannelWith(TokenOf(Scope::kWorker)), symbol, &response).ok());
+  ASSERT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(file.ParseFromString(response.file_descriptor_response().file_descriptor_proto(0)));
+  std::set<std::string> methods;
+  for (const auto& service : file.service()) {
+    for (const auto& method : service.method()) methods.insert(service.name() + "/" + method.name());
+  }
+  EXPECT_TRUE(methods.contains("Jobs/Submit")) << file.name();
 }
 
 }  // namespace

@@ -26,7 +26,9 @@ std::string BinaryPath(const std::string& name) {
 Farm::Farm() : dir_("assay-farm") {}
 
 Farm::~Farm() {
-  workers_.clear();      // each stops its process
+  // SIGINT: a worker stops at once, handing back what it runs (SIGTERM would let it finish first).
+  for (auto& [id, worker] : workers_) worker->Kill(SIGINT);
+  workers_.clear();
   jobs_.reset();
   admin_.reset();
   coordinator_.reset();
@@ -93,10 +95,12 @@ void Farm::Connect() {
   admin_ = assay::v1::Admin::NewStub(channel_);
 }
 
-void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots) {
+void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots,
+                       const std::vector<std::string>& extra_args) {
   std::vector<std::string> argv = {BinaryPath("assay-worker"), "--coordinator", address(), "--id", id,
                                    "--slots", std::to_string(slots), "--work-dir", (dir() / ("work-" + id)).string(),
                                    "--executor", executor_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   for (const auto& l : labels) {
     argv.push_back("--label");
     argv.push_back(l);
@@ -120,6 +124,22 @@ void Farm::StopWorker(const std::string& id, int signal) {
   if (it == workers_.end()) return;
   it->second->Kill(signal);
   workers_.erase(it);
+}
+
+void Farm::SignalWorker(const std::string& id, int signal) {
+  auto it = workers_.find(id);
+  ASSERT_NE(it, workers_.end()) << "no worker " << id;
+  ASSERT_EQ(::kill(it->second->pid(), signal), 0);
+}
+
+std::optional<int> Farm::WaitWorkerExit(const std::string& id, absl::Duration timeout) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return std::nullopt;
+  Process* process = it->second.get();
+  if (!WaitFor([&]() { return !process->running(); }, timeout)) return std::nullopt;
+  const int status = process->status();
+  workers_.erase(it);
+  return status;
 }
 
 RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {

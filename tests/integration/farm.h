@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +33,14 @@ class Farm {
   // host pids need it), "sandbox" or "auto" for the isolated runs.
   void set_executor(const std::string& executor) { executor_ = executor; }
   // Starts a worker and waits until the coordinator lists it as connected.
-  void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1);
-  void StopWorker(const std::string& id, int signal = SIGTERM);
+  void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1,
+                   const std::vector<std::string>& extra_args = {});
+  // SIGINT stops a worker at once (its running tasks are handed back); SIGTERM drains it first.
+  void StopWorker(const std::string& id, int signal = SIGINT);
+  // Sends a signal and returns at once; WaitWorkerExit then waits for the worker to end and returns
+  // its wait status (nullopt if it still runs after `timeout`; it is then left running).
+  void SignalWorker(const std::string& id, int signal);
+  std::optional<int> WaitWorkerExit(const std::string& id, absl::Duration timeout);
 
   pid_t coordinator_pid() const { return coordinator_ ? coordinator_->pid() : -1; }
   pid_t worker_pid(const std::string& id) const {

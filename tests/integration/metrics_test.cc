@@ -31,7 +31,10 @@ TEST(MetricsTest, ScrapeShowsJobsTasksWorkersAndTheCache) {
   farm.StartCoordinator({"--metrics-listen", "127.0.0.1:0", "--metrics-port-file", port_file.string()});
   int port = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file).value_or("")), &port));
-  farm.StartWorker("w1", {}, 2);
+  const fs::path worker_port_file = farm.dir() / "worker-metrics-port";
+  farm.StartWorker("w1", {}, 2, {"--metrics-listen", "127.0.0.1:0", "--metrics-port-file", worker_port_file.string()});
+  int worker_port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(worker_port_file).value_or("")), &worker_port));
 
   auto tree = farm.WriteTree("two", {{"assay.yaml", R"(
 steps:
@@ -65,6 +68,21 @@ steps:
   EXPECT_GT(Sample(m, "assay_cas_bytes"), 0) << m;
   EXPECT_EQ(Sample(m, "assay_cas_evicted_blobs_total"), 0) << m;
   EXPECT_TRUE(m.find("# HELP assay_tasks_finished_total") != std::string::npos) << m;
+
+  // The worker's own figures: it ran the first job's two steps (the second job was all cache hits);
+  // `use` took made.txt from this host's cache, where `make` left it, so nothing was fetched.
+  auto worker_scrape = HttpGet(worker_port, "/metrics");
+  ASSERT_TRUE(worker_scrape.ok()) << worker_scrape.status();
+  const std::string& w = *worker_scrape;
+  EXPECT_EQ(Sample(w, R"(assay_worker_up{worker="w1"})"), 1) << w;
+  EXPECT_EQ(Sample(w, R"(assay_worker_slots{worker="w1"})"), 2) << w;
+  EXPECT_EQ(Sample(w, R"(assay_worker_running_tasks{worker="w1"})"), 0) << w;
+  EXPECT_EQ(Sample(w, R"(assay_worker_tasks_finished_total{worker="w1"})"), 2) << w;
+  EXPECT_EQ(Sample(w, R"(assay_worker_executor_failures_total{worker="w1"})"), 0) << w;
+  EXPECT_GE(Sample(w, R"(assay_worker_local_cache_hits_total{worker="w1"})"), 1) << w;
+  EXPECT_GE(Sample(w, R"(assay_worker_input_files_total{worker="w1"})"),
+            Sample(w, R"(assay_worker_local_cache_hits_total{worker="w1"})")) << w;
+  EXPECT_TRUE(w.find("# HELP assay_worker_fetched_bytes_total") != std::string::npos) << w;
 
   // Figures are read at scrape time: a worker that leaves is gone from the next scrape.
   farm.StopWorker("w1");

@@ -1,0 +1,341 @@
+// A farm as a fleet: tasks no worker can run, fairness between jobs, priorities, max_parallel and
+// fail_fast, and the admin's controls (cordon, drain, a worker's own drain on SIGTERM), with the
+// real coordinator, workers and CLI on loopback.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <regex>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include <grpcpp/client_context.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/integration/farm.h"
+
+namespace assay::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using assay::v1::Job;
+using assay::v1::Task;
+
+class FleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override { farm_.StartCoordinator(); }
+  Farm farm_;
+};
+
+TEST_F(FleetTest, AStepNoWorkerCanRunIsWarnedAtSubmitAndFailsAfterTheGrace) {
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator({"--unschedulable-grace-seconds", "2"});
+  farm_.StartWorker("w1");
+  auto tree = farm_.WriteTree("labels", {{"assay.yaml", R"(
+steps:
+  - id: ordinary
+    run: echo fine
+  - id: needs-gpu
+    requires: [gpu]
+    run: echo never
+)"}});
+  const absl::Time submitted = absl::Now();
+  RunResult r = farm_.Cli({"submit", tree.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "warning: no worker has the labels gpu; closest: w1 (lacks gpu); such steps "
+                                       "fail in 2s unless a worker that has them connects"))
+      << r.err;
+  auto job = farm_.WaitJob(std::string(absl::StripAsciiWhitespace(r.out)), absl::Seconds(30));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Duration took = absl::Now() - submitted;
+  EXPECT_EQ(job->state(), assay::v1::JOB_FAILED);
+  EXPECT_EQ(FindTask(*job, "ordinary")->state(), assay::v1::TASK_SUCCEEDED);
+  const Task* gpu = FindTask(*job, "needs-gpu");
+  EXPECT_EQ(gpu->state(), assay::v1::TASK_FAILED);
+  EXPECT_EQ(gpu->message(), "no worker has the labels gpu; closest: w1 (lacks gpu) (waited 2s)");
+  EXPECT_GE(took, absl::Seconds(2));
+  EXPECT_LT(took, absl::Seconds(10)) << "failed soon after its 2 s grace, not left waiting";
+}
+
+TEST_F(FleetTest, ASmallJobSubmittedBehindABigOneStartsWhenTheNextSlotFrees) {
+  farm_.StartWorker("w1", {}, 2);
+  constexpr int kStepMs = 400;
+  auto big = farm_.WriteTree("big", {{"assay.yaml", absl::StrCat(R"(name: big
+matrix:
+  n: [)", [] {
+    std::string values;
+    for (int i = 0; i < 200; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
+    return values;
+  }(), R"(]
+steps:
+  - id: work
+    run: sleep 0.4
+    cache: false
+)")}});
+  auto small = farm_.WriteTree("small", {{"assay.yaml", "name: small\nsteps:\n  - id: a\n    run: 'true'\n    cache: false\n"
+                                                         "  - id: b\n    run: 'true'\n    cache: false\n"}});
+  auto big_id = farm_.Submit(big);
+  ASSERT_TRUE(big_id.ok());
+  // Every slot busy with the big job, then the small job comes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    auto job = farm_.GetJob(*big_id);
+    ASSERT_TRUE(job.ok());
+    int running = 0;
+    for (const Task& t : job->tasks()) running += t.state() == assay::v1::TASK_RUNNING;
+    if (running == 2) break;
+    absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
+  }
+  auto small_id = farm_.Submit(small);
+  ASSERT_TRUE(small_id.ok());
+  auto done = farm_.WaitJob(*small_id, absl::Seconds(30));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), assay::v1::JOB_SUCCEEDED);
+  const Task* a = FindTask(*done, "a");
+  // The slot that frees first after the small job was queued goes to it: at most one step of the big
+  // job (400 ms) later, not after the big job's remaining ~198 steps.
+  const int64_t waited_ms = a->started_at_ms() - a->queued_at_ms();
+  EXPECT_LE(waited_ms, kStepMs + 150) << "the small job waited " << waited_ms << " ms for a slot";
+  auto big_job = farm_.GetJob(*big_id);
+  ASSERT_TRUE(big_job.ok());
+  EXPECT_LT(big_job->tasks_done(), 20) << "the big job was still running";
+  ASSERT_EQ(farm_.Cli({"cancel", *big_id}).exit_code, 0);
+}
+
+TEST_F(FleetTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
+  farm_.StartWorker("w1", {}, 3);
+  auto tree = farm_.WriteTree("ff", {{"assay.yaml", R"(name: ff
+fail_fast: true
+max_parallel: 2
+matrix:
+  n: [bad, slow1, slow2, slow3]
+steps:
+  - id: run
+    run: test ${{ matrix.n }} != bad || exit 1; sleep 1
+    cache: false
+)"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok());
+  auto job = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_FAILED);
+  EXPECT_EQ(FindTask(*job, "bad/run")->state(), assay::v1::TASK_FAILED);
+  int cancelled = 0;
+  for (const Task& t : job->tasks()) {
+    if (t.state() != assay::v1::TASK_CANCELLED) continue;
+    ++cancelled;
+    EXPECT_EQ(t.message(), "cancelled by fail_fast: bad/run failed") << t.id();
+  }
+  EXPECT_GE(cancelled, 2) << "with at most 2 running, at least two cells had not finished";
+  // max_parallel 2 on a 3-slot worker: no moment with 3 tasks running.
+  for (const Task& t : job->tasks()) {
+    if (t.started_at_ms() == 0) continue;
+    int overlapping = 0;
+    for (const Task& u : job->tasks()) {
+      if (u.started_at_ms() != 0 && u.started_at_ms() <= t.started_at_ms() &&
+          (u.finished_at_ms() == 0 || u.finished_at_ms() > t.started_at_ms())) {
+        ++overlapping;
+      }
+    }
+    EXPECT_LE(overlapping, 2) << t.id();
+  }
+}
+
+TEST_F(FleetTest, CordonAndDrainKeepNewTasksAwayAndSurviveACoordinatorRestart) {
+  farm_.StartWorker("w1");
+  farm_.StartWorker("w2");
+  RunResult unknown = farm_.Cli({"cordon", "nope"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "unknown worker 'nope' (known: w1, w2)")) << unknown.err;
+
+  RunResult cordon = farm_.Cli({"cordon", "w1"});
+  ASSERT_EQ(cordon.exit_code, 0) << cordon.err;
+  EXPECT_TRUE(absl::StrContains(cordon.out, "worker w1 is cordoned")) << cordon.out;
+  auto tree = farm_.WriteTree("spread", {{"assay.yaml", "matrix:\n  n: [1, 2, 3, 4]\nsteps:\n  - id: s\n"
+                                                          "    run: 'true'\n    cache: false\n"}});
+  auto on_workers = [&](const std::string& id) {
+    std::set<std::string> workers;
+    auto job = farm_.WaitJob(id);
+    EXPECT_TRUE(job.ok() && job->state() == assay::v1::JOB_SUCCEEDED);
+    if (job.ok()) {
+      for (const Task& t : job->tasks()) workers.insert(t.worker());
+    }
+    return workers;
+  };
+  auto first = farm_.Submit(tree);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(on_workers(*first), std::set<std::string>{"w2"}) << "a cordoned worker gets no new task";
+
+  // The cordon is kept in the store: it holds after the coordinator restarts and w1 reconnects.
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator();
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline) {
+    int connected = 0;
+    for (const auto& w : farm_.Workers()) connected += w.connected();
+    if (connected == 2) break;
+    absl::SleepFor(absl::Milliseconds(50));  // polling a condition, with a deadline
+  }
+  RunResult listed = farm_.Cli({"workers"});
+  EXPECT_TRUE(std::regex_search(listed.out, std::regex("w1 +[^ ]+ +connected +cordoned"))) << listed.out;
+  auto second = farm_.Submit(tree);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(on_workers(*second), std::set<std::string>{"w2"});
+  ASSERT_EQ(farm_.Cli({"uncordon", "w1"}).exit_code, 0);
+
+  // Drain: w1's running task finishes (it is not interrupted), then w1 shows drained.
+  auto slow = farm_.WriteTree("slow", {{"assay.yaml", "matrix:\n  n: [1, 2]\nsteps:\n  - id: s\n"
+                                                      "    run: sleep 1\n    cache: false\n"}});
+  auto third = farm_.Submit(slow);
+  ASSERT_TRUE(third.ok());
+  const absl::Time running_deadline = absl::Now() + absl::Seconds(15);
+  bool w1_busy = false;
+  while (!w1_busy && absl::Now() < running_deadline) {
+    for (const auto& w : farm_.Workers()) w1_busy |= w.id() == "w1" && w.busy() > 0;
+    if (!w1_busy) absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
+  }
+  ASSERT_TRUE(w1_busy);
+  RunResult drain = farm_.Cli({"drain", "w1", "--wait"});
+  EXPECT_EQ(drain.exit_code, 0) << drain.err;
+  EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is draining (1 task(s) running)")) << drain.out;
+  EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is drained")) << drain.out;
+  auto job = farm_.WaitJob(*third);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << "the drained worker's task finished";
+}
+
+// A step that runs until the test creates `release` (a condition, not a sleep).
+std::string WaitForFileStep(const fs::path& release) {
+  return absl::StrCat("steps:\n  - id: hold\n    run: while [ ! -e ", release.string(),
+                      " ]; do sleep 0.05; done; echo released\n    cache: false\n");
+}
+
+// Waits until `worker` is listed and `predicate` holds for it.
+bool WaitForWorker(Farm& farm, const std::string& worker, const std::function<bool(const assay::v1::Worker&)>& predicate,
+                   absl::Duration timeout = absl::Seconds(15)) {
+  return WaitFor(
+      [&]() {
+        for (const auto& w : farm.Workers()) {
+          if (w.id() == worker && predicate(w)) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
+TEST_F(FleetTest, SigtermDrainsAWorkerItsTaskFinishesThereAndItExitsZero) {
+  farm_.StartWorker("w1");
+  const fs::path release = farm_.dir() / "release";
+  auto held = farm_.Submit(farm_.WriteTree("held", {{"assay.yaml", WaitForFileStep(release)}}));
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 1; }));
+
+  farm_.SignalWorker("w1", SIGTERM);
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.connected() && w.stopping(); }));
+  RunResult listed = farm_.Cli({"workers"});
+  EXPECT_TRUE(std::regex_search(listed.out, std::regex("w1 +[^ ]+ +stopping +active +1/1"))) << listed.out;
+  EXPECT_TRUE(absl::StrContains(listed.out, "running " + *held + "/hold")) << listed.out;
+
+  // A stopping worker takes no new task: the next job waits for w2.
+  auto next = farm_.Submit(farm_.WriteTree("next", {{"assay.yaml", "steps:\n  - id: quick\n    run: echo quick\n"
+                                                                    "    cache: false\n"}}));
+  ASSERT_TRUE(next.ok()) << next.status();
+  farm_.StartWorker("w2");
+  auto quick = farm_.WaitJob(*next, absl::Seconds(30));
+  ASSERT_TRUE(quick.ok());
+  EXPECT_EQ(quick->state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_EQ(quick->tasks(0).worker(), "w2");
+  EXPECT_FALSE(farm_.WaitWorkerExit("w1", absl::ZeroDuration()).has_value()) << "w1 left before its task ended";
+
+  // Its running task is not interrupted: it finishes on w1, in its first attempt; then w1 exits 0.
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  auto job = farm_.WaitJob(*held, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_EQ(job->tasks(0).worker(), "w1");
+  EXPECT_EQ(job->tasks(0).attempt(), 1);
+  const absl::Time released = absl::Now();
+  std::optional<int> status = farm_.WaitWorkerExit("w1", absl::Seconds(15));
+  ASSERT_TRUE(status.has_value()) << "w1 did not exit after its task";
+  EXPECT_LT(absl::Now() - released, absl::Seconds(3)) << ReadFile(farm_.dir() / "worker-w1.log").value_or("");
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  EXPECT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return !w.connected(); }));
+}
+
+TEST_F(FleetTest, ASigtermedWorkerHandsBackWhatOutlastsItsGracePeriod) {
+  farm_.StartWorker("w1", {}, 1, {"--drain-grace-seconds", "1"});
+  const fs::path release = farm_.dir() / "release";
+  auto held = farm_.Submit(farm_.WriteTree("held", {{"assay.yaml", WaitForFileStep(release)}}));
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 1; }));
+
+  const absl::Time signalled = absl::Now();
+  farm_.SignalWorker("w1", SIGTERM);
+  std::optional<int> status = farm_.WaitWorkerExit("w1", absl::Seconds(15));
+  ASSERT_TRUE(status.has_value()) << "w1 did not exit after its grace period";
+  const absl::Duration took = absl::Now() - signalled;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  EXPECT_GE(took, absl::Seconds(1)) << "w1 did not give its task the grace period";
+  EXPECT_LT(took, absl::Seconds(5)) << "w1 took " << took << " to hand its task back";
+
+  // The task went back to the queue, and runs to the end on the next worker.
+  auto queued = farm_.GetJob(*held);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_EQ(queued->tasks(0).state(), assay::v1::TASK_QUEUED) << queued->tasks(0).message();
+  farm_.StartWorker("w2");
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  auto job = farm_.WaitJob(*held, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << job->tasks(0).message();
+  EXPECT_EQ(job->tasks(0).worker(), "w2");
+}
+
+TEST_F(FleetTest, TenSubmittersOfAHundredTasksOverEightSlotsLoseAndDoubleNothing) {
+  farm_.StartWorker("w1", {}, 4);
+  farm_.StartWorker("w2", {}, 4);
+  constexpr int kSubmitters = 10, kTasks = 100;
+  // Every run of every task appends a line to the ledger (O_APPEND: whole lines, from any process).
+  const fs::path ledger = farm_.dir() / "ledger";
+  std::string values;
+  for (int n = 0; n < kTasks; ++n) absl::StrAppend(&values, n == 0 ? "" : ", ", n);
+  std::vector<fs::path> trees;
+  for (int i = 0; i < kSubmitters; ++i) {
+    trees.push_back(farm_.WriteTree(absl::StrCat("load", i), {{"assay.yaml", absl::StrCat(
+        "name: load", i, "\nmatrix:\n  n: [", values, "]\nsteps:\n  - id: s\n    run: echo ", i,
+        "-${{ matrix.n }} >> ", ledger.string(), "\n    cache: false\n")}}));
+  }
+  std::vector<absl::StatusOr<std::string>> ids(kSubmitters, absl::UnknownError("not submitted"));
+  {
+    std::vector<std::thread> submitters;
+    for (int i = 0; i < kSubmitters; ++i) submitters.emplace_back([&, i]() { ids[i] = farm_.Submit(trees[i]); });
+    for (auto& t : submitters) t.join();
+  }
+  int total = 0;
+  for (int i = 0; i < kSubmitters; ++i) {
+    ASSERT_TRUE(ids[i].ok()) << ids[i].status();
+    auto job = farm_.WaitJob(*ids[i], absl::Seconds(300));
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << "job " << *ids[i];
+    ASSERT_EQ(job->tasks_size(), kTasks);
+    for (const Task& t : job->tasks()) {
+      EXPECT_EQ(t.state(), assay::v1::TASK_SUCCEEDED) << *ids[i] << " " << t.id() << ": " << t.message();
+      EXPECT_EQ(t.attempt(), 1) << *ids[i] << " " << t.id();
+      ++total;
+    }
+  }
+  EXPECT_EQ(total, kSubmitters * kTasks);
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(ledger).value_or(""), '\n', absl::SkipEmpty());
+  std::set<std::string> unique(lines.begin(), lines.end());
+  EXPECT_EQ(lines.size(), static_cast<size_t>(kSubmitters * kTasks)) << "a task ran twice, or not at all";
+  EXPECT_EQ(unique.size(), static_cast<size_t>(kSubmitters * kTasks));
+  std::set<std::string> distinct_ids;
+  for (const auto& id : ids) distinct_ids.insert(*id);
+  EXPECT_EQ(distinct_ids.size(), static_cast<size_t>(kSubmitters)) << "two submissions got one id";
+}
+
+}  // namespace
+}  // namespace assay::testing

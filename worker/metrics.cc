@@ -1,0 +1,38 @@
+#include "worker/metrics.h"
+
+#include <prometheus/metric_type.h>
+
+namespace assay {
+
+absl::StatusOr<std::unique_ptr<MetricsExposer>> ServeWorkerMetrics(const std::string& listen, WorkerAgent* agent) {
+  return MetricsExposer::Start(listen, [agent]() {
+    const WorkerAgent::Figures w = agent->figures();
+    const MetricFamilies::Labels worker = {{"worker", agent->worker_id()}};
+    using prometheus::MetricType;
+    auto number = [](int64_t v) { return static_cast<double>(v); };
+    MetricFamilies f;
+    f.Family("assay_worker_up", "1 while the worker is connected to its coordinator.", MetricType::Gauge);
+    f.Sample(w.connected ? 1 : 0, worker);
+    f.Family("assay_worker_slots", "Tasks this worker runs at once.", MetricType::Gauge);
+    f.Sample(w.slots, worker);
+    f.Family("assay_worker_running_tasks", "Tasks running on this worker now.", MetricType::Gauge);
+    f.Sample(w.running, worker);
+    f.Family("assay_worker_tasks_finished_total", "Tasks this worker ran and reported.", MetricType::Counter);
+    f.Sample(number(w.tasks_finished), worker);
+    f.Family("assay_worker_executor_failures_total",
+             "Tasks that could not be run to an exit: inputs not fetched, command not started, outputs not "
+             "collected or uploaded.",
+             MetricType::Counter);
+    f.Sample(number(w.executor_failures), worker);
+    f.Family("assay_worker_input_files_total", "Input files laid out for tasks.", MetricType::Counter);
+    f.Sample(number(w.input_files), worker);
+    f.Family("assay_worker_local_cache_hits_total", "Input files taken from this host's cache.", MetricType::Counter);
+    f.Sample(number(w.local_cache_hits), worker);
+    f.Family("assay_worker_fetched_bytes_total", "Input bytes fetched from the coordinator's CAS.",
+             MetricType::Counter);
+    f.Sample(number(w.bytes_fetched), worker);
+    return f.Take();
+  });
+}
+
+}  // namespace assay
