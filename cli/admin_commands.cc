@@ -28,7 +28,10 @@ int Workers(Client& client, bool json) {
   std::cout << absl::StrFormat("%-20s %-10s %-9s %-9s %-7s %-8s %-8s %-9s %s\n", "WORKER", "HOST", "LINK", "STATE",
                                "SLOTS", "EXECUTOR", "VERSION", "SEEN", "LABELS");
   for (const auto& w : response.workers()) {
-    const char* link = !w.connected() ? "gone" : w.stopping() ? "stopping" : "connected";
+    const char* link = !w.connected()    ? "gone"
+                       : w.unresponsive() ? "silent"
+                       : w.stopping()     ? "stopping"
+                                          : "connected";
     std::cout << absl::StrFormat("%-20s %-10s %-9s %-9s %-7s %-8s %-8s %-9s %s\n", w.id(), w.hostname(), link,
                                  AdminStateName(w), absl::StrCat(w.busy(), "/", w.slots()),
                                  absl::StrJoin(w.executors(), ","), w.version().empty() ? "-" : w.version(),

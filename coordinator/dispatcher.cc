@@ -32,10 +32,11 @@ std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std:
   w.session = std::move(session);
   w.connected = true;
   w.stopping = false;
+  w.unresponsive = false;
   w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
   scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
-  scheduler_.SetCordoned(hello.worker_id(), AdminState(hello.worker_id()) != assay::v1::WORKER_ACTIVE);
+  UpdateEligibility(hello.worker_id());
   spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
                hello.slots(), absl::StrJoin(labels, ", "));
   return displaced;
@@ -52,10 +53,20 @@ bool Dispatcher::Disconnect(const std::shared_ptr<WorkerSession>& session, std::
   return true;
 }
 
-void Dispatcher::Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases) {
+bool Dispatcher::Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases) {
+  bool revived = false;
   auto it = workers_.find(worker);
-  if (it != workers_.end()) it->second.last_seen_ms = UnixMillis(clock_->Now());
+  if (it != workers_.end()) {
+    it->second.last_seen_ms = UnixMillis(clock_->Now());
+    if (it->second.unresponsive) {
+      spdlog::info("worker {} is heard from again", worker);
+      it->second.unresponsive = false;
+      UpdateEligibility(worker);
+      revived = true;
+    }
+  }
   scheduler_.Renew(worker, leases);
+  return revived;
 }
 
 std::shared_ptr<WorkerSession> Dispatcher::SessionOf(const std::string& worker) const {
@@ -149,7 +160,15 @@ void Dispatcher::SetStopping(const std::string& worker) {
   auto it = workers_.find(worker);
   if (it == workers_.end() || !it->second.connected) return;
   it->second.stopping = true;
-  scheduler_.SetCordoned(worker, true);
+  UpdateEligibility(worker);
+}
+
+void Dispatcher::SetUnresponsive(const std::string& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end() || !it->second.connected || it->second.unresponsive) return;
+  spdlog::warn("worker {} missed its heartbeats: no new tasks for it until it is heard from", worker);
+  it->second.unresponsive = true;
+  UpdateEligibility(worker);
 }
 
 void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state) {
@@ -158,9 +177,13 @@ void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdmin
   } else {
     admin_states_[worker] = state;
   }
+  UpdateEligibility(worker);
+}
+
+void Dispatcher::UpdateEligibility(const std::string& worker) {
   auto it = workers_.find(worker);
-  const bool stopping = it != workers_.end() && it->second.stopping;
-  scheduler_.SetCordoned(worker, stopping || state != assay::v1::WORKER_ACTIVE);
+  const bool held = it != workers_.end() && (it->second.stopping || it->second.unresponsive);
+  scheduler_.SetCordoned(worker, held || AdminState(worker) != assay::v1::WORKER_ACTIVE);
 }
 
 }  // namespace assay

@@ -38,6 +38,9 @@ class Dispatcher {
     int64_t last_seen_ms = 0;
     bool connected = false;
     bool stopping = false;  // the worker said it is stopping (SIGTERM); until it connects again
+    // A lease of it expired without a heartbeat (a cut link, a hung host): no new tasks until it is
+    // heard from again, or every lease TTL it would swallow more.
+    bool unresponsive = false;
   };
   // A task granted to a worker. `action` is null if the task's action is missing (a bug: the task
   // should fail rather than run something else).
@@ -58,8 +61,9 @@ class Dispatcher {
   // A session ended: returns false if it had already been replaced (nothing changes); otherwise the
   // leases it held, now void, in `lost`.
   bool Disconnect(const std::shared_ptr<WorkerSession>& session, std::vector<Lease>* lost);
-  // Renews the named leases of a worker and notes that it is alive.
-  void Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases);
+  // Renews the named leases of a worker and notes that it is alive. True if it had been unresponsive
+  // (it may take tasks again).
+  bool Heartbeat(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases);
   // The live session of a connected worker, or null.
   std::shared_ptr<WorkerSession> SessionOf(const std::string& worker) const;
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
@@ -69,6 +73,8 @@ class Dispatcher {
 
   // The worker is stopping: it gets no new tasks (until a new session of it connects).
   void SetStopping(const std::string& worker);
+  // Renews no lease and gets no new task until its next heartbeat.
+  void SetUnresponsive(const std::string& worker);
 
   // --- admin states (cordon, drain), kept across connects
   void SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state);
@@ -113,6 +119,9 @@ class Dispatcher {
   std::map<std::string, WorkerState> workers_;
   std::map<TaskKey, ReadyAction> actions_;  // of queued and running tasks
   std::map<std::string, assay::v1::WorkerAdminState> admin_states_;  // workers not ACTIVE
+
+  // Whether the worker may get new tasks: active, not stopping, not unresponsive.
+  void UpdateEligibility(const std::string& worker);
 };
 
 }  // namespace assay

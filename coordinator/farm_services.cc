@@ -130,7 +130,7 @@ class WorkerLinkReactor final
         Defer([this, result = std::move(*in_.mutable_result())]() mutable {
           StoreInlineBlobs(&result);
           absl::Status s = jobs_->OnResult(session_->worker_id(), result);
-          if (!s.ok()) spdlog::debug("result from {} not taken: {}", session_->worker_id(), s.message());
+          if (!s.ok()) spdlog::info("result from worker {} not taken: {}", session_->worker_id(), s.message());
           StartRead(&in_);
         });
         break;

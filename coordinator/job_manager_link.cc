@@ -80,7 +80,7 @@ void JobManager::OnHeartbeatLocked(const std::string& worker, const assay::v1::H
     if (idx == entry->task_index.end()) continue;
     leases.emplace_back(TaskKey{number, idx->second}, ref.lease_id());
   }
-  dispatcher_.Heartbeat(worker, leases);
+  if (dispatcher_.Heartbeat(worker, leases)) DispatchLocked();  // back from silence: it may take tasks again
 }
 
 void JobManager::OnStopping(const std::string& worker, const assay::v1::Stopping& stopping) {
@@ -199,6 +199,7 @@ void JobManager::Tick() {
     }
   }
   for (const Lease& lease : dispatcher_.ExpireLeases()) {
+    dispatcher_.SetUnresponsive(lease.worker);
     JobEntry* entry = ActiveLocked(lease.task.job);
     if (entry == nullptr) continue;
     Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -264,6 +265,7 @@ std::vector<assay::v1::Worker> JobManager::ListWorkers() {
     for (const auto& e : w.hello.executors()) worker.add_executors(e);
     worker.set_version(w.hello.version());
     worker.set_stopping(w.connected && w.stopping);
+    worker.set_unresponsive(w.connected && w.unresponsive);
     out.push_back(std::move(worker));
   }
   return out;

@@ -8,9 +8,11 @@
 namespace assay::testing {
 namespace fs = std::filesystem;
 
-TestPki::TestPki(fs::path dir) : dir_(std::move(dir)) {
+TestPki::TestPki(fs::path dir, const std::vector<std::string>& server_ips) : dir_(std::move(dir)) {
   fs::create_directories(dir_);
-  EXPECT_TRUE(WriteFile(dir_ / "server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n").ok());
+  std::string names = "subjectAltName=IP:127.0.0.1,DNS:localhost";
+  for (const std::string& ip : server_ips) names += ",IP:" + ip;
+  EXPECT_TRUE(WriteFile(dir_ / "server.ext", names + "\n").ok());
   EXPECT_TRUE(WriteFile(dir_ / "client.ext", "extendedKeyUsage=clientAuth\n").ok());
   Openssl({"ecparam", "-name", "prime256v1", "-out", Path("params.pem")});
   for (const std::string ca : {"ca", "other-ca"}) {

@@ -11,8 +11,9 @@ namespace assay::testing {
 
 class TestPki {
  public:
-  // Creates everything under `dir`; fails the current test if openssl fails.
-  explicit TestPki(std::filesystem::path dir);
+  // Creates everything under `dir`; fails the current test if openssl fails. The server certificate
+  // is for 127.0.0.1, localhost and `server_ips`.
+  explicit TestPki(std::filesystem::path dir, const std::vector<std::string>& server_ips = {});
   // ca.pem, server.pem/.key, client.pem/.key, other-ca.pem, other-client.pem/.key
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 

@@ -129,6 +129,30 @@ TEST_F(DispatcherTest, HeartbeatsKeepLeasesAliveAndTheirAbsenceExpiresThem) {
   EXPECT_EQ(dispatcher_->RunningOn("w"), std::vector<TaskKey>{grants[0].lease.task});
 }
 
+TEST_F(DispatcherTest, AnUnresponsiveWorkerGetsNoNewTaskUntilItIsHeardFromAgain) {
+  dispatcher_->Connect(Hello("silent", 1), std::make_shared<WorkerSession>("silent"));
+  dispatcher_->Queue({1, 0}, {}, Action("a"));
+  auto grants = dispatcher_->Dispatch();
+  ASSERT_EQ(grants.size(), 1u);
+  clock_.Advance(absl::Seconds(11));  // past the lease TTL without a heartbeat: a cut link
+  ASSERT_EQ(dispatcher_->ExpireLeases().size(), 1u);
+  dispatcher_->SetUnresponsive("silent");
+  EXPECT_TRUE(dispatcher_->workers().at("silent").unresponsive);
+  dispatcher_->Requeue({1, 0}, {});
+  EXPECT_TRUE(dispatcher_->Dispatch().empty()) << "the slot the expired lease freed must not swallow the task again";
+  // Another worker takes it; the silent one, once heard from, takes work again.
+  dispatcher_->Connect(Hello("healthy", 1), std::make_shared<WorkerSession>("healthy"));
+  grants = dispatcher_->Dispatch();
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].lease.worker, "healthy");
+  dispatcher_->Heartbeat("silent", {});
+  EXPECT_FALSE(dispatcher_->workers().at("silent").unresponsive);
+  dispatcher_->Queue({1, 1}, {}, Action("b"));
+  grants = dispatcher_->Dispatch();
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].lease.worker, "silent");
+}
+
 TEST_F(DispatcherTest, TasksGoOnlyToWorkersWithTheirLabels) {
   dispatcher_->Queue({1, 0}, {"qemu"}, Action("a"));
   EXPECT_FALSE(dispatcher_->AnyWorkerCouldRun({"qemu"}));

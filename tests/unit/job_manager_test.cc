@@ -145,6 +145,8 @@ TEST_F(JobManagerTest, ExpiredLeaseRequeuesAndALateResultIsRefused) {
   manager_->Tick();
   auto cancel = session->Next(absl::ZeroDuration());
   ASSERT_TRUE(cancel && cancel->has_cancel());
+  EXPECT_FALSE(session->Next(absl::ZeroDuration()).has_value()) << "a worker silent past its lease gets no new task";
+  manager_->OnHeartbeat("w", assay::v1::Heartbeat());  // heard from again (its old lease is not renewed)
   auto second = NextAssignment(*session);
   EXPECT_EQ(second.lease().attempt(), 2);
   EXPECT_NE(second.lease().lease_id(), first.lease().lease_id());

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds Assay's container images offline, from Debian packages only:
+#   assay-base:bookworm        Debian 12 (debootstrap, minbase) with the libraries the binaries use
+#   assay-toolchain:bookworm   the base plus the example's cross toolchains, QEMU, make, bubblewrap
+#   assay-coordinator:TAG      FROM assay-base, with assay-coordinator and assay
+#   assay-worker:TAG           FROM assay-toolchain, with assay-worker and assay
+# The root filesystems come from the apt mirror this host already uses (read from /etc/apt), never
+# from a registry. Each rootfs is kept as a tarball in ASSAY_IMAGE_CACHE (default
+# /var/cache/assay/images), keyed by its package list, so a second run skips debootstrap.
+#
+#   deploy/images/build-images.sh [--tag TAG] [--bin DIR]
+#     --bin DIR   where assay-coordinator, assay-worker and assay are (default: build/release, built
+#                 by scripts/run-example.sh or cmake)
+# Needs root, debootstrap and docker; DOCKER_HOST selects the daemon.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tag=latest
+bin=build/release
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --tag) tag=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    *) echo "usage: $0 [--tag TAG] [--bin DIR]" >&2; exit 2 ;;
+  esac
+done
+cache=${ASSAY_IMAGE_CACHE:-/var/cache/assay/images}
+mkdir -p "$cache"
+
+# The libraries of assay-coordinator, assay-worker and assay (Debian 12 package names).
+runtime="ca-certificates,libabsl20220623,libc-ares2,libcivetweb1,libfmt9,libgrpc++1.51,libgrpc29,\
+libprometheus-cpp-core1.0,libprometheus-cpp-pull1.0,libprotobuf32,libre2-9,libspdlog1.10,libssl3,\
+libyaml-cpp0.7,libsnappy1v5,liblz4-1,libzstd1,libbz2-1.0,zlib1g"
+toolchain="$runtime,bubblewrap,make,gcc-arm-none-eabi,gcc-riscv64-unknown-elf,\
+qemu-system-arm,qemu-system-misc"
+
+# The first Debian mirror of this host's apt sources (one-line or deb822 format).
+mirror() {
+  local uri
+  uri=$(grep -hoE '^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?https?://[^[:space:]]+' \
+          /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | grep -v security |
+        awk '{print $NF}' | head -n1 || true)
+  if [[ -z "$uri" ]]; then
+    uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security |
+          awk '{print $2}' | head -n1 || true)
+  fi
+  [[ -n "$uri" ]] || { echo "no Debian mirror found in /etc/apt" >&2; exit 1; }
+  echo "$uri"
+}
+
+# rootfs NAME PACKAGES: imports NAME:bookworm from a cached or fresh debootstrap tarball.
+rootfs() {
+  local name=$1 packages=$2 key tarball dir
+  key=$(echo "$packages" | sha256sum | cut -c1-12)
+  tarball="$cache/$name-$key.tar"
+  if [[ ! -s "$tarball" ]]; then
+    dir=$(mktemp -d)
+    echo "== debootstrap $name (from $(mirror))"
+    debootstrap --variant=minbase --include="$packages" bookworm "$dir/rootfs" "$(mirror)" >"$dir/log" 2>&1 ||
+      { tail -n 30 "$dir/log" >&2; rm -rf "$dir"; exit 1; }
+    rm -rf "$dir/rootfs/var/cache/apt/archives/"*.deb "$dir/rootfs/var/lib/apt/lists/"*
+    tar --numeric-owner -C "$dir/rootfs" -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$dir"
+  fi
+  echo "== import $name:bookworm"
+  docker import "$tarball" "$name:bookworm" >/dev/null
+}
+
+rootfs assay-base "$runtime"
+rootfs assay-toolchain "$toolchain"
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+for b in coordinator/assay-coordinator worker/assay-worker cli/assay; do
+  [[ -x "$bin/$b" ]] || { echo "missing $bin/$b: build first (scripts/run-example.sh or cmake --build $bin)" >&2; exit 1; }
+  cp "$bin/$b" "$context/"
+done
+for image in coordinator worker; do
+  echo "== build assay-$image:$tag"
+  docker build -q -f "deploy/docker/Dockerfile.$image" -t "assay-$image:$tag" "$context" >/dev/null
+done
+echo "images: assay-coordinator:$tag assay-worker:$tag"
