@@ -18,6 +18,8 @@ packages=(
   procps coreutils openssl clang libclang-rt-14-dev libxml2-utils
   # workers: the sandbox executor
   bubblewrap
+  # deploy/: container images built offline, the compose file, the private daemon its test starts
+  docker.io docker-compose debootstrap iproute2 util-linux
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)

@@ -14,6 +14,7 @@
 # Needs root, debootstrap and docker; DOCKER_HOST selects the daemon.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+export DOCKER_BUILDKIT=0  # the classic builder: no buildx plugin needed
 tag=latest
 bin=build/release
 while [[ $# -gt 0 ]]; do

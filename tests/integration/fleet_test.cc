@@ -25,6 +25,25 @@ namespace fs = std::filesystem;
 using assay::v1::Job;
 using assay::v1::Task;
 
+// A step that runs until the test creates `release` (a condition, not a sleep).
+std::string WaitForFileStep(const fs::path& release) {
+  return absl::StrCat("steps:\n  - id: hold\n    run: while [ ! -e ", release.string(),
+                      " ]; do sleep 0.05; done; echo released\n    cache: false\n");
+}
+
+// Waits until `worker` is listed and `predicate` holds for it.
+bool WaitForWorker(Farm& farm, const std::string& worker, const std::function<bool(const assay::v1::Worker&)>& predicate,
+                   absl::Duration timeout = absl::Seconds(15)) {
+  return WaitFor(
+      [&]() {
+        for (const auto& w : farm.Workers()) {
+          if (w.id() == worker && predicate(w)) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override { farm_.StartCoordinator(); }
@@ -104,6 +123,29 @@ steps:
   ASSERT_TRUE(big_job.ok());
   EXPECT_LT(big_job->tasks_done(), 20) << "the big job was still running";
   ASSERT_EQ(farm_.Cli({"cancel", *big_id}).exit_code, 0);
+}
+
+TEST_F(FleetTest, AHigherPriorityJobTakesTheNextFreeSlotAheadOfEarlierOnes) {
+  farm_.StartWorker("w1", {}, 1);
+  const fs::path release = farm_.dir() / "release";
+  auto holder = farm_.Submit(farm_.WriteTree("holder", {{"assay.yaml", WaitForFileStep(release)}}));
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 1; }));
+  // Queued behind it, in this order: a normal job, then an urgent one.
+  auto quick = [&](const std::string& name) {
+    return farm_.WriteTree(name, {{"assay.yaml", "steps:\n  - id: s\n    run: echo " + name + "\n    cache: false\n"}});
+  };
+  RunResult normal = farm_.Cli({"submit", quick("normal").string()});
+  ASSERT_EQ(normal.exit_code, 0) << normal.err;
+  RunResult urgent = farm_.Cli({"submit", quick("urgent").string(), "--priority", "10"});
+  ASSERT_EQ(urgent.exit_code, 0) << urgent.err;
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  auto normal_job = farm_.WaitJob(std::string(absl::StripAsciiWhitespace(normal.out)), absl::Seconds(30));
+  auto urgent_job = farm_.WaitJob(std::string(absl::StripAsciiWhitespace(urgent.out)), absl::Seconds(30));
+  ASSERT_TRUE(normal_job.ok() && urgent_job.ok());
+  EXPECT_EQ(urgent_job->priority(), 10);
+  EXPECT_LE(urgent_job->tasks(0).finished_at_ms(), normal_job->tasks(0).started_at_ms())
+      << "the urgent job, submitted last, ran first";
 }
 
 TEST_F(FleetTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
@@ -206,25 +248,6 @@ TEST_F(FleetTest, CordonAndDrainKeepNewTasksAwayAndSurviveACoordinatorRestart) {
   auto job = farm_.WaitJob(*third);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << "the drained worker's task finished";
-}
-
-// A step that runs until the test creates `release` (a condition, not a sleep).
-std::string WaitForFileStep(const fs::path& release) {
-  return absl::StrCat("steps:\n  - id: hold\n    run: while [ ! -e ", release.string(),
-                      " ]; do sleep 0.05; done; echo released\n    cache: false\n");
-}
-
-// Waits until `worker` is listed and `predicate` holds for it.
-bool WaitForWorker(Farm& farm, const std::string& worker, const std::function<bool(const assay::v1::Worker&)>& predicate,
-                   absl::Duration timeout = absl::Seconds(15)) {
-  return WaitFor(
-      [&]() {
-        for (const auto& w : farm.Workers()) {
-          if (w.id() == worker && predicate(w)) return true;
-        }
-        return false;
-      },
-      timeout);
 }
 
 TEST_F(FleetTest, SigtermDrainsAWorkerItsTaskFinishesThereAndItExitsZero) {
