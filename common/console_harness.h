@@ -21,6 +21,10 @@ namespace assay {
 // The Command platform property that carries a qemu step's harness (QemuSpec as JSON). It is part of
 // the action, so a changed expectation is a different action and never a cache hit of the old one.
 inline constexpr const char* kConsoleHarnessProperty = "assay-console-harness";
+// The Command platform properties of a step's `limits` (cpus: a decimal; memory: bytes; pids).
+inline constexpr const char* kLimitCpusProperty = "assay-limit-cpus";
+inline constexpr const char* kLimitMemoryProperty = "assay-limit-memory";
+inline constexpr const char* kLimitPidsProperty = "assay-limit-pids";
 
 // The pipeline's qemu step from its TaskSpec form.
 QemuStep QemuStepFromProto(const assay::v1::QemuSpec& spec);

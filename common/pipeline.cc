@@ -356,8 +356,13 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   }
   if (node["limits"]) {
     const YAML::Node limits = node["limits"];
-    if (!limits.IsMap()) return Error(limits, absl::StrCat(where, ".limits must be a mapping like {size: {PATH: 32KiB}}"));
-    if (absl::Status s = CheckKeys(limits, absl::StrCat(where, ".limits"), {"size"}); !s.ok()) return s;
+    if (!limits.IsMap()) {
+      return Error(limits, absl::StrCat(where, ".limits must be a mapping like {memory: 512MiB, size: {PATH: 32KiB}}"));
+    }
+    if (absl::Status s = CheckKeys(limits, absl::StrCat(where, ".limits"), {"size", "cpus", "memory", "pids"}); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = ParseResourceLimits(limits, where, &step); !s.ok()) return s;
     if (limits["size"]) {
       auto budgets = ParseBudgets(limits["size"], absl::StrCat(where, ".limits.size"));
       if (!budgets.ok()) return budgets.status();

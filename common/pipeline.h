@@ -65,6 +65,9 @@ struct Step {
   int retry = 0;
   std::vector<std::string> retry_when;  // "timeout", "exit_code"; empty: any failure
   std::vector<SizeBudget> size_budgets;
+  double cpus = 0;                      // limits.cpus, limits.memory, limits.pids (0: none)
+  int64_t memory_bytes = 0;
+  int64_t pids = 0;
   int line = 0;
 };
 

@@ -171,6 +171,31 @@ absl::Status Parser::CheckKernels(const Pipeline& pipeline, const MatrixCell& ce
   return absl::OkStatus();
 }
 
+absl::Status Parser::ParseResourceLimits(const YAML::Node& limits, const std::string& where, Step* step) const {
+  if (const YAML::Node cpus = limits["cpus"]) {
+    double v = 0;
+    if (!cpus.IsScalar() || !absl::SimpleAtod(cpus.Scalar(), &v) || !(v >= 0.01 && v <= 1024)) {
+      return Error(cpus, absl::StrCat(where, ".limits.cpus must be a number of cores from 0.01 to 1024, like 2 or 0.5"));
+    }
+    step->cpus = v;
+  }
+  if (const YAML::Node memory = limits["memory"]) {
+    auto bytes = memory.IsScalar() ? ParseSize(memory.Scalar()) : absl::InvalidArgumentError("not a size");
+    if (!bytes.ok() || *bytes < (4 << 20)) {
+      return Error(memory, absl::StrCat(where, ".limits.memory must be a size of at least 4MiB, like 512MiB or 2GiB"));
+    }
+    step->memory_bytes = *bytes;
+  }
+  if (const YAML::Node pids = limits["pids"]) {
+    int64_t v = 0;
+    if (!pids.IsScalar() || !absl::SimpleAtoi(pids.Scalar(), &v) || v < 8 || v > 4'194'304) {
+      return Error(pids, absl::StrCat(where, ".limits.pids must be a whole number of processes from 8 up, like 256"));
+    }
+    step->pids = v;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace pipeline_internal
 
 std::vector<std::string> QemuCommandLine(const QemuStep& qemu) {

@@ -99,6 +99,8 @@ class Parser {
   absl::StatusOr<QemuStep> ParseQemu(const YAML::Node& node, const std::string& step) const;
   absl::StatusOr<std::vector<SizeBudget>> ParseBudgets(const YAML::Node& node, const std::string& where) const;
   absl::Status ParseSizeRegression(const YAML::Node& node, Pipeline* pipeline) const;
+  // limits.cpus, limits.memory, limits.pids of a step.
+  absl::Status ParseResourceLimits(const YAML::Node& limits, const std::string& where, Step* step) const;
   absl::Status CheckKernels(const Pipeline& pipeline, const MatrixCell& cell,
                             const std::map<std::string, Step>& expanded) const;
 

@@ -66,6 +66,10 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
     }
     props.emplace_back(kConsoleHarnessProperty, harness);
   }
+  // Limits are part of the action: a step given more memory is another action (its result may differ).
+  if (spec.limits().cpus() > 0) props.emplace_back(kLimitCpusProperty, absl::StrCat(spec.limits().cpus()));
+  if (spec.limits().memory_bytes() > 0) props.emplace_back(kLimitMemoryProperty, absl::StrCat(spec.limits().memory_bytes()));
+  if (spec.limits().pids() > 0) props.emplace_back(kLimitPidsProperty, absl::StrCat(spec.limits().pids()));
   std::sort(props.begin(), props.end());
   for (const auto& [k, v] : props) {
     auto* p = command->mutable_platform()->add_properties();

@@ -68,6 +68,9 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
         // a source change that leaves the kernel as it was does not run it again.
         if (step->inputs.empty()) spec->add_inputs(q.kernel);
       }
+      spec->mutable_limits()->set_cpus(step->cpus);
+      spec->mutable_limits()->set_memory_bytes(step->memory_bytes);
+      spec->mutable_limits()->set_pids(step->pids);
       for (const SizeBudget& b : step->size_budgets) {
         auto* budget = spec->add_size_budgets();
         budget->set_path(b.path);

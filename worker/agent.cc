@@ -19,6 +19,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -77,6 +78,23 @@ absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command&
   return nullptr;
 }
 
+// "64 MiB" for whole mebibytes, otherwise bytes.
+std::string FormatBytes(int64_t bytes) {
+  if (bytes % (1 << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
+  return absl::StrCat(bytes, " bytes");
+}
+
+// The step's `limits`, from its command's platform properties.
+ResourceLimits LimitsFor(const reapi::Command& command) {
+  ResourceLimits limits;
+  for (const auto& p : command.platform().properties()) {
+    if (p.name() == kLimitCpusProperty) (void)absl::SimpleAtod(p.value(), &limits.cpus);
+    if (p.name() == kLimitMemoryProperty) (void)absl::SimpleAtoi(p.value(), &limits.memory_bytes);
+    if (p.name() == kLimitPidsProperty) (void)absl::SimpleAtoi(p.value(), &limits.pids);
+  }
+  return limits;
+}
+
 }  // namespace
 
 grpc::ChannelArguments WorkerChannelArgs() {
@@ -125,7 +143,8 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       cache_db_(std::move(parts.cache_db)),
       cache_(std::move(parts.cache)),
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
-      executor_(std::move(parts.executor)) {
+      executor_(std::move(parts.executor)),
+      cgroups_(Cgroups::Detect()) {
   if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
@@ -450,6 +469,18 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     out.set_error(std::string(harness.status().message()));
     return out;
   }
+  // Its limits: control groups of its own, joined before it starts, removed after it.
+  const ResourceLimits limits = LimitsFor(assignment.command());
+  std::unique_ptr<Cgroups::Task> cgroup;
+  if (limits.any()) {
+    auto made = cgroups_.Create(absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3)), limits);
+    if (!made.ok()) {
+      out.set_error(std::string(made.status().message()));
+      return out;
+    }
+    cgroup = std::move(*made);
+    request.join_cgroups = cgroup->procs_files();
+  }
   CancelToken stop;  // the task's cancel, or the harness's decision to end the run
   LinkedCancel linked(cancel, &stop);
   bool harness_stopped = false;
@@ -482,6 +513,11 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   }
   out.mutable_result()->set_exit_code(exec->exit_code);
   out.set_timed_out(exec->timed_out);
+  if (cgroup != nullptr && cgroup->oom_killed()) {
+    out.set_failure(absl::StrCat("killed for exceeding its memory limit of ", FormatBytes(limits.memory_bytes),
+                                 " (limits.memory)"));
+    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", out.failure(), "\n"));
+  }
   if (*harness != nullptr) {
     const ConsoleHarness::Verdict verdict = (*harness)->Judge(exec->exit_code, exec->timed_out, harness_stopped);
     if (verdict.passed) {

@@ -18,6 +18,7 @@
 #include "common/blob_store_stack.h"
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
+#include "worker/cgroups.h"
 #include "worker/executor.h"
 #include "worker/host_facts.h"
 
@@ -90,6 +91,8 @@ class WorkerAgent {
   const std::string& worker_id() const { return options_.worker_id; }
   std::string executor_name() const { return executor_->name(); }
   std::vector<std::string> labels() const { return labels_; }
+  // Which step limits this worker enforces, for its start-up log.
+  std::string limits_enforced() const { return cgroups_.Describe(); }
 
  private:
 
@@ -107,6 +110,7 @@ class WorkerAgent {
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
+  Cgroups cgroups_;  // where steps' limits can be enforced
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

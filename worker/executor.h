@@ -39,6 +39,8 @@ struct ExecRequest {
   std::filesystem::path workdir;
   absl::Duration timeout = absl::Minutes(30);
   absl::Duration kill_grace = absl::Seconds(1);  // SIGTERM, then SIGKILL after this
+  // cgroup.procs files the step joins before it starts (its resource limits, worker/cgroups.h).
+  std::vector<std::string> join_cgroups;
 };
 
 struct ExecResult {

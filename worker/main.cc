@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   assay::WorkerAgent agent(options, std::move(executor));
-  spdlog::info("worker {}: steps run in the {} executor", agent.worker_id(), agent.executor_name());
+  spdlog::info("worker {}: steps run in the {} executor; step limits enforced: {}", agent.worker_id(),
+               agent.executor_name(), agent.limits_enforced());
   std::unique_ptr<assay::MetricsExposer> metrics;
   if (!metrics_listen.empty()) {
     auto served = assay::ServeWorkerMetrics(metrics_listen, &agent);

@@ -111,6 +111,8 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     }
   } spawn_cleanup{&spawn_attr, &spawn_actions};
 
+  std::vector<const char*> cgroup_files;
+  for (const std::string& f : request.join_cgroups) cgroup_files.push_back(f.c_str());
   ExecResult result;
   result.started = absl::Now();
   const pid_t parent = ::getpid();
@@ -131,6 +133,12 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     ::dup2(dev_null, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
+    // Into the task's control groups before anything of the step starts: all it forks stays there.
+    for (const char* procs : cgroup_files) {
+      const int fd = ::open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) _exit(125);
+      ::close(fd);
+    }
     pid_t step = -1;
     // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell. A bare
     // name (a qemu step's emulator) is looked up on the worker's PATH.

@@ -96,5 +96,57 @@ steps:
       << "a process started by a step is still running";
 }
 
+// The sandbox's limits (cgroups): a fork bomb stops at `pids`, a memory hog is killed at `memory`
+// and the task says why; the worker's log says which limits it enforces.
+TEST_F(SandboxTest, AForkBombStopsAtItsPidsLimit) {
+  const std::string log = ReadFile(farm_.dir() / "worker-w1.log").value_or("");
+  ASSERT_TRUE(absl::StrContains(log, "step limits enforced: cpus (cgroup v")) << log;
+  ASSERT_TRUE(absl::StrContains(log, "pids (cgroup v")) << log;
+  // Starts 200 sleepers; with pids: 32 the shell cannot fork past the limit and fails.
+  auto tree = farm_.WriteTree("bomb", {{"assay.yaml", R"(
+steps:
+  - id: bomb
+    run: i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo started $i
+    cache: false
+    timeout: 60s
+    limits: {pids: 32, cpus: 1}
+)"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm_.WaitJob(*id, absl::Seconds(60));
+  ASSERT_TRUE(job.ok());
+  const Task& bomb = job->tasks(0);
+  EXPECT_EQ(bomb.state(), assay::v1::TASK_FAILED) << bomb.message();
+  const std::string output = farm_.Log(*id, "bomb");
+  EXPECT_FALSE(absl::StrContains(output, "started 200")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "fork")) << output;  // "can't fork: Resource temporarily unavailable"
+  EXPECT_LT(bomb.finished_at_ms() - bomb.started_at_ms(), 30'000) << "the sleepers outlived the step";
+}
+
+TEST_F(SandboxTest, AMemoryHogIsKilledAtItsMemoryLimitAndTheTaskSaysSo) {
+  // tail -n 1 keeps the last line whole: 512 MiB without a newline is held in memory.
+  auto tree = farm_.WriteTree("hog", {{"assay.yaml", R"(
+steps:
+  - id: hog
+    run: head -c 536870912 /dev/zero | tail -n 1 > /dev/null
+    cache: false
+    limits: {memory: 64MiB}
+  - id: modest
+    run: head -c 8388608 /dev/zero | tail -n 1 > /dev/null
+    cache: false
+    limits: {memory: 64MiB}
+)"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm_.WaitJob(*id, absl::Seconds(60));
+  ASSERT_TRUE(job.ok());
+  const Task* hog = FindTask(*job, "hog");
+  const Task* modest = FindTask(*job, "modest");
+  ASSERT_TRUE(hog && modest);
+  EXPECT_EQ(hog->state(), assay::v1::TASK_FAILED);
+  EXPECT_TRUE(absl::StrContains(hog->message(), "killed for exceeding its memory limit of 64 MiB")) << hog->message();
+  EXPECT_EQ(modest->state(), assay::v1::TASK_SUCCEEDED) << modest->message() << farm_.Log(*id, "modest");
+}
+
 }  // namespace
 }  // namespace assay::testing

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "common/blob_store_stack.h"
 #include "common/file_util.h"
 #include "common/merkle.h"
@@ -111,6 +113,25 @@ TEST_F(ActionBuilderTest, TheCacheKeyChangesWithInputsOnly) {
   Digest first = builder_->Build(Work(Source("int main;", "v1")), &a1, &c).value();
   EXPECT_EQ(builder_->Build(Work(Source("int main;", "v2")), &a2, &c).value(), first) << "docs/ is not an input";
   EXPECT_NE(builder_->Build(Work(Source("int main(void);", "v1")), &a3, &c).value(), first);
+}
+
+TEST_F(ActionBuilderTest, LimitsArePlatformPropertiesSoAChangedLimitIsAnotherAction) {
+  reapi::Action a1, a2, a3;
+  reapi::Command c;
+  const Digest source = Source("int main;", "v1");
+  Digest plain = builder_->Build(Work(source), &a1, &c).value();
+  ActionBuilder::Work limited = Work(source);
+  limited.task.mutable_spec()->mutable_limits()->set_memory_bytes(64 << 20);
+  limited.task.mutable_spec()->mutable_limits()->set_pids(32);
+  Digest with_limits = builder_->Build(limited, &a2, &c).value();
+  EXPECT_NE(with_limits, plain);
+  std::map<std::string, std::string> props;
+  for (const auto& p : c.platform().properties()) props[p.name()] = p.value();
+  EXPECT_EQ(props["assay-limit-memory"], "67108864");
+  EXPECT_EQ(props["assay-limit-pids"], "32");
+  EXPECT_FALSE(props.contains("assay-limit-cpus"));
+  limited.task.mutable_spec()->mutable_limits()->set_memory_bytes(128 << 20);
+  EXPECT_NE(builder_->Build(limited, &a3, &c).value(), with_limits);
 }
 
 TEST_F(ActionBuilderTest, ACacheHitComesBackWithItsLogsAndPinsNothing) {

@@ -152,7 +152,25 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"max_parallel: 0\nsteps:\n  - id: a\n    run: x\n",
                   "assay.yaml:1:15: max_parallel must be a whole number of tasks, at least 1"},
         ErrorCase{"fail_fast: sometimes\nsteps:\n  - id: a\n    run: x\n",
-                  "assay.yaml:1:12: fail_fast must be true or false"}));
+                  "assay.yaml:1:12: fail_fast must be true or false"},
+        // resource limits
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {memory: 1KiB}\n",
+                  "assay.yaml:4:22: step 'a'.limits.memory must be a size of at least 4MiB, like 512MiB or 2GiB"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {cpus: many}\n",
+                  "assay.yaml:4:20: step 'a'.limits.cpus must be a number of cores from 0.01 to 1024, like 2 or 0.5"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {pids: 2}\n",
+                  "assay.yaml:4:20: step 'a'.limits.pids must be a whole number of processes from 8 up, like 256"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {disk: 1GiB}\n",
+                  "assay.yaml:4:14: unknown key 'disk' in step 'a'.limits"}));
+
+TEST(PipelineTest, ResourceLimitsParse) {
+  auto p = ParsePipeline("steps:\n  - id: a\n    run: x\n    limits: {cpus: 1.5, memory: 512MiB, pids: 256}\n",
+                         "assay.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps[0].cpus, 1.5);
+  EXPECT_EQ(p->steps[0].memory_bytes, 512LL << 20);
+  EXPECT_EQ(p->steps[0].pids, 256);
+}
 
 TEST(PipelineTest, QemuStepsAreParsedAndExpandedPerCell) {
   auto p = ParsePipeline(R"(
