@@ -49,6 +49,11 @@ class ComposeTest : public ::testing::Test {
       dockerd_.reset();  // SIGTERM by pid: it stops its containers and its containerd
     }
     if (!ns_.empty()) RunCommand({"/usr/sbin/ip", "netns", "del", ns_});
+    // dockerd leaves its (now empty) parent cgroups behind; rmdir removes only empty ones.
+    std::error_code ec;
+    for (const auto& controller : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+      ::rmdir((controller.path() / "docker").c_str());
+    }
   }
 
   std::vector<std::string> Env() const {
