@@ -1,6 +1,8 @@
 // The farm's overhead per task: N tiny tasks (`true`) through a local farm with 2 workers, against
 // the same N commands run directly with the same parallelism (2). Also: time from submit to the
-// first task's start. Run: build/bench/bench_farm_overhead [N] [process|sandbox]   (executor, default process)
+// first task's start. Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits]
+//   executor: default process; `limits`: every step has limits {cpus: 1, memory: 256MiB, pids: 256}
+//   (its own cgroups, made and removed per step)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   int n = 200;
   if (argc > 1 && !absl::SimpleAtoi(argv[1], &n)) return 2;
   const std::string executor = argc > 2 ? argv[2] : "process";
+  const bool limits = argc > 3 && std::string(argv[3]) == "limits";
+  const std::string limits_yaml = limits ? "    limits: {cpus: 1, memory: 256MiB, pids: 256}\n" : "";
   Farm farm;
   farm.StartCoordinator();
   farm.set_executor(executor);
@@ -51,7 +55,7 @@ int main(int argc, char** argv) {
   std::string values;
   for (int i = 0; i < n; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
   auto tree = farm.WriteTree("tiny", {{"assay.yaml", absl::StrCat("matrix:\n  i: [", values,
-                                                                   "]\nsteps:\n  - id: t\n    run: 'true'\n    cache: false\n")}});
+                                                                   "]\nsteps:\n  - id: t\n    run: 'true'\n    cache: false\n", limits_yaml)}});
   // One warm-up job so both workers' channels and caches are up.
   auto warm = farm.Submit(farm.WriteTree("warm", {{"assay.yaml", "steps:\n  - id: t\n    run: 'true'\n    cache: false\n"}}));
   if (!warm.ok() || !farm.WaitJob(*warm).ok()) return 1;
@@ -71,8 +75,8 @@ int main(int argc, char** argv) {
 
   const absl::Duration direct = Direct(n);
   const double farm_s = absl::ToDoubleSeconds(farm_time), direct_s = absl::ToDoubleSeconds(direct);
-  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot, %s executor)\n", n,
-              executor.c_str());
+  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot, %s executor%s)\n", n,
+              executor.c_str(), limits ? ", cgroup limits" : "");
   std::printf("farm, submit to job done      %.3f s  (%.0f tasks/s, %.2f ms/task)\n", farm_s, n / farm_s,
               1000 * farm_s / n);
   std::printf("direct, 2 at a time           %.3f s  (%.0f tasks/s)\n", direct_s, n / direct_s);

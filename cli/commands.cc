@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "cli/images.h"
 #include "cli/render.h"
 #include "cli/report.h"
 #include "common/file_util.h"
@@ -302,6 +303,7 @@ int Submit(Client& client, const SubmitOptions& options) {
   for (const auto& [k, v] : options.labels) (*request.mutable_labels())[k] = v;
   request.set_request_id(RandomHex(16));
   request.set_priority(options.priority);  // a retried Submit finds the job the first try made
+  for (const auto& [image, id] : ResolveImages(dir / options.pipeline_file)) (*request.mutable_image_ids())[image] = id;
   Job job;
   absl::Status status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
   if (!status.ok()) return ReportError(status);

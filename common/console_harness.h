@@ -25,6 +25,10 @@ inline constexpr const char* kConsoleHarnessProperty = "assay-console-harness";
 inline constexpr const char* kLimitCpusProperty = "assay-limit-cpus";
 inline constexpr const char* kLimitMemoryProperty = "assay-limit-memory";
 inline constexpr const char* kLimitPidsProperty = "assay-limit-pids";
+// A container step: its image (the resolved id when there is one), network ("true"), user.
+inline constexpr const char* kContainerImageProperty = "assay-container-image";
+inline constexpr const char* kContainerNetworkProperty = "assay-container-network";
+inline constexpr const char* kContainerUserProperty = "assay-container-user";
 
 // The pipeline's qemu step from its TaskSpec form.
 QemuStep QemuStepFromProto(const assay::v1::QemuSpec& spec);

@@ -41,7 +41,8 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
   try {
     Pipeline pipeline;
     if (absl::Status s = CheckKeys(root, "pipeline",
-                                   {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast"});
+                                   {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast",
+                                    "image"});
         !s.ok()) {
       return s;
     }
@@ -59,6 +60,11 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     }
     if (root["size_regression"]) {
       if (absl::Status s = ParseSizeRegression(root["size_regression"], &pipeline); !s.ok()) return s;
+    }
+    if (root["image"]) {
+      auto image = Scalar(root["image"], "image");
+      if (!image.ok()) return image.status();
+      pipeline.image = *image;
     }
     if (root["name"]) {
       auto name = Scalar(root["name"], "name");
@@ -250,7 +256,7 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   if (!node.IsMap()) return Error(node, absl::StrCat(where, " must be a mapping with id and run"));
   if (absl::Status s = CheckKeys(node, where,
                                  {"id", "name", "run", "qemu", "needs", "inputs", "outputs", "env", "timeout", "requires",
-                                  "cache", "cache_failures", "retry", "limits"});
+                                  "cache", "cache_failures", "retry", "limits", "image", "network", "user"});
       !s.ok()) {
     return s;
   }
@@ -324,6 +330,11 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   auto duration = [this](const YAML::Node& n, const std::string& w) { return Duration(n, w); };
   auto string_list = [this](const YAML::Node& n, const std::string& w) { return StringList(n, w); };
   auto boolean = [this](const YAML::Node& n, const std::string& w) { return Bool(n, w); };
+  auto scalar = [this](const YAML::Node& n, const std::string& w) { return Scalar(n, w); };
+  for (absl::Status s : {field("image", scalar, &step.image), field("network", boolean, &step.network),
+                         field("user", scalar, &step.user)}) {
+    if (!s.ok()) return s;
+  }
   for (absl::Status s : {field("env", string_map, &step.env), field("timeout", duration, &step.timeout),
                          field("requires", string_list, &step.requires_labels), field("cache", boolean, &step.cache),
                          field("cache_failures", boolean, &step.cache_failures)}) {
@@ -380,6 +391,17 @@ absl::StatusOr<Pipeline> ParsePipeline(absl::string_view text, absl::string_view
 
 namespace {
 // A cell name segment is used in task ids and artifact paths: never empty, ".", ".." or with '/'.
+// An image reference as Docker and Podman take it: [registry/]name[:tag][@digest], no spaces, no
+// leading '-' (it would be read as an option), at most 512 characters.
+absl::Status CheckImageReference(const std::string& image) {
+  static const std::regex kReference(R"([A-Za-z0-9][A-Za-z0-9._/:@+-]*)");
+  if (image.size() > 512 || !std::regex_match(image, kReference)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", image, "' is not an image reference like debian:12 or "
+                                                   "registry.example/toolchain@sha256:..."));
+  }
+  return absl::OkStatus();
+}
+
 std::string SafeSegment(const std::string& value) {
   std::string out = absl::StrReplaceAll(value, {{"/", "_"}, {std::string(1, '\0'), "_"}});
   if (out.empty() || out == "." || out == "..") out = absl::StrCat("_", out, "_");
@@ -444,6 +466,19 @@ absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, cons
                                                    s.message()));
   };
   Step out = step;
+  if (out.image.empty()) out.image = pipeline.image;
+  if (!out.image.empty()) {
+    auto image = ExpandExpressions(out.image, cell, pipeline.name);
+    if (!image.ok()) return fail(image.status(), "image");
+    if (absl::Status s = CheckImageReference(*image); !s.ok()) return fail(s, "image");
+    out.image = *image;
+  } else if (out.network || !out.user.empty()) {
+    return fail(absl::InvalidArgumentError("network and user apply to steps with an image"),
+                out.network ? "network" : "user");
+  }
+  if (out.qemu.has_value() && !out.image.empty()) {
+    return fail(absl::InvalidArgumentError("a qemu step runs the worker's emulator; it has no image"), "image");
+  }
   auto run = ExpandExpressions(step.run, cell, pipeline.name);
   if (!run.ok()) return fail(run.status(), "run");
   out.run = *run;

@@ -65,6 +65,9 @@ struct Step {
   int retry = 0;
   std::vector<std::string> retry_when;  // "timeout", "exit_code"; empty: any failure
   std::vector<SizeBudget> size_budgets;
+  std::string image;                    // container image (the pipeline's `image` unless the step's); "": none
+  bool network = false;                 // a container step's network (off by default)
+  std::string user;                     // a container step's user ("": the image's)
   double cpus = 0;                      // limits.cpus, limits.memory, limits.pids (0: none)
   int64_t memory_bytes = 0;
   int64_t pids = 0;
@@ -80,6 +83,7 @@ struct Pipeline {
   SizeRegression size_regression;
   int max_parallel = 0;                // at most this many tasks of a job at once; 0: no cap
   bool fail_fast = false;              // the first failed task cancels the rest of the job
+  std::string image;                   // the steps' default container image
 };
 
 struct PipelineLimits {

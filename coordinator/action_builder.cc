@@ -66,6 +66,12 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
     }
     props.emplace_back(kConsoleHarnessProperty, harness);
   }
+  if (spec.has_container()) {
+    const auto& c = spec.container();
+    props.emplace_back(kContainerImageProperty, c.image_id().empty() ? c.image() : c.image_id());
+    if (c.network()) props.emplace_back(kContainerNetworkProperty, "true");
+    if (!c.user().empty()) props.emplace_back(kContainerUserProperty, c.user());
+  }
   // Limits are part of the action: a step given more memory is another action (its result may differ).
   if (spec.limits().cpus() > 0) props.emplace_back(kLimitCpusProperty, absl::StrCat(spec.limits().cpus()));
   if (spec.limits().memory_bytes() > 0) props.emplace_back(kLimitMemoryProperty, absl::StrCat(spec.limits().memory_bytes()));

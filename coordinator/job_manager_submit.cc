@@ -69,6 +69,7 @@ absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) 
     return absl::InvalidArgumentError(absl::StrCat("priority ", request.priority(), " is outside -1000..1000"));
   }
   plan.priority = request.priority();
+  plan.image_ids = {request.image_ids().begin(), request.image_ids().end()};
   plan.created_at_ms = UnixMillis(clock_->Now());
   if (pipeline->size_regression.warn_percent > 0 || pipeline->size_regression.fail_percent > 0) {
     auto baseline = LoadBaseline(*pipeline, *root, plan.labels);

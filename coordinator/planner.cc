@@ -68,6 +68,14 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
         // a source change that leaves the kernel as it was does not run it again.
         if (step->inputs.empty()) spec->add_inputs(q.kernel);
       }
+      if (!step->image.empty()) {
+        auto* container = spec->mutable_container();
+        container->set_image(step->image);
+        if (auto it = input.image_ids.find(step->image); it != input.image_ids.end()) container->set_image_id(it->second);
+        container->set_network(step->network);
+        container->set_user(step->user);
+        spec->add_required_labels("container");  // workers with an engine offer "container"
+      }
       spec->mutable_limits()->set_cpus(step->cpus);
       spec->mutable_limits()->set_memory_bytes(step->memory_bytes);
       spec->mutable_limits()->set_pids(step->pids);

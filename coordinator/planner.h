@@ -19,6 +19,7 @@ struct PlanInput {
   std::string request_id;                     // SubmitRequest.request_id
   int64_t created_at_ms = 0;
   int32_t priority = 0;                       // SubmitRequest.priority
+  std::map<std::string, std::string> image_ids;  // SubmitRequest.image_ids
   // Sizes to compare against (`size_regression`): task id -> output path -> size. Empty: none.
   std::map<std::string, std::map<std::string, assay::v1::FileSize>> baseline;
 };

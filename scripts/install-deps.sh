@@ -19,7 +19,7 @@ packages=(
   # workers: the sandbox executor
   bubblewrap
   # deploy/: container images built offline, the compose file, the private daemon its test starts
-  docker.io docker-compose debootstrap iproute2 util-linux
+  docker.io docker-compose debootstrap iproute2 util-linux busybox-static
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)

@@ -84,6 +84,23 @@ std::string FormatBytes(int64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
+// The container a step asks for (its image, network, user), or null.
+std::shared_ptr<ContainerRun> ContainerFor(const reapi::Command& command) {
+  std::shared_ptr<ContainerRun> run;
+  for (const auto& p : command.platform().properties()) {
+    if (p.name() == kContainerImageProperty) {
+      if (!run) run = std::make_shared<ContainerRun>();
+      run->image = p.value();
+    }
+  }
+  if (!run) return nullptr;
+  for (const auto& p : command.platform().properties()) {
+    if (p.name() == kContainerNetworkProperty) run->network = p.value() == "true";
+    if (p.name() == kContainerUserProperty) run->user = p.value();
+  }
+  return run;
+}
+
 // The step's `limits`, from its command's platform properties.
 ResourceLimits LimitsFor(const reapi::Command& command) {
   ResourceLimits limits;
@@ -153,6 +170,12 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
 }
 
 WorkerAgent::~WorkerAgent() { Stop(); }
+
+void WorkerAgent::EnableContainers(std::unique_ptr<ContainerExecutor> engine) {
+  labels_.push_back("container");
+  labels_.push_back(absl::StrCat(engine->name(), "=", engine->version()));
+  containers_ = std::move(engine);
+}
 
 namespace {
 WorkerMessage StoppingMessage(absl::Time deadline) {
@@ -472,7 +495,19 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   // Its limits: control groups of its own, joined before it starts, removed after it.
   const ResourceLimits limits = LimitsFor(assignment.command());
   std::unique_ptr<Cgroups::Task> cgroup;
-  if (limits.any()) {
+  Executor* executor = executor_.get();
+  if (std::shared_ptr<ContainerRun> container = ContainerFor(assignment.command())) {
+    // A container step: the engine enforces its limits.
+    if (containers_ == nullptr) {
+      out.set_error("this worker has no container engine (start it with --container-engine docker)");
+      return out;
+    }
+    container->name = absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3));
+    container->labels = {{"assay.job", lease.job_id()}, {"assay.task", lease.task_id()}};
+    container->limits = limits;
+    request.container = container;
+    executor = containers_.get();
+  } else if (limits.any()) {
     auto made = cgroups_.Create(absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3)), limits);
     if (!made.ok()) {
       out.set_error(std::string(made.status().message()));
@@ -488,7 +523,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
   std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
-  auto exec = executor_->Run(
+  auto exec = executor->Run(
       request,
       [&](OutputStream stream, absl::string_view data) {
         (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
@@ -513,7 +548,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   }
   out.mutable_result()->set_exit_code(exec->exit_code);
   out.set_timed_out(exec->timed_out);
-  if (cgroup != nullptr && cgroup->oom_killed()) {
+  if ((cgroup != nullptr && cgroup->oom_killed()) || exec->oom_killed) {
     out.set_failure(absl::StrCat("killed for exceeding its memory limit of ", FormatBytes(limits.memory_bytes),
                                  " (limits.memory)"));
     send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", out.failure(), "\n"));

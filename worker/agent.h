@@ -19,6 +19,7 @@
 #include "common/database.h"
 #include "common/evicting_blob_store.h"
 #include "worker/cgroups.h"
+#include "worker/container_executor.h"
 #include "worker/executor.h"
 #include "worker/host_facts.h"
 
@@ -91,6 +92,9 @@ class WorkerAgent {
   const std::string& worker_id() const { return options_.worker_id; }
   std::string executor_name() const { return executor_->name(); }
   std::vector<std::string> labels() const { return labels_; }
+  // Runs steps that name an image through `engine` (before Run): the worker then offers the labels
+  // "container" and "<engine>=<version>".
+  void EnableContainers(std::unique_ptr<class ContainerExecutor> engine);
   // Which step limits this worker enforces, for its start-up log.
   std::string limits_enforced() const { return cgroups_.Describe(); }
 
@@ -111,6 +115,7 @@ class WorkerAgent {
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
   Cgroups cgroups_;  // where steps' limits can be enforced
+  std::unique_ptr<ContainerExecutor> containers_;  // null: no container engine
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -32,6 +32,7 @@ class CancelToken {
 };
 
 enum class OutputStream { kStdout, kStderr };
+struct ContainerRun;  // worker/container_executor.h
 
 struct ExecRequest {
   std::vector<std::string> argv;
@@ -41,12 +42,15 @@ struct ExecRequest {
   absl::Duration kill_grace = absl::Seconds(1);  // SIGTERM, then SIGKILL after this
   // cgroup.procs files the step joins before it starts (its resource limits, worker/cgroups.h).
   std::vector<std::string> join_cgroups;
+  // Set for a step run in a container image (worker/container_executor.h).
+  std::shared_ptr<const ContainerRun> container;
 };
 
 struct ExecResult {
   int exit_code = -1;      // 128 + signal when killed by a signal
   bool timed_out = false;
   bool cancelled = false;
+  bool oom_killed = false;  // the engine reports its memory limit killed it (container steps)
   absl::Time started;
   absl::Time finished;
 };

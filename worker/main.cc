@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
                  "on SIGTERM: how long running tasks may take to finish before they are handed back")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  std::string container_engine, container_host;
+  app.add_option("--container-engine", container_engine,
+                 "run steps that name an image with this engine: docker (default: none; such steps go to other workers)")
+      ->check(CLI::IsMember({"docker"}));
+  app.add_option("--container-host", container_host, "the engine's address, e.g. unix:///run/docker.sock (default: its own)");
   std::string metrics_listen, metrics_port_file;
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9191; port 0 picks one)");
@@ -69,6 +74,15 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   assay::WorkerAgent agent(options, std::move(executor));
+  if (!container_engine.empty()) {
+    auto engine = assay::ContainerExecutor::Create(container_engine, container_host, agent.worker_id());
+    if (!engine.ok()) {
+      spdlog::error("--container-engine {}: {}", container_engine, std::string(engine.status().message()));
+      return 2;
+    }
+    spdlog::info("worker {}: steps with an image run in {} {}", agent.worker_id(), container_engine, (*engine)->version());
+    agent.EnableContainers(std::move(*engine));
+  }
   spdlog::info("worker {}: steps run in the {} executor; step limits enforced: {}", agent.worker_id(),
                agent.executor_name(), agent.limits_enforced());
   std::unique_ptr<assay::MetricsExposer> metrics;

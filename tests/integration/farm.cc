@@ -146,7 +146,7 @@ RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout
   std::vector<std::string> argv = {BinaryPath("assay"), "--coordinator", address()};
   for (const auto& a : ClientSecurityArgs()) argv.push_back(a);
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, timeout);
+  return RunCommand(argv, timeout, cli_env_);
 }
 
 fs::path Farm::WriteTree(const std::string& name, const std::map<std::string, std::string>& files) {

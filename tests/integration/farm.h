@@ -55,6 +55,8 @@ class Farm {
   // The same as command-line flags (--tls-ca ... --token-file ...).
   std::vector<std::string> ClientSecurityArgs() const;
 
+  // Variables ("K=V") the CLI runs with from now on (e.g. DOCKER_HOST).
+  void set_cli_env(std::vector<std::string> env) { cli_env_ = std::move(env); }
   // Runs the CLI against this farm.
   RunResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(180));
   // Writes a source tree with the given files (path -> content) and returns its folder.
@@ -82,6 +84,7 @@ class Farm {
   std::unique_ptr<assay::v1::Admin::Stub> admin_;
   ClientSecurity client_security_;
   std::string executor_ = "process";
+  std::vector<std::string> cli_env_;
 };
 
 // Peak resident memory of a live process (VmHWM), in bytes.

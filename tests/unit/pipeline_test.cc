@@ -163,6 +163,40 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {disk: 1GiB}\n",
                   "assay.yaml:4:14: unknown key 'disk' in step 'a'.limits"}));
 
+TEST(PipelineTest, ImagesDefaultFromThePipelineAndAreCheckedPerCell) {
+  auto p = ParsePipeline(R"(
+image: toolchain:${{ matrix.v }}
+matrix:
+  v: ["12"]
+steps:
+  - id: build
+    run: make
+    network: true
+    user: "1000"
+  - id: own
+    image: other/image@sha256:abc
+    run: x
+)", "assay.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto build = ExpandStep(*p, p->steps[0], p->cells[0], "assay.yaml");
+  ASSERT_TRUE(build.ok()) << build.status();
+  EXPECT_EQ(build->image, "toolchain:12");
+  EXPECT_TRUE(build->network);
+  EXPECT_EQ(build->user, "1000");
+  auto own = ExpandStep(*p, p->steps[1], p->cells[0], "assay.yaml");
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(own->image, "other/image@sha256:abc");
+  // Refused when the pipeline is parsed (at submit), with the step's line.
+  auto bad = ParsePipeline("steps:\n  - id: bad\n    image: \"-v /:/host busybox\"\n    run: x\n", "assay.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "assay.yaml:2: step 'bad' image: '-v /:/host busybox' is not an image reference "
+                                    "like debian:12 or registry.example/toolchain@sha256:...");
+  auto no_image = ParsePipeline("steps:\n  - id: a\n    run: x\n    network: true\n", "assay.yaml");
+  ASSERT_FALSE(no_image.ok());
+  EXPECT_TRUE(absl::StrContains(no_image.status().message(), "network and user apply to steps with an image"))
+      << no_image.status();
+}
+
 TEST(PipelineTest, ResourceLimitsParse) {
   auto p = ParsePipeline("steps:\n  - id: a\n    run: x\n    limits: {cpus: 1.5, memory: 512MiB, pids: 256}\n",
                          "assay.yaml");

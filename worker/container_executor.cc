@@ -1,0 +1,113 @@
+#include "worker/container_executor.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace assay {
+
+absl::StatusOr<std::unique_ptr<ContainerExecutor>> ContainerExecutor::Create(const std::string& engine,
+                                                                             const std::string& host,
+                                                                             const std::string& worker_id) {
+  if (engine != "docker") return absl::InvalidArgumentError(absl::StrCat("unknown container engine '", engine, "'"));
+  std::unique_ptr<ContainerExecutor> executor(new ContainerExecutor());
+  executor->engine_ = engine;
+  executor->host_ = host;
+  executor->worker_id_ = worker_id;
+  auto version = executor->Call({"version", "--format", "{{.Server.Version}}"});
+  if (!version.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("the ", engine, " engine does not answer: ", version.status().message()));
+  }
+  executor->version_ = std::string(absl::StripAsciiWhitespace(*version));
+  // Containers a crashed run of this worker left (their tasks were queued elsewhere long ago).
+  auto stale = executor->Call({"ps", "--all", "--quiet", "--filter", absl::StrCat("label=", kWorkerLabel, "=", worker_id)});
+  if (!stale.ok()) return stale.status();
+  std::vector<std::string> ids = absl::StrSplit(*stale, '\n', absl::SkipWhitespace());
+  if (!ids.empty()) {
+    std::vector<std::string> rm = {"rm", "--force"};
+    rm.insert(rm.end(), ids.begin(), ids.end());
+    if (auto removed = executor->Call(rm); !removed.ok()) return removed.status();
+    spdlog::info("worker {}: removed {} container(s) left by an earlier run", worker_id, ids.size());
+  }
+  return executor;
+}
+
+std::vector<std::string> ContainerExecutor::Engine(std::vector<std::string> args) const {
+  std::vector<std::string> argv = {engine_};
+  if (!host_.empty()) {
+    argv.push_back("--host");
+    argv.push_back(host_);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+absl::StatusOr<std::string> ContainerExecutor::Call(std::vector<std::string> args, absl::Duration timeout) const {
+  ExecRequest request;
+  request.argv = Engine(std::move(args));
+  request.workdir = "/";
+  request.timeout = timeout;
+  const char* path = std::getenv("PATH");
+  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  if (const char* home = std::getenv("HOME")) request.env.emplace_back("HOME", home);
+  std::string out, err;
+  CancelToken never;
+  auto result = ProcessExecutor().Run(
+      request, [&](OutputStream s, absl::string_view data) { (s == OutputStream::kStdout ? out : err).append(data.data(), data.size()); }, never);
+  if (!result.ok()) return result.status();
+  if (result->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(engine_, " ", request.argv.size() > 1 ? request.argv[host_.empty() ? 1 : 3] : "",
+                                            " failed (exit ", result->exit_code, "): ", absl::StripAsciiWhitespace(err)));
+  }
+  return out;
+}
+
+std::vector<std::string> ContainerExecutor::RunCommand(const ExecRequest& request) const {
+  const ContainerRun& c = *request.container;
+  std::vector<std::string> args = {"run", "--name", c.name, "--label", absl::StrCat(kWorkerLabel, "=", worker_id_)};
+  for (const auto& [k, v] : c.labels) {
+    args.push_back("--label");
+    args.push_back(absl::StrCat(k, "=", v));
+  }
+  args.insert(args.end(), {"--network", c.network ? "bridge" : "none", "--volume",
+                           absl::StrCat(request.workdir.string(), ":", kWorkDir), "--workdir", kWorkDir});
+  if (!c.user.empty()) args.insert(args.end(), {"--user", c.user});
+  if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
+  if (c.limits.memory_bytes > 0) {
+    // Swap included: a step over its memory is killed, not slowed down by swapping.
+    args.insert(args.end(), {"--memory", absl::StrCat(c.limits.memory_bytes), "--memory-swap",
+                             absl::StrCat(c.limits.memory_bytes)});
+  }
+  if (c.limits.pids > 0) args.insert(args.end(), {"--pids-limit", absl::StrCat(c.limits.pids)});
+  // The step's own variables; PATH is the image's, HOME and TMPDIR are inside the container.
+  for (const auto& [k, v] : request.env) {
+    if (k == "PATH" || k == "HOME" || k == "TMPDIR") continue;
+    args.insert(args.end(), {"--env", absl::StrCat(k, "=", v)});
+  }
+  args.insert(args.end(), {"--env", absl::StrCat("HOME=", kWorkDir), c.image});
+  args.insert(args.end(), request.argv.begin(), request.argv.end());
+  return Engine(args);
+}
+
+absl::StatusOr<ExecResult> ContainerExecutor::Run(const ExecRequest& request, const OutputFn& output,
+                                                  const CancelToken& cancel) {
+  if (request.container == nullptr) return absl::InvalidArgumentError("not a container step");
+  ExecRequest cli = request;
+  cli.argv = RunCommand(request);
+  cli.env.clear();
+  const char* path = std::getenv("PATH");
+  cli.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  if (const char* home = std::getenv("HOME")) cli.env.emplace_back("HOME", home);
+  auto result = process_.Run(cli, output, cancel);
+  // Whatever happened to the CLI (an exit, a timeout, a cancel, a kill), the container goes now.
+  auto oom = Call({"inspect", "--format", "{{.State.OOMKilled}}", request.container->name}, absl::Seconds(10));
+  if (auto removed = Call({"rm", "--force", request.container->name}, absl::Seconds(20)); !removed.ok()) {
+    spdlog::warn("container {} not removed: {}", request.container->name, std::string(removed.status().message()));
+  }
+  if (result.ok() && oom.ok()) result->oom_killed = absl::StripAsciiWhitespace(*oom) == "true";
+  return result;
+}
+
+}  // namespace assay
