@@ -476,9 +476,6 @@ absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, cons
     return fail(absl::InvalidArgumentError("network and user apply to steps with an image"),
                 out.network ? "network" : "user");
   }
-  if (out.qemu.has_value() && !out.image.empty()) {
-    return fail(absl::InvalidArgumentError("a qemu step runs the worker's emulator; it has no image"), "image");
-  }
   auto run = ExpandExpressions(step.run, cell, pipeline.name);
   if (!run.ok()) return fail(run.status(), "run");
   out.run = *run;

@@ -63,7 +63,8 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
         qemu->set_ordered(q.ordered);
         for (const auto& f : q.fail_on) qemu->add_fail_on(f);
         qemu->set_exit_code(q.exit_code);
-        spec->add_required_labels(q.system);  // workers advertise "qemu-system-arm=VERSION"
+        // Workers advertise "qemu-system-arm=VERSION"; in an image, the image brings the emulator.
+        if (step->image.empty()) spec->add_required_labels(q.system);
         // Unless it declares inputs, an emulator run reads only its kernel (a needed step's output):
         // a source change that leaves the kernel as it was does not run it again.
         if (step->inputs.empty()) spec->add_inputs(q.kernel);

@@ -202,5 +202,29 @@ TEST_F(ContainerTest, AChangedImageRerunsTheStepAndAnUnchangedOneIsACacheHit) {
   EXPECT_TRUE(absl::StrContains(farm_.Log(*third, "version"), "2\n")) << farm_.Log(*third, "version");
 }
 
+// The example's build and QEMU steps in the cross-toolchain image built offline by
+// deploy/images/build-images.sh (its debootstrap rootfs is cached between runs).
+TEST_F(ContainerTest, TheExampleBuildsAndBootsInTheToolchainImageThenIsAllCacheHits) {
+  if (!fs::exists("/usr/sbin/debootstrap")) GTEST_SKIP() << "debootstrap is missing (scripts/install-deps.sh installs it)";
+  const fs::path bin = fs::path(BinaryPath("assay-coordinator")).parent_path().parent_path();
+  RunResult images = RunCommand({SourceDir() + "/deploy/images/build-images.sh", "--bin", bin.string()},
+                                absl::Minutes(15), {"DOCKER_HOST=" + Host()});
+  ASSERT_EQ(images.exit_code, 0) << images.out << images.err;
+  const std::string example = SourceDir() + "/examples/karatos-mini";
+  RunResult first = farm_.Cli({"submit", example, "-f", "assay-container.yaml", "--wait"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_TRUE(absl::StrContains(first.out, "succeeded: 8/8 tasks done")) << first.out;
+  auto job = farm_.GetJob("1");
+  ASSERT_TRUE(job.ok());
+  for (const Task& t : job->tasks()) EXPECT_FALSE(t.cached()) << t.id();
+  EXPECT_TRUE(absl::StrContains(farm_.Log("1", "rv32imac/release/test"), "KARATOS OK: all tasks done"));
+  RunResult second = farm_.Cli({"submit", example, "-f", "assay-container.yaml", "--wait"});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  auto again = farm_.GetJob("2");
+  ASSERT_TRUE(again.ok());
+  for (const Task& t : again->tasks()) EXPECT_TRUE(t.cached()) << t.id() << " ran again";
+  EXPECT_EQ(Containers(), "");
+}
+
 }  // namespace
 }  // namespace assay::testing
