@@ -1,0 +1,146 @@
+// Per-step overhead of each executor against direct execution, for `true` and for compiling one C
+// file (arm-none-eabi-gcc), run one after another N times in a fresh work directory each:
+//   build/bench/bench_executors [N] [--docker-host URL --image IMAGE]
+// Rows: direct (posix_spawn of /bin/sh -ec), process, process with cgroup limits, sandbox
+// (bubblewrap), and docker when a daemon and an image holding the compiler are given (e.g. the
+// toolchain image of deploy/images/build-images.sh).
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "worker/cgroups.h"
+#include "worker/container_executor.h"
+#include "worker/executor.h"
+
+extern char** environ;
+
+namespace {
+
+using namespace assay;
+namespace fs = std::filesystem;
+
+const char kSource[] = "int add(int a, int b) { return a + b; }\nint main(void) { return add(1, 2) - 3; }\n";
+const char kCompile[] = "arm-none-eabi-gcc -mcpu=cortex-m3 -mthumb -O2 -c one.c -o one.o";
+
+// A fresh work directory with one.c in it, for each run.
+fs::path Workdir(const fs::path& root, int i) {
+  fs::path dir = root / absl::StrCat("run-", i);
+  fs::create_directories(dir);
+  (void)WriteFile(dir / "one.c", kSource);
+  return dir;
+}
+
+// The mean wall time of `run` over n runs (after one warm-up), in ms; -1 if a run failed.
+double Mean(int n, const fs::path& root, const std::function<bool(const fs::path&)>& run) {
+  if (!run(Workdir(root, -1))) return -1;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    if (!run(Workdir(root, i))) return -1;
+  }
+  return absl::ToDoubleMilliseconds(absl::Now() - start) / n;
+}
+
+bool Direct(const fs::path& dir, const std::string& command) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  const char* argv[] = {"/bin/sh", "-ec", command.c_str(), nullptr};
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  return rc == 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool Through(Executor* executor, const fs::path& dir, const std::string& command,
+             const std::function<void(ExecRequest*)>& adjust = nullptr) {
+  ExecRequest request;
+  request.argv = {"/bin/sh", "-ec", command};
+  request.workdir = dir;
+  request.env.emplace_back("PATH", std::getenv("PATH") != nullptr ? std::getenv("PATH") : "/usr/bin:/bin");
+  if (adjust) adjust(&request);
+  CancelToken never;
+  auto result = executor->Run(request, [](OutputStream, absl::string_view) {}, never);
+  return result.ok() && result->exit_code == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 50;
+  std::string docker_host, image;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--docker-host" && i + 1 < argc) {
+      docker_host = argv[++i];
+    } else if (arg == "--image" && i + 1 < argc) {
+      image = argv[++i];
+    } else if (!absl::SimpleAtoi(arg, &n)) {
+      std::fprintf(stderr, "usage: %s [N] [--docker-host URL --image IMAGE]\n", argv[0]);
+      return 2;
+    }
+  }
+  ScopedTempDir root("assay-bench-executors");
+  ProcessExecutor process;
+  auto sandbox = SandboxExecutor::Create();
+  const Cgroups cgroups = Cgroups::Detect();
+  std::unique_ptr<ContainerExecutor> docker;
+  if (!docker_host.empty() && !image.empty()) {
+    auto made = ContainerExecutor::Create("docker", docker_host, "bench");
+    if (!made.ok()) {
+      std::fprintf(stderr, "docker: %s\n", std::string(made.status().message()).c_str());
+      return 1;
+    }
+    docker = std::move(*made);
+  }
+  ResourceLimits limits;
+  limits.cpus = 1;
+  limits.memory_bytes = 256 << 20;
+  limits.pids = 256;
+
+  std::printf("%d runs each, one at a time; mean wall time per step\n", n);
+  std::printf("%-26s %12s %8s %14s %8s\n", "executor", "true (ms)", "ratio", "compile (ms)", "ratio");
+  double direct[2] = {0, 0};
+  int row = 0;
+  auto report = [&](const char* name, const std::function<bool(const fs::path&, const std::string&)>& run) {
+    double ms[2];
+    int c = 0;
+    for (const std::string command : {std::string("true"), std::string(kCompile)}) {
+      ms[c] = Mean(n, root.path() / absl::StrCat(row, "-", c), [&](const fs::path& dir) { return run(dir, command); });
+      ++c;
+    }
+    if (row++ == 0) std::copy(ms, ms + 2, direct);
+    std::printf("%-26s %12.2f %7.1fx %14.2f %7.1fx\n", name, ms[0], ms[0] / direct[0], ms[1], ms[1] / direct[1]);
+  };
+  report("direct (posix_spawn)", [](const fs::path& dir, const std::string& cmd) { return Direct(dir, cmd); });
+  report("process", [&](const fs::path& dir, const std::string& cmd) { return Through(&process, dir, cmd); });
+  if (cgroups.Unsupported(limits).empty()) {
+    int k = 0;
+    report("process + cgroup limits", [&](const fs::path& dir, const std::string& cmd) {
+      auto group = cgroups.Create(absl::StrCat("assay-bench-", ::getpid(), "-", k++), limits);
+      if (!group.ok()) return false;
+      return Through(&process, dir, cmd, [&](ExecRequest* r) { r->join_cgroups = (*group)->procs_files(); });
+    });
+  }
+  if (sandbox.ok()) {
+    report("sandbox (bubblewrap)", [&](const fs::path& dir, const std::string& cmd) { return Through(sandbox->get(), dir, cmd); });
+  }
+  if (docker) {
+    int k = 0;
+    report("docker", [&](const fs::path& dir, const std::string& cmd) {
+      auto run = std::make_shared<ContainerRun>();
+      run->image = image;
+      run->name = absl::StrCat("assay-bench-", ::getpid(), "-", k++);
+      return Through(docker.get(), dir, cmd, [&](ExecRequest* r) { r->container = run; });
+    });
+  }
+  return 0;
+}
