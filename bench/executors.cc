@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   auto report = [&](const char* name, const std::function<bool(const fs::path&, const std::string&)>& run) {
     double ms[2];
     int c = 0;
-    for (const std::string command : {std::string("true"), std::string(kCompile)}) {
+    for (const std::string& command : {std::string("true"), std::string(kCompile)}) {
       ms[c] = Mean(n, root.path() / absl::StrCat(row, "-", c), [&](const fs::path& dir) { return run(dir, command); });
       ++c;
     }

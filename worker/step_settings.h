@@ -1,0 +1,27 @@
+// What a step's Command asks of the worker beyond its command line, read from its platform
+// properties: a console harness (a qemu step), a container, resource limits.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "build/bazel/remote/execution/v2/remote_execution.pb.h"
+#include "common/console_harness.h"
+#include "worker/cgroups.h"
+#include "worker/container_executor.h"
+
+namespace assay {
+
+namespace reapi = build::bazel::remote::execution::v2;
+
+// The console harness a command asks for (a qemu step), or null.
+absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command& command);
+// The container a step asks for (its image, network, user), or null.
+std::shared_ptr<ContainerRun> ContainerFor(const reapi::Command& command);
+// The step's `limits`.
+ResourceLimits LimitsFor(const reapi::Command& command);
+// "64 MiB" for whole mebibytes, otherwise bytes.
+std::string FormatBytes(int64_t bytes);
+
+}  // namespace assay
