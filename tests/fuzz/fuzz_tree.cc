@@ -18,13 +18,19 @@
 namespace {
 namespace fs = std::filesystem;
 
+const fs::path* g_scratch = nullptr;
+
+// The fuzzer's scratch folder, removed when the fuzzer exits (libFuzzer ends with exit()).
 const fs::path& Scratch() {
-  static const fs::path* dir = [] {
-    auto* d = new fs::path(fs::temp_directory_path() / ("assay-fuzz-tree-" + assay::RandomHex(4)));
-    fs::create_directories(*d);
-    return d;
-  }();
-  return *dir;
+  if (g_scratch == nullptr) {
+    g_scratch = new fs::path(fs::temp_directory_path() / ("assay-fuzz-tree-" + assay::RandomHex(4)));
+    fs::create_directories(*g_scratch);
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(*g_scratch, ec);
+    });
+  }
+  return *g_scratch;
 }
 
 }  // namespace
