@@ -26,9 +26,9 @@ class ComposeTest : public ::testing::Test {
   void SetUp() override {
     for (const char* tool : {"/usr/sbin/ip", "/usr/bin/nsenter", "/usr/sbin/dockerd", "/usr/bin/docker-compose",
                              "/usr/sbin/debootstrap"}) {
-      if (!fs::exists(tool)) GTEST_SKIP() << tool << " is missing (scripts/install-deps.sh installs it)";
+      ASSERT_TRUE(fs::exists(tool)) << tool << " is missing (scripts/install-deps.sh installs it)";
     }
-    if (::geteuid() != 0) GTEST_SKIP() << "a private Docker daemon needs root";
+    ASSERT_EQ(::geteuid(), 0u) << "a private Docker daemon needs root";
     ns_ = absl::StrCat("assay", ::getpid(), "-docker");
     ASSERT_EQ(RunCommand({"/usr/sbin/ip", "netns", "add", ns_}).exit_code, 0);
     ASSERT_EQ(RunCommand({"/usr/sbin/ip", "-n", ns_, "link", "set", "lo", "up"}).exit_code, 0);

@@ -25,9 +25,9 @@ class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* tool : {"/usr/sbin/dockerd", "/usr/bin/docker", "/bin/busybox"}) {
-      if (!fs::exists(tool)) GTEST_SKIP() << tool << " is missing (scripts/install-deps.sh installs it)";
+      ASSERT_TRUE(fs::exists(tool)) << tool << " is missing (scripts/install-deps.sh installs it)";
     }
-    if (::geteuid() != 0) GTEST_SKIP() << "a private Docker daemon needs root";
+    ASSERT_EQ(::geteuid(), 0u) << "a private Docker daemon needs root";
     const fs::path d = dir_.path();
     dockerd_ = std::make_unique<Process>(
         std::vector<std::string>{"/usr/sbin/dockerd", "--data-root", (d / "data").string(), "--exec-root",
@@ -205,7 +205,7 @@ TEST_F(ContainerTest, AChangedImageRerunsTheStepAndAnUnchangedOneIsACacheHit) {
 // The example's build and QEMU steps in the cross-toolchain image built offline by
 // deploy/images/build-images.sh (its debootstrap rootfs is cached between runs).
 TEST_F(ContainerTest, TheExampleBuildsAndBootsInTheToolchainImageThenIsAllCacheHits) {
-  if (!fs::exists("/usr/sbin/debootstrap")) GTEST_SKIP() << "debootstrap is missing (scripts/install-deps.sh installs it)";
+  ASSERT_TRUE(fs::exists("/usr/sbin/debootstrap")) << "debootstrap is missing (scripts/install-deps.sh installs it)";
   const fs::path bin = fs::path(BinaryPath("assay-coordinator")).parent_path().parent_path();
   RunResult images = RunCommand({SourceDir() + "/deploy/images/build-images.sh", "--bin", bin.string()},
                                 absl::Minutes(15), {"DOCKER_HOST=" + Host()});

@@ -49,7 +49,8 @@ class NetnsTest : public ::testing::Test {
   std::string Address() const { return absl::StrCat(kSubnet, kCoordinator, ":", kPort); }
 
   void SetUp() override {
-    if (::geteuid() != 0 || !fs::exists("/usr/sbin/ip")) GTEST_SKIP() << "needs root and iproute2 for namespaces";
+    ASSERT_EQ(::geteuid(), 0u) << "network namespaces need root";
+    ASSERT_TRUE(fs::exists("/usr/sbin/ip")) << "iproute2 is missing (scripts/install-deps.sh installs it)";
     MakeNetwork();
     if (HasFatalFailure()) return;
     pki_ = std::make_unique<TestPki>(dir() / "pki", std::vector<std::string>{absl::StrCat(kSubnet, kCoordinator)});
