@@ -1,8 +1,11 @@
 #include "worker/container_executor.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -101,13 +104,40 @@ absl::StatusOr<ExecResult> ContainerExecutor::Run(const ExecRequest& request, co
   cli.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
   if (const char* home = std::getenv("HOME")) cli.env.emplace_back("HOME", home);
   auto result = process_.Run(cli, output, cancel);
+  if (result.ok()) result->oom_killed = OomKilled(*request.container, *result);
   // Whatever happened to the CLI (an exit, a timeout, a cancel, a kill), the container goes now.
-  auto oom = Call({"inspect", "--format", "{{.State.OOMKilled}}", request.container->name}, absl::Seconds(10));
   if (auto removed = Call({"rm", "--force", request.container->name}, absl::Seconds(20)); !removed.ok()) {
     spdlog::warn("container {} not removed: {}", request.container->name, std::string(removed.status().message()));
   }
-  if (result.ok() && oom.ok()) result->oom_killed = absl::StripAsciiWhitespace(*oom) == "true";
   return result;
+}
+
+bool ContainerExecutor::OomKilled(const ContainerRun& container, const ExecResult& result) const {
+  auto inspect = [&]() {
+    auto oom = Call({"inspect", "--format", "{{.State.OOMKilled}}", container.name}, absl::Seconds(10));
+    return oom.ok() && absl::StripAsciiWhitespace(*oom) == "true";
+  };
+  if (inspect()) return true;
+  // The engine hears of an OOM kill in an event of its own, which can arrive after the exit that
+  // ended `run` (containerd/containerd#8180); the container's state then never says OOMKilled, but
+  // the engine still logs an "oom" event for it. A container with a memory limit that died of
+  // SIGKILL, not by our hand, is looked up in the events until the engine has had time to log one.
+  if (container.limits.memory_bytes == 0 || result.exit_code != 128 + SIGKILL || result.timed_out ||
+      result.cancelled) {
+    return false;
+  }
+  const std::string since = absl::StrCat(absl::ToUnixSeconds(result.started) - 1);
+  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  do {
+    const int64_t now = absl::ToUnixNanos(absl::Now());  // the engine takes SECONDS.NANOSECONDS
+    auto events = Call({"events", "--since", since, "--until", absl::StrFormat("%d.%09d", now / 1000000000, now % 1000000000),
+                        "--filter", absl::StrCat("container=", container.name), "--filter", "event=oom", "--format",
+                        "{{.Status}}"},
+                       absl::Seconds(10));
+    if (events.ok() && absl::StrContains(*events, "oom")) return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  return false;
 }
 
 }  // namespace assay

@@ -45,6 +45,8 @@ class ContainerExecutor final : public Executor {
   ContainerExecutor() = default;
   std::vector<std::string> Engine(std::vector<std::string> args) const;  // the CLI with its host
   // Runs an engine command to completion (bounded); its stdout, or an error with its stderr.
+  // Whether the engine says its memory limit killed the container that gave `result`.
+  bool OomKilled(const ContainerRun& container, const ExecResult& result) const;
   absl::StatusOr<std::string> Call(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(30)) const;
 
   std::string engine_, host_, version_, worker_id_;
