@@ -1,9 +1,10 @@
 // Per-step overhead of each executor against direct execution, for `true` and for compiling one C
 // file (arm-none-eabi-gcc), run one after another N times in a fresh work directory each:
-//   build/bench/bench_executors [N] [--docker-host URL --image IMAGE]
+//   build/bench/bench_executors [N] [--image IMAGE [--docker-host URL] [--podman]]
 // Rows: direct (posix_spawn of /bin/sh -ec), process, process with cgroup limits, sandbox
-// (bubblewrap), and docker when a daemon and an image holding the compiler are given (e.g. the
-// toolchain image of deploy/images/build-images.sh).
+// (bubblewrap), and, given an image holding the compiler (e.g. the toolchain image of
+// deploy/images/build-images.sh), docker (its daemon at URL) and podman (configured as usual, by
+// CONTAINERS_CONF and CONTAINERS_STORAGE_CONF), each without and with limits.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -11,6 +12,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -77,14 +80,17 @@ bool Through(Executor* executor, const fs::path& dir, const std::string& command
 int main(int argc, char** argv) {
   int n = 50;
   std::string docker_host, image;
+  bool podman = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--docker-host" && i + 1 < argc) {
       docker_host = argv[++i];
     } else if (arg == "--image" && i + 1 < argc) {
       image = argv[++i];
+    } else if (arg == "--podman") {
+      podman = true;
     } else if (!absl::SimpleAtoi(arg, &n)) {
-      std::fprintf(stderr, "usage: %s [N] [--docker-host URL --image IMAGE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [N] [--image IMAGE [--docker-host URL] [--podman]]\n", argv[0]);
       return 2;
     }
   }
@@ -92,14 +98,16 @@ int main(int argc, char** argv) {
   ProcessExecutor process;
   auto sandbox = SandboxExecutor::Create();
   const Cgroups cgroups = Cgroups::Detect();
-  std::unique_ptr<ContainerExecutor> docker;
-  if (!docker_host.empty() && !image.empty()) {
-    auto made = ContainerExecutor::Create("docker", docker_host, "bench");
+  std::vector<std::unique_ptr<ContainerExecutor>> engines;
+  for (const auto& [engine, host, wanted] : {std::tuple{"docker", docker_host, !docker_host.empty()},
+                                              std::tuple{"podman", std::string(), podman}}) {
+    if (!wanted || image.empty()) continue;
+    auto made = ContainerExecutor::Create(engine, host, "bench");
     if (!made.ok()) {
-      std::fprintf(stderr, "docker: %s\n", std::string(made.status().message()).c_str());
+      std::fprintf(stderr, "%s: %s\n", engine, std::string(made.status().message()).c_str());
       return 1;
     }
-    docker = std::move(*made);
+    engines.push_back(std::move(*made));
   }
   ResourceLimits limits;
   limits.cpus = 1;
@@ -133,14 +141,27 @@ int main(int argc, char** argv) {
   if (sandbox.ok()) {
     report("sandbox (bubblewrap)", [&](const fs::path& dir, const std::string& cmd) { return Through(sandbox->get(), dir, cmd); });
   }
-  if (docker) {
-    int k = 0;
-    report("docker", [&](const fs::path& dir, const std::string& cmd) {
-      auto run = std::make_shared<ContainerRun>();
-      run->image = image;
-      run->name = absl::StrCat("assay-bench-", ::getpid(), "-", k++);
-      return Through(docker.get(), dir, cmd, [&](ExecRequest* r) { r->container = run; });
-    });
+  for (const auto& engine : engines) {
+    for (const bool limited : {false, true}) {
+      int k = 0;
+      const std::string name = absl::StrCat(engine->name(), " ", engine->version(), limited ? " + limits" : "");
+      report(name.c_str(), [&](const fs::path& dir, const std::string& cmd) {
+        auto run = std::make_shared<ContainerRun>();
+        run->image = image;
+        run->name = absl::StrCat("assay-bench-", ::getpid(), "-", limited, "-", k++);
+        std::unique_ptr<Cgroups::Task> group;
+        if (limited) {  // as the worker does it: in a group of its own, or through the engine's flags
+          run->limits = limits;
+          if (engine->shares_cgroups() && cgroups.Unsupported(limits).empty()) {
+            auto made = cgroups.Create(run->name, limits, /*as_parent=*/true);
+            if (!made.ok()) return false;
+            group = std::move(*made);
+            run->cgroup_parent = group->path();
+          }
+        }
+        return Through(engine.get(), dir, cmd, [&](ExecRequest* r) { r->container = run; });
+      });
+    }
   }
   return 0;
 }

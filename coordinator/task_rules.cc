@@ -1,5 +1,8 @@
 #include "coordinator/task_rules.h"
 
+#include <signal.h>
+#include <string.h>
+
 #include <algorithm>
 
 #include "coordinator/size_rules.h"
@@ -71,6 +74,14 @@ JobOutcome Outcome(const Job& job, bool cancel_requested) {
   return out;
 }
 
+std::string DescribeExitCode(int exit_code) {
+  // 128 + N: how shells, the executors and container engines report a process that signal N ended.
+  const int signal = exit_code - 128;
+  const char* name = signal > 0 && signal < NSIG ? ::sigabbrev_np(signal) : nullptr;
+  if (name == nullptr) return absl::StrCat("exit code ", exit_code);
+  return absl::StrCat("exit code ", exit_code, " (signal ", signal, ", SIG", name, ")");
+}
+
 ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& result) {
   ResultDecision out;
   const auto& ar = result.result();
@@ -83,7 +94,7 @@ ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& resul
                                "; process tree killed");
   } else if (ar.exit_code() != 0) {
     kind = "exit_code";
-    out.failure = absl::StrCat("exit code ", ar.exit_code());
+    out.failure = DescribeExitCode(ar.exit_code());
   }
   if (!result.failure().empty()) absl::StrAppend(&out.failure, ": ", result.failure());
   const auto& when = task.spec().retry_when();
@@ -106,7 +117,7 @@ ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& resul
 ResultDecision DecideCachedResult(const Task& task, const build::bazel::remote::execution::v2::ActionResult& result) {
   ResultDecision out;
   if (result.exit_code() != 0) {
-    out.failure = absl::StrCat("exit code ", result.exit_code(), " (cached)");
+    out.failure = absl::StrCat(DescribeExitCode(result.exit_code()), " (cached)");
     return out;
   }
   SizeVerdict sizes = CheckSizes(task.spec(), result);

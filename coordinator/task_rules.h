@@ -36,6 +36,9 @@ struct JobOutcome {
 };
 JobOutcome Outcome(const assay::v1::Job& job, bool cancel_requested);
 
+// "exit code 2", or "exit code 139 (signal 11, SIGSEGV)" for 128 + a signal's number.
+std::string DescribeExitCode(int exit_code);
+
 // A worker's result for a RUNNING task.
 struct ResultDecision {
   std::string failure;     // empty: the task succeeded

@@ -451,14 +451,27 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   std::unique_ptr<Cgroups::Task> cgroup;
   Executor* executor = executor_.get();
   if (std::shared_ptr<ContainerRun> container = ContainerFor(assignment.command())) {
-    // A container step: the engine enforces its limits.
     if (containers_ == nullptr) {
-      out.set_error("this worker has no container engine (start it with --container-engine docker)");
+      out.set_error("this worker has no container engine (start it with --container-engine docker|podman)");
       return out;
     }
     container->name = absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3));
     container->labels = {{"assay.job", lease.job_id()}, {"assay.task", lease.task_id()}};
     container->limits = limits;
+    // The limits: in a group of the worker's that holds the container's own (so that the kernel's
+    // OOM count is read here, exactly), where the engine makes its groups on this host; else the
+    // engine's flags.
+    if (limits.any() && containers_->shares_cgroups() && cgroups_.Unsupported(limits).empty()) {
+      auto made = cgroups_.Create(container->name, limits, /*as_parent=*/true);
+      if (!made.ok()) {
+        out.set_error(std::string(made.status().message()));
+        return out;
+      }
+      if (!(*made)->path().empty()) {
+        cgroup = std::move(*made);
+        container->cgroup_parent = cgroup->path();
+      }
+    }
     request.container = container;
     executor = containers_.get();
   } else if (limits.any()) {

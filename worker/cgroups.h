@@ -43,6 +43,9 @@ class Cgroups {
     const std::vector<std::string>& procs_files() const { return procs_files_; }
     // Whether the kernel's OOM killer ended a process of the task for its memory limit.
     bool oom_killed() const;
+    // A parent group's path from the root of every hierarchy it is in ("/assay-w1-..."), for a
+    // container engine's --cgroup-parent ("" for other groups).
+    const std::string& path() const { return path_; }
 
    private:
     friend class Cgroups;
@@ -51,15 +54,28 @@ class Cgroups {
     std::vector<std::string> procs_files_;
     std::string memory_dir_;
     bool v2_memory_ = false;
+    // cgroup v1: an eventfd the kernel signals when the memory group runs out of memory. Unlike the
+    // oom_kill count, it also tells of a kill in a group beneath (an engine's container): v1 counts
+    // kills only in the victim's own group, which the engine removes with the container.
+    int oom_event_fd_ = -1;
+    int oom_control_fd_ = -1;
+    std::string path_;
+    bool parent_ = false;  // a parent for an engine's groups, which may leave folders in other hierarchies
   };
-  // Creates the groups of one task (`name`: unique on this host) and writes its limits.
-  absl::StatusOr<std::unique_ptr<Task>> Create(const std::string& name, const ResourceLimits& limits) const;
+  // Creates the groups of one task (`name`: unique on this host) and writes its limits. With
+  // `as_parent` the group is made in every usable controller, to hold a container engine's groups
+  // (engines with the cgroupfs driver make theirs beneath it, in every hierarchy; they go with it).
+  absl::StatusOr<std::unique_ptr<Task>> Create(const std::string& name, const ResourceLimits& limits,
+                                               bool as_parent = false) const;
 
  private:
   // The folder under which task groups are made, per controller ("" when unusable), and whether it
   // belongs to the v2 hierarchy (other file names).
   std::string cpu_, memory_, pids_;
   bool cpu_v2_ = false, memory_v2_ = false, pids_v2_ = false;
+  // The root of each one's hierarchy, and the worker's own group in it ("/" or "/x/y").
+  std::string cpu_root_, memory_root_, pids_root_;
+  std::string cpu_path_, memory_path_, pids_path_;
 };
 
 }  // namespace assay

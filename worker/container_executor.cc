@@ -14,22 +14,29 @@ namespace assay {
 absl::StatusOr<std::unique_ptr<ContainerExecutor>> ContainerExecutor::Create(const std::string& engine,
                                                                              const std::string& host,
                                                                              const std::string& worker_id) {
-  if (engine != "docker") return absl::InvalidArgumentError(absl::StrCat("unknown container engine '", engine, "'"));
+  if (engine != "docker" && engine != "podman") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown container engine '", engine, "' (docker or podman)"));
+  }
   std::unique_ptr<ContainerExecutor> executor(new ContainerExecutor());
   executor->engine_ = engine;
   executor->host_ = host;
   executor->worker_id_ = worker_id;
-  auto version = executor->Call({"version", "--format", "{{.Server.Version}}"});
+  const bool docker = engine == "docker";
+  // Podman without a service is its own server: its version is the client's.
+  auto version = executor->Call({"version", "--format", docker || !host.empty() ? "{{.Server.Version}}" : "{{.Client.Version}}"});
   if (!version.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("the ", engine, " engine does not answer: ", version.status().message()));
   }
   executor->version_ = std::string(absl::StripAsciiWhitespace(*version));
+  auto driver = executor->Call({"info", "--format", docker ? "{{.CgroupDriver}}" : "{{.Host.CgroupManager}}"});
+  const bool local = host.empty() || absl::StartsWith(host, "unix://");
+  executor->shares_cgroups_ = local && driver.ok() && absl::StripAsciiWhitespace(*driver) == "cgroupfs";
   // Containers a crashed run of this worker left (their tasks were queued elsewhere long ago).
   auto stale = executor->Call({"ps", "--all", "--quiet", "--filter", absl::StrCat("label=", kWorkerLabel, "=", worker_id)});
   if (!stale.ok()) return stale.status();
   std::vector<std::string> ids = absl::StrSplit(*stale, '\n', absl::SkipWhitespace());
   if (!ids.empty()) {
-    std::vector<std::string> rm = {"rm", "--force"};
+    std::vector<std::string> rm = executor->RemoveCommand();
     rm.insert(rm.end(), ids.begin(), ids.end());
     if (auto removed = executor->Call(rm); !removed.ok()) return removed.status();
     spdlog::info("worker {}: removed {} container(s) left by an earlier run", worker_id, ids.size());
@@ -37,10 +44,29 @@ absl::StatusOr<std::unique_ptr<ContainerExecutor>> ContainerExecutor::Create(con
   return executor;
 }
 
+std::vector<std::pair<std::string, std::string>> ContainerExecutor::EngineEnvironment() {
+  std::vector<std::pair<std::string, std::string>> env;
+  const char* path = std::getenv("PATH");
+  env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  // What the engines' own clients read: the worker's admin configures an engine as usual.
+  for (const char* name : {"HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+                           "CONTAINER_HOST", "CONTAINER_SSHKEY", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
+                           "CONTAINERS_REGISTRIES_CONF", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "TMPDIR"}) {
+    if (const char* value = std::getenv(name)) env.emplace_back(name, value);
+  }
+  return env;
+}
+
+std::vector<std::string> ContainerExecutor::RemoveCommand() const {
+  // Podman's --force stops a running container with its stop signal first, and waits 10 s for it.
+  if (engine_ == "podman") return {"rm", "--force", "--time", "0"};
+  return {"rm", "--force"};  // Docker's kills it
+}
+
 std::vector<std::string> ContainerExecutor::Engine(std::vector<std::string> args) const {
   std::vector<std::string> argv = {engine_};
   if (!host_.empty()) {
-    argv.push_back("--host");
+    argv.push_back(engine_ == "podman" ? "--url" : "--host");
     argv.push_back(host_);
   }
   argv.insert(argv.end(), args.begin(), args.end());
@@ -52,9 +78,7 @@ absl::StatusOr<std::string> ContainerExecutor::Call(std::vector<std::string> arg
   request.argv = Engine(std::move(args));
   request.workdir = "/";
   request.timeout = timeout;
-  const char* path = std::getenv("PATH");
-  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  if (const char* home = std::getenv("HOME")) request.env.emplace_back("HOME", home);
+  request.env = EngineEnvironment();
   std::string out, err;
   CancelToken never;
   auto result = ProcessExecutor().Run(
@@ -77,13 +101,15 @@ std::vector<std::string> ContainerExecutor::RunCommand(const ExecRequest& reques
   args.insert(args.end(), {"--network", c.network ? "bridge" : "none", "--volume",
                            absl::StrCat(request.workdir.string(), ":", kWorkDir), "--workdir", kWorkDir});
   if (!c.user.empty()) args.insert(args.end(), {"--user", c.user});
-  if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
-  if (c.limits.memory_bytes > 0) {
+  if (!c.cgroup_parent.empty()) {
+    args.insert(args.end(), {"--cgroup-parent", c.cgroup_parent});
+  } else if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
+  if (c.cgroup_parent.empty() && c.limits.memory_bytes > 0) {
     // Swap included: a step over its memory is killed, not slowed down by swapping.
     args.insert(args.end(), {"--memory", absl::StrCat(c.limits.memory_bytes), "--memory-swap",
                              absl::StrCat(c.limits.memory_bytes)});
   }
-  if (c.limits.pids > 0) args.insert(args.end(), {"--pids-limit", absl::StrCat(c.limits.pids)});
+  if (c.cgroup_parent.empty() && c.limits.pids > 0) args.insert(args.end(), {"--pids-limit", absl::StrCat(c.limits.pids)});
   // The step's own variables; PATH is the image's, HOME and TMPDIR are inside the container.
   for (const auto& [k, v] : request.env) {
     if (k == "PATH" || k == "HOME" || k == "TMPDIR") continue;
@@ -99,14 +125,13 @@ absl::StatusOr<ExecResult> ContainerExecutor::Run(const ExecRequest& request, co
   if (request.container == nullptr) return absl::InvalidArgumentError("not a container step");
   ExecRequest cli = request;
   cli.argv = RunCommand(request);
-  cli.env.clear();
-  const char* path = std::getenv("PATH");
-  cli.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  if (const char* home = std::getenv("HOME")) cli.env.emplace_back("HOME", home);
+  cli.env = EngineEnvironment();
   auto result = process_.Run(cli, output, cancel);
   if (result.ok()) result->oom_killed = OomKilled(*request.container, *result);
   // Whatever happened to the CLI (an exit, a timeout, a cancel, a kill), the container goes now.
-  if (auto removed = Call({"rm", "--force", request.container->name}, absl::Seconds(20)); !removed.ok()) {
+  std::vector<std::string> rm = RemoveCommand();
+  rm.push_back(request.container->name);
+  if (auto removed = Call(rm, absl::Seconds(20)); !removed.ok()) {
     spdlog::warn("container {} not removed: {}", request.container->name, std::string(removed.status().message()));
   }
   return result;
@@ -122,7 +147,8 @@ bool ContainerExecutor::OomKilled(const ContainerRun& container, const ExecResul
   // ended `run` (containerd/containerd#8180); the container's state then never says OOMKilled, but
   // the engine still logs an "oom" event for it. A container with a memory limit that died of
   // SIGKILL, not by our hand, is looked up in the events until the engine has had time to log one.
-  if (container.limits.memory_bytes == 0 || result.exit_code != 128 + SIGKILL || result.timed_out ||
+  // (With a parent group of the worker's holding the limit, the worker reads the kernel's count.)
+  if (container.limits.memory_bytes == 0 || !container.cgroup_parent.empty() || result.exit_code != 128 + SIGKILL || result.timed_out ||
       result.cancelled) {
     return false;
   }

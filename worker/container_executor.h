@@ -21,7 +21,8 @@ struct ContainerRun {
   std::string user;
   std::string name;            // unique on the engine
   std::vector<std::pair<std::string, std::string>> labels;
-  ResourceLimits limits;
+  ResourceLimits limits;        // given to the engine as flags, unless the parent group holds them
+  std::string cgroup_parent;    // a group of the worker's that holds the limits ("": none)
 };
 
 class ContainerExecutor final : public Executor {
@@ -29,12 +30,17 @@ class ContainerExecutor final : public Executor {
   static constexpr const char* kWorkDir = "/work";  // where a step's work directory is in its container
   static constexpr const char* kWorkerLabel = "assay.worker";
 
-  // `engine`: "docker"; `host`: the engine's address ("" for its default, or DOCKER_HOST). Checks that
-  // the engine answers and removes the containers an earlier run of `worker_id` left.
+  // `engine`: "docker" or "podman"; `host`: the engine's address ("" for its default, or the
+  // engine's own variables: DOCKER_HOST, CONTAINER_HOST, CONTAINERS_CONF, ...). Checks that the
+  // engine answers and removes the containers an earlier run of `worker_id` left.
   static absl::StatusOr<std::unique_ptr<ContainerExecutor>> Create(const std::string& engine, const std::string& host,
                                                                    const std::string& worker_id);
   std::string name() const override { return engine_; }
   std::string version() const { return version_; }
+  // Whether the engine runs on this host and makes its containers' groups with the cgroupfs driver,
+  // beneath a --cgroup-parent of the worker's: the worker then holds a step's limits in a group of its
+  // own and reads OOM kills from the kernel itself, not from the engine's events.
+  bool shares_cgroups() const { return shares_cgroups_; }
   // Runs request.argv in request.container (which must be set).
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;
@@ -44,12 +50,16 @@ class ContainerExecutor final : public Executor {
  private:
   ContainerExecutor() = default;
   std::vector<std::string> Engine(std::vector<std::string> args) const;  // the CLI with its host
+  std::vector<std::string> RemoveCommand() const;  // `rm` that kills a running container at once
+  // The environment of the engine's CLI: PATH and the variables the engines read.
+  static std::vector<std::pair<std::string, std::string>> EngineEnvironment();
   // Runs an engine command to completion (bounded); its stdout, or an error with its stderr.
   // Whether the engine says its memory limit killed the container that gave `result`.
   bool OomKilled(const ContainerRun& container, const ExecResult& result) const;
   absl::StatusOr<std::string> Call(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(30)) const;
 
   std::string engine_, host_, version_, worker_id_;
+  bool shares_cgroups_ = false;
   ProcessExecutor process_;
 };
 

@@ -36,9 +36,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 86400));
   std::string container_engine, container_host;
   app.add_option("--container-engine", container_engine,
-                 "run steps that name an image with this engine: docker (default: none; such steps go to other workers)")
-      ->check(CLI::IsMember({"docker"}));
-  app.add_option("--container-host", container_host, "the engine's address, e.g. unix:///run/docker.sock (default: its own)");
+                 "run steps that name an image with this engine: docker or podman (default: none; such steps go "
+                 "to other workers)")
+      ->check(CLI::IsMember({"docker", "podman"}));
+  app.add_option("--container-host", container_host,
+                 "the engine's address, e.g. unix:///run/docker.sock or unix:///run/podman/podman.sock (default: "
+                 "its own, or DOCKER_HOST / CONTAINER_HOST)");
   std::string metrics_listen, metrics_port_file;
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9191; port 0 picks one)");
@@ -80,7 +83,10 @@ int main(int argc, char** argv) {
       spdlog::error("--container-engine {}: {}", container_engine, std::string(engine.status().message()));
       return 2;
     }
-    spdlog::info("worker {}: steps with an image run in {} {}", agent.worker_id(), container_engine, (*engine)->version());
+    spdlog::info("worker {}: steps with an image run in {} {}; their limits are held {}", agent.worker_id(),
+                 container_engine, (*engine)->version(),
+                 (*engine)->shares_cgroups() ? "in the worker's own cgroups (the engine's cgroupfs driver, on this host)"
+                                             : "by the engine (its flags)");
     agent.EnableContainers(std::move(*engine));
   }
   spdlog::info("worker {}: steps run in the {} executor; step limits enforced: {}", agent.worker_id(),

@@ -8,22 +8,33 @@
 # from a registry. Each rootfs is kept as a tarball in ASSAY_IMAGE_CACHE (default
 # /var/cache/assay/images), keyed by its package list, so a second run skips debootstrap.
 #
-#   deploy/images/build-images.sh [--tag TAG] [--bin DIR]
-#     --bin DIR   where assay-coordinator, assay-worker and assay are (default: build/release, built
-#                 by scripts/run-example.sh or cmake)
-# Needs root, debootstrap and docker; DOCKER_HOST selects the daemon.
+#   deploy/images/build-images.sh [--engine docker|podman] [--tag TAG] [--bin DIR] [--rootfs-only]
+#     --engine E     the engine that gets the images (default docker; DOCKER_HOST selects its daemon,
+#                    CONTAINERS_CONF / CONTAINERS_STORAGE_CONF configure podman)
+#     --bin DIR      where assay-coordinator, assay-worker and assay are (default: build/release, built
+#                    by scripts/run-example.sh or cmake)
+#     --rootfs-only  only assay-base and assay-toolchain (enough for pipelines with `image:`)
+# Needs root, debootstrap and the engine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export DOCKER_BUILDKIT=0  # the classic builder: no buildx plugin needed
 tag=latest
 bin=build/release
+engine=docker
+rootfs_only=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --engine) engine=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    *) echo "usage: $0 [--tag TAG] [--bin DIR]" >&2; exit 2 ;;
+    --rootfs-only) rootfs_only=1; shift ;;
+    *) echo "usage: $0 [--engine docker|podman] [--tag TAG] [--bin DIR] [--rootfs-only]" >&2; exit 2 ;;
   esac
 done
+case "$engine" in
+  docker|podman) ;;
+  *) echo "--engine $engine: docker or podman" >&2; exit 2 ;;
+esac
 cache=${ASSAY_IMAGE_CACHE:-/var/cache/assay/images}
 mkdir -p "$cache"
 
@@ -64,11 +75,15 @@ rootfs() {
     rm -rf "$dir"
   fi
   echo "== import $name:bookworm"
-  docker import "$tarball" "$name:bookworm" >/dev/null
+  "$engine" import "$tarball" "$name:bookworm" >/dev/null
 }
 
 rootfs assay-base "$runtime"
 rootfs assay-toolchain "$toolchain"
+if [[ $rootfs_only == 1 ]]; then
+  echo "images: assay-base:bookworm assay-toolchain:bookworm"
+  exit 0
+fi
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -78,6 +93,6 @@ for b in coordinator/assay-coordinator worker/assay-worker cli/assay; do
 done
 for image in coordinator worker; do
   echo "== build assay-$image:$tag"
-  docker build -q -f "deploy/docker/Dockerfile.$image" -t "assay-$image:$tag" "$context" >/dev/null
+  "$engine" build -q -f "deploy/docker/Dockerfile.$image" -t "assay-$image:$tag" "$context" >/dev/null
 done
 echo "images: assay-coordinator:$tag assay-worker:$tag"

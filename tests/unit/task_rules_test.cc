@@ -126,6 +126,15 @@ TEST(DecideResultTest, AFailureIsRetriedWhileTriesAreLeftThenFinal) {
   EXPECT_TRUE(DecideResult(Running(1, 0, true, /*cache_failures=*/true), Exit(2)).cacheable);
 }
 
+TEST(DecideResultTest, AnExitCodeAboveOneHundredAndTwentyEightNamesItsSignal) {
+  EXPECT_EQ(DecideResult(Running(1, 0), Exit(139)).failure, "exit code 139 (signal 11, SIGSEGV)");
+  EXPECT_EQ(DecideResult(Running(1, 0), Exit(143)).failure, "exit code 143 (signal 15, SIGTERM)");
+  EXPECT_EQ(DescribeExitCode(137), "exit code 137 (signal 9, SIGKILL)");
+  EXPECT_EQ(DescribeExitCode(128), "exit code 128");
+  EXPECT_EQ(DescribeExitCode(255), "exit code 255") << "no signal 127";
+  EXPECT_EQ(DescribeExitCode(1), "exit code 1");
+}
+
 TEST(DecideResultTest, TimeoutsAndWorkerErrorsSayWhatHappenedAndAreNeverCached) {
   assay::v1::TaskResult timed_out = Exit(0);
   timed_out.set_timed_out(true);
