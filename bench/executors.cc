@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   limits.pids = 256;
 
   std::printf("%d runs each, one at a time; mean wall time per step\n", n);
-  std::printf("%-26s %12s %8s %14s %8s\n", "executor", "true (ms)", "ratio", "compile (ms)", "ratio");
+  std::printf("%-32s %12s %8s %14s %8s\n", "executor", "true (ms)", "ratio", "compile (ms)", "ratio");
   double direct[2] = {0, 0};
   int row = 0;
   auto report = [&](const char* name, const std::function<bool(const fs::path&, const std::string&)>& run) {
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
       ++c;
     }
     if (row++ == 0) std::copy(ms, ms + 2, direct);
-    std::printf("%-26s %12.2f %7.1fx %14.2f %7.1fx\n", name, ms[0], ms[0] / direct[0], ms[1], ms[1] / direct[1]);
+    std::printf("%-32s %12.2f %7.1fx %14.2f %7.1fx\n", name, ms[0], ms[0] / direct[0], ms[1], ms[1] / direct[1]);
   };
   report("direct (posix_spawn)", [](const fs::path& dir, const std::string& cmd) { return Direct(dir, cmd); });
   report("process", [&](const fs::path& dir, const std::string& cmd) { return Through(&process, dir, cmd); });

@@ -20,6 +20,8 @@ packages=(
   bubblewrap
   # deploy/: container images built offline, the compose file, the private daemon its test starts
   docker.io docker-compose debootstrap iproute2 util-linux busybox-static
+  # the Podman executor (runc: crun refuses this kind of host's hybrid cgroups)
+  podman runc conmon containernetworking-plugins
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)

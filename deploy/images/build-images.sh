@@ -75,7 +75,8 @@ rootfs() {
     rm -rf "$dir"
   fi
   echo "== import $name:bookworm"
-  "$engine" import "$tarball" "$name:bookworm" >/dev/null
+  local out  # (podman reports its progress on stderr: shown only when the import fails)
+  out=$("$engine" import "$tarball" "$name:bookworm" 2>&1) || { echo "$out" >&2; exit 1; }
 }
 
 rootfs assay-base "$runtime"
