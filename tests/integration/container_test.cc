@@ -1,13 +1,9 @@
-// Steps in container images with real engines, each test once with Docker and once with Podman:
-// - Docker: a private dockerd the test starts (its own data-root, exec-root and socket; no bridge, no
-//   iptables: container steps have no network unless they ask), stopped by pid;
-// - Podman (daemonless): its own containers.conf and storage.conf in the test's folder (runc, the
-//   cgroupfs manager, a file for events; ../shared/FACTS.md), handed to the worker and the CLI
-//   through CONTAINERS_CONF and CONTAINERS_STORAGE_CONF.
-// Fixture images are made offline from busybox-static. The worker runs with --container-engine
-// docker|podman; the CLI resolves images with the same engine.
+// Steps in container images with real engines, each test once with Docker and once with Podman
+// (tests/integration/engines.h: a private dockerd without a bridge, stopped by pid; a daemonless
+// Podman with its own storage and configuration, handed to the worker and the CLI through
+// CONTAINERS_CONF and CONTAINERS_STORAGE_CONF). Fixture images are made offline from busybox-static.
+// The worker runs with --container-engine docker|podman; the CLI resolves images with the same engine.
 #include <signal.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <memory>
@@ -16,8 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "tests/integration/engines.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -28,11 +23,9 @@ using assay::v1::Task;
 
 class ContainerTest : public ::testing::TestWithParam<std::string> {
  protected:
-  bool podman() const { return GetParam() == "podman"; }
-
   void SetUp() override {
     std::vector<const char*> tools = {"/bin/busybox"};
-    if (podman()) {
+    if (GetParam() == "podman") {
       tools.insert(tools.end(), {"/usr/bin/podman", "/usr/sbin/runc", "/usr/bin/conmon"});
     } else {
       tools.insert(tools.end(), {"/usr/sbin/dockerd", "/usr/bin/docker"});
@@ -41,39 +34,9 @@ class ContainerTest : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(fs::exists(tool)) << tool << " is missing (scripts/install-deps.sh installs it)";
     }
     ASSERT_EQ(::geteuid(), 0u) << "a private " << GetParam() << " engine needs root";
-    const fs::path d = dir_.path();
-    if (podman()) {
-      // Rootful Podman on this kind of host: runc (crun refuses hybrid cgroups), the cgroupfs manager
-      // (no systemd), events in a file (no journald), ulimits within root's hard limits, one storage driver.
-      ASSERT_TRUE(WriteFile(d / "containers.conf",
-                            absl::StrCat("[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n"
-                                         "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n"
-                                         "events_logger = \"file\"\nevents_logfile_path = \"",
-                                         (d / "events.log").string(), "\"\n"))
-                      .ok());
-      ASSERT_TRUE(WriteFile(d / "storage.conf", absl::StrCat("[storage]\ndriver = \"overlay\"\ngraphroot = \"",
-                                                             (d / "storage").string(), "\"\nrunroot = \"",
-                                                             (d / "run").string(), "\"\n"))
-                      .ok());
-      // The worker and the CLI inherit them, as they would from an admin's environment.
-      env_ = {"CONTAINERS_CONF=" + (d / "containers.conf").string(),
-              "CONTAINERS_STORAGE_CONF=" + (d / "storage.conf").string()};
-      for (const std::string& kv : env_) {
-        const size_t eq = kv.find('=');
-        ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
-      }
-      farm_.set_cli_env({env_[0], env_[1], "ASSAY_CONTAINER_ENGINE=podman"});
-    } else {
-      dockerd_ = std::make_unique<Process>(
-          std::vector<std::string>{"/usr/sbin/dockerd", "--data-root", (d / "data").string(), "--exec-root",
-                                   (d / "exec").string(), "--pidfile", (d / "dockerd.pid").string(), "-H", Host(),
-                                   "--bridge=none", "--iptables=false"},
-          d / "dockerd.log");
-      ASSERT_TRUE(WaitFor([&]() { return Engine({"version"}).exit_code == 0; }, absl::Seconds(30)))
-          << ReadFile(d / "dockerd.log").value_or("");
-      env_ = {"DOCKER_HOST=" + Host()};
-      farm_.set_cli_env(env_);
-    }
+    engine_ = std::make_unique<TestEngine>(GetParam(), dir_.path());
+    ASSERT_TRUE(engine_->Start().ok());
+    farm_.set_cli_env(engine_->Env());
     MakeImage("assay-test/busybox:1", "1");
     farm_.StartCoordinator();
     StartWorker();
@@ -81,79 +44,19 @@ class ContainerTest : public ::testing::TestWithParam<std::string> {
 
   void TearDown() override {
     farm_.StopWorker("w1");
-    RunResult left = Engine({"ps", "--all", "--quiet"});
-    for (absl::string_view id : absl::StrSplit(left.out, '\n', absl::SkipWhitespace())) {
-      Engine({"rm", "--force", std::string(id)});
-    }
-    if (podman()) {
-      Engine({"system", "reset", "--force"});  // unmounts and removes its storage in the test's folder
-      for (const std::string& kv : env_) ::unsetenv(kv.substr(0, kv.find('=')).c_str());
-    }
-    dockerd_.reset();  // SIGTERM by pid
-    std::error_code ec;
-    // The worker's steps with limits had parent groups beneath its memory group, in every hierarchy:
-    // the folders above them, made where the test's group in a hierarchy is elsewhere, left empty.
-    std::string memory_group;
-    for (absl::string_view line : absl::StrSplit(ReadFile("/proc/self/cgroup").value_or(""), '\n')) {
-      if (absl::StrContains(line, ":memory:")) {
-        memory_group = std::string(line.substr(line.rfind(':') + 1));
-      }
-    }
-    for (const auto& controller : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-      for (fs::path up = memory_group; up.has_relative_path(); up = up.parent_path()) {
-        ::rmdir((controller.path().string() + up.string()).c_str());  // only empty ones, deepest first
-      }
-      // The engines' default parent groups (and Podman's group for its conmons), left empty.
-      for (const char* group : {"docker", "libpod_parent/conmon", "libpod_parent"}) {
-        ::rmdir((controller.path() / group).c_str());
-      }
-    }
+    engine_.reset();
   }
 
-  std::string Host() const { return "unix://" + (dir_.path() / "docker.sock").string(); }
-  RunResult Engine(std::vector<std::string> args) {
-    if (podman()) {
-      args.insert(args.begin(), "/usr/bin/podman");
-    } else {
-      args.insert(args.begin(), {"/usr/bin/docker", "--host", Host()});
-    }
-    return RunCommand(args, absl::Seconds(60));
-  }
-  void StartWorker() {
-    std::vector<std::string> args = {"--container-engine", GetParam()};
-    if (!podman()) args.insert(args.end(), {"--container-host", Host()});
-    farm_.StartWorker("w1", {}, 4, args);
-  }
-
-  // An image with busybox and /etc/version holding `version`, imported under `tag`.
+  RunResult Engine(std::vector<std::string> args) { return engine_->Run(std::move(args)); }
+  void StartWorker() { farm_.StartWorker("w1", {}, 4, engine_->WorkerArgs()); }
   void MakeImage(const std::string& tag, const std::string& version) {
-    const fs::path root = dir_.path() / ("rootfs-" + version);
-    fs::create_directories(root / "bin");
-    fs::create_directories(root / "etc");
-    fs::create_directories(root / "tmp");
-    fs::copy_file("/bin/busybox", root / "bin/busybox", fs::copy_options::overwrite_existing);
-    // Every applet as a relative link to busybox (what `busybox --install` would do in the image).
-    RunResult applets = RunCommand({"/bin/busybox", "--list"});
-    ASSERT_EQ(applets.exit_code, 0);
-    for (absl::string_view applet : absl::StrSplit(applets.out, '\n', absl::SkipWhitespace())) {
-      std::error_code ec;
-      if (applet != "busybox") fs::create_symlink("busybox", root / "bin" / std::string(applet), ec);
-    }
-    ASSERT_TRUE(WriteFile(root / "etc/version", version + "\n").ok());
-    const fs::path tar = dir_.path() / ("rootfs-" + version + ".tar");
-    ASSERT_EQ(RunCommand({"/bin/tar", "-C", root.string(), "-cf", tar.string(), "."}).exit_code, 0);
-    RunResult imported = Engine({"import", "--change", "ENV PATH=/bin", tar.string(), tag});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    absl::Status made = engine_->MakeBusyboxImage(tag, version);
+    ASSERT_TRUE(made.ok()) << made;
   }
-
-  // The containers of worker w1 on the engine.
-  std::string Containers() {
-    return std::string(absl::StripAsciiWhitespace(Engine({"ps", "--all", "--quiet", "--filter", "label=assay.worker=w1"}).out));
-  }
+  std::string Containers() { return engine_->Containers("w1"); }  // of worker w1, on the engine
 
   ScopedTempDir dir_{"assay-containers"};
-  std::vector<std::string> env_;  // the engine's variables, for the worker, the CLI and scripts
-  std::unique_ptr<Process> dockerd_;
+  std::unique_ptr<TestEngine> engine_;
   Farm farm_;
 };
 
@@ -288,7 +191,7 @@ TEST_P(ContainerTest, AChangedImageRerunsTheStepAndAnUnchangedOneIsACacheHit) {
 TEST_P(ContainerTest, TheExampleBuildsAndBootsInTheToolchainImageThenIsAllCacheHits) {
   ASSERT_TRUE(fs::exists("/usr/sbin/debootstrap")) << "debootstrap is missing (scripts/install-deps.sh installs it)";
   RunResult images = RunCommand({SourceDir() + "/deploy/images/build-images.sh", "--engine", GetParam(), "--rootfs-only"},
-                                absl::Minutes(15), env_);
+                                absl::Minutes(15), engine_->Env());
   ASSERT_EQ(images.exit_code, 0) << images.out << images.err;
   const std::string example = SourceDir() + "/examples/karatos-mini";
   RunResult first = farm_.Cli({"submit", example, "-f", "assay-container.yaml", "--wait"});
@@ -304,6 +207,67 @@ TEST_P(ContainerTest, TheExampleBuildsAndBootsInTheToolchainImageThenIsAllCacheH
   ASSERT_TRUE(again.ok());
   for (const Task& t : again->tasks()) EXPECT_TRUE(t.cached()) << t.id() << " ran again";
   EXPECT_EQ(Containers(), "");
+}
+
+// `network: true` gives a step the engine's default network. Here the engines run inside a network
+// namespace the test made, where their bridge touches nothing of the host's; Podman runs there as a
+// service, so the worker reaches it through --container-host, as it would a remote engine.
+class ContainerNetworkTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const char* tool : {"/usr/sbin/ip", "/usr/bin/nsenter", "/bin/busybox"}) {
+      ASSERT_TRUE(fs::exists(tool)) << tool << " is missing (scripts/install-deps.sh installs it)";
+    }
+    ASSERT_EQ(::geteuid(), 0u) << "network namespaces need root";
+    ns_ = absl::StrCat("assay", ::getpid(), "-", GetParam());
+    ASSERT_EQ(RunCommand({"/usr/sbin/ip", "netns", "add", ns_}).exit_code, 0);
+    ASSERT_EQ(RunCommand({"/usr/sbin/ip", "-n", ns_, "link", "set", "lo", "up"}).exit_code, 0);
+    engine_ = std::make_unique<TestEngine>(GetParam(), dir_.path(), ns_);
+    absl::Status started = engine_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    absl::Status made = engine_->MakeBusyboxImage("assay-test/busybox:1", "1");
+    ASSERT_TRUE(made.ok()) << made;
+    farm_.set_cli_env(engine_->Env());
+    farm_.StartCoordinator();
+    farm_.StartWorker("w1", {}, 2, engine_->WorkerArgs());
+  }
+
+  void TearDown() override {
+    farm_.StopWorker("w1");
+    engine_.reset();
+    if (!ns_.empty()) RunCommand({"/usr/sbin/ip", "netns", "del", ns_});
+  }
+
+  ScopedTempDir dir_{"assay-container-network"};
+  std::string ns_;
+  std::unique_ptr<TestEngine> engine_;
+  Farm farm_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, ContainerNetworkTest, ::testing::Values("docker", "podman"),
+                         [](const ::testing::TestParamInfo<std::string>& engine) { return engine.param; });
+
+TEST_P(ContainerNetworkTest, AStepThatAsksForTheNetworkGetsTheEnginesAndTheOthersStayOffline) {
+  auto id = farm_.Submit(farm_.WriteTree("network", {{"assay.yaml", R"yaml(
+image: assay-test/busybox:1
+steps:
+  - id: online
+    network: true
+    run: cat /proc/net/dev /proc/net/route
+  - id: offline
+    run: cat /proc/net/dev
+)yaml"}}));
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm_.WaitJob(*id, absl::Seconds(120));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << farm_.Log(*id, "online") << farm_.Log(*id, "offline");
+  const std::string online = farm_.Log(*id, "online");
+  EXPECT_TRUE(absl::StrContains(online, "eth0:")) << "no interface of the engine's network:\n" << online;
+  EXPECT_TRUE(absl::StrContains(online, "eth0\t00000000")) << "no default route:\n" << online;
+  const std::string offline = farm_.Log(*id, "offline");
+  EXPECT_TRUE(absl::StrContains(offline, "lo:")) << offline;
+  EXPECT_FALSE(absl::StrContains(offline, "eth")) << offline;
+  EXPECT_EQ(engine_->Containers("w1"), "");
 }
 
 }  // namespace
