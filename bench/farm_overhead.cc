@@ -6,7 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -37,6 +41,45 @@ absl::Duration Direct(int n) {
     --running;
   }
   return absl::Now() - start;
+}
+
+double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
+
+// Where a lane's time goes, from the worker's REAPI execution metadata (one host, one clock): each
+// task's phases, and the gap between a worker finishing one task and starting its next one (the
+// result's way to the coordinator, its commit, and the next assignment's way back). Means in ms.
+void PrintTimeline(const assay::v1::Job& job) {
+  std::map<std::string, std::vector<const build::bazel::remote::execution::v2::ExecutedActionMetadata*>> lanes;
+  for (const auto& t : job.tasks()) {
+    const auto& m = t.result().execution_metadata();
+    lanes[m.worker()].push_back(&m);
+  }
+  double setup = 0, fetch = 0, prepare = 0, run = 0, collect = 0, upload = 0, finish = 0, between = 0;
+  int n = 0, gaps = 0;
+  for (auto& [worker, tasks] : lanes) {
+    std::sort(tasks.begin(), tasks.end(),
+              [](auto* a, auto* b) { return Us(a->worker_start_timestamp()) < Us(b->worker_start_timestamp()); });
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& m = *tasks[i];
+      setup += Us(m.input_fetch_start_timestamp()) - Us(m.worker_start_timestamp());
+      fetch += Us(m.input_fetch_completed_timestamp()) - Us(m.input_fetch_start_timestamp());
+      prepare += Us(m.execution_start_timestamp()) - Us(m.input_fetch_completed_timestamp());
+      run += Us(m.execution_completed_timestamp()) - Us(m.execution_start_timestamp());
+      collect += Us(m.output_upload_start_timestamp()) - Us(m.execution_completed_timestamp());
+      upload += Us(m.output_upload_completed_timestamp()) - Us(m.output_upload_start_timestamp());
+      finish += Us(m.worker_completed_timestamp()) - Us(m.output_upload_completed_timestamp());
+      ++n;
+      if (i > 0) {
+        between += Us(m.worker_start_timestamp()) - Us(tasks[i - 1]->worker_completed_timestamp());
+        ++gaps;
+      }
+    }
+  }
+  if (n == 0 || gaps == 0) return;
+  std::printf("per task on a lane (ms)       setup %.2f, inputs %.2f, prepare %.2f, run %.2f, outputs %.2f, "
+              "upload %.2f, finish %.2f; worker done -> its next task started %.2f\n",
+              setup / n / 1e3, fetch / n / 1e3, prepare / n / 1e3, run / n / 1e3, collect / n / 1e3, upload / n / 1e3,
+              finish / n / 1e3, between / gaps / 1e3);
 }
 
 }  // namespace
@@ -84,5 +127,6 @@ int main(int argc, char** argv) {
   std::printf("overhead per task             %.2f ms\n", 1000 * (farm_s - direct_s) / n * 2);
   std::printf("submit to first task start    %lld ms (job accepted -> first task running)\n",
               static_cast<long long>(submit_to_first_ms));
+  PrintTimeline(*job);
   return 0;
 }
