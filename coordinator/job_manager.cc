@@ -300,6 +300,10 @@ void JobManager::SendLocked(const std::shared_ptr<WorkerSession>& session, assay
   pending_.after.push_back([session, message = std::move(message)]() mutable { session->Send(std::move(message)); });
 }
 
+void JobManager::SendEarlyLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message) {
+  early_.emplace_back(session, std::move(message));
+}
+
 void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chunk) {
   uint32_t& seq = entry->next_seq[static_cast<size_t>(task.index())];
   chunk.set_task_id(task.id());
@@ -523,7 +527,7 @@ void JobManager::DispatchLocked() {
     *assign->mutable_command() = grant.action->command;
     for (const auto& dir : grant.action->input_tree) *assign->add_input_tree() = dir;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
-    SendLocked(grant.session, std::move(message));
+    SendEarlyLocked(grant.session, std::move(message));
   }
 }
 

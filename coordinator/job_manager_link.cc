@@ -32,7 +32,8 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   welcome.mutable_welcome()->set_worker_id(hello.worker_id());
   welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
-  SendLocked(session, std::move(welcome));
+  // Sent with the assignments that may follow in this section, and before them.
+  SendEarlyLocked(session, std::move(welcome));
   // Tasks waiting for labels nobody had may now have a worker.
   for (auto& [number, entry] : jobs_) {
     for (Task& task : *entry->job.mutable_tasks()) {
@@ -210,6 +211,7 @@ void JobManager::Tick() {
       cancel->mutable_lease()->set_job_id(entry->job.id());
       cancel->mutable_lease()->set_task_id(task->id());
       cancel->mutable_lease()->set_lease_id(lease.lease_id);
+      cancel->mutable_lease()->set_attempt(task->attempt());
       cancel->set_reason("lease expired");
       SendLocked(session, std::move(message));
     }

@@ -306,7 +306,10 @@ bool WorkerAgent::Session(int failures) {
         std::string key = absl::StrCat(lease.job_id(), "/", lease.task_id());
         absl::MutexLock lock(&link.running_mu);
         auto it = link.running.find(key);
-        if (it != link.running.end() && (lease.attempt() == 0 || it->second.lease.attempt() == lease.attempt())) {
+        // Only the attempt (and lease) it names: a cancel that arrives after a newer attempt's
+        // assignment is for the older one, which that assignment already ended.
+        if (it != link.running.end() && (lease.attempt() == 0 || it->second.lease.attempt() == lease.attempt()) &&
+            (lease.lease_id().empty() || it->second.lease.lease_id() == lease.lease_id())) {
           spdlog::info("cancelling {}: {}", key, message.cancel().reason());
           it->second.cancel->Cancel();
         }
