@@ -209,6 +209,9 @@ class JobManager {
   absl::StatusOr<assay::v1::Job> CancelLocked(Locked* lock, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker's lines that rode with a log message or a result (TaskLog.preface), logged before it.
+  void AppendPrefaceLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& preface)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Output sizes and size warnings of a finished run onto the task (and its log).
   void ApplySizesLocked(JobEntry* entry, assay::v1::Task* task, const ResultDecision& decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

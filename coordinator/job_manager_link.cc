@@ -102,10 +102,19 @@ void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log)
   if (!dispatcher_.CheckLease(TaskKey{number, idx->second}, log.lease().lease_id()).ok()) return;
   Task* task = entry->job.mutable_tasks(idx->second);
   if (task->state() != assay::v1::TASK_RUNNING) return;
+  AppendPrefaceLocked(entry, *task, log.preface());
   LogChunk chunk;
   chunk.set_stream(log.stream());
   chunk.set_data(log.data());
   AppendLogLocked(entry, *task, std::move(chunk));
+}
+
+void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const std::string& preface) {
+  if (preface.empty()) return;
+  LogChunk chunk;
+  chunk.set_stream(LogChunk::SYSTEM);
+  chunk.set_data(preface.substr(0, 4096));  // the worker's own lines about the task: a few at most
+  AppendLogLocked(entry, task, std::move(chunk));
 }
 
 absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::TaskResult& result) {
@@ -146,6 +155,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     DispatchLocked();
     return absl::OkStatus();
   }
+  AppendPrefaceLocked(entry, *task, result.log_preface());
   const ResultDecision decision = DecideResult(*task, result);
   *task->mutable_result() = result.result();
   task->set_exit_code(result.result().exit_code());

@@ -363,7 +363,9 @@ bool WorkerAgent::Session(int failures) {
 }
 
 void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
-  assay::v1::TaskResult result = Execute(link, assignment, *cancel);
+  std::string log_preface;  // the worker's lines not yet sent with a log message
+  assay::v1::TaskResult result = Execute(link, assignment, *cancel, &log_preface);
+  result.set_log_preface(std::move(log_preface));
   *result.mutable_lease() = assignment.lease();
   const bool failed = !result.error().empty() && !result.cancelled();
   WorkerMessage message;
@@ -382,7 +384,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
 }
 
 assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::Assignment& assignment,
-                                           const CancelToken& cancel) {
+                                           const CancelToken& cancel, std::string* log_preface) {
   assay::v1::TaskResult out;
   auto* metadata = out.mutable_result()->mutable_execution_metadata();
   metadata->set_worker(options_.worker_id);
@@ -401,12 +403,17 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     return out;
   }
 
+  // The worker's line about the inputs waits for the task's next message (its first output, a line
+  // of the worker's, or the result: RunTask) and rides with it: one message per task fewer.
+  std::string& preface = *log_preface;
   auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data) {
     WorkerMessage message;
     auto* log = message.mutable_log();
     *log->mutable_lease() = lease;
     log->set_stream(stream);
     log->set_data(std::string(data));
+    log->set_preface(std::move(preface));
+    preface.clear();
     link->Send(message);
   };
 
@@ -425,9 +432,8 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     figures_.local_cache_hits += fetched->local_hits;
     figures_.bytes_fetched += fetched->fetched_bytes;
   }
-  send_log(assay::v1::LogChunk::SYSTEM,
-           absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
-                        " from this host's cache, ", fetched->fetched_bytes, " bytes fetched\n"));
+  preface = absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
+                         " from this host's cache, ", fetched->fetched_bytes, " bytes fetched\n");
 
   ExecRequest request;
   request.argv.assign(assignment.command().arguments().begin(), assignment.command().arguments().end());

@@ -104,7 +104,9 @@ class WorkerAgent {
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
   void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
-  assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel);
+  // `log_preface`: the worker's lines about the task still to be sent (with its next log message).
+  assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel,
+                                std::string* log_preface);
 
   Options options_;
   std::vector<std::string> labels_;

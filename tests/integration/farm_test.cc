@@ -148,6 +148,29 @@ steps:
   EXPECT_TRUE(absl::StrContains(missing.err, "job 1 has no task 'three/say'")) << missing.err;
 }
 
+// The worker's line about a step's inputs rides with the step's first output, or with its result
+// when it prints nothing; either way the log tells it first.
+TEST_F(FarmTest, TheInputsLineComesFirstWhetherTheStepPrintsOrNot) {
+  farm_.StartWorker("w1", {}, 2);
+  auto tree = farm_.WriteTree("prefaces", {{"assay.yaml", "steps:\n  - id: loud\n    run: echo first words\n"
+                                                          "  - id: silent\n    run: 'true'\n"},
+                                           {"input.txt", "x\n"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm_.WaitJob(*id);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->state(), assay::v1::JOB_SUCCEEDED);
+  for (const char* step : {"loud", "silent"}) {
+    const std::string log = farm_.Log(*id, step);
+    const size_t inputs = log.find("[assay] inputs: 2 files");
+    ASSERT_NE(inputs, std::string::npos) << step << ":\n" << log;
+    EXPECT_LT(log.find("on worker w1"), inputs) << log;
+    if (std::string(step) == "loud") {
+      EXPECT_LT(inputs, log.find("first words")) << log;
+    }
+  }
+}
+
 TEST_F(FarmTest, FailedNeedSkipsDependents) {
   farm_.StartWorker("w1");
   auto tree = farm_.WriteTree("skip", {{"assay.yaml", R"(
