@@ -363,14 +363,16 @@ bool WorkerAgent::Session(int failures) {
 }
 
 void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
-  std::string log_preface;  // the worker's lines not yet sent with a log message
-  assay::v1::TaskResult result = Execute(link, assignment, *cancel, &log_preface);
-  result.set_log_preface(std::move(log_preface));
+  AfterTask after;
+  assay::v1::TaskResult result = Execute(link, assignment, *cancel, &after);
+  result.set_log_preface(std::move(after.log_preface));
   *result.mutable_lease() = assignment.lease();
   const bool failed = !result.error().empty() && !result.cancelled();
   WorkerMessage message;
   *message.mutable_result() = std::move(result);
   link->Send(message);
+  // The task's folder goes after its result is on its way: not between this task and the next.
+  if (!after.dir.empty()) RemoveAll(after.dir).IgnoreError();
   {
     absl::MutexLock lock(&mu_);
     --running_;
@@ -384,7 +386,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
 }
 
 assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::Assignment& assignment,
-                                           const CancelToken& cancel, std::string* log_preface) {
+                                           const CancelToken& cancel, AfterTask* after) {
   assay::v1::TaskResult out;
   auto* metadata = out.mutable_result()->mutable_execution_metadata();
   metadata->set_worker(options_.worker_id);
@@ -394,10 +396,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
                                          {{"/", "_"}, {" ", "_"}});
   fs::path task_dir = fs::path(options_.work_dir) / absl::StrCat(safe, "-", RandomHex(3));
   fs::path exec_dir = task_dir / "work";
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() { RemoveAll(dir).IgnoreError(); }
-  } cleanup{task_dir};
+  after->dir = task_dir;  // removed once the result is sent (RunTask)
   if (absl::Status s = MakeDirs(exec_dir); !s.ok()) {
     out.set_error(std::string(s.message()));
     return out;
@@ -405,7 +404,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
 
   // The worker's line about the inputs waits for the task's next message (its first output, a line
   // of the worker's, or the result: RunTask) and rides with it: one message per task fewer.
-  std::string& preface = *log_preface;
+  std::string& preface = after->log_preface;
   auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data) {
     WorkerMessage message;
     auto* log = message.mutable_log();

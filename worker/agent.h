@@ -2,6 +2,7 @@
 // (as many tasks at once as it has slots), streams their output, uploads their outputs, reports.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -104,9 +105,13 @@ class WorkerAgent {
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
   void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
-  // `log_preface`: the worker's lines about the task still to be sent (with its next log message).
+  // What a task leaves for RunTask to do once it has sent the result.
+  struct AfterTask {
+    std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
+    std::filesystem::path dir;   // the task's folder, to remove
+  };
   assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel,
-                                std::string* log_preface);
+                                AfterTask* after);
 
   Options options_;
   std::vector<std::string> labels_;
