@@ -63,7 +63,10 @@ absl::Time CasClient::TransferDeadline(absl::Time deadline, int64_t bytes) const
 void CasClient::KeepLocally(const std::vector<TreeBlob>& blobs) {
   if (local_cache_ == nullptr) return;
   std::vector<Digest> digests;
-  for (const TreeBlob& b : blobs) digests.push_back(b.digest);
+  for (const TreeBlob& b : blobs) {
+    if (!b.digest.empty_blob()) digests.push_back(b.digest);  // the empty blob is always there
+  }
+  if (digests.empty()) return;
   auto missing = local_cache_->FindMissing(digests);
   if (!missing.ok()) return;
   absl::flat_hash_set<Digest> wanted(missing->begin(), missing->end());

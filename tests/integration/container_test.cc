@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <memory>
 
 #include <gtest/gtest.h>
@@ -136,6 +137,8 @@ steps:
   const absl::Time asked = absl::Now();
   ASSERT_EQ(farm_.Cli({"cancel", *cancelled}).exit_code, 0);
   EXPECT_TRUE(WaitFor([&]() { return Containers().empty(); }, absl::Seconds(10)));
+  // (The issue asks for 2 s; 4 leaves room for a loaded CI machine. The time is printed.)
+  std::cout << "[ measured ] container gone " << absl::FormatDuration(absl::Now() - asked) << " after the cancel\n";
   EXPECT_LT(absl::Now() - asked, absl::Seconds(4)) << "the container outlived the cancel";
 }
 
@@ -147,6 +150,8 @@ TEST_P(ContainerTest, AWorkerStoppedMidStepLeavesNoContainerBehind) {
   const absl::Time asked = absl::Now();
   farm_.StopWorker("w1", SIGINT);  // hands its task back at once, and waits for the worker to exit
   EXPECT_EQ(Containers(), "") << "the container outlived its worker";
+  std::cout << "[ measured ] worker stopped and its container gone " << absl::FormatDuration(absl::Now() - asked)
+            << " after SIGINT\n";
   EXPECT_LT(absl::Now() - asked, absl::Seconds(4)) << "the worker took that long to stop its container";
   ASSERT_EQ(farm_.Cli({"cancel", *id}).exit_code, 0);
 }
