@@ -49,23 +49,6 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return ts;
 }
 
-// A file or in-memory blob's bytes (files opened as the upload would open them).
-absl::StatusOr<std::string> ReadBlobBytes(const TreeBlob& blob) {
-  if (blob.file.empty()) return blob.data;
-  auto fd = OpenBlobFile(blob);
-  if (!fd.ok()) return fd.status();
-  std::string bytes;
-  char buffer[16 << 10];
-  while (true) {
-    const ssize_t n = ::read(fd->get(), buffer, sizeof(buffer));
-    if (n < 0) return absl::InternalError(absl::StrCat("reading ", blob.file.string(), ": ", std::strerror(errno)));
-    if (n == 0) break;
-    bytes.append(buffer, static_cast<size_t>(n));
-    if (static_cast<int64_t>(bytes.size()) > blob.digest.size()) break;  // changed since hashed
-  }
-  return bytes;
-}
-
 }  // namespace
 
 grpc::ChannelArguments WorkerChannelArgs() {
@@ -577,22 +560,8 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     uploads.push_back(TreeBlob{*digest, "", task_dir / name});
   }
   // Small blobs ride with the result (one round trip fewer per step); the rest is uploaded first.
-  std::vector<TreeBlob> to_upload;
-  int64_t inline_bytes = 0;
-  for (const TreeBlob& blob : uploads) {
-    if (blob.digest.empty_blob()) continue;
-    if (blob.digest.size() <= kInlineBlobBytes && inline_bytes + blob.digest.size() <= kInlineResultBytes) {
-      auto bytes = ReadBlobBytes(blob);
-      if (bytes.ok() && Digest::OfBytes(*bytes) == blob.digest) {
-        auto* entry = out.add_inline_blobs();
-        *entry->mutable_digest() = blob.digest.ToProto();
-        entry->set_data(std::move(*bytes));
-        inline_bytes += blob.digest.size();
-        continue;
-      }
-    }
-    to_upload.push_back(blob);
-  }
+  const std::vector<TreeBlob> to_upload =
+      InlineSmallBlobs(uploads, kInlineBlobBytes, kInlineResultBytes, out.mutable_inline_blobs());
   auto uploaded = cas_->Upload(to_upload);
   if (!uploaded.ok()) {
     out.set_error(absl::StrCat("uploading outputs: ", uploaded.status().message()));

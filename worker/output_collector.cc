@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/cas_client.h"
 #include "common/safe_fs.h"
 #include "common/tree_validator.h"
 
@@ -159,6 +160,49 @@ absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& 
   CollectedOutputs out = collector.Take();
   out.warnings = std::move(warnings);
   return out;
+}
+
+namespace {
+
+// A file or in-memory blob's bytes (files opened as the upload would open them).
+absl::StatusOr<std::string> ReadBlobBytes(const TreeBlob& blob) {
+  if (blob.file.empty()) return blob.data;
+  auto fd = OpenBlobFile(blob);
+  if (!fd.ok()) return fd.status();
+  std::string bytes;
+  char buffer[16 << 10];
+  while (true) {
+    const ssize_t n = ::read(fd->get(), buffer, sizeof(buffer));
+    if (n < 0) return absl::InternalError(absl::StrCat("reading ", blob.file.string(), ": ", std::strerror(errno)));
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<size_t>(n));
+    if (static_cast<int64_t>(bytes.size()) > blob.digest.size()) break;  // changed since hashed
+  }
+  return bytes;
+}
+
+}  // namespace
+
+std::vector<TreeBlob> InlineSmallBlobs(
+    const std::vector<TreeBlob>& blobs, int64_t per_blob, int64_t total,
+    google::protobuf::RepeatedPtrField<reapi::BatchUpdateBlobsRequest::Request>* inline_blobs) {
+  std::vector<TreeBlob> to_upload;
+  int64_t inline_bytes = 0;
+  for (const TreeBlob& blob : blobs) {
+    if (blob.digest.empty_blob()) continue;
+    if (blob.digest.size() <= per_blob && inline_bytes + blob.digest.size() <= total) {
+      auto bytes = ReadBlobBytes(blob);
+      if (bytes.ok() && Digest::OfBytes(*bytes) == blob.digest) {
+        auto* entry = inline_blobs->Add();
+        *entry->mutable_digest() = blob.digest.ToProto();
+        entry->set_data(std::move(*bytes));
+        inline_bytes += blob.digest.size();
+        continue;
+      }
+    }
+    to_upload.push_back(blob);
+  }
+  return to_upload;
 }
 
 }  // namespace assay

@@ -26,4 +26,11 @@ struct CollectedOutputs {
 absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
                                                 const std::vector<std::string>& patterns);
 
+// Splits a result's blobs: those of up to `per_blob` bytes, `total` in all, are read (as the upload
+// would read them), checked against their digest and added to `inline_blobs`, to travel with the
+// result; the others are returned, to be uploaded first. The empty blob needs neither.
+std::vector<TreeBlob> InlineSmallBlobs(
+    const std::vector<TreeBlob>& blobs, int64_t per_blob, int64_t total,
+    google::protobuf::RepeatedPtrField<reapi::BatchUpdateBlobsRequest::Request>* inline_blobs);
+
 }  // namespace assay
