@@ -458,10 +458,8 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
         out.set_error(std::string(made.status().message()));
         return out;
       }
-      if (!(*made)->path().empty()) {
-        cgroup = std::move(*made);
-        container->cgroup_parent = cgroup->path();
-      }
+      cgroup = std::move(*made);
+      container->cgroup_parent = cgroup->path();
     }
     request.container = container;
     executor = containers_.get();

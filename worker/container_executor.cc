@@ -74,6 +74,7 @@ std::vector<std::string> ContainerExecutor::Engine(std::vector<std::string> args
 }
 
 absl::StatusOr<std::string> ContainerExecutor::Call(std::vector<std::string> args, absl::Duration timeout) const {
+  const std::string command = args.empty() ? "" : args[0];  // for the error: "docker inspect failed"
   ExecRequest request;
   request.argv = Engine(std::move(args));
   request.workdir = "/";
@@ -85,8 +86,8 @@ absl::StatusOr<std::string> ContainerExecutor::Call(std::vector<std::string> arg
       request, [&](OutputStream s, absl::string_view data) { (s == OutputStream::kStdout ? out : err).append(data.data(), data.size()); }, never);
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
-    return absl::InternalError(absl::StrCat(engine_, " ", request.argv.size() > 1 ? request.argv[host_.empty() ? 1 : 3] : "",
-                                            " failed (exit ", result->exit_code, "): ", absl::StripAsciiWhitespace(err)));
+    return absl::InternalError(absl::StrCat(engine_, " ", command, " failed (exit ", result->exit_code,
+                                            "): ", absl::StripAsciiWhitespace(err)));
   }
   return out;
 }
@@ -102,14 +103,16 @@ std::vector<std::string> ContainerExecutor::RunCommand(const ExecRequest& reques
                            absl::StrCat(request.workdir.string(), ":", kWorkDir), "--workdir", kWorkDir});
   if (!c.user.empty()) args.insert(args.end(), {"--user", c.user});
   if (!c.cgroup_parent.empty()) {
-    args.insert(args.end(), {"--cgroup-parent", c.cgroup_parent});
-  } else if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
-  if (c.cgroup_parent.empty() && c.limits.memory_bytes > 0) {
-    // Swap included: a step over its memory is killed, not slowed down by swapping.
-    args.insert(args.end(), {"--memory", absl::StrCat(c.limits.memory_bytes), "--memory-swap",
-                             absl::StrCat(c.limits.memory_bytes)});
+    args.insert(args.end(), {"--cgroup-parent", c.cgroup_parent});  // the limits are the parent's
+  } else {
+    if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
+    if (c.limits.memory_bytes > 0) {
+      // Swap included: a step over its memory is killed, not slowed down by swapping.
+      const std::string bytes = absl::StrCat(c.limits.memory_bytes);
+      args.insert(args.end(), {"--memory", bytes, "--memory-swap", bytes});
+    }
+    if (c.limits.pids > 0) args.insert(args.end(), {"--pids-limit", absl::StrCat(c.limits.pids)});
   }
-  if (c.cgroup_parent.empty() && c.limits.pids > 0) args.insert(args.end(), {"--pids-limit", absl::StrCat(c.limits.pids)});
   // The step's own variables; PATH is the image's, HOME and TMPDIR are inside the container.
   for (const auto& [k, v] : request.env) {
     if (k == "PATH" || k == "HOME" || k == "TMPDIR") continue;
@@ -138,6 +141,9 @@ absl::StatusOr<ExecResult> ContainerExecutor::Run(const ExecRequest& request, co
 }
 
 bool ContainerExecutor::OomKilled(const ContainerRun& container, const ExecResult& result) const {
+  // Nothing to ask without a memory limit, or when a group of the worker's holds it (the worker
+  // reads the kernel's own count then): no engine call on those steps' way out.
+  if (container.limits.memory_bytes == 0 || !container.cgroup_parent.empty()) return false;
   auto inspect = [&]() {
     auto oom = Call({"inspect", "--format", "{{.State.OOMKilled}}", container.name}, absl::Seconds(10));
     return oom.ok() && absl::StripAsciiWhitespace(*oom) == "true";
@@ -147,11 +153,7 @@ bool ContainerExecutor::OomKilled(const ContainerRun& container, const ExecResul
   // ended `run` (containerd/containerd#8180); the container's state then never says OOMKilled, but
   // the engine still logs an "oom" event for it. A container with a memory limit that died of
   // SIGKILL, not by our hand, is looked up in the events until the engine has had time to log one.
-  // (With a parent group of the worker's holding the limit, the worker reads the kernel's count.)
-  if (container.limits.memory_bytes == 0 || !container.cgroup_parent.empty() || result.exit_code != 128 + SIGKILL || result.timed_out ||
-      result.cancelled) {
-    return false;
-  }
+  if (result.exit_code != 128 + SIGKILL || result.timed_out || result.cancelled) return false;
   const std::string since = absl::StrCat(absl::ToUnixSeconds(result.started) - 1);
   const absl::Time deadline = absl::Now() + absl::Seconds(3);
   do {
