@@ -1,6 +1,9 @@
 // The farm's overhead per task: N tiny tasks (`true`) through a local farm with 2 workers, against
-// the same N commands run directly with the same parallelism (2). Also: time from submit to the
-// first task's start. Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits]
+// the same N commands run directly with the same parallelism (2), end to end (submit to done, as
+// `assay submit --wait` sees it); then the marginal cost of a task, from a second job of 4N tasks
+// (the difference between the two, against the same difference run directly: no fixed cost of a
+// job in it). Also: time from submit to the first task's start, and how busy the machine's CPUs were.
+// Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits]
 //   executor: default process; `limits`: every step has limits {cpus: 1, memory: 256MiB, pids: 256}
 //   (its own cgroups, made and removed per step)
 #include <sys/wait.h>
@@ -8,7 +11,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 #include <thread>
@@ -41,6 +46,16 @@ absl::Duration Direct(int n) {
     --running;
   }
   return absl::Now() - start;
+}
+
+// Busy and total jiffies of all CPUs, from /proc/stat.
+std::pair<double, double> CpuJiffies() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  const double busy = user + nice + system + irq + softirq;
+  return {busy, busy + idle + iowait};
 }
 
 double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
@@ -91,42 +106,67 @@ int main(int argc, char** argv) {
   const bool limits = argc > 3 && std::string(argv[3]) == "limits";
   const std::string limits_yaml = limits ? "    limits: {cpus: 1, memory: 256MiB, pids: 256}\n" : "";
   Farm farm;
-  farm.StartCoordinator();
+  farm.StartCoordinator({"--max-matrix-cells", "100000"});
   farm.set_executor(executor);
   farm.StartWorker("w1");
   farm.StartWorker("w2");
-  std::string values;
-  for (int i = 0; i < n; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
-  auto tree = farm.WriteTree("tiny", {{"assay.yaml", absl::StrCat("matrix:\n  i: [", values,
-                                                                   "]\nsteps:\n  - id: t\n    run: 'true'\n    cache: false\n", limits_yaml)}});
+  auto tree_of = [&](int tasks) {
+    std::string values;
+    for (int i = 0; i < tasks; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
+    return farm.WriteTree(absl::StrCat("tiny-", tasks),
+                          {{"assay.yaml", absl::StrCat("matrix:\n  i: [", values,
+                                                       "]\nsteps:\n  - id: t\n    run: 'true'\n    cache: false\n", limits_yaml)}});
+  };
   // One warm-up job so both workers' channels and caches are up.
   auto warm = farm.Submit(farm.WriteTree("warm", {{"assay.yaml", "steps:\n  - id: t\n    run: 'true'\n    cache: false\n"}}));
   if (!warm.ok() || !farm.WaitJob(*warm).ok()) return 1;
 
-  const absl::Time start = absl::Now();
-  auto id = farm.Submit(tree);
-  if (!id.ok()) {
-    std::fprintf(stderr, "%s\n", id.status().ToString().c_str());
-    return 1;
-  }
-  auto job = farm.WaitJob(*id, absl::Minutes(10));
-  const absl::Duration farm_time = absl::Now() - start;
-  if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) return 1;
+  struct Run {
+    double seconds = 0;
+    double cpu_busy = 0;  // of all CPUs, 0..1
+    assay::v1::Job job;
+  };
+  auto run_farm = [&](int tasks) -> std::optional<Run> {
+    const auto tree = tree_of(tasks);
+    const auto [busy0, total0] = CpuJiffies();
+    const absl::Time start = absl::Now();
+    auto id = farm.Submit(tree);
+    if (!id.ok()) {
+      std::fprintf(stderr, "%s\n", id.status().ToString().c_str());
+      return std::nullopt;
+    }
+    auto job = farm.WaitJob(*id, absl::Minutes(10));
+    Run r;
+    r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    const auto [busy1, total1] = CpuJiffies();
+    r.cpu_busy = total1 > total0 ? (busy1 - busy0) / (total1 - total0) : 0;
+    if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) return std::nullopt;
+    r.job = *job;
+    return r;
+  };
+  auto small = run_farm(n);
+  auto large = run_farm(4 * n);
+  if (!small || !large) return 1;
   int64_t first_start = INT64_MAX;
-  for (const auto& t : job->tasks()) first_start = std::min(first_start, t.started_at_ms());
-  const int64_t submit_to_first_ms = first_start - job->created_at_ms();
+  for (const auto& t : small->job.tasks()) first_start = std::min(first_start, t.started_at_ms());
+  const int64_t submit_to_first_ms = first_start - small->job.created_at_ms();
 
-  const absl::Duration direct = Direct(n);
-  const double farm_s = absl::ToDoubleSeconds(farm_time), direct_s = absl::ToDoubleSeconds(direct);
-  std::printf("tasks                         %d (`true`, cache off, 2 workers x 1 slot, %s executor%s)\n", n,
-              executor.c_str(), limits ? ", cgroup limits" : "");
-  std::printf("farm, submit to job done      %.3f s  (%.0f tasks/s, %.2f ms/task)\n", farm_s, n / farm_s,
-              1000 * farm_s / n);
-  std::printf("direct, 2 at a time           %.3f s  (%.0f tasks/s)\n", direct_s, n / direct_s);
-  std::printf("ratio farm / direct           %.1fx\n", farm_s / direct_s);
-  std::printf("overhead per task             %.2f ms\n", 1000 * (farm_s - direct_s) / n * 2);
+  const double direct_small = absl::ToDoubleSeconds(Direct(n)), direct_large = absl::ToDoubleSeconds(Direct(4 * n));
+  const double farm_s = small->seconds;
+  std::printf("tasks                         %d and %d (`true`, cache off, 2 workers x 1 slot, %s executor%s)\n", n,
+              4 * n, executor.c_str(), limits ? ", cgroup limits" : "");
+  std::printf("farm, submit to job done      %.3f s  (%.0f tasks/s, %.2f ms/task); CPUs %.0f%% busy\n", farm_s,
+              n / farm_s, 1000 * farm_s / n, 100 * small->cpu_busy);
+  std::printf("direct, 2 at a time           %.3f s  (%.0f tasks/s)\n", direct_small, n / direct_small);
+  std::printf("ratio farm / direct           %.1fx\n", farm_s / direct_small);
+  std::printf("overhead per task, end to end %.2f ms per lane (%d tasks, the job's fixed costs included)\n",
+              1000 * (farm_s - direct_small) / n * 2, n);
+  std::printf("overhead per task, marginal   %.2f ms per lane (jobs of %d and %d tasks: farm %.3f s and %.3f s, "
+              "direct %.3f s and %.3f s; CPUs %.0f%% busy)\n",
+              1000 * ((large->seconds - farm_s) - (direct_large - direct_small)) / (3 * n) * 2, n, 4 * n, farm_s,
+              large->seconds, direct_small, direct_large, 100 * large->cpu_busy);
   std::printf("submit to first task start    %lld ms (job accepted -> first task running)\n",
               static_cast<long long>(submit_to_first_ms));
-  PrintTimeline(*job);
+  PrintTimeline(large->job);
   return 0;
 }

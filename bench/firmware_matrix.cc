@@ -34,7 +34,17 @@ int64_t Ms(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t
 
 // Where a farm job's time went, per step, from the coordinator's task times and the worker's REAPI
 // execution metadata (both on this host's clock): averages in ms.
-void PrintBreakdown(const assay::v1::Job& job) {
+void PrintBreakdown(const assay::v1::Job& job, absl::Time submitted, absl::Time seen_done) {
+  int64_t first_start = INT64_MAX, last_end = 0;
+  for (const auto& t : job.tasks()) {
+    first_start = std::min(first_start, t.started_at_ms());
+    last_end = std::max(last_end, t.finished_at_ms());
+  }
+  std::printf("  job (ms): submit -> accepted %lld, accepted -> first step started %lld, steps %lld, "
+              "last step done -> client saw the job done %lld\n",
+              static_cast<long long>(job.created_at_ms() - absl::ToUnixMillis(submitted)),
+              static_cast<long long>(first_start - job.created_at_ms()), static_cast<long long>(last_end - first_start),
+              static_cast<long long>(absl::ToUnixMillis(seen_done) - last_end));
   double queued = 0, to_worker = 0, fetch = 0, run = 0, upload = 0, to_done = 0;
   int n = 0;
   for (const auto& t : job.tasks()) {
@@ -150,7 +160,8 @@ steps:
       const absl::Time t0 = absl::Now();
       auto id = farm.Submit(tree);
       auto job = id.ok() ? farm.WaitJob(*id) : id.status();
-      const double s = absl::ToDoubleSeconds(absl::Now() - t0);
+      const absl::Time t1 = absl::Now();
+      const double s = absl::ToDoubleSeconds(t1 - t0);
       if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) {
         std::fprintf(stderr, "farm job failed: %s\n", job.ok() ? job->message().c_str() : job.status().ToString().c_str());
         return 1;
@@ -158,7 +169,7 @@ steps:
       (slots == 1 ? farm1 : farm2).push_back(s);
       if (r == reps - 1) {
         std::printf("farm, %d slot(s) per worker, last run:\n", slots);
-        PrintBreakdown(*job);
+        PrintBreakdown(*job, t0, t1);
       }
     }
   }

@@ -35,10 +35,10 @@ std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std:
   w.unresponsive = false;
   w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
-  scheduler_.AddWorker(hello.worker_id(), labels, hello.slots());
+  scheduler_.AddWorker(hello.worker_id(), labels, hello.slots(), hello.prefetch());
   UpdateEligibility(hello.worker_id());
-  spdlog::info("worker {} connected from {} with {} slots, labels [{}]", hello.worker_id(), hello.hostname(),
-               hello.slots(), absl::StrJoin(labels, ", "));
+  spdlog::info("worker {} connected from {} with {} slots (prefetch {}), labels [{}]", hello.worker_id(),
+               hello.hostname(), hello.slots(), hello.prefetch(), absl::StrJoin(labels, ", "));
   return displaced;
 }
 

@@ -103,8 +103,14 @@ class Dispatcher {
   bool Dequeue(TaskKey task) { return scheduler_.Dequeue(task); }
   // The task is final: its action is dropped and its pins let go.
   void Forget(TaskKey task);
-  // Grants queued tasks to free, matching slots.
+  // Grants queued tasks to free, matching slots, then to the workers' prefetch (Scheduler::Dispatch).
   std::vector<Grant> Dispatch();
+  // Prefetched tasks to ask back from their workers for free slots elsewhere (Scheduler::Reclaim).
+  std::vector<Lease> Reclaim() { return scheduler_.Reclaim(); }
+  // A task its worker handed back unstarted goes back to the head of its job's queue.
+  bool GiveBack(TaskKey task, const std::string& lease_id, std::vector<std::string> required_labels) {
+    return scheduler_.GiveBack(task, lease_id, std::move(required_labels));
+  }
   absl::Status CheckLease(TaskKey task, const std::string& lease_id) const { return scheduler_.CheckLease(task, lease_id); }
   bool Release(TaskKey task, const std::string& lease_id) { return scheduler_.Release(task, lease_id); }
   std::vector<Lease> ExpireLeases() { return scheduler_.ExpireLeases(); }

@@ -529,6 +529,23 @@ void JobManager::DispatchLocked() {
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
     SendEarlyLocked(grant.session, std::move(message));
   }
+  // A slot is free with nothing queued for it while another worker holds a prefetched task: ask for
+  // it back (the worker answers only if it has not started it; the task is then queued again).
+  for (const Lease& lease : dispatcher_.Reclaim()) {
+    JobEntry* entry = ActiveLocked(lease.task.job);
+    auto session = dispatcher_.SessionOf(lease.worker);
+    if (entry == nullptr || session == nullptr) continue;
+    const Task& task = entry->job.tasks(lease.task.index);
+    assay::v1::CoordinatorMessage message;
+    auto* cancel = message.mutable_cancel();
+    cancel->mutable_lease()->set_job_id(entry->job.id());
+    cancel->mutable_lease()->set_task_id(task.id());
+    cancel->mutable_lease()->set_lease_id(lease.lease_id);
+    cancel->mutable_lease()->set_attempt(task.attempt());
+    cancel->set_reason("a slot is free on another worker");
+    cancel->set_if_not_started(true);
+    SendEarlyLocked(session, std::move(message));
+  }
 }
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {

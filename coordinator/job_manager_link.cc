@@ -21,6 +21,9 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   if (hello.slots() < 1 || hello.slots() > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("hello.slots is ", hello.slots(), "; it must be 1 to 1024"));
   }
+  if (hello.prefetch() < 0 || hello.prefetch() > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("hello.prefetch is ", hello.prefetch(), "; it must be 0 to 1024"));
+  }
   Locked lock(this);
   for (const Lease& lease : dispatcher_.Connect(hello, session)) {
     if (JobEntry* entry = ActiveLocked(lease.task.job)) {
@@ -150,10 +153,33 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     spdlog::warn("refusing result from worker {} for {} {}: {}", worker, number, task->id(), s.message());
     return s;
   }
+  if (result.not_started()) {  // a prefetched task handed back: the next free slot takes it
+    const std::vector<std::string> labels(task->spec().required_labels().begin(), task->spec().required_labels().end());
+    if (task->state() != assay::v1::TASK_RUNNING) {  // cancelled meanwhile
+      dispatcher_.Release(key, result.lease().lease_id());
+    } else {
+      dispatcher_.GiveBack(key, result.lease().lease_id(), labels);
+      SystemLogLocked(entry, *task, absl::StrCat("worker ", worker, " handed the task back before starting it"));
+      task->set_state(assay::v1::TASK_QUEUED);
+      task->set_attempt(task->attempt() - 1);  // it did not run
+      task->set_started_at_ms(0);
+      task->clear_worker();
+      PersistLocked(entry, *task, false);
+    }
+    DispatchLocked();
+    return absl::OkStatus();
+  }
   dispatcher_.Release(key, result.lease().lease_id());
   if (IsFinal(task->state())) {  // cancelled while it ran
     DispatchLocked();
     return absl::OkStatus();
+  }
+  // A prefetched task waited on its worker for a slot: its run began when the worker started it.
+  const auto& run = result.result().execution_metadata();
+  if (run.has_worker_start_timestamp() && run.has_worker_completed_timestamp()) {
+    const int64_t ran_ms = (run.worker_completed_timestamp().seconds() - run.worker_start_timestamp().seconds()) * 1000 +
+                           (run.worker_completed_timestamp().nanos() - run.worker_start_timestamp().nanos()) / 1'000'000;
+    task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - std::max<int64_t>(ran_ms, 0)));
   }
   AppendPrefaceLocked(entry, *task, result.log_preface());
   const ResultDecision decision = DecideResult(*task, result);

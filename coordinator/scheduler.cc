@@ -24,10 +24,11 @@ bool LabelsMatch(const std::vector<std::string>& required, const std::vector<std
   return true;
 }
 
-void Scheduler::AddWorker(const std::string& id, std::vector<std::string> labels, int slots) {
+void Scheduler::AddWorker(const std::string& id, std::vector<std::string> labels, int slots, int prefetch) {
   Worker& w = workers_[id];
   w.labels = std::move(labels);
   w.slots = std::max(slots, 0);
+  w.prefetch = std::max(prefetch, 0);
 }
 
 std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
@@ -93,6 +94,17 @@ int Scheduler::running_of(uint64_t job) const {
 void Scheduler::Ended(const Lease& lease) {
   auto w = workers_.find(lease.worker);
   if (w != workers_.end() && w->second.busy > 0) w->second.busy--;
+  if (w != workers_.end()) {
+    auto& held = w->second.held;
+    if (lease.held) {
+      held.erase(std::remove_if(held.begin(), held.end(), [&](const Held& h) { return h.task == lease.task; }),
+                 held.end());
+    } else if (!held.empty()) {
+      // A slot of the worker is free: it has started the oldest task it held.
+      if (auto it = leases_.find(held.front().task); it != leases_.end()) it->second.held = false;
+      held.pop_front();
+    }
+  }
   auto j = jobs_.find(lease.task.job);
   if (j != jobs_.end() && j->second.running > 0) j->second.running--;
 }
@@ -104,15 +116,24 @@ void Scheduler::DropIfIdle(uint64_t job) {
 
 std::vector<Lease> Scheduler::Dispatch() {
   std::vector<Lease> granted;
-  const absl::Time now = clock_->Now();
-  // With every slot busy there is nothing to do: a long queue is not walked on every result.
-  int free = 0;
-  for (const auto& [id, w] : workers_) free += w.cordoned ? 0 : std::max(0, w.slots - w.busy);
-  std::set<uint64_t> stuck;  // jobs none of whose queued tasks fits a free slot now
   for (auto it = jobs_.begin(); it != jobs_.end();) {  // jobs with nothing queued or running
     it = it->second.queue.empty() && it->second.running == 0 ? jobs_.erase(it) : std::next(it);
   }
-  while (free > 0) {
+  DispatchPass(0, &granted);
+  // Prefetch: only once no matching slot is free anywhere, so a held task never waits while a slot
+  // it could use stands idle (and Reclaim takes it back should one free up).
+  DispatchPass(1, &granted);
+  return granted;
+}
+
+void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
+  const absl::Time now = clock_->Now();
+  auto capacity = [extra](const Worker& w) { return w.cordoned ? 0 : w.slots + (extra > 0 ? w.prefetch : 0); };
+  // With every slot busy there is nothing to do: a long queue is not walked on every result.
+  int free = 0;
+  for (const auto& [id, w] : workers_) free += std::max(0, capacity(w) - w.busy);
+  std::set<uint64_t> stuck;  // jobs none of whose queued tasks fits a free slot now
+  while (free > 0 && queued_ > 0) {
     // The job that gets the next slot: highest priority, then fewest running, then oldest.
     JobQueue* pick = nullptr;
     uint64_t pick_id = 0;
@@ -131,19 +152,21 @@ std::vector<Lease> Scheduler::Dispatch() {
       Worker* best = nullptr;
       const std::string* best_id = nullptr;
       for (auto& [id, w] : workers_) {
-        if (w.cordoned || w.busy >= w.slots || !LabelsMatch(it->required, w.labels)) continue;
-        if (best == nullptr || w.slots - w.busy > best->slots - best->busy) {
+        if (w.busy >= capacity(w) || !LabelsMatch(it->required, w.labels)) continue;
+        if (best == nullptr || capacity(w) - w.busy > capacity(*best) - best->busy) {
           best = &w;
           best_id = &id;
         }
       }
       if (best == nullptr) continue;
+      const bool held = best->busy >= best->slots;
       best->busy++;
       pick->running++;
       --free;
-      Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_};
+      Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_, held};
+      if (held) best->held.push_back(Held{it->task, it->required});
       leases_[it->task] = lease;
-      granted.push_back(std::move(lease));
+      granted->push_back(std::move(lease));
       pick->queue.erase(it);
       --queued_;
       placed = true;
@@ -151,7 +174,44 @@ std::vector<Lease> Scheduler::Dispatch() {
     }
     if (!placed) stuck.insert(pick_id);
   }
-  return granted;
+}
+
+std::vector<Lease> Scheduler::Reclaim() {
+  std::vector<Lease> out;
+  if (std::none_of(workers_.begin(), workers_.end(), [](const auto& kv) { return !kv.second.held.empty(); })) {
+    return out;
+  }
+  for (auto& [id, idle] : workers_) {
+    if (idle.cordoned || idle.busy >= idle.slots) continue;
+    int free = idle.slots - idle.busy;
+    for (auto& [other_id, other] : workers_) {
+      if (free == 0) break;
+      if (&other == &idle) continue;
+      for (Held& h : other.held) {
+        if (free == 0) break;
+        if (h.reclaiming || !LabelsMatch(h.required, idle.labels)) continue;
+        auto it = leases_.find(h.task);
+        if (it == leases_.end()) continue;
+        h.reclaiming = true;
+        --free;
+        out.push_back(it->second);
+      }
+    }
+  }
+  return out;
+}
+
+bool Scheduler::GiveBack(TaskKey task, const std::string& lease_id, std::vector<std::string> required_labels) {
+  auto it = leases_.find(task);
+  if (it == leases_.end() || it->second.lease_id != lease_id) return false;
+  // Taken out of its worker's held tasks by name: no other held task of it has started.
+  Lease ended = it->second;
+  ended.held = true;
+  Ended(ended);
+  leases_.erase(it);
+  JobOf(task.job).queue.push_front(Queued{task, std::move(required_labels), clock_->Now()});
+  ++queued_;
+  return true;
 }
 
 absl::Status Scheduler::CheckLease(TaskKey task, const std::string& lease_id) const {

@@ -33,6 +33,10 @@ struct Lease {
   std::string worker;
   std::string lease_id;
   absl::Time expires;
+  // Granted beyond the worker's slots (prefetched): the worker holds it until a slot frees. As far
+  // as the scheduler knows it has not started: the worker starts held tasks in the order it got
+  // them, one each time a task of it ends.
+  bool held = false;
 };
 
 // True when every required label is offered: "k=v" needs that exact label, "k" needs "k" or any "k=...".
@@ -42,7 +46,10 @@ class Scheduler {
  public:
   Scheduler(const Clock* clock, absl::Duration lease_ttl) : clock_(clock), lease_ttl_(lease_ttl) {}
 
-  void AddWorker(const std::string& id, std::vector<std::string> labels, int slots);
+  // `prefetch`: tasks the worker takes beyond its slots, started as its slots free. They are granted
+  // only once every matching worker's slots are full, and asked back (Reclaim) when a slot frees
+  // elsewhere before they started.
+  void AddWorker(const std::string& id, std::vector<std::string> labels, int slots, int prefetch = 0);
   // Forgets a worker; returns the leases it held, now void.
   std::vector<Lease> RemoveWorker(const std::string& id);
   bool HasWorker(const std::string& id) const { return workers_.contains(id); }
@@ -60,8 +67,13 @@ class Scheduler {
   bool Dequeue(TaskKey task);
 
   // Grants as many queued tasks as free, matching slots allow: by job priority, then to the job with
-  // the fewest running tasks, each job's tasks oldest first.
+  // the fewest running tasks, each job's tasks oldest first. Then, with every matching slot busy,
+  // the same way to the workers' prefetch (held leases).
   std::vector<Lease> Dispatch();
+  // Held leases that a worker with a free slot, and nothing queued for it, could run now: each is to
+  // be asked back from its worker (CancelTask.if_not_started) and queued again. A lease is named
+  // once; a worker's free slot is matched to one lease at most.
+  std::vector<Lease> Reclaim();
 
   // OK when `lease_id` is the live lease of `task`; FAILED_PRECONDITION for a stale or unknown one.
   absl::Status CheckLease(TaskKey task, const std::string& lease_id) const;
@@ -69,6 +81,9 @@ class Scheduler {
   bool Release(TaskKey task, const std::string& lease_id);
   // Extends the named leases of a worker to now + ttl. Returns how many were renewed.
   int Renew(const std::string& worker, const std::vector<std::pair<TaskKey, std::string>>& leases);
+  // A lease handed back unstarted: ended like Release, and its task queued again at the head of its
+  // job's queue (it was the job's next task). False if the lease was not live.
+  bool GiveBack(TaskKey task, const std::string& lease_id, std::vector<std::string> required_labels);
   // Removes and returns every lease whose expiry is strictly before now.
   std::vector<Lease> ExpireLeases();
 
@@ -84,11 +99,18 @@ class Scheduler {
   std::vector<TaskKey> running_on(const std::string& worker) const;
 
  private:
+  struct Held {
+    TaskKey task;
+    std::vector<std::string> required;
+    bool reclaiming = false;  // asked back (Reclaim)
+  };
   struct Worker {
     std::vector<std::string> labels;
     int slots = 0;
-    int busy = 0;
+    int prefetch = 0;
+    int busy = 0;              // live leases, held ones included
     bool cordoned = false;
+    std::deque<Held> held;     // its held leases, oldest first
   };
   struct Queued {
     TaskKey task;
@@ -109,6 +131,8 @@ class Scheduler {
   };
   JobQueue& JobOf(uint64_t job);
   void DropIfIdle(uint64_t job);
+  // Grants queued tasks to workers with fewer than slots + `extra` live leases.
+  void DispatchPass(int extra, std::vector<Lease>* granted);
 
   const Clock* clock_;
   absl::Duration lease_ttl_;

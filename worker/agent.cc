@@ -98,7 +98,8 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       cache_(std::move(parts.cache)),
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
       executor_(std::move(parts.executor)),
-      cgroups_(Cgroups::Detect()) {
+      cgroups_(Cgroups::Detect()),
+      gate_(options_.slots) {
   if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
@@ -130,8 +131,9 @@ int WorkerAgent::Drain(absl::Duration grace) {
     draining_ = true;
     drain_deadline_ = absl::Now() + grace;
     if (link_ != nullptr) link_->Send(StoppingMessage(drain_deadline_));  // later sessions send it at hello
-    spdlog::info("worker {} draining: no new tasks; {} running task(s) have {} to finish", options_.worker_id, running_,
-                 absl::FormatDuration(grace));
+    const int held = gate_.WithdrawAll();  // tasks waiting for a slot go back unstarted, for other workers
+    spdlog::info("worker {} draining: no new tasks; {} running task(s) have {} to finish ({} handed back unstarted)",
+                 options_.worker_id, running_ - held, absl::FormatDuration(grace), held);
     auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0 || stopping_; };
     mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
     left = running_;
@@ -217,6 +219,7 @@ bool WorkerAgent::Session(int failures) {
   h->set_hostname(Hostname());
   for (const auto& l : labels_) h->add_labels(l);
   h->set_slots(options_.slots);
+  h->set_prefetch(options_.prefetch);
   h->add_executors(executor_->name());
   h->set_version("0.1.0");
   link.Send(hello);
@@ -276,12 +279,14 @@ bool WorkerAgent::Session(int failures) {
           }
         }
         link.running_mu.Unlock();
+        gate_.Wake();
         for (RunningTask& old : finished) old.thread.join();
         link.running_mu.Lock();
         RunningTask& r = link.running[key];
         r.lease = lease;
         r.cancel = cancel;
-        r.thread = std::thread(&WorkerAgent::RunTask, this, &link, message.assign(), cancel);
+        r.ticket = gate_.Join();
+        r.thread = std::thread(&WorkerAgent::RunTask, this, &link, message.assign(), cancel, r.ticket);
         break;
       }
       case CoordinatorMessage::kCancel: {
@@ -293,8 +298,14 @@ bool WorkerAgent::Session(int failures) {
         // assignment is for the older one, which that assignment already ended.
         if (it != link.running.end() && (lease.attempt() == 0 || it->second.lease.attempt() == lease.attempt()) &&
             (lease.lease_id().empty() || it->second.lease.lease_id() == lease.lease_id())) {
-          spdlog::info("cancelling {}: {}", key, message.cancel().reason());
-          it->second.cancel->Cancel();
+          if (message.cancel().if_not_started()) {
+            // Asked back unstarted: only a task still waiting for a slot goes (RunTask says so).
+            if (gate_.Withdraw(it->second.ticket)) spdlog::info("handing back {}: {}", key, message.cancel().reason());
+          } else {
+            spdlog::info("cancelling {}: {}", key, message.cancel().reason());
+            it->second.cancel->Cancel();
+            gate_.Wake();
+          }
         }
         break;
       }
@@ -339,15 +350,30 @@ bool WorkerAgent::Session(int failures) {
     for (auto& [key, r] : link.running) r.cancel->Cancel();
     running.swap(link.running);
   }
+  gate_.Wake();
   for (auto& [key, r] : running) r.thread.join();
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   return welcomed;
 }
 
-void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel) {
+void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
+                          uint64_t ticket) {
   AfterTask after;
-  assay::v1::TaskResult result = Execute(link, assignment, *cancel, &after);
+  assay::v1::TaskResult result;
+  switch (gate_.Enter(ticket, *cancel)) {
+    case SlotGate::Admission::kEntered:
+      result = Execute(link, assignment, *cancel, &after);
+      gate_.Leave();
+      break;
+    case SlotGate::Admission::kWithdrawn:
+      result.set_not_started(true);
+      break;
+    case SlotGate::Admission::kCancelled:
+      result.set_cancelled(true);
+      result.set_error("cancelled before it started");
+      break;
+  }
   result.set_log_preface(std::move(after.log_preface));
   *result.mutable_lease() = assignment.lease();
   const bool failed = !result.error().empty() && !result.cancelled();

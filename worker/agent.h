@@ -23,6 +23,7 @@
 #include "worker/container_executor.h"
 #include "worker/executor.h"
 #include "worker/host_facts.h"
+#include "worker/slot_gate.h"
 
 namespace assay {
 
@@ -46,6 +47,8 @@ class WorkerAgent {
     std::string worker_id;              // default: hostname-<random>
     std::vector<std::string> labels;    // added to the detected ones
     int slots = 1;
+    // Tasks taken beyond the slots, started as slots free (slot_gate.h); 0: none.
+    int prefetch = 1;
     std::string work_dir = "assay-work";
     std::string instance_name;
     std::string cache_dir;              // local CAS cache; default <work_dir>/cache
@@ -104,7 +107,8 @@ class WorkerAgent {
   // One connected session; returns when the stream ends, and whether the coordinator welcomed it.
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
-  void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel);
+  void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
+               uint64_t ticket);
   // What a task leaves for RunTask to do once it has sent the result.
   struct AfterTask {
     std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
@@ -123,6 +127,7 @@ class WorkerAgent {
   std::unique_ptr<Executor> executor_;
   Cgroups cgroups_;  // where steps' limits can be enforced
   std::unique_ptr<ContainerExecutor> containers_;  // null: no container engine
+  SlotGate gate_;  // tasks wait here for a slot, in the order they came
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

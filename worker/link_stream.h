@@ -22,6 +22,7 @@ struct RunningTask {
   assay::v1::LeaseRef lease;
   std::shared_ptr<CancelToken> cancel;
   std::thread thread;
+  uint64_t ticket = 0;  // its place in the worker's SlotGate
   bool done = false;
 };
 

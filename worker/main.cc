@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   app.add_option("--id", options.worker_id, "worker id (default: hostname-random)");
   app.add_option("--label", options.labels, "extra label, key=value or name (repeatable)");
   app.add_option("--slots", options.slots, "tasks run at once")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--prefetch", options.prefetch,
+                 "tasks taken beyond the slots, started the moment a slot frees (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   app.add_option("--work-dir", options.work_dir, "folder for task work directories")->capture_default_str();
   app.add_option("--instance", options.instance_name, "REAPI instance name");
   app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");

@@ -176,17 +176,37 @@ absl::StatusOr<assay::v1::Job> Farm::GetJob(const std::string& id) {
 }
 
 absl::StatusOr<assay::v1::Job> Farm::WaitJob(const std::string& id, absl::Duration timeout) {
-  absl::StatusOr<assay::v1::Job> job;
-  bool done = WaitFor(
-      [&]() {
-        job = GetJob(id);
-        return job.ok() && (job->state() == assay::v1::JOB_SUCCEEDED || job->state() == assay::v1::JOB_FAILED ||
-                            job->state() == assay::v1::JOB_CANCELLED);
-      },
-      timeout);
-  if (!job.ok()) return job.status();
-  if (!done) return absl::DeadlineExceededError(absl::StrCat("job ", id, " still ", job->state()));
-  return job;
+  // Follows the job's WatchJob stream (pushed on every change), as `assay submit --wait` does, so the
+  // wait ends the moment the job does; the stream is opened again should it end early (a test that
+  // restarts the coordinator).
+  auto final_state = [](const assay::v1::Job& j) {
+    return j.state() == assay::v1::JOB_SUCCEEDED || j.state() == assay::v1::JOB_FAILED ||
+           j.state() == assay::v1::JOB_CANCELLED;
+  };
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<assay::v1::Job> last = absl::NotFoundError(absl::StrCat("job ", id, " never seen"));
+  while (true) {
+    assay::v1::WatchJobRequest request;
+    request.set_job_id(id);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    auto reader = jobs_->WatchJob(&context, request);
+    assay::v1::Job job;
+    while (reader->Read(&job)) {
+      last = job;
+      if (final_state(job)) {
+        context.TryCancel();
+        reader->Finish();
+        return last;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (!last.ok() && !status.ok()) last = FromGrpc(status);
+    if (absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(20));  // the coordinator is away: dial again shortly
+  }
+  if (!last.ok()) return last.status();
+  return absl::DeadlineExceededError(absl::StrCat("job ", id, " still ", last->state()));
 }
 
 std::string Farm::Log(const std::string& job, const std::string& task) {

@@ -106,7 +106,7 @@ steps:
     ASSERT_TRUE(job.ok());
     int running = 0;
     for (const Task& t : job->tasks()) running += t.state() == assay::v1::TASK_RUNNING;
-    if (running == 2) break;
+    if (running >= 2) break;  // both slots (and the worker's prefetch)
     absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
   }
   auto small_id = farm_.Submit(small);
@@ -115,8 +115,10 @@ steps:
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state(), assay::v1::JOB_SUCCEEDED);
   const Task* a = FindTask(*done, "a");
-  // The slot that frees first after the small job was queued goes to it: at most one step of the big
-  // job (400 ms) later, not after the big job's remaining ~198 steps.
+  // The slot that frees first after the small job was queued goes to it (or the first one takes the
+  // big job's task the worker held, and the small job is held for the second; both slots' steps
+  // started before the small job came): at most one step of the big job (400 ms) later, not after
+  // the big job's remaining ~198 steps.
   const int64_t waited_ms = a->started_at_ms() - a->queued_at_ms();
   EXPECT_LE(waited_ms, kStepMs + 150) << "the small job waited " << waited_ms << " ms for a slot";
   auto big_job = farm_.GetJob(*big_id);
@@ -126,7 +128,9 @@ steps:
 }
 
 TEST_F(FleetTest, AHigherPriorityJobTakesTheNextFreeSlotAheadOfEarlierOnes) {
-  farm_.StartWorker("w1", {}, 1);
+  // Strict priority order: a worker without prefetch (with it, the normal job's task would already be
+  // held by the worker when the urgent one comes: FleetTest.AHeldTask...).
+  farm_.StartWorker("w1", {}, 1, {"--prefetch", "0"});
   const fs::path release = farm_.dir() / "release";
   auto holder = farm_.Submit(farm_.WriteTree("holder", {{"assay.yaml", WaitForFileStep(release)}}));
   ASSERT_TRUE(holder.ok()) << holder.status();
@@ -146,6 +150,81 @@ TEST_F(FleetTest, AHigherPriorityJobTakesTheNextFreeSlotAheadOfEarlierOnes) {
   EXPECT_EQ(urgent_job->priority(), 10);
   EXPECT_LE(urgent_job->tasks(0).finished_at_ms(), normal_job->tasks(0).started_at_ms())
       << "the urgent job, submitted last, ran first";
+}
+
+TEST_F(FleetTest, AHeldTaskIsHandedBackWhenAnotherWorkerFreesUpAndAnUrgentJobWaitsOneTaskAtMost) {
+  // w1 has one slot and holds one task ahead (the default --prefetch 1).
+  farm_.StartWorker("w1", {}, 1);
+  const fs::path release = farm_.dir() / "release";
+  auto tree = farm_.WriteTree("two", {{"assay.yaml", absl::StrCat(R"(matrix:
+  i: [1, 2]
+steps:
+  - id: s
+    run: test ${{ matrix.i }} = 2 || while [ ! -e )", release.string(), R"( ]; do sleep 0.05; done
+    cache: false
+)")}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  // Both tasks are on w1: i=1 runs (until released), i=2 waits there for the slot.
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.running_size() == 2; }));
+  auto job = farm_.GetJob(*id);
+  ASSERT_TRUE(job.ok());
+  for (const Task& t : job->tasks()) {
+    EXPECT_EQ(t.state(), assay::v1::TASK_RUNNING) << t.id();
+    EXPECT_EQ(t.worker(), "w1") << t.id();
+  }
+  // A second worker frees up with nothing queued: w1 hands the held task back and w2 runs it, while
+  // w1's first task still runs.
+  farm_.StartWorker("w2");
+  const Task* second = nullptr;
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        job = farm_.GetJob(*id);
+        second = job.ok() ? FindTask(*job, "2/s") : nullptr;
+        return second != nullptr && second->state() == assay::v1::TASK_SUCCEEDED;
+      },
+      absl::Seconds(30)));
+  EXPECT_EQ(second->worker(), "w2");
+  EXPECT_EQ(second->attempt(), 1) << "a task handed back unstarted did not use up an attempt";
+  EXPECT_EQ(FindTask(*job, "1/s")->state(), assay::v1::TASK_RUNNING);
+  EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "2/s"), "worker w1 handed the task back before starting it"))
+      << farm_.Log(*id, "2/s");
+
+  // Strict priority is bounded by the prefetch: with w1 busy and holding a normal job's task, an
+  // urgent job runs right after it, not after the rest of the normal job.
+  farm_.StopWorker("w2");
+  auto normal = farm_.Submit(farm_.WriteTree("normal", {{"assay.yaml", R"(name: normal
+matrix:
+  n: [1, 2, 3, 4]
+steps:
+  - id: s
+    run: 'true'
+    cache: false
+)"}}));
+  ASSERT_TRUE(normal.ok());
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.running_size() == 2; }));
+  RunResult urgent = farm_.Cli({"submit", farm_.WriteTree("urgent", {{"assay.yaml", "steps:\n  - id: u\n    run: 'true'\n    cache: false\n"}}).string(),
+                                "--priority", "10"});
+  ASSERT_EQ(urgent.exit_code, 0) << urgent.err;
+  const std::string urgent_id(absl::StripAsciiWhitespace(urgent.out));
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto u = farm_.GetJob(urgent_id);
+        return u.ok() && u->tasks_size() == 1 && u->tasks(0).state() == assay::v1::TASK_QUEUED;
+      },
+      absl::Seconds(30)));
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  auto normal_job = farm_.WaitJob(*normal, absl::Seconds(30));
+  auto urgent_job = farm_.WaitJob(urgent_id, absl::Seconds(30));
+  ASSERT_TRUE(normal_job.ok() && urgent_job.ok());
+  int normal_before_urgent = 0;
+  for (const Task& t : normal_job->tasks()) {
+    normal_before_urgent += t.started_at_ms() < urgent_job->tasks(0).started_at_ms();
+  }
+  EXPECT_LE(normal_before_urgent, 1) << "only the task w1 held ran ahead of the urgent job";
+  auto first = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->state(), assay::v1::JOB_SUCCEEDED);
 }
 
 TEST_F(FleetTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
@@ -256,17 +335,26 @@ TEST_F(FleetTest, SigtermDrainsAWorkerItsTaskFinishesThereAndItExitsZero) {
   auto held = farm_.Submit(farm_.WriteTree("held", {{"assay.yaml", WaitForFileStep(release)}}));
   ASSERT_TRUE(held.ok()) << held.status();
   ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 1; }));
+  // The next job's task: w1 holds it for its slot (its prefetch).
+  auto next = farm_.Submit(farm_.WriteTree("next", {{"assay.yaml", "steps:\n  - id: quick\n    run: echo quick\n"
+                                                                    "    cache: false\n"}}));
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 2; }));
 
   farm_.SignalWorker("w1", SIGTERM);
   ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.connected() && w.stopping(); }));
+  // The task it had not started goes back at once (there is no other worker yet), its attempt unused.
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto j = farm_.GetJob(*next);
+        return j.ok() && j->tasks(0).state() == assay::v1::TASK_QUEUED && j->tasks(0).attempt() == 0;
+      },
+      absl::Seconds(15)));
   RunResult listed = farm_.Cli({"workers"});
   EXPECT_TRUE(std::regex_search(listed.out, std::regex("w1 +[^ ]+ +stopping +active +1/1"))) << listed.out;
   EXPECT_TRUE(absl::StrContains(listed.out, "running " + *held + "/hold")) << listed.out;
 
   // A stopping worker takes no new task: the next job waits for w2.
-  auto next = farm_.Submit(farm_.WriteTree("next", {{"assay.yaml", "steps:\n  - id: quick\n    run: echo quick\n"
-                                                                    "    cache: false\n"}}));
-  ASSERT_TRUE(next.ok()) << next.status();
   farm_.StartWorker("w2");
   auto quick = farm_.WaitJob(*next, absl::Seconds(30));
   ASSERT_TRUE(quick.ok());

@@ -161,5 +161,106 @@ TEST(SchedulerTest, AJobsPolicyOutlivesAnEmptyQueueUntilForgotten) {
   EXPECT_EQ(b[0].task, (TaskKey{7, 1})) << "still priority 9";
 }
 
+
+TEST(SchedulerPrefetchTest, HoldsTasksAheadOnlyOnceEveryMatchingSlotIsBusy) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1, /*prefetch=*/1);
+  s.AddWorker("b", {}, 1, /*prefetch=*/1);
+  for (int i = 0; i < 5; ++i) s.Enqueue(TaskKey{1, i}, {});
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 4u);
+  EXPECT_FALSE(granted[0].held);
+  EXPECT_FALSE(granted[1].held);
+  EXPECT_NE(granted[0].worker, granted[1].worker) << "both slots are filled before anyone holds a task";
+  EXPECT_TRUE(granted[2].held);
+  EXPECT_TRUE(granted[3].held);
+  EXPECT_NE(granted[2].worker, granted[3].worker) << "one held task per worker";
+  EXPECT_EQ(s.queued(), 1u);
+  EXPECT_TRUE(s.Dispatch().empty()) << "slots and prefetch full";
+  EXPECT_EQ(s.running_of(1), 4) << "held tasks count as the job's running tasks (max_parallel caps them)";
+}
+
+TEST(SchedulerPrefetchTest, NoPrefetchMeansNoHeldTask) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 2);
+  for (int i = 0; i < 3; ++i) s.Enqueue(TaskKey{1, i}, {});
+  EXPECT_EQ(s.Dispatch().size(), 2u);
+  EXPECT_TRUE(s.Reclaim().empty());
+}
+
+TEST(SchedulerPrefetchTest, AFreeSlotElsewhereReclaimsAHeldTaskOnce) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {"os=linux"}, 1, 1);
+  for (int i = 0; i < 2; ++i) s.Enqueue(TaskKey{1, i}, {"os=linux"});
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 2u);
+  ASSERT_TRUE(granted[1].held);
+  EXPECT_TRUE(s.Reclaim().empty()) << "no free slot anywhere";
+  s.AddWorker("gpu-only", {"gpu"}, 1, 1);
+  EXPECT_TRUE(s.Reclaim().empty()) << "the idle worker cannot run the held task";
+  s.AddWorker("b", {"os=linux"}, 1, 1);
+  auto back = s.Reclaim();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].task, granted[1].task);
+  EXPECT_EQ(back[0].worker, "a");
+  EXPECT_TRUE(s.Reclaim().empty()) << "asked back once";
+  // The worker hands it back unstarted: it is queued at the head of its job and goes to b's slot.
+  s.Enqueue(TaskKey{1, 5}, {"os=linux"});
+  ASSERT_TRUE(s.GiveBack(granted[1].task, granted[1].lease_id, {"os=linux"}));
+  EXPECT_FALSE(s.GiveBack(granted[1].task, granted[1].lease_id, {"os=linux"})) << "the lease is gone";
+  auto next = s.Dispatch();
+  ASSERT_GE(next.size(), 1u);
+  EXPECT_EQ(next[0].task, granted[1].task);
+  EXPECT_EQ(next[0].worker, "b");
+  EXPECT_FALSE(next[0].held);
+}
+
+TEST(SchedulerPrefetchTest, AHeldTaskStartsWhenItsWorkersRunningTaskEnds) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1, 1);
+  for (int i = 0; i < 2; ++i) s.Enqueue(TaskKey{1, i}, {});
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 2u);
+  ASSERT_TRUE(s.Release(granted[0].task, granted[0].lease_id));
+  s.AddWorker("b", {}, 1, 1);
+  EXPECT_TRUE(s.Reclaim().empty()) << "a started its held task when its running one ended";
+  s.Enqueue(TaskKey{1, 2}, {});
+  auto next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].worker, "b") << "a's slot is taken by the task it held";
+  EXPECT_FALSE(next[0].held);
+}
+
+TEST(SchedulerPrefetchTest, ACrossedHandBackDoesNotUnholdAnotherTask) {
+  // a: running r, held h1; b frees up, h1 is asked back; a hands h1 back just as r ends.
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1, 1);
+  s.AddWorker("b", {}, 1, 0);
+  for (int i = 0; i < 3; ++i) s.Enqueue(TaskKey{1, i}, {});
+  auto granted = s.Dispatch();  // r on a or b, the other's slot, h1 held on a
+  ASSERT_EQ(granted.size(), 3u);
+  const Lease* on_b = nullptr;
+  const Lease* r = nullptr;
+  const Lease* h1 = nullptr;
+  for (const Lease& l : granted) {
+    if (l.worker == "b") on_b = &l;
+    else if (l.held) h1 = &l;
+    else r = &l;
+  }
+  ASSERT_TRUE(on_b && r && h1);
+  ASSERT_TRUE(s.Release(on_b->task, on_b->lease_id));
+  ASSERT_EQ(s.Reclaim().size(), 1u);
+  ASSERT_TRUE(s.Release(r->task, r->lease_id));  // the result of r comes first
+  ASSERT_TRUE(s.GiveBack(h1->task, h1->lease_id, {}));
+  EXPECT_EQ(s.free_slots("a"), 1);
+  EXPECT_EQ(s.free_slots("b"), 1);
+  EXPECT_EQ(s.queued(), 1u);
+}
+
 }  // namespace
 }  // namespace assay
