@@ -61,8 +61,10 @@ std::pair<double, double> CpuJiffies() {
 double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
 
 // Where a lane's time goes, from the worker's REAPI execution metadata (one host, one clock): each
-// task's phases, and the gap between a worker finishing one task and starting its next one (the
-// result's way to the coordinator, its commit, and the next assignment's way back). Means in ms.
+// task's phases from the worker receiving it (a prefetched task's setup and inputs overlap the run
+// before it, and its wait for the slot is in "prepare"), and what a lane spends between the end of
+// one step's run and the start of the next one's: the farm's whole cost per task on that lane. Means
+// in ms.
 void PrintTimeline(const assay::v1::Job& job) {
   std::map<std::string, std::vector<const build::bazel::remote::execution::v2::ExecutedActionMetadata*>> lanes;
   for (const auto& t : job.tasks()) {
@@ -72,8 +74,9 @@ void PrintTimeline(const assay::v1::Job& job) {
   double setup = 0, fetch = 0, prepare = 0, run = 0, collect = 0, upload = 0, finish = 0, between = 0;
   int n = 0, gaps = 0;
   for (auto& [worker, tasks] : lanes) {
-    std::sort(tasks.begin(), tasks.end(),
-              [](auto* a, auto* b) { return Us(a->worker_start_timestamp()) < Us(b->worker_start_timestamp()); });
+    std::sort(tasks.begin(), tasks.end(), [](auto* a, auto* b) {
+      return Us(a->execution_start_timestamp()) < Us(b->execution_start_timestamp());
+    });
     for (size_t i = 0; i < tasks.size(); ++i) {
       const auto& m = *tasks[i];
       setup += Us(m.input_fetch_start_timestamp()) - Us(m.worker_start_timestamp());
@@ -85,16 +88,17 @@ void PrintTimeline(const assay::v1::Job& job) {
       finish += Us(m.worker_completed_timestamp()) - Us(m.output_upload_completed_timestamp());
       ++n;
       if (i > 0) {
-        between += Us(m.worker_start_timestamp()) - Us(tasks[i - 1]->worker_completed_timestamp());
+        between += Us(m.execution_start_timestamp()) - Us(tasks[i - 1]->execution_completed_timestamp());
         ++gaps;
       }
     }
   }
   if (n == 0 || gaps == 0) return;
-  std::printf("per task on a lane (ms)       setup %.2f, inputs %.2f, prepare %.2f, run %.2f, outputs %.2f, "
-              "upload %.2f, finish %.2f; worker done -> its next task started %.2f\n",
+  std::printf("per task on a lane (ms)       setup %.2f, inputs %.2f, prepare (and wait for the slot) %.2f, run %.2f, "
+              "outputs %.2f, upload %.2f, finish %.2f\n",
               setup / n / 1e3, fetch / n / 1e3, prepare / n / 1e3, run / n / 1e3, collect / n / 1e3, upload / n / 1e3,
-              finish / n / 1e3, between / gaps / 1e3);
+              finish / n / 1e3);
+  std::printf("a lane between two runs (ms)  %.2f (end of one step's run -> start of the next's)\n", between / gaps / 1e3);
 }
 
 }  // namespace

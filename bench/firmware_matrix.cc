@@ -45,13 +45,12 @@ void PrintBreakdown(const assay::v1::Job& job, absl::Time submitted, absl::Time 
               static_cast<long long>(job.created_at_ms() - absl::ToUnixMillis(submitted)),
               static_cast<long long>(first_start - job.created_at_ms()), static_cast<long long>(last_end - first_start),
               static_cast<long long>(absl::ToUnixMillis(seen_done) - last_end));
-  double queued = 0, to_worker = 0, fetch = 0, run = 0, upload = 0, to_done = 0;
+  double queued = 0, fetch = 0, run = 0, upload = 0, to_done = 0;
   int n = 0;
   for (const auto& t : job.tasks()) {
     if (t.cached()) continue;
     const auto& m = t.result().execution_metadata();
     queued += static_cast<double>(t.started_at_ms() - t.queued_at_ms());
-    to_worker += static_cast<double>(Ms(m.worker_start_timestamp()) - t.started_at_ms());
     fetch += static_cast<double>(Ms(m.input_fetch_completed_timestamp()) - Ms(m.input_fetch_start_timestamp()));
     run += static_cast<double>(Ms(m.execution_completed_timestamp()) - Ms(m.execution_start_timestamp()));
     upload += static_cast<double>(Ms(m.output_upload_completed_timestamp()) - Ms(m.output_upload_start_timestamp()));
@@ -59,9 +58,9 @@ void PrintBreakdown(const assay::v1::Job& job, absl::Time submitted, absl::Time 
     ++n;
   }
   if (n == 0) return;
-  std::printf("  per step (ms, mean of %d): queued %.1f, dispatch->worker %.1f, inputs %.1f, run %.1f, outputs %.1f, "
-              "worker done->task final %.1f\n",
-              n, queued / n, to_worker / n, fetch / n, run / n, upload / n, to_done / n);
+  std::printf("  per step (ms, mean of %d): ready -> started on its worker %.1f, inputs %.1f, run %.1f, outputs %.1f, "
+              "worker done -> task final %.1f\n",
+              n, queued / n, fetch / n, run / n, upload / n, to_done / n);
 }
 
 double Median(std::vector<double> v) {

@@ -191,7 +191,7 @@ void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
   }
 }
 
-absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void()> on_change) {
+absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void(bool)> on_change) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
   Locked lock(this);
@@ -281,7 +281,10 @@ uint64_t JobManager::FlushLocked() {
   for (uint64_t number : touched_jobs_) {
     JobEntry* entry = ActiveLocked(number);
     if (entry == nullptr) continue;
-    for (const auto& [handle, on_change] : entry->watchers) pending_.after.push_back(on_change);
+    const bool ended = IsFinal(entry->job.state());
+    for (const auto& [handle, on_change] : entry->watchers) {
+      pending_.after.push_back([on_change, ended] { on_change(ended); });
+    }
   }
   const uint64_t ticket = commit_.Enqueue(std::move(pending_));
   pending_ = GroupCommit::Change();

@@ -61,9 +61,10 @@ class JobManager {
   absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
   // Calls `on_change` after every change of the job is written (the job's state, its tasks, new log
   // chunks), and about once a second while it is unfinished, so durations shown stay current.
-  // `on_change` runs on whichever thread made the change and must not block (it schedules a read).
+  // `on_change` runs on whichever thread made the change and must not block (it schedules a read);
+  // its argument says the job has ended (the change it hears of is the last).
   // NotFound when the job is not in memory (finished long ago: read it once, it will not change).
-  absl::StatusOr<uint64_t> AddWatcher(const std::string& id, std::function<void()> on_change);
+  absl::StatusOr<uint64_t> AddWatcher(const std::string& id, std::function<void(bool ended)> on_change);
   void RemoveWatcher(const std::string& id, uint64_t watcher);
 
   struct LogCursor {
@@ -113,7 +114,7 @@ class JobManager {
     assay::v1::Job job;                      // with tasks
     absl::flat_hash_map<std::string, int32_t> task_index;
     std::vector<uint32_t> next_seq;          // next log sequence number per task
-    std::map<uint64_t, std::function<void()>> watchers;  // AddWatcher's, by handle
+    std::map<uint64_t, std::function<void(bool)>> watchers;  // AddWatcher's, by handle
     bool cancel_requested = false;
     bool fail_fast_done = false;  // fail_fast has cancelled the rest
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change

@@ -179,7 +179,8 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
   if (run.has_worker_start_timestamp() && run.has_worker_completed_timestamp()) {
     const int64_t ran_ms = (run.worker_completed_timestamp().seconds() - run.worker_start_timestamp().seconds()) * 1000 +
                            (run.worker_completed_timestamp().nanos() - run.worker_start_timestamp().nanos()) / 1'000'000;
-    task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - std::max<int64_t>(ran_ms, 0)));
+    const int64_t busy_ms = std::max<int64_t>(ran_ms - std::max<int64_t>(result.slot_wait_ms(), 0), 0);
+    task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - busy_ms));
   }
   AppendPrefaceLocked(entry, *task, result.log_preface());
   const ResultDecision decision = DecideResult(*task, result);
@@ -220,7 +221,7 @@ void JobManager::Tick() {
     last_poke_ = now;
     for (auto& [number, entry] : jobs_) {
       if (IsFinal(entry->job.state())) continue;
-      for (const auto& [handle, on_change] : entry->watchers) on_change();
+      for (const auto& [handle, on_change] : entry->watchers) on_change(false);
     }
     // A task that no worker connected or seen within the grace period could run fails, naming the
     // labels it needs, instead of waiting forever.

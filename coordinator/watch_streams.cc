@@ -3,7 +3,10 @@
 #include <memory>
 #include <vector>
 
+#include <grpcpp/alarm.h>
+
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/status_util.h"
 #include "coordinator/job_store.h"
 
@@ -26,47 +29,60 @@ class Poker {
   template <typename F>
   void Set(F* target) {
     absl::MutexLock lock(&mu_);
-    poke_ = [target] { target->Poke(); };
+    poke_ = [target](bool urgent) { target->Poke(urgent); };
   }
   void Clear() {
     absl::MutexLock lock(&mu_);
     poke_ = nullptr;
   }
-  void Poke() {
+  void Poke(bool urgent) {
     absl::MutexLock lock(&mu_);
-    if (poke_) poke_();
+    if (poke_) poke_(urgent);
   }
 
  private:
   absl::Mutex mu_;
-  std::function<void()> poke_ ABSL_GUARDED_BY(mu_);
+  std::function<void(bool)> poke_ ABSL_GUARDED_BY(mu_);
 };
 
 template <typename Message>
 class PushStream : public grpc::ServerWriteReactor<Message> {
  public:
-  PushStream(JobManager* jobs, ThreadPool* executor, std::string job_id)
-      : jobs_(jobs), executor_(executor), job_id_(std::move(job_id)), poker_(std::make_shared<Poker>()) {}
+  // `min_interval`: reads start at least this far apart (a job's snapshot costs the whole job), except
+  // for the read after the job ended, which starts at once.
+  PushStream(JobManager* jobs, ThreadPool* executor, std::string job_id, absl::Duration min_interval = absl::ZeroDuration())
+      : jobs_(jobs),
+        executor_(executor),
+        job_id_(std::move(job_id)),
+        min_interval_(min_interval),
+        poker_(std::make_shared<Poker>()) {}
 
   // Registers with the job and schedules the first read. Call once, after construction.
   void Start() {
     poker_->Set(this);
-    auto watcher = jobs_->AddWatcher(job_id_, [poker = poker_] { poker->Poke(); });
+    auto watcher = jobs_->AddWatcher(job_id_, [poker = poker_](bool ended) { poker->Poke(ended); });
     if (watcher.ok()) {
       absl::MutexLock lock(&mu_);
       watcher_ = *watcher;
     }
     // Not in memory: the first read finds the job in the store (or says it does not exist).
-    Poke();
+    Poke(/*urgent=*/true);
   }
 
-  // Something changed: read again (now, or after the read or writes in progress).
-  void Poke() {
+  // Something changed: read again (now, or after the read or writes in progress, or once the
+  // minimum interval since the last read is over). `urgent`: the job ended, read at once.
+  void Poke(bool urgent) {
     absl::MutexLock lock(&mu_);
     dirty_ = true;
-    if (busy_ || finishing_) return;
+    urgent_ = urgent_ || urgent;
+    if (finishing_) return;
+    if (alarm_set_) {
+      if (urgent) alarm_->Cancel();  // its callback reads now
+      return;
+    }
+    if (busy_) return;
     busy_ = true;
-    ScheduleReadLocked();
+    ReadWhenDueLocked();
   }
 
   void OnWriteDone(bool ok) override {
@@ -80,6 +96,7 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   void OnCancel() override {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
+    if (alarm_set_) alarm_->Cancel();  // its callback finishes the stream
     if (!busy_) FinishLocked(grpc::Status::CANCELLED);  // idle: nobody else will finish it
   }
 
@@ -101,8 +118,34 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   const std::string& job_id() const { return job_id_; }
 
  private:
+  // Reads now, or sets the alarm for when the minimum interval is over.
+  void ReadWhenDueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time due = last_read_ + min_interval_;
+    if (urgent_ || absl::Now() >= due) {
+      ScheduleReadLocked();
+      return;
+    }
+    alarm_set_ = true;
+    ++refs_;
+    alarm_ = std::make_unique<grpc::Alarm>();  // a fired alarm is not set again: a new one each time
+    alarm_->Set(absl::ToChronoTime(due), [this](bool) {
+      {
+        absl::MutexLock lock(&mu_);
+        alarm_set_ = false;
+        if (cancelled_) {
+          FinishLocked(grpc::Status::CANCELLED);
+        } else {
+          ScheduleReadLocked();
+        }
+      }
+      Unref();
+    });
+  }
+
   void ScheduleReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     dirty_ = false;
+    urgent_ = false;
+    last_read_ = absl::Now();
     ++refs_;
     executor_->Run([this] {
       Batch<Message> batch = Read();
@@ -130,8 +173,12 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
       FinishLocked(batch_.status);
       return;
     }
-    if (dirty_ || batch_.again) {
+    if (batch_.again) {
       ScheduleReadLocked();
+      return;
+    }
+    if (dirty_) {
+      ReadWhenDueLocked();
       return;
     }
     busy_ = false;  // wait for a poke
@@ -158,6 +205,7 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   JobManager* const jobs_;
   ThreadPool* const executor_;
   const std::string job_id_;
+  const absl::Duration min_interval_;
   const std::shared_ptr<Poker> poker_;
   absl::Mutex mu_;
   uint64_t watcher_ ABSL_GUARDED_BY(mu_) = 0;
@@ -166,14 +214,21 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   bool busy_ ABSL_GUARDED_BY(mu_) = false;  // a read or its writes are in progress
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool urgent_ ABSL_GUARDED_BY(mu_) = false;     // the job ended: the next read is not held back
+  absl::Time last_read_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::unique_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);
+  bool alarm_set_ ABSL_GUARDED_BY(mu_) = false;  // a read waits for alarm_
   Batch<Message> batch_ ABSL_GUARDED_BY(mu_);
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class WatchJobReactor final : public PushStream<assay::v1::Job> {
  public:
+  // A snapshot is the whole job (every task, read under the job manager's lock): at most 20 a second
+  // for a watcher however busy the job, and the last one (the job ended) at once.
+  static constexpr absl::Duration kMinInterval = absl::Milliseconds(50);
   WatchJobReactor(JobManager* jobs, ThreadPool* executor, const assay::v1::WatchJobRequest& request)
-      : PushStream(jobs, executor, request.job_id()) {}
+      : PushStream(jobs, executor, request.job_id(), kMinInterval) {}
 
  protected:
   // The job whole, after every change; the stream ends with the job.

@@ -114,8 +114,19 @@ class WorkerAgent {
     std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
     std::filesystem::path dir;   // the task's folder, to remove
   };
+  struct TaskFiles {
+    std::string safe;                 // the task's name for files and containers
+    std::filesystem::path task_dir;   // its folder: logs, TMPDIR, and work/
+    std::filesystem::path exec_dir;   // work/: its inputs, where it runs
+  };
+  // Makes the task's folder and writes its inputs there (agent_task.cc): before the task has a slot,
+  // so a prefetched task's inputs are ready when it gets one. False (with `out`'s error) on failure.
+  bool PrepareTask(const assay::v1::Assignment& assignment, TaskFiles* files, AfterTask* after,
+                   assay::v1::TaskResult* out);
+  // Runs the prepared task in its slot and collects its outputs: `out` (with what PrepareTask
+  // recorded) completed.
   assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel,
-                                AfterTask* after);
+                                const TaskFiles& files, AfterTask* after, assay::v1::TaskResult out);
 
   Options options_;
   std::vector<std::string> labels_;

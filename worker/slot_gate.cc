@@ -27,6 +27,12 @@ void SlotGate::Leave() {
   ++free_;
 }
 
+void SlotGate::Abandon(uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  line_.erase(ticket);
+  withdrawn_.erase(ticket);
+}
+
 bool SlotGate::Withdraw(uint64_t ticket) {
   absl::MutexLock lock(&mu_);
   if (line_.erase(ticket) == 0) return false;

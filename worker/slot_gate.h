@@ -24,6 +24,8 @@ class SlotGate {
   // withdrawn (kWithdrawn). Either way the ticket leaves the line.
   Admission Enter(uint64_t ticket, const CancelToken& cancel);
   void Leave();
+  // The ticket's task will not ask to enter (it failed before): it leaves the line.
+  void Abandon(uint64_t ticket);
   // True if the ticket was still waiting: it will not enter.
   bool Withdraw(uint64_t ticket);
   // Withdraws every waiting ticket; returns how many.

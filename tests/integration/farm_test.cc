@@ -171,6 +171,37 @@ TEST_F(FarmTest, TheInputsLineComesFirstWhetherTheStepPrintsOrNot) {
   }
 }
 
+TEST_F(FarmTest, WatchJobPushesAtMostTwentySnapshotsASecondAndTheLastOneAtOnce) {
+  farm_.StartWorker("w2");
+  std::string values;
+  for (int i = 0; i < 150; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
+  auto id = farm_.Submit(farm_.WriteTree("many", {{"assay.yaml", absl::StrCat("matrix:\n  i: [", values,
+                                                                                "]\nsteps:\n  - id: t\n    run: 'true'\n"
+                                                                                "    cache: false\n")}}));
+  ASSERT_TRUE(id.ok()) << id.status();
+  assay::v1::WatchJobRequest request;
+  request.set_job_id(*id);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  const absl::Time start = absl::Now();
+  auto reader = farm_.jobs()->WatchJob(&context, request);
+  assay::v1::Job job;
+  int snapshots = 0;
+  std::set<int> done_counts;
+  while (reader->Read(&job)) {
+    ++snapshots;
+    done_counts.insert(job.tasks_done());
+  }
+  const absl::Duration watched = absl::Now() - start;
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(job.state(), assay::v1::JOB_SUCCEEDED) << "the last snapshot is the job's end";
+  EXPECT_EQ(job.tasks_done(), 150);
+  // Every task's state changes at least twice (running, succeeded): 300+ changes. A snapshot at
+  // most every 50 ms (and the first and last at once) gives far fewer.
+  EXPECT_LE(snapshots, absl::ToInt64Milliseconds(watched) / 50 + 3) << "in " << watched;
+  EXPECT_GE(done_counts.size(), 2u) << "progress was pushed while the job ran, not only at its end";
+}
+
 TEST_F(FarmTest, FailedNeedSkipsDependents) {
   farm_.StartWorker("w1");
   auto tree = farm_.WriteTree("skip", {{"assay.yaml", R"(

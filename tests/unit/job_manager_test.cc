@@ -337,18 +337,18 @@ TEST_F(JobManagerTest, WatchersHearOfAChangeOfTheirJobOnlyOnceItIsWritten) {
   absl::Mutex mu;
   int calls_a = 0, calls_b = 0;
   std::vector<std::string> stored_states;  // a's task state in the store when its watcher ran
-  auto watcher_a = manager_->AddWatcher(a, [&] {
+  auto watcher_a = manager_->AddWatcher(a, [&](bool) {
     auto stored = job_store_->LoadJob(std::stoull(a), true);
     absl::MutexLock lock(&mu);
     ++calls_a;
     stored_states.push_back(stored.ok() ? assay::v1::TaskState_Name(stored->tasks(0).state()) : "missing");
   });
-  auto watcher_b = manager_->AddWatcher(b, [&] {
+  auto watcher_b = manager_->AddWatcher(b, [&](bool) {
     absl::MutexLock lock(&mu);
     ++calls_b;
   });
   ASSERT_TRUE(watcher_a.ok() && watcher_b.ok());
-  EXPECT_EQ(manager_->AddWatcher("999", [] {}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->AddWatcher("999", [](bool) {}).status().code(), absl::StatusCode::kNotFound);
 
   assay::v1::TaskLog log;
   *log.mutable_lease() = assignment.lease();
