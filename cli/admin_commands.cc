@@ -12,13 +12,23 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace assay::cli {
+namespace {
 
-int Workers(Client& client, bool json) {
+absl::StatusOr<assay::v1::ListWorkersResponse> ListWorkers(Client& client) {
   assay::v1::ListWorkersResponse response;
   absl::Status status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
     return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &response);
   });
-  if (!status.ok()) return ReportError(status);
+  if (!status.ok()) return status;
+  return response;
+}
+
+}  // namespace
+
+int Workers(Client& client, bool json) {
+  auto listed = ListWorkers(client);
+  if (!listed.ok()) return ReportError(listed.status());
+  const assay::v1::ListWorkersResponse& response = *listed;
   if (json) {
     std::cout << ToJson(response) << "\n";
     return kOk;
@@ -65,13 +75,10 @@ int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerA
   // Waits for the running tasks to finish (they are not interrupted), checking twice a second.
   while (!response.drained()) {
     absl::SleepFor(absl::Milliseconds(500));
-    assay::v1::ListWorkersResponse list;
-    status = client.Call("ListWorkers", [&](grpc::ClientContext* c) {
-      return client.admin->ListWorkers(c, assay::v1::ListWorkersRequest(), &list);
-    });
-    if (!status.ok()) return ReportError(status);
+    auto list = ListWorkers(client);
+    if (!list.ok()) return ReportError(list.status());
     bool found = false;
-    for (const auto& w : list.workers()) {
+    for (const auto& w : list->workers()) {
       if (w.id() == worker) {
         response = w;
         found = true;

@@ -181,6 +181,16 @@ std::vector<Lease> Scheduler::Reclaim() {
   if (std::none_of(workers_.begin(), workers_.end(), [](const auto& kv) { return !kv.second.held.empty(); })) {
     return out;
   }
+  // A worker that may take no new task (cordoned, draining, stopping) starts none it holds either.
+  for (auto& [id, w] : workers_) {
+    if (!w.cordoned) continue;
+    for (Held& h : w.held) {
+      auto it = leases_.find(h.task);
+      if (h.reclaiming || it == leases_.end()) continue;
+      h.reclaiming = true;
+      out.push_back(it->second);
+    }
+  }
   for (auto& [id, idle] : workers_) {
     if (idle.cordoned || idle.busy >= idle.slots) continue;
     int free = idle.slots - idle.busy;

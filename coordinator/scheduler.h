@@ -70,9 +70,9 @@ class Scheduler {
   // the fewest running tasks, each job's tasks oldest first. Then, with every matching slot busy,
   // the same way to the workers' prefetch (held leases).
   std::vector<Lease> Dispatch();
-  // Held leases that a worker with a free slot, and nothing queued for it, could run now: each is to
-  // be asked back from its worker (CancelTask.if_not_started) and queued again. A lease is named
-  // once; a worker's free slot is matched to one lease at most.
+  // Held leases to ask back from their workers (CancelTask.if_not_started) and queue again: those a
+  // worker with a free slot, and nothing queued for it, could run now (a free slot is matched to one
+  // lease at most), and those of cordoned workers. A lease is named once.
   std::vector<Lease> Reclaim();
 
   // OK when `lease_id` is the live lease of `task`; FAILED_PRECONDITION for a stale or unknown one.

@@ -227,6 +227,35 @@ steps:
   EXPECT_EQ(first->state(), assay::v1::JOB_SUCCEEDED);
 }
 
+TEST_F(FleetTest, CordoningAWorkerTakesBackTheTaskItHeldAndLetsItsRunningOneFinish) {
+  farm_.StartWorker("w1");
+  const fs::path release = farm_.dir() / "release";
+  auto id = farm_.Submit(farm_.WriteTree("two", {{"assay.yaml", absl::StrCat(R"(matrix:
+  i: [1, 2]
+steps:
+  - id: s
+    run: test ${{ matrix.i }} = 2 || while [ ! -e )", release.string(), R"( ]; do sleep 0.05; done
+    cache: false
+)")}}));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.running_size() == 2; }));
+  ASSERT_EQ(farm_.Cli({"cordon", "w1"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto job = farm_.GetJob(*id);
+        return job.ok() && FindTask(*job, "2/s")->state() == assay::v1::TASK_QUEUED &&
+               FindTask(*job, "2/s")->attempt() == 0 && FindTask(*job, "1/s")->state() == assay::v1::TASK_RUNNING;
+      },
+      absl::Seconds(15)));
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  ASSERT_EQ(farm_.Cli({"uncordon", "w1"}).exit_code, 0);
+  auto job = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_EQ(FindTask(*job, "1/s")->attempt(), 1) << "the running task was not interrupted";
+  EXPECT_EQ(FindTask(*job, "2/s")->attempt(), 1);
+}
+
 TEST_F(FleetTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
   farm_.StartWorker("w1", {}, 3);
   auto tree = farm_.WriteTree("ff", {{"assay.yaml", R"(name: ff

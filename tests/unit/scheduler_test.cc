@@ -218,6 +218,22 @@ TEST(SchedulerPrefetchTest, AFreeSlotElsewhereReclaimsAHeldTaskOnce) {
   EXPECT_FALSE(next[0].held);
 }
 
+TEST(SchedulerPrefetchTest, ACordonedWorkersHeldTasksAreAskedBackAndItsRunningOnesStay) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1, 2);
+  for (int i = 0; i < 3; ++i) s.Enqueue(TaskKey{1, i}, {});
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 3u);
+  EXPECT_TRUE(s.Reclaim().empty());
+  s.SetCordoned("a", true);
+  auto back = s.Reclaim();
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].task, granted[1].task);
+  EXPECT_EQ(back[1].task, granted[2].task);
+  EXPECT_TRUE(s.Reclaim().empty()) << "asked once";
+}
+
 TEST(SchedulerPrefetchTest, AHeldTaskStartsWhenItsWorkersRunningTaskEnds) {
   FakeClock clock;
   Scheduler s(&clock, kTtl);
