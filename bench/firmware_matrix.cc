@@ -7,6 +7,7 @@
 // harness, as the example writes it; `script`: the same shell script as by hand.
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@ std::string CellScript(const std::string& target, int variant) {
 }
 
 int64_t Ms(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
+double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
 
 // Where a farm job's time went, per step, from the coordinator's task times and the worker's REAPI
 // execution metadata (both on this host's clock): averages in ms.
@@ -61,6 +63,25 @@ void PrintBreakdown(const assay::v1::Job& job, absl::Time submitted, absl::Time 
   std::printf("  per step (ms, mean of %d): ready -> started on its worker %.1f, inputs %.1f, run %.1f, outputs %.1f, "
               "worker done -> task final %.1f\n",
               n, queued / n, fetch / n, run / n, upload / n, to_done / n);
+  // Each worker's runs in order: the time between two of them (the farm's cost on that lane), and
+  // how long it stood idle at the end while the other lane finished.
+  std::map<std::string, std::vector<std::pair<double, double>>> lanes;  // worker -> (run start, run end)
+  for (const auto& t : job.tasks()) {
+    const auto& m = t.result().execution_metadata();
+    lanes[m.worker()].emplace_back(Us(m.execution_start_timestamp()), Us(m.execution_completed_timestamp()));
+  }
+  double last = 0;
+  for (auto& [w, runs] : lanes) {
+    std::sort(runs.begin(), runs.end());
+    last = std::max(last, runs.back().second);
+  }
+  for (const auto& [w, runs] : lanes) {
+    double between = 0;
+    for (size_t i = 1; i < runs.size(); ++i) between += runs[i].first - runs[i - 1].second;
+    std::printf("  lane %s: %zu runs, %.1f ms between runs in all (%.1f each), idle %.1f ms at the end\n", w.c_str(),
+                runs.size(), between / 1e3, runs.size() > 1 ? between / 1e3 / static_cast<double>(runs.size() - 1) : 0,
+                (last - runs.back().second) / 1e3);
+  }
 }
 
 double Median(std::vector<double> v) {
