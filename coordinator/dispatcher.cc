@@ -74,14 +74,15 @@ std::shared_ptr<WorkerSession> Dispatcher::SessionOf(const std::string& worker) 
   return it == workers_.end() ? nullptr : it->second.session;
 }
 
-void Dispatcher::Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action) {
+void Dispatcher::Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action,
+                       int64_t expected_ms) {
   Forget(task);  // a task is queued once; should it come back, its old pins must not leak
   actions_[task] = std::move(action);
-  scheduler_.Enqueue(task, std::move(required_labels));
+  scheduler_.Enqueue(task, std::move(required_labels), expected_ms);
 }
 
-void Dispatcher::Requeue(TaskKey task, std::vector<std::string> required_labels) {
-  scheduler_.Enqueue(task, std::move(required_labels));
+void Dispatcher::Requeue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms) {
+  scheduler_.Enqueue(task, std::move(required_labels), expected_ms);
 }
 
 void Dispatcher::Forget(TaskKey task) {

@@ -95,10 +95,11 @@ class Dispatcher {
   // How a job shares the slots (Scheduler::SetJobPolicy); ForgetJob once it is over.
   void SetJobPolicy(uint64_t job, int priority, int max_parallel) { scheduler_.SetJobPolicy(job, priority, max_parallel); }
   void ForgetJob(uint64_t job) { scheduler_.ForgetJob(job); }
-  // Queues a task for the first time with its prepared action (its pins are now the dispatcher's).
-  void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action);
+  // Queues a task for the first time with its prepared action (its pins are now the dispatcher's);
+  // `expected_ms` orders it in its job's queue (Scheduler::Enqueue).
+  void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action, int64_t expected_ms = 0);
   // Queues a task again (retry, lost worker); its action is kept from the first time.
-  void Requeue(TaskKey task, std::vector<std::string> required_labels);
+  void Requeue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms = 0);
   // Takes a task off the queue (cancel); false if it was not queued.
   bool Dequeue(TaskKey task) { return scheduler_.Dequeue(task); }
   // The task is final: its action is dropped and its pins let go.

@@ -118,6 +118,7 @@ class JobManager {
     bool cancel_requested = false;
     bool fail_fast_done = false;  // fail_fast has cancelled the rest
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
+    std::vector<std::vector<int32_t>> dependents;  // by task index: the tasks that need it (built on first use)
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
@@ -243,6 +244,16 @@ class JobManager {
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
   uint64_t next_watcher_ ABSL_GUARDED_BY(mu_) = 1;
+  // How long each step ran last time, by pipeline and task id, so that a job's longest work is
+  // queued first (Scheduler::Enqueue). In memory only: a restart forgets it, and ordering is all it
+  // changes.
+  absl::flat_hash_map<std::string, int64_t> last_run_ms_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kMaxRunHistory = 100'000;
+  void RecordRunLocked(const JobEntry& entry, const assay::v1::Task& task,
+                       const build::bazel::remote::execution::v2::ExecutedActionMetadata& run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The task's last run plus the longest chain of last runs of the tasks waiting for it (0: unknown).
+  int64_t ExpectedMsLocked(JobEntry* entry, const assay::v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time last_poke_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   GroupCommit::Change pending_ ABSL_GUARDED_BY(mu_);      // this section's writes and messages
   GroupCommit commit_;

@@ -70,8 +70,14 @@ Scheduler::JobQueue& Scheduler::JobOf(uint64_t job) {
   return it->second;
 }
 
-void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels) {
-  JobOf(task.job).queue.push_back(Queued{task, std::move(required_labels), clock_->Now()});
+void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms) {
+  auto& queue = JobOf(task.job).queue;
+  Queued q{task, std::move(required_labels), clock_->Now(), std::max<int64_t>(expected_ms, 0)};
+  // Before the first task expected to take less (unknown ones count as least); after equals.
+  auto at = q.expected_ms == 0 ? queue.end()
+                               : std::find_if(queue.begin(), queue.end(),
+                                              [&](const Queued& other) { return other.expected_ms < q.expected_ms; });
+  queue.insert(at, std::move(q));
   ++queued_;
 }
 

@@ -62,12 +62,15 @@ class Scheduler {
   void SetJobPolicy(uint64_t job, int priority, int max_parallel);
   // The job is over: its policy is dropped.
   void ForgetJob(uint64_t job) { policies_.erase(job); }
-  void Enqueue(TaskKey task, std::vector<std::string> required_labels);
+  // `expected_ms`: how long the task and the longest chain of tasks waiting for it ran last time
+  // (0: not known). A job's queue keeps its known tasks longest first, ahead of unknown ones (which
+  // keep their order): the longest work starts first and a job's last steps are its short ones.
+  void Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms = 0);
   // Takes a task off the queue (cancel); false if it was not queued.
   bool Dequeue(TaskKey task);
 
   // Grants as many queued tasks as free, matching slots allow: by job priority, then to the job with
-  // the fewest running tasks, each job's tasks oldest first. Then, with every matching slot busy,
+  // the fewest running tasks, each job's tasks in queue order (Enqueue). Then, with every matching slot busy,
   // the same way to the workers' prefetch (held leases).
   std::vector<Lease> Dispatch();
   // Held leases to ask back from their workers (CancelTask.if_not_started) and queue again: those a
@@ -116,6 +119,7 @@ class Scheduler {
     TaskKey task;
     std::vector<std::string> required;
     absl::Time queued_at;
+    int64_t expected_ms = 0;
   };
 
   struct JobQueue {

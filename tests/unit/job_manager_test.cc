@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <atomic>
 #include <thread>
 
@@ -156,6 +158,51 @@ TEST_F(JobManagerTest, ExpiredLeaseRequeuesAndALateResultIsRefused) {
   ASSERT_TRUE(Finish("w", second, 0).ok());
   EXPECT_EQ(Task0(job).state(), assay::v1::TASK_SUCCEEDED);
   EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, ARerunOfAPipelineQueuesItsLongestChainsFirst) {
+  constexpr char kPipeline[] = R"(name: lpt
+matrix:
+  n: [a, b, c]
+steps:
+  - id: build
+    run: make
+    cache: false
+  - id: test
+    needs: [build]
+    run: ./test
+    cache: false
+)";
+  // Last runs (ms): a build 10 + test 5; b build 20 + test 70; c build 40 + test 1.
+  const std::map<std::string, int64_t> ran = {{"a/build", 10}, {"a/test", 5},  {"b/build", 20},
+                                              {"b/test", 70},  {"c/build", 40}, {"c/test", 1}};
+  auto session = Connect("w");
+  auto finish = [&](const assay::v1::Assignment& a) {
+    assay::v1::TaskResult result;
+    *result.mutable_lease() = a.lease();
+    auto* run = result.mutable_result()->mutable_execution_metadata();
+    run->mutable_execution_start_timestamp()->set_seconds(100);
+    run->mutable_execution_completed_timestamp()->set_seconds(100);
+    run->mutable_execution_completed_timestamp()->set_nanos(static_cast<int32_t>(ran.at(a.lease().task_id()) * 1'000'000));
+    return manager_->OnResult("w", result);
+  };
+  auto run_job = [&]() {
+    std::vector<std::string> order;
+    const std::string id = Submit(kPipeline);
+    for (int i = 0; i < 6; ++i) {
+      auto a = NextAssignment(*session);
+      order.push_back(a.lease().task_id());
+      EXPECT_TRUE(finish(a).ok());
+    }
+    EXPECT_EQ(manager_->GetJob(id, false)->state(), assay::v1::JOB_SUCCEEDED);
+    return order;
+  };
+  const std::vector<std::string> first = run_job();
+  EXPECT_EQ(first[0], "a/build") << "no history: the pipeline's order";
+  // Then by the longest chain below each ready task: b (20 + 70) before c (40 + 1) before a (10 + 5).
+  // b's test becomes ready (prepared) once b's build has ended and its slot gone to c's build; it is
+  // then the longest queued task and goes before a's build.
+  EXPECT_EQ(run_job(), (std::vector<std::string>{"b/build", "c/build", "b/test", "a/build", "c/test", "a/test"}));
 }
 
 TEST_F(JobManagerTest, HeartbeatsKeepALeaseAlive) {

@@ -162,6 +162,20 @@ TEST(SchedulerTest, AJobsPolicyOutlivesAnEmptyQueueUntilForgotten) {
 }
 
 
+TEST(SchedulerTest, KnownLongTasksGoFirstAndUnknownOnesKeepTheirOrder) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.Enqueue(TaskKey{1, 0}, {}, 0);
+  s.Enqueue(TaskKey{1, 1}, {}, 30);
+  s.Enqueue(TaskKey{1, 2}, {}, 0);
+  s.Enqueue(TaskKey{1, 3}, {}, 120);
+  s.Enqueue(TaskKey{1, 4}, {}, 30);
+  s.AddWorker("w", {}, 5);
+  std::vector<int32_t> order;
+  for (const Lease& l : s.Dispatch()) order.push_back(l.task.index);
+  EXPECT_EQ(order, (std::vector<int32_t>{3, 1, 4, 0, 2})) << "longest first, equals in arrival order, unknown last";
+}
+
 TEST(SchedulerPrefetchTest, HoldsTasksAheadOnlyOnceEveryMatchingSlotIsBusy) {
   FakeClock clock;
   Scheduler s(&clock, kTtl);
