@@ -573,46 +573,10 @@ void JobManager::QueueAgainLocked(JobEntry* entry, Task* task) {
   PersistLocked(entry, *task, false);
 }
 
-namespace {
-std::string RunKey(const assay::v1::Job& job, const std::string& task_id) {
-  return absl::StrCat(job.name(), "\n", job.pipeline_path(), "\n", task_id);
-}
-int64_t Millis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
-}  // namespace
-
-void JobManager::RecordRunLocked(const JobEntry& entry, const Task& task,
-                                 const build::bazel::remote::execution::v2::ExecutedActionMetadata& run) {
-  if (!run.has_execution_start_timestamp() || !run.has_execution_completed_timestamp()) return;
-  if (last_run_ms_.size() >= kMaxRunHistory) last_run_ms_.clear();
-  last_run_ms_[RunKey(entry.job, task.id())] =
-      std::max<int64_t>(1, Millis(run.execution_completed_timestamp()) - Millis(run.execution_start_timestamp()));
-}
-
 int64_t JobManager::ExpectedMsLocked(JobEntry* entry, const Task& task) {
-  auto last = [&](int32_t index) -> int64_t {
-    auto it = last_run_ms_.find(RunKey(entry->job, entry->job.tasks(index).id()));
-    return it == last_run_ms_.end() ? 0 : it->second;
-  };
-  const int64_t own = last(task.index());
-  if (own == 0) return 0;
-  if (entry->dependents.empty()) {
-    entry->dependents.resize(static_cast<size_t>(entry->job.tasks_size()));
-    for (const Task& t : entry->job.tasks()) {
-      for (const std::string& need : t.needs()) {
-        if (auto it = entry->task_index.find(need); it != entry->task_index.end()) {
-          entry->dependents[static_cast<size_t>(it->second)].push_back(t.index());
-        }
-      }
-    }
-  }
-  // Needs stay within a cell: the chains below a task are a few steps long.
-  std::function<int64_t(int32_t, int)> below = [&](int32_t index, int depth) -> int64_t {
-    int64_t longest = 0;
-    if (depth >= 16) return longest;
-    for (int32_t d : entry->dependents[static_cast<size_t>(index)]) longest = std::max(longest, last(d) + below(d, depth + 1));
-    return longest;
-  };
-  return own + below(task.index(), 0);
+  if (history_.Last(entry->job, task.id()) == 0) return 0;
+  if (entry->dependents.empty()) entry->dependents = RunHistory::Dependents(entry->job);
+  return history_.Expected(entry->job, task.index(), entry->dependents);
 }
 
 }  // namespace assay

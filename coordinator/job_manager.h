@@ -28,6 +28,7 @@
 #include "coordinator/dispatcher.h"
 #include "coordinator/group_commit.h"
 #include "coordinator/job_store.h"
+#include "coordinator/run_history.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/task_rules.h"
 #include "coordinator/worker_session.h"
@@ -244,14 +245,7 @@ class JobManager {
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
   uint64_t next_watcher_ ABSL_GUARDED_BY(mu_) = 1;
-  // How long each step ran last time, by pipeline and task id, so that a job's longest work is
-  // queued first (Scheduler::Enqueue). In memory only: a restart forgets it, and ordering is all it
-  // changes.
-  absl::flat_hash_map<std::string, int64_t> last_run_ms_ ABSL_GUARDED_BY(mu_);
-  static constexpr size_t kMaxRunHistory = 100'000;
-  void RecordRunLocked(const JobEntry& entry, const assay::v1::Task& task,
-                       const build::bazel::remote::execution::v2::ExecutedActionMetadata& run)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RunHistory history_ ABSL_GUARDED_BY(mu_);  // the steps' last runs: a job's longest work first
   // The task's last run plus the longest chain of last runs of the tasks waiting for it (0: unknown).
   int64_t ExpectedMsLocked(JobEntry* entry, const assay::v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time last_poke_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -183,7 +183,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - busy_ms));
   }
   AppendPrefaceLocked(entry, *task, result.log_preface());
-  RecordRunLocked(*entry, *task, run);
+  history_.Record(entry->job, *task, run);
   const ResultDecision decision = DecideResult(*task, result);
   *task->mutable_result() = result.result();
   task->set_exit_code(result.result().exit_code());
