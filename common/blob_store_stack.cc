@@ -2,8 +2,9 @@
 
 namespace assay {
 
-absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction) {
-  auto storage = RocksDbBlobStore::Create(db, clock);
+absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction,
+                                                  bool durable) {
+  auto storage = RocksDbBlobStore::Create(db, clock, durable);
   if (!storage.ok()) return storage.status();
   BlobStoreStack stack;
   stack.storage = std::move(*storage);

@@ -24,6 +24,8 @@ struct BlobStoreStack {
 };
 
 // Builds the stack over `db` (which must outlive it). `eviction.budget_bytes` 0: no limit.
-absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction);
+// `durable`: RocksDbBlobStore::Create's (false for a cache).
+absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction,
+                                                  bool durable = true);
 
 }  // namespace assay

@@ -78,8 +78,9 @@ class RocksDbBlobWriter final : public BlobWriter {
   bool committed_ = false;
 };
 
-absl::StatusOr<std::unique_ptr<RocksDbBlobStore>> RocksDbBlobStore::Create(Database* db, const Clock* clock) {
-  std::unique_ptr<RocksDbBlobStore> store(new RocksDbBlobStore(db, clock));
+absl::StatusOr<std::unique_ptr<RocksDbBlobStore>> RocksDbBlobStore::Create(Database* db, const Clock* clock,
+                                                                           bool durable) {
+  std::unique_ptr<RocksDbBlobStore> store(new RocksDbBlobStore(db, clock, durable));
   if (absl::Status s = store->Recover(); !s.ok()) return s;
   return store;
 }
@@ -231,7 +232,7 @@ absl::Status RocksDbBlobStore::CommitChunks(const Digest& digest, uint64_t chunk
   }
   if (digest.empty_blob()) return absl::OkStatus();
   absl::Status s = db_->Put(Family::kCasMeta, digest.Key(), EncodeMeta(chunk_id, UnixMillis(clock_->Now())),
-                            /*sync=*/true);
+                            /*sync=*/durable_);
   if (!s.ok()) return s;
   bytes_ += digest.size();
   ++blobs_;

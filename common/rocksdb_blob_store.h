@@ -20,7 +20,12 @@ class RocksDbBlobStore final : public BlobStore {
  public:
   static constexpr int64_t kChunkSize = 1 << 20;
 
-  static absl::StatusOr<std::unique_ptr<RocksDbBlobStore>> Create(Database* db, const Clock* clock);
+  // `durable`: a blob is synced to disk before its write returns (the coordinator's CAS: nothing
+  // acknowledged is lost). A cache (a worker's) passes false: a crash of the process loses nothing
+  // either (RocksDB's log is written, only not synced), a crash of the machine may lose its newest
+  // blobs, never a blob's consistency.
+  static absl::StatusOr<std::unique_ptr<RocksDbBlobStore>> Create(Database* db, const Clock* clock,
+                                                                  bool durable = true);
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
   absl::StatusOr<std::string> Get(const Digest& digest) override;
@@ -46,7 +51,7 @@ class RocksDbBlobStore final : public BlobStore {
 
  private:
   friend class RocksDbBlobWriter;
-  RocksDbBlobStore(Database* db, const Clock* clock) : db_(db), clock_(clock) {}
+  RocksDbBlobStore(Database* db, const Clock* clock, bool durable) : db_(db), clock_(clock), durable_(durable) {}
   absl::Status Recover();
   uint64_t NextChunkId() { return next_chunk_id_.fetch_add(1); }
   // Makes a written blob visible, or discards its chunks if another writer got there first.
@@ -60,6 +65,7 @@ class RocksDbBlobStore final : public BlobStore {
 
   Database* db_;
   const Clock* clock_;
+  const bool durable_;
   std::atomic<uint64_t> next_chunk_id_{1};
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> blobs_{0};

@@ -282,8 +282,8 @@ uint64_t JobManager::FlushLocked() {
     JobEntry* entry = ActiveLocked(number);
     if (entry == nullptr) continue;
     const bool ended = IsFinal(entry->job.state());
-    for (const auto& [handle, on_change] : entry->watchers) {
-      pending_.after.push_back([on_change, ended] { on_change(ended); });
+    for (const auto& watcher : entry->watchers) {
+      pending_.after.push_back([on_change = watcher.second, ended] { on_change(ended); });
     }
   }
   const uint64_t ticket = commit_.Enqueue(std::move(pending_));

@@ -41,8 +41,10 @@ WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Execu
   if (options->cache_dir.empty()) options->cache_dir = (fs::path(options->work_dir) / "cache").string();
   // The local cache opens only the CAS's column families: nothing of a coordinator's.
   auto db = Database::Open(options->cache_dir, Database::CasOnly());
+  // A cache: its writes are not synced (a lost blob is fetched again).
   auto stack = db.ok() ? MakeBlobStoreStack(db->get(), RealClock::Get(),
-                                            EvictingBlobStore::Options{options->cache_bytes, 0.95, 0.8})
+                                            EvictingBlobStore::Options{options->cache_bytes, 0.95, 0.8},
+                                            /*durable=*/false)
                        : db.status();
   if (stack.ok()) {
     parts.cache_db = std::move(*db);

@@ -30,6 +30,20 @@ class BlobStoreTest : public ::testing::Test {
   std::unique_ptr<VerifyingBlobStore> verifying_;
 };
 
+TEST_F(BlobStoreTest, ACacheThatDoesNotSyncKeepsItsBlobsAcrossAReopen) {
+  store_.reset();
+  auto cache = RocksDbBlobStore::Create(db_.get(), &clock_, /*durable=*/false).value();
+  const std::string big(3 * RocksDbBlobStore::kChunkSize + 5, 'x');
+  const Digest small = Digest::OfBytes("cached"), large = Digest::OfBytes(big);
+  ASSERT_TRUE(cache->Put(small, "cached").ok());
+  ASSERT_TRUE(cache->Put(large, big).ok());
+  EXPECT_EQ(cache->stats().blobs, 2);
+  cache.reset();
+  Open();
+  EXPECT_EQ(store_->Get(small).value(), "cached");
+  EXPECT_EQ(store_->Get(large).value(), big);
+}
+
 TEST_F(BlobStoreTest, PutGetAndFindMissing) {
   Digest a = Digest::OfBytes("alpha"), b = Digest::OfBytes("beta");
   ASSERT_TRUE(verifying_->Put(a, "alpha").ok());
