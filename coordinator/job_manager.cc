@@ -177,13 +177,7 @@ void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
     if (task.state() == assay::v1::TASK_QUEUED) dispatcher_.Dequeue(key);
     if (task.state() == assay::v1::TASK_RUNNING) {
       if (auto session = dispatcher_.SessionOf(task.worker())) {
-        assay::v1::CoordinatorMessage message;
-        auto* cancel = message.mutable_cancel();
-        cancel->mutable_lease()->set_job_id(entry->job.id());
-        cancel->mutable_lease()->set_task_id(task.id());
-        cancel->mutable_lease()->set_attempt(task.attempt());
-        cancel->set_reason(reason);
-        SendLocked(session, std::move(message));
+        SendLocked(session, CancelMessage(entry->job, task, /*lease_id=*/"", reason));
       }
       // The slot stays taken until the worker reports the task ended (or the lease expires).
     }
@@ -539,17 +533,23 @@ void JobManager::DispatchLocked() {
     JobEntry* entry = ActiveLocked(lease.task.job);
     auto session = dispatcher_.SessionOf(lease.worker);
     if (entry == nullptr || session == nullptr) continue;
-    const Task& task = entry->job.tasks(lease.task.index);
-    assay::v1::CoordinatorMessage message;
-    auto* cancel = message.mutable_cancel();
-    cancel->mutable_lease()->set_job_id(entry->job.id());
-    cancel->mutable_lease()->set_task_id(task.id());
-    cancel->mutable_lease()->set_lease_id(lease.lease_id);
-    cancel->mutable_lease()->set_attempt(task.attempt());
-    cancel->set_reason("a slot is free on another worker");
-    cancel->set_if_not_started(true);
-    SendEarlyLocked(session, std::move(message));
+    SendEarlyLocked(session, CancelMessage(entry->job, entry->job.tasks(lease.task.index), lease.lease_id,
+                                           "a slot is free on another worker", /*if_not_started=*/true));
   }
+}
+
+assay::v1::CoordinatorMessage JobManager::CancelMessage(const assay::v1::Job& job, const Task& task,
+                                                        const std::string& lease_id, const std::string& reason,
+                                                        bool if_not_started) {
+  assay::v1::CoordinatorMessage message;
+  auto* cancel = message.mutable_cancel();
+  cancel->mutable_lease()->set_job_id(job.id());
+  cancel->mutable_lease()->set_task_id(task.id());
+  cancel->mutable_lease()->set_lease_id(lease_id);
+  cancel->mutable_lease()->set_attempt(task.attempt());
+  cancel->set_reason(reason);
+  cancel->set_if_not_started(if_not_started);
+  return message;
 }
 
 void JobManager::RequeueLostLocked(JobEntry* entry, Task* task, const std::string& why) {

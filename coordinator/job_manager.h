@@ -161,6 +161,11 @@ class JobManager {
   // (which writes it after the lock is released). Returns its ticket (0: nothing to write).
   uint64_t FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends a message to a worker once this section's changes are on disk, in the order decided.
+  // A CancelTask for the task's current attempt (and `lease_id`, when known); `if_not_started`: only
+  // if its worker holds it unstarted (a prefetched task asked back).
+  static assay::v1::CoordinatorMessage CancelMessage(const assay::v1::Job& job, const assay::v1::Task& task,
+                                                     const std::string& lease_id, const std::string& reason,
+                                                     bool if_not_started = false);
   void SendLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends a welcome or an assignment as soon as the lock is released, before the section's changes

@@ -154,11 +154,11 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     return s;
   }
   if (result.not_started()) {  // a prefetched task handed back: the next free slot takes it
-    const std::vector<std::string> labels(task->spec().required_labels().begin(), task->spec().required_labels().end());
     if (task->state() != assay::v1::TASK_RUNNING) {  // cancelled meanwhile
       dispatcher_.Release(key, result.lease().lease_id());
     } else {
-      dispatcher_.GiveBack(key, result.lease().lease_id(), labels);
+      dispatcher_.GiveBack(key, result.lease().lease_id(),
+                           {task->spec().required_labels().begin(), task->spec().required_labels().end()});
       SystemLogLocked(entry, *task, absl::StrCat("worker ", worker, " handed the task back before starting it"));
       task->set_state(assay::v1::TASK_QUEUED);
       task->set_attempt(task->attempt() - 1);  // it did not run
@@ -244,14 +244,7 @@ void JobManager::Tick() {
     Task* task = entry->job.mutable_tasks(lease.task.index);
     if (task->state() != assay::v1::TASK_RUNNING) continue;
     if (auto session = dispatcher_.SessionOf(lease.worker)) {
-      assay::v1::CoordinatorMessage message;
-      auto* cancel = message.mutable_cancel();
-      cancel->mutable_lease()->set_job_id(entry->job.id());
-      cancel->mutable_lease()->set_task_id(task->id());
-      cancel->mutable_lease()->set_lease_id(lease.lease_id);
-      cancel->mutable_lease()->set_attempt(task->attempt());
-      cancel->set_reason("lease expired");
-      SendLocked(session, std::move(message));
+      SendLocked(session, CancelMessage(entry->job, *task, lease.lease_id, "lease expired"));
     }
     RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
   }
