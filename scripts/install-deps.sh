@@ -3,6 +3,11 @@
 # Safe to run again: it only installs what is missing.
 #   scripts/install-deps.sh            build + tests + example toolchains
 #   ASSAY_WITH_BAZEL=0 scripts/...     skip Bazel (used by the REAPI interoperability tests)
+#   ASSAY_APT_LOCK_TIMEOUT=600         how long to wait, in seconds, while another program holds the
+#                                      package manager's lock (on a fresh machine that is often
+#                                      unattended-upgrades); then it gives up, naming the holder
+#   ASSAY_INSTALL_DEPS_FORCE=1         call apt-get install even when every package is present (it
+#                                      installs nothing then; checks that the package manager answers)
 set -euo pipefail
 
 packages=(
@@ -27,22 +32,65 @@ if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)
 fi
 
+# One dpkg-query for every package (one call each took 9 s for 43 packages).
+declare -A installed=()
+while read -r name state; do
+  [[ "$state" == "install ok installed" ]] && installed[$name]=1
+done < <(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true)
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
+  [[ -n "${installed[$p]:-}" ]] || missing+=("$p")
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
+if [[ ${#missing[@]} -eq 0 && "${ASSAY_INSTALL_DEPS_FORCE:-0}" != 1 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
 
-echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+lock_timeout=${ASSAY_APT_LOCK_TIMEOUT:-600}
+deadline=$((SECONDS + lock_timeout))
+
+# apt-get, waiting for the package manager's locks up to ASSAY_APT_LOCK_TIMEOUT in all. apt-get can wait
+# for dpkg's lock itself (DPkg::Lock::Timeout) but not for the package lists' lock (`apt-get update` fails at
+# once while another apt holds it), so a run that failed on a lock is tried again, saying once what it waits
+# for, until the deadline; any other failure ends the script with apt's own message.
+lock_errors='^E: (Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock)'
+apt_get() {
+  local log status waited=0
+  log=$(mktemp)
+  while true; do
+    set +e
+    "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=0 "$@" 2>&1 | tee "$log" | grep -Ev "$lock_errors"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [[ $status -eq 0 ]]; then
+      ((waited)) && echo "install-deps: the package manager is free again; apt-get $1 done"
+      rm -f "$log"; return 0
+    fi
+    if ! grep -Eq "$lock_errors" "$log"; then rm -f "$log"; return "$status"; fi
+    if ((SECONDS >= deadline)); then
+      grep -E "$lock_errors" "$log" >&2
+      echo "install-deps: gave up after ${lock_timeout} s waiting for the package manager's lock" \
+           "(another program holds it; raise ASSAY_APT_LOCK_TIMEOUT or let it finish)" >&2
+      rm -f "$log"; return "$status"
+    fi
+    if ((!waited)); then
+      echo "install-deps: waiting up to ${lock_timeout} s for the package manager: $(grep -Em1 "$lock_errors" "$log" | cut -c4-)"
+      waited=1
+    fi
+    sleep 2  # another program holds the lock; apt offers nothing to wait on, so ask again
+  done
+}
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present; asking apt-get anyway (ASSAY_INSTALL_DEPS_FORCE=1)"
+  apt_get install -y -qq --no-install-recommends --no-upgrade "${packages[@]}"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${missing[@]}"
 echo "install-deps: done"

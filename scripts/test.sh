@@ -23,8 +23,9 @@ run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: w
 
 label="" targets="" run_suite build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
-  # Bazel's interoperability is the same with or without sanitizers; it runs once, above.
-  label="" exclude="bazel|containers" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
+  # Bazel's interoperability and the set-up script are the same with or without sanitizers; they run
+  # once, above.
+  label="" exclude="bazel|containers|setup" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
   # Every unit test under ThreadSanitizer. Debian's abseil is not built for TSan, so each TSan
   # program carries annotations for absl::Mutex (cmake/tsan/absl_mutex_tsan.cc) and TSan sees every
   # lock; gRPC's own internals are suppressed (tests/tsan.supp). The integration tests and the one

@@ -184,6 +184,18 @@ class NetnsTest : public ::testing::Test {
     return running;
   }
 
+  // The tasks of a job running on `worker` in one snapshot (which may be empty).
+  std::set<std::string> RunningNow(const std::string& job_id, const std::string& worker) {
+    std::set<std::string> running;
+    auto job = GetJob(job_id);
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (!job.ok()) return running;
+    for (const Task& t : job->tasks()) {
+      if (t.state() == assay::v1::TASK_RUNNING && t.worker() == worker) running.insert(t.id());
+    }
+    return running;
+  }
+
   // Every task succeeded, once: one final result each, and `done` counts each task once.
   static void ExpectAllSucceededOnce(const Job& job, int cells) {
     EXPECT_EQ(job.state(), assay::v1::JOB_SUCCEEDED);
@@ -214,10 +226,13 @@ TEST_F(NetnsTest, ThreeWorkersOnTheirOwnHostsRunAFiftyCellMatrixOverMutualTls) {
 
 TEST_F(NetnsTest, ACutLinksTasksFinishElsewhereAndItsLateResultsAreFenced) {
   const std::string id = SubmitMatrix("cut", 50, 1.0);
-  const std::set<std::string> stranded = RunningOn(id, "w1");
-  ASSERT_FALSE(stranded.empty());
+  ASSERT_FALSE(RunningOn(id, "w1").empty());
   // Cut w1's cable at the bridge: its packets are dropped, its TCP connection does not know yet.
   ASSERT_EQ(Ip({"-n", Ns("br"), "link", "set", "v2", "down"}).exit_code, 0);
+  // Stranded: what w1 was running when the cable went down, as the coordinator sees it now that
+  // nothing more can reach it from w1 (a task that ended before the cut rightly stays w1's).
+  const std::set<std::string> stranded = RunningNow(id, "w1");
+  ASSERT_FALSE(stranded.empty());
   auto job = WaitJob(id);
   ASSERT_TRUE(job.ok()) << job.status();
   ExpectAllSucceededOnce(*job, 50);
@@ -247,11 +262,19 @@ TEST_F(NetnsTest, ACutLinksTasksFinishElsewhereAndItsLateResultsAreFenced) {
 
 TEST_F(NetnsTest, AWorkerKilledMidTaskLosesNothing) {
   const std::string id = SubmitMatrix("killed", 50, 0.5);
-  const std::set<std::string> stranded = RunningOn(id, "w2");
+  std::set<std::string> stranded = RunningOn(id, "w2");
   ASSERT_FALSE(stranded.empty());
   ::kill(workers_[3]->pid(), SIGKILL);
   workers_[3]->Wait();
   workers_.erase(3);
+  // A task that w2 finished between the snapshot and the kill rightly stays w2's: stranded is what
+  // w2 was running and had not reported when it died.
+  auto at_kill = GetJob(id);
+  ASSERT_TRUE(at_kill.ok()) << at_kill.status();
+  for (const Task& t : at_kill->tasks()) {
+    if (t.state() == assay::v1::TASK_SUCCEEDED && t.worker() == "w2") stranded.erase(t.id());
+  }
+  ASSERT_FALSE(stranded.empty()) << "w2 finished everything it ran before it was killed: nothing was tested";
   auto job = WaitJob(id);
   ASSERT_TRUE(job.ok()) << job.status();
   ExpectAllSucceededOnce(*job, 50);
