@@ -19,7 +19,7 @@ std::string Hint(const re2::RE2& re) {
         return "backreferences (\\1) are not supported: patterns are matched in linear time; repeat the text instead";
       }
       if (arg == "\\k") return "named backreferences (\\k<name>) are not supported: patterns are matched in linear time";
-      if (arg == "\\u") return "write a code point as \\x{41}, not \\u0041";
+      if (arg == "\\u") return "write the character itself, or a byte as \\x41; lines are matched as bytes";
       if (arg == "\\c") return "write a control character as \\x01, not \\cA";
       return "";
     case re2::RE2::ErrorBadPerlOp:
