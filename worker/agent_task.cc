@@ -3,6 +3,8 @@
 // agent.cc.)
 #include "worker/agent.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -34,16 +36,19 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 }
 
 // The harness's verdict once the run has ended: it first reads what is still queued (a bounded wait).
-ConsoleHarness::Verdict JudgeConsole(HarnessThread* judging, ConsoleHarness* harness, const ExecResult& exec) {
+ConsoleHarness::Verdict JudgeConsole(HarnessThread* judging, ConsoleHarness* harness, const ExecResult& exec,
+                                     absl::string_view task) {
+  std::string trouble;
   if (!judging->Drain(kHarnessDrainWait)) {
-    return {false, absl::StrCat("the console harness did not finish reading the output within ",
-                                absl::FormatDuration(kHarnessDrainWait), " after the emulator ended")};
+    trouble = absl::StrCat("the console harness did not finish reading the output within ",
+                           absl::FormatDuration(kHarnessDrainWait), " after the emulator ended");
+  } else if (judging->overflowed()) {
+    trouble = absl::StrCat("the console harness fell more than ", HarnessThread::kMaxPendingBytes >> 20,
+                           " MiB behind the emulator's output; the emulator was stopped");
   }
-  if (judging->overflowed()) {
-    return {false, absl::StrCat("the console harness fell more than ", HarnessThread::kMaxPendingBytes >> 20,
-                                " MiB behind the emulator's output; the emulator was stopped")};
-  }
-  return harness->Judge(exec.exit_code, exec.timed_out, judging->stopped());
+  if (trouble.empty()) return harness->Judge(exec.exit_code, exec.timed_out, judging->stopped());
+  spdlog::warn("task {}: {}", task, trouble);
+  return {false, trouble};
 }
 
 }  // namespace
@@ -202,7 +207,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", out.failure(), "\n"));
   }
   if (judging != nullptr) {
-    const ConsoleHarness::Verdict verdict = JudgeConsole(judging.get(), judge.get(), *exec);
+    const ConsoleHarness::Verdict verdict = JudgeConsole(judging.get(), judge.get(), *exec, lease.task_id());
     const bool harness_stopped = judging->stopped();
     if (verdict.passed) {
       out.mutable_result()->set_exit_code(0);
