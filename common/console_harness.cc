@@ -21,14 +21,16 @@ QemuStep QemuStepFromProto(const assay::v1::QemuSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<ConsoleHarness>> ConsoleHarness::Create(const assay::v1::QemuSpec& spec) {
+  if (spec.expect_size() + spec.fail_on_size() > LinePattern::kMaxPerStep) {
+    return absl::InvalidArgumentError(absl::StrCat("a qemu step has ", spec.expect_size() + spec.fail_on_size(),
+                                                   " patterns, more than the ", LinePattern::kMaxPerStep, " allowed"));
+  }
   std::unique_ptr<ConsoleHarness> h(new ConsoleHarness(spec));
   for (const auto& [patterns, out] : {std::pair{&spec.expect(), &h->expect_}, std::pair{&spec.fail_on(), &h->fail_on_}}) {
     for (const std::string& p : *patterns) {
-      try {
-        out->emplace_back(p);
-      } catch (const std::regex_error& e) {
-        return absl::InvalidArgumentError(absl::StrCat("'", p, "' is not a regular expression: ", e.what()));
-      }
+      auto pattern = LinePattern::Compile(p);
+      if (!pattern.ok()) return pattern.status();
+      out->push_back(std::move(*pattern));
     }
   }
   h->met_.assign(h->expect_.size(), false);
@@ -55,7 +57,7 @@ void ConsoleHarness::Line(const std::string& line) {
   if (last_.size() > kLastLines) last_.pop_front();
   if (!failed_pattern_.empty()) return;
   for (size_t i = 0; i < fail_on_.size(); ++i) {
-    if (std::regex_search(line, fail_on_[i])) {
+    if (fail_on_[i].FoundIn(line)) {
       failed_pattern_ = spec_.fail_on(static_cast<int>(i));
       failed_line_ = line;
       return;
@@ -64,11 +66,11 @@ void ConsoleHarness::Line(const std::string& line) {
   if (met_count_ == expect_.size()) return;
   if (spec_.ordered()) {
     // One line meets at most the next expectation, as a console harness reads it.
-    if (std::regex_search(line, expect_[met_count_])) met_[met_count_++] = true;
+    if (expect_[met_count_].FoundIn(line)) met_[met_count_++] = true;
     return;
   }
   for (size_t i = 0; i < expect_.size(); ++i) {
-    if (!met_[i] && std::regex_search(line, expect_[i])) {
+    if (!met_[i] && expect_[i].FoundIn(line)) {
       met_[i] = true;
       ++met_count_;
     }

@@ -7,13 +7,13 @@
 
 #include <deque>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "assay/v1/job.pb.h"
+#include "common/line_pattern.h"
 #include "common/pipeline.h"
 
 namespace assay {
@@ -38,7 +38,8 @@ class ConsoleHarness {
   static constexpr size_t kLastLines = 20;
   static constexpr size_t kMaxLineBytes = 4096;  // a longer line is judged in pieces
 
-  // Fails when a pattern is not a regular expression (the pipeline parser checks them first).
+  // Fails when a pattern is not one RE2 accepts (the pipeline parser refuses them at submit). Patterns
+  // are matched with RE2 (common/line_pattern.h): a line is judged in time linear in its length.
   static absl::StatusOr<std::unique_ptr<ConsoleHarness>> Create(const assay::v1::QemuSpec& spec);
 
   // Output as the emulator writes it, in any pieces; `stream` 0 is stdout, 1 stderr (each has its own
@@ -65,8 +66,8 @@ class ConsoleHarness {
   std::string LastLines() const;
 
   assay::v1::QemuSpec spec_;
-  std::vector<std::regex> expect_;
-  std::vector<std::regex> fail_on_;
+  std::vector<LinePattern> expect_;
+  std::vector<LinePattern> fail_on_;
   std::vector<bool> met_;
   size_t met_count_ = 0;
   std::string partial_[2];  // by stream

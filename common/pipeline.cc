@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/line_pattern.h"
 #include "common/pipeline_parser.h"
 
 namespace assay {
@@ -522,14 +523,11 @@ absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, cons
       for (std::string& item : *list) {
         auto expanded = ExpandExpressions(item, cell, pipeline.name);
         if (!expanded.ok()) return fail(expanded.status(), field);
+        // A literal pattern was checked where it is written (ParseQemu); an expanded one is checked here.
+        const bool changed = *expanded != item;
         item = *expanded;
-        if (list == &q.args) continue;
-        try {
-          std::regex re(item);
-        } catch (const std::regex_error& e) {
-          return fail(absl::InvalidArgumentError(absl::StrCat("'", item, "' is not a regular expression: ", e.what())),
-                      field);
-        }
+        if (list == &q.args || !changed) continue;
+        if (auto pattern = LinePattern::Compile(item); !pattern.ok()) return fail(pattern.status(), field);
       }
     }
     std::vector<std::string> quoted;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/line_pattern.h"
 #include "common/pipeline_parser.h"
 
 namespace assay {
@@ -27,6 +28,27 @@ absl::Status CheckEmulatorName(const std::string& system) {
   if (!plain || !absl::StartsWith(system, "qemu-system-") || system.size() == 12) {
     return absl::InvalidArgumentError(absl::StrCat(
         "qemu.system '", system, "' must name an emulator like qemu-system-arm or qemu-system-riscv32"));
+  }
+  return absl::OkStatus();
+}
+
+// `expect` and `fail_on`: at most LinePattern::kMaxPerStep, each one RE2 takes, refused at its own
+// FILE:LINE:COL. A pattern with an expression is checked again in each cell once expanded (ExpandStep).
+absl::Status Parser::CheckPatterns(const YAML::Node& node, const std::string& where, const QemuStep& qemu) const {
+  if (qemu.expect.size() + qemu.fail_on.size() > static_cast<size_t>(LinePattern::kMaxPerStep)) {
+    return Error(node, absl::StrCat(where, " has ", qemu.expect.size() + qemu.fail_on.size(),
+                                    " expect and fail_on patterns, more than the ", LinePattern::kMaxPerStep, " allowed"));
+  }
+  for (const char* key : {"expect", "fail_on"}) {
+    if (!node[key]) continue;
+    const YAML::Node list = node[key];
+    for (size_t i = 0; i < (list.IsSequence() ? list.size() : 1); ++i) {
+      const YAML::Node item = list.IsSequence() ? list[i] : list;
+      if (item.Scalar().find("${{") != std::string::npos) continue;
+      if (auto pattern = LinePattern::Compile(item.Scalar()); !pattern.ok()) {
+        return Error(item, absl::StrCat(where, ".", key, ": ", pattern.status().message()));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -64,6 +86,7 @@ absl::StatusOr<QemuStep> Parser::ParseQemu(const YAML::Node& node, const std::st
                          list("fail_on", &qemu.fail_on)}) {
     if (!s.ok()) return s;
   }
+  if (absl::Status s = CheckPatterns(node, where, qemu); !s.ok()) return s;
   if (qemu.system.find("${{") == std::string::npos) {
     if (absl::Status s = CheckEmulatorName(qemu.system); !s.ok()) return Error(node["system"], s.message());
   }

@@ -97,6 +97,7 @@ class Parser {
   absl::Status ParseMatrix(const YAML::Node& node, Pipeline* pipeline) const;
   absl::StatusOr<Step> ParseStep(const YAML::Node& node, size_t index, const std::set<std::string>& earlier) const;
   absl::StatusOr<QemuStep> ParseQemu(const YAML::Node& node, const std::string& step) const;
+  absl::Status CheckPatterns(const YAML::Node& node, const std::string& where, const QemuStep& qemu) const;
   absl::StatusOr<std::vector<SizeBudget>> ParseBudgets(const YAML::Node& node, const std::string& where) const;
   absl::Status ParseSizeRegression(const YAML::Node& node, Pipeline* pipeline) const;
   // limits.cpus, limits.memory, limits.pids of a step.

@@ -16,7 +16,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev libcli11-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev
+  libyaml-cpp-dev libcli11-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev libre2-dev
   # example firmware and its emulators
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
   # tests (clang and its runtimes for the libFuzzer targets)

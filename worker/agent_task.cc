@@ -3,11 +3,14 @@
 // agent.cc.)
 #include "worker/agent.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/file_util.h"
+#include "worker/harness_thread.h"
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
 #include "worker/output_collector.h"
@@ -20,12 +23,32 @@ using assay::v1::WorkerMessage;
 
 namespace {
 
+// How long the console harness may take, once the emulator has ended, to read the output it has not
+// read yet (it reads as the output comes, so normally there is nothing left).
+constexpr absl::Duration kHarnessDrainWait = absl::Seconds(5);
+
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   google::protobuf::Timestamp ts;
   const int64_t nanos = absl::ToUnixNanos(t);
   ts.set_seconds(nanos / 1'000'000'000);
   ts.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
   return ts;
+}
+
+// The harness's verdict once the run has ended: it first reads what is still queued (a bounded wait).
+ConsoleHarness::Verdict JudgeConsole(HarnessThread* judging, ConsoleHarness* harness, const ExecResult& exec,
+                                     absl::string_view task) {
+  std::string trouble;
+  if (!judging->Drain(kHarnessDrainWait)) {
+    trouble = absl::StrCat("the console harness did not finish reading the output within ",
+                           absl::FormatDuration(kHarnessDrainWait), " after the emulator ended");
+  } else if (judging->overflowed()) {
+    trouble = absl::StrCat("the console harness fell more than ", HarnessThread::kMaxPendingBytes >> 20,
+                           " MiB behind the emulator's output; the emulator was stopped");
+  }
+  if (trouble.empty()) return harness->Judge(exec.exit_code, exec.timed_out, judging->stopped());
+  spdlog::warn("task {}: {}", task, trouble);
+  return {false, trouble};
 }
 
 }  // namespace
@@ -145,7 +168,14 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   }
   CancelToken stop;  // the task's cancel, or the harness's decision to end the run
   LinkedCancel linked(cancel, &stop);
-  bool harness_stopped = false;
+  // The harness reads the output on a thread of its own: the executor's loop, which enforces the
+  // timeout and the cancel, only queues it (worker/harness_thread.h).
+  std::shared_ptr<ConsoleHarness> judge = std::move(*harness);
+  std::unique_ptr<HarnessThread> judging;
+  if (judge != nullptr) {
+    judging = std::make_unique<HarnessThread>(
+        [judge](absl::string_view data, int stream) { return judge->Feed(data, stream); }, [&stop] { stop.Cancel(); });
+  }
 
   std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
   std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
@@ -155,11 +185,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
       [&](OutputStream stream, absl::string_view data) {
         (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
         send_log(stream == OutputStream::kStdout ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, data);
-        if (*harness != nullptr && (*harness)->Feed(data, stream == OutputStream::kStdout ? 0 : 1) &&
-            !harness_stopped) {
-          harness_stopped = true;
-          stop.Cancel();
-        }
+        if (judging != nullptr) judging->Feed(data, stream == OutputStream::kStdout ? 0 : 1);
       },
       stop);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
@@ -180,12 +206,13 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
                                  " (limits.memory)"));
     send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", out.failure(), "\n"));
   }
-  if (*harness != nullptr) {
-    const ConsoleHarness::Verdict verdict = (*harness)->Judge(exec->exit_code, exec->timed_out, harness_stopped);
+  if (judging != nullptr) {
+    const ConsoleHarness::Verdict verdict = JudgeConsole(judging.get(), judge.get(), *exec, lease.task_id());
+    const bool harness_stopped = judging->stopped();
     if (verdict.passed) {
       out.mutable_result()->set_exit_code(0);
       send_log(assay::v1::LogChunk::SYSTEM,
-               absl::StrCat("[assay] qemu: passed, ", (*harness)->met(), " expectation(s) met\n"));
+               absl::StrCat("[assay] qemu: passed, ", judge->met(), " expectation(s) met\n"));
     } else {
       // The emulator's own code when it exited by itself with one; 1 when the harness ended it.
       if (harness_stopped || exec->exit_code == 0) out.mutable_result()->set_exit_code(1);

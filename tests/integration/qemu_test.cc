@@ -228,5 +228,48 @@ TEST_F(QemuTest, AKernelThatNoNeededStepBuildsIsRefusedAtSubmitWithItsLine) {
   EXPECT_FALSE(absl::StrContains(jobs.out, "\"id\"")) << "nothing was created: " << jobs.out;
 }
 
+// Issue 22: a submitter's pattern that backtracks, against the real emulator echoing a bad
+// 100,000-character -device argument (std::regex kept a core busy for over ten minutes on such a
+// line, past the step's timeout). Patterns are RE2's: the line is judged at once, the step fails on
+// QEMU's own exit, long before its timeout, and the worker's only slot runs the next task.
+TEST(QemuPatternTest, ABacktrackingPatternOnA100000CharacterLineEndsTheStepAndFreesTheWorker) {
+  Farm farm;
+  farm.StartCoordinator();
+  farm.StartWorker("w1", {}, 1);
+  fs::path tree = farm.dir() / "long-line";
+  fs::create_directories(tree);
+  std::ofstream(tree / "assay.yaml") << absl::StrCat(
+      "name: long-line\nsteps:\n  - id: build\n    run: mkdir -p out && echo firmware > out/fw.elf\n"
+      "    outputs: [out/]\n  - id: boot\n    needs: [build]\n    timeout: 30s\n    qemu:\n"
+      "      system: qemu-system-arm\n      machine: lm3s6965evb\n      kernel: out/fw.elf\n"
+      "      args: [-device, ", std::string(100000, 'a'), "]\n      expect: ['(a|aa)*Z']\n");
+  auto id = farm.Submit(tree);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto job = farm.WaitJob(*id, absl::Seconds(120));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const Task* boot = FindTask(*job, "boot");
+  ASSERT_NE(boot, nullptr);
+  EXPECT_EQ(boot->state(), assay::v1::TASK_FAILED) << boot->message().substr(0, 300);
+  EXPECT_FALSE(boot->timed_out());
+  EXPECT_EQ(boot->exit_code(), 1) << "QEMU's own exit";
+  EXPECT_TRUE(absl::StrContains(boot->message(), "the guest exited with code 1, expected 0 (expectation 1 of 1 "
+                                                 "'(a|aa)*Z' not seen)"))
+      << boot->message().substr(0, 300);
+  EXPECT_TRUE(absl::StrContains(boot->message(), "is not a valid device model name")) << "QEMU printed the long line";
+  const int64_t ran_ms = boot->finished_at_ms() - boot->started_at_ms();
+  EXPECT_LT(ran_ms, 10000) << "judged as QEMU printed it, not at the 30 s timeout";
+
+  // The worker's one slot is free: it runs the next job.
+  std::ofstream(tree / "next.yaml") << "name: next\nsteps:\n  - id: after\n    run: echo after the long line\n";
+  auto next = farm.Submit(tree, "next.yaml");
+  ASSERT_TRUE(next.ok()) << next.status();
+  auto second = farm.WaitJob(*next, absl::Seconds(60));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->state(), assay::v1::JOB_SUCCEEDED);
+  const Task* after = FindTask(*second, "after");
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(after->worker(), "w1");
+}
+
 }  // namespace
 }  // namespace assay::testing

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 
 namespace assay {
 namespace {
@@ -115,6 +116,72 @@ TEST(ConsoleHarnessTest, AnEndlessLineIsJudgedInPieces) {
   h->Feed(std::string(3 * ConsoleHarness::kMaxLineBytes, 'x'));
   h->Feed("needle");
   EXPECT_TRUE(h->Judge(0, false, false).passed);
+}
+
+// The incident of issue 22: `(a|aa)*Z` against a long line of `a` backtracks for ever in std::regex.
+// RE2 takes microseconds; the bound is generous for sanitizer builds on a busy machine.
+TEST(ConsoleHarnessTest, ABacktrackingPatternOnA100000CharacterLineIsJudgedAtOnce) {
+  auto h = Make(Spec({"(a|aa)*Z"}, {"(x+x+)+y", "(a*)*b"}));
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(h->Feed(std::string(100000, 'a') + "\n"));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Milliseconds(100)) << "25 pieces of 4 KiB against 3 patterns";
+  auto v = h->Judge(1, false, false);
+  EXPECT_FALSE(v.passed);
+  EXPECT_TRUE(absl::StrContains(v.message, "expectation 1 of 1 '(a|aa)*Z' not seen")) << v.message;
+}
+
+// A dozen typical patterns, none of which matches: each scans the whole 4 KiB line. RE2 takes about
+// 50 us here (bench_patterns); the bound is generous for sanitizer builds on a busy machine.
+TEST(ConsoleHarnessTest, AFourKiBLineAgainstADozenPatternsIsJudgedInWellUnderAMillisecond) {
+  auto h = Make(Spec({"cortex-m3 (debug|release) booting", "scheduler ran [0-9]+ slices", "KARATOS OK",
+                      "^\\[report\\] sum=\\d+$", "[0-9]+ tests?, [0-9]+ failures?", "watchdog.*reset"},
+                     {"PANIC", "FAIL:", "(ERROR|FATAL|Oops)", "assert(ion)? failed", "HardFault|BusFault|UsageFault",
+                      "stack (overflow|smashing)"}));
+  std::string line;
+  for (int i = 0; line.size() < ConsoleHarness::kMaxLineBytes; ++i) line += "[1000.250] task 2 tick 1234 value=0x1f3a ok; ";
+  line.resize(ConsoleHarness::kMaxLineBytes - 1);
+  line += "\n";
+  constexpr int kLines = 200;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kLines; ++i) EXPECT_FALSE(h->Feed(line));
+  const absl::Duration per_line = (absl::Now() - start) / kLines;
+  EXPECT_LT(per_line, absl::Milliseconds(1));
+  EXPECT_EQ(h->met(), 0u);
+  EXPECT_TRUE(absl::StrContains(h->Judge(0, false, false).message, "expectation 1 of 6")) << "nothing matched";
+}
+
+TEST(ConsoleHarnessTest, PatternsAreSearchedWithinTheLineAsWithECMAScript) {
+  auto h = Make(Spec({"sum=[0-9]+", "^KARATOS OK$", "\\bdone\\b", "[[:digit:]]{3} slices"}));
+  h->Feed("[report] sum=45 (checked)\n");
+  h->Feed("  KARATOS OK\n");  // not the whole line: not met
+  h->Feed("KARATOS OK\r\n");
+  h->Feed("undone, done.\n");
+  h->Feed("scheduler ran 120 slices\n");
+  EXPECT_EQ(h->met(), 4u);
+  EXPECT_TRUE(h->Judge(0, false, false).passed);
+}
+
+TEST(ConsoleHarnessTest, BytesThatAreNotUtf8AreMatchedAsBytes) {
+  auto h = Make(Spec({"boot.ok", "\\xff+end"}));
+  h->Feed("boot\x80ok\n\xff\xff\xff" "end\n");
+  EXPECT_EQ(h->met(), 2u);
+}
+
+TEST(ConsoleHarnessTest, APatternRE2CannotTakeIsRefusedSayingWhy) {
+  auto backref = ConsoleHarness::Create(Spec({"(ab)\\1"}));
+  ASSERT_FALSE(backref.ok());
+  EXPECT_TRUE(absl::StrContains(backref.status().message(), "backreferences (\\1) are not supported")) << backref.status();
+  auto lookahead = ConsoleHarness::Create(Spec({"OK"}, {"ERROR(?!: ignored)"}));
+  ASSERT_FALSE(lookahead.ok());
+  EXPECT_TRUE(absl::StrContains(lookahead.status().message(), "lookahead")) << lookahead.status();
+  auto too_long = ConsoleHarness::Create(Spec({std::string(LinePattern::kMaxBytes + 1, 'a')}));
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_TRUE(absl::StrContains(too_long.status().message(), "1025 bytes long")) << too_long.status();
+  std::vector<std::string> many(LinePattern::kMaxPerStep + 1, "x");
+  auto too_many = ConsoleHarness::Create(Spec(many));
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_TRUE(absl::StrContains(too_many.status().message(), "65 patterns, more than the 64 allowed")) << too_many.status();
 }
 
 }  // namespace

@@ -134,7 +134,28 @@ INSTANTIATE_TEST_SUITE_P(
                   "assay.yaml:4:11: step 't' has both 'run' and 'qemu'"},
         ErrorCase{"steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n"
                   "    qemu: {system: qemu-system-arm, machine: virt, kernel: k, expect: ['(unclosed']}\n",
-                  "assay.yaml:5: step 't' qemu.expect: '(unclosed' is not a regular expression"},
+                  "assay.yaml:7:72: step 't'.qemu.expect: '(unclosed' is not a regular expression RE2 accepts: missing )"},
+        // patterns are RE2's: what needs backtracking is refused at the pattern, saying what instead
+        ErrorCase{"steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n"
+                  "    qemu:\n      system: qemu-system-arm\n      machine: virt\n      kernel: k\n"
+                  "      expect:\n        - booting\n        - '(ab)-\\1'\n",
+                  "assay.yaml:13:11: step 't'.qemu.expect: '(ab)-\\1' is not a regular expression RE2 accepts: "
+                  "invalid escape sequence: \\1 (backreferences (\\1) are not supported"},
+        ErrorCase{"steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n"
+                  "    qemu:\n      system: qemu-system-arm\n      machine: virt\n      kernel: k\n"
+                  "      fail_on: ['ERROR(?! ignored)']\n",
+                  "assay.yaml:11:17: step 't'.qemu.fail_on: 'ERROR(?! ignored)' is not a regular expression RE2 accepts: "
+                  "invalid perl operator: (?! (lookahead ((?=...), (?!...)) is not supported"},
+        ErrorCase{"steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n"
+                  "    qemu:\n      system: qemu-system-arm\n      machine: virt\n      kernel: k\n"
+                  "      expect: ['(?<=id=)[0-9]+']\n",
+                  "assay.yaml:11:16: step 't'.qemu.expect: '(?<=id=)[0-9]+' is not a regular expression RE2 accepts: "
+                  "invalid perl operator: (?< (lookbehind"},
+        // an expanded pattern is checked in its cell, at its step's line
+        ErrorCase{"matrix:\n  tag: ['ok', '(oops']\nsteps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n"
+                  "    needs: [b]\n    qemu:\n      system: qemu-system-arm\n      machine: virt\n      kernel: k\n"
+                  "      expect: ['${{ matrix.tag }} done']\n",
+                  "assay.yaml:7: step 't' qemu.expect: '(oops done' is not a regular expression RE2 accepts: missing )"},
         ErrorCase{"steps:\n  - id: a\n    run: x\n    retry: {max: 2, when: [crash]}\n",
                   "assay.yaml:4:27: step 'a'.retry.when: 'crash' is not timeout or exit_code"},
         // size budgets
@@ -274,6 +295,44 @@ TEST(PipelineTest, SizesAndPercentagesParse) {
   EXPECT_DOUBLE_EQ(*ParsePercent("1%"), 1.0);
   EXPECT_DOUBLE_EQ(*ParsePercent("0.5 %"), 0.5);
   EXPECT_FALSE(ParsePercent("-2%").ok());
+}
+
+// A qemu step whose expect holds `items` (YAML flow list items, already quoted).
+std::string QemuWithExpect(const std::string& items) {
+  return "steps:\n  - id: b\n    run: x\n    outputs: [k]\n  - id: t\n    needs: [b]\n    qemu:\n"
+         "      system: qemu-system-arm\n      machine: virt\n      kernel: k\n      expect: [" + items + "]\n";
+}
+
+TEST(PipelinePatternTest, ThePatternsUsersWriteForECMAScriptStillParse) {
+  for (const char* pattern : {R"('scheduler ran [0-9]+ slices')", R"('^\[report\] sum=\d{2}$')",
+                              R"('(booting|starting) [[:alnum:]_-]+')", R"('\bOK\b.*\s\w+\x41')",
+                              R"('a{2,}|b{1,3}|c?d*?')", R"('\/dev\/ttyS0')"}) {
+    auto p = ParsePipeline(QemuWithExpect(pattern), "assay.yaml");
+    EXPECT_TRUE(p.ok()) << pattern << ": " << p.status();
+  }
+}
+
+TEST(PipelinePatternTest, APatternLongerThan1KiBIsRefusedAtItsLine) {
+  auto ok = ParsePipeline(QemuWithExpect("'" + std::string(1024, 'a') + "'"), "assay.yaml");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  auto p = ParsePipeline(QemuWithExpect("'" + std::string(1025, 'a') + "'"), "assay.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "assay.yaml:11:16: step 't'.qemu.expect: the pattern 'aaaa"))
+      << p.status();
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "is 1025 bytes long, more than the 1024 a pattern may have"))
+      << p.status();
+}
+
+TEST(PipelinePatternTest, MoreThan64PatternsInAStepAreRefused) {
+  std::string items;
+  for (int i = 0; i < 64; ++i) items += (i > 0 ? ", " : "") + std::string("line") + std::to_string(i);
+  auto ok = ParsePipeline(QemuWithExpect(items), "assay.yaml");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  auto p = ParsePipeline(QemuWithExpect(items + ", one-too-many"), "assay.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(),
+                                "assay.yaml:8:7: step 't'.qemu has 65 expect and fail_on patterns, more than the 64 allowed"))
+      << p.status();
 }
 
 TEST(ExpressionTest, ExpandsMatrixValuesAndToleratesSpaces) {
