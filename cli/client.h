@@ -9,6 +9,7 @@
 
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
+#include "cli/exit_codes.h"
 #include "common/cas_client.h"
 #include "common/retrier.h"
 
@@ -26,16 +27,7 @@ struct Client {
   std::unique_ptr<CasClient> cas;
 };
 
-// Exit codes of the `assay` command.
-enum ExitCode : int {
-  kOk = 0,
-  kJobFailed = 1,
-  kBadInput = 2,
-  kUnavailable = 3,
-  kUnauthenticated = 4,
-};
-
-// Prints "error: ..." and returns the exit code that fits the status.
+// Prints "error: ..." and returns the exit code that fits the status (exit_codes.h).
 int ReportError(const absl::Status& status);
 
 }  // namespace assay::cli

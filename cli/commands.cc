@@ -54,19 +54,10 @@ absl::Status Client::Call(absl::string_view what, const std::function<grpc::Stat
 
 int ReportError(const absl::Status& status) {
   std::cerr << "error: " << status.message() << "\n";
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-      std::cerr << "  (is the coordinator running? set --coordinator or ASSAY_COORDINATOR; if it serves TLS, "
-                   "--tls-ca or ASSAY_TLS_CA)\n";
-      return kUnavailable;
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied:
-      std::cerr << "  (the coordinator wants a token: --token-file or ASSAY_TOKEN_FILE)\n";
-      return kUnauthenticated;
-    default:
-      return kBadInput;
-  }
+  const ExitCode code = ExitCodeFor(status);
+  if (const char* hint = ExitCodeHint(code); *hint != '\0') std::cerr << "  " << hint << "\n";
+  // A failed command never exits 0, whatever its status says.
+  return code == kOk ? kBadInput : code;
 }
 
 namespace {

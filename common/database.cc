@@ -1,9 +1,13 @@
 #include "common/database.h"
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 
+#include <optional>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -16,10 +20,37 @@ constexpr std::array<const char*, static_cast<int>(Family::kCount)> kFamilyNames
 
 }  // namespace
 
+// Notes RocksDB's background errors (a flush or a write that found the disk full), so that the
+// next write resumes the database, and their end.
+class Database::ErrorListener final : public rocksdb::EventListener {
+ public:
+  explicit ErrorListener(std::atomic<bool>* stopped) : stopped_(stopped) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok()) {
+      spdlog::error("database stopped taking writes: {}", error->ToString());
+      stopped_->store(true, std::memory_order_release);
+    }
+  }
+  // RocksDB's own recovery from a full disk waits for as much free space as its largest write buffer
+  // (64 MiB by default), polling every 5 s: never, on a small disk. The blob store's maintenance
+  // thread resumes the database instead (TryResume), as soon as a flush fits.
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    if (auto_recovery != nullptr) *auto_recovery = false;
+  }
+  void OnErrorRecoveryCompleted(rocksdb::Status) override {
+    spdlog::info("database takes writes again");
+    stopped_->store(false, std::memory_order_release);
+  }
+
+ private:
+  std::atomic<bool>* stopped_;
+};
+
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context) {
   if (status.ok()) return absl::OkStatus();
   std::string message = absl::StrCat(context, ": ", status.ToString());
   if (status.IsNotFound()) return absl::NotFoundError(message);
+  if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
   if (status.IsIOError() || status.IsCorruption()) return absl::DataLossError(message);
   if (status.IsBusy() || status.IsTimedOut() || status.IsTryAgain()) return absl::UnavailableError(message);
   return absl::InternalError(message);
@@ -73,9 +104,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::DBOptions base(db_options);
+  std::unique_ptr<Database> database(new Database());
+  base.listeners.push_back(std::make_shared<ErrorListener>(&database->stopped_));
   rocksdb::Status status = rocksdb::DB::Open(base, dir.string(), families, &handles, &raw);
   if (!status.ok()) return FromRocks(status, absl::StrCat("opening database ", dir.string()));
-  std::unique_ptr<Database> database(new Database());
   database->dir_ = dir;
   database->db_.reset(raw);
   for (size_t i = 0; i < handles.size(); ++i) database->handles_[static_cast<size_t>(family_of[i])] = handles[i];
@@ -91,9 +123,56 @@ Database::~Database() {
 }
 
 absl::Status Database::Write(rocksdb::WriteBatch* batch, bool sync) {
+  // Nothing more goes to files a full disk already failed (RocksDB asserts on a second write to a
+  // file that failed): refused here until the maintenance thread resumed the database.
+  if (stopped()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the database in ", dir_.string(),
+        " takes no writes since its disk filled up; they resume by themselves once space is freed (reads go on)"));
+  }
   rocksdb::WriteOptions options;
   options.sync = sync;
-  return FromRocks(db_->Write(options, batch), "database write");
+  rocksdb::Status status = db_->Write(options, batch);
+  if (!status.ok()) return NoteWriteError(status);
+  return absl::OkStatus();
+}
+
+absl::Status Database::NoteWriteError(const rocksdb::Status& status) {
+  absl::Status out = FromRocks(status, absl::StrCat("writing the database in ", dir_.string()));
+  if (!status.IsNoSpace()) return out;
+  stopped_.store(true, std::memory_order_release);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      out.message(), " (its disk is full: writes resume by themselves once space is freed; reads go on)"));
+}
+
+absl::Status Database::TryResume() {
+  if (!stopped()) return absl::OkStatus();
+  // RocksDB resumes one at a time; a second caller does not wait for the first.
+  bool expected = false;
+  if (!resuming_.compare_exchange_strong(expected, true)) return absl::UnavailableError("resuming already");
+  rocksdb::Status status = db_->Resume();
+  resuming_.store(false);
+  if (!status.ok()) {
+    return FromRocks(status, absl::StrCat("resuming writes to the database in ", dir_.string()));
+  }
+  if (stopped_.exchange(false)) spdlog::info("database in {} takes writes again", dir_.string());
+  return absl::OkStatus();
+}
+
+absl::Status Database::Reclaim(Family family, const std::string* begin, const std::string* end) {
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  for (auto* handle : handles_) {
+    if (handle != nullptr) all.push_back(handle);
+  }
+  rocksdb::Status status = db_->Flush(rocksdb::FlushOptions(), all);
+  if (!status.ok()) return FromRocks(status, "flushing the database");
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  std::optional<rocksdb::Slice> b, e;
+  if (begin != nullptr) b.emplace(*begin);
+  if (end != nullptr) e.emplace(*end);
+  status = db_->CompactRange(options, cf(family), b ? &*b : nullptr, e ? &*e : nullptr);
+  return FromRocks(status, "compacting the database");
 }
 
 absl::StatusOr<std::string> Database::Get(Family family, absl::string_view key) const {

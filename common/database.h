@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -64,11 +65,28 @@ class Database {
 
   const std::filesystem::path& dir() const { return dir_; }
 
+  // After a write error from a full disk RocksDB stops taking writes (its background-error state)
+  // until resumed; reads go on. `stopped()` says so (a write failed with no space, or RocksDB
+  // reported a background error); TryResume, called periodically by the blob store's maintenance
+  // thread, resumes it once space is back: no restart needed.
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // Resumes a stopped database; OK if it was not stopped or resumed now. Disk I/O (it flushes):
+  // call it with no lock held.
+  absl::Status TryResume();
+  // Gives deleted data's disk space back: flushes every family (so old write-ahead logs go) and
+  // compacts [begin, end) of `family` (null: all of it), so files holding only deleted data are
+  // removed. Disk I/O: no lock held.
+  absl::Status Reclaim(Family family, const std::string* begin, const std::string* end);
+
  private:
+  class ErrorListener;
   Database() = default;
+  absl::Status NoteWriteError(const rocksdb::Status& status);
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, static_cast<int>(Family::kCount)> handles_{};
+  std::atomic<bool> stopped_{false};       // RocksDB is in its background-error state
+  std::atomic<bool> resuming_{false};       // one try at a time; other writers do not wait
 };
 
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace assay {
 
 class EvictingWriter final : public BlobWriter {
@@ -10,29 +12,34 @@ class EvictingWriter final : public BlobWriter {
   absl::Status Append(absl::string_view data) override { return inner_->Append(data); }
   absl::Status Commit() override {
     absl::Status s = inner_->Commit();
+    committed_ = s.ok();
     if (s.ok()) store_->AfterWrite();
     return s;
   }
   int64_t written() const override { return inner_->written(); }
+  ~EvictingWriter() override {
+    inner_.reset();  // a failed upload's chunks are discarded now...
+    if (!committed_) store_->AfterWrite();  // ...and their space given back by the maintenance pass
+  }
 
  private:
+  bool committed_ = false;
   EvictingBlobStore* store_;
   std::unique_ptr<BlobWriter> inner_;
 };
 
 EvictingBlobStore::EvictingBlobStore(RocksDbBlobStore* inner, Options options) : inner_(inner), options_(options) {
-  if (!options_.background || options_.budget_bytes <= 0) return;
+  if (!options_.background) return;
   evictor_ = std::thread([this] {
     while (true) {
       {
         absl::MutexLock lock(&wake_mu_);
         auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_ || stopping_; };
-        wake_mu_.Await(absl::Condition(&woken));
+        wake_mu_.AwaitWithTimeout(absl::Condition(&woken), kMaintenanceInterval);
         if (stopping_) return;
         wake_ = false;
       }
-      auto evicted = MaybeEvict();
-      if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
+      Maintain();
     }
   });
 }
@@ -43,6 +50,30 @@ EvictingBlobStore::~EvictingBlobStore() {
     stopping_ = true;
   }
   if (evictor_.joinable()) evictor_.join();
+}
+
+void EvictingBlobStore::Maintain() {
+  Database* db = inner_->database();
+  if (db->stopped()) {
+    // Resume is cheap to try; it succeeds once space is back.
+    if (absl::Status s = db->TryResume(); !s.ok()) {
+      // The first failure, then at 2, 4, 8, ... tries: a long-full disk does not flood the log.
+      const int64_t tries = ++resume_failures_;
+      if ((tries & (tries - 1)) == 0) spdlog::warn("database still takes no writes ({} tries): {}", tries, s.ToString());
+      return;
+    }
+    resume_failures_ = 0;
+  }
+  if (inner_->reclaim_pending()) {
+    auto reclaimed = inner_->ReclaimSpace();
+    if (!reclaimed.ok()) {
+      spdlog::warn("giving back failed uploads' space: {}", reclaimed.status().ToString());
+    } else if (*reclaimed > 0) {
+      spdlog::info("gave back the disk space of {} failed upload(s)", *reclaimed);
+    }
+  }
+  auto evicted = MaybeEvict();
+  if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
 }
 
 void EvictingBlobStore::AfterWrite() {
@@ -110,18 +141,48 @@ void EvictingBlobStore::Unpin(const std::vector<Digest>& digests) {
   }
 }
 
+int64_t EvictingBlobStore::DiskShortfall() {
+  DiskReserve* reserve = inner_->disk_reserve();
+  if (reserve == nullptr || !reserve->Low()) return 0;
+  return std::max<int64_t>(2 * reserve->reserve_bytes() - reserve->free_bytes(), 0);
+}
+
 absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
-  if (options_.budget_bytes <= 0) return 0;
   const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
   const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
-  if (inner_->stats().bytes <= high) return 0;
+  const bool over_budget = options_.budget_bytes > 0 && inner_->stats().bytes > high;
+  const int64_t shortfall = DiskShortfall();
+  if (!over_budget && shortfall == 0) return 0;
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
   if (!evict_mu_.TryLock()) return 0;
   int64_t dropped = 0;
   int64_t blobs = 0;
+  absl::Status status = EvictWhile(
+      [&](int64_t so_far) {
+        return (options_.budget_bytes > 0 && inner_->stats().bytes > low) || so_far < shortfall;
+      },
+      &dropped, &blobs);
+  // Deleted data frees disk space only once compacted: when the disk is low, do it now.
+  if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->database()->Reclaim(Family::kCasChunks, nullptr, nullptr);
+  evict_mu_.Unlock();
+  evicted_blobs_ += blobs;
+  evicted_bytes_ += dropped;
+  if (blobs > 0) {
+    spdlog::info("evicted {} blobs ({} bytes); store now {} bytes of a {} byte budget{}", blobs, dropped,
+                 inner_->stats().bytes, options_.budget_bytes,
+                 shortfall > 0 ? absl::StrCat("; disk space was low (", FormatDiskBytes(shortfall), " short of twice ",
+                                              inner_->disk_reserve()->options().flag, ")")
+                               : "");
+  }
+  if (!status.ok()) return status;
+  return dropped;
+}
+
+absl::Status EvictingBlobStore::EvictWhile(const std::function<bool(int64_t)>& more, int64_t* dropped,
+                                           int64_t* blobs) {
   absl::Status failure;
   absl::Status scan = inner_->ForEachByAge([&](const Digest& digest, int64_t) {
-    if (inner_->stats().bytes <= low) return false;
+    if (!more(*dropped)) return false;
     {
       // Checked and marked as one step with Pin: a blob is either pinned first (kept) or being
       // deleted (a Pin of it waits until the deletion is done, and then finds it gone).
@@ -135,24 +196,16 @@ absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
       deleting_.reset();
     }
     if (s.ok()) {
-      dropped += digest.size();
-      ++blobs;
+      *dropped += digest.size();
+      ++*blobs;
     } else if (!absl::IsNotFound(s)) {
       failure = s;
       return false;
     }
     return true;
   });
-  evict_mu_.Unlock();
-  evicted_blobs_ += blobs;
-  evicted_bytes_ += dropped;
-  if (blobs > 0) {
-    spdlog::info("evicted {} blobs ({} bytes); store now {} bytes of a {} byte budget", blobs, dropped,
-                 inner_->stats().bytes, options_.budget_bytes);
-  }
   if (!scan.ok()) return scan;
-  if (!failure.ok()) return failure;
-  return dropped;
+  return failure;
 }
 
 }  // namespace assay

@@ -1,5 +1,11 @@
 // Keeps a RocksDbBlobStore within a byte budget: when a write takes it above the high watermark,
-// the least recently used blobs are dropped until it is under the low watermark. Pinned blobs (the
+// the least recently used blobs are dropped until it is under the low watermark. With a disk reserve
+// (RocksDbBlobStore::disk_reserve), eviction also runs when free disk space is low (below twice the
+// reserve), dropping the oldest blobs and compacting until that much is free again.
+//
+// With `background`, a maintenance thread of its own does this (woken by writes, and every
+// kMaintenanceInterval): evicting, resuming the database after a full disk stopped it, and giving
+// back the space of failed uploads (RocksDbBlobStore::ReclaimSpace). Pinned blobs (the
 // inputs of running tasks) are never dropped. Reads refresh a blob's last-use time.
 // A reader that already started keeps reading from its snapshot, so no reader sees a partial blob.
 #pragma once
@@ -43,14 +49,19 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
 
-  bool pinning_matters() const override { return options_.budget_bytes > 0; }
+  bool pinning_matters() const override { return options_.budget_bytes > 0 || inner_->disk_reserve() != nullptr; }
   // Once Pin returns, no eviction of these blobs is running or can start: a blob that is still
   // present stays until unpinned (the caller checks presence after pinning).
   void Pin(const std::vector<Digest>& digests) override;
   void Unpin(const std::vector<Digest>& digests) override;
 
-  // Evicts now if above the high watermark. Returns the bytes dropped.
+  static constexpr absl::Duration kMaintenanceInterval = absl::Milliseconds(250);
+
+  // Evicts now if above the high watermark, or if free disk space is low. Returns the bytes dropped.
   absl::StatusOr<int64_t> MaybeEvict();
+  // One maintenance pass (what the background thread does): resumes a stopped database, reclaims
+  // failed uploads' space, evicts if needed.
+  void Maintain();
 
   int64_t evicted_blobs() const { return evicted_blobs_.load(); }
   int64_t evicted_bytes() const { return evicted_bytes_.load(); }
@@ -62,6 +73,10 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   Options options_;
   // Starts an eviction pass now (inline) or on the background thread.
   void AfterWrite();
+  // Evicts the oldest unpinned blobs while `more()`; returns the bytes and blobs dropped.
+  absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
+  // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).
+  int64_t DiskShortfall();
 
   absl::Mutex pins_mu_;
   absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);
@@ -73,6 +88,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   std::thread evictor_;
   std::atomic<int64_t> evicted_blobs_{0};
   std::atomic<int64_t> evicted_bytes_{0};
+  int64_t resume_failures_ = 0;  // in a row; only the maintenance thread uses it
 };
 
 }  // namespace assay

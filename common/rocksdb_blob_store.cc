@@ -25,10 +25,7 @@ class RocksDbBlobWriter final : public BlobWriter {
       : store_(store), digest_(std::move(digest)), chunk_id_(store->NextChunkId()) {}
 
   ~RocksDbBlobWriter() override {
-    if (!committed_ && (index_ > 0 || !pending_.empty())) {
-      absl::Status s = store_->DropChunks(chunk_id_);
-      if (!s.ok()) spdlog::warn("discarding partial upload of {}: {}", digest_.ToString(), s.ToString());
-    }
+    if (!committed_ && index_ > 0) store_->DiscardUpload(digest_, chunk_id_);
   }
 
   absl::Status Append(absl::string_view data) override {
@@ -63,6 +60,10 @@ class RocksDbBlobWriter final : public BlobWriter {
 
  private:
   absl::Status Flush() {
+    if (DiskReserve* reserve = store_->reserve_; reserve != nullptr) {
+      if (absl::Status s = reserve->Check(static_cast<int64_t>(pending_.size())); !s.ok()) return s;
+      reserve->Wrote(static_cast<int64_t>(pending_.size()));
+    }
     std::string key = ChunkKey(chunk_id_, index_++);
     absl::Status s = store_->db_->Put(Family::kCasChunks, key, pending_, /*sync=*/false);
     pending_.clear();
@@ -215,12 +216,19 @@ absl::Status RocksDbBlobStore::Put(const Digest& digest, absl::string_view data)
         absl::StrCat("blob has ", data.size(), " bytes but its digest says ", digest.size()));
   }
   if (GetMeta(digest).ok()) return absl::OkStatus();
+  if (reserve_ != nullptr) {
+    if (absl::Status s = reserve_->Check(digest.size()); !s.ok()) return s;
+  }
   RocksDbBlobWriter writer(this, digest);
   if (absl::Status s = writer.Append(data); !s.ok()) return s;
   return writer.Commit();
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> RocksDbBlobStore::OpenWrite(const Digest& digest) {
+  // A blob that cannot fit is refused before its first byte is sent.
+  if (reserve_ != nullptr && !digest.empty_blob()) {
+    if (absl::Status s = reserve_->Check(digest.size()); !s.ok()) return s;
+  }
   return std::unique_ptr<BlobWriter>(new RocksDbBlobWriter(this, digest));
 }
 
@@ -243,6 +251,55 @@ absl::Status RocksDbBlobStore::DropChunks(uint64_t chunk_id) {
   rocksdb::WriteBatch batch;
   batch.DeleteRange(db_->cf(Family::kCasChunks), EncodeU64(chunk_id), EncodeU64(chunk_id + 1));
   return db_->Write(&batch, /*sync=*/false);
+}
+
+void RocksDbBlobStore::DiscardUpload(const Digest& digest, uint64_t chunk_id) {
+  absl::Status s = DropChunks(chunk_id);
+  absl::MutexLock lock(&reclaim_mu_);
+  if (s.ok()) {
+    to_compact_.push_back(chunk_id);
+    return;
+  }
+  if (to_drop_.empty()) {  // once per stop, not per refused upload
+    spdlog::warn("partial upload of {}: its chunks are dropped once the database takes writes again ({})",
+                 digest.ToString(), s.ToString());
+  }
+  to_drop_.push_back(chunk_id);
+}
+
+bool RocksDbBlobStore::reclaim_pending() const {
+  absl::MutexLock lock(&reclaim_mu_);
+  return !to_drop_.empty() || !to_compact_.empty();
+}
+
+absl::StatusOr<int> RocksDbBlobStore::ReclaimSpace() {
+  std::vector<uint64_t> drop, compact;
+  {
+    absl::MutexLock lock(&reclaim_mu_);
+    drop.swap(to_drop_);
+    compact.swap(to_compact_);
+  }
+  absl::Status failure;
+  for (size_t i = 0; i < drop.size(); ++i) {
+    if (absl::Status s = DropChunks(drop[i]); !s.ok()) {
+      absl::MutexLock lock(&reclaim_mu_);
+      to_drop_.insert(to_drop_.end(), drop.begin() + static_cast<ptrdiff_t>(i), drop.end());
+      to_compact_.insert(to_compact_.end(), compact.begin(), compact.end());
+      return s;
+    }
+    compact.push_back(drop[i]);
+  }
+  if (compact.empty()) return 0;
+  // Flushing and compacting the dropped ranges makes RocksDB delete the files (SST and blob files,
+  // write-ahead logs) that only they used.
+  const auto [lo, hi] = std::minmax_element(compact.begin(), compact.end());
+  const std::string begin = EncodeU64(*lo), end = EncodeU64(*hi + 1);
+  if (absl::Status s = db_->Reclaim(Family::kCasChunks, &begin, &end); !s.ok()) {
+    absl::MutexLock lock(&reclaim_mu_);
+    to_compact_.insert(to_compact_.end(), compact.begin(), compact.end());
+    return s;
+  }
+  return static_cast<int>(compact.size());
 }
 
 absl::Status RocksDbBlobStore::Delete(const Digest& digest) {

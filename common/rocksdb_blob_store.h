@@ -13,6 +13,7 @@
 #include "common/blob_store.h"
 #include "common/clock.h"
 #include "common/database.h"
+#include "common/disk_space.h"
 
 namespace assay {
 
@@ -46,6 +47,20 @@ class RocksDbBlobStore final : public BlobStore {
     return Stats{bytes_.load(), blobs_.load()};
   }
 
+  // Writes are refused with RESOURCE_EXHAUSTED when they would cross this reserve of free disk
+  // space (null: no reserve). Set before the store is shared; not owned.
+  void set_disk_reserve(DiskReserve* reserve) { reserve_ = reserve; }
+  DiskReserve* disk_reserve() const { return reserve_; }
+  Database* database() const { return db_; }
+
+  // Gives the disk space of failed uploads back: drops the chunks that could not be dropped when
+  // their upload failed (the database may have been stopped by a full disk) and compacts the chunk
+  // ranges dropped since the last call, so RocksDB deletes their files. Disk I/O: call it from a
+  // background thread, with no lock held. Returns how many chunk ranges it compacted.
+  absl::StatusOr<int> ReclaimSpace();
+  // Whether ReclaimSpace has work to do.
+  bool reclaim_pending() const;
+
   // Visits blobs oldest access first (for eviction); stop by returning false.
   absl::Status ForEachByAge(const std::function<bool(const Digest&, int64_t last_access_ms)>& visit);
 
@@ -57,6 +72,8 @@ class RocksDbBlobStore final : public BlobStore {
   // Makes a written blob visible, or discards its chunks if another writer got there first.
   absl::Status CommitChunks(const Digest& digest, uint64_t chunk_id);
   absl::Status DropChunks(uint64_t chunk_id);
+  // A failed upload's chunks: dropped now if possible, and compacted by the next ReclaimSpace.
+  void DiscardUpload(const Digest& digest, uint64_t chunk_id);
   struct Meta {
     uint64_t chunk_id;
     int64_t last_access_ms;
@@ -70,6 +87,10 @@ class RocksDbBlobStore final : public BlobStore {
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> blobs_{0};
   absl::Mutex commit_mu_;
+  DiskReserve* reserve_ = nullptr;
+  mutable absl::Mutex reclaim_mu_;
+  std::vector<uint64_t> to_drop_ ABSL_GUARDED_BY(reclaim_mu_);     // DropChunks failed
+  std::vector<uint64_t> to_compact_ ABSL_GUARDED_BY(reclaim_mu_);  // dropped, not compacted yet
 };
 
 }  // namespace assay

@@ -33,6 +33,7 @@ std::vector<Lease> Dispatcher::Connect(const assay::v1::WorkerHello& hello, std:
   w.connected = true;
   w.stopping = false;
   w.unresponsive = false;
+  w.host_problem = false;
   w.connected_at_ms = w.last_seen_ms = UnixMillis(clock_->Now());
   std::vector<std::string> labels(hello.labels().begin(), hello.labels().end());
   scheduler_.AddWorker(hello.worker_id(), labels, hello.slots(), hello.prefetch());
@@ -61,6 +62,11 @@ bool Dispatcher::Heartbeat(const std::string& worker, const std::vector<std::pai
     if (it->second.unresponsive) {
       spdlog::info("worker {} is heard from again", worker);
       it->second.unresponsive = false;
+      UpdateEligibility(worker);
+      revived = true;
+    }
+    if (it->second.host_problem) {
+      it->second.host_problem = false;
       UpdateEligibility(worker);
       revived = true;
     }
@@ -172,6 +178,13 @@ void Dispatcher::SetUnresponsive(const std::string& worker) {
   UpdateEligibility(worker);
 }
 
+void Dispatcher::SetHostProblem(const std::string& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end() || !it->second.connected) return;
+  it->second.host_problem = true;
+  UpdateEligibility(worker);
+}
+
 void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state) {
   if (state == assay::v1::WORKER_ACTIVE) {
     admin_states_.erase(worker);
@@ -183,7 +196,7 @@ void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdmin
 
 void Dispatcher::UpdateEligibility(const std::string& worker) {
   auto it = workers_.find(worker);
-  const bool held = it != workers_.end() && (it->second.stopping || it->second.unresponsive);
+  const bool held = it != workers_.end() && (it->second.stopping || it->second.unresponsive || it->second.host_problem);
   scheduler_.SetCordoned(worker, held || AdminState(worker) != assay::v1::WORKER_ACTIVE);
 }
 

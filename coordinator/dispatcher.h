@@ -41,6 +41,8 @@ class Dispatcher {
     // A lease of it expired without a heartbeat (a cut link, a hung host): no new tasks until it is
     // heard from again, or every lease TTL it would swallow more.
     bool unresponsive = false;
+    // Its host could not run a task (its work disk is full): no new tasks until its next heartbeat.
+    bool host_problem = false;
   };
   // A task granted to a worker. `action` is null if the task's action is missing (a bug: the task
   // should fail rather than run something else).
@@ -75,6 +77,8 @@ class Dispatcher {
   void SetStopping(const std::string& worker);
   // Renews no lease and gets no new task until its next heartbeat.
   void SetUnresponsive(const std::string& worker);
+  // Its host could not run a task (TaskResult.host_problem): no new task until its next heartbeat.
+  void SetHostProblem(const std::string& worker);
 
   // --- admin states (cordon, drain), kept across connects
   void SetAdminState(const std::string& worker, assay::v1::WorkerAdminState state);

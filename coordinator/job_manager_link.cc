@@ -174,6 +174,16 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     DispatchLocked();
     return absl::OkStatus();
   }
+  if (!result.host_problem().empty()) {  // not the step's fault: another worker runs it
+    dispatcher_.SetHostProblem(worker);
+    AppendPrefaceLocked(entry, *task, result.log_preface());
+    task->clear_worker();
+    RequeueLostLocked(entry, task,
+                      absl::StrCat("worker ", worker, " could not run the task: ", result.host_problem(),
+                                   "; queued again for another worker"));
+    DispatchLocked();
+    return absl::OkStatus();
+  }
   // A prefetched task waited on its worker for a slot: its run began when the worker started it.
   const auto& run = result.result().execution_metadata();
   if (run.has_worker_start_timestamp() && run.has_worker_completed_timestamp()) {

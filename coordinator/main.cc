@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
   assay::AddTreeLimitFlags(app, &options.jobs.tree_limits);
   app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
       ->capture_default_str();
+  // --- disk space (issue 22)
+  app.add_option("--min-free-disk", options.min_free_disk,
+                 "free space the CAS keeps on the --data disk: a size (2GiB) or a percentage (5%); uploads that "
+                 "would cross it are refused, eviction runs below twice it; 0: none")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::AddServerSecurityFlags(app, &options.security);
   app.add_option("--metrics-listen", options.metrics_listen,

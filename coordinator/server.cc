@@ -17,12 +17,17 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   // Refuse an unsafe or broken security setup before touching the database.
   auto credentials = MakeServerCredentials(options.security, options.listen);
   if (!credentials.ok()) return credentials.status();
+  auto min_free = ParseMinFreeDisk(options.min_free_disk);
+  if (!min_free.ok()) return min_free.status();
   auto db = Database::Open(options.data_dir);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   EvictingBlobStore::Options eviction;
   eviction.budget_bytes = options.cache_budget_bytes;
-  auto stack = MakeBlobStoreStack(db_.get(), RealClock::Get(), eviction);
+  DiskReserve::Options reserve;
+  reserve.store = "coordinator CAS";
+  reserve.min_free = *min_free;
+  auto stack = MakeBlobStoreStack(db_.get(), RealClock::Get(), eviction, /*durable=*/true, &reserve);
   if (!stack.ok()) return stack.status();
   blob_stack_ = std::move(*stack);
   action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.storage.get());

@@ -13,6 +13,7 @@
 #include "common/blob_store_stack.h"
 #include "common/clock.h"
 #include "common/database.h"
+#include "common/disk_space.h"
 #include "common/evicting_blob_store.h"
 #include "common/security.h"
 #include "coordinator/metrics.h"
@@ -36,6 +37,10 @@ class CoordinatorServer {
     ServerSecurity security;             // TLS and tokens; plaintext only on loopback
     std::string metrics_listen;          // host:port of the Prometheus endpoint; empty: none
     std::string metrics_port_file;       // when set, its bound port is written here
+    // --- disk space (issue 22)
+    // Free space the CAS keeps on the data folder's disk: uploads that would cross it are refused
+    // (RESOURCE_EXHAUSTED), and eviction runs below twice it. A size or a percentage ("0": none).
+    std::string min_free_disk = kDefaultMinFreeDisk;
   };
 
   CoordinatorServer() = default;

@@ -42,9 +42,12 @@ WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Execu
   // The local cache opens only the CAS's column families: nothing of a coordinator's.
   auto db = Database::Open(options->cache_dir, Database::CasOnly());
   // A cache: its writes are not synced (a lost blob is fetched again).
+  DiskReserve::Options reserve;
+  reserve.store = "worker cache";
+  reserve.min_free = options->min_free_disk;
   auto stack = db.ok() ? MakeBlobStoreStack(db->get(), RealClock::Get(),
                                             EvictingBlobStore::Options{options->cache_bytes, 0.95, 0.8},
-                                            /*durable=*/false)
+                                            /*durable=*/false, &reserve)
                        : db.status();
   if (stack.ok()) {
     parts.cache_db = std::move(*db);
@@ -66,7 +69,8 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
       executor_(std::move(parts.executor)),
       cgroups_(Cgroups::Detect()),
-      gate_(options_.slots) {
+      gate_(options_.slots),
+      work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   if (options_.worker_id.empty()) options_.worker_id = absl::StrCat(Hostname(), "-", RandomHex(3));
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
@@ -324,6 +328,20 @@ bool WorkerAgent::Session(int failures) {
   return welcomed;
 }
 
+void WorkerAgent::NoteHostProblem(assay::v1::TaskResult* result) {
+  if (result->host_problem().empty() && !result->cancelled() && !result->not_started()) {
+    std::string failure = result->error();
+    if (failure.empty() && result->result().exit_code() != 0) {
+      failure = absl::StrCat("the step exited with ", result->result().exit_code());
+    }
+    if (!failure.empty()) result->set_host_problem(work_disk_.AfterFailure(failure));
+  }
+  if (!result->host_problem().empty()) {
+    spdlog::warn("worker {}: task {} {} handed to another worker: {}", options_.worker_id, result->lease().job_id(),
+                 result->lease().task_id(), result->host_problem());
+  }
+}
+
 void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
                           uint64_t ticket) {
   AfterTask after;
@@ -331,7 +349,9 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   assay::v1::TaskResult result;
   // Its folder and inputs are made while it waits for its slot (a prefetched task), so the slot goes
   // straight to running it.
-  const bool prepared = PrepareTask(assignment, &files, &after, &result);
+  const std::string no_room = work_disk_.BeforeTask();
+  if (!no_room.empty()) result.set_host_problem(no_room);
+  const bool prepared = no_room.empty() && PrepareTask(assignment, &files, &after, &result);
   const absl::Time waiting = absl::Now();
   if (!prepared) {
     gate_.Abandon(ticket);
@@ -355,6 +375,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   }
   result.set_log_preface(std::move(after.log_preface));
   *result.mutable_lease() = assignment.lease();
+  NoteHostProblem(&result);
   const bool failed = !result.error().empty() && !result.cancelled();
   WorkerMessage message;
   *message.mutable_result() = std::move(result);

@@ -24,6 +24,7 @@
 #include "worker/executor.h"
 #include "worker/host_facts.h"
 #include "worker/slot_gate.h"
+#include "worker/work_disk.h"
 
 namespace assay {
 
@@ -56,6 +57,10 @@ class WorkerAgent {
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
     TreeLimits tree_limits;             // input trees beyond these are refused
     RetryPolicy retry;                  // of every call to the coordinator
+    // Free space kept on the work directory's disk (a task is not started below it, and one that
+    // failed with the disk full is handed to another worker) and on the cache's (its writes are
+    // refused below it; eviction runs below twice it).
+    MinFreeDisk min_free_disk{0, 5, kDefaultMinFreeDisk};
   };
 
   // Builds its parts from `options` (MakeWorkerParts); `executor` runs the steps (null: the process
@@ -109,6 +114,9 @@ class WorkerAgent {
   bool Session(int failures);
   void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
                uint64_t ticket);
+  // A task that failed while the work directory's disk was full failed because of this host: says
+  // so in its host_problem (WorkDisk), for the coordinator to run it elsewhere.
+  void NoteHostProblem(assay::v1::TaskResult* result);
   // What a task leaves for RunTask to do once it has sent the result.
   struct AfterTask {
     std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
@@ -139,6 +147,7 @@ class WorkerAgent {
   Cgroups cgroups_;  // where steps' limits can be enforced
   std::unique_ptr<ContainerExecutor> containers_;  // null: no container engine
   SlotGate gate_;  // tasks wait here for a slot, in the order they came
+  WorkDisk work_disk_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

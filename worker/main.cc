@@ -58,8 +58,20 @@ int main(int argc, char** argv) {
                  "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "sandbox", "process"}));
+  // --- disk space (issue 22)
+  std::string min_free_disk = options.min_free_disk.text;
+  app.add_option("--min-free-disk", min_free_disk,
+                 "free space kept on the work and cache disks: a size (2GiB) or a percentage (5%); below it no "
+                 "task starts (they go to other workers) and the cache takes no writes; 0: none")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
+  auto min_free = assay::ParseMinFreeDisk(min_free_disk);
+  if (!min_free.ok()) {
+    spdlog::error("{}", std::string(min_free.status().message()));
+    return 2;
+  }
+  options.min_free_disk = *min_free;
   auto credentials = assay::MakeChannelCredentials(security, options.coordinator);
   if (!credentials.ok()) {
     spdlog::error("{}", std::string(credentials.status().message()));

@@ -1,0 +1,194 @@
+// Disk space as a resource: the reserve (--min-free-disk), its cached readings, and what the blob
+// stores do with it (refuse, evict), against a file system whose free space the test sets.
+#include "common/disk_space.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "common/blob_store_stack.h"
+#include "common/file_util.h"
+
+namespace assay {
+namespace {
+
+// A file system whose free space the test sets; counts how often it is read.
+struct FakeDisk {
+  int64_t free = 100 << 20;
+  int64_t total = 1000 << 20;
+  int reads = 0;
+  DiskProbe probe() {
+    return [this](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
+      ++reads;
+      return DiskFree{free, total};
+    };
+  }
+};
+
+DiskReserve::Options Reserve(const std::string& text) {
+  DiskReserve::Options o;
+  o.store = "test CAS";
+  o.dir = "/data";
+  o.min_free = ParseMinFreeDisk(text).value();
+  return o;
+}
+
+TEST(MinFreeDiskTest, ParsesSizesPercentagesAndZero) {
+  EXPECT_EQ(ParseMinFreeDisk("2GiB")->bytes, int64_t{2} << 30);
+  EXPECT_EQ(ParseMinFreeDisk("512MB")->bytes, 512'000'000);
+  EXPECT_EQ(ParseMinFreeDisk("0")->BytesOf(1 << 30), 0);
+  EXPECT_EQ(ParseMinFreeDisk("5%")->BytesOf(1000), 50);
+  EXPECT_EQ(ParseMinFreeDisk(" 12.5% ")->BytesOf(1000), 125);
+}
+
+TEST(MinFreeDiskTest, RefusesWhatIsNeitherASizeNorAPercentageNamingTheFlagAndTheValue) {
+  for (const char* bad : {"", "lots", "5 furlongs", "100%", "-3%", "x%"}) {
+    auto parsed = ParseMinFreeDisk(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(parsed.status().message(), "--min-free-disk")) << parsed.status();
+  }
+}
+
+TEST(DiskReserveTest, RefusesAWriteThatWouldCrossTheReserveNamingStoreFreeSpaceAndFlag) {
+  FakeDisk disk;
+  FakeClock clock;
+  disk.free = 60 << 20;
+  DiskReserve reserve(Reserve("5%"), &clock, disk.probe());  // 50 MiB of 1000
+  EXPECT_TRUE(reserve.Check(10 << 20).ok());
+  absl::Status refused = reserve.Check(11 << 20);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  for (const char* part : {"test CAS", "/data", "60.0 MiB free now", "50.0 MiB", "--min-free-disk 5%"}) {
+    EXPECT_TRUE(absl::StrContains(refused.message(), part)) << part << " not in: " << refused.message();
+  }
+}
+
+TEST(DiskReserveTest, ReadsTheFileSystemOncePerIntervalNotOncePerWrite) {
+  FakeDisk disk;
+  FakeClock clock;
+  DiskReserve reserve(Reserve("10MiB"), &clock, disk.probe());
+  const int after_start = disk.reads;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(reserve.Check(1024).ok());
+    reserve.Wrote(1024);
+  }
+  EXPECT_EQ(disk.reads, after_start) << "no statvfs per write within the interval";
+  clock.Advance(reserve.options().refresh);
+  ASSERT_TRUE(reserve.Check(1024).ok());
+  EXPECT_EQ(disk.reads, after_start + 1);
+}
+
+TEST(DiskReserveTest, CountsBytesWrittenSinceTheLastReading) {
+  FakeDisk disk;
+  FakeClock clock;
+  disk.free = 30 << 20;
+  DiskReserve reserve(Reserve("10MiB"), &clock, disk.probe());
+  // The file system is not read again within the interval, but what was written is counted.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(reserve.Check(1 << 20).ok()) << i;
+    reserve.Wrote(1 << 20);
+    disk.free -= 1 << 20;
+  }
+  EXPECT_EQ(reserve.free_bytes(), 10 << 20);
+  EXPECT_EQ(reserve.Check(1 << 20).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(DiskReserveTest, ReadsAgainBeforeRefusingSoFreedSpaceCountsAtOnce) {
+  FakeDisk disk;
+  FakeClock clock;
+  disk.free = 11 << 20;
+  DiskReserve reserve(Reserve("10MiB"), &clock, disk.probe());
+  ASSERT_FALSE(reserve.Check(2 << 20).ok());
+  disk.free = 40 << 20;  // someone freed space; no time has passed
+  EXPECT_TRUE(reserve.Check(2 << 20).ok());
+}
+
+TEST(DiskReserveTest, IsLowBelowTwiceTheReserveAndNeverWithoutOne) {
+  FakeDisk disk;
+  FakeClock clock;
+  disk.free = 25 << 20;
+  DiskReserve reserve(Reserve("10MiB"), &clock, disk.probe());
+  EXPECT_FALSE(reserve.Low());
+  disk.free = 19 << 20;
+  clock.Advance(reserve.options().refresh);
+  EXPECT_TRUE(reserve.Low());
+  disk.free = 0;
+  DiskReserve none(Reserve("0"), &clock, disk.probe());
+  EXPECT_FALSE(none.Low());
+  EXPECT_TRUE(none.Check(1 << 30).ok()) << "no reserve: the file system's own limit applies";
+}
+
+class ReserveStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = Database::Open(dir_.path() / "db").value();
+    storage_ = RocksDbBlobStore::Create(db_.get(), &clock_).value();
+    reserve_ = std::make_unique<DiskReserve>(Reserve("10MiB"), &clock_, disk_.probe());
+    storage_->set_disk_reserve(reserve_.get());
+  }
+  ScopedTempDir dir_;
+  FakeClock clock_;
+  FakeDisk disk_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<DiskReserve> reserve_;
+  std::unique_ptr<RocksDbBlobStore> storage_;
+};
+
+TEST_F(ReserveStoreTest, AnUploadThatWouldCrossTheReserveIsRefusedBeforeItsFirstByteAndStoresNothing) {
+  disk_.free = 12 << 20;
+  reserve_->Refresh();
+  const std::string big(3 << 20, 'b');
+  const Digest digest = Digest::OfBytes(big);
+  auto writer = storage_->OpenWrite(digest);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(storage_->Put(digest, big).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(storage_->stats().blobs, 0);
+  // A small one still fits.
+  EXPECT_TRUE(storage_->Put(Digest::OfBytes("small"), "small").ok());
+}
+
+TEST_F(ReserveStoreTest, EvictionRunsWhenTheDiskIsLowEvenWithinTheByteBudget) {
+  EvictingBlobStore eviction(storage_.get(), EvictingBlobStore::Options{int64_t{1} << 40, 0.95, 0.8});
+  std::vector<Digest> digests;
+  for (int i = 0; i < 4; ++i) {
+    const std::string data(1 << 20, static_cast<char>('a' + i));
+    digests.push_back(Digest::OfBytes(data));
+    ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
+    clock_.Advance(absl::Minutes(2));
+  }
+  ASSERT_EQ(eviction.evicted_blobs(), 0) << "plenty of space so far";
+  // The disk fills up (something else wrote): 2 MiB short of twice the 10 MiB reserve.
+  disk_.free = 18 << 20;
+  clock_.Advance(reserve_->options().refresh);
+  auto dropped = eviction.MaybeEvict();
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(*dropped, 2 << 20);
+  EXPECT_EQ(eviction.evicted_blobs(), 2);
+  // The oldest went first.
+  EXPECT_EQ(storage_->FindMissing(digests).value(), (std::vector<Digest>{digests[0], digests[1]}));
+}
+
+TEST_F(ReserveStoreTest, AFailedUploadsChunksAreDroppedAndTheirFilesDeleted) {
+  auto blob_file_bytes = [&] {
+    uint64_t bytes = 0;
+    EXPECT_TRUE(db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.live-blob-file-size", &bytes));
+    return bytes;
+  };
+  {
+    const std::string part(2 << 20, 'p');
+    auto writer = storage_->OpenWrite(Digest::OfBytes(part + "more"));
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Append(part).ok());
+    ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
+    ASSERT_GE(blob_file_bytes(), uint64_t{2} << 20) << "the chunks are on disk";
+  }  // abandoned: the upload failed
+  EXPECT_TRUE(storage_->reclaim_pending());
+  auto reclaimed = storage_->ReclaimSpace();
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_EQ(*reclaimed, 1);
+  EXPECT_FALSE(storage_->reclaim_pending());
+  EXPECT_EQ(blob_file_bytes(), 0u) << "the failed upload's blob files are deleted";
+}
+
+}  // namespace
+}  // namespace assay
