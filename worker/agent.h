@@ -56,6 +56,8 @@ class WorkerAgent {
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
     TreeLimits tree_limits;             // input trees beyond these are refused
     RetryPolicy retry;                  // of every call to the coordinator
+    // Live output queued for the link beyond this is dropped (the finished log is whole all the same).
+    size_t live_log_queue_bytes = 8 << 20;  // LinkStream::kMaxQueuedLogBytes
   };
 
   // Builds its parts from `options` (MakeWorkerParts); `executor` runs the steps (null: the process

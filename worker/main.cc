@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
                  "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "sandbox", "process"}));
+  // Hidden: a small queue makes the link drop live output at once (tests of complete logs).
+  app.add_option("--live-log-queue-bytes", options.live_log_queue_bytes,
+                 "live output queued for the coordinator beyond this many bytes is dropped from the live view")
+      ->group("");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto credentials = assay::MakeChannelCredentials(security, options.coordinator);
