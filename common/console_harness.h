@@ -25,6 +25,9 @@ inline constexpr const char* kConsoleHarnessProperty = "assay-console-harness";
 inline constexpr const char* kLimitCpusProperty = "assay-limit-cpus";
 inline constexpr const char* kLimitMemoryProperty = "assay-limit-memory";
 inline constexpr const char* kLimitPidsProperty = "assay-limit-pids";
+// A step's `output_limit` (bytes of stdout and stderr together) and `output_limit_fails` ("true").
+inline constexpr const char* kOutputLimitProperty = "assay-output-limit";
+inline constexpr const char* kOutputLimitFailsProperty = "assay-output-limit-fails";
 // A container step: its image (the resolved id when there is one), network ("true"), user.
 inline constexpr const char* kContainerImageProperty = "assay-container-image";
 inline constexpr const char* kContainerNetworkProperty = "assay-container-network";

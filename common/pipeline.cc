@@ -43,7 +43,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     Pipeline pipeline;
     if (absl::Status s = CheckKeys(root, "pipeline",
                                    {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast",
-                                    "image"});
+                                    "image", "output_limit", "output_limit_fails"});
         !s.ok()) {
       return s;
     }
@@ -61,6 +61,10 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     }
     if (root["size_regression"]) {
       if (absl::Status s = ParseSizeRegression(root["size_regression"], &pipeline); !s.ok()) return s;
+    }
+    if (absl::Status s = ParseOutputLimit(root, "pipeline", &pipeline.output_limit, &pipeline.output_limit_fails);
+        !s.ok()) {
+      return s;
     }
     if (root["image"]) {
       auto image = Scalar(root["image"], "image");
@@ -93,6 +97,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     for (size_t i = 0; i < steps.size(); ++i) {
       auto step = ParseStep(steps[i], i, ids);
       if (!step.ok()) return step.status();
+      ResolveOutputLimit(steps[i], pipeline, &*step);
       ids.insert(step->id);
       pipeline.steps.push_back(std::move(*step));
     }
@@ -257,7 +262,8 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   if (!node.IsMap()) return Error(node, absl::StrCat(where, " must be a mapping with id and run"));
   if (absl::Status s = CheckKeys(node, where,
                                  {"id", "name", "run", "qemu", "needs", "inputs", "outputs", "env", "timeout", "requires",
-                                  "cache", "cache_failures", "retry", "limits", "image", "network", "user"});
+                                  "cache", "cache_failures", "retry", "limits", "image", "network", "user",
+                                  "output_limit", "output_limit_fails"});
       !s.ok()) {
     return s;
   }
@@ -333,7 +339,8 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   auto boolean = [this](const YAML::Node& n, const std::string& w) { return Bool(n, w); };
   auto scalar = [this](const YAML::Node& n, const std::string& w) { return Scalar(n, w); };
   for (absl::Status s : {field("image", scalar, &step.image), field("network", boolean, &step.network),
-                         field("user", scalar, &step.user)}) {
+                         field("user", scalar, &step.user),
+                         ParseOutputLimit(node, where, &step.output_limit, &step.output_limit_fails)}) {
     if (!s.ok()) return s;
   }
   for (absl::Status s : {field("env", string_map, &step.env), field("timeout", duration, &step.timeout),

@@ -71,6 +71,8 @@ struct Step {
   double cpus = 0;                      // limits.cpus, limits.memory, limits.pids (0: none)
   int64_t memory_bytes = 0;
   int64_t pids = 0;
+  int64_t output_limit = 0;             // bytes of output kept (after parsing: the step's, the pipeline's or the default)
+  bool output_limit_fails = false;      // exceeding output_limit stops the step and fails it
   int line = 0;
 };
 
@@ -84,11 +86,16 @@ struct Pipeline {
   int max_parallel = 0;                // at most this many tasks of a job at once; 0: no cap
   bool fail_fast = false;              // the first failed task cancels the rest of the job
   std::string image;                   // the steps' default container image
+  int64_t output_limit = 0;            // the steps' default output_limit (0: the coordinator's)
+  bool output_limit_fails = false;
 };
 
 struct PipelineLimits {
   int max_cells = 256;
   int max_steps = 100;
+  // A step's output limit when the pipeline sets none, and the most it may set (output_limit).
+  int64_t default_output_limit = int64_t{64} << 20;
+  int64_t max_output_limit = int64_t{1} << 30;
 };
 
 absl::StatusOr<Pipeline> ParsePipeline(absl::string_view text, absl::string_view file_name,

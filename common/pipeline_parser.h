@@ -102,6 +102,10 @@ class Parser {
   absl::Status ParseSizeRegression(const YAML::Node& node, Pipeline* pipeline) const;
   // limits.cpus, limits.memory, limits.pids of a step.
   absl::Status ParseResourceLimits(const YAML::Node& limits, const std::string& where, Step* step) const;
+  // `output_limit` and `output_limit_fails` of a step or of the pipeline (pipeline_output.cc).
+  absl::Status ParseOutputLimit(const YAML::Node& node, const std::string& where, int64_t* limit, bool* fails) const;
+  // A step's output limit: its own, else the pipeline's, else the coordinator's default.
+  void ResolveOutputLimit(const YAML::Node& node, const Pipeline& pipeline, Step* step) const;
   absl::Status CheckKernels(const Pipeline& pipeline, const MatrixCell& cell,
                             const std::map<std::string, Step>& expanded) const;
 

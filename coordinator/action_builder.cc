@@ -76,6 +76,9 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   if (spec.limits().cpus() > 0) props.emplace_back(kLimitCpusProperty, absl::StrCat(spec.limits().cpus()));
   if (spec.limits().memory_bytes() > 0) props.emplace_back(kLimitMemoryProperty, absl::StrCat(spec.limits().memory_bytes()));
   if (spec.limits().pids() > 0) props.emplace_back(kLimitPidsProperty, absl::StrCat(spec.limits().pids()));
+  // So is the output limit: it bounds what the result holds (its stdout and stderr).
+  if (spec.output_limit() > 0) props.emplace_back(kOutputLimitProperty, absl::StrCat(spec.output_limit()));
+  if (spec.output_limit_fails()) props.emplace_back(kOutputLimitFailsProperty, "true");
   std::sort(props.begin(), props.end());
   for (const auto& [k, v] : props) {
     auto* p = command->mutable_platform()->add_properties();
@@ -108,17 +111,18 @@ ActionBuilder::Prepared ActionBuilder::Prepare(const Work& work) const {
   if (work.task.spec().cache()) {
     auto cached = action_cache_->Get("", *action_digest);
     if (cached.ok()) {
-      // The logs of the run that produced the result.
-      for (const auto& [digest_proto, stream] :
-           {std::pair{cached->stdout_digest(), LogChunk::STDOUT}, std::pair{cached->stderr_digest(), LogChunk::STDERR}}) {
-        auto digest = Digest::FromProto(digest_proto);
-        if (!digest.ok() || digest->empty_blob() || digest->size() > (16 << 20)) continue;
-        auto bytes = blobs_->Get(*digest);
-        if (!bytes.ok()) continue;
-        LogChunk chunk;
-        chunk.set_stream(stream);
-        chunk.set_data(std::move(*bytes));
-        out.cached_logs.push_back(std::move(chunk));
+      // The logs of the run that produced the result: one note standing for its stdout and stderr,
+      // served from those blobs like any finished task's dropped output (complete_log.h).
+      const int64_t out_bytes = cached->stdout_digest().size_bytes();
+      const int64_t err_bytes = cached->stderr_digest().size_bytes();
+      if (out_bytes > 0 || err_bytes > 0) {
+        LogChunk note;
+        note.set_stream(LogChunk::SYSTEM);
+        note.mutable_gap()->set_stdout_bytes(out_bytes);
+        note.mutable_gap()->set_stderr_bytes(err_bytes);
+        note.set_data(absl::StrCat("[assay] the cached run's output (", out_bytes, " bytes of stdout, ", err_bytes,
+                                   " bytes of stderr) is no longer in the CAS\n"));
+        out.cached_logs.push_back(std::move(note));
       }
       out.cached = std::move(*cached);
       return out;

@@ -1,7 +1,7 @@
 // Turns a task whose needs are settled into an REAPI Action: the step's input tree (the source
 // filtered by `inputs:`, with the outputs of the steps it needs merged in), its Command (argv, env
 // with the matrix values, output paths, platform from required labels), both written to the CAS.
-// Then it consults the action cache (a hit comes back with the run's logs) and pins the inputs of a
+// Then it consults the action cache (a hit comes back with a note standing for the run's logs) and pins the inputs of a
 // task that will run. Everything here is CAS and action-cache I/O and touches no JobManager state:
 // the JobManager calls it with its lock released.
 #pragma once

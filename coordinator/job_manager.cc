@@ -18,6 +18,7 @@
 #include "common/file_util.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
+#include "coordinator/complete_log.h"
 #include "coordinator/planner.h"
 #include "coordinator/task_rules.h"
 
@@ -211,6 +212,14 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
     return task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/");
   };
   std::vector<int32_t> indexes;
+  std::map<int32_t, FinishedOutput> finished;  // tasks whose log is served whole (complete_log.h)
+  auto add = [&](const Task& t) {
+    if (!matches(t)) return;
+    indexes.push_back(t.index());
+    if (IsFinal(t.state()) && t.has_result()) {
+      finished[t.index()] = FinishedOutput{t.attempt(), t.result().stdout_digest(), t.result().stderr_digest()};
+    }
+  };
   bool final_state = false;
   bool active = false;
   {
@@ -219,30 +228,31 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
       active = true;
       lock.NeedWritten(*entry);  // every chunk announced so far is in the store when we read
       final_state = IsFinal(entry->job.state());
-      for (const Task& t : entry->job.tasks()) {
-        if (matches(t)) indexes.push_back(t.index());
-      }
+      for (const Task& t : entry->job.tasks()) add(t);
     }
   }
   if (!active) {
     auto job = store_->LoadJob(*number, true);
     if (!job.ok()) return job.status();
     final_state = IsFinal(job->state());
-    for (const Task& t : job->tasks()) {
-      if (matches(t)) indexes.push_back(t.index());
-    }
+    for (const Task& t : job->tasks()) add(t);
   }
   if (indexes.empty()) return absl::NotFoundError(absl::StrCat("job ", id, " has no task '", task_prefix, "'"));
   LogRead out;
   for (int32_t index : indexes) {
     uint32_t& next = cursor->next_seq[index];
+    auto done = finished.find(index);
     absl::Status s = store_->ReadLogs(*number, index, next, [&](const LogChunk& chunk) {
       if (out.chunks.size() >= max_chunks) {
         out.more = true;
         return false;
       }
       next = chunk.seq() + 1;
-      out.chunks.push_back(chunk);
+      if (chunk.has_gap() && done != finished.end() && chunk.attempt() == done->second.attempt) {
+        for (LogChunk& piece : FillGap(*blobs_, done->second, chunk)) out.chunks.push_back(std::move(piece));
+      } else {
+        out.chunks.push_back(chunk);
+      }
       return true;
     });
     if (!s.ok()) return s;

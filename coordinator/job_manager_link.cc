@@ -109,6 +109,7 @@ void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log)
   LogChunk chunk;
   chunk.set_stream(log.stream());
   chunk.set_data(log.data());
+  if (log.has_gap()) *chunk.mutable_gap() = log.gap();
   AppendLogLocked(entry, *task, std::move(chunk));
 }
 

@@ -1,11 +1,14 @@
 // assay-coordinator: parses flags and runs the CoordinatorServer.
+#include <iostream>
 #include <thread>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/tree_limit_flags.h"
 #include "common/daemon.h"
+#include "common/pipeline.h"
 #include "common/security_flags.h"
 
 #include "coordinator/server.h"
@@ -43,7 +46,29 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; default: off)");
   app.add_option("--metrics-port-file", options.metrics_port_file, "write the metrics port here once serving");
+  // A step's output limit: the default, and the most a pipeline's output_limit may ask.
+  std::string step_output_limit = "64MiB", max_step_output_limit = "1GiB";
+  app.add_option("--step-output-limit", step_output_limit,
+                 "bytes of a step's output (stdout and stderr) kept when its pipeline sets no output_limit")
+      ->capture_default_str();
+  app.add_option("--max-step-output-limit", max_step_output_limit,
+                 "the most a pipeline's output_limit may ask; a pipeline asking more is refused at submit")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  for (auto [flag, text, bytes] : {std::tuple{"--step-output-limit", &step_output_limit, &options.jobs.limits.default_output_limit},
+                                   std::tuple{"--max-step-output-limit", &max_step_output_limit, &options.jobs.limits.max_output_limit}}) {
+    auto parsed = assay::ParseSize(*text);
+    if (!parsed.ok() || *parsed < 1024) {
+      std::cerr << flag << ": '" << *text << "' is not a size of at least 1KiB, like 64MiB\n";
+      return 2;
+    }
+    *bytes = *parsed;
+  }
+  if (options.jobs.limits.default_output_limit > options.jobs.limits.max_output_limit) {
+    std::cerr << "--step-output-limit " << step_output_limit << " is more than --max-step-output-limit "
+              << max_step_output_limit << "\n";
+    return 2;
+  }
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.jobs.lease_ttl = absl::Seconds(lease_seconds);

@@ -80,6 +80,8 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
       spec->mutable_limits()->set_cpus(step->cpus);
       spec->mutable_limits()->set_memory_bytes(step->memory_bytes);
       spec->mutable_limits()->set_pids(step->pids);
+      spec->set_output_limit(step->output_limit);
+      spec->set_output_limit_fails(step->output_limit_fails);
       for (const SizeBudget& b : step->size_budgets) {
         auto* budget = spec->add_size_budgets();
         budget->set_path(b.path);

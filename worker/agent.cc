@@ -182,7 +182,7 @@ bool WorkerAgent::Session(int failures) {
   auto channel = grpc::CreateCustomChannel(
       options_.coordinator, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   auto stub = assay::v1::WorkerLink::NewStub(channel);
-  LinkStream link(stub.get(), &context);
+  LinkStream link(stub.get(), &context, options_.live_log_queue_bytes);
 
   WorkerMessage hello;
   auto* h = hello.mutable_hello();

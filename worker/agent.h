@@ -61,6 +61,8 @@ class WorkerAgent {
     // failed with the disk full is handed to another worker) and on the cache's (its writes are
     // refused below it; eviction runs below twice it).
     MinFreeDisk min_free_disk{0, 5, kDefaultMinFreeDisk};
+    // Live output queued for the link beyond this is dropped (the finished log is whole all the same).
+    size_t live_log_queue_bytes = 8 << 20;  // LinkStream::kMaxQueuedLogBytes
   };
 
   // Builds its parts from `options` (MakeWorkerParts); `executor` runs the steps (null: the process

@@ -15,6 +15,7 @@
 #include "worker/linked_cancel.h"
 #include "worker/output_collector.h"
 #include "worker/output_sizes.h"
+#include "worker/step_output.h"
 #include "worker/step_settings.h"
 
 namespace assay {
@@ -100,12 +101,13 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   const fs::path& task_dir = files.task_dir;
   const fs::path& exec_dir = files.exec_dir;
   std::string& preface = after->log_preface;
-  auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data) {
+  auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data, int64_t offset = 0) {
     WorkerMessage message;
     auto* log = message.mutable_log();
     *log->mutable_lease() = lease;
     log->set_stream(stream);
     log->set_data(std::string(data));
+    log->set_offset(offset);
     log->set_preface(std::move(preface));
     preface.clear();
     link->Send(message);
@@ -179,13 +181,25 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
 
   std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
   std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
+  // The first `output_limit` bytes are kept (in the files that become stdout/stderr, and live);
+  // beyond them one note, and the step goes on or, with output_limit_fails, is stopped.
+  const OutputLimit output_limit = OutputLimitFor(assignment.command());
+  StepOutput output(output_limit.bytes);
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
   auto exec = executor->Run(
       request,
       [&](OutputStream stream, absl::string_view data) {
-        (stream == OutputStream::kStdout ? stdout_file : stderr_file).write(data.data(), static_cast<std::streamsize>(data.size()));
-        send_log(stream == OutputStream::kStdout ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, data);
-        if (judging != nullptr) judging->Feed(data, stream == OutputStream::kStdout ? 0 : 1);
+        const int index = stream == OutputStream::kStdout ? 0 : 1;
+        const StepOutput::Kept kept = output.Take(index, data);
+        if (!kept.data.empty()) {
+          (index == 0 ? stdout_file : stderr_file).write(kept.data.data(), static_cast<std::streamsize>(kept.data.size()));
+          send_log(index == 0 ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, kept.data, kept.offset);
+        }
+        if (kept.limit_reached) {
+          send_log(assay::v1::LogChunk::SYSTEM, output.LimitNote(output_limit.fails));
+          if (output_limit.fails) stop.Cancel();
+        }
+        if (judging != nullptr) judging->Feed(data, index);
       },
       stop);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
@@ -201,6 +215,10 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   }
   out.mutable_result()->set_exit_code(exec->exit_code);
   out.set_timed_out(exec->timed_out);
+  if (output.exceeded() && output_limit.fails) {
+    out.mutable_result()->set_exit_code(1);  // stopped by the worker, whatever its signal's code
+    out.set_failure(absl::StrCat("its output went beyond output_limit (", FormatBytes(output_limit.bytes), ")"));
+  }
   if ((cgroup != nullptr && cgroup->oom_killed()) || exec->oom_killed) {
     out.set_failure(absl::StrCat("killed for exceeding its memory limit of ", FormatBytes(limits.memory_bytes),
                                  " (limits.memory)"));

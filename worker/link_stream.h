@@ -35,8 +35,10 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
   static constexpr size_t kMaxQueuedLogBytes = 8 << 20;
   static constexpr size_t kMaxInbox = 10'000;  // a coordinator that floods us is cut off
 
-  LinkStream(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context)
-      : context_(context), queue_([this](const assay::v1::WorkerMessage& m) { return WriteAndWait(m); }, kMaxQueuedLogBytes) {
+  LinkStream(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context,
+             size_t max_queued_log_bytes = kMaxQueuedLogBytes)
+      : context_(context),
+        queue_([this](const assay::v1::WorkerMessage& m) { return WriteAndWait(m); }, max_queued_log_bytes) {
     stub->async()->Connect(context, this);
     // The writer thread starts writes from outside the reactions: a hold keeps the stream alive
     // (and OnDone away) until that thread has stopped, released in Finish.

@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
                  "free space kept on the work and cache disks: a size (2GiB) or a percentage (5%); below it no "
                  "task starts (they go to other workers) and the cache takes no writes; 0: none")
       ->capture_default_str();
+  // Hidden: a small queue makes the link drop live output at once (tests of complete logs).
+  app.add_option("--live-log-queue-bytes", options.live_log_queue_bytes,
+                 "live output queued for the coordinator beyond this many bytes is dropped from the live view")
+      ->group("");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto min_free = assay::ParseMinFreeDisk(min_free_disk);

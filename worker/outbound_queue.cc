@@ -1,5 +1,7 @@
 #include "worker/outbound_queue.h"
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace assay {
@@ -11,6 +13,13 @@ OutboundQueue::OutboundQueue(WriteFn write, size_t max_log_bytes)
 OutboundQueue::~OutboundQueue() { Close(); }
 
 bool OutboundQueue::Send(WorkerMessage message) {
+  std::string report;  // logged after the lock is released
+  const bool queued = Enqueue(std::move(message), &report);
+  if (!report.empty()) spdlog::info("{}", report);
+  return queued;
+}
+
+bool OutboundQueue::Enqueue(WorkerMessage message, std::string* report) {
   absl::MutexLock lock(&mu_);
   if (closed_ || broken_) return false;
   if (message.has_heartbeat()) {
@@ -22,9 +31,9 @@ bool OutboundQueue::Send(WorkerMessage message) {
                                                    : "";
   if (message.has_log()) {
     const size_t size = message.log().data().size();
-    if (log_bytes_ + size > max_log_bytes_) {
-      dropped_[lease] += static_cast<int64_t>(size);
-      dropped_total_ += static_cast<int64_t>(size);
+    // The worker's own lines (SYSTEM: a few, small) are never dropped; the step's output may be.
+    if (log_bytes_ + size > max_log_bytes_ && message.log().stream() != assay::v1::LogChunk::SYSTEM) {
+      Drop(lease, message.log());
       return true;
     }
   }
@@ -35,15 +44,41 @@ bool OutboundQueue::Send(WorkerMessage message) {
     auto* log = note.mutable_log();
     *log->mutable_lease() = message.has_log() ? message.log().lease() : message.result().lease();
     log->set_stream(assay::v1::LogChunk::SYSTEM);
-    log->set_data(absl::StrCat("[assay] ", lost->second,
-                               " bytes of output were dropped here: the link to the coordinator was too slow\n"));
+    log->set_data(absl::StrCat(mid_line_[lease] ? "\n" : "", "[assay] ", lost->second.bytes,
+                               " bytes of output were dropped here: the link to the coordinator was too slow "
+                               "(the log is whole once the step has finished)\n"));
+    *log->mutable_gap() = lost->second.gap;
+    *report = absl::StrCat("job ", log->lease().job_id(), " task ", log->lease().task_id(), ": ", lost->second.bytes,
+                           " bytes of live output dropped (the link to the coordinator is too slow; the finished log "
+                           "is whole)");
+    log->set_preface(std::move(lost->second.preface));
     log_bytes_ += note.log().data().size();
     queue_.push_back(std::move(note));
     dropped_.erase(lost);
+    mid_line_[lease] = false;
   }
+  if (message.has_log() && !message.log().data().empty()) mid_line_[lease] = message.log().data().back() != '\n';
+  if (message.has_result()) mid_line_.erase(lease);
   if (message.has_log()) log_bytes_ += message.log().data().size();
   queue_.push_back(std::move(message));
   return true;
+}
+
+void OutboundQueue::Drop(const std::string& lease, const assay::v1::TaskLog& log) {
+  const auto size = static_cast<int64_t>(log.data().size());
+  Dropped& dropped = dropped_[lease];
+  dropped.bytes += size;
+  dropped_total_ += size;
+  dropped.preface += log.preface();
+  assay::v1::LogGap& gap = dropped.gap;
+  // Every chunk of a stream between two notes is dropped: its range grows from the first one's offset.
+  if (log.stream() == assay::v1::LogChunk::STDOUT) {
+    if (gap.stdout_bytes() == 0) gap.set_stdout_offset(log.offset());
+    gap.set_stdout_bytes(log.offset() + size - gap.stdout_offset());
+  } else if (log.stream() == assay::v1::LogChunk::STDERR) {
+    if (gap.stderr_bytes() == 0) gap.set_stderr_offset(log.offset());
+    gap.set_stderr_bytes(log.offset() + size - gap.stderr_offset());
+  }
 }
 
 void OutboundQueue::Run() {

@@ -1,9 +1,12 @@
 // Everything a worker sends to its coordinator goes through one queue and one writer thread, so no
 // sender ever waits on the link: a step's output callback (which also watches the step's timeout)
-// and the heartbeat thread return at once however slow the link is. The queue is bounded: log
-// chunks beyond `max_log_bytes` queued are dropped and counted, and a SYSTEM line in the task's log
-// says how many bytes were lost. Heartbeats jump the queue (only the newest is kept); results are
-// never dropped and follow their task's output.
+// and the heartbeat thread return at once however slow the link is. The queue is bounded: output
+// chunks beyond `max_log_bytes` queued are dropped and counted (the worker's own SYSTEM lines never
+// are), and a SYSTEM line in the task's log says how many bytes were lost, on a line of its own. That
+// note carries the stdout and stderr ranges it stands for (TaskLog.gap): once the task has finished,
+// the coordinator serves those bytes from the stored stdout/stderr in its place. A dropped chunk's
+// preface (the worker's own lines) rides with the note. Heartbeats jump the queue (only the newest is
+// kept); results are never dropped and follow their task's output.
 #pragma once
 
 #include <deque>
@@ -39,6 +42,8 @@ class OutboundQueue {
 
  private:
   void Run();
+  // Send's work under the lock; `report` gets a line to log (after it) when a drop note is queued.
+  bool Enqueue(assay::v1::WorkerMessage message, std::string* report);
 
   const WriteFn write_;
   const size_t max_log_bytes_;
@@ -46,7 +51,14 @@ class OutboundQueue {
   std::deque<assay::v1::WorkerMessage> queue_ ABSL_GUARDED_BY(mu_);
   std::optional<assay::v1::WorkerMessage> heartbeat_ ABSL_GUARDED_BY(mu_);
   size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, int64_t> dropped_ ABSL_GUARDED_BY(mu_);  // by lease id, not yet reported
+  struct Dropped {
+    int64_t bytes = 0;
+    assay::v1::LogGap gap;  // the ranges of stdout and stderr dropped since the last note
+    std::string preface;    // the dropped chunks' prefaces
+  };
+  void Drop(const std::string& lease, const assay::v1::TaskLog& log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, Dropped> dropped_ ABSL_GUARDED_BY(mu_);  // by lease id, not yet reported
+  std::map<std::string, bool> mid_line_ ABSL_GUARDED_BY(mu_);     // by lease id: its last output ended mid-line
   int64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;

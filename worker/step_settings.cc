@@ -54,4 +54,13 @@ ResourceLimits LimitsFor(const reapi::Command& command) {
   return limits;
 }
 
+OutputLimit OutputLimitFor(const reapi::Command& command) {
+  OutputLimit limit;
+  for (const auto& p : command.platform().properties()) {
+    if (p.name() == kOutputLimitProperty) (void)absl::SimpleAtoi(p.value(), &limit.bytes);
+    if (p.name() == kOutputLimitFailsProperty) limit.fails = p.value() == "true";
+  }
+  return limit;
+}
+
 }  // namespace assay

@@ -21,6 +21,12 @@ absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command&
 std::shared_ptr<ContainerRun> ContainerFor(const reapi::Command& command);
 // The step's `limits`.
 ResourceLimits LimitsFor(const reapi::Command& command);
+// The step's `output_limit` (bytes of stdout and stderr together; 0: none) and `output_limit_fails`.
+struct OutputLimit {
+  int64_t bytes = 0;
+  bool fails = false;
+};
+OutputLimit OutputLimitFor(const reapi::Command& command);
 // "64 MiB" for whole mebibytes, otherwise bytes.
 std::string FormatBytes(int64_t bytes);
 

@@ -134,6 +134,24 @@ TEST_F(ActionBuilderTest, LimitsArePlatformPropertiesSoAChangedLimitIsAnotherAct
   EXPECT_NE(builder_->Build(limited, &a3, &c).value(), with_limits);
 }
 
+TEST_F(ActionBuilderTest, TheOutputLimitIsAPlatformPropertySoAnotherLimitIsAnotherAction) {
+  reapi::Action a1, a2, a3;
+  reapi::Command c;
+  const Digest source = Source("int main;", "v1");
+  ActionBuilder::Work work = Work(source);
+  work.task.mutable_spec()->set_output_limit(16 << 20);
+  Digest sixteen = builder_->Build(work, &a1, &c).value();
+  std::map<std::string, std::string> props;
+  for (const auto& p : c.platform().properties()) props[p.name()] = p.value();
+  EXPECT_EQ(props["assay-output-limit"], "16777216");
+  EXPECT_FALSE(props.contains("assay-output-limit-fails"));
+  work.task.mutable_spec()->set_output_limit_fails(true);
+  Digest failing = builder_->Build(work, &a2, &c).value();
+  EXPECT_NE(failing, sixteen);
+  work.task.mutable_spec()->set_output_limit(32 << 20);
+  EXPECT_NE(builder_->Build(work, &a3, &c).value(), failing);
+}
+
 TEST_F(ActionBuilderTest, ACacheHitComesBackWithItsLogsAndPinsNothing) {
   ActionBuilder::Work work = Work(Source("int main;", "v1"));
   ActionBuilder::Prepared miss = builder_->Prepare(work);
@@ -151,8 +169,12 @@ TEST_F(ActionBuilderTest, ACacheHitComesBackWithItsLogsAndPinsNothing) {
   ActionBuilder::Prepared hit = builder_->Prepare(work);
   ASSERT_TRUE(hit.cached.has_value());
   EXPECT_EQ(hit.action_digest, miss.action_digest);
+  // One note standing for the run's whole stdout and stderr: the log is served from the blobs.
   ASSERT_EQ(hit.cached_logs.size(), 1u);
-  EXPECT_EQ(hit.cached_logs[0].data(), out);
+  EXPECT_EQ(hit.cached_logs[0].stream(), assay::v1::LogChunk::SYSTEM);
+  EXPECT_EQ(hit.cached_logs[0].gap().stdout_offset(), 0);
+  EXPECT_EQ(hit.cached_logs[0].gap().stdout_bytes(), static_cast<int64_t>(out.size()));
+  EXPECT_EQ(hit.cached_logs[0].gap().stderr_bytes(), 0);
   EXPECT_TRUE(hit.pins.empty());
 }
 

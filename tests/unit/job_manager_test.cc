@@ -299,6 +299,50 @@ TEST_F(JobManagerTest, UnknownJobsTasksAndWorkersAreRefused) {
   EXPECT_EQ(manager_->GetJob("abc", false).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(JobManagerTest, ARunningTasksLogKeepsTheDropNoteAndAFinishedOnesServesTheStoredStdoutInItsPlace) {
+  auto session = Connect("w");
+  std::string job = Submit(kOneStep);
+  auto a = NextAssignment(*session);
+  auto log = [&](assay::v1::LogChunk::Stream stream, int64_t offset, const std::string& data) {
+    assay::v1::TaskLog chunk;
+    *chunk.mutable_lease() = a.lease();
+    chunk.set_stream(stream);
+    chunk.set_offset(offset);
+    chunk.set_data(data);
+    return chunk;
+  };
+  manager_->OnLog("w", log(assay::v1::LogChunk::STDOUT, 0, "1\n"));
+  assay::v1::TaskLog note = log(assay::v1::LogChunk::SYSTEM, 0, "[assay] 4 bytes of output were dropped here\n");
+  note.mutable_gap()->set_stdout_offset(2);
+  note.mutable_gap()->set_stdout_bytes(4);
+  manager_->OnLog("w", note);
+  manager_->OnLog("w", log(assay::v1::LogChunk::STDOUT, 6, "4\n"));
+  auto read = [&] {
+    std::string out, text;
+    JobManager::LogCursor cursor;
+    auto chunks = manager_->ReadLogs(job, "", &cursor, 1000);
+    EXPECT_TRUE(chunks.ok()) << chunks.status();
+    for (const auto& c : chunks.ok() ? chunks->chunks : std::vector<assay::v1::LogChunk>{}) {
+      text += c.data();
+      if (c.stream() == assay::v1::LogChunk::STDOUT) out += c.data();
+    }
+    return std::pair{out, text};
+  };
+  auto [live_out, live_text] = read();
+  EXPECT_EQ(live_out, "1\n4\n");
+  EXPECT_TRUE(absl::StrContains(live_text, "1\n[assay] 4 bytes of output were dropped here\n4\n")) << live_text;
+
+  const std::string stdout_bytes = "1\n2\n3\n4\n";
+  ASSERT_TRUE(blobs_->Put(Digest::OfBytes(stdout_bytes), stdout_bytes).ok());
+  assay::v1::TaskResult result;
+  *result.mutable_lease() = a.lease();
+  *result.mutable_result()->mutable_stdout_digest() = Digest::OfBytes(stdout_bytes).ToProto();
+  ASSERT_TRUE(manager_->OnResult("w", result).ok());
+  auto [out, text] = read();
+  EXPECT_EQ(out, stdout_bytes) << text;
+  EXPECT_FALSE(absl::StrContains(text, "dropped")) << text;
+}
+
 TEST_F(JobManagerTest, ARestartKeepsJobsAndQueuesInterruptedTasksAgain) {
   auto session = Connect("w");
   std::string job = Submit("steps:\n  - id: a\n    run: one\n  - id: b\n    needs: [a]\n    run: two\n");

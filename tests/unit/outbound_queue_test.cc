@@ -56,6 +56,14 @@ WorkerMessage Log(const std::string& lease, const std::string& data) {
   m.mutable_log()->set_data(data);
   return m;
 }
+WorkerMessage Output(const std::string& lease, assay::v1::LogChunk::Stream stream, int64_t offset,
+                     const std::string& data, const std::string& preface = "") {
+  WorkerMessage m = Log(lease, data);
+  m.mutable_log()->set_stream(stream);
+  m.mutable_log()->set_offset(offset);
+  m.mutable_log()->set_preface(preface);
+  return m;
+}
 WorkerMessage Result(const std::string& lease) {
   WorkerMessage m;
   m.mutable_result()->mutable_lease()->set_lease_id(lease);
@@ -96,6 +104,37 @@ TEST(OutboundQueueTest, SendersNeverWaitOnAHeldLinkAndHeartbeatsGoFirst) {
   EXPECT_TRUE(written.back().has_result()) << "a result is never dropped and follows the task's output";
   EXPECT_EQ(queue.dropped_log_bytes(), static_cast<int64_t>(160 - 16) * (64 << 10));
   EXPECT_TRUE(absl::StrContains(note.log().data(), std::to_string(144 * (64 << 10)))) << note.log().data();
+}
+
+TEST(OutboundQueueTest, ADropNoteIsALineOfItsOwnNamingTheStdoutAndStderrItStandsForAndTheWorkersLinesAreKept) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 100);
+  ASSERT_TRUE(queue.Send(Output("L", LogChunk::STDOUT, 0, "abc")));
+  ASSERT_TRUE(link.WaitWriting()) << "the writer never started";
+  // "abc" is in flight; 60 bytes fill the queue to 60 of 100, so what follows is dropped.
+  queue.Send(Output("L", LogChunk::STDOUT, 3, std::string(60, 'x')));
+  queue.Send(Output("L", LogChunk::STDOUT, 63, std::string(60, 'y'), "[assay] inputs: 1 file\n"));
+  queue.Send(Output("L", LogChunk::STDERR, 0, std::string(50, 'e')));
+  queue.Send(Output("L", LogChunk::STDOUT, 123, std::string(60, 'z')));
+  // The worker's own line does not fit either, and is queued all the same.
+  queue.Send(Output("L", LogChunk::SYSTEM, 0, "[assay] qemu: passed, 1 expectation(s) met, and more words\n"));
+  queue.Send(Result("L"));
+  link.Release();
+  std::vector<WorkerMessage> written = link.WaitWritten(5);
+  ASSERT_EQ(written.size(), 5u);
+  EXPECT_EQ(written[1].log().data(), std::string(60, 'x'));
+  const assay::v1::TaskLog& note = written[2].log();
+  EXPECT_EQ(note.stream(), LogChunk::SYSTEM);
+  EXPECT_TRUE(absl::StartsWith(note.data(), "\n[assay] 170 bytes of output were dropped here")) << note.data();
+  EXPECT_EQ(note.gap().stdout_offset(), 63);
+  EXPECT_EQ(note.gap().stdout_bytes(), 120);
+  EXPECT_EQ(note.gap().stderr_offset(), 0);
+  EXPECT_EQ(note.gap().stderr_bytes(), 50);
+  EXPECT_EQ(note.preface(), "[assay] inputs: 1 file\n") << "a dropped chunk's preface rides with the note";
+  EXPECT_EQ(written[3].log().stream(), LogChunk::SYSTEM);
+  EXPECT_TRUE(absl::StartsWith(written[3].log().data(), "[assay] qemu: passed"));
+  EXPECT_TRUE(written[4].has_result());
 }
 
 TEST(OutboundQueueTest, ABrokenOrClosedLinkRefusesMessages) {

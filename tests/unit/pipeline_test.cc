@@ -179,6 +179,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "assay.yaml:4:22: step 'a'.limits.memory must be a size of at least 4MiB, like 512MiB or 2GiB"},
         ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {cpus: many}\n",
                   "assay.yaml:4:20: step 'a'.limits.cpus must be a number of cores from 0.01 to 1024, like 2 or 0.5"},
+        // output limits
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    output_limit: lots\n",
+                  "assay.yaml:4:19: step 'a'.output_limit must be a size of at least 1KiB, like 16MiB"},
+        ErrorCase{"output_limit: 2GiB\nsteps:\n  - id: a\n    run: x\n",
+                  "assay.yaml:1:15: pipeline.output_limit 2GiB is more than this coordinator allows (1GiB, "
+                  "--max-step-output-limit)"},
+        ErrorCase{"steps:\n  - id: a\n    run: x\n    output_limit_fails: maybe\n",
+                  "assay.yaml:4:25: step 'a'.output_limit_fails must be true or false"},
         ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {pids: 2}\n",
                   "assay.yaml:4:20: step 'a'.limits.pids must be a whole number of processes from 8 up, like 256"},
         ErrorCase{"steps:\n  - id: a\n    run: x\n    limits: {disk: 1GiB}\n",
@@ -225,6 +233,31 @@ TEST(PipelineTest, ResourceLimitsParse) {
   EXPECT_EQ(p->steps[0].cpus, 1.5);
   EXPECT_EQ(p->steps[0].memory_bytes, 512LL << 20);
   EXPECT_EQ(p->steps[0].pids, 256);
+}
+
+TEST(PipelineTest, AStepsOutputLimitIsItsOwnThePipelinesOrTheCoordinatorsDefault) {
+  PipelineLimits limits;
+  limits.default_output_limit = 64 << 20;
+  limits.max_output_limit = 256 << 20;
+  const char* yaml =
+      "output_limit: 16MiB\noutput_limit_fails: true\nsteps:\n  - id: a\n    run: x\n"
+      "  - id: b\n    run: x\n    output_limit: 128MiB\n    output_limit_fails: false\n";
+  auto p = ParsePipeline(yaml, "assay.yaml", limits);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps[0].output_limit, 16 << 20);
+  EXPECT_TRUE(p->steps[0].output_limit_fails);
+  EXPECT_EQ(p->steps[1].output_limit, 128 << 20);
+  EXPECT_FALSE(p->steps[1].output_limit_fails);
+  auto plain = ParsePipeline("steps:\n  - id: a\n    run: x\n", "assay.yaml", limits);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->steps[0].output_limit, 64 << 20);
+  EXPECT_FALSE(plain->steps[0].output_limit_fails);
+  limits.max_output_limit = 32 << 20;  // the pipeline's 16MiB fits, step b's 128MiB does not
+  auto refused = ParsePipeline(yaml, "assay.yaml", limits);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "assay.yaml:8:19: step 'b'.output_limit 128MiB is more than this coordinator allows (32MiB, "
+            "--max-step-output-limit)");
 }
 
 TEST(PipelineTest, QemuStepsAreParsedAndExpandedPerCell) {
