@@ -48,7 +48,7 @@ ConsoleHarness::Verdict JudgeConsole(HarnessThread* judging, ConsoleHarness* har
                            " MiB behind the emulator's output; the emulator was stopped");
   }
   if (trouble.empty()) return harness->Judge(exec.exit_code, exec.timed_out, judging->stopped());
-  spdlog::warn("task {}: {}", task, trouble);
+  spdlog::warn("task {}: {}", std::string(task), trouble);
   return {false, trouble};
 }
 
