@@ -120,7 +120,9 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
   ASSERT_TRUE(disk.mounted()) << disk.error();
   const std::vector<std::string> coordinator_args = {"--step-output-limit", kOutputLimit, "--min-free-disk", "8MiB"};
   farm.StartCoordinator(coordinator_args);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << "the coordinator did not start";
   for (int i = 1; i <= kWorkers; ++i) farm.StartWorker(absl::StrCat("w", i), {}, 2);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << "a worker did not connect";
 
   const uint64_t seed = std::random_device{}();
   std::mt19937_64 random(seed);
