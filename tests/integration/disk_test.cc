@@ -18,6 +18,7 @@
 #include "common/cas_client.h"
 #include "common/digest.h"
 #include "tests/integration/farm.h"
+#include "tests/integration/tmpfs.h"
 
 namespace assay::testing {
 namespace {
@@ -26,34 +27,6 @@ namespace fs = std::filesystem;
 using assay::v1::Job;
 
 constexpr int64_t kMiB = 1 << 20;
-
-// A tmpfs of `size` mounted at `dir` for the test's lifetime, unmounted (by path) at the end.
-class ScopedTmpfs {
- public:
-  ScopedTmpfs(const fs::path& dir, const std::string& size) : dir_(dir) {
-    fs::create_directories(dir);
-    const std::string options = "size=" + size;
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, options.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = absl::StrCat("mount -t tmpfs -o ", options, " tmpfs ", dir.string(), ": ", std::strerror(errno));
-    }
-  }
-  ~ScopedTmpfs() { Unmount(); }
-  void Unmount() {
-    if (!mounted_) return;
-    // Lazily if something still has a file open there: the mount is gone from the tree either way.
-    if (::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
-    mounted_ = false;
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  fs::path dir_;
-  bool mounted_ = false;
-  std::string error_;
-};
 
 int64_t FreeBytes(const fs::path& dir) {
   struct statvfs st {};
@@ -87,10 +60,10 @@ void WriteBallast(const fs::path& file, int64_t bytes) {
 
 class DiskTest : public ::testing::Test {
  protected:
-  // Mounts a tmpfs at `dir` (inside the farm's folder); skips the test where mounting is not allowed.
-  void Mount(const fs::path& dir, const std::string& size) {
-    tmpfs_.push_back(std::make_unique<ScopedTmpfs>(dir, size));
-    if (!tmpfs_.back()->mounted()) GTEST_SKIP() << "needs root: " << tmpfs_.back()->error();
+  // Mounts a tmpfs of `mib` MiB at `dir` (inside the farm's folder); the test fails where it cannot.
+  void Mount(const fs::path& dir, int64_t mib) {
+    tmpfs_.push_back(std::make_unique<Tmpfs>(dir, mib * kMiB));
+    ASSERT_TRUE(tmpfs_.back()->mounted()) << tmpfs_.back()->error();
   }
   void TearDown() override {
     // The processes go before their file systems.
@@ -120,12 +93,12 @@ class DiskTest : public ::testing::Test {
   std::string CoordinatorLog() { return ReadFile(farm_.dir() / "coordinator.log").value_or(""); }
 
   Farm farm_;
-  std::vector<std::unique_ptr<ScopedTmpfs>> tmpfs_;
+  std::vector<std::unique_ptr<Tmpfs>> tmpfs_;
 };
 
 TEST_F(DiskTest, ACoordinatorOnASmallDiskRefusesTheUploadAsTheFarmsFailureAndKeepsServingAndWriting) {
   const fs::path data = farm_.dir() / "data";
-  Mount(data, "48m");
+  ASSERT_NO_FATAL_FAILURE(Mount(data, 48));
   farm_.StartCoordinator({"--min-free-disk", "4MiB"});
   farm_.StartWorker("w1");
   const pid_t coordinator = farm_.coordinator_pid();
@@ -179,7 +152,7 @@ TEST_F(DiskTest, ACoordinatorOnASmallDiskRefusesTheUploadAsTheFarmsFailureAndKee
 // reaching this path.
 TEST_F(DiskTest, DISABLED_ACoordinatorWithAFullDiskRefusesTheUploadKeepsServingAndTakesWritesAgainWithoutARestart) {
   const fs::path data = farm_.dir() / "data";
-  Mount(data, "48m");
+  ASSERT_NO_FATAL_FAILURE(Mount(data, 48));
   farm_.StartCoordinator({"--min-free-disk", "0"});  // no reserve: the disk really fills up
   farm_.StartWorker("w1");
   const pid_t coordinator = farm_.coordinator_pid();
@@ -232,7 +205,7 @@ TEST_F(DiskTest, DISABLED_ACoordinatorWithAFullDiskRefusesTheUploadKeepsServingA
 
 TEST_F(DiskTest, AnUploadThatWouldCrossTheReserveIsRefusedWithResourceExhaustedNamingTheFlag) {
   const fs::path data = farm_.dir() / "data";
-  Mount(data, "48m");
+  ASSERT_NO_FATAL_FAILURE(Mount(data, 48));
   farm_.StartCoordinator({"--min-free-disk", "16MiB"});
   CasClient cas(farm_.channel(), "", Once());
   const std::string blob = RandomBytes(40 * kMiB);
@@ -246,7 +219,7 @@ TEST_F(DiskTest, AnUploadThatWouldCrossTheReserveIsRefusedWithResourceExhaustedN
 
 TEST_F(DiskTest, EvictionFreesSpaceWhenTheDiskIsLowWithoutAByteBudget) {
   const fs::path data = farm_.dir() / "data";
-  Mount(data, "48m");
+  ASSERT_NO_FATAL_FAILURE(Mount(data, 48));
   farm_.StartCoordinator({"--min-free-disk", "8MiB"});  // eviction below 16 MiB free
   const int64_t ballast = FreeBytes(data) - 24 * kMiB;
   ASSERT_GT(ballast, 0);
@@ -270,7 +243,7 @@ TEST_F(DiskTest, EvictionFreesSpaceWhenTheDiskIsLowWithoutAByteBudget) {
 
 TEST_F(DiskTest, AWorkerWhoseWorkDiskIsFullHandsTheTaskToAnotherWorkerAndSaysWhy) {
   farm_.StartCoordinator();
-  Mount(farm_.dir() / "work-w1", "1m");  // smaller than the task's inputs
+  ASSERT_NO_FATAL_FAILURE(Mount(farm_.dir() / "work-w1", 1));  // smaller than the task's inputs
   farm_.StartWorker("w1", {}, 1, {"--cache-dir", (farm_.dir() / "cache-w1").string()});
   auto tree = farm_.WriteTree("inputs", {{"assay.yaml", "steps:\n  - id: count\n    retry: 3\n    run: wc -c < big.bin\n"},
                                          {"big.bin", RandomBytes(3 * kMiB)}});

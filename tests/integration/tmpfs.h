@@ -25,8 +25,11 @@ class Tmpfs {
                " (the test needs root, as CI has)";
     }
   }
-  ~Tmpfs() {
+  ~Tmpfs() { Unmount(); }
+  // Before the test's folder goes; lazily should a process of the test still hold a file there.
+  void Unmount() {
     if (mounted_ && ::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
+    mounted_ = false;
   }
   Tmpfs(const Tmpfs&) = delete;
   Tmpfs& operator=(const Tmpfs&) = delete;
