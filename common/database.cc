@@ -4,12 +4,15 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <optional>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/daemon.h"
 #include "common/file_util.h"
 
 namespace assay {
@@ -18,18 +21,57 @@ namespace {
 constexpr std::array<const char*, static_cast<int>(Family::kCount)> kFamilyNames = {
     "default", "cas_meta", "cas_chunks", "action_cache", "jobs", "tasks", "logs", "meta"};
 
+// RocksDB's own diagnostics go to spdlog, not to a LOG file beside the data: a LOG file that once
+// failed on a full disk makes RocksDB 7.8 (Debian's, built with assertions) abort the process at its
+// next line (`WritableFileWriter::AssertFalseAndGetStatusForPrevError`, from a flush job's report).
+// Its chatty INFO lines are spdlog's debug level; warnings and errors stay warnings and errors.
+class SpdlogRocksLogger final : public rocksdb::Logger {
+ public:
+  explicit SpdlogRocksLogger(rocksdb::InfoLogLevel level) : rocksdb::Logger(level) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    const int n = std::vsnprintf(line, sizeof(line), format, copy);
+    va_end(copy);
+    if (n < 0) return;
+    spdlog::log(SpdlogLevel(level), "rocksdb: {}", std::string_view(line, std::min<size_t>(static_cast<size_t>(n), sizeof(line) - 1)));
+  }
+
+ private:
+  static spdlog::level::level_enum SpdlogLevel(rocksdb::InfoLogLevel level) {
+    switch (level) {
+      case rocksdb::InfoLogLevel::DEBUG_LEVEL:
+        return spdlog::level::trace;
+      case rocksdb::InfoLogLevel::INFO_LEVEL:
+      case rocksdb::InfoLogLevel::HEADER_LEVEL:
+        return spdlog::level::debug;
+      case rocksdb::InfoLogLevel::WARN_LEVEL:
+        return spdlog::level::warn;
+      default:
+        return spdlog::level::err;
+    }
+  }
+};
+
 }  // namespace
 
 // Notes RocksDB's background errors (a flush or a write that found the disk full), so that the
 // next write resumes the database, and their end.
 class Database::ErrorListener final : public rocksdb::EventListener {
  public:
-  explicit ErrorListener(std::atomic<bool>* stopped) : stopped_(stopped) {}
-  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
-    if (error != nullptr && !error->ok()) {
-      spdlog::error("database stopped taking writes: {}", error->ToString());
-      stopped_->store(true, std::memory_order_release);
+  explicit ErrorListener(Database* database) : database_(database) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    spdlog::error("database stopped taking writes: {}", error->ToString());
+    // kWriteCallback: a write to the write-ahead log failed (kMemTable: the memtable insert after it).
+    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback || reason == rocksdb::BackgroundErrorReason::kMemTable) {
+      database_->needs_reopen_.store(true, std::memory_order_release);
     }
+    database_->stopped_.store(true, std::memory_order_release);
   }
   // RocksDB's own recovery from a full disk waits for as much free space as its largest write buffer
   // (64 MiB by default), polling every 5 s: never, on a small disk. The blob store's maintenance
@@ -39,11 +81,11 @@ class Database::ErrorListener final : public rocksdb::EventListener {
   }
   void OnErrorRecoveryCompleted(rocksdb::Status) override {
     spdlog::info("database takes writes again");
-    stopped_->store(false, std::memory_order_release);
+    database_->stopped_.store(false, std::memory_order_release);
   }
 
  private:
-  std::atomic<bool>* stopped_;
+  Database* database_;
 };
 
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context) {
@@ -62,8 +104,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
-  db_options.keep_log_file_num = 3;
   db_options.max_total_wal_size = 256 << 20;
+  db_options.info_log = std::make_shared<SpdlogRocksLogger>(
+      spdlog::should_log(spdlog::level::debug) ? rocksdb::InfoLogLevel::INFO_LEVEL : rocksdb::InfoLogLevel::WARN_LEVEL);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -105,7 +148,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   rocksdb::DB* raw = nullptr;
   rocksdb::DBOptions base(db_options);
   std::unique_ptr<Database> database(new Database());
-  base.listeners.push_back(std::make_shared<ErrorListener>(&database->stopped_));
+  base.listeners.push_back(std::make_shared<ErrorListener>(database.get()));
   rocksdb::Status status = rocksdb::DB::Open(base, dir.string(), families, &handles, &raw);
   if (!status.ok()) return FromRocks(status, absl::StrCat("opening database ", dir.string()));
   database->dir_ = dir;
@@ -128,7 +171,7 @@ absl::Status Database::Write(rocksdb::WriteBatch* batch, bool sync) {
   if (stopped()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the database in ", dir_.string(),
-        " takes no writes since its disk filled up; they resume by themselves once space is freed (reads go on)"));
+        " takes no writes: its disk is full (writes resume by themselves once space is freed; reads go on)"));
   }
   rocksdb::WriteOptions options;
   options.sync = sync;
@@ -147,6 +190,7 @@ absl::Status Database::NoteWriteError(const rocksdb::Status& status) {
 
 absl::Status Database::TryResume() {
   if (!stopped()) return absl::OkStatus();
+  if (needs_reopen()) return RequestReopen();
   // RocksDB resumes one at a time; a second caller does not wait for the first.
   bool expected = false;
   if (!resuming_.compare_exchange_strong(expected, true)) return absl::UnavailableError("resuming already");
@@ -159,7 +203,28 @@ absl::Status Database::TryResume() {
   return absl::OkStatus();
 }
 
+absl::Status Database::RequestReopen() {
+  // Room to reopen: the logs RocksDB replays (and flushes) plus its new manifest, options and log.
+  std::error_code ec;
+  uintmax_t logs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    if (entry.path().extension() == ".log") logs += entry.file_size(ec);
+  }
+  const std::filesystem::space_info space = std::filesystem::space(dir_, ec);
+  const uintmax_t needed = logs + (4u << 20);
+  if (ec || space.available < needed) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the database in ", dir_.string(), " waits for ", needed >> 20,
+        " MiB free to reopen (a write to its write-ahead log failed on a full disk)"));
+  }
+  RequestRestart(absl::StrCat("a write to the write-ahead log of the database in ", dir_.string(),
+                              " failed on a full disk; RocksDB 7.8 resumes such a log only by reopening"));
+  return absl::UnavailableError("the database reopens: the process restarts in place");
+}
+
 absl::Status Database::Reclaim(Family family, const std::string* begin, const std::string* end) {
+  // A flush of a stopped database would write to the files that failed: refused until resumed.
+  if (stopped()) return absl::ResourceExhaustedError(absl::StrCat("the database in ", dir_.string(), " takes no writes"));
   std::vector<rocksdb::ColumnFamilyHandle*> all;
   for (auto* handle : handles_) {
     if (handle != nullptr) all.push_back(handle);

@@ -72,7 +72,13 @@ class Database {
   bool stopped() const { return stopped_.load(std::memory_order_acquire); }
   // Resumes a stopped database; OK if it was not stopped or resumed now. Disk I/O (it flushes):
   // call it with no lock held.
+  // A failed write to the write-ahead log cannot be resumed in place: RocksDB 7.8 (Debian's) keeps
+  // the failed log file and aborts the process at the next write to it (fixed upstream in 9.x,
+  // facebook/rocksdb#12448). Then `needs_reopen()`, and once the disk has room for the reopening
+  // (the logs to replay plus 4 MiB) TryResume asks the process to restart in place
+  // (RequestRestart, common/daemon.h): its main closes the database and opens it again.
   absl::Status TryResume();
+  bool needs_reopen() const { return needs_reopen_.load(std::memory_order_acquire); }
   // Gives deleted data's disk space back: flushes every family (so old write-ahead logs go) and
   // compacts [begin, end) of `family` (null: all of it), so files holding only deleted data are
   // removed. Disk I/O: no lock held.
@@ -82,11 +88,13 @@ class Database {
   class ErrorListener;
   Database() = default;
   absl::Status NoteWriteError(const rocksdb::Status& status);
+  absl::Status RequestReopen();
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, static_cast<int>(Family::kCount)> handles_{};
   std::atomic<bool> stopped_{false};       // RocksDB is in its background-error state
   std::atomic<bool> resuming_{false};       // one try at a time; other writers do not wait
+  std::atomic<bool> needs_reopen_{false};   // a write-ahead log write failed: only a reopen clears it
 };
 
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context);

@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
+
 #include "common/tree_limit_flags.h"
 #include "common/daemon.h"
 #include "common/pipeline.h"
@@ -75,15 +77,30 @@ int main(int argc, char** argv) {
   options.jobs.heartbeat_interval = absl::Seconds(heartbeat_seconds);
   options.jobs.unschedulable_grace = absl::Seconds(unschedulable_seconds);
 
-  assay::CoordinatorServer server;
-  if (absl::Status s = server.Start(options); !s.ok()) {
-    spdlog::error("cannot start: {}", s.ToString());
-    return 1;
+  // A restart in place (RequestRestart) stops the server and starts it again on the same data and the
+  // port it had: a database whose write-ahead log failed on a full disk reopens without a supervisor.
+  for (bool restarting = false;; restarting = true) {
+    assay::CoordinatorServer server;
+    if (absl::Status s = server.Start(options); !s.ok()) {
+      if (!restarting) {
+        spdlog::error("cannot start: {}", s.ToString());
+        return 1;
+      }
+      spdlog::warn("cannot start again yet ({}); trying again in 1 s", s.ToString());
+      if (assay::StopSignalWithin(absl::Seconds(1))) return 1;
+      continue;
+    }
+    std::thread waiter([&]() { server.Wait(); });
+    const int signal = assay::WaitForStopSignal();
+    if (signal == 0) {
+      spdlog::warn("restarting in place: {}", assay::RestartReason());
+    } else {
+      spdlog::info("shutting down");
+    }
+    server.Shutdown();
+    waiter.join();
+    if (signal != 0) return 0;
+    // The same port again (the first start may have asked for any free one with :0).
+    options.listen = absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", server.port());
   }
-  std::thread waiter([&]() { server.Wait(); });
-  assay::WaitForStopSignal();
-  spdlog::info("shutting down");
-  server.Shutdown();
-  waiter.join();
-  return 0;
 }
