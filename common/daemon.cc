@@ -54,6 +54,8 @@ void RequestRestart(const std::string& reason) {
   if (!g_restart.exchange(true)) spdlog::warn("restart in place requested: {}", reason);
 }
 
+void ClearRestartRequest() { g_restart.store(false); }
+
 std::string RestartReason() {
   absl::MutexLock lock(&g_restart_mu);
   return g_restart_reason;

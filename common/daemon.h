@@ -19,6 +19,8 @@ int WaitForStopSignal();
 void RequestRestart(const std::string& reason);
 // The reason of the last restart asked for (empty: none).
 std::string RestartReason();
+// Forgets a restart asked for by the server that has just stopped (call before starting the next).
+void ClearRestartRequest();
 // True if SIGINT or SIGTERM arrives within `timeout` (or has arrived); installs the handlers.
 bool StopSignalWithin(absl::Duration timeout);
 // True if another SIGINT or SIGTERM arrives within `timeout` (after WaitForStopSignal).

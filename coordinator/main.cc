@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   // A restart in place (RequestRestart) stops the server and starts it again on the same data and the
   // port it had: a database whose write-ahead log failed on a full disk reopens without a supervisor.
   for (bool restarting = false;; restarting = true) {
+    assay::ClearRestartRequest();  // asked again by the stopped server's threads as they wound down
     assay::CoordinatorServer server;
     if (absl::Status s = server.Start(options); !s.ok()) {
       if (!restarting) {
