@@ -8,12 +8,11 @@
 
 #include <memory>
 
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "assay/v1/admin.pb.h"
+#include "tests/integration/client.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -68,13 +67,16 @@ class ComposeTest : public ::testing::Test {
     return RunCommand(args, absl::Seconds(300), Env());
   }
   // The CLI in the daemon's namespace, through the port compose published on its loopback.
-  RunResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", ns_, BinaryPath("assay"), "--coordinator",
-                                     "127.0.0.1:7171", "--tls-ca", (dir() / "secrets" / "ca.pem").string(),
-                                     "--token-file", (dir() / "secrets" / "client-token").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, absl::Seconds(300));
+  CliClient Client() const {
+    CliClient::Options options;
+    options.address = "127.0.0.1:7171";
+    options.security_args = {"--tls-ca", (dir() / "secrets" / "ca.pem").string(), "--token-file",
+                             (dir() / "secrets" / "client-token").string()};
+    options.prefix = {"/usr/sbin/ip", "netns", "exec", ns_};
+    options.timeout = absl::Seconds(300);
+    return CliClient(std::move(options));
   }
+  RunResult Cli(const std::vector<std::string>& args) { return Client().Run(args); }
 
   const fs::path& dir() const { return dir_.path(); }
 
@@ -95,16 +97,7 @@ TEST_F(ComposeTest, ACoordinatorAndTwoWorkersFromTheComposeFileRunTheExample) {
   RunResult up = Compose({"up", "-d", "--scale", "worker=2"});
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   int connected = 0;
-  WaitFor(
-      [&]() {
-        RunResult r = Cli({"workers", "--output", "json"});
-        assay::v1::ListWorkersResponse list;
-        if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) return false;
-        connected = 0;
-        for (const auto& w : list.workers()) connected += w.connected();
-        return connected == 2;
-      },
-      absl::Seconds(60));
+  WaitFor([&]() { return (connected = Client().ConnectedWorkers()) == 2; }, absl::Seconds(60));
   ASSERT_EQ(connected, 2) << Compose({"logs"}).out;
 
   RunResult run = Cli({"submit", SourceDir() + "/examples/karatos-mini", "--wait"});

@@ -1,8 +1,5 @@
 #include "tests/integration/farm.h"
 
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,22 +12,13 @@
 namespace assay::testing {
 namespace fs = std::filesystem;
 
-std::string SourceDir() { return ASSAY_SOURCE_DIR; }
-
-std::string BinaryPath(const std::string& name) {
-  if (name == "assay") return ASSAY_CLI_BIN;
-  if (name == "assay-coordinator") return ASSAY_COORDINATOR_BIN;
-  return ASSAY_WORKER_BIN;
-}
-
 Farm::Farm() : dir_("assay-farm") {}
 
 Farm::~Farm() {
   // SIGINT: a worker stops at once, handing back what it runs (SIGTERM would let it finish first).
   for (auto& [id, worker] : workers_) worker->Kill(SIGINT);
   workers_.clear();
-  jobs_.reset();
-  admin_.reset();
+  grpc_.reset();
   coordinator_.reset();
   // In sanitizer builds the programs report what they find in their logs: any report fails the test.
   for (const auto& entry : fs::directory_iterator(dir())) {
@@ -88,11 +76,9 @@ std::vector<std::string> Farm::ClientSecurityArgs() const {
 }
 
 void Farm::Connect() {
-  auto credentials = MakeChannelCredentials(client_security_, address());
-  ASSERT_TRUE(credentials.ok()) << credentials.status();
-  channel_ = grpc::CreateChannel(address(), *credentials);
-  jobs_ = assay::v1::Jobs::NewStub(channel_);
-  admin_ = assay::v1::Admin::NewStub(channel_);
+  auto client = GrpcClient::Connect(address(), client_security_);
+  ASSERT_TRUE(client.ok()) << client.status();
+  grpc_ = std::move(*client);
 }
 
 void Farm::StartWorker(const std::string& id, const std::vector<std::string>& labels, int slots,
@@ -142,12 +128,15 @@ std::optional<int> Farm::WaitWorkerExit(const std::string& id, absl::Duration ti
   return status;
 }
 
-RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
-  std::vector<std::string> argv = {BinaryPath("assay"), "--coordinator", address()};
-  for (const auto& a : ClientSecurityArgs()) argv.push_back(a);
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, timeout, cli_env_);
+CliClient Farm::cli() const {
+  CliClient::Options options;
+  options.address = address();
+  options.security_args = ClientSecurityArgs();
+  options.env = cli_env_;
+  return CliClient(std::move(options));
 }
+
+RunResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) { return cli().Run(args, timeout); }
 
 fs::path Farm::WriteTree(const std::string& name, const std::map<std::string, std::string>& files) {
   fs::path root = dir() / "trees" / name;
@@ -163,71 +152,6 @@ absl::StatusOr<std::string> Farm::Submit(const fs::path& tree, const std::string
   RunResult r = Cli({"submit", tree.string(), "-f", pipeline});
   if (r.exit_code != 0) return absl::InvalidArgumentError(absl::StrCat("submit failed (", r.exit_code, "): ", r.err));
   return std::string(absl::StripAsciiWhitespace(r.out));
-}
-
-absl::StatusOr<assay::v1::Job> Farm::GetJob(const std::string& id) {
-  assay::v1::GetJobRequest request;
-  request.set_job_id(id);
-  assay::v1::Job job;
-  grpc::ClientContext context;
-  grpc::Status status = jobs_->GetJob(&context, request, &job);
-  if (!status.ok()) return FromGrpc(status);
-  return job;
-}
-
-absl::StatusOr<assay::v1::Job> Farm::WaitJob(const std::string& id, absl::Duration timeout) {
-  // Follows the job's WatchJob stream (pushed on every change), as `assay submit --wait` does, so the
-  // wait ends the moment the job does; the stream is opened again should it end early (a test that
-  // restarts the coordinator).
-  auto final_state = [](const assay::v1::Job& j) {
-    return j.state() == assay::v1::JOB_SUCCEEDED || j.state() == assay::v1::JOB_FAILED ||
-           j.state() == assay::v1::JOB_CANCELLED;
-  };
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::StatusOr<assay::v1::Job> last = absl::NotFoundError(absl::StrCat("job ", id, " never seen"));
-  while (true) {
-    assay::v1::WatchJobRequest request;
-    request.set_job_id(id);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    auto reader = jobs_->WatchJob(&context, request);
-    assay::v1::Job job;
-    while (reader->Read(&job)) {
-      last = job;
-      if (final_state(job)) {
-        context.TryCancel();
-        reader->Finish();
-        return last;
-      }
-    }
-    grpc::Status status = reader->Finish();
-    if (!last.ok() && !status.ok()) last = FromGrpc(status);
-    if (absl::Now() >= deadline) break;
-    absl::SleepFor(absl::Milliseconds(20));  // the coordinator is away: dial again shortly
-  }
-  if (!last.ok()) return last.status();
-  return absl::DeadlineExceededError(absl::StrCat("job ", id, " still ", last->state()));
-}
-
-std::string Farm::Log(const std::string& job, const std::string& task) {
-  assay::v1::StreamLogsRequest request;
-  request.set_job_id(job);
-  request.set_task_id(task);
-  grpc::ClientContext context;
-  auto reader = jobs_->StreamLogs(&context, request);
-  assay::v1::LogChunk chunk;
-  std::string out;
-  while (reader->Read(&chunk)) out += chunk.data();
-  reader->Finish();
-  return out;
-}
-
-std::vector<assay::v1::Worker> Farm::Workers() {
-  assay::v1::ListWorkersResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  if (!admin_->ListWorkers(&context, assay::v1::ListWorkersRequest(), &response).ok()) return {};
-  return {response.workers().begin(), response.workers().end()};
 }
 
 int64_t PeakMemoryBytes(pid_t pid) {

@@ -13,12 +13,10 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "common/file_util.h"
 #include "common/security.h"
+#include "tests/integration/client.h"
 #include "tests/integration/process.h"
 
 namespace assay::testing {
-
-std::string SourceDir();         // the repository
-std::string BinaryPath(const std::string& name);  // assay, assay-coordinator, assay-worker
 
 class Farm {
  public:
@@ -64,14 +62,21 @@ class Farm {
   // Submits a tree without waiting; returns the job id.
   absl::StatusOr<std::string> Submit(const std::filesystem::path& tree, const std::string& pipeline = "assay.yaml");
 
-  absl::StatusOr<assay::v1::Job> GetJob(const std::string& id);
+  // The CLI as Cli() runs it (this farm's address, security settings and environment).
+  CliClient cli() const;
+  // gRPC, with the harness's security settings (client.h); valid while the coordinator runs.
+  GrpcClient& grpc() { return *grpc_; }
+  absl::StatusOr<assay::v1::Job> GetJob(const std::string& id) { return grpc_->GetJob(id); }
   // Waits until the job is in a final state.
-  absl::StatusOr<assay::v1::Job> WaitJob(const std::string& id, absl::Duration timeout = absl::Seconds(120));
-  std::string Log(const std::string& job, const std::string& task);
-  std::vector<assay::v1::Worker> Workers();
-  assay::v1::Jobs::Stub* jobs() { return jobs_.get(); }
+  absl::StatusOr<assay::v1::Job> WaitJob(const std::string& id, absl::Duration timeout = absl::Seconds(120)) {
+    return grpc_->WaitJob(id, timeout);
+  }
+  std::string Log(const std::string& job, const std::string& task) { return grpc_->Log(job, task); }
+  std::vector<assay::v1::Worker> Workers() { return grpc_->Workers(); }
+  int ConnectedWorkers() { return grpc_->ConnectedWorkers(); }
+  assay::v1::Jobs::Stub* jobs() { return grpc_->jobs(); }
   // A channel to the coordinator with the harness's security settings, for other services' stubs.
-  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  std::shared_ptr<grpc::Channel> channel() const { return grpc_->channel(); }
 
  private:
   void Connect();
@@ -79,9 +84,7 @@ class Farm {
   int port_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> workers_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<assay::v1::Jobs::Stub> jobs_;
-  std::unique_ptr<assay::v1::Admin::Stub> admin_;
+  std::unique_ptr<GrpcClient> grpc_;
   ClientSecurity client_security_;
   std::string executor_ = "process";
   std::vector<std::string> cli_env_;

@@ -99,16 +99,19 @@ steps:
                                                          "  - id: b\n    run: 'true'\n    cache: false\n"}});
   auto big_id = farm_.Submit(big);
   ASSERT_TRUE(big_id.ok());
-  // Every slot busy with the big job, then the small job comes.
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    auto job = farm_.GetJob(*big_id);
-    ASSERT_TRUE(job.ok());
-    int running = 0;
-    for (const Task& t : job->tasks()) running += t.state() == assay::v1::TASK_RUNNING;
-    if (running >= 2) break;  // both slots (and the worker's prefetch)
-    absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
-  }
+  // Every slot busy with the big job, then the small job comes. The precondition is asserted: w1
+  // holds three of the big job's tasks, one in each of its two slots and one it fetched ahead.
+  int running = 0;
+  ASSERT_TRUE(WaitFor(
+      [&]() {
+        auto job = farm_.GetJob(*big_id);
+        running = 0;
+        if (!job.ok()) return false;
+        for (const Task& t : job->tasks()) running += t.state() == assay::v1::TASK_RUNNING;
+        return running == 3;
+      },
+      absl::Seconds(30)))
+      << "both slots were never busy with the big job: " << running << " of its tasks running";
   auto small_id = farm_.Submit(small);
   ASSERT_TRUE(small_id.ok());
   auto done = farm_.WaitJob(*small_id, absl::Seconds(30));
@@ -152,7 +155,7 @@ TEST_F(FleetTest, AHigherPriorityJobTakesTheNextFreeSlotAheadOfEarlierOnes) {
       << "the urgent job, submitted last, ran first";
 }
 
-TEST_F(FleetTest, AHeldTaskIsHandedBackWhenAnotherWorkerFreesUpAndAnUrgentJobWaitsOneTaskAtMost) {
+TEST_F(FleetTest, AHeldTaskIsHandedBackWhenAnotherWorkerFreesUp) {
   // w1 has one slot and holds one task ahead (the default --prefetch 1).
   farm_.StartWorker("w1", {}, 1);
   const fs::path release = farm_.dir() / "release";
@@ -189,10 +192,21 @@ steps:
   EXPECT_EQ(FindTask(*job, "1/s")->state(), assay::v1::TASK_RUNNING);
   EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "2/s"), "worker w1 handed the task back before starting it"))
       << farm_.Log(*id, "2/s");
+  ASSERT_TRUE(WriteFile(release, "").ok());
+  auto done = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), assay::v1::JOB_SUCCEEDED);
+}
 
+TEST_F(FleetTest, AnUrgentJobWaitsBehindOneHeldTaskAtMost) {
+  // w1 has one slot and holds one task ahead (the default --prefetch 1).
+  farm_.StartWorker("w1", {}, 1);
+  const fs::path release = farm_.dir() / "release";
+  auto holder = farm_.Submit(farm_.WriteTree("holder", {{"assay.yaml", WaitForFileStep(release)}}));
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() == 1; }));
   // Strict priority is bounded by the prefetch: with w1 busy and holding a normal job's task, an
   // urgent job runs right after it, not after the rest of the normal job.
-  farm_.StopWorker("w2");
   auto normal = farm_.Submit(farm_.WriteTree("normal", {{"assay.yaml", R"(name: normal
 matrix:
   n: [1, 2, 3, 4]
@@ -222,7 +236,7 @@ steps:
     normal_before_urgent += t.started_at_ms() < urgent_job->tasks(0).started_at_ms();
   }
   EXPECT_LE(normal_before_urgent, 1) << "only the task w1 held ran ahead of the urgent job";
-  auto first = farm_.WaitJob(*id, absl::Seconds(30));
+  auto first = farm_.WaitJob(*holder, absl::Seconds(30));
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->state(), assay::v1::JOB_SUCCEEDED);
 }
@@ -256,7 +270,7 @@ steps:
   EXPECT_EQ(FindTask(*job, "2/s")->attempt(), 1);
 }
 
-TEST_F(FleetTest, FailFastCancelsTheRestAndMaxParallelCapsRunningTasks) {
+TEST_F(FleetTest, FailFastCancelsTheRest) {
   farm_.StartWorker("w1", {}, 3);
   auto tree = farm_.WriteTree("ff", {{"assay.yaml", R"(name: ff
 fail_fast: true
@@ -281,6 +295,24 @@ steps:
     EXPECT_EQ(t.message(), "cancelled by fail_fast: bad/run failed") << t.id();
   }
   EXPECT_GE(cancelled, 2) << "with at most 2 running, at least two cells had not finished";
+}
+
+TEST_F(FleetTest, MaxParallelCapsRunningTasks) {
+  farm_.StartWorker("w1", {}, 3);
+  auto tree = farm_.WriteTree("capped", {{"assay.yaml", R"(name: capped
+max_parallel: 2
+matrix:
+  n: [1, 2, 3, 4]
+steps:
+  - id: run
+    run: sleep 0.5
+    cache: false
+)"}});
+  auto id = farm_.Submit(tree);
+  ASSERT_TRUE(id.ok());
+  auto job = farm_.WaitJob(*id, absl::Seconds(30));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED);
   // max_parallel 2 on a 3-slot worker: no moment with 3 tasks running.
   for (const Task& t : job->tasks()) {
     if (t.started_at_ms() == 0) continue;
@@ -295,7 +327,7 @@ steps:
   }
 }
 
-TEST_F(FleetTest, CordonAndDrainKeepNewTasksAwayAndSurviveACoordinatorRestart) {
+TEST_F(FleetTest, CordonKeepsNewTasksAwayAndSurvivesACoordinatorRestart) {
   farm_.StartWorker("w1");
   farm_.StartWorker("w2");
   RunResult unknown = farm_.Cli({"cordon", "nope"});
@@ -323,37 +355,30 @@ TEST_F(FleetTest, CordonAndDrainKeepNewTasksAwayAndSurviveACoordinatorRestart) {
   // The cordon is kept in the store: it holds after the coordinator restarts and w1 reconnects.
   farm_.StopCoordinator(SIGTERM);
   farm_.StartCoordinator();
-  const absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < deadline) {
-    int connected = 0;
-    for (const auto& w : farm_.Workers()) connected += w.connected();
-    if (connected == 2) break;
-    absl::SleepFor(absl::Milliseconds(50));  // polling a condition, with a deadline
-  }
+  ASSERT_TRUE(WaitFor([&]() { return farm_.ConnectedWorkers() == 2; }, absl::Seconds(15)))
+      << "the workers did not reconnect after the restart";
   RunResult listed = farm_.Cli({"workers"});
   EXPECT_TRUE(std::regex_search(listed.out, std::regex("w1 +[^ ]+ +connected +cordoned"))) << listed.out;
   auto second = farm_.Submit(tree);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(on_workers(*second), std::set<std::string>{"w2"});
   ASSERT_EQ(farm_.Cli({"uncordon", "w1"}).exit_code, 0);
+}
 
-  // Drain: w1's running task finishes (it is not interrupted), then w1 shows drained.
+TEST_F(FleetTest, DrainLetsTheRunningTaskFinishThenShowsTheWorkerDrained) {
+  farm_.StartWorker("w1");
+  farm_.StartWorker("w2");
+  // w1's running task finishes (it is not interrupted), then w1 shows drained.
   auto slow = farm_.WriteTree("slow", {{"assay.yaml", "matrix:\n  n: [1, 2]\nsteps:\n  - id: s\n"
                                                       "    run: sleep 1\n    cache: false\n"}});
-  auto third = farm_.Submit(slow);
-  ASSERT_TRUE(third.ok());
-  const absl::Time running_deadline = absl::Now() + absl::Seconds(15);
-  bool w1_busy = false;
-  while (!w1_busy && absl::Now() < running_deadline) {
-    for (const auto& w : farm_.Workers()) w1_busy |= w.id() == "w1" && w.busy() > 0;
-    if (!w1_busy) absl::SleepFor(absl::Milliseconds(20));  // polling a condition, with a deadline
-  }
-  ASSERT_TRUE(w1_busy);
+  auto id = farm_.Submit(slow);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(WaitForWorker(farm_, "w1", [](const auto& w) { return w.busy() > 0; }));
   RunResult drain = farm_.Cli({"drain", "w1", "--wait"});
   EXPECT_EQ(drain.exit_code, 0) << drain.err;
   EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is draining (1 task(s) running)")) << drain.out;
   EXPECT_TRUE(absl::StrContains(drain.out, "worker w1 is drained")) << drain.out;
-  auto job = farm_.WaitJob(*third);
+  auto job = farm_.WaitJob(*id);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state(), assay::v1::JOB_SUCCEEDED) << "the drained worker's task finished";
 }

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/common/wait_for.h"  // WaitFor
 
 namespace assay::testing {
 
@@ -46,9 +47,6 @@ class Process {
 
 // GET http://127.0.0.1:port/path; the body of a 200 response, an error otherwise.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
-
-// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
 // The pid written in a file (by `echo $! > file`), or 0 while it is missing or incomplete.
 pid_t ReadPid(const std::filesystem::path& file);

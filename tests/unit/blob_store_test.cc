@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "tests/common/wait_for.h"
 
 namespace assay {
 namespace {
@@ -222,12 +223,11 @@ TEST_F(BlobStoreTest, BackgroundEvictionRunsOnItsOwnThreadAndKeepsPinnedBlobs) {
     clock_.Advance(absl::Minutes(2));
     ASSERT_TRUE(evicting.Put(Digest::OfBytes(blob(i)), blob(i)).ok());
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
   // 12,000 bytes were written against a 9,000-byte high watermark: the evictor must have run, and
   // the store ends at or below the watermark (how far below depends on when the passes ran).
   auto settled = [&] { return evicting.evicted_blobs() > 0 && store_->stats().bytes <= 9000; };
-  while (!settled() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  EXPECT_TRUE(settled()) << "the evictor thread did not bring the store down: " << store_->stats().bytes;
+  EXPECT_TRUE(assay::testing::WaitFor(settled, absl::Seconds(10)))
+      << "the evictor thread did not bring the store down: " << store_->stats().bytes;
   EXPECT_TRUE(store_->FindMissing({first}).value().empty()) << "a pinned blob was evicted";
   evicting.Unpin({first});
 }
@@ -277,9 +277,7 @@ TEST_F(BlobStoreTest, TheFactoryStacksVerificationOverEvictionOverStorage) {
   // 1200 bytes went in with a budget of 1000: eviction ran (on its own thread, so the puts did not
   // wait for it), but never took the pinned blob.
   auto evicted = [&] { return stack->eviction->evicted_blobs() > 0 && stack->storage->stats().bytes <= 900; };
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!evicted() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  EXPECT_TRUE(evicted()) << stack->storage->stats().bytes;
+  EXPECT_TRUE(assay::testing::WaitFor(evicted, absl::Seconds(10))) << stack->storage->stats().bytes;
   EXPECT_TRUE(stack->store()->FindMissing({digests[0]}).value().empty());
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
 #include "worker/executor.h"
@@ -66,13 +67,16 @@ TEST_F(ProcessExecutorTest, TimeoutKillsTheWholeProcessGroup) {
 
 TEST_F(ProcessExecutorTest, CancelStopsARunningCommandPromptly) {
   CancelToken cancel;
-  std::atomic<bool> started{false};
+  absl::Notification started;  // the command's first output arrived
   std::thread canceller([&]() {
-    while (!started.load()) absl::SleepFor(absl::Milliseconds(5));
+    started.WaitForNotificationWithTimeout(absl::Seconds(30));
     cancel.Cancel();
   });
   auto result = executor_.Run(Shell("echo go; exec sleep 300"),
-                              [&](OutputStream, absl::string_view) { started = true; }, cancel);
+                              [&](OutputStream, absl::string_view) {
+                                if (!started.HasBeenNotified()) started.Notify();
+                              },
+                              cancel);
   canceller.join();
   ASSERT_TRUE(result.ok());
   EXPECT_TRUE(result->cancelled);
