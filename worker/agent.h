@@ -1,12 +1,11 @@
 // The worker agent: dials the coordinator, keeps one WorkerLink stream, runs what it is assigned
 // (as many tasks at once as it has slots), streams their output, uploads their outputs, reports.
+// It is built from its parts by the worker's composition root (worker_server.h); tests hand it fakes.
 #pragma once
 
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <grpcpp/channel.h>
@@ -15,26 +14,30 @@
 
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
-#include "common/cas_client.h"
 #include "common/blob_store_stack.h"
+#include "common/cas_client.h"
 #include "common/database.h"
-#include "common/evicting_blob_store.h"
-#include "worker/cgroups.h"
-#include "worker/container_executor.h"
+#include "common/disk_space.h"
+#include "common/retrier.h"
+#include "common/tree_validator.h"
 #include "worker/executor.h"
-#include "worker/host_facts.h"
+#include "worker/output_uploader.h"
 #include "worker/slot_gate.h"
+#include "worker/task_table.h"
 #include "worker/work_disk.h"
 
 namespace assay {
 
-class Executor;
 class LinkStream;
+class Heartbeats;
 
-// What a worker runs with, built in one place (MakeWorkerParts) and handed to the agent, so a test
-// can hand it fakes: an executor that runs nothing, an in-memory cache.
+// What a worker runs with, built by WorkerServer (worker_server.h) and handed to the agent, so a
+// test can hand it fakes: an executor that runs nothing, an in-memory cache.
 struct WorkerParts {
+  // Runs every step: the host's executor inside its decorators (container or host, limits, console
+  // harness); its name is the host executor's.
   std::unique_ptr<Executor> executor;
+  std::vector<std::string> executor_labels;  // offered beside the detected ones ("container", "docker=...")
   std::unique_ptr<CasClient> cas;     // the coordinator's CAS
   std::unique_ptr<Database> cache_db;  // this host's cache database (may be null)
   BlobStoreStack cache;                // the cache's blob-store stack over it (may be empty)
@@ -45,14 +48,14 @@ class WorkerAgent {
  public:
   struct Options {
     std::string coordinator = "127.0.0.1:7171";
-    std::string worker_id;              // default: hostname-<random>
+    std::string worker_id;              // default: hostname-<random> (WithDefaults)
     std::vector<std::string> labels;    // added to the detected ones
     int slots = 1;
     // Tasks taken beyond the slots, started as slots free (slot_gate.h); 0: none.
     int prefetch = 1;
     std::string work_dir = "assay-work";
     std::string instance_name;
-    std::string cache_dir;              // local CAS cache; default <work_dir>/cache
+    std::string cache_dir;              // local CAS cache; default <work_dir>/cache (WithDefaults)
     int64_t cache_bytes = 10LL << 30;   // its budget
     std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
     TreeLimits tree_limits;             // input trees beyond these are refused
@@ -63,11 +66,13 @@ class WorkerAgent {
     MinFreeDisk min_free_disk{0, 5, kDefaultMinFreeDisk};
     // Live output queued for the link beyond this is dropped (the finished log is whole all the same).
     size_t live_log_queue_bytes = 8 << 20;  // LinkStream::kMaxQueuedLogBytes
+
+    // These options with the defaults that depend on others filled in: the worker id and the cache
+    // folder. The one place they are computed; the same options come back unchanged.
+    Options WithDefaults() const;
   };
 
-  // Builds its parts from `options` (MakeWorkerParts); `executor` runs the steps (null: the process
-  // executor).
-  explicit WorkerAgent(Options options, std::unique_ptr<Executor> executor = nullptr);
+  // `options` are taken WithDefaults().
   WorkerAgent(Options options, WorkerParts parts);
   ~WorkerAgent();
 
@@ -85,16 +90,13 @@ class WorkerAgent {
     int running = 0;
     bool connected = false;
     int64_t tasks_finished = 0;      // results sent
-    int64_t executor_failures = 0;   // tasks that could not be run to an exit (WorkerAgent::Execute errors)
+    int64_t executor_failures = 0;   // tasks that could not be run to an exit (an error in their result)
     int64_t input_files = 0;         // input files materialized
     int64_t local_cache_hits = 0;    // of those, taken from this host's cache
     int64_t bytes_fetched = 0;       // input bytes fetched from the coordinator
   };
   Figures figures();
 
-  // Blobs of a result up to this size travel inline with it, up to kInlineResultBytes in all.
-  static constexpr int64_t kInlineBlobBytes = 64 << 10;
-  static constexpr int64_t kInlineResultBytes = 1 << 20;
   // The longest wait between two tries to reach the coordinator.
   static constexpr absl::Duration kMaxReconnectPause = absl::Milliseconds(500);
   // How long a drained worker waits for the coordinator to take its last results and end the link.
@@ -103,17 +105,21 @@ class WorkerAgent {
   const std::string& worker_id() const { return options_.worker_id; }
   std::string executor_name() const { return executor_->name(); }
   std::vector<std::string> labels() const { return labels_; }
-  // Runs steps that name an image through `engine` (before Run): the worker then offers the labels
-  // "container" and "<engine>=<version>".
-  void EnableContainers(std::unique_ptr<class ContainerExecutor> engine);
-  // Which step limits this worker enforces, for its start-up log.
-  std::string limits_enforced() const { return cgroups_.Describe(); }
 
  private:
-
+  // --- the link (agent.cc)
   // One connected session; returns when the stream ends, and whether the coordinator welcomed it.
   // `failures`: sessions that failed in a row before this one.
   bool Session(int failures);
+  assay::v1::WorkerMessage Hello() const;
+  // The session's heartbeats start; the link becomes the one Drain talks to.
+  std::unique_ptr<Heartbeats> OnWelcome(LinkStream* link, const assay::v1::Welcome& welcome);
+  // Starts the task on a thread of its own (it waits there for a slot).
+  void OnAssign(LinkStream* link, const assay::v1::Assignment& assignment);
+  void OnCancel(const assay::v1::CancelTask& cancel);
+  void LogSessionEnd(const grpc::Status& status, bool welcomed, int failures);
+
+  // --- one task (agent_task.cc)
   void RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
                uint64_t ticket);
   // A task that failed while the work directory's disk was full failed because of this host: says
@@ -129,11 +135,11 @@ class WorkerAgent {
     std::filesystem::path task_dir;   // its folder: logs, TMPDIR, and work/
     std::filesystem::path exec_dir;   // work/: its inputs, where it runs
   };
-  // Makes the task's folder and writes its inputs there (agent_task.cc): before the task has a slot,
-  // so a prefetched task's inputs are ready when it gets one. False (with `out`'s error) on failure.
+  // Makes the task's folder and writes its inputs there: before the task has a slot, so a
+  // prefetched task's inputs are ready when it gets one. False (with `out`'s error) on failure.
   bool PrepareTask(const assay::v1::Assignment& assignment, TaskFiles* files, AfterTask* after,
                    assay::v1::TaskResult* out);
-  // Runs the prepared task in its slot and collects its outputs: `out` (with what PrepareTask
+  // Runs the prepared task in its slot and uploads its outputs: `out` (with what PrepareTask
   // recorded) completed.
   assay::v1::TaskResult Execute(LinkStream* link, const assay::v1::Assignment& assignment, const CancelToken& cancel,
                                 const TaskFiles& files, AfterTask* after, assay::v1::TaskResult out);
@@ -146,10 +152,10 @@ class WorkerAgent {
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
-  Cgroups cgroups_;  // where steps' limits can be enforced
-  std::unique_ptr<ContainerExecutor> containers_;  // null: no container engine
+  OutputUploader uploader_;
   SlotGate gate_;  // tasks wait here for a slot, in the order they came
   WorkDisk work_disk_;
+  TaskTable tasks_;  // of the current session
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -162,10 +168,7 @@ class WorkerAgent {
   Figures figures_ ABSL_GUARDED_BY(mu_);
 };
 
-// The parts of a worker built from its options (the composition root of assay-worker).
-WorkerParts MakeWorkerParts(WorkerAgent::Options* options, std::unique_ptr<Executor> executor);
 // Channel settings of every connection to the coordinator (keepalive, a short reconnect backoff).
 grpc::ChannelArguments WorkerChannelArgs();
-
 
 }  // namespace assay

@@ -1,32 +1,27 @@
 // The worker agent's task runner: a task's folder and inputs (made while it waits for its slot),
-// then its run in the executor, its outputs and its result. (The link and the sessions are in
-// agent.cc.)
+// then its run through the executor (and its decorators), the verdict, its outputs and its result.
+// (The link and the sessions are in agent.cc.)
 #include "worker/agent.h"
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/file_util.h"
-#include "worker/harness_thread.h"
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
-#include "worker/output_collector.h"
-#include "worker/output_sizes.h"
 #include "worker/step_output.h"
 #include "worker/step_settings.h"
 
 namespace assay {
 namespace fs = std::filesystem;
+using assay::v1::LogChunk;
 using assay::v1::WorkerMessage;
 
 namespace {
-
-// How long the console harness may take, once the emulator has ended, to read the output it has not
-// read yet (it reads as the output comes, so normally there is nothing left).
-constexpr absl::Duration kHarnessDrainWait = absl::Seconds(5);
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   google::protobuf::Timestamp ts;
@@ -36,23 +31,188 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return ts;
 }
 
-// The harness's verdict once the run has ended: it first reads what is still queued (a bounded wait).
-ConsoleHarness::Verdict JudgeConsole(HarnessThread* judging, ConsoleHarness* harness, const ExecResult& exec,
-                                     absl::string_view task) {
-  std::string trouble;
-  if (!judging->Drain(kHarnessDrainWait)) {
-    trouble = absl::StrCat("the console harness did not finish reading the output within ",
-                           absl::FormatDuration(kHarnessDrainWait), " after the emulator ended");
-  } else if (judging->overflowed()) {
-    trouble = absl::StrCat("the console harness fell more than ", HarnessThread::kMaxPendingBytes >> 20,
-                           " MiB behind the emulator's output; the emulator was stopped");
+// One task's log on the link: its output as it comes and the worker's lines about it. The first
+// message carries the worker's lines not sent yet (`preface`, then emptied).
+class TaskLog {
+ public:
+  TaskLog(LinkStream* link, const assay::v1::LeaseRef& lease, std::string* preface)
+      : link_(link), lease_(lease), preface_(preface) {}
+  void Send(LogChunk::Stream stream, absl::string_view data, int64_t offset = 0) {
+    WorkerMessage message;
+    auto* log = message.mutable_log();
+    *log->mutable_lease() = lease_;
+    log->set_stream(stream);
+    log->set_data(std::string(data));
+    log->set_offset(offset);
+    log->set_preface(std::move(*preface_));
+    preface_->clear();
+    link_->Send(message);
   }
-  if (trouble.empty()) return harness->Judge(exec.exit_code, exec.timed_out, judging->stopped());
-  spdlog::warn("task {}: {}", std::string(task), trouble);
-  return {false, trouble};
+  // A line of the worker's ("[assay] ...\n").
+  void Note(absl::string_view line) { Send(LogChunk::SYSTEM, line); }
+
+ private:
+  LinkStream* const link_;
+  const assay::v1::LeaseRef& lease_;
+  std::string* const preface_;
+};
+
+// What the executor is asked to run for `assignment` in `exec_dir`: its command line, environment
+// and timeout, and what the decorators read (its limits, container and console harness). `name` is
+// unique on this host. The error is the task's, as reported.
+absl::StatusOr<ExecRequest> StepRequest(const assay::v1::Assignment& assignment, const fs::path& task_dir,
+                                        const fs::path& exec_dir, const std::string& name) {
+  const reapi::Command& command = assignment.command();
+  ExecRequest request;
+  request.argv.assign(command.arguments().begin(), command.arguments().end());
+  const char* path = std::getenv("PATH");
+  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  request.env.emplace_back("HOME", exec_dir.string());
+  request.env.emplace_back("TMPDIR", task_dir.string());
+  request.env.emplace_back("LANG", "C.UTF-8");
+  for (const auto& var : command.environment_variables()) request.env.emplace_back(var.name(), var.value());
+  request.workdir = exec_dir;
+  const auto& timeout = assignment.action().timeout();
+  request.timeout = timeout.seconds() > 0 || timeout.nanos() > 0
+                        ? absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos())
+                        : absl::Minutes(30);
+  // A qemu step: its console is judged as it is printed, and the emulator ended when the harness says.
+  auto harness = HarnessFor(command);
+  if (!harness.ok()) return harness.status();
+  request.harness = std::move(*harness);
+  request.name = name;
+  request.limits = LimitsFor(command);
+  if (std::shared_ptr<ContainerRun> container = ContainerFor(command)) {
+    container->name = name;
+    container->labels = {{"assay.job", assignment.lease().job_id()}, {"assay.task", assignment.lease().task_id()}};
+    container->limits = request.limits;
+    request.container = std::move(container);
+  }
+  return request;
+}
+
+// Runs the step. Its first `limit.bytes` of output are kept (in the task's stdout and stderr files,
+// and sent live); beyond them one note, and the step goes on or, with output_limit_fails, is stopped.
+absl::StatusOr<ExecResult> RunStep(Executor* executor, const ExecRequest& request, const CancelToken& cancel,
+                                   const OutputLimit& limit, const fs::path& task_dir, TaskLog* log,
+                                   bool* output_exceeded) {
+  CancelToken stop;  // the task's cancel, or the output limit's
+  LinkedCancel linked(cancel, &stop);
+  std::ofstream files[2] = {std::ofstream(task_dir / "stdout", std::ios::binary),
+                            std::ofstream(task_dir / "stderr", std::ios::binary)};
+  StepOutput output(limit.bytes);
+  auto exec = executor->Run(
+      request,
+      [&](OutputStream stream, absl::string_view data) {
+        const int index = stream == OutputStream::kStdout ? 0 : 1;
+        const StepOutput::Kept kept = output.Take(index, data);
+        if (!kept.data.empty()) {
+          files[index].write(kept.data.data(), static_cast<std::streamsize>(kept.data.size()));
+          log->Send(index == 0 ? LogChunk::STDOUT : LogChunk::STDERR, kept.data, kept.offset);
+        }
+        if (kept.limit_reached) {
+          log->Note(output.LimitNote(limit.fails));
+          if (limit.fails) stop.Cancel();
+        }
+      },
+      stop);
+  *output_exceeded = output.exceeded();
+  return exec;
+}
+
+// The task's outcome from its run: its exit code and timeout, then what the worker saw fail (the
+// output limit, the memory limit, the console harness's verdict, in that order), each failure also
+// a line in its log.
+void ApplyVerdict(const ExecResult& exec, bool output_exceeded, const OutputLimit& output_limit,
+                  const ResourceLimits& limits, TaskLog* log, assay::v1::TaskResult* out) {
+  out->mutable_result()->set_exit_code(exec.exit_code);
+  out->set_timed_out(exec.timed_out);
+  if (output_exceeded && output_limit.fails) {
+    out->mutable_result()->set_exit_code(1);  // stopped by the worker, whatever its signal's code
+    out->set_failure(absl::StrCat("its output went beyond output_limit (", FormatBytes(output_limit.bytes), ")"));
+  }
+  if (exec.oom_killed) {
+    out->set_failure(absl::StrCat("killed for exceeding its memory limit of ", FormatBytes(limits.memory_bytes),
+                                  " (limits.memory)"));
+    log->Note(absl::StrCat("[assay] ", out->failure(), "\n"));
+  }
+  if (!exec.console.has_value()) return;
+  const ConsoleVerdict& verdict = *exec.console;
+  if (verdict.passed) {
+    out->mutable_result()->set_exit_code(0);
+    log->Note(absl::StrCat("[assay] qemu: passed, ", verdict.met, " expectation(s) met\n"));
+  } else {
+    // The emulator's own code when it exited by itself with one; 1 when the harness ended it.
+    if (verdict.harness_stopped || exec.exit_code == 0) out->mutable_result()->set_exit_code(1);
+    out->set_failure(verdict.message);
+    log->Note(absl::StrCat("[assay] qemu: ", verdict.message, "\n"));
+  }
 }
 
 }  // namespace
+
+void WorkerAgent::NoteHostProblem(assay::v1::TaskResult* result) {
+  if (result->host_problem().empty() && !result->cancelled() && !result->not_started()) {
+    std::string failure = result->error();
+    if (failure.empty() && result->result().exit_code() != 0) {
+      failure = absl::StrCat("the step exited with ", result->result().exit_code());
+    }
+    if (!failure.empty()) result->set_host_problem(work_disk_.AfterFailure(failure));
+  }
+  if (!result->host_problem().empty()) {
+    spdlog::warn("worker {}: task {} {} handed to another worker: {}", options_.worker_id, result->lease().job_id(),
+                 result->lease().task_id(), result->host_problem());
+  }
+}
+
+void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, std::shared_ptr<CancelToken> cancel,
+                          uint64_t ticket) {
+  AfterTask after;
+  TaskFiles files;
+  assay::v1::TaskResult result;
+  // Its folder and inputs are made while it waits for its slot (a prefetched task), so the slot goes
+  // straight to running it.
+  const std::string no_room = work_disk_.BeforeTask();
+  if (!no_room.empty()) result.set_host_problem(no_room);
+  const bool prepared = no_room.empty() && PrepareTask(assignment, &files, &after, &result);
+  const absl::Time waiting = absl::Now();
+  if (!prepared) {
+    gate_.Abandon(ticket);
+  } else {
+    switch (gate_.Enter(ticket, *cancel)) {
+      case SlotGate::Admission::kEntered:
+        result.set_slot_wait_ms(absl::ToInt64Milliseconds(absl::Now() - waiting));
+        result = Execute(link, assignment, *cancel, files, &after, std::move(result));
+        gate_.Leave();
+        break;
+      case SlotGate::Admission::kWithdrawn:
+        result.Clear();
+        result.set_not_started(true);
+        after.log_preface.clear();
+        break;
+      case SlotGate::Admission::kCancelled:
+        result.set_cancelled(true);
+        result.set_error("cancelled before it started");
+        break;
+    }
+  }
+  result.set_log_preface(std::move(after.log_preface));
+  *result.mutable_lease() = assignment.lease();
+  NoteHostProblem(&result);
+  const bool failed = !result.error().empty() && !result.cancelled();
+  WorkerMessage message;
+  *message.mutable_result() = std::move(result);
+  link->Send(message);
+  // The task's folder goes after its result is on its way: not between this task and the next.
+  if (!after.dir.empty()) RemoveAll(after.dir).IgnoreError();
+  {
+    absl::MutexLock lock(&mu_);
+    --running_;
+    ++figures_.tasks_finished;
+    figures_.executor_failures += failed;
+  }
+  tasks_.MarkDone(assignment.lease());
+}
 
 bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles* files, AfterTask* after,
                               assay::v1::TaskResult* out) {
@@ -96,192 +256,34 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
                                            const CancelToken& cancel, const TaskFiles& files, AfterTask* after,
                                            assay::v1::TaskResult out) {
   auto* metadata = out.mutable_result()->mutable_execution_metadata();
-  const auto& lease = assignment.lease();
-  const std::string& safe = files.safe;
-  const fs::path& task_dir = files.task_dir;
-  const fs::path& exec_dir = files.exec_dir;
-  std::string& preface = after->log_preface;
-  auto send_log = [&](assay::v1::LogChunk::Stream stream, absl::string_view data, int64_t offset = 0) {
-    WorkerMessage message;
-    auto* log = message.mutable_log();
-    *log->mutable_lease() = lease;
-    log->set_stream(stream);
-    log->set_data(std::string(data));
-    log->set_offset(offset);
-    log->set_preface(std::move(preface));
-    preface.clear();
-    link->Send(message);
-  };
-
-  ExecRequest request;
-  request.argv.assign(assignment.command().arguments().begin(), assignment.command().arguments().end());
-  const char* path = std::getenv("PATH");
-  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  request.env.emplace_back("HOME", exec_dir.string());
-  request.env.emplace_back("TMPDIR", task_dir.string());
-  request.env.emplace_back("LANG", "C.UTF-8");
-  for (const auto& var : assignment.command().environment_variables()) request.env.emplace_back(var.name(), var.value());
-  request.workdir = exec_dir;
-  const auto& timeout = assignment.action().timeout();
-  request.timeout = timeout.seconds() > 0 || timeout.nanos() > 0
-                        ? absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos())
-                        : absl::Minutes(30);
-
-  // A qemu step: its console is judged as it is printed, and the emulator ended when the harness says.
-  auto harness = HarnessFor(assignment.command());
-  if (!harness.ok()) {
-    out.set_error(std::string(harness.status().message()));
+  TaskLog log(link, assignment.lease(), &after->log_preface);
+  auto request = StepRequest(assignment, files.task_dir, files.exec_dir,
+                             absl::StrCat("assay-", options_.worker_id, "-", files.safe, "-", RandomHex(3)));
+  if (!request.ok()) {
+    out.set_error(std::string(request.status().message()));
     return out;
   }
-  // Its limits: control groups of its own, joined before it starts, removed after it.
-  const ResourceLimits limits = LimitsFor(assignment.command());
-  std::unique_ptr<Cgroups::Task> cgroup;
-  Executor* executor = executor_.get();
-  if (std::shared_ptr<ContainerRun> container = ContainerFor(assignment.command())) {
-    if (containers_ == nullptr) {
-      out.set_error("this worker has no container engine (start it with --container-engine docker|podman)");
-      return out;
-    }
-    container->name = absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3));
-    container->labels = {{"assay.job", lease.job_id()}, {"assay.task", lease.task_id()}};
-    container->limits = limits;
-    // The limits: in a group of the worker's that holds the container's own (so that the kernel's
-    // OOM count is read here, exactly), where the engine makes its groups on this host; else the
-    // engine's flags.
-    if (limits.any() && containers_->shares_cgroups() && cgroups_.Unsupported(limits).empty()) {
-      auto made = cgroups_.Create(container->name, limits, /*as_parent=*/true);
-      if (!made.ok()) {
-        out.set_error(std::string(made.status().message()));
-        return out;
-      }
-      cgroup = std::move(*made);
-      container->cgroup_parent = cgroup->path();
-    }
-    request.container = container;
-    executor = containers_.get();
-  } else if (limits.any()) {
-    auto made = cgroups_.Create(absl::StrCat("assay-", options_.worker_id, "-", safe, "-", RandomHex(3)), limits);
-    if (!made.ok()) {
-      out.set_error(std::string(made.status().message()));
-      return out;
-    }
-    cgroup = std::move(*made);
-    request.join_cgroups = cgroup->procs_files();
-  }
-  CancelToken stop;  // the task's cancel, or the harness's decision to end the run
-  LinkedCancel linked(cancel, &stop);
-  // The harness reads the output on a thread of its own: the executor's loop, which enforces the
-  // timeout and the cancel, only queues it (worker/harness_thread.h).
-  std::shared_ptr<ConsoleHarness> judge = std::move(*harness);
-  std::unique_ptr<HarnessThread> judging;
-  if (judge != nullptr) {
-    judging = std::make_unique<HarnessThread>(
-        [judge](absl::string_view data, int stream) { return judge->Feed(data, stream); }, [&stop] { stop.Cancel(); });
-  }
-
-  std::ofstream stdout_file(task_dir / "stdout", std::ios::binary);
-  std::ofstream stderr_file(task_dir / "stderr", std::ios::binary);
-  // The first `output_limit` bytes are kept (in the files that become stdout/stderr, and live);
-  // beyond them one note, and the step goes on or, with output_limit_fails, is stopped.
   const OutputLimit output_limit = OutputLimitFor(assignment.command());
-  StepOutput output(output_limit.bytes);
+  bool output_exceeded = false;
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
-  auto exec = executor->Run(
-      request,
-      [&](OutputStream stream, absl::string_view data) {
-        const int index = stream == OutputStream::kStdout ? 0 : 1;
-        const StepOutput::Kept kept = output.Take(index, data);
-        if (!kept.data.empty()) {
-          (index == 0 ? stdout_file : stderr_file).write(kept.data.data(), static_cast<std::streamsize>(kept.data.size()));
-          send_log(index == 0 ? assay::v1::LogChunk::STDOUT : assay::v1::LogChunk::STDERR, kept.data, kept.offset);
-        }
-        if (kept.limit_reached) {
-          send_log(assay::v1::LogChunk::SYSTEM, output.LimitNote(output_limit.fails));
-          if (output_limit.fails) stop.Cancel();
-        }
-        if (judging != nullptr) judging->Feed(data, index);
-      },
-      stop);
+  auto exec = RunStep(executor_.get(), *request, cancel, output_limit, files.task_dir, &log, &output_exceeded);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
-  stdout_file.close();
-  stderr_file.close();
   if (!exec.ok()) {
-    out.set_error(absl::StrCat("starting the command: ", exec.status().message()));
+    out.set_error(std::string(exec.status().message()));
     return out;
   }
   if (cancel.cancelled()) {
     out.set_cancelled(true);
     return out;
   }
-  out.mutable_result()->set_exit_code(exec->exit_code);
-  out.set_timed_out(exec->timed_out);
-  if (output.exceeded() && output_limit.fails) {
-    out.mutable_result()->set_exit_code(1);  // stopped by the worker, whatever its signal's code
-    out.set_failure(absl::StrCat("its output went beyond output_limit (", FormatBytes(output_limit.bytes), ")"));
-  }
-  if ((cgroup != nullptr && cgroup->oom_killed()) || exec->oom_killed) {
-    out.set_failure(absl::StrCat("killed for exceeding its memory limit of ", FormatBytes(limits.memory_bytes),
-                                 " (limits.memory)"));
-    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", out.failure(), "\n"));
-  }
-  if (judging != nullptr) {
-    const ConsoleHarness::Verdict verdict = JudgeConsole(judging.get(), judge.get(), *exec, lease.task_id());
-    const bool harness_stopped = judging->stopped();
-    if (verdict.passed) {
-      out.mutable_result()->set_exit_code(0);
-      send_log(assay::v1::LogChunk::SYSTEM,
-               absl::StrCat("[assay] qemu: passed, ", judge->met(), " expectation(s) met\n"));
-    } else {
-      // The emulator's own code when it exited by itself with one; 1 when the harness ended it.
-      if (harness_stopped || exec->exit_code == 0) out.mutable_result()->set_exit_code(1);
-      out.set_failure(verdict.message);
-      send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] qemu: ", verdict.message, "\n"));
-    }
-  }
-
-  // Outputs and the two logs go to the CAS; the result references them. Outputs are read beneath the
-  // work directory without following symlinks (output_collector.h).
+  ApplyVerdict(*exec, output_exceeded, output_limit, request->limits, &log, &out);
   *metadata->mutable_output_upload_start_timestamp() = ToTimestamp(absl::Now());
-  auto work_fd = OpenDirectory(exec_dir);
-  if (!work_fd.ok()) {
-    out.set_error(absl::StrCat("collecting outputs: ", work_fd.status().message()));
-    return out;
-  }
-  auto outputs = CollectOutputs(work_fd->get(), exec_dir.string(),
-                                {assignment.command().output_paths().begin(), assignment.command().output_paths().end()});
-  if (!outputs.ok()) {
-    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] ", outputs.status().message(), "\n"));
-    out.set_error(absl::StrCat("collecting outputs: ", outputs.status().message()));
-    return out;
-  }
-  // Output sizes (ELF sections too) ride in the action result, for size budgets and reports.
-  const std::vector<std::string> output_paths(assignment.command().output_paths().begin(),
-                                              assignment.command().output_paths().end());
-  if (assay::v1::OutputSizes sizes = MeasureOutputs(work_fd->get(), output_paths); sizes.files_size() > 0) {
-    metadata->add_auxiliary_metadata()->PackFrom(sizes);
-  }
-  for (const std::string& warning : outputs->warnings) {
-    send_log(assay::v1::LogChunk::SYSTEM, absl::StrCat("[assay] warning: ", warning, "\n"));
-  }
-  for (auto& f : outputs->files) *out.mutable_result()->add_output_files() = std::move(f);
-  for (auto& l : outputs->symlinks) *out.mutable_result()->add_output_symlinks() = std::move(l);
-  std::vector<TreeBlob> uploads = std::move(outputs->uploads);
-  for (const auto& [name, field] : {std::pair{"stdout", 0}, std::pair{"stderr", 1}}) {
-    auto digest = DigestFile((task_dir / name).string());
-    if (!digest.ok()) continue;
-    *(field == 0 ? out.mutable_result()->mutable_stdout_digest() : out.mutable_result()->mutable_stderr_digest()) =
-        digest->ToProto();
-    uploads.push_back(TreeBlob{*digest, "", task_dir / name});
-  }
-  // Small blobs ride with the result (one round trip fewer per step); the rest is uploaded first.
-  const std::vector<TreeBlob> to_upload =
-      InlineSmallBlobs(uploads, kInlineBlobBytes, kInlineResultBytes, out.mutable_inline_blobs());
-  auto uploaded = cas_->Upload(to_upload);
+  absl::Status uploaded = uploader_.Upload(assignment.command(), files.exec_dir, files.task_dir, &out,
+                                           [&log](absl::string_view line) { log.Note(line); });
   if (!uploaded.ok()) {
-    out.set_error(absl::StrCat("uploading outputs: ", uploaded.status().message()));
+    out.set_error(std::string(uploaded.message()));
     return out;
   }
-  cas_->KeepLocally(uploads);  // the cell's next steps on this host read them from here
   *metadata->mutable_output_upload_completed_timestamp() = ToTimestamp(absl::Now());
   *metadata->mutable_worker_completed_timestamp() = ToTimestamp(absl::Now());
   return out;

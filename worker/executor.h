@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "worker/cgroups.h"
 
 namespace assay {
 
@@ -33,6 +35,7 @@ class CancelToken {
 
 enum class OutputStream { kStdout, kStderr };
 struct ContainerRun;  // worker/container_executor.h
+class ConsoleHarness;  // common/console_harness.h
 
 struct ExecRequest {
   std::vector<std::string> argv;
@@ -44,13 +47,26 @@ struct ExecRequest {
   std::vector<std::string> join_cgroups;
   // Set for a step run in a container image (worker/container_executor.h).
   std::shared_ptr<const ContainerRun> container;
+  // Read by the decorators around the executors (limits_executor.h, harness_executor.h):
+  std::string name;         // unique on this host: the step's control groups are named after it
+  ResourceLimits limits;    // held in control groups of the step's own (LimitsExecutor)
+  std::shared_ptr<ConsoleHarness> harness;  // judges a qemu step's console (HarnessExecutor); may be null
+};
+
+// A console harness's judgement of a run (HarnessExecutor).
+struct ConsoleVerdict {
+  bool passed = false;
+  std::string message;          // why it failed
+  size_t met = 0;               // expectations met
+  bool harness_stopped = false;  // the harness ended the run (or fell too far behind)
 };
 
 struct ExecResult {
   int exit_code = -1;      // 128 + signal when killed by a signal
   bool timed_out = false;
   bool cancelled = false;
-  bool oom_killed = false;  // the engine reports its memory limit killed it (container steps)
+  bool oom_killed = false;  // its memory limit killed it (the kernel's count, or the engine's report)
+  std::optional<ConsoleVerdict> console;  // set when the request had a harness
   absl::Time started;
   absl::Time finished;
 };
@@ -61,7 +77,8 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual std::string name() const = 0;
-  // An error means the command could not be started; a failing command is a result.
+  // An error means the command could not be started (its message is the task's error as reported);
+  // a failing command is a result.
   virtual absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                          const CancelToken& cancel) = 0;
 };

@@ -2,11 +2,9 @@
 #pragma once
 
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <grpcpp/support/client_callback.h>
 
@@ -16,15 +14,6 @@
 #include "worker/outbound_queue.h"
 
 namespace assay {
-
-// A task this worker runs, on a thread of its own.
-struct RunningTask {
-  assay::v1::LeaseRef lease;
-  std::shared_ptr<CancelToken> cancel;
-  std::thread thread;
-  uint64_t ticket = 0;  // its place in the worker's SlotGate
-  bool done = false;
-};
 
 // The stream of one session, on gRPC's callback API. Incoming messages are handed to the session's
 // thread (Next) as they are read; outgoing ones go through a bounded queue (outbound_queue.h) whose
@@ -109,9 +98,6 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
     read_ended_ = true;
     done_ = true;
   }
-
-  absl::Mutex running_mu;
-  std::map<std::string, RunningTask> running ABSL_GUARDED_BY(running_mu);  // by "job/task"
 
  private:
   // Called by the queue's writer thread only.

@@ -1,7 +1,5 @@
-// assay-worker: parses flags and runs the WorkerAgent.
-#include <atomic>
+// assay-worker: parses flags into WorkerServer::Options and hands them to the WorkerServer.
 #include <csignal>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -10,14 +8,12 @@
 #include "common/daemon.h"
 #include "common/security_flags.h"
 
-#include "absl/strings/str_cat.h"
-#include "common/file_util.h"
-#include "worker/agent.h"
-#include "worker/metrics.h"
+#include "worker/worker_server.h"
 
 int main(int argc, char** argv) {
   assay::InitDaemon();
-  assay::WorkerAgent::Options options;
+  assay::WorkerServer::Options server;
+  assay::WorkerAgent::Options& options = server.agent;
   std::string log_level = "info";
   CLI::App app{"assay-worker: runs build and test steps for an Assay coordinator"};
   app.add_option("--coordinator", options.coordinator, "coordinator address:port")->capture_default_str();
@@ -33,28 +29,25 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", options.cache_dir, "local CAS cache (default: <work-dir>/cache)");
   assay::AddTreeLimitFlags(app, &options.tree_limits);
   app.add_option("--cache-bytes", options.cache_bytes, "budget of the local cache")->capture_default_str();
-  int drain_grace_seconds = 300;
+  int drain_grace_seconds = static_cast<int>(absl::ToInt64Seconds(server.drain_grace));
   app.add_option("--drain-grace-seconds", drain_grace_seconds,
                  "on SIGTERM: how long running tasks may take to finish before they are handed back")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
-  std::string container_engine, container_host;
-  app.add_option("--container-engine", container_engine,
+  app.add_option("--container-engine", server.container_engine,
                  "run steps that name an image with this engine: docker or podman (default: none; such steps go "
                  "to other workers)")
       ->check(CLI::IsMember({"docker", "podman"}));
-  app.add_option("--container-host", container_host,
+  app.add_option("--container-host", server.container_host,
                  "the engine's address, e.g. unix:///run/docker.sock or unix:///run/podman/podman.sock (default: "
                  "its own, or DOCKER_HOST / CONTAINER_HOST)");
-  std::string metrics_listen, metrics_port_file;
-  app.add_option("--metrics-listen", metrics_listen,
+  app.add_option("--metrics-listen", server.metrics_listen,
                  "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9191; port 0 picks one)");
-  app.add_option("--metrics-port-file", metrics_port_file, "write the metrics port to this file");
+  app.add_option("--metrics-port-file", server.metrics_port_file, "write the metrics port to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security);
-  std::string executor_kind = "auto";
-  app.add_option("--executor", executor_kind,
+  app.add_option("--executor", server.executor,
                  "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "sandbox", "process"}));
@@ -82,75 +75,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.credentials = *credentials;
-  std::unique_ptr<assay::Executor> executor;
-  if (executor_kind != "process") {
-    auto sandbox = assay::SandboxExecutor::Create();
-    if (sandbox.ok()) {
-      executor = std::move(*sandbox);
-    } else if (executor_kind == "sandbox") {
-      spdlog::error("--executor sandbox: {}", std::string(sandbox.status().message()));
-      return 2;
-    } else {
-      spdlog::warn("steps run as plain processes: {}", std::string(sandbox.status().message()));
-    }
-  }
+  server.drain_grace = absl::Seconds(drain_grace_seconds);
   std::signal(SIGPIPE, SIG_IGN);
 
-  assay::WorkerAgent agent(options, std::move(executor));
-  if (!container_engine.empty()) {
-    auto engine = assay::ContainerExecutor::Create(container_engine, container_host, agent.worker_id());
-    if (!engine.ok()) {
-      spdlog::error("--container-engine {}: {}", container_engine, std::string(engine.status().message()));
-      return 2;
-    }
-    spdlog::info("worker {}: steps with an image run in {} {}; their limits are held {}", agent.worker_id(),
-                 container_engine, (*engine)->version(),
-                 (*engine)->shares_cgroups() ? "in the worker's own cgroups (the engine's cgroupfs driver, on this host)"
-                                             : "by the engine (its flags)");
-    agent.EnableContainers(std::move(*engine));
+  assay::WorkerServer worker;
+  if (absl::Status s = worker.Start(server); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 2;
   }
-  spdlog::info("worker {}: steps run in the {} executor; step limits enforced: {}", agent.worker_id(),
-               agent.executor_name(), agent.limits_enforced());
-  std::unique_ptr<assay::MetricsExposer> metrics;
-  if (!metrics_listen.empty()) {
-    auto served = assay::ServeWorkerMetrics(metrics_listen, &agent);
-    if (!served.ok()) {
-      spdlog::error("{}", std::string(served.status().message()));
-      return 2;
-    }
-    metrics = std::move(*served);
-    spdlog::info("metrics at http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')), metrics->port());
-    if (!metrics_port_file.empty()) {
-      if (absl::Status s = assay::WriteFile(metrics_port_file, absl::StrCat(metrics->port(), "\n")); !s.ok()) {
-        spdlog::error("{}", std::string(s.message()));
-        return 2;
-      }
-    }
-  }
-  std::thread runner([&]() { agent.Run(); });
-  // SIGTERM drains (no new tasks; running ones finish, or are handed back after the grace period);
-  // SIGINT, or a second signal while draining, hands running tasks back at once.
-  const int signal = assay::WaitForStopSignal();
-  if (signal == SIGTERM) {
-    std::atomic<bool> drained{false};
-    std::thread drainer([&]() {
-      agent.Drain(absl::Seconds(drain_grace_seconds));
-      drained = true;
-    });
-    while (!drained.load()) {
-      if (assay::AnotherStopSignal(absl::Milliseconds(200))) {
-        spdlog::warn("worker {}: second signal; handing back running tasks now", agent.worker_id());
-        agent.Stop();
-        break;
-      }
-    }
-    drainer.join();
-  } else {
-    spdlog::info("worker {} stopping; running tasks are handed back", agent.worker_id());
-  }
-  agent.Stop();
-  runner.join();
-  metrics.reset();
-  spdlog::info("worker {} stopped", agent.worker_id());
+  worker.ServeUntilStopSignal();
   return 0;
 }

@@ -171,6 +171,135 @@ class SupervisorStack {
   void* base_ = MAP_FAILED;
 };
 
+// Everything the supervisor reads to start the step, prepared before it starts (it makes only
+// async-signal-safe calls): the command line, the environment, and how posix_spawn starts the step
+// (no second copy of the worker's page tables), with the signal mask cleared and default handling
+// for the signals the worker changed. Lives until the supervisor is reaped.
+class SpawnPlan {
+ public:
+  explicit SpawnPlan(const ExecRequest& request) : workdir_(request.workdir.string()) {
+    for (const auto& a : request.argv) argv_.push_back(const_cast<char*>(a.c_str()));
+    argv_.push_back(nullptr);
+    for (const auto& [k, v] : request.env) env_strings_.push_back(absl::StrCat(k, "=", v));
+    for (auto& e : env_strings_) envp_.push_back(e.data());
+    envp_.push_back(nullptr);
+    for (const std::string& f : request.join_cgroups) cgroup_files_.push_back(f.c_str());
+    ::posix_spawnattr_init(&attr_);
+    ::posix_spawn_file_actions_init(&actions_);
+    sigset_t no_signals, default_signals;
+    ::sigemptyset(&no_signals);
+    ::sigemptyset(&default_signals);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGUSR1}) ::sigaddset(&default_signals, sig);
+    ::posix_spawnattr_setsigmask(&attr_, &no_signals);
+    ::posix_spawnattr_setsigdefault(&attr_, &default_signals);
+    ::posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    ::posix_spawn_file_actions_addchdir_np(&actions_, workdir_.c_str());
+  }
+  ~SpawnPlan() {
+    ::posix_spawnattr_destroy(&attr_);
+    ::posix_spawn_file_actions_destroy(&actions_);
+  }
+  SpawnPlan(const SpawnPlan&) = delete;
+  SpawnPlan& operator=(const SpawnPlan&) = delete;
+
+  Supervision For(int dev_null, int out, int err) const {
+    return Supervision{::getpid(), dev_null, out, err, &cgroup_files_, &actions_, &attr_, argv_.data(), envp_.data()};
+  }
+
+ private:
+  std::vector<char*> argv_;
+  std::vector<std::string> env_strings_;
+  std::vector<char*> envp_;
+  std::string workdir_;
+  std::vector<const char*> cgroup_files_;
+  posix_spawnattr_t attr_;
+  posix_spawn_file_actions_t actions_;
+};
+
+// The read ends of the step's stdout and stderr pipes.
+struct OutputPipes {
+  int fds[2] = {-1, -1};
+  bool open[2] = {true, true};
+  std::string buffer = std::string(64 * 1024, '\0');
+
+  // Reads what is there on pipe `i`; marks it closed at its end.
+  void Read(int i, const OutputFn& output) {
+    ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
+    if (n > 0) {
+      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+      open[i] = false;
+    }
+  }
+  // Once the group is gone: takes what is left and closes both. Non-blocking: a process that
+  // escaped the group may still hold a pipe; take what is there.
+  void DrainAndClose(const OutputFn& output) {
+    for (int i = 0; i < 2; ++i) {
+      int flags = ::fcntl(fds[i], F_GETFL);
+      ::fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
+      while (open[i]) {
+        ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
+        if (n <= 0) break;
+        output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
+      }
+      ::close(fds[i]);
+    }
+  }
+};
+
+// Reads the step's output until its supervisor `pid` exits, or the deadline or the cancel comes
+// (then its group is killed: result->timed_out or cancelled). Returns the supervisor's wait status.
+int WatchStep(pid_t pid, int pidfd, absl::Time deadline, const ExecRequest& request, const OutputFn& output,
+              const CancelToken& cancel, OutputPipes* pipes, ExecResult* result) {
+  bool exited = false;
+  int status = 0;
+  while (!exited) {
+    struct pollfd pfds[4];
+    int count = 0;
+    int index_of[2] = {-1, -1};
+    for (int i = 0; i < 2; ++i) {
+      if (pipes->open[i]) {
+        index_of[i] = count;
+        pfds[count++] = {pipes->fds[i], POLLIN, 0};
+      }
+    }
+    if (pidfd >= 0) pfds[count++] = {pidfd, POLLIN, 0};
+    int cancel_index = -1;
+    if (cancel.fd() >= 0) {
+      cancel_index = count;
+      pfds[count++] = {cancel.fd(), POLLIN, 0};
+    }
+    absl::Duration left = deadline - absl::Now();
+    // Without a pidfd the child's exit is only seen by polling waitpid.
+    int wait_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, pidfd >= 0 ? 1000 : 50));
+    int ready = ::poll(pfds, static_cast<nfds_t>(count), wait_ms);
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) pipes->Read(i, output);
+    }
+    if (cancel.cancelled() || (cancel_index >= 0 && (pfds[cancel_index].revents & POLLIN))) {
+      result->cancelled = true;
+      KillGroup(pid, request.kill_grace, &status, &exited);
+    } else if (absl::Now() >= deadline) {
+      result->timed_out = true;
+      KillGroup(pid, request.kill_grace, &status, &exited);
+    } else if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+    }
+    if ((result->cancelled || result->timed_out) && !exited) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      exited = true;
+    }
+  }
+  if (!exited) {  // (poll failed) the supervisor may not outlive this call: it runs in our memory
+    ::kill(-pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return status;
+}
+
 }  // namespace
 
 ProcessExecutor::ProcessExecutor() {
@@ -188,47 +317,12 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
     ::close(out_pipe[1]);
     return absl::InternalError("pipe failed");
   }
-  // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
-  std::vector<char*> argv;
-  for (const auto& a : request.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : request.env) env_strings.push_back(absl::StrCat(k, "=", v));
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string workdir = request.workdir.string();
+  // Everything the child needs is prepared before it starts: only async-signal-safe calls in it.
+  const SpawnPlan plan(request);
   int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-  // How the supervisor starts the step: posix_spawn (no second copy of the worker's page tables),
-  // with the signal mask cleared and default handling for the signals the worker changed.
-  posix_spawnattr_t spawn_attr;
-  posix_spawn_file_actions_t spawn_actions;
-  ::posix_spawnattr_init(&spawn_attr);
-  ::posix_spawn_file_actions_init(&spawn_actions);
-  sigset_t no_signals, default_signals;
-  ::sigemptyset(&no_signals);
-  ::sigemptyset(&default_signals);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGUSR1}) ::sigaddset(&default_signals, sig);
-  ::posix_spawnattr_setsigmask(&spawn_attr, &no_signals);
-  ::posix_spawnattr_setsigdefault(&spawn_attr, &default_signals);
-  ::posix_spawnattr_setflags(&spawn_attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  ::posix_spawn_file_actions_addchdir_np(&spawn_actions, workdir.c_str());
-  struct SpawnCleanup {
-    posix_spawnattr_t* attr;
-    posix_spawn_file_actions_t* actions;
-    ~SpawnCleanup() {
-      ::posix_spawnattr_destroy(attr);
-      ::posix_spawn_file_actions_destroy(actions);
-    }
-  } spawn_cleanup{&spawn_attr, &spawn_actions};
-
-  std::vector<const char*> cgroup_files;
-  for (const std::string& f : request.join_cgroups) cgroup_files.push_back(f.c_str());
   ExecResult result;
   result.started = absl::Now();
-  Supervision supervision{::getpid(), dev_null, out_pipe[1], err_pipe[1], &cgroup_files, &spawn_actions, &spawn_attr,
-                          argv.data(), envp.data()};
+  Supervision supervision = plan.For(dev_null, out_pipe[1], err_pipe[1]);
   // Declared after everything the supervisor reads: destroyed (unmapped) first, once it is reaped.
   SupervisorStack stack;
   const pid_t pid = stack.Start(&supervision);
@@ -239,88 +333,17 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   if (dev_null >= 0) ::close(dev_null);
   int pidfd = PidfdOpen(pid);
 
-  const absl::Time deadline = result.started + request.timeout;
-  int fds[2] = {out_pipe[0], err_pipe[0]};
-  bool open[2] = {true, true};
-  bool exited = false;
-  int status = 0;
-  std::string buffer(64 * 1024, '\0');
-
-  auto drain = [&](int i) {
-    ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
-    if (n > 0) {
-      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
-    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-      open[i] = false;
-    }
-  };
-
-  while (!exited) {
-    struct pollfd pfds[4];
-    int count = 0;
-    int index_of[2] = {-1, -1};
-    for (int i = 0; i < 2; ++i) {
-      if (open[i]) {
-        index_of[i] = count;
-        pfds[count++] = {fds[i], POLLIN, 0};
-      }
-    }
-    int pidfd_index = -1, cancel_index = -1;
-    if (pidfd >= 0) {
-      pidfd_index = count;
-      pfds[count++] = {pidfd, POLLIN, 0};
-    }
-    if (cancel.fd() >= 0) {
-      cancel_index = count;
-      pfds[count++] = {cancel.fd(), POLLIN, 0};
-    }
-    absl::Duration left = deadline - absl::Now();
-    // Without a pidfd the child's exit is only seen by polling waitpid.
-    int wait_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, pidfd >= 0 ? 1000 : 50));
-    int ready = ::poll(pfds, static_cast<nfds_t>(count), wait_ms);
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) drain(i);
-    }
-    (void)pidfd_index;
-    if (cancel.cancelled() || (cancel_index >= 0 && (pfds[cancel_index].revents & POLLIN))) {
-      result.cancelled = true;
-      KillGroup(pid, request.kill_grace, &status, &exited);
-    } else if (absl::Now() >= deadline) {
-      result.timed_out = true;
-      KillGroup(pid, request.kill_grace, &status, &exited);
-    } else if (::waitpid(pid, &status, WNOHANG) == pid) {
-      exited = true;
-    }
-    if ((result.cancelled || result.timed_out) && !exited) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      exited = true;
-    }
-  }
-  if (!exited) {  // (poll failed) the supervisor may not outlive this call: it runs in our memory
-    ::kill(-pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    exited = true;
-  }
+  OutputPipes pipes;
+  pipes.fds[0] = out_pipe[0];
+  pipes.fds[1] = err_pipe[0];
+  const int status = WatchStep(pid, pidfd, result.started + request.timeout, request, output, cancel, &pipes, &result);
   // The main process is gone: end whatever it left running in its group, then drain the pipes.
   if (::kill(-pid, SIGKILL) == 0) {
     bool ignored = true;
     int ignored_status = 0;
     ReapGroup(pid, -1, &ignored_status, &ignored, absl::Seconds(5));
   }
-  for (int i = 0; i < 2; ++i) {
-    int flags = ::fcntl(fds[i], F_GETFL);
-    ::fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
-    // Non-blocking: a process that escaped the group may still hold the pipe; take what is there.
-    while (open[i]) {
-      ssize_t n = ::read(fds[i], buffer.data(), buffer.size());
-      if (n <= 0) break;
-      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.data(), static_cast<size_t>(n)));
-    }
-    ::close(fds[i]);
-  }
+  pipes.DrainAndClose(output);
   if (pidfd >= 0) ::close(pidfd);
   result.finished = absl::Now();
   // The supervisor exits with the step's code (128 + signal when the step was killed); when the

@@ -1,0 +1,37 @@
+// A finished step's outputs into the coordinator's CAS: its declared outputs, collected beneath its
+// work directory without following symlinks (output_collector.h), their sizes (ELF sections too,
+// output_sizes.h) and its stdout and stderr files. Small blobs travel inline with the result (one
+// round trip fewer per step); the rest is uploaded first. Everything is also kept in this host's
+// cache, where the cell's next steps on this host read it.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "assay/v1/worker_link.pb.h"
+#include "common/cas_client.h"
+
+namespace assay {
+
+class OutputUploader {
+ public:
+  // Blobs of a result up to this size travel inline with it, up to kInlineResultBytes in all.
+  static constexpr int64_t kInlineBlobBytes = 64 << 10;
+  static constexpr int64_t kInlineResultBytes = 1 << 20;
+  // A line of the worker's in the task's log ("[assay] ...\n").
+  using NoteFn = std::function<void(absl::string_view line)>;
+
+  explicit OutputUploader(CasClient* cas) : cas_(cas) {}
+
+  // Fills `out`'s result (output files and symlinks, stdout/stderr digests, sizes, inline blobs) for
+  // `command` run in `exec_dir`, whose logs are in `task_dir`. The error is the task's, as reported.
+  absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
+                      const std::filesystem::path& task_dir, assay::v1::TaskResult* out, const NoteFn& note);
+
+ private:
+  CasClient* const cas_;
+};
+
+}  // namespace assay
