@@ -1,6 +1,8 @@
-// JobManager: the jobs API (submit, read, cancel, watch, logs), recovery, the locked sections with
-// their group commit, and applying the task rules. Submit is in job_manager_submit.cc, the worker
-// link's side in job_manager_link.cc.
+// JobManager: the jobs API (read, cancel, watch, logs), recovery, and applying the task rules
+// (settling, finishing, dispatching, requeueing). Submit is in job_manager_submit.cc (Intake does the
+// checks), the locked sections and the prepare/apply loop in job_manager_sections.cc, the worker
+// link's side in job_manager_link.cc, the ticker in job_manager_tick.cc, the fleet view in
+// job_manager_fleet.cc.
 #include "coordinator/job_manager.h"
 
 #include <algorithm>
