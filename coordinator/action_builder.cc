@@ -17,6 +17,47 @@ namespace assay {
 using assay::v1::LogChunk;
 using assay::v1::Task;
 
+namespace {
+
+// The command's platform properties: the required labels, and what the worker must know to run it
+// (harness, container, limits, output limit). Sorted, as REAPI asks.
+absl::Status AddPlatform(const assay::v1::TaskSpec& spec, reapi::Command* command) {
+  std::vector<std::pair<std::string, std::string>> props;
+  for (const std::string& label : spec.required_labels()) {
+    std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    props.emplace_back(kv[0], kv.size() > 1 ? kv[1] : "");
+  }
+  if (spec.has_qemu()) {
+    std::string harness;
+    if (!google::protobuf::util::MessageToJsonString(spec.qemu(), &harness).ok()) {
+      return absl::InternalError("encoding the qemu step's harness");
+    }
+    props.emplace_back(kConsoleHarnessProperty, harness);
+  }
+  if (spec.has_container()) {
+    const auto& c = spec.container();
+    props.emplace_back(kContainerImageProperty, c.image_id().empty() ? c.image() : c.image_id());
+    if (c.network()) props.emplace_back(kContainerNetworkProperty, "true");
+    if (!c.user().empty()) props.emplace_back(kContainerUserProperty, c.user());
+  }
+  // Limits are part of the action: a step given more memory is another action (its result may differ).
+  if (spec.limits().cpus() > 0) props.emplace_back(kLimitCpusProperty, absl::StrCat(spec.limits().cpus()));
+  if (spec.limits().memory_bytes() > 0) props.emplace_back(kLimitMemoryProperty, absl::StrCat(spec.limits().memory_bytes()));
+  if (spec.limits().pids() > 0) props.emplace_back(kLimitPidsProperty, absl::StrCat(spec.limits().pids()));
+  // So is the output limit: it bounds what the result holds (its stdout and stderr).
+  if (spec.output_limit() > 0) props.emplace_back(kOutputLimitProperty, absl::StrCat(spec.output_limit()));
+  if (spec.output_limit_fails()) props.emplace_back(kOutputLimitFailsProperty, "true");
+  std::sort(props.begin(), props.end());
+  for (const auto& [k, v] : props) {
+    auto* p = command->mutable_platform()->add_properties();
+    p->set_name(k);
+    p->set_value(v);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* action, reapi::Command* command) const {
   action->Clear();
   command->Clear();
@@ -54,37 +95,7 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   std::vector<std::string> outputs(spec.outputs().begin(), spec.outputs().end());
   std::sort(outputs.begin(), outputs.end());
   for (const auto& o : outputs) command->add_output_paths(o);
-  std::vector<std::pair<std::string, std::string>> props;
-  for (const std::string& label : spec.required_labels()) {
-    std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
-    props.emplace_back(kv[0], kv.size() > 1 ? kv[1] : "");
-  }
-  if (spec.has_qemu()) {
-    std::string harness;
-    if (!google::protobuf::util::MessageToJsonString(spec.qemu(), &harness).ok()) {
-      return absl::InternalError("encoding the qemu step's harness");
-    }
-    props.emplace_back(kConsoleHarnessProperty, harness);
-  }
-  if (spec.has_container()) {
-    const auto& c = spec.container();
-    props.emplace_back(kContainerImageProperty, c.image_id().empty() ? c.image() : c.image_id());
-    if (c.network()) props.emplace_back(kContainerNetworkProperty, "true");
-    if (!c.user().empty()) props.emplace_back(kContainerUserProperty, c.user());
-  }
-  // Limits are part of the action: a step given more memory is another action (its result may differ).
-  if (spec.limits().cpus() > 0) props.emplace_back(kLimitCpusProperty, absl::StrCat(spec.limits().cpus()));
-  if (spec.limits().memory_bytes() > 0) props.emplace_back(kLimitMemoryProperty, absl::StrCat(spec.limits().memory_bytes()));
-  if (spec.limits().pids() > 0) props.emplace_back(kLimitPidsProperty, absl::StrCat(spec.limits().pids()));
-  // So is the output limit: it bounds what the result holds (its stdout and stderr).
-  if (spec.output_limit() > 0) props.emplace_back(kOutputLimitProperty, absl::StrCat(spec.output_limit()));
-  if (spec.output_limit_fails()) props.emplace_back(kOutputLimitFailsProperty, "true");
-  std::sort(props.begin(), props.end());
-  for (const auto& [k, v] : props) {
-    auto* p = command->mutable_platform()->add_properties();
-    p->set_name(k);
-    p->set_value(v);
-  }
+  if (absl::Status st = AddPlatform(spec, command); !st.ok()) return st;
   *action->mutable_platform() = command->platform();
   std::string command_bytes = command->SerializeAsString();
   Digest command_digest = Digest::OfBytes(command_bytes);

@@ -197,7 +197,7 @@ void Dispatcher::SetAdminState(const std::string& worker, assay::v1::WorkerAdmin
 void Dispatcher::UpdateEligibility(const std::string& worker) {
   auto it = workers_.find(worker);
   const bool held = it != workers_.end() && (it->second.stopping || it->second.unresponsive || it->second.host_problem);
-  scheduler_.SetCordoned(worker, held || AdminState(worker) != assay::v1::WORKER_ACTIVE);
+  scheduler_.SetEligible(worker, !held && AdminState(worker) == assay::v1::WORKER_ACTIVE);
 }
 
 }  // namespace assay

@@ -1,9 +1,12 @@
-// JobManager: the jobs API (submit, read, cancel, watch, logs), recovery, the locked sections with
-// their group commit, and applying the task rules. Submit is in job_manager_submit.cc, the worker
-// link's side in job_manager_link.cc.
+// JobManager: the jobs API (read, cancel, watch, logs), recovery, and applying the task rules
+// (settling, finishing, dispatching, requeueing). Submit is in job_manager_submit.cc (Intake does the
+// checks), the locked sections and the prepare/apply loop in job_manager_sections.cc, the worker
+// link's side in job_manager_link.cc, the ticker in job_manager_tick.cc, the fleet view in
+// job_manager_fleet.cc.
 #include "coordinator/job_manager.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -29,14 +32,6 @@ using assay::v1::LogChunk;
 using assay::v1::Task;
 using assay::v1::TaskState;
 
-absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
-  uint64_t number = 0;
-  if (!absl::SimpleAtoi(id, &number) || number == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a job id (job ids are numbers)"));
-  }
-  return number;
-}
-
 JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, ActionCache* action_cache,
                        const Clock* clock, Options options)
     : store_(store),
@@ -46,6 +41,7 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       clock_(clock),
       options_(std::move(options)),
       builder_(blobs, action_cache, pinner),
+      intake_(blobs, store, clock, Intake::Options{options_.limits, options_.tree_limits}),
       dispatcher_(clock, options_.lease_ttl, pinner),
       commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {
   commit_.StartBackgroundWriter();
@@ -54,14 +50,13 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
 absl::Status JobManager::Recover() {
   auto worker_states = store_->LoadWorkerStates();
   if (!worker_states.ok()) return worker_states.status();
-  {
-    Locked lock(this);  // cordons and drains hold across restarts, applied when the worker connects
+  Decide([&](Section&) {  // cordons and drains hold across restarts, applied when the worker connects
     for (const auto& [worker, state] : *worker_states) {
       if (assay::v1::WorkerAdminState_IsValid(state)) {
         dispatcher_.SetAdminState(worker, static_cast<assay::v1::WorkerAdminState>(state));
       }
     }
-  }
+  });
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished.ok()) return unfinished.status();
   // Log numbering continues after what is stored (read before the lock is taken).
@@ -70,33 +65,34 @@ absl::Status JobManager::Recover() {
     std::vector<uint32_t>& next = next_seqs.emplace_back();
     for (const Task& task : job.tasks()) next.push_back(store_->NextLogSeq(number, task.index()).value_or(0));
   }
-  Locked lock(this);
-  size_t job_at = 0;
-  for (auto& [number, job] : *unfinished) {
-    auto entry = std::make_unique<JobEntry>();
-    entry->number = number;
-    entry->job = std::move(job);
-    entry->next_seq = std::move(next_seqs[job_at++]);
-    for (Task& task : *entry->job.mutable_tasks()) {
-      entry->task_index[task.id()] = task.index();
-      if (task.state() == assay::v1::TASK_RUNNING || task.state() == assay::v1::TASK_QUEUED) {
-        task.set_state(assay::v1::TASK_PENDING);  // made ready again below, with a fresh lease
+  Decide([&](Section&) {
+    size_t job_at = 0;
+    for (auto& [number, job] : *unfinished) {
+      auto entry = std::make_unique<JobEntry>();
+      entry->number = number;
+      entry->job = std::move(job);
+      entry->next_seq = std::move(next_seqs[job_at++]);
+      for (Task& task : *entry->job.mutable_tasks()) {
+        entry->task_index[task.id()] = task.index();
+        if (task.state() == assay::v1::TASK_RUNNING || task.state() == assay::v1::TASK_QUEUED) {
+          task.set_state(assay::v1::TASK_PENDING);  // made ready again below, with a fresh lease
+        }
       }
-    }
-    JobEntry* raw = entry.get();
-    dispatcher_.SetJobPolicy(number, entry->job.priority(), entry->job.max_parallel());
-    jobs_[number] = std::move(entry);
-    if (!raw->job.submit_request_id().empty()) submissions_[raw->job.submit_request_id()] = number;
-    if (raw->cancel_requested) continue;
-    for (Task& task : *raw->job.mutable_tasks()) {
-      if (task.state() == assay::v1::TASK_PENDING && task.attempt() > 0) {
-        SystemLogLocked(raw, task, "coordinator restarted; task queued again");
+      JobEntry* raw = entry.get();
+      dispatcher_.SetJobPolicy(number, entry->job.priority(), entry->job.max_parallel());
+      jobs_[number] = std::move(entry);
+      if (!raw->job.submit_request_id().empty()) submissions_[raw->job.submit_request_id()] = number;
+      if (raw->cancel_requested) continue;
+      for (Task& task : *raw->job.mutable_tasks()) {
+        if (task.state() == assay::v1::TASK_PENDING && task.attempt() > 0) {
+          SystemLogLocked(raw, task, "coordinator restarted; task queued again");
+        }
       }
+      AdvanceLocked(raw);
+      spdlog::info("recovered job {} ({} tasks)", number, raw->job.tasks_size());
     }
-    AdvanceLocked(raw);
-    spdlog::info("recovered job {} ({} tasks)", number, raw->job.tasks_size());
-  }
-  DispatchLocked();
+    DispatchLocked();
+  });
   return absl::OkStatus();
 }
 
@@ -115,41 +111,45 @@ absl::StatusOr<JobManager::JobEntry*> JobManager::FindLocked(const std::string& 
 absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  {
-    Locked lock(this);
-    if (JobEntry* entry = ActiveLocked(*number)) {
-      lock.NeedWritten(*entry);
-      Job job = entry->job;
-      if (!with_tasks) job.clear_tasks();
-      return job;
-    }
-  }
+  std::optional<Job> active = Decide([&](Section& section) -> std::optional<Job> {
+    JobEntry* entry = ActiveLocked(*number);
+    if (entry == nullptr) return std::nullopt;
+    section.NeedWritten(*entry);
+    Job job = entry->job;
+    if (!with_tasks) job.clear_tasks();
+    return job;
+  });
+  if (active.has_value()) return std::move(*active);
   return store_->LoadJob(*number, with_tasks);
 }
 
 absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
   auto jobs = store_->ListJobs(limit);
   if (!jobs.ok()) return jobs.status();
-  Locked lock(this);
-  for (Job& job : *jobs) {
-    uint64_t number = 0;
-    if (!absl::SimpleAtoi(job.id(), &number)) continue;
-    if (JobEntry* entry = ActiveLocked(number)) {
-      lock.NeedWritten(*entry);
-      job = entry->job;
-      job.clear_tasks();
+  Decide([&](Section& section) {
+    for (Job& job : *jobs) {
+      uint64_t number = 0;
+      if (!absl::SimpleAtoi(job.id(), &number)) continue;
+      if (JobEntry* entry = ActiveLocked(number)) {
+        section.NeedWritten(*entry);
+        job = entry->job;
+        job.clear_tasks();
+      }
     }
-  }
+  });
   return jobs;
 }
 
 absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  {
-    Locked lock(this);
-    if (JobEntry* entry = ActiveLocked(*number)) return CancelLocked(&lock, entry);
-  }
+  std::optional<absl::StatusOr<Job>> cancelled =
+      Decide([&](Section& section) -> std::optional<absl::StatusOr<Job>> {
+        JobEntry* entry = ActiveLocked(*number);
+        if (entry == nullptr) return std::nullopt;
+        return CancelLocked(&section, entry);
+      });
+  if (cancelled.has_value()) return std::move(*cancelled);
   // Not in memory: finished long ago, or never existed (read without the lock).
   auto job = store_->LoadJob(*number, false);
   if (!job.ok()) return job.status();
@@ -157,7 +157,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
       absl::StrCat("job ", id, " has already finished (", assay::v1::JobState_Name(job->state()), ")"));
 }
 
-absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
+absl::StatusOr<Job> JobManager::CancelLocked(Section* section, JobEntry* entry) {
   const std::string& id = entry->job.id();
   if (IsFinal(entry->job.state())) {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " has already finished (",
@@ -167,7 +167,7 @@ absl::StatusOr<Job> JobManager::CancelLocked(Locked* lock, JobEntry* entry) {
   CancelTasksLocked(entry, "cancelled");
   AdvanceLocked(entry);
   spdlog::info("job {} cancelled", id);
-  lock->NeedWritten(*entry);  // (the section's own changes are waited for anyway)
+  section->NeedWritten(*entry);  // (the section's own changes are waited for anyway)
   return entry->job;
 }
 
@@ -189,19 +189,19 @@ void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
 absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void(bool)> on_change) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  Locked lock(this);
-  JobEntry* entry = ActiveLocked(*number);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
-  const uint64_t handle = next_watcher_++;
-  entry->watchers[handle] = std::move(on_change);
-  return handle;
+  return Decide([&](Section&) -> absl::StatusOr<uint64_t> {
+    JobEntry* entry = ActiveLocked(*number);
+    if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
+    return watchers_.Add(*number, std::move(on_change));
+  });
 }
 
 void JobManager::RemoveWatcher(const std::string& id, uint64_t watcher) {
   auto number = ParseJobId(id);
   if (!number.ok()) return;
-  Locked lock(this);
-  if (JobEntry* entry = ActiveLocked(*number)) entry->watchers.erase(watcher);
+  Decide([&](Section&) {
+    watchers_.Remove(*number, watcher);
+  });
 }
 
 absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, const std::string& task_prefix,
@@ -209,7 +209,7 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
   auto matches = [&](const Task& t) {
-    return task_prefix.empty() || t.id() == task_prefix || absl::StartsWith(t.id(), task_prefix + "/");
+    return SelectsTask(task_prefix, t.id());
   };
   std::vector<int32_t> indexes;
   std::map<int32_t, FinishedOutput> finished;  // tasks whose log is served whole (complete_log.h)
@@ -222,15 +222,14 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
   };
   bool final_state = false;
   bool active = false;
-  {
-    Locked lock(this);
+  Decide([&](Section& section) {
     if (JobEntry* entry = ActiveLocked(*number)) {
       active = true;
-      lock.NeedWritten(*entry);  // every chunk announced so far is in the store when we read
+      section.NeedWritten(*entry);  // every chunk announced so far is in the store when we read
       final_state = IsFinal(entry->job.state());
       for (const Task& t : entry->job.tasks()) add(t);
     }
-  }
+  });
   if (!active) {
     auto job = store_->LoadJob(*number, true);
     if (!job.ok()) return job.status();
@@ -260,55 +259,6 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
   }
   out.over = final_state && !out.more;
   return out;
-}
-
-void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
-  dirty_tasks_[entry->number].insert(task.index());
-  if (job_changed) dirty_jobs_.insert(entry->number);
-  touched_jobs_.insert(entry->number);
-}
-
-uint64_t JobManager::FlushLocked() {
-  for (const auto& [number, indexes] : dirty_tasks_) {
-    JobEntry* entry = ActiveLocked(number);
-    if (entry == nullptr) continue;
-    for (int32_t index : indexes) store_->PutTask(&pending_.batch, number, entry->job.tasks(index));
-    pending_.sync = true;
-  }
-  for (uint64_t number : dirty_jobs_) {
-    if (JobEntry* entry = ActiveLocked(number)) {
-      store_->PutJobSummary(&pending_.batch, number, &entry->job);
-      pending_.sync = true;
-    }
-  }
-  // Watchers hear of the change once it is written.
-  for (uint64_t number : touched_jobs_) {
-    JobEntry* entry = ActiveLocked(number);
-    if (entry == nullptr) continue;
-    const bool ended = IsFinal(entry->job.state());
-    for (const auto& watcher : entry->watchers) {
-      pending_.after.push_back([on_change = watcher.second, ended] { on_change(ended); });
-    }
-  }
-  const uint64_t ticket = commit_.Enqueue(std::move(pending_));
-  pending_ = GroupCommit::Change();
-  if (ticket != 0) {
-    for (uint64_t number : touched_jobs_) {
-      if (JobEntry* entry = ActiveLocked(number)) entry->last_ticket = ticket;
-    }
-  }
-  dirty_tasks_.clear();
-  dirty_jobs_.clear();
-  touched_jobs_.clear();
-  return ticket;
-}
-
-void JobManager::SendLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message) {
-  pending_.after.push_back([session, message = std::move(message)]() mutable { session->Send(std::move(message)); });
-}
-
-void JobManager::SendEarlyLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message) {
-  early_.emplace_back(session, std::move(message));
 }
 
 void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chunk) {
@@ -398,98 +348,17 @@ void JobManager::RetireFinishedLocked() {
       if (touched_jobs_.contains(old->number) || old->last_ticket > commit_.written()) return;  // later
       submissions_.erase(old->job.submit_request_id());
     }
+    watchers_.Forget(finished_.front());
     jobs_.erase(finished_.front());
     finished_.erase(finished_.begin());
   }
-}
-
-void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
-  PrepareWork work;
-  work.key = TaskKey{entry->number, task->index()};
-  work.source_root_hash = entry->job.source_root().hash();
-  work.source_root_size = entry->job.source_root().size_bytes();
-  work.task = *task;
-  work.task.clear_result();
-  for (const std::string& need : task->needs()) {
-    const Task& dep = entry->job.tasks(entry->task_index[need]);
-    work.need_files.insert(work.need_files.end(), dep.result().output_files().begin(), dep.result().output_files().end());
-    work.need_links.insert(work.need_links.end(), dep.result().output_symlinks().begin(),
-                           dep.result().output_symlinks().end());
-  }
-  preparing_.insert(work.key);
-  to_prepare_.push_back(std::move(work));
-}
-
-void JobManager::PrepareAndApply(std::vector<PrepareWork> work) {
-  // In small chunks, so the first tasks of a large matrix are dispatched while the rest are built.
-  constexpr size_t kChunk = 8;
-  for (size_t start = 0; start < work.size(); start += kChunk) {
-    const size_t end = std::min(work.size(), start + kChunk);
-    std::vector<Prepared> prepared;
-    prepared.reserve(end - start);
-    for (size_t i = start; i < end; ++i) prepared.push_back(builder_.Prepare(work[i]));
-    Locked lock(this);  // its own release prepares what these make ready
-    std::set<uint64_t> jobs;
-    for (size_t i = start; i < end; ++i) {
-      ApplyPreparedLocked(work[i], std::move(prepared[i - start]));
-      jobs.insert(work[i].key.job);
-    }
-    for (uint64_t number : jobs) {
-      if (JobEntry* entry = ActiveLocked(number)) AdvanceLocked(entry);
-    }
-    DispatchLocked();
-  }
-}
-
-void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) {
-  preparing_.erase(work.key);
-  JobEntry* entry = ActiveLocked(work.key.job);
-  Task* task = entry == nullptr ? nullptr : entry->job.mutable_tasks(work.key.index);
-  if (task == nullptr || task->state() != assay::v1::TASK_PENDING || entry->cancel_requested) {
-    if (pinner_ != nullptr && !prepared.pins.empty()) pinner_->Unpin(prepared.pins);  // cancelled meanwhile
-    return;
-  }
-  if (!prepared.status.ok()) {
-    FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, std::string(prepared.status.message()));
-    return;
-  }
-  *task->mutable_action_digest() = prepared.action_digest.ToProto();
-  if (prepared.cached.has_value()) {
-    const reapi::ActionResult& cached = *prepared.cached;
-    *task->mutable_result() = cached;
-    task->set_cached(true);
-    task->set_exit_code(cached.exit_code());
-    SystemLogLocked(entry, *task, absl::StrCat("cache hit for action ", prepared.action_digest.hash().substr(0, 12),
-                                                ": not run again"));
-    for (LogChunk& chunk : prepared.cached_logs) AppendLogLocked(entry, *task, std::move(chunk));
-    task->set_started_at_ms(UnixMillis(clock_->Now()));
-    const ResultDecision decision = DecideCachedResult(*task, cached);
-    ApplySizesLocked(entry, task, decision);
-    if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
-    FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
-                     decision.failure);
-    return;
-  }
-  task->set_state(assay::v1::TASK_QUEUED);
-  task->set_queued_at_ms(UnixMillis(clock_->Now()));
-  std::vector<std::string> required(task->spec().required_labels().begin(), task->spec().required_labels().end());
-  if (!dispatcher_.AnyWorkerCouldRun(required)) {
-    task->set_message(absl::StrCat("waiting for a worker with labels: ",
-                                   required.empty() ? "(any)" : absl::StrJoin(required, ", ")));
-  } else {
-    task->clear_message();
-  }
-  dispatcher_.Queue(work.key, std::move(required),
-                    Dispatcher::ReadyAction{std::move(prepared.action), std::move(prepared.command),
-                                            std::move(prepared.pins), std::move(prepared.input_tree)},
-                    ExpectedMsLocked(entry, *task));
-  PersistLocked(entry, *task, false);
 }
 
 void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, std::string message) {
   task->set_state(state);
   task->set_message(std::move(message));
   task->set_finished_at_ms(UnixMillis(clock_->Now()));
+  entry->awaiting_worker.erase(task->index());
   tasks_finished_[{assay::v1::TaskState_Name(state), task->cached()}]++;
   dispatcher_.Forget(TaskKey{entry->number, task->index()});
   if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
@@ -512,6 +381,7 @@ void JobManager::DispatchLocked() {
     task->set_worker(lease.worker);
     task->set_started_at_ms(UnixMillis(clock_->Now()));
     task->clear_message();
+    entry->awaiting_worker.erase(task->index());
     bool job_started = entry->job.state() == assay::v1::JOB_QUEUED;
     if (job_started) entry->job.set_state(assay::v1::JOB_RUNNING);
     PersistLocked(entry, *task, job_started);

@@ -3,11 +3,14 @@
 // Every state change is persisted (JobStore) before anyone is told about it.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,10 +30,12 @@
 #include "coordinator/baseline.h"
 #include "coordinator/dispatcher.h"
 #include "coordinator/group_commit.h"
+#include "coordinator/intake.h"
 #include "coordinator/job_store.h"
 #include "coordinator/run_history.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/task_rules.h"
+#include "coordinator/watchers.h"
 #include "coordinator/worker_session.h"
 
 namespace assay {
@@ -88,7 +93,9 @@ class JobManager {
   void OnLog(const std::string& worker, const assay::v1::TaskLog& log);
   // The worker is stopping (SIGTERM): it gets no new tasks; what it runs may still finish.
   void OnStopping(const std::string& worker, const assay::v1::Stopping& stopping);
-  absl::Status OnResult(const std::string& worker, const assay::v1::TaskResult& result);
+  // Blobs sent inline with the result are stored (verified) first, without the lock, so everything
+  // the result refers to is in the CAS; a blob refused makes the result an error.
+  absl::Status OnResult(const std::string& worker, assay::v1::TaskResult result);
   // Expires leases that were not renewed. Called periodically.
   void Tick();
 
@@ -115,41 +122,53 @@ class JobManager {
     assay::v1::Job job;                      // with tasks
     absl::flat_hash_map<std::string, int32_t> task_index;
     std::vector<uint32_t> next_seq;          // next log sequence number per task
-    std::map<uint64_t, std::function<void(bool)>> watchers;  // AddWatcher's, by handle
     bool cancel_requested = false;
     bool fail_fast_done = false;  // fail_fast has cancelled the rest
     uint64_t last_ticket = 0;  // the group commit that holds this job's newest change
     std::vector<std::vector<int32_t>> dependents;  // by task index: the tasks that need it (built on first use)
+    // Queued tasks whose labels no worker offered when they were queued (their message names the
+    // labels); a worker that connects with them clears it.
+    std::set<int32_t> awaiting_worker;
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
-  // Sizes to compare a new job's outputs with (size_regression); reads the CAS or the store.
-  static constexpr int kBaselineSearchJobs = 500;
-  absl::StatusOr<BaselineSizes> LoadBaseline(const Pipeline& pipeline, const Digest& root,
-                                             const std::map<std::string, std::string>& labels)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // A job Intake accepted, written and put in memory; its first tasks are made ready.
+  absl::StatusOr<uint64_t> CreateJob(const assay::v1::SubmitRequest& request, Intake::Accepted accepted,
+                                     std::vector<std::string>* warnings) ABSL_LOCKS_EXCLUDED(mu_);
+  // Why some of the job's tasks may wait (labels no worker has), as warnings for the submitter.
+  std::vector<std::string> UnschedulableWarningsLocked(const JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends every unfinished task of the job as CANCELLED with `reason`, killing running ones.
   void CancelTasksLocked(JobEntry* entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
   void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Marks a task to be prepared once the lock is released (see Locked).
+  // Marks a task to be prepared once the lock is released (see Decide).
   void MakeReadyLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Prepares the tasks, then applies the outcomes under the lock (which may make more tasks ready).
-  void PrepareAndApply(std::vector<PrepareWork> work) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues the task, or finishes it from the cache or with the error; nothing if it was cancelled
   // meanwhile.
   void ApplyPreparedLocked(const PrepareWork& work, Prepared prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnHeartbeatLocked(const std::string& worker, const assay::v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
+  // Renews the leases a heartbeat names (takes the lock).
+  void RenewLeases(const std::string& worker, const assay::v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
+  void TakeLogLocked(const assay::v1::TaskLog& log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes a worker's result; what should go to the action cache is returned in `to_cache`.
   absl::Status ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
                                  std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A prefetched task its worker handed back unstarted: queued again for the next free slot.
+  void TakeBackLocked(const std::string& worker, JobEntry* entry, assay::v1::Task* task, const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A run that ended: retried, or the task finished with its verdict.
+  void TakeRunLocked(JobEntry* entry, assay::v1::Task* task, const assay::v1::TaskResult& result,
+                     std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tick's parts: tasks no worker could run within the grace period fail; unrenewed leases expire.
+  void FailUnschedulableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task lost its worker: queue it again, or fail it after too many tries.
   void RequeueLostLocked(JobEntry* entry, assay::v1::Task* task, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -177,44 +196,58 @@ class JobManager {
   // worker's tasks.
   void SendEarlyLocked(const std::shared_ptr<WorkerSession>& session, assay::v1::CoordinatorMessage message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Holds mu_ for one decision. On release: the section's changes go to the group commit; the lock is
-  // let go; the caller waits until they (and whatever the section read, see NeedWritten) are on disk,
-  // so nobody hears of a state that a crash could take back; then the tasks that became ready are
-  // prepared, still without the lock. No disk or CAS I/O ever happens under mu_.
-  class ABSL_SCOPED_LOCKABLE Locked {
+  // One decision under mu_ (a locked section). Decide(body) takes mu_, runs `body`, then ends the
+  // section (EndSection, job_manager_sections.cc): its changes go to the group commit, the lock is
+  // let go, welcomes and assignments are sent, the caller waits until the changes (and whatever the
+  // section read, see NeedWritten) are on disk, so nobody hears of a state that a crash could take
+  // back; then the tasks that became ready are prepared without the lock (PrepareReady, a loop).
+  // No disk or CAS I/O ever happens under mu_.
+  // kNoWait: the section answers nobody (a log chunk), so it hands its changes to the group commit
+  // without waiting for them; whoever reads them next waits (NeedWritten). It still waits once more
+  // than kMaxUnwaitedBytes are queued, so memory stays bounded.
+  enum class Mode { kWait, kNoWait };
+  static constexpr size_t kMaxUnwaitedBytes = 1 << 20;
+  class Section {
    public:
-    // kNoWait: the section answers nobody (a log chunk), so it hands its changes to the group commit
-    // without waiting for them; whoever reads them next waits (NeedWritten).
-    enum Mode { kWait, kNoWait };
-    static constexpr size_t kMaxUnwaitedBytes = 1 << 20;
-    explicit Locked(JobManager* m, Mode mode = kWait) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->mu_) : m_(m), mode_(mode) {
-      m_->mu_.Lock();
-    }
-    ~Locked() ABSL_UNLOCK_FUNCTION() {
-      const uint64_t ticket = std::max(m_->FlushLocked(), needed_);
-      std::vector<PrepareWork> work;
-      work.swap(m_->to_prepare_);
-      std::vector<std::pair<std::shared_ptr<WorkerSession>, assay::v1::CoordinatorMessage>> early;
-      early.swap(m_->early_);
-      m_->mu_.Unlock();
-      for (auto& [session, message] : early) session->Send(std::move(message));
-      // (A section that does not wait still does once too much is queued: memory stays bounded.)
-      if (ticket != 0 && (mode_ == kWait || m_->commit_.queued_bytes() > kMaxUnwaitedBytes)) {
-        m_->commit_.Wait(ticket).IgnoreError();  // failures are logged by the commit
-      }
-      if (!work.empty()) m_->PrepareAndApply(std::move(work));
-    }
+    explicit Section(Mode mode) : mode_(mode) {}
     // What this section returns includes `entry`'s state: do not return before it is written.
     void NeedWritten(const JobEntry& entry) { needed_ = std::max(needed_, entry.last_ticket); }
-    Locked(const Locked&) = delete;
-    Locked& operator=(const Locked&) = delete;
+    Mode mode() const { return mode_; }
+    uint64_t needed() const { return needed_; }
 
    private:
-    JobManager* m_;
     const Mode mode_;
     uint64_t needed_ = 0;
   };
-  absl::StatusOr<assay::v1::Job> CancelLocked(Locked* lock, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  template <typename Body>
+  auto Decide(Body&& body, Mode mode = Mode::kWait) ABSL_LOCKS_EXCLUDED(mu_) {
+    Section section(mode);
+    mu_.Lock();
+    if constexpr (std::is_void_v<std::invoke_result_t<Body&, Section&>>) {
+      body(section);
+      EndSection(section);
+    } else {
+      auto result = body(section);
+      EndSection(section);
+      return result;
+    }
+  }
+  // What a section hands on when it lets go of mu_.
+  struct Released {
+    uint64_t ticket = 0;  // the group commit holding its changes (0: none)
+    std::vector<PrepareWork> ready;  // tasks to prepare
+    std::vector<std::pair<std::shared_ptr<WorkerSession>, assay::v1::CoordinatorMessage>> early;
+  };
+  // Ends the section `Decide` began: releases mu_, sends, waits, and prepares what became ready.
+  void EndSection(const Section& section) ABSL_UNLOCK_FUNCTION(mu_);
+  // Hands the section's changes to the group commit and lets go of mu_.
+  Released Release(uint64_t needed) ABSL_UNLOCK_FUNCTION(mu_);
+  // Sends the section's early messages and waits for its changes as `mode` says (no lock held).
+  void AfterRelease(Released* released, Mode mode) ABSL_LOCKS_EXCLUDED(mu_);
+  // The prepare/apply loop: builds the ready tasks' actions without the lock, a few at a time, and
+  // applies each batch in a section of its own; tasks those batches make ready are prepared next.
+  void PrepareReady(std::vector<PrepareWork> work) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<assay::v1::Job> CancelLocked(Section* section, JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SystemLogLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& line)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A worker's lines that rode with a log message or a result (TaskLog.preface), logged before it.
@@ -234,6 +267,7 @@ class JobManager {
   const Clock* const clock_;
   const Options options_;
   const ActionBuilder builder_;  // used only with mu_ released
+  const Intake intake_;          // used only with mu_ released
 
   absl::Mutex mu_;
   Dispatcher dispatcher_ ABSL_GUARDED_BY(mu_);  // workers, queue, leases, prepared actions and pins
@@ -249,18 +283,15 @@ class JobManager {
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
-  uint64_t next_watcher_ ABSL_GUARDED_BY(mu_) = 1;
+  Watchers watchers_ ABSL_GUARDED_BY(mu_);
   RunHistory history_ ABSL_GUARDED_BY(mu_);  // the steps' last runs: a job's longest work first
   // The task's last run plus the longest chain of last runs of the tasks waiting for it (0: unknown).
   int64_t ExpectedMsLocked(JobEntry* entry, const assay::v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Time last_poke_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   GroupCommit::Change pending_ ABSL_GUARDED_BY(mu_);      // this section's writes and messages
   GroupCommit commit_;
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);
   LatencyHistogram heartbeat_latency_;
   std::map<std::pair<std::string, bool>, int64_t> tasks_finished_ ABSL_GUARDED_BY(mu_);
 };
-
-absl::StatusOr<uint64_t> ParseJobId(const std::string& id);
 
 }  // namespace assay

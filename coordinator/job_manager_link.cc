@@ -1,6 +1,6 @@
-// JobManager's side of the worker link: workers coming and going, heartbeats, log chunks, results,
-// lease expiry; and the figures for `assay workers` and the metrics. (The jobs API, the locked
-// sections and the group commit are in job_manager.cc.)
+// JobManager's side of the worker link: workers coming and going, heartbeats, log chunks, results
+// (their inline blobs stored first). The ticker is in job_manager_tick.cc, the fleet view in
+// job_manager_fleet.cc, the locked sections in job_manager_sections.cc.
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/match.h"
@@ -24,78 +24,84 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   if (hello.prefetch() < 0 || hello.prefetch() > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("hello.prefetch is ", hello.prefetch(), "; it must be 0 to 1024"));
   }
-  Locked lock(this);
-  for (const Lease& lease : dispatcher_.Connect(hello, session)) {
-    if (JobEntry* entry = ActiveLocked(lease.task.job)) {
-      Task* task = entry->job.mutable_tasks(lease.task.index);
-      if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
-    }
-  }
-  assay::v1::CoordinatorMessage welcome;
-  welcome.mutable_welcome()->set_worker_id(hello.worker_id());
-  welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
-  welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
-  // Sent with the assignments that may follow in this section, and before them.
-  SendEarlyLocked(session, std::move(welcome));
-  // Tasks waiting for labels nobody had may now have a worker.
-  for (auto& [number, entry] : jobs_) {
-    for (Task& task : *entry->job.mutable_tasks()) {
-      if (task.state() == assay::v1::TASK_QUEUED && absl::StartsWith(task.message(), "waiting for a worker") &&
-          dispatcher_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
-        task.clear_message();
-        PersistLocked(entry.get(), task, false);
+  Decide([&](Section&) {
+    for (const Lease& lease : dispatcher_.Connect(hello, session)) {
+      if (JobEntry* entry = ActiveLocked(lease.task.job)) {
+        Task* task = entry->job.mutable_tasks(lease.task.index);
+        if (task->state() == assay::v1::TASK_RUNNING) RequeueLostLocked(entry, task, "worker reconnected; task queued again");
       }
     }
-  }
-  DispatchLocked();
+    assay::v1::CoordinatorMessage welcome;
+    welcome.mutable_welcome()->set_worker_id(hello.worker_id());
+    welcome.mutable_welcome()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+    welcome.mutable_welcome()->set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
+    // Sent with the assignments that may follow in this section, and before them.
+    SendEarlyLocked(session, std::move(welcome));
+    // Tasks waiting for labels nobody had may now have a worker.
+    for (auto& [number, entry] : jobs_) {
+      for (Task& task : *entry->job.mutable_tasks()) {
+        if (task.state() == assay::v1::TASK_QUEUED && entry->awaiting_worker.contains(task.index()) &&
+            dispatcher_.AnyWorkerCouldRun({task.spec().required_labels().begin(), task.spec().required_labels().end()})) {
+          entry->awaiting_worker.erase(task.index());
+          task.clear_message();  // it said which labels the task waited for
+          PersistLocked(entry.get(), task, false);
+        }
+      }
+    }
+    DispatchLocked();
+  });
   return absl::OkStatus();
 }
 
 void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& session) {
-  Locked lock(this);
-  std::vector<Lease> lost;
-  if (!dispatcher_.Disconnect(session, &lost)) return;  // already replaced
-  for (const Lease& lease : lost) {
-    JobEntry* entry = ActiveLocked(lease.task.job);
-    if (entry == nullptr) continue;
-    Task* task = entry->job.mutable_tasks(lease.task.index);
-    if (task->state() == assay::v1::TASK_RUNNING) {
-      RequeueLostLocked(entry, task, absl::StrCat("worker ", session->worker_id(), " disconnected"));
+  Decide([&](Section&) {
+    std::vector<Lease> lost;
+    if (!dispatcher_.Disconnect(session, &lost)) return;  // already replaced
+    for (const Lease& lease : lost) {
+      JobEntry* entry = ActiveLocked(lease.task.job);
+      if (entry == nullptr) continue;
+      Task* task = entry->job.mutable_tasks(lease.task.index);
+      if (task->state() == assay::v1::TASK_RUNNING) {
+        RequeueLostLocked(entry, task, absl::StrCat("worker ", session->worker_id(), " disconnected"));
+      }
     }
-  }
-  DispatchLocked();
+    DispatchLocked();
+  });
 }
 
 void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
   const absl::Time began = absl::Now();
-  OnHeartbeatLocked(worker, heartbeat);
+  RenewLeases(worker, heartbeat);
   heartbeat_latency_.Observe(absl::Now() - began);
 }
 
-void JobManager::OnHeartbeatLocked(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
-  Locked lock(this);
-  std::vector<std::pair<TaskKey, std::string>> leases;
-  for (const auto& ref : heartbeat.leases()) {
-    uint64_t number = 0;
-    if (!absl::SimpleAtoi(ref.job_id(), &number)) continue;
-    JobEntry* entry = ActiveLocked(number);
-    if (entry == nullptr) continue;
-    auto idx = entry->task_index.find(ref.task_id());
-    if (idx == entry->task_index.end()) continue;
-    leases.emplace_back(TaskKey{number, idx->second}, ref.lease_id());
-  }
-  if (dispatcher_.Heartbeat(worker, leases)) DispatchLocked();  // back from silence: it may take tasks again
+void JobManager::RenewLeases(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
+  Decide([&](Section&) {
+    std::vector<std::pair<TaskKey, std::string>> leases;
+    for (const auto& ref : heartbeat.leases()) {
+      uint64_t number = 0;
+      if (!absl::SimpleAtoi(ref.job_id(), &number)) continue;
+      JobEntry* entry = ActiveLocked(number);
+      if (entry == nullptr) continue;
+      auto idx = entry->task_index.find(ref.task_id());
+      if (idx == entry->task_index.end()) continue;
+      leases.emplace_back(TaskKey{number, idx->second}, ref.lease_id());
+    }
+    if (dispatcher_.Heartbeat(worker, leases)) DispatchLocked();  // back from silence: it may take tasks again
+  });
 }
 
 void JobManager::OnStopping(const std::string& worker, const assay::v1::Stopping& stopping) {
-  Locked lock(this);
-  dispatcher_.SetStopping(worker);
+  Decide([&](Section&) { dispatcher_.SetStopping(worker); });
   spdlog::info("worker {} is stopping: no new tasks; its running ones have {} s to finish", worker,
                stopping.grace_ms() / 1000);
 }
 
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
-  Locked lock(this, Locked::kNoWait);
+  Decide([&](Section&) { TakeLogLocked(log); }, Mode::kNoWait);
+}
+
+void JobManager::TakeLogLocked(const assay::v1::TaskLog& log) {
   uint64_t number = 0;
   if (!absl::SimpleAtoi(log.lease().job_id(), &number)) return;
   JobEntry* entry = ActiveLocked(number);
@@ -121,19 +127,28 @@ void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const st
   AppendLogLocked(entry, task, std::move(chunk));
 }
 
-absl::Status JobManager::OnResult(const std::string& worker, const assay::v1::TaskResult& result) {
+absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResult result) {
+  StoreInlineBlobs(worker, &result);
   std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;
-  absl::Status status;
-  {
-    Locked lock(this);
-    status = ApplyResultLocked(worker, result, &to_cache);
-  }
+  absl::Status status = Decide([&](Section&) { return ApplyResultLocked(worker, result, &to_cache); });
   // The action cache is written after the task's state, outside the lock.
   if (to_cache.has_value()) {
     absl::Status s = action_cache_->Put("", to_cache->first, to_cache->second);
     if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", result.lease().job_id(), result.lease().task_id(), s.message());
   }
   return status;
+}
+
+void JobManager::StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) {
+  for (const auto& blob : result->inline_blobs()) {
+    auto digest = Digest::FromProto(blob.digest());
+    absl::Status s = digest.ok() ? blobs_->Put(*digest, blob.data()) : digest.status();
+    if (!s.ok()) {
+      spdlog::warn("worker {}: a blob sent with a result was refused: {}", worker, s.message());
+      if (result->error().empty()) result->set_error(absl::StrCat("storing an output: ", s.message()));
+    }
+  }
+  result->clear_inline_blobs();
 }
 
 absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
@@ -155,41 +170,47 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     return s;
   }
   if (result.not_started()) {  // a prefetched task handed back: the next free slot takes it
-    if (task->state() != assay::v1::TASK_RUNNING) {  // cancelled meanwhile
-      dispatcher_.Release(key, result.lease().lease_id());
-    } else {
-      dispatcher_.GiveBack(key, result.lease().lease_id(),
-                           {task->spec().required_labels().begin(), task->spec().required_labels().end()});
-      SystemLogLocked(entry, *task, absl::StrCat("worker ", worker, " handed the task back before starting it"));
-      task->set_state(assay::v1::TASK_QUEUED);
-      task->set_attempt(task->attempt() - 1);  // it did not run
-      task->set_started_at_ms(0);
+    TakeBackLocked(worker, entry, task, result.lease().lease_id());
+  } else {
+    dispatcher_.Release(key, result.lease().lease_id());
+    if (IsFinal(task->state())) {
+      // Cancelled while it ran: there is nothing to take.
+    } else if (!result.host_problem().empty()) {  // not the step's fault: another worker runs it
+      dispatcher_.SetHostProblem(worker);
+      AppendPrefaceLocked(entry, *task, result.log_preface());
       task->clear_worker();
-      PersistLocked(entry, *task, false);
+      RequeueLostLocked(entry, task,
+                        absl::StrCat("worker ", worker, " could not run the task: ", result.host_problem(),
+                                     "; queued again for another worker"));
+    } else {
+      TakeRunLocked(entry, task, result, to_cache);
     }
-    DispatchLocked();
-    return absl::OkStatus();
   }
-  dispatcher_.Release(key, result.lease().lease_id());
-  if (IsFinal(task->state())) {  // cancelled while it ran
-    DispatchLocked();
-    return absl::OkStatus();
+  DispatchLocked();
+  return absl::OkStatus();
+}
+
+void JobManager::TakeBackLocked(const std::string& worker, JobEntry* entry, Task* task, const std::string& lease_id) {
+  const TaskKey key{entry->number, task->index()};
+  if (task->state() != assay::v1::TASK_RUNNING) {  // cancelled meanwhile
+    dispatcher_.Release(key, lease_id);
+    return;
   }
-  if (!result.host_problem().empty()) {  // not the step's fault: another worker runs it
-    dispatcher_.SetHostProblem(worker);
-    AppendPrefaceLocked(entry, *task, result.log_preface());
-    task->clear_worker();
-    RequeueLostLocked(entry, task,
-                      absl::StrCat("worker ", worker, " could not run the task: ", result.host_problem(),
-                                   "; queued again for another worker"));
-    DispatchLocked();
-    return absl::OkStatus();
-  }
+  dispatcher_.GiveBack(key, lease_id, {task->spec().required_labels().begin(), task->spec().required_labels().end()});
+  SystemLogLocked(entry, *task, absl::StrCat("worker ", worker, " handed the task back before starting it"));
+  task->set_state(assay::v1::TASK_QUEUED);
+  task->set_attempt(task->attempt() - 1);  // it did not run
+  task->set_started_at_ms(0);
+  task->clear_worker();
+  PersistLocked(entry, *task, false);
+}
+
+void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::TaskResult& result,
+                               std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) {
   // A prefetched task waited on its worker for a slot: its run began when the worker started it.
   const auto& run = result.result().execution_metadata();
   if (run.has_worker_start_timestamp() && run.has_worker_completed_timestamp()) {
-    const int64_t ran_ms = (run.worker_completed_timestamp().seconds() - run.worker_start_timestamp().seconds()) * 1000 +
-                           (run.worker_completed_timestamp().nanos() - run.worker_start_timestamp().nanos()) / 1'000'000;
+    const int64_t ran_ms = TimestampMillis(run.worker_completed_timestamp()) - TimestampMillis(run.worker_start_timestamp());
     const int64_t busy_ms = std::max<int64_t>(ran_ms - std::max<int64_t>(result.slot_wait_ms(), 0), 0);
     task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - busy_ms));
   }
@@ -204,8 +225,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
     SystemLogLocked(entry, *task, absl::StrCat(decision.failure, "; retrying (", task->attempt(), " of ",
                                                task->spec().retry() + 1, ")"));
     QueueAgainLocked(entry, task);
-    DispatchLocked();
-    return absl::OkStatus();
+    return;
   }
   if (decision.cacheable) {
     auto digest = Digest::FromProto(task->action_digest());
@@ -221,124 +241,6 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
   FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
                    decision.failure);
   AdvanceLocked(entry);
-  DispatchLocked();
-  return absl::OkStatus();
-}
-
-void JobManager::Tick() {
-  Locked lock(this);
-  // Watchers of unfinished jobs hear from us about once a second, so running durations stay current.
-  const absl::Time now = clock_->Now();
-  if (now - last_poke_ >= absl::Seconds(1)) {
-    last_poke_ = now;
-    for (auto& [number, entry] : jobs_) {
-      if (IsFinal(entry->job.state())) continue;
-      for (const auto& [handle, on_change] : entry->watchers) on_change(false);
-    }
-    // A task that no worker connected or seen within the grace period could run fails, naming the
-    // labels it needs, instead of waiting forever.
-    for (const auto& [key, why] : dispatcher_.TakeUnschedulable(options_.unschedulable_grace)) {
-      JobEntry* entry = ActiveLocked(key.job);
-      if (entry == nullptr) continue;
-      Task* task = entry->job.mutable_tasks(key.index);
-      if (task->state() != assay::v1::TASK_QUEUED) continue;
-      const std::string message = absl::StrCat(why, " (waited ", absl::FormatDuration(options_.unschedulable_grace), ")");
-      SystemLogLocked(entry, *task, message);
-      FinishTaskLocked(entry, task, assay::v1::TASK_FAILED, message);
-      AdvanceLocked(entry);
-    }
-  }
-  for (const Lease& lease : dispatcher_.ExpireLeases()) {
-    dispatcher_.SetUnresponsive(lease.worker);
-    JobEntry* entry = ActiveLocked(lease.task.job);
-    if (entry == nullptr) continue;
-    Task* task = entry->job.mutable_tasks(lease.task.index);
-    if (task->state() != assay::v1::TASK_RUNNING) continue;
-    if (auto session = dispatcher_.SessionOf(lease.worker)) {
-      SendLocked(session, CancelMessage(entry->job, *task, lease.lease_id, "lease expired"));
-    }
-    RequeueLostLocked(entry, task, absl::StrCat("lease on worker ", lease.worker, " expired (no heartbeat)"));
-  }
-  DispatchLocked();
-}
-
-JobManager::Stats JobManager::GetStats() {
-  Locked lock(this);
-  Stats s;
-  for (const auto& [number, entry] : jobs_) {
-    if (IsFinal(entry->job.state())) continue;
-    ++s.jobs_active;
-    for (const Task& t : entry->job.tasks()) {
-      s.tasks_pending += t.state() == assay::v1::TASK_PENDING;
-      s.tasks_queued += t.state() == assay::v1::TASK_QUEUED;
-      s.tasks_running += t.state() == assay::v1::TASK_RUNNING;
-    }
-  }
-  for (const auto& [id, w] : dispatcher_.workers()) {
-    if (!w.connected) continue;
-    ++s.workers_connected;
-    s.slots += w.hello.slots();
-    s.slots_busy += static_cast<int64_t>(dispatcher_.RunningOn(id).size());
-  }
-  s.jobs_finished = jobs_finished_;
-  s.heartbeat_seconds = heartbeat_latency_.Read();
-  s.tasks_finished = tasks_finished_;
-  return s;
-}
-
-std::vector<assay::v1::Worker> JobManager::ListWorkers() {
-  Locked lock(this);
-  std::vector<assay::v1::Worker> out;
-  for (const auto& [id, w] : dispatcher_.workers()) {
-    assay::v1::Worker worker;
-    worker.set_id(id);
-    worker.set_hostname(w.hello.hostname());
-    for (const auto& l : w.hello.labels()) worker.add_labels(l);
-    worker.set_slots(w.hello.slots());
-    worker.set_connected(w.connected);
-    worker.set_connected_at_ms(w.connected_at_ms);
-    worker.set_last_seen_ms(w.last_seen_ms);
-    for (const TaskKey& key : dispatcher_.RunningOn(id)) {
-      if (JobEntry* entry = ActiveLocked(key.job)) {
-        worker.add_running(absl::StrCat(key.job, "/", entry->job.tasks(key.index).id()));
-      }
-    }
-    worker.set_busy(worker.running_size());
-    worker.set_admin_state(dispatcher_.AdminState(id));
-    worker.set_drained(worker.admin_state() == assay::v1::WORKER_DRAINING && worker.running_size() == 0);
-    for (const auto& e : w.hello.executors()) worker.add_executors(e);
-    worker.set_version(w.hello.version());
-    worker.set_stopping(w.connected && w.stopping);
-    worker.set_unresponsive(w.connected && w.unresponsive);
-    out.push_back(std::move(worker));
-  }
-  return out;
-}
-
-absl::StatusOr<assay::v1::Worker> JobManager::SetWorkerState(const std::string& worker,
-                                                            assay::v1::WorkerAdminState state) {
-  if (!assay::v1::WorkerAdminState_IsValid(state)) return absl::InvalidArgumentError("unknown worker state");
-  {
-    Locked lock(this);
-    if (!dispatcher_.workers().contains(worker)) {
-      std::vector<std::string> known;
-      for (const auto& [id, w] : dispatcher_.workers()) known.push_back(id);
-      return absl::NotFoundError(absl::StrCat("unknown worker '", worker, "' (known: ",
-                                              known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
-    }
-  }
-  // Written (fsynced) before it takes effect, outside the lock.
-  if (absl::Status s = store_->PutWorkerState(worker, state); !s.ok()) return s;
-  {
-    Locked lock(this);
-    dispatcher_.SetAdminState(worker, state);
-    spdlog::info("worker {} is now {}", worker, assay::v1::WorkerAdminState_Name(state));
-    DispatchLocked();
-  }
-  for (auto& w : ListWorkers()) {
-    if (w.id() == worker) return w;
-  }
-  return absl::NotFoundError(absl::StrCat("unknown worker '", worker, "'"));
 }
 
 }  // namespace assay

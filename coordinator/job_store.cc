@@ -1,5 +1,7 @@
 #include "coordinator/job_store.h"
 
+#include "coordinator/task_rules.h"
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -15,13 +17,12 @@ constexpr char kNextJobKey[] = "next_job";
 std::string TaskKeyBytes(uint64_t job, int32_t index) { return EncodeU64(job) + EncodeU32(static_cast<uint32_t>(index)); }
 }  // namespace
 
-bool IsFinal(assay::v1::JobState state) {
-  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
-}
-
-bool IsFinal(assay::v1::TaskState state) {
-  return state == assay::v1::TASK_SUCCEEDED || state == assay::v1::TASK_FAILED ||
-         state == assay::v1::TASK_CANCELLED || state == assay::v1::TASK_SKIPPED;
+absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
+  uint64_t number = 0;
+  if (!absl::SimpleAtoi(id, &number) || number == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a job id (job ids are numbers)"));
+  }
+  return number;
 }
 
 absl::StatusOr<uint64_t> JobStore::NextJobNumber() {

@@ -51,7 +51,7 @@ class JobStore {
   absl::Mutex counter_mu_;  // job numbers are read, incremented and written as one step
 };
 
-bool IsFinal(assay::v1::JobState state);
-bool IsFinal(assay::v1::TaskState state);
+// A job id ("42") as its number; InvalidArgument for anything else.
+absl::StatusOr<uint64_t> ParseJobId(const std::string& id);
 
 }  // namespace assay

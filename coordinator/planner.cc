@@ -7,6 +7,72 @@ namespace assay {
 using assay::v1::Job;
 using assay::v1::Task;
 
+namespace {
+
+// An emulator step's part of the spec.
+void FillQemu(const QemuStep& q, const Step& step, assay::v1::TaskSpec* spec) {
+  auto* qemu = spec->mutable_qemu();
+  qemu->set_system(q.system);
+  qemu->set_machine(q.machine);
+  qemu->set_cpu(q.cpu);
+  qemu->set_kernel(q.kernel);
+  for (const auto& a : q.args) qemu->add_args(a);
+  qemu->set_semihosting(q.semihosting);
+  for (const auto& e : q.expect) qemu->add_expect(e);
+  qemu->set_ordered(q.ordered);
+  for (const auto& f : q.fail_on) qemu->add_fail_on(f);
+  qemu->set_exit_code(q.exit_code);
+  // Workers advertise "qemu-system-arm=VERSION"; in an image, the image brings the emulator.
+  if (step.image.empty()) spec->add_required_labels(q.system);
+  // Unless it declares inputs, an emulator run reads only its kernel (a needed step's output):
+  // a source change that leaves the kernel as it was does not run it again.
+  if (step.inputs.empty()) spec->add_inputs(q.kernel);
+}
+
+// What a worker needs to run one expanded step (the size baseline aside).
+void FillSpec(const Pipeline& pipeline, const Step& step, const PlanInput& input, assay::v1::TaskSpec* spec) {
+  spec->set_run(step.run);
+  for (const auto& [k, v] : pipeline.env) (*spec->mutable_env())[k] = v;
+  for (const auto& [k, v] : step.env) (*spec->mutable_env())[k] = v;  // the step's win
+  for (const auto& o : step.outputs) spec->add_outputs(o);
+  for (const auto& in : step.inputs) spec->add_inputs(in);
+  spec->set_timeout_ms(absl::ToInt64Milliseconds(step.timeout));
+  for (const auto& r : step.requires_labels) spec->add_required_labels(r);
+  spec->set_cache(step.cache);
+  spec->set_cache_failures(step.cache_failures);
+  spec->set_retry(step.retry);
+  for (const auto& w : step.retry_when) spec->add_retry_when(w);
+  if (step.qemu) FillQemu(*step.qemu, step, spec);
+  if (!step.image.empty()) {
+    auto* container = spec->mutable_container();
+    container->set_image(step.image);
+    if (auto it = input.image_ids.find(step.image); it != input.image_ids.end()) container->set_image_id(it->second);
+    container->set_network(step.network);
+    container->set_user(step.user);
+    spec->add_required_labels("container");  // workers with an engine offer "container"
+  }
+  spec->mutable_limits()->set_cpus(step.cpus);
+  spec->mutable_limits()->set_memory_bytes(step.memory_bytes);
+  spec->mutable_limits()->set_pids(step.pids);
+  spec->set_output_limit(step.output_limit);
+  spec->set_output_limit_fails(step.output_limit_fails);
+  for (const SizeBudget& b : step.size_budgets) {
+    auto* budget = spec->add_size_budgets();
+    budget->set_path(b.path);
+    budget->set_file(b.file);
+    budget->set_text(b.text);
+    budget->set_data(b.data);
+    budget->set_bss(b.bss);
+    budget->set_rom(b.rom);
+    budget->set_ram(b.ram);
+    budget->set_line(b.line);
+  }
+  spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
+  spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
+}
+
+}  // namespace
+
 absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
   Job job;
   job.set_name(pipeline.name);
@@ -38,65 +104,9 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
       for (const auto& [k, v] : cell) (*task->mutable_matrix())[k] = v;
       for (const std::string& need : step->needs) task->add_needs(qualified(need));
       task->set_state(assay::v1::TASK_PENDING);
-      auto* spec = task->mutable_spec();
-      spec->set_run(step->run);
-      for (const auto& [k, v] : pipeline.env) (*spec->mutable_env())[k] = v;
-      for (const auto& [k, v] : step->env) (*spec->mutable_env())[k] = v;  // the step's win
-      for (const auto& o : step->outputs) spec->add_outputs(o);
-      for (const auto& in : step->inputs) spec->add_inputs(in);
-      spec->set_timeout_ms(absl::ToInt64Milliseconds(step->timeout));
-      for (const auto& r : step->requires_labels) spec->add_required_labels(r);
-      spec->set_cache(step->cache);
-      spec->set_cache_failures(step->cache_failures);
-      spec->set_retry(step->retry);
-      for (const auto& w : step->retry_when) spec->add_retry_when(w);
-      if (step->qemu) {
-        const QemuStep& q = *step->qemu;
-        auto* qemu = spec->mutable_qemu();
-        qemu->set_system(q.system);
-        qemu->set_machine(q.machine);
-        qemu->set_cpu(q.cpu);
-        qemu->set_kernel(q.kernel);
-        for (const auto& a : q.args) qemu->add_args(a);
-        qemu->set_semihosting(q.semihosting);
-        for (const auto& e : q.expect) qemu->add_expect(e);
-        qemu->set_ordered(q.ordered);
-        for (const auto& f : q.fail_on) qemu->add_fail_on(f);
-        qemu->set_exit_code(q.exit_code);
-        // Workers advertise "qemu-system-arm=VERSION"; in an image, the image brings the emulator.
-        if (step->image.empty()) spec->add_required_labels(q.system);
-        // Unless it declares inputs, an emulator run reads only its kernel (a needed step's output):
-        // a source change that leaves the kernel as it was does not run it again.
-        if (step->inputs.empty()) spec->add_inputs(q.kernel);
-      }
-      if (!step->image.empty()) {
-        auto* container = spec->mutable_container();
-        container->set_image(step->image);
-        if (auto it = input.image_ids.find(step->image); it != input.image_ids.end()) container->set_image_id(it->second);
-        container->set_network(step->network);
-        container->set_user(step->user);
-        spec->add_required_labels("container");  // workers with an engine offer "container"
-      }
-      spec->mutable_limits()->set_cpus(step->cpus);
-      spec->mutable_limits()->set_memory_bytes(step->memory_bytes);
-      spec->mutable_limits()->set_pids(step->pids);
-      spec->set_output_limit(step->output_limit);
-      spec->set_output_limit_fails(step->output_limit_fails);
-      for (const SizeBudget& b : step->size_budgets) {
-        auto* budget = spec->add_size_budgets();
-        budget->set_path(b.path);
-        budget->set_file(b.file);
-        budget->set_text(b.text);
-        budget->set_data(b.data);
-        budget->set_bss(b.bss);
-        budget->set_rom(b.rom);
-        budget->set_ram(b.ram);
-        budget->set_line(b.line);
-      }
-      spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
-      spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
+      FillSpec(pipeline, *step, input, task->mutable_spec());
       if (auto it = input.baseline.find(task->id()); it != input.baseline.end()) {
-        for (const auto& [path, size] : it->second) (*spec->mutable_baseline())[path] = size;
+        for (const auto& [path, size] : it->second) (*task->mutable_spec()->mutable_baseline())[path] = size;
       }
     }
   }

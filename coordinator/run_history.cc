@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/task_rules.h"
 
 namespace assay {
 namespace {
@@ -12,8 +13,6 @@ std::string Key(const assay::v1::Job& job, const std::string& task_id) {
   return absl::StrCat(job.name(), "\n", job.pipeline_path(), "\n", task_id);
 }
 
-int64_t Millis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
-
 }  // namespace
 
 void RunHistory::Record(const assay::v1::Job& job, const assay::v1::Task& task,
@@ -21,7 +20,7 @@ void RunHistory::Record(const assay::v1::Job& job, const assay::v1::Task& task,
   if (!run.has_execution_start_timestamp() || !run.has_execution_completed_timestamp()) return;
   if (last_ms_.size() >= kMaxEntries) last_ms_.clear();
   last_ms_[Key(job, task.id())] =
-      std::max<int64_t>(1, Millis(run.execution_completed_timestamp()) - Millis(run.execution_start_timestamp()));
+      std::max<int64_t>(1, TimestampMillis(run.execution_completed_timestamp()) - TimestampMillis(run.execution_start_timestamp()));
 }
 
 int64_t RunHistory::Last(const assay::v1::Job& job, const std::string& task_id) const {

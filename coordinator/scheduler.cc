@@ -47,8 +47,8 @@ std::vector<Lease> Scheduler::RemoveWorker(const std::string& id) {
   return lost;
 }
 
-void Scheduler::SetCordoned(const std::string& id, bool cordoned) {
-  if (auto it = workers_.find(id); it != workers_.end()) it->second.cordoned = cordoned;
+void Scheduler::SetEligible(const std::string& id, bool eligible) {
+  if (auto it = workers_.find(id); it != workers_.end()) it->second.eligible = eligible;
 }
 
 void Scheduler::SetJobPolicy(uint64_t job, int priority, int max_parallel) {
@@ -134,7 +134,7 @@ std::vector<Lease> Scheduler::Dispatch() {
 
 void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
   const absl::Time now = clock_->Now();
-  auto capacity = [extra](const Worker& w) { return w.cordoned ? 0 : w.slots + (extra > 0 ? w.prefetch : 0); };
+  auto capacity = [extra](const Worker& w) { return !w.eligible ? 0 : w.slots + (extra > 0 ? w.prefetch : 0); };
   // With every slot busy there is nothing to do: a long queue is not walked on every result.
   int free = 0;
   for (const auto& [id, w] : workers_) free += std::max(0, capacity(w) - w.busy);
@@ -189,7 +189,7 @@ std::vector<Lease> Scheduler::Reclaim() {
   }
   // A worker that may take no new task (cordoned, draining, stopping) starts none it holds either.
   for (auto& [id, w] : workers_) {
-    if (!w.cordoned) continue;
+    if (w.eligible) continue;
     for (Held& h : w.held) {
       auto it = leases_.find(h.task);
       if (h.reclaiming || it == leases_.end()) continue;
@@ -198,7 +198,7 @@ std::vector<Lease> Scheduler::Reclaim() {
     }
   }
   for (auto& [id, idle] : workers_) {
-    if (idle.cordoned || idle.busy >= idle.slots) continue;
+    if (!idle.eligible || idle.busy >= idle.slots) continue;
     int free = idle.slots - idle.busy;
     for (auto& [other_id, other] : workers_) {
       if (free == 0) break;

@@ -53,8 +53,9 @@ class Scheduler {
   // Forgets a worker; returns the leases it held, now void.
   std::vector<Lease> RemoveWorker(const std::string& id);
   bool HasWorker(const std::string& id) const { return workers_.contains(id); }
-  // A cordoned worker keeps its running tasks and gets no new ones.
-  void SetCordoned(const std::string& id, bool cordoned);
+  // A worker that is not eligible (cordoned, draining, stopping, unresponsive, or with a host
+  // problem) keeps its running tasks and gets no new ones; those it holds unstarted are asked back.
+  void SetEligible(const std::string& id, bool eligible);
 
   // How a job shares the farm: higher `priority` first; among equal priorities, free slots go to the
   // job with the fewest running tasks (round-robin between jobs); `max_parallel` > 0 caps its running
@@ -75,7 +76,7 @@ class Scheduler {
   std::vector<Lease> Dispatch();
   // Held leases to ask back from their workers (CancelTask.if_not_started) and queue again: those a
   // worker with a free slot, and nothing queued for it, could run now (a free slot is matched to one
-  // lease at most), and those of cordoned workers. A lease is named once.
+  // lease at most), and those of workers that are not eligible. A lease is named once.
   std::vector<Lease> Reclaim();
 
   // OK when `lease_id` is the live lease of `task`; FAILED_PRECONDITION for a stale or unknown one.
@@ -112,7 +113,7 @@ class Scheduler {
     int slots = 0;
     int prefetch = 0;
     int busy = 0;              // live leases, held ones included
-    bool cordoned = false;
+    bool eligible = true;      // may take new tasks (SetEligible)
     std::deque<Held> held;     // its held leases, oldest first
   };
   struct Queued {

@@ -47,7 +47,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<ThreadPool>(4);
-  worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get(), blob_stack_.store());
+  worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
 
   if (!options.metrics_listen.empty()) {
     auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/status_util.h"
 #include "coordinator/job_store.h"
+#include "coordinator/task_rules.h"
 
 namespace assay {
 namespace {

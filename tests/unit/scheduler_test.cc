@@ -240,7 +240,7 @@ TEST(SchedulerPrefetchTest, ACordonedWorkersHeldTasksAreAskedBackAndItsRunningOn
   auto granted = s.Dispatch();
   ASSERT_EQ(granted.size(), 3u);
   EXPECT_TRUE(s.Reclaim().empty());
-  s.SetCordoned("a", true);
+  s.SetEligible("a", false);
   auto back = s.Reclaim();
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[0].task, granted[1].task);

@@ -1,0 +1,112 @@
+#include "coordinator/intake.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/merkle.h"
+#include "common/status_util.h"
+#include "coordinator/planner.h"
+
+namespace assay {
+
+using assay::v1::Job;
+
+absl::Status Intake::CheckRequestId(const assay::v1::SubmitRequest& request) {
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " characters"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& request) const {
+  if (absl::Status s = CheckRequestId(request); !s.ok()) return s;
+  auto root = Digest::FromProto(request.source_root());
+  if (!root.ok()) return Annotate(root.status(), "source_root");
+  const std::string path = request.pipeline_path().empty() ? "assay.yaml" : request.pipeline_path();
+  if (absl::Status s = CheckRelativePath(path, "pipeline_path"); !s.ok()) return s;
+
+  auto missing = blobs_->FindMissing({*root});
+  if (!missing.ok()) return missing.status();
+  if (!missing->empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("source tree ", root->ToString(), " is not in the CAS; upload it before submitting"));
+  }
+  // The whole tree is checked before the job exists: workers will write it to their disks.
+  auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(*blobs_, d); }, options_.tree_limits);
+  if (!tree.ok()) return tree.status();
+  auto pipeline = ReadPipeline(*root, path);
+  if (!pipeline.ok()) return pipeline.status();
+
+  PlanInput plan;
+  plan.pipeline_path = path;
+  plan.source_root = root->ToProto();
+  plan.labels = {request.labels().begin(), request.labels().end()};
+  plan.request_id = request.request_id();
+  if (request.priority() < -1000 || request.priority() > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("priority ", request.priority(), " is outside -1000..1000"));
+  }
+  plan.priority = request.priority();
+  plan.image_ids = {request.image_ids().begin(), request.image_ids().end()};
+  plan.created_at_ms = UnixMillis(clock_->Now());
+  if (pipeline->size_regression.warn_percent > 0 || pipeline->size_regression.fail_percent > 0) {
+    auto baseline = LoadBaseline(*pipeline, *root, plan.labels);
+    if (!baseline.ok()) return baseline.status();
+    plan.baseline = std::move(*baseline);
+  }
+  auto planned = PlanJob(*pipeline, plan);
+  if (!planned.ok()) return planned.status();
+  return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
+}
+
+absl::StatusOr<Pipeline> Intake::ReadPipeline(const Digest& root, const std::string& path) const {
+  auto file = FindFile(root, path, [this](const Digest& d) { return LoadDirectory(*blobs_, d); });
+  if (!file.ok()) {
+    if (absl::IsNotFound(file.status())) {
+      return absl::FailedPreconditionError(absl::StrCat("the submitted tree has no pipeline file '", path, "'"));
+    }
+    return file.status();
+  }
+  auto file_digest = Digest::FromProto(file->digest());
+  if (!file_digest.ok()) return file_digest.status();
+  if (file_digest->size() > kMaxPipelineFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than 1 MiB"));
+  }
+  auto text = blobs_->Get(*file_digest);
+  if (!text.ok()) return text.status();
+  return ParsePipeline(*text, path, options_.limits);
+}
+
+absl::StatusOr<BaselineSizes> Intake::LoadBaseline(const Pipeline& pipeline, const Digest& root,
+                                                  const std::map<std::string, std::string>& labels) const {
+  const std::string& file_name = pipeline.size_regression.baseline_file;
+  if (!file_name.empty()) {
+    auto file = FindFile(root, file_name, [this](const Digest& d) { return LoadDirectory(*blobs_, d); });
+    if (!file.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("size_regression.baseline '", file_name, "' is not in the submitted tree"));
+    }
+    auto digest = Digest::FromProto(file->digest());
+    if (!digest.ok()) return digest.status();
+    if (digest->size() > kMaxBaselineFileBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(file_name, " is larger than 16 MiB"));
+    }
+    auto text = blobs_->Get(*digest);
+    if (!text.ok()) return text.status();
+    return ParseBaselineFile(*text, file_name);
+  }
+  // The previous successful job of this pipeline and branch.
+  auto jobs = store_->ListJobs(kBaselineSearchJobs);
+  if (!jobs.ok()) return jobs.status();
+  auto branch = labels.find("branch");
+  const Job* found = FindBaselineJob(*jobs, pipeline.name, branch == labels.end() ? "" : branch->second);
+  if (found == nullptr) return BaselineSizes{};
+  auto number = ParseJobId(found->id());
+  if (!number.ok()) return number.status();
+  auto job = store_->LoadJob(*number, /*with_tasks=*/true);
+  if (!job.ok()) return job.status();
+  spdlog::info("sizes of pipeline {} are compared with job {}", pipeline.name, found->id());
+  return BaselineFromJob(*job);
+}
+
+}  // namespace assay

@@ -1,0 +1,49 @@
+#include "coordinator/jobs_service.h"
+
+#include "common/status_util.h"
+#include "coordinator/watch_streams.h"
+
+namespace assay {
+
+using assay::v1::Job;
+
+grpc::Status JobsService::Submit(grpc::ServerContext*, const assay::v1::SubmitRequest* request, Job* response) {
+  auto job = jobs_->Submit(*request);
+  if (!job.ok()) return ToGrpc(job.status());
+  *response = std::move(*job);
+  return grpc::Status::OK;
+}
+
+grpc::Status JobsService::GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest* request, Job* response) {
+  auto job = jobs_->GetJob(request->job_id(), /*with_tasks=*/true);
+  if (!job.ok()) return ToGrpc(job.status());
+  *response = std::move(*job);
+  return grpc::Status::OK;
+}
+
+grpc::Status JobsService::ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest* request,
+                                   assay::v1::ListJobsResponse* response) {
+  auto jobs = jobs_->ListJobs(request->limit() > 0 ? request->limit() : 50);
+  if (!jobs.ok()) return ToGrpc(jobs.status());
+  for (auto& j : *jobs) *response->add_jobs() = std::move(j);
+  return grpc::Status::OK;
+}
+
+grpc::Status JobsService::CancelJob(grpc::ServerContext*, const assay::v1::CancelJobRequest* request, Job* response) {
+  auto job = jobs_->Cancel(request->job_id());
+  if (!job.ok()) return ToGrpc(job.status());
+  *response = std::move(*job);
+  return grpc::Status::OK;
+}
+
+grpc::ServerWriteReactor<Job>* JobsService::WatchJob(grpc::CallbackServerContext*,
+                                                     const assay::v1::WatchJobRequest* request) {
+  return NewWatchJobReactor(jobs_, executor_, *request);
+}
+
+grpc::ServerWriteReactor<assay::v1::LogChunk>* JobsService::StreamLogs(grpc::CallbackServerContext*,
+                                                                      const assay::v1::StreamLogsRequest* request) {
+  return NewStreamLogsReactor(jobs_, executor_, *request);
+}
+
+}  // namespace assay

@@ -1,0 +1,31 @@
+// assay.v1.Jobs, the CLI's API: a thin adapter over JobManager.
+#pragma once
+
+#include "assay/v1/jobs.grpc.pb.h"
+#include "common/thread_pool.h"
+#include "coordinator/job_manager.h"
+
+namespace assay {
+
+// The CLI's API. WatchJob and StreamLogs are reactors pushed on change (watch_streams.h); the
+// others are plain calls.
+class JobsService final
+    : public assay::v1::Jobs::WithCallbackMethod_WatchJob<
+          assay::v1::Jobs::WithCallbackMethod_StreamLogs<assay::v1::Jobs::Service>> {
+ public:
+  JobsService(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) {}
+  grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const assay::v1::CancelJobRequest*, assay::v1::Job*) override;
+  grpc::ServerWriteReactor<assay::v1::Job>* WatchJob(grpc::CallbackServerContext*,
+                                                     const assay::v1::WatchJobRequest*) override;
+  grpc::ServerWriteReactor<assay::v1::LogChunk>* StreamLogs(grpc::CallbackServerContext*,
+                                                            const assay::v1::StreamLogsRequest*) override;
+
+ private:
+  JobManager* jobs_;
+  ThreadPool* executor_;
+};
+
+}  // namespace assay

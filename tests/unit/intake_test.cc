@@ -1,0 +1,156 @@
+// Intake alone: a SubmitRequest checked, its tree validated, its pipeline read and planned, its size
+// baseline found, over an in-memory CAS and a real job store (no JobManager, no lock).
+#include "coordinator/intake.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "common/file_util.h"
+#include "common/memory_blob_store.h"
+
+namespace assay {
+namespace {
+
+class IntakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = Database::Open(dir_.path() / "db").value();
+    store_ = std::make_unique<JobStore>(db_.get());
+    intake_ = std::make_unique<Intake>(&blobs_, store_.get(), &clock_, Intake::Options{});
+  }
+
+  Digest Put(const std::string& bytes) {
+    Digest d = Digest::OfBytes(bytes);
+    EXPECT_TRUE(blobs_.Put(d, bytes).ok());
+    return d;
+  }
+
+  // A flat source tree of the given files, stored in the CAS.
+  Digest Tree(const std::map<std::string, std::string>& files) {
+    reapi::Directory root;
+    for (const auto& [name, content] : files) {
+      auto* node = root.add_files();
+      node->set_name(name);
+      *node->mutable_digest() = Put(content).ToProto();
+    }
+    return Put(root.SerializeAsString());
+  }
+
+  assay::v1::SubmitRequest Request(const Digest& root) {
+    assay::v1::SubmitRequest request;
+    *request.mutable_source_root() = root.ToProto();
+    return request;
+  }
+
+  ScopedTempDir dir_;
+  FakeClock clock_;
+  MemoryBlobStore blobs_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<Intake> intake_;
+};
+
+constexpr char kTwoCells[] = "matrix:\n  n: [1, 2]\nsteps:\n  - id: a\n    run: one\n  - id: b\n    needs: [a]\n    run: two\n";
+
+TEST_F(IntakeTest, AcceptedRequestIsPlannedWithoutAnId) {
+  auto request = Request(Tree({{"assay.yaml", kTwoCells}}));
+  request.set_priority(7);
+  (*request.mutable_labels())["branch"] = "main";
+  auto accepted = intake_->Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_EQ(accepted->cells, 2u);
+  EXPECT_EQ(accepted->steps, 2u);
+  EXPECT_TRUE(accepted->job.id().empty());
+  EXPECT_EQ(accepted->job.state(), assay::v1::JOB_QUEUED);
+  EXPECT_EQ(accepted->job.priority(), 7);
+  EXPECT_EQ(accepted->job.created_at_ms(), UnixMillis(clock_.Now()));
+  ASSERT_EQ(accepted->job.tasks_size(), 4);
+  for (const auto& task : accepted->job.tasks()) EXPECT_EQ(task.state(), assay::v1::TASK_PENDING);
+}
+
+TEST_F(IntakeTest, PipelinePathDefaultsToAssayYamlAndMayBeChosen) {
+  const Digest root = Tree({{"ci.yaml", "steps:\n  - id: s\n    run: x\n"}});
+  auto missing = intake_->Accept(Request(root));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "no pipeline file 'assay.yaml'")) << missing.status();
+  auto request = Request(root);
+  request.set_pipeline_path("ci.yaml");
+  EXPECT_TRUE(intake_->Accept(request).ok());
+  request.set_pipeline_path("../ci.yaml");
+  EXPECT_EQ(intake_->Accept(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(IntakeTest, TreeNotInTheCasIsRefusedBeforeAnythingIsRead) {
+  auto accepted = intake_->Accept(Request(Digest::OfBytes("never uploaded")));
+  EXPECT_EQ(accepted.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "upload it before submitting")) << accepted.status();
+}
+
+TEST_F(IntakeTest, TreeIsValidatedWhole) {
+  // A file node whose digest is not in the CAS: the tree cannot be written by a worker.
+  reapi::Directory root;
+  auto* yaml = root.add_files();
+  yaml->set_name("assay.yaml");
+  *yaml->mutable_digest() = Put("steps:\n  - id: s\n    run: x\n").ToProto();
+  auto* sub = root.add_directories();
+  sub->set_name("src");
+  *sub->mutable_digest() = Digest::OfBytes("a directory nobody uploaded").ToProto();
+  auto accepted = intake_->Accept(Request(Put(root.SerializeAsString())));
+  EXPECT_FALSE(accepted.ok());
+}
+
+TEST_F(IntakeTest, RequestChecks) {
+  auto request = Request(Tree({{"assay.yaml", kTwoCells}}));
+  request.set_request_id(std::string(129, 'r'));
+  EXPECT_EQ(Intake::CheckRequestId(request).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(intake_->Accept(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.set_request_id(std::string(128, 'r'));
+  EXPECT_TRUE(Intake::CheckRequestId(request).ok());
+  request.set_priority(1001);
+  auto accepted = intake_->Accept(request);
+  EXPECT_EQ(accepted.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "outside -1000..1000")) << accepted.status();
+}
+
+TEST_F(IntakeTest, PipelineFileOverOneMebibyteIsRefused) {
+  auto accepted = intake_->Accept(Request(Tree({{"assay.yaml", std::string((1 << 20) + 1, '#')}})));
+  EXPECT_EQ(accepted.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "larger than 1 MiB")) << accepted.status();
+}
+
+TEST_F(IntakeTest, PipelineErrorsNameTheFile) {
+  auto accepted = intake_->Accept(Request(Tree({{"assay.yaml", "steps: [\n"}})));
+  EXPECT_FALSE(accepted.ok());
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "assay.yaml")) << accepted.status();
+}
+
+TEST_F(IntakeTest, SizeBaselineComesFromTheNamedFile) {
+  const std::string yaml =
+      "size_regression: {warn: 1%, baseline: sizes.json}\nsteps:\n  - id: s\n    run: x\n";
+  const std::string sizes = R"({"sizes": {"s": {"out/fw.bin": {"file": 1000}}}})";
+  auto accepted = intake_->Accept(Request(Tree({{"assay.yaml", yaml}, {"sizes.json", sizes}})));
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  ASSERT_EQ(accepted->job.tasks_size(), 1);
+  const auto& baseline = accepted->job.tasks(0).spec().baseline();
+  ASSERT_TRUE(baseline.contains("out/fw.bin"));
+  EXPECT_EQ(baseline.at("out/fw.bin").file(), 1000);
+
+  auto no_file = intake_->Accept(Request(Tree({{"assay.yaml", yaml}})));
+  EXPECT_EQ(no_file.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(no_file.status().message(), "'sizes.json' is not in the submitted tree"))
+      << no_file.status();
+}
+
+TEST_F(IntakeTest, WithoutABaselineFileAndNoEarlierJobThereIsNoBaseline) {
+  const std::string yaml = "size_regression: {warn: 1%}\nsteps:\n  - id: s\n    run: x\n";
+  auto accepted = intake_->Accept(Request(Tree({{"assay.yaml", yaml}})));
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_TRUE(accepted->job.tasks(0).spec().baseline().empty());
+}
+
+}  // namespace
+}  // namespace assay
