@@ -1,4 +1,4 @@
-#include "common/console_harness.h"
+#include "worker/console_harness.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
