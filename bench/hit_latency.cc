@@ -18,6 +18,7 @@
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/cas_client.h"
 #include "common/database.h"
+#include "coordinator/families.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 #include "tests/integration/farm.h"
 
@@ -117,9 +118,9 @@ int main(int argc, char** argv) {
   }
 
   // Baseline: the same lookups in a RocksDB of the same layout, no RPC.
-  auto raw = assay::Database::Open(farm.dir() / "raw-rocksdb").value();
+  auto raw = assay::Database::Open(farm.dir() / "raw-rocksdb", assay::CoordinatorDatabaseOptions()).value();
   const std::string ac_key = action.Key();
-  (void)raw->Put(assay::Family::kActionCache, ac_key, result.SerializeAsString(), true);
+  (void)raw->Put(assay::CoordinatorFamily::kActionCache, ac_key, result.SerializeAsString(), true);
   for (size_t k = 0; k < digests.size(); ++k) {
     (void)raw->Put(assay::Family::kCasMeta, digests[k].Key(), "meta", false);
     (void)raw->Put(assay::Family::kCasChunks, digests[k].Key(), outputs[k], true);
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < iterations; ++i) {
     const absl::Time start = absl::Now();
     rocksdb::PinnableSlice v;
-    raw->db()->Get(rocksdb::ReadOptions(), raw->cf(assay::Family::kActionCache), ac_key, &v);
+    raw->db()->Get(rocksdb::ReadOptions(), raw->cf(assay::CoordinatorFamily::kActionCache), ac_key, &v);
     reapi::ActionResult parsed;
     parsed.ParseFromArray(v.data(), static_cast<int>(v.size()));
     for (const auto& d : digests) {

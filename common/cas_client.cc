@@ -381,21 +381,27 @@ absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root,
   if (!files.ok()) return files.status();
   stats.files = static_cast<int64_t>(files->size());
   for (const auto& f : *files) stats.bytes += f.digest.size();
+  auto remote = WriteLocalFiles(**tree, *files, stats);
+  if (!remote.ok()) return remote.status();
+  if (absl::Status s = FetchFiles(**tree, *remote, stats); !s.ok()) return s;
+  if (absl::Status s = (*tree)->FinishSymlinks(); !s.ok()) return s;
+  return stats;
+}
 
-  // Writes one file from bytes in memory, checked against its digest.
-  auto write_file = [&](const TreeWriter::File& file, absl::string_view bytes) -> absl::Status {
-    auto writer = (*tree)->CreateFile(file);
-    if (!writer.ok()) return writer.status();
-    if (absl::Status s = writer->Append(bytes); !s.ok()) return s;
-    return Annotate(writer->Commit(), absl::StrCat("input ", file.path()));
-  };
+absl::Status CasClient::WriteFromMemory(TreeWriter& tree, const TreeWriter::File& file, absl::string_view bytes) {
+  auto writer = tree.CreateFile(file);
+  if (!writer.ok()) return writer.status();
+  if (absl::Status s = writer->Append(bytes); !s.ok()) return s;
+  return Annotate(writer->Commit(), absl::StrCat("input ", file.path()));
+}
 
-  std::vector<const TreeWriter::File*> remote;
-  // What this host already has is copied from its local cache.
+absl::StatusOr<CasClient::FileRefs> CasClient::WriteLocalFiles(TreeWriter& tree, const std::vector<TreeWriter::File>& files,
+                                                               FetchStats& stats) {
+  FileRefs remote;
   absl::flat_hash_set<Digest> absent;
-  if (local_cache_ != nullptr && !files->empty()) {
+  if (local_cache_ != nullptr && !files.empty()) {
     std::vector<Digest> wanted;
-    for (const auto& f : *files) wanted.push_back(f.digest);
+    for (const auto& f : files) wanted.push_back(f.digest);
     auto missing = local_cache_->FindMissing(wanted);
     if (missing.ok()) {
       absent.insert(missing->begin(), missing->end());
@@ -403,16 +409,16 @@ absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root,
       for (const Digest& d : wanted) absent.insert(d);
     }
   }
-  for (const auto& f : *files) {
+  for (const auto& f : files) {
     if (f.digest.empty_blob()) {
-      if (absl::Status s = write_file(f, ""); !s.ok()) return s;
+      if (absl::Status s = WriteFromMemory(tree, f, ""); !s.ok()) return s;
       continue;
     }
     if (local_cache_ == nullptr || absent.contains(f.digest)) {
       remote.push_back(&f);
       continue;
     }
-    auto writer = (*tree)->CreateFile(f);
+    auto writer = tree.CreateFile(f);
     if (!writer.ok()) return writer.status();
     absl::Status s = local_cache_->Read(f.digest, 0, 0, [&](absl::string_view piece) { return writer->Append(piece); });
     if (s.ok()) s = writer->Commit();
@@ -424,72 +430,71 @@ absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root,
       remote.push_back(&f);
     }
   }
+  return remote;
+}
 
-  // Small files in batches, large ones streamed.
-  std::vector<const TreeWriter::File*> batch;
+absl::Status CasClient::FetchFiles(TreeWriter& tree, const FileRefs& remote, FetchStats& stats) {
+  FileRefs batch;
   int64_t batch_bytes = 0;
-  auto flush = [&]() -> absl::Status {
-    if (batch.empty()) return absl::OkStatus();
-    reapi::BatchReadBlobsRequest request;
-    request.set_instance_name(instance_name_);
-    absl::flat_hash_map<Digest, std::vector<const TreeWriter::File*>> wanted;
-    for (const auto* f : batch) {
-      if (wanted[f->digest].empty()) *request.add_digests() = f->digest.ToProto();
-      wanted[f->digest].push_back(f);
-    }
-    reapi::BatchReadBlobsResponse response;
-    absl::Status status = retrier_.Run("BatchReadBlobs", [&](absl::Time deadline) {
-      grpc::ClientContext context;
-      SetDeadline(&context, TransferDeadline(deadline, batch_bytes));
-      response.Clear();
-      return Annotate(FromGrpc(cas_->BatchReadBlobs(&context, request, &response)), "BatchReadBlobs");
-    });
-    if (!status.ok()) return status;
-    for (const auto& r : response.responses()) {
-      auto d = Digest::FromProto(r.digest());
-      if (!d.ok()) return d.status();
-      auto it = wanted.find(*d);
-      if (it == wanted.end()) continue;  // not asked for: ignored
-      if (absl::Status s = EntryStatus(r.status(), absl::StrCat("input ", it->second.front()->path())); !s.ok()) return s;
-      stats.fetched_bytes += static_cast<int64_t>(r.data().size());
-      for (const auto* f : it->second) {
-        if (absl::Status s = write_file(*f, r.data()); !s.ok()) return s;
-      }
-      // Only bytes that matched their digest reach the local cache.
-      if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
-      wanted.erase(it);
-    }
-    if (!wanted.empty()) {
-      return absl::DataLossError(absl::StrCat("BatchReadBlobs did not return input ", wanted.begin()->second.front()->path()));
-    }
-    batch.clear();
-    batch_bytes = 0;
-    return absl::OkStatus();
-  };
   for (const auto* f : remote) {
     if (f->digest.size() > kBatchBlobLimit) {
-      auto writer = (*tree)->CreateFile(*f);
+      auto writer = tree.CreateFile(*f);
       if (!writer.ok()) return writer.status();
       std::unique_ptr<BlobWriter> tee;
       if (local_cache_ != nullptr) {
         auto opened = local_cache_->OpenWrite(f->digest);
         if (opened.ok()) tee = std::move(*opened);
       }
-      if (absl::Status s = StreamInto(f->digest, &*writer, tee.get()); !s.ok()) {
-        return Annotate(s, absl::StrCat("input ", f->path()));
-      }
+      if (absl::Status s = StreamInto(f->digest, &*writer, tee.get()); !s.ok()) return Annotate(s, absl::StrCat("input ", f->path()));
       stats.fetched_bytes += f->digest.size();
       continue;
     }
     if (batch_bytes + f->digest.size() > kBatchTotalLimit) {
-      if (absl::Status s = flush(); !s.ok()) return s;
+      if (absl::Status s = FetchBatch(tree, batch, batch_bytes, stats); !s.ok()) return s;
+      batch.clear();
+      batch_bytes = 0;
     }
     batch.push_back(f);
     batch_bytes += f->digest.size();
   }
-  if (absl::Status s = flush(); !s.ok()) return s;
-  if (absl::Status s = (*tree)->FinishSymlinks(); !s.ok()) return s;
-  return stats;
+  return FetchBatch(tree, batch, batch_bytes, stats);
+}
+
+absl::Status CasClient::FetchBatch(TreeWriter& tree, const FileRefs& batch, int64_t batch_bytes, FetchStats& stats) {
+  if (batch.empty()) return absl::OkStatus();
+  reapi::BatchReadBlobsRequest request;
+  request.set_instance_name(instance_name_);
+  absl::flat_hash_map<Digest, std::vector<const TreeWriter::File*>> wanted;
+  for (const auto* f : batch) {
+    if (wanted[f->digest].empty()) *request.add_digests() = f->digest.ToProto();
+    wanted[f->digest].push_back(f);
+  }
+  reapi::BatchReadBlobsResponse response;
+  absl::Status status = retrier_.Run("BatchReadBlobs", [&](absl::Time deadline) {
+    grpc::ClientContext context;
+    SetDeadline(&context, TransferDeadline(deadline, batch_bytes));
+    response.Clear();
+    return Annotate(FromGrpc(cas_->BatchReadBlobs(&context, request, &response)), "BatchReadBlobs");
+  });
+  if (!status.ok()) return status;
+  for (const auto& r : response.responses()) {
+    auto d = Digest::FromProto(r.digest());
+    if (!d.ok()) return d.status();
+    auto it = wanted.find(*d);
+    if (it == wanted.end()) continue;  // not asked for: ignored
+    if (absl::Status s = EntryStatus(r.status(), absl::StrCat("input ", it->second.front()->path())); !s.ok()) return s;
+    stats.fetched_bytes += static_cast<int64_t>(r.data().size());
+    for (const auto* f : it->second) {
+      if (absl::Status s = WriteFromMemory(tree, *f, r.data()); !s.ok()) return s;
+    }
+    // Only bytes that matched their digest reach the local cache.
+    if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
+    wanted.erase(it);
+  }
+  if (!wanted.empty()) {
+    return absl::DataLossError(absl::StrCat("BatchReadBlobs did not return input ", wanted.begin()->second.front()->path()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace assay

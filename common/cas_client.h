@@ -82,6 +82,18 @@ class CasClient {
   // The deadline of one try moving `bytes`: the policy's, plus a second per MiB.
   absl::Time TransferDeadline(absl::Time deadline, int64_t bytes) const;
 
+  // Materialize's parts, once the tree is laid out under `tree`.
+  using FileRefs = std::vector<const TreeWriter::File*>;
+  // Writes one file from bytes in memory, checked against its digest.
+  static absl::Status WriteFromMemory(TreeWriter& tree, const TreeWriter::File& file, absl::string_view bytes);
+  // Writes the files that need no fetching: empty ones, and what this host already has, copied from
+  // its local cache. Returns the others.
+  absl::StatusOr<FileRefs> WriteLocalFiles(TreeWriter& tree, const std::vector<TreeWriter::File>& files, FetchStats& stats);
+  // Fetches and writes `remote`: small files in batches, large ones streamed.
+  absl::Status FetchFiles(TreeWriter& tree, const FileRefs& remote, FetchStats& stats);
+  // Fetches one batch of small files (`batch_bytes` in all) through BatchReadBlobs and writes them.
+  absl::Status FetchBatch(TreeWriter& tree, const FileRefs& batch, int64_t batch_bytes, FetchStats& stats);
+
   std::string instance_name_;
   Retrier retrier_;
   TreeLimits tree_limits_;

@@ -4,6 +4,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <optional>
@@ -17,9 +18,6 @@
 
 namespace assay {
 namespace {
-
-constexpr std::array<const char*, static_cast<int>(Family::kCount)> kFamilyNames = {
-    "default", "cas_meta", "cas_chunks", "action_cache", "jobs", "tasks", "logs", "meta"};
 
 // RocksDB's own diagnostics go to spdlog, not to a LOG file beside the data: a LOG file that once
 // failed on a full disk makes RocksDB 7.8 (Debian's, built with assertions) abort the process at its
@@ -58,6 +56,8 @@ class SpdlogRocksLogger final : public rocksdb::Logger {
 };
 
 }  // namespace
+
+std::vector<std::string> CasFamilyNames() { return {"default", "cas_meta", "cas_chunks"}; }
 
 // Notes RocksDB's background errors (a flush or a write that found the disk full), so that the
 // next write resumes the database, and their end.
@@ -114,25 +114,29 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   auto table_factory = std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table));
 
   // The families to open: those asked for, and any the database already has.
-  std::vector<bool> wanted(static_cast<size_t>(Family::kCount), options.families.empty());
+  const std::vector<std::string>& names = options.family_names;
+  std::vector<bool> wanted(names.size(), options.families.empty());
   wanted[0] = true;  // RocksDB always has "default"
   for (Family f : options.families) wanted[static_cast<size_t>(f)] = true;
-  std::vector<std::string> existing;
+  std::vector<std::string> existing, others;
   if (rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &existing).ok()) {
     for (const std::string& name : existing) {
-      for (size_t i = 0; i < kFamilyNames.size(); ++i) {
-        if (name == kFamilyNames[i]) wanted[i] = true;
+      auto known = std::find(names.begin(), names.end(), name);
+      if (known != names.end()) {
+        wanted[static_cast<size_t>(known - names.begin())] = true;
+      } else {
+        others.push_back(name);
       }
     }
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  std::vector<int> family_of;  // index in `families` -> Family
-  for (int i = 0; i < static_cast<int>(Family::kCount); ++i) {
-    if (!wanted[static_cast<size_t>(i)]) continue;
+  std::vector<size_t> family_of;  // index in `families` -> index in handles_
+  for (size_t i = 0; i < names.size() + others.size(); ++i) {
+    if (i < names.size() && !wanted[i]) continue;
     family_of.push_back(i);
     rocksdb::ColumnFamilyOptions cf_options;
     cf_options.table_factory = table_factory;
-    if (static_cast<Family>(i) == Family::kCasChunks) {
+    if (i == static_cast<size_t>(Family::kCasChunks)) {
       cf_options.enable_blob_files = true;
       cf_options.min_blob_size = options.min_blob_size;
       cf_options.enable_blob_garbage_collection = true;
@@ -141,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
       cf_options.write_buffer_size = 16 << 20;
       cf_options.max_write_buffer_number = 2;
     }
-    families.emplace_back(kFamilyNames[static_cast<size_t>(i)], cf_options);
+    families.emplace_back(i < names.size() ? names[i] : others[i - names.size()], cf_options);
   }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -153,8 +157,18 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   if (!status.ok()) return FromRocks(status, absl::StrCat("opening database ", dir.string()));
   database->dir_ = dir;
   database->db_.reset(raw);
-  for (size_t i = 0; i < handles.size(); ++i) database->handles_[static_cast<size_t>(family_of[i])] = handles[i];
+  database->handles_.assign(names.size() + others.size(), nullptr);
+  database->known_families_ = names.size();
+  for (size_t i = 0; i < handles.size(); ++i) database->handles_[family_of[i]] = handles[i];
   return database;
+}
+
+std::vector<std::string> Database::opened_family_names() const {
+  std::vector<std::string> out;
+  for (auto* handle : handles_) {
+    if (handle != nullptr) out.push_back(handle->GetName());
+  }
+  return out;
 }
 
 Database::~Database() {

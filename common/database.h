@@ -1,7 +1,6 @@
 // The one RocksDB database a process keeps, with a column family per kind of data.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -15,17 +14,17 @@
 
 namespace assay {
 
+// A column family: its index in the table of names the database is opened with
+// (Database::Options::family_names). Every process's table starts with the CAS's families, listed
+// here; the coordinator adds its own after them (coordinator/families.h).
 enum class Family : int {
   kDefault = 0,
-  kCasMeta,      // digest key -> BlobMeta (chunk id, last access)
-  kCasChunks,    // chunk id (8 bytes BE) + index (4 bytes BE) -> bytes
-  kActionCache,  // instance + '\0' + digest key -> ActionResult
-  kJobs,         // job number (8 bytes BE) -> assay.v1.Job (without tasks)
-  kTasks,        // job number + task index (4 bytes BE) -> assay.v1.Task
-  kLogs,         // job number + task index + seq (4 bytes BE) -> assay.v1.LogChunk
-  kMeta,         // counters and settings
-  kCount,
+  kCasMeta,    // digest key -> BlobMeta (chunk id, last access)
+  kCasChunks,  // chunk id (8 bytes BE) + index (4 bytes BE) -> bytes
 };
+
+// The names of the CAS's families, in Family order: the table of a process that only keeps blobs.
+std::vector<std::string> CasFamilyNames();
 
 class Database {
  public:
@@ -33,16 +32,15 @@ class Database {
     // Values at least this large go to RocksDB's blob files (integrated BlobDB).
     uint64_t min_blob_size = 64 * 1024;
     size_t block_cache_bytes = 64 << 20;
-    // The column families this process uses (empty: all). Families already in the database are
-    // opened too (RocksDB requires it), so a database written by another version still opens.
+    // The process's column families, by Family index. Families already in the database that are
+    // not in it are opened too (RocksDB requires it), so a database written by another program
+    // still opens; they have no Family.
+    std::vector<std::string> family_names = CasFamilyNames();
+    // The families of the table this process uses (empty: all).
     std::vector<Family> families;
   };
   // What a worker's local cache needs: the CAS, nothing of the coordinator's jobs or action cache.
-  static Options CasOnly() {
-    Options o;
-    o.families = {Family::kDefault, Family::kCasMeta, Family::kCasChunks};
-    return o;
-  }
+  static Options CasOnly() { return Options(); }
 
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir, const Options& options);
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir) {
@@ -54,8 +52,13 @@ class Database {
 
   rocksdb::DB* db() const { return db_.get(); }
   // Null for a family that was not opened.
-  rocksdb::ColumnFamilyHandle* cf(Family family) const { return handles_[static_cast<int>(family)]; }
+  rocksdb::ColumnFamilyHandle* cf(Family family) const {
+    const auto i = static_cast<size_t>(family);
+    return i < known_families_ ? handles_[i] : nullptr;
+  }
   bool has(Family family) const { return cf(family) != nullptr; }
+  // The names of every family opened, with those opened only because they exist.
+  std::vector<std::string> opened_family_names() const;
 
   // sync: the write is on disk before this returns (use for everything acknowledged).
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
@@ -91,7 +94,9 @@ class Database {
   absl::Status RequestReopen();
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::array<rocksdb::ColumnFamilyHandle*, static_cast<int>(Family::kCount)> handles_{};
+  // By Family index (null: not opened), then the families opened only because they exist.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  size_t known_families_ = 0;  // handles_[0, known_families_) are by Family index
   std::atomic<bool> stopped_{false};       // RocksDB is in its background-error state
   std::atomic<bool> resuming_{false};       // one try at a time; other writers do not wait
   std::atomic<bool> needs_reopen_{false};   // a write-ahead log write failed: only a reopen clears it

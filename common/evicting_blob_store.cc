@@ -28,7 +28,7 @@ class EvictingWriter final : public BlobWriter {
   std::unique_ptr<BlobWriter> inner_;
 };
 
-EvictingBlobStore::EvictingBlobStore(RocksDbBlobStore* inner, Options options) : inner_(inner), options_(options) {
+EvictingBlobStore::EvictingBlobStore(EvictableBlobStore* inner, Options options) : inner_(inner), options_(options) {
   if (!options_.background) return;
   evictor_ = std::thread([this] {
     while (true) {
@@ -53,25 +53,7 @@ EvictingBlobStore::~EvictingBlobStore() {
 }
 
 void EvictingBlobStore::Maintain() {
-  Database* db = inner_->database();
-  if (db->stopped()) {
-    // Resume is cheap to try; it succeeds once space is back.
-    if (absl::Status s = db->TryResume(); !s.ok()) {
-      // The first failure, then at 2, 4, 8, ... tries: a long-full disk does not flood the log.
-      const int64_t tries = ++resume_failures_;
-      if ((tries & (tries - 1)) == 0) spdlog::warn("database still takes no writes ({} tries): {}", tries, s.ToString());
-      return;
-    }
-    resume_failures_ = 0;
-  }
-  if (inner_->reclaim_pending()) {
-    auto reclaimed = inner_->ReclaimSpace();
-    if (!reclaimed.ok()) {
-      spdlog::warn("giving back failed uploads' space: {}", reclaimed.status().ToString());
-    } else if (*reclaimed > 0) {
-      spdlog::info("gave back the disk space of {} failed upload(s)", *reclaimed);
-    }
-  }
+  if (!inner_->Upkeep()) return;  // no writes possible now: nothing to evict for
   auto evicted = MaybeEvict();
   if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
 }
@@ -150,7 +132,7 @@ int64_t EvictingBlobStore::DiskShortfall() {
 absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
   const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
-  const bool over_budget = options_.budget_bytes > 0 && inner_->stats().bytes > high;
+  const bool over_budget = options_.budget_bytes > 0 && inner_->stored_bytes() > high;
   const int64_t shortfall = DiskShortfall();
   if (!over_budget && shortfall == 0) return 0;
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
@@ -159,17 +141,17 @@ absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   int64_t blobs = 0;
   absl::Status status = EvictWhile(
       [&](int64_t so_far) {
-        return (options_.budget_bytes > 0 && inner_->stats().bytes > low) || so_far < shortfall;
+        return (options_.budget_bytes > 0 && inner_->stored_bytes() > low) || so_far < shortfall;
       },
       &dropped, &blobs);
   // Deleted data frees disk space only once compacted: when the disk is low, do it now.
-  if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->database()->Reclaim(Family::kCasChunks, nullptr, nullptr);
+  if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->GiveBackDeletedSpace();
   evict_mu_.Unlock();
   evicted_blobs_ += blobs;
   evicted_bytes_ += dropped;
   if (blobs > 0) {
     spdlog::info("evicted {} blobs ({} bytes); store now {} bytes of a {} byte budget{}", blobs, dropped,
-                 inner_->stats().bytes, options_.budget_bytes,
+                 inner_->stored_bytes(), options_.budget_bytes,
                  shortfall > 0 ? absl::StrCat("; disk space was low (", FormatDiskBytes(shortfall), " short of twice ",
                                               inner_->disk_reserve()->options().flag, ")")
                                : "");

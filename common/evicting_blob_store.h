@@ -1,12 +1,14 @@
-// Keeps a RocksDbBlobStore within a byte budget: when a write takes it above the high watermark,
-// the least recently used blobs are dropped until it is under the low watermark. With a disk reserve
-// (RocksDbBlobStore::disk_reserve), eviction also runs when free disk space is low (below twice the
-// reserve), dropping the oldest blobs and compacting until that much is free again.
+// Keeps an EvictableBlobStore (RocksDbBlobStore, MemoryBlobStore) within a byte budget: when a
+// write takes it above the high watermark, the least recently used blobs are dropped until it is
+// under the low watermark. With a disk reserve (EvictableBlobStore::disk_reserve), eviction also
+// runs when free disk space is low (below twice the reserve), dropping the oldest blobs and giving
+// their space back until that much is free again.
 //
 // With `background`, a maintenance thread of its own does this (woken by writes, and every
-// kMaintenanceInterval): evicting, resuming the database after a full disk stopped it, and giving
-// back the space of failed uploads (RocksDbBlobStore::ReclaimSpace). Pinned blobs (the
-// inputs of running tasks) are never dropped. Reads refresh a blob's last-use time.
+// kMaintenanceInterval): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
+// the database after a full disk stopped it and giving back the space of failed uploads), then
+// eviction. Pinned blobs (the inputs of running tasks) are never dropped. Reads refresh a blob's
+// last-use time.
 // A reader that already started keeps reading from its snapshot, so no reader sees a partial blob.
 #pragma once
 
@@ -17,19 +19,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/blob_pinner.h"
+#include "common/evictable_blob_store.h"
 
 namespace assay {
-
-// Keeps blobs alive while something needs them.
-class BlobPinner {
- public:
-  virtual ~BlobPinner() = default;
-  // False when nothing is ever evicted, so pinning is pointless.
-  virtual bool pinning_matters() const = 0;
-  virtual void Pin(const std::vector<Digest>& digests) = 0;
-  virtual void Unpin(const std::vector<Digest>& digests) = 0;
-};
 
 class EvictingBlobStore final : public BlobStore, public BlobPinner {
  public:
@@ -40,7 +33,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
     // Evict on a thread of its own, woken by writes, instead of on the writing request's thread.
     bool background = false;
   };
-  EvictingBlobStore(RocksDbBlobStore* inner, Options options);
+  EvictingBlobStore(EvictableBlobStore* inner, Options options);
   ~EvictingBlobStore() override;
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
@@ -59,8 +52,8 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
 
   // Evicts now if above the high watermark, or if free disk space is low. Returns the bytes dropped.
   absl::StatusOr<int64_t> MaybeEvict();
-  // One maintenance pass (what the background thread does): resumes a stopped database, reclaims
-  // failed uploads' space, evicts if needed.
+  // One maintenance pass (what the background thread does): the storage's upkeep, then eviction if
+  // needed.
   void Maintain();
 
   int64_t evicted_blobs() const { return evicted_blobs_.load(); }
@@ -69,7 +62,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
 
  private:
   friend class EvictingWriter;
-  RocksDbBlobStore* inner_;
+  EvictableBlobStore* inner_;
   Options options_;
   // Starts an eviction pass now (inline) or on the background thread.
   void AfterWrite();
@@ -88,7 +81,6 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   std::thread evictor_;
   std::atomic<int64_t> evicted_blobs_{0};
   std::atomic<int64_t> evicted_bytes_{0};
-  int64_t resume_failures_ = 0;  // in a row; only the maintenance thread uses it
 };
 
 }  // namespace assay

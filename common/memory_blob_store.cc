@@ -1,5 +1,9 @@
 #include "common/memory_blob_store.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace assay {
@@ -37,7 +41,7 @@ absl::StatusOr<std::string> MemoryBlobStore::Get(const Digest& digest) {
   absl::MutexLock lock(&mu_);
   auto it = blobs_.find(digest);
   if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", digest.ToString(), " not found"));
-  return it->second;
+  return it->second.bytes;
 }
 
 absl::Status MemoryBlobStore::Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) {
@@ -57,12 +61,53 @@ absl::Status MemoryBlobStore::Put(const Digest& digest, absl::string_view data) 
   }
   if (digest.empty_blob()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
-  blobs_.emplace(digest, std::string(data));
+  auto [it, added] = blobs_.try_emplace(digest);
+  if (added) {
+    it->second.bytes = std::string(data);
+    bytes_ += digest.size();
+    it->second.last_use = ++uses_;
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> MemoryBlobStore::OpenWrite(const Digest& digest) {
   return std::unique_ptr<BlobWriter>(new MemoryWriter(this, digest));
+}
+
+absl::Status MemoryBlobStore::ForEachByAge(const AgeVisitor& visit) {
+  std::vector<std::pair<int64_t, Digest>> by_age;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [digest, blob] : blobs_) by_age.emplace_back(blob.last_use, digest);
+  }
+  std::sort(by_age.begin(), by_age.end());
+  for (const auto& [last_use, digest] : by_age) {
+    if (!visit(digest, last_use)) break;  // no lock held: the visitor may delete
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryBlobStore::Delete(const Digest& digest) {
+  absl::MutexLock lock(&mu_);
+  auto it = blobs_.find(digest);
+  if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", digest.ToString(), " not found"));
+  bytes_ -= digest.size();
+  blobs_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryBlobStore::Touch(const Digest& digest) {
+  if (digest.empty_blob()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  auto it = blobs_.find(digest);
+  if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", digest.ToString(), " not found"));
+  it->second.last_use = ++uses_;
+  return absl::OkStatus();
+}
+
+int64_t MemoryBlobStore::stored_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
 }
 
 size_t MemoryBlobStore::size() const {

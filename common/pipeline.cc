@@ -18,15 +18,12 @@
 
 namespace assay {
 namespace pipeline_internal {
-namespace {
 
 bool ValidId(absl::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(),
                      [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
 }
-
-}  // namespace
 
 absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
   YAML::Node root;
@@ -47,40 +44,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
         !s.ok()) {
       return s;
     }
-    if (root["max_parallel"]) {
-      int n = -1;
-      if (!root["max_parallel"].IsScalar() || !absl::SimpleAtoi(root["max_parallel"].Scalar(), &n) || n < 1 || n > 100000) {
-        return Error(root["max_parallel"], "max_parallel must be a whole number of tasks, at least 1");
-      }
-      pipeline.max_parallel = n;
-    }
-    if (root["fail_fast"]) {
-      auto b = Bool(root["fail_fast"], "fail_fast");
-      if (!b.ok()) return b.status();
-      pipeline.fail_fast = *b;
-    }
-    if (root["size_regression"]) {
-      if (absl::Status s = ParseSizeRegression(root["size_regression"], &pipeline); !s.ok()) return s;
-    }
-    if (absl::Status s = ParseOutputLimit(root, "pipeline", &pipeline.output_limit, &pipeline.output_limit_fails);
-        !s.ok()) {
-      return s;
-    }
-    if (root["image"]) {
-      auto image = Scalar(root["image"], "image");
-      if (!image.ok()) return image.status();
-      pipeline.image = *image;
-    }
-    if (root["name"]) {
-      auto name = Scalar(root["name"], "name");
-      if (!name.ok()) return name.status();
-      pipeline.name = *name;
-    }
-    if (root["env"]) {
-      auto env = StringMap(root["env"], "env");
-      if (!env.ok()) return env.status();
-      pipeline.env = *env;
-    }
+    if (absl::Status s = ParseSettings(root, &pipeline); !s.ok()) return s;
     if (root["matrix"]) {
       if (absl::Status s = ParseMatrix(root["matrix"], &pipeline); !s.ok()) return s;
     } else {
@@ -101,16 +65,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
       ids.insert(step->id);
       pipeline.steps.push_back(std::move(*step));
     }
-    // Every expression must resolve in every cell; report the first that does not.
-    for (const MatrixCell& cell : pipeline.cells) {
-      std::map<std::string, Step> expanded_steps;
-      for (const Step& step : pipeline.steps) {
-        auto expanded = ExpandStep(pipeline, step, cell, file_);
-        if (!expanded.ok()) return expanded.status();
-        expanded_steps.emplace(step.id, std::move(*expanded));
-      }
-      if (absl::Status s = CheckKernels(pipeline, cell, expanded_steps); !s.ok()) return s;
-    }
+    if (absl::Status s = CheckCells(pipeline); !s.ok()) return s;
     return pipeline;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
@@ -118,142 +73,55 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
   }
 }
 
-absl::Status Parser::ParseMatrix(const YAML::Node& node, Pipeline* pipeline) const {
-  if (!node.IsMap()) return Error(node, "matrix must be a mapping of axis names to lists of values");
-  std::vector<std::vector<std::string>> values;
-  YAML::Node include, exclude;
-  for (const auto& kv : node) {
-    std::string key = kv.first.Scalar();
-    if (key == "include") {
-      include = kv.second;
-      continue;
+absl::Status Parser::ParseSettings(const YAML::Node& root, Pipeline* pipeline) const {
+  if (root["max_parallel"]) {
+    int n = -1;
+    if (!root["max_parallel"].IsScalar() || !absl::SimpleAtoi(root["max_parallel"].Scalar(), &n) || n < 1 || n > 100000) {
+      return Error(root["max_parallel"], "max_parallel must be a whole number of tasks, at least 1");
     }
-    if (key == "exclude") {
-      exclude = kv.second;
-      continue;
-    }
-    if (!ValidId(key)) return Error(kv.first, absl::StrCat("matrix axis name '", key, "' must be letters, digits, - or _"));
-    if (!kv.second.IsSequence() || kv.second.size() == 0) {
-      return Error(kv.second, absl::StrCat("matrix.", key, " must be a non-empty list of values"));
-    }
-    std::vector<std::string> axis;
-    for (const auto& v : kv.second) {
-      if (!v.IsScalar()) return Error(v, absl::StrCat("matrix.", key, " values must be strings or numbers"));
-      axis.push_back(v.Scalar());
-    }
-    pipeline->axes.push_back(key);
-    values.push_back(std::move(axis));
+    pipeline->max_parallel = n;
   }
+  if (root["fail_fast"]) {
+    auto b = Bool(root["fail_fast"], "fail_fast");
+    if (!b.ok()) return b.status();
+    pipeline->fail_fast = *b;
+  }
+  if (root["size_regression"]) {
+    if (absl::Status s = ParseSizeRegression(root["size_regression"], pipeline); !s.ok()) return s;
+  }
+  if (absl::Status s = ParseOutputLimit(root, "pipeline", &pipeline->output_limit, &pipeline->output_limit_fails);
+      !s.ok()) {
+    return s;
+  }
+  if (root["image"]) {
+    auto image = Scalar(root["image"], "image");
+    if (!image.ok()) return image.status();
+    pipeline->image = *image;
+  }
+  if (root["name"]) {
+    auto name = Scalar(root["name"], "name");
+    if (!name.ok()) return name.status();
+    pipeline->name = *name;
+  }
+  if (root["env"]) {
+    auto env = StringMap(root["env"], "env");
+    if (!env.ok()) return env.status();
+    pipeline->env = *env;
+  }
+  return absl::OkStatus();
+}
 
-  // The cross product, counted first so a huge matrix is refused before it is built.
-  double product = pipeline->axes.empty() ? 0 : 1;
-  for (const auto& axis : values) product *= static_cast<double>(axis.size());
-  if (product > limits_.max_cells) {
-    return Error(node, absl::StrCat("the matrix has ", static_cast<int64_t>(product), " cells, more than the limit of ",
-                                    limits_.max_cells, " (coordinator flag --max-matrix-cells)"));
-  }
-  std::vector<MatrixCell> cells;
-  if (!pipeline->axes.empty()) cells.emplace_back();
-  for (size_t a = 0; a < values.size(); ++a) {
-    std::vector<MatrixCell> next;
-    for (const MatrixCell& partial : cells) {
-      for (const std::string& v : values[a]) {
-        MatrixCell cell = partial;
-        cell.emplace_back(pipeline->axes[a], v);
-        next.push_back(std::move(cell));
-      }
+absl::Status Parser::CheckCells(const Pipeline& pipeline) const {
+  // Every expression must resolve in every cell; report the first that does not.
+  for (const MatrixCell& cell : pipeline.cells) {
+    std::map<std::string, Step> expanded_steps;
+    for (const Step& step : pipeline.steps) {
+      auto expanded = ExpandStep(pipeline, step, cell, file_);
+      if (!expanded.ok()) return expanded.status();
+      expanded_steps.emplace(step.id, std::move(*expanded));
     }
-    cells = std::move(next);
+    if (absl::Status s = CheckKernels(pipeline, cell, expanded_steps); !s.ok()) return s;
   }
-
-  auto parse_entries = [&](const YAML::Node& list, absl::string_view what) -> absl::StatusOr<std::vector<MatrixCell>> {
-    std::vector<MatrixCell> entries;
-    if (!list || list.IsNull()) return entries;
-    if (!list.IsSequence()) return Error(list, absl::StrCat("matrix.", what, " must be a list of mappings"));
-    for (const auto& entry : list) {
-      if (!entry.IsMap() || entry.size() == 0) {
-        return Error(entry, absl::StrCat("each matrix.", what, " entry must be a non-empty mapping"));
-      }
-      MatrixCell cell;
-      for (const auto& kv : entry) {
-        if (!kv.second.IsScalar()) {
-          return Error(kv.second, absl::StrCat("matrix.", what, ".", kv.first.Scalar(), " must be a string"));
-        }
-        if (!ValidId(kv.first.Scalar())) {
-          return Error(kv.first, absl::StrCat("matrix.", what, " key '", kv.first.Scalar(), "' is not a valid name"));
-        }
-        cell.emplace_back(kv.first.Scalar(), kv.second.Scalar());
-      }
-      entries.push_back(std::move(cell));
-    }
-    return entries;
-  };
-
-  auto lookup = [](const MatrixCell& cell, const std::string& key) -> const std::string* {
-    for (const auto& [k, v] : cell) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  };
-
-  auto excludes = parse_entries(exclude, "exclude");
-  if (!excludes.ok()) return excludes.status();
-  size_t index = 0;
-  for (const MatrixCell& ex : *excludes) {
-    const YAML::Node entry_node = exclude[index++];
-    for (const auto& [k, v] : ex) {
-      if (std::find(pipeline->axes.begin(), pipeline->axes.end(), k) == pipeline->axes.end()) {
-        return Error(entry_node, absl::StrCat("matrix.exclude names '", k, "', which is not a matrix axis"));
-      }
-    }
-    std::erase_if(cells, [&](const MatrixCell& cell) {
-      return std::all_of(ex.begin(), ex.end(), [&](const auto& kv) {
-        const std::string* have = lookup(cell, kv.first);
-        return have != nullptr && *have == kv.second;
-      });
-    });
-  }
-
-  // include: an entry whose axis values match existing cells adds its other keys to them;
-  // an entry that matches none is a cell of its own.
-  auto includes = parse_entries(include, "include");
-  if (!includes.ok()) return includes.status();
-  for (const MatrixCell& inc : *includes) {
-    bool matched = false;
-    bool has_axis = false;
-    for (MatrixCell& cell : cells) {
-      bool all = true;
-      for (const auto& [k, v] : inc) {
-        if (std::find(pipeline->axes.begin(), pipeline->axes.end(), k) == pipeline->axes.end()) continue;
-        has_axis = true;
-        const std::string* have = lookup(cell, k);
-        if (have == nullptr || *have != v) {
-          all = false;
-          break;
-        }
-      }
-      if (!all || !has_axis) continue;
-      matched = true;
-      for (const auto& [k, v] : inc) {
-        if (lookup(cell, k) == nullptr) cell.emplace_back(k, v);
-      }
-    }
-    if (!matched) cells.push_back(inc);
-  }
-
-  if (static_cast<int>(cells.size()) > limits_.max_cells) {
-    return Error(node, absl::StrCat("the matrix has ", cells.size(), " cells, more than the limit of ", limits_.max_cells,
-                                    " (coordinator flag --max-matrix-cells)"));
-  }
-  if (cells.empty()) return Error(node, "the matrix has no cells left after exclude");
-  std::set<std::string> names;
-  for (const MatrixCell& cell : cells) {
-    std::string name = CellName(*pipeline, cell);
-    if (!names.insert(name).second) {
-      return Error(node, absl::StrCat("two matrix cells are both named '", name, "'"));
-    }
-  }
-  pipeline->cells = std::move(cells);
   return absl::OkStatus();
 }
 
@@ -276,34 +144,50 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   if (earlier.contains(*id)) return Error(node["id"], absl::StrCat("step id '", *id, "' is used twice"));
   step.id = *id;
   where = absl::StrCat("step '", step.id, "'");
+  if (absl::Status s = ParseStepCommand(node, where, &step); !s.ok()) return s;
+  if (absl::Status s = ParseStepFiles(node, where, earlier, &step); !s.ok()) return s;
+  if (absl::Status s = ParseStepOptions(node, where, &step); !s.ok()) return s;
+  if (absl::Status s = ParseStepRetry(node, where, &step); !s.ok()) return s;
+  if (absl::Status s = ParseStepLimits(node, where, &step); !s.ok()) return s;
+  return step;
+}
+
+// `run`, or `qemu` for an emulator run: exactly one of them.
+absl::Status Parser::ParseStepCommand(const YAML::Node& node, const std::string& where, Step* step) const {
   if (node["run"] && node["qemu"]) return Error(node["qemu"], absl::StrCat(where, " has both 'run' and 'qemu': choose one"));
   if (node["qemu"]) {
     auto qemu = ParseQemu(node["qemu"], where);
     if (!qemu.ok()) return qemu.status();
-    step.qemu = std::move(*qemu);
-    step.timeout = absl::Seconds(30);  // an emulator run's default; `timeout` below (or qemu.timeout) wins
+    step->qemu = std::move(*qemu);
+    step->timeout = absl::Seconds(30);  // an emulator run's default; `timeout` below (or qemu.timeout) wins
     if (node["qemu"]["timeout"]) {
       auto t = Duration(node["qemu"]["timeout"], absl::StrCat(where, ".qemu.timeout"));
       if (!t.ok()) return t.status();
-      step.timeout = *t;
+      step->timeout = *t;
     }
   } else {
     if (!node["run"]) return Error(node, absl::StrCat(where, " has no 'run' command (or 'qemu' emulator run)"));
     auto run = Scalar(node["run"], absl::StrCat(where, ".run"));
     if (!run.ok()) return run.status();
     if (absl::StripAsciiWhitespace(*run).empty()) return Error(node["run"], absl::StrCat(where, ".run is empty"));
-    step.run = *run;
+    step->run = *run;
   }
+  return absl::OkStatus();
+}
+
+// `needs` (earlier steps only), `outputs` and `inputs` (relative paths).
+absl::Status Parser::ParseStepFiles(const YAML::Node& node, const std::string& where,
+                                    const std::set<std::string>& earlier, Step* step) const {
   if (node["needs"]) {
     auto needs = StringList(node["needs"], absl::StrCat(where, ".needs"));
     if (!needs.ok()) return needs.status();
     for (const std::string& need : *needs) {
       if (!earlier.contains(need)) {
         return Error(node["needs"], absl::StrCat(where, " needs '", need,
-                                                 need == step.id ? "', itself" : "', which is not an earlier step"));
+                                                 need == step->id ? "', itself" : "', which is not an earlier step"));
       }
     }
-    step.needs = *needs;
+    step->needs = *needs;
   }
   if (node["outputs"]) {
     auto outputs = StringList(node["outputs"], absl::StrCat(where, ".outputs"));
@@ -313,7 +197,7 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
         return Error(node["outputs"], s.message());
       }
     }
-    step.outputs = *outputs;
+    step->outputs = *outputs;
   }
   if (node["inputs"]) {
     auto inputs = StringList(node["inputs"], absl::StrCat(where, ".inputs"));
@@ -323,9 +207,14 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
         return Error(node["inputs"], s.message());
       }
     }
-    step.inputs = *inputs;
+    step->inputs = *inputs;
   }
-  // Optional fields: parse when present, keep the default otherwise.
+  return absl::OkStatus();
+}
+
+// The optional fields of a step (image, network, user, output limit, env, timeout, requires, caching):
+// parse when present, keep the default otherwise.
+absl::Status Parser::ParseStepOptions(const YAML::Node& node, const std::string& where, Step* step) const {
   auto field = [&](const char* key, auto parse, auto* out) -> absl::Status {
     if (!node[key]) return absl::OkStatus();
     auto value = parse(node[key], absl::StrCat(where, ".", key));
@@ -338,57 +227,64 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   auto string_list = [this](const YAML::Node& n, const std::string& w) { return StringList(n, w); };
   auto boolean = [this](const YAML::Node& n, const std::string& w) { return Bool(n, w); };
   auto scalar = [this](const YAML::Node& n, const std::string& w) { return Scalar(n, w); };
-  for (absl::Status s : {field("image", scalar, &step.image), field("network", boolean, &step.network),
-                         field("user", scalar, &step.user),
-                         ParseOutputLimit(node, where, &step.output_limit, &step.output_limit_fails)}) {
+  for (absl::Status s : {field("image", scalar, &step->image), field("network", boolean, &step->network),
+                         field("user", scalar, &step->user),
+                         ParseOutputLimit(node, where, &step->output_limit, &step->output_limit_fails)}) {
     if (!s.ok()) return s;
   }
-  for (absl::Status s : {field("env", string_map, &step.env), field("timeout", duration, &step.timeout),
-                         field("requires", string_list, &step.requires_labels), field("cache", boolean, &step.cache),
-                         field("cache_failures", boolean, &step.cache_failures)}) {
+  for (absl::Status s : {field("env", string_map, &step->env), field("timeout", duration, &step->timeout),
+                         field("requires", string_list, &step->requires_labels), field("cache", boolean, &step->cache),
+                         field("cache_failures", boolean, &step->cache_failures)}) {
     if (!s.ok()) return s;
   }
-  if (node["retry"]) {
-    // `retry: N`, or `retry: {max: N, when: [timeout, exit_code]}`.
-    const YAML::Node retry_node = node["retry"];
-    // (yaml-cpp's Node assignment writes through to the node: pick `max` once, never reassign it.)
-    const YAML::Node max = retry_node.IsMap() ? retry_node["max"] : retry_node;
-    if (retry_node.IsMap()) {
-      if (absl::Status s = CheckKeys(retry_node, absl::StrCat(where, ".retry"), {"max", "when"}); !s.ok()) return s;
-      if (!max) return Error(retry_node, absl::StrCat(where, ".retry has no 'max'"));
-      if (retry_node["when"]) {
-        auto when = StringList(retry_node["when"], absl::StrCat(where, ".retry.when"));
-        if (!when.ok()) return when.status();
-        for (const std::string& w : *when) {
-          if (w != "timeout" && w != "exit_code") {
-            return Error(retry_node["when"], absl::StrCat(where, ".retry.when: '", w, "' is not timeout or exit_code"));
-          }
+  return absl::OkStatus();
+}
+
+// `retry: N`, or `retry: {max: N, when: [timeout, exit_code]}`.
+absl::Status Parser::ParseStepRetry(const YAML::Node& node, const std::string& where, Step* step) const {
+  if (!node["retry"]) return absl::OkStatus();
+  const YAML::Node retry_node = node["retry"];
+  // (yaml-cpp's Node assignment writes through to the node: pick `max` once, never reassign it.)
+  const YAML::Node max = retry_node.IsMap() ? retry_node["max"] : retry_node;
+  if (retry_node.IsMap()) {
+    if (absl::Status s = CheckKeys(retry_node, absl::StrCat(where, ".retry"), {"max", "when"}); !s.ok()) return s;
+    if (!max) return Error(retry_node, absl::StrCat(where, ".retry has no 'max'"));
+    if (retry_node["when"]) {
+      auto when = StringList(retry_node["when"], absl::StrCat(where, ".retry.when"));
+      if (!when.ok()) return when.status();
+      for (const std::string& w : *when) {
+        if (w != "timeout" && w != "exit_code") {
+          return Error(retry_node["when"], absl::StrCat(where, ".retry.when: '", w, "' is not timeout or exit_code"));
         }
-        step.retry_when = *when;
       }
-    }
-    int retry = -1;
-    if (!max.IsScalar() || !absl::SimpleAtoi(max.Scalar(), &retry) || retry < 0 || retry > 10) {
-      return Error(max, absl::StrCat(where, ".retry must be a whole number from 0 to 10"));
-    }
-    step.retry = retry;
-  }
-  if (node["limits"]) {
-    const YAML::Node limits = node["limits"];
-    if (!limits.IsMap()) {
-      return Error(limits, absl::StrCat(where, ".limits must be a mapping like {memory: 512MiB, size: {PATH: 32KiB}}"));
-    }
-    if (absl::Status s = CheckKeys(limits, absl::StrCat(where, ".limits"), {"size", "cpus", "memory", "pids"}); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = ParseResourceLimits(limits, where, &step); !s.ok()) return s;
-    if (limits["size"]) {
-      auto budgets = ParseBudgets(limits["size"], absl::StrCat(where, ".limits.size"));
-      if (!budgets.ok()) return budgets.status();
-      step.size_budgets = std::move(*budgets);
+      step->retry_when = *when;
     }
   }
-  return step;
+  int retry = -1;
+  if (!max.IsScalar() || !absl::SimpleAtoi(max.Scalar(), &retry) || retry < 0 || retry > 10) {
+    return Error(max, absl::StrCat(where, ".retry must be a whole number from 0 to 10"));
+  }
+  step->retry = retry;
+  return absl::OkStatus();
+}
+
+// `limits`: resources (cpus, memory, pids) and size budgets of the step's outputs.
+absl::Status Parser::ParseStepLimits(const YAML::Node& node, const std::string& where, Step* step) const {
+  if (!node["limits"]) return absl::OkStatus();
+  const YAML::Node limits = node["limits"];
+  if (!limits.IsMap()) {
+    return Error(limits, absl::StrCat(where, ".limits must be a mapping like {memory: 512MiB, size: {PATH: 32KiB}}"));
+  }
+  if (absl::Status s = CheckKeys(limits, absl::StrCat(where, ".limits"), {"size", "cpus", "memory", "pids"}); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ParseResourceLimits(limits, where, step); !s.ok()) return s;
+  if (limits["size"]) {
+    auto budgets = ParseBudgets(limits["size"], absl::StrCat(where, ".limits.size"));
+    if (!budgets.ok()) return budgets.status();
+    step->size_budgets = std::move(*budgets);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pipeline_internal

@@ -1,5 +1,6 @@
 // Internal to the pipeline parser (common/pipeline*.cc): the YAML reader with its FILE:LINE:COL
-// errors, shared by the parts of the pipeline file in pipeline.cc and pipeline_firmware.cc.
+// errors, shared by the parts of the pipeline file in pipeline.cc, pipeline_matrix.cc and
+// pipeline_firmware.cc.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -94,8 +95,32 @@ class Parser {
     return Error(node, absl::StrCat(what, " must be true or false"));
   }
 
+  // The pipeline's top-level settings: max_parallel, fail_fast, size_regression, output limit, image, name, env.
+  absl::Status ParseSettings(const YAML::Node& root, Pipeline* pipeline) const;
+  // Every expression must resolve in every cell, and every kernel must check out.
+  absl::Status CheckCells(const Pipeline& pipeline) const;
+
+  // The matrix (pipeline_matrix.cc): its axes, their cross product, then exclude and include.
   absl::Status ParseMatrix(const YAML::Node& node, Pipeline* pipeline) const;
+  absl::Status ParseMatrixAxes(const YAML::Node& node, Pipeline* pipeline,
+                               std::vector<std::vector<std::string>>* values, YAML::Node* include,
+                               YAML::Node* exclude) const;
+  absl::StatusOr<std::vector<MatrixCell>> MatrixProduct(const YAML::Node& node, const Pipeline& pipeline,
+                                                        const std::vector<std::vector<std::string>>& values) const;
+  absl::StatusOr<std::vector<MatrixCell>> ParseMatrixEntries(const YAML::Node& list, absl::string_view what) const;
+  absl::Status ApplyMatrixExclude(const YAML::Node& exclude, const Pipeline& pipeline,
+                                  std::vector<MatrixCell>* cells) const;
+  absl::Status ApplyMatrixInclude(const YAML::Node& include, const Pipeline& pipeline,
+                                  std::vector<MatrixCell>* cells) const;
+
   absl::StatusOr<Step> ParseStep(const YAML::Node& node, size_t index, const std::set<std::string>& earlier) const;
+  // The parts of a step, in the order ParseStep reads them; `where` is "step 'ID'".
+  absl::Status ParseStepCommand(const YAML::Node& node, const std::string& where, Step* step) const;
+  absl::Status ParseStepFiles(const YAML::Node& node, const std::string& where, const std::set<std::string>& earlier,
+                              Step* step) const;
+  absl::Status ParseStepOptions(const YAML::Node& node, const std::string& where, Step* step) const;
+  absl::Status ParseStepRetry(const YAML::Node& node, const std::string& where, Step* step) const;
+  absl::Status ParseStepLimits(const YAML::Node& node, const std::string& where, Step* step) const;
   absl::StatusOr<QemuStep> ParseQemu(const YAML::Node& node, const std::string& step) const;
   absl::Status CheckPatterns(const YAML::Node& node, const std::string& where, const QemuStep& qemu) const;
   absl::StatusOr<std::vector<SizeBudget>> ParseBudgets(const YAML::Node& node, const std::string& where) const;
@@ -113,6 +138,8 @@ class Parser {
   PipelineLimits limits_;
 };
 
+// A step id or matrix name: 1 to 64 letters, digits, '-' or '_'.
+bool ValidId(absl::string_view id);
 // 'text' for a POSIX shell, left bare when it is plainly safe: the command line shown for a qemu step.
 std::string ShellQuote(const std::string& text);
 // The system is run by name from the worker's PATH: a bare program name, never a path.

@@ -302,6 +302,30 @@ absl::StatusOr<int> RocksDbBlobStore::ReclaimSpace() {
   return static_cast<int>(compact.size());
 }
 
+absl::Status RocksDbBlobStore::GiveBackDeletedSpace() { return db_->Reclaim(Family::kCasChunks, nullptr, nullptr); }
+
+bool RocksDbBlobStore::Upkeep() {
+  if (db_->stopped()) {
+    // Resume is cheap to try; it succeeds once space is back.
+    if (absl::Status s = db_->TryResume(); !s.ok()) {
+      // The first failure, then at 2, 4, 8, ... tries: a long-full disk does not flood the log.
+      const int64_t tries = ++resume_failures_;
+      if ((tries & (tries - 1)) == 0) spdlog::warn("database still takes no writes ({} tries): {}", tries, s.ToString());
+      return false;
+    }
+    resume_failures_ = 0;
+  }
+  if (reclaim_pending()) {
+    auto reclaimed = ReclaimSpace();
+    if (!reclaimed.ok()) {
+      spdlog::warn("giving back failed uploads' space: {}", reclaimed.status().ToString());
+    } else if (*reclaimed > 0) {
+      spdlog::info("gave back the disk space of {} failed upload(s)", *reclaimed);
+    }
+  }
+  return true;
+}
+
 absl::Status RocksDbBlobStore::Delete(const Digest& digest) {
   absl::MutexLock lock(&commit_mu_);
   auto meta = GetMeta(digest);
@@ -326,7 +350,7 @@ absl::Status RocksDbBlobStore::Touch(const Digest& digest) {
   return db_->Put(Family::kCasMeta, digest.Key(), EncodeMeta(meta->chunk_id, now), /*sync=*/false);
 }
 
-absl::Status RocksDbBlobStore::ForEachByAge(const std::function<bool(const Digest&, int64_t)>& visit) {
+absl::Status RocksDbBlobStore::ForEachByAge(const AgeVisitor& visit) {
   struct Entry {
     int64_t last_access_ms;
     Digest digest;

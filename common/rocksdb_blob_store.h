@@ -10,14 +10,14 @@
 #include <atomic>
 
 #include "absl/synchronization/mutex.h"
-#include "common/blob_store.h"
 #include "common/clock.h"
 #include "common/database.h"
 #include "common/disk_space.h"
+#include "common/evictable_blob_store.h"
 
 namespace assay {
 
-class RocksDbBlobStore final : public BlobStore {
+class RocksDbBlobStore final : public EvictableBlobStore {
  public:
   static constexpr int64_t kChunkSize = 1 << 20;
 
@@ -35,9 +35,12 @@ class RocksDbBlobStore final : public BlobStore {
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
 
   // Drops a blob (eviction). Readers that already started keep their chunks' snapshot.
-  absl::Status Delete(const Digest& digest);
-  // Refreshes a blob's last access time; NotFound if absent.
-  absl::Status Touch(const Digest& digest);
+  absl::Status Delete(const Digest& digest) override;
+  // Refreshes a blob's last access time (to the minute); NotFound if absent.
+  absl::Status Touch(const Digest& digest) override;
+  // Visits blobs oldest access first (`last_use`: milliseconds since the epoch).
+  absl::Status ForEachByAge(const AgeVisitor& visit) override;
+  int64_t stored_bytes() const override { return bytes_.load(); }
 
   struct Stats {
     int64_t bytes = 0;
@@ -50,7 +53,7 @@ class RocksDbBlobStore final : public BlobStore {
   // Writes are refused with RESOURCE_EXHAUSTED when they would cross this reserve of free disk
   // space (null: no reserve). Set before the store is shared; not owned.
   void set_disk_reserve(DiskReserve* reserve) { reserve_ = reserve; }
-  DiskReserve* disk_reserve() const { return reserve_; }
+  DiskReserve* disk_reserve() const override { return reserve_; }
   Database* database() const { return db_; }
 
   // Gives the disk space of failed uploads back: drops the chunks that could not be dropped when
@@ -60,9 +63,11 @@ class RocksDbBlobStore final : public BlobStore {
   absl::StatusOr<int> ReclaimSpace();
   // Whether ReclaimSpace has work to do.
   bool reclaim_pending() const;
-
-  // Visits blobs oldest access first (for eviction); stop by returning false.
-  absl::Status ForEachByAge(const std::function<bool(const Digest&, int64_t last_access_ms)>& visit);
+  // Compacts the chunks family, so deleted blobs' files go (disk I/O: no lock held).
+  absl::Status GiveBackDeletedSpace() override;
+  // Resumes a database a full disk stopped (false while it still takes no writes) and, when it
+  // takes writes, gives failed uploads' space back (ReclaimSpace). Errors are logged.
+  bool Upkeep() override;
 
  private:
   friend class RocksDbBlobWriter;
@@ -88,6 +93,7 @@ class RocksDbBlobStore final : public BlobStore {
   std::atomic<int64_t> blobs_{0};
   absl::Mutex commit_mu_;
   DiskReserve* reserve_ = nullptr;
+  std::atomic<int64_t> resume_failures_{0};  // in a row
   mutable absl::Mutex reclaim_mu_;
   std::vector<uint64_t> to_drop_ ABSL_GUARDED_BY(reclaim_mu_);     // DropChunks failed
   std::vector<uint64_t> to_compact_ ABSL_GUARDED_BY(reclaim_mu_);  // dropped, not compacted yet

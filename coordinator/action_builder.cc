@@ -8,9 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/console_harness.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
+#include "common/task/platform_properties.h"
+#include "common/task/qemu_spec.h"
 
 namespace assay {
 

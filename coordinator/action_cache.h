@@ -1,35 +1,38 @@
-// The action cache: action digest -> ActionResult, per instance name, in RocksDB.
-// A result is only returned when every blob it references is still in the CAS (and those blobs are
-// refreshed), because the CAS and the action cache are evicted separately.
+// The coordinator's action cache: action digest -> ActionResult, per instance name. The one place
+// its layers are put together, as BlobStoreStack is for the CAS: results stored in the database
+// (RocksDbActionResultStore) under completeness checking against the CAS
+// (CompletenessCheckingActionResultStore: a result is only returned while every blob it references
+// is in the CAS). It counts hits and misses.
 #pragma once
 
 #include <atomic>
 
-#include "absl/status/statusor.h"
+#include "common/blob_store.h"
 #include "common/database.h"
-#include "common/digest.h"
-#include "common/rocksdb_blob_store.h"
+#include "coordinator/completeness_checking_action_result_store.h"
+#include "coordinator/rocksdb_action_result_store.h"
 
 namespace assay {
 
-class ActionCache {
+class ActionCache final : public ActionResultStore {
  public:
-  ActionCache(Database* db, RocksDbBlobStore* blobs) : db_(db), blobs_(blobs) {}
+  // `cas`: the top of the CAS's blob-store stack. Both must outlive the cache.
+  ActionCache(Database* db, BlobStore* cas) : storage_(db), complete_(&storage_, cas) {}
 
   // NotFound on a miss or when a referenced blob is gone.
-  absl::StatusOr<reapi::ActionResult> Get(absl::string_view instance, const Digest& action);
+  absl::StatusOr<reapi::ActionResult> Get(absl::string_view instance, const Digest& action) override;
   // Refuses a result that references blobs the CAS does not hold (FAILED_PRECONDITION).
-  absl::Status Put(absl::string_view instance, const Digest& action, const reapi::ActionResult& result);
+  absl::Status Put(absl::string_view instance, const Digest& action, const reapi::ActionResult& result) override {
+    return complete_.Put(instance, action, result);
+  }
 
   int64_t hits() const { return hits_.load(); }
   int64_t misses() const { return misses_.load(); }
-  absl::StatusOr<int64_t> CountEntries() const;
+  absl::StatusOr<int64_t> CountEntries() const { return storage_.CountEntries(); }
 
  private:
-  static std::vector<Digest> Referenced(const reapi::ActionResult& result);
-
-  Database* db_;
-  RocksDbBlobStore* blobs_;
+  RocksDbActionResultStore storage_;
+  CompletenessCheckingActionResultStore complete_;
   std::atomic<int64_t> hits_{0};
   std::atomic<int64_t> misses_{0};
 };

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "coordinator/families.h"
 
 namespace assay {
 
@@ -28,13 +29,13 @@ absl::StatusOr<uint64_t> ParseJobId(const std::string& id) {
 absl::StatusOr<uint64_t> JobStore::NextJobNumber() {
   absl::MutexLock lock(&counter_mu_);
   uint64_t next = 1;
-  auto value = db_->Get(Family::kMeta, kNextJobKey);
+  auto value = db_->Get(CoordinatorFamily::kMeta, kNextJobKey);
   if (value.ok()) {
     next = DecodeU64(*value);
   } else if (!absl::IsNotFound(value.status())) {
     return value.status();
   }
-  if (absl::Status s = db_->Put(Family::kMeta, kNextJobKey, EncodeU64(next + 1), /*sync=*/true); !s.ok()) return s;
+  if (absl::Status s = db_->Put(CoordinatorFamily::kMeta, kNextJobKey, EncodeU64(next + 1), /*sync=*/true); !s.ok()) return s;
   return next;
 }
 
@@ -42,30 +43,30 @@ absl::Status JobStore::CreateJob(uint64_t number, const Job& job, const std::vec
   rocksdb::WriteBatch batch;
   Job summary = job;
   summary.clear_tasks();
-  batch.Put(db_->cf(Family::kJobs), EncodeU64(number), summary.SerializeAsString());
+  batch.Put(db_->cf(CoordinatorFamily::kJobs), EncodeU64(number), summary.SerializeAsString());
   for (const Task& task : tasks) {
-    batch.Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
+    batch.Put(db_->cf(CoordinatorFamily::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
   }
   return db_->Write(&batch, /*sync=*/true);
 }
 
 void JobStore::PutTask(rocksdb::WriteBatch* batch, uint64_t number, const Task& task) const {
-  batch->Put(db_->cf(Family::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
+  batch->Put(db_->cf(CoordinatorFamily::kTasks), TaskKeyBytes(number, task.index()), task.SerializeAsString());
 }
 
 void JobStore::PutJobSummary(rocksdb::WriteBatch* batch, uint64_t number, Job* job) const {
   google::protobuf::RepeatedPtrField<Task> tasks;
   tasks.Swap(job->mutable_tasks());
-  batch->Put(db_->cf(Family::kJobs), EncodeU64(number), job->SerializeAsString());
+  batch->Put(db_->cf(CoordinatorFamily::kJobs), EncodeU64(number), job->SerializeAsString());
   tasks.Swap(job->mutable_tasks());
 }
 
 void JobStore::PutLog(rocksdb::WriteBatch* batch, uint64_t number, int32_t task_index, const LogChunk& chunk) const {
-  batch->Put(db_->cf(Family::kLogs), TaskKeyBytes(number, task_index) + EncodeU32(chunk.seq()), chunk.SerializeAsString());
+  batch->Put(db_->cf(CoordinatorFamily::kLogs), TaskKeyBytes(number, task_index) + EncodeU32(chunk.seq()), chunk.SerializeAsString());
 }
 
 absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {
-  auto value = db_->Get(Family::kJobs, EncodeU64(number));
+  auto value = db_->Get(CoordinatorFamily::kJobs, EncodeU64(number));
   if (!value.ok()) {
     if (absl::IsNotFound(value.status())) return absl::NotFoundError(absl::StrCat("no job ", number));
     return value.status();
@@ -74,7 +75,7 @@ absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {
   if (!job.ParseFromString(*value)) return absl::DataLossError(absl::StrCat("job ", number, " record is corrupt"));
   if (!with_tasks) return job;
   std::string prefix = EncodeU64(number);
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kTasks)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kTasks)));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (!job.add_tasks()->ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return absl::DataLossError(absl::StrCat("a task record of job ", number, " is corrupt"));
@@ -86,7 +87,7 @@ absl::StatusOr<Job> JobStore::LoadJob(uint64_t number, bool with_tasks) const {
 
 absl::StatusOr<std::vector<Job>> JobStore::ListJobs(int limit) const {
   std::vector<Job> jobs;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kJobs)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kJobs)));
   for (it->SeekToLast(); it->Valid() && (limit <= 0 || static_cast<int>(jobs.size()) < limit); it->Prev()) {
     Job job;
     if (job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) jobs.push_back(std::move(job));
@@ -100,12 +101,12 @@ constexpr absl::string_view kWorkerStatePrefix = "worker-state/";
 }  // namespace
 
 absl::Status JobStore::PutWorkerState(const std::string& worker, int state) {
-  return db_->Put(Family::kMeta, absl::StrCat(kWorkerStatePrefix, worker), absl::StrCat(state), /*sync=*/true);
+  return db_->Put(CoordinatorFamily::kMeta, absl::StrCat(kWorkerStatePrefix, worker), absl::StrCat(state), /*sync=*/true);
 }
 
 absl::StatusOr<std::map<std::string, int>> JobStore::LoadWorkerStates() const {
   std::map<std::string, int> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kMeta)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kMeta)));
   for (it->Seek(rocksdb::Slice(kWorkerStatePrefix.data(), kWorkerStatePrefix.size())); it->Valid(); it->Next()) {
     absl::string_view key(it->key().data(), it->key().size());
     if (!absl::ConsumePrefix(&key, kWorkerStatePrefix)) break;
@@ -122,7 +123,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Job>>> JobStore::LoadUnfinished()
   std::vector<std::pair<uint64_t, Job>> out;
   std::vector<uint64_t> numbers;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kJobs)));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kJobs)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       Job job;
       if (job.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) && !IsFinal(job.state())) {
@@ -141,7 +142,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Job>>> JobStore::LoadUnfinished()
 
 absl::StatusOr<uint32_t> JobStore::NextLogSeq(uint64_t number, int32_t task_index) const {
   std::string prefix = TaskKeyBytes(number, task_index);
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kLogs)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kLogs)));
   it->SeekForPrev(prefix + EncodeU32(UINT32_MAX));
   if (!it->status().ok()) return FromRocks(it->status(), "reading logs");
   if (!it->Valid() || !it->key().starts_with(prefix)) return 0u;
@@ -151,7 +152,7 @@ absl::StatusOr<uint32_t> JobStore::NextLogSeq(uint64_t number, int32_t task_inde
 absl::Status JobStore::ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
                                 const std::function<bool(const LogChunk&)>& visit) const {
   std::string prefix = TaskKeyBytes(number, task_index);
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(Family::kLogs)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kLogs)));
   for (it->Seek(prefix + EncodeU32(from_seq)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     LogChunk chunk;
     if (!chunk.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {

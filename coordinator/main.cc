@@ -15,6 +15,41 @@
 
 #include "coordinator/server.h"
 
+namespace {
+
+// Serves until SIGINT or SIGTERM; 0 on a clean stop, 1 when the server cannot start.
+// A restart in place (RequestRestart) stops the server and starts it again on the same data and the
+// port it had: a database whose write-ahead log failed on a full disk reopens without a supervisor.
+int Serve(assay::CoordinatorServer::Options options) {
+  for (bool restarting = false;; restarting = true) {
+    assay::ClearRestartRequest();  // asked again by the stopped server's threads as they wound down
+    assay::CoordinatorServer server;
+    if (absl::Status s = server.Start(options); !s.ok()) {
+      if (!restarting) {
+        spdlog::error("cannot start: {}", s.ToString());
+        return 1;
+      }
+      spdlog::warn("cannot start again yet ({}); trying again in 1 s", s.ToString());
+      if (assay::StopSignalWithin(absl::Seconds(1))) return 1;
+      continue;
+    }
+    std::thread waiter([&]() { server.Wait(); });
+    const int signal = assay::WaitForStopSignal();
+    if (signal == 0) {
+      spdlog::warn("restarting in place: {}", assay::RestartReason());
+    } else {
+      spdlog::info("shutting down");
+    }
+    server.Shutdown();
+    waiter.join();
+    if (signal != 0) return 0;
+    // The same port again (the first start may have asked for any free one with :0).
+    options.listen = absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", server.port());
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   assay::InitDaemon();
   assay::CoordinatorServer::Options options;
@@ -77,31 +112,5 @@ int main(int argc, char** argv) {
   options.jobs.heartbeat_interval = absl::Seconds(heartbeat_seconds);
   options.jobs.unschedulable_grace = absl::Seconds(unschedulable_seconds);
 
-  // A restart in place (RequestRestart) stops the server and starts it again on the same data and the
-  // port it had: a database whose write-ahead log failed on a full disk reopens without a supervisor.
-  for (bool restarting = false;; restarting = true) {
-    assay::ClearRestartRequest();  // asked again by the stopped server's threads as they wound down
-    assay::CoordinatorServer server;
-    if (absl::Status s = server.Start(options); !s.ok()) {
-      if (!restarting) {
-        spdlog::error("cannot start: {}", s.ToString());
-        return 1;
-      }
-      spdlog::warn("cannot start again yet ({}); trying again in 1 s", s.ToString());
-      if (assay::StopSignalWithin(absl::Seconds(1))) return 1;
-      continue;
-    }
-    std::thread waiter([&]() { server.Wait(); });
-    const int signal = assay::WaitForStopSignal();
-    if (signal == 0) {
-      spdlog::warn("restarting in place: {}", assay::RestartReason());
-    } else {
-      spdlog::info("shutting down");
-    }
-    server.Shutdown();
-    waiter.join();
-    if (signal != 0) return 0;
-    // The same port again (the first start may have asked for any free one with :0).
-    options.listen = absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", server.port());
-  }
+  return Serve(options);
 }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "coordinator/families.h"
 
 namespace assay {
 
@@ -19,7 +20,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!credentials.ok()) return credentials.status();
   auto min_free = ParseMinFreeDisk(options.min_free_disk);
   if (!min_free.ok()) return min_free.status();
-  auto db = Database::Open(options.data_dir);
+  auto db = Database::Open(options.data_dir, CoordinatorDatabaseOptions());
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   EvictingBlobStore::Options eviction;
@@ -30,7 +31,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   auto stack = MakeBlobStoreStack(db_.get(), RealClock::Get(), eviction, /*durable=*/true, &reserve);
   if (!stack.ok()) return stack.status();
   blob_stack_ = std::move(*stack);
-  action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.storage.get());
+  action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store());
   job_store_ = std::make_unique<JobStore>(db_.get());
   jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
                                        RealClock::Get(), options.jobs);

@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/console_harness.h"
+#include "worker/console_harness.h"
 #include "worker/harness_thread.h"
 #include "worker/linked_cancel.h"
 

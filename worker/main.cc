@@ -78,11 +78,13 @@ int main(int argc, char** argv) {
   server.drain_grace = absl::Seconds(drain_grace_seconds);
   std::signal(SIGPIPE, SIG_IGN);
 
-  assay::WorkerServer worker;
-  if (absl::Status s = worker.Start(server); !s.ok()) {
-    spdlog::error("{}", std::string(s.message()));
-    return 2;
+  for (;;) {
+    assay::ClearRestartRequest();  // asked again by the stopped server's threads as they wound down
+    assay::WorkerServer worker;
+    if (absl::Status s = worker.Start(server); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 2;
+    }
+    if (!worker.ServeUntilStopSignal()) return 0;
   }
-  worker.ServeUntilStopSignal();
-  return 0;
 }

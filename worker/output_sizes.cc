@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/elf_size.h"
+#include "worker/elf_size.h"
 #include "common/safe_fs.h"
 
 namespace assay {

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "build/bazel/remote/execution/v2/remote_execution.pb.h"
-#include "common/console_harness.h"
+#include "worker/console_harness.h"
 #include "worker/cgroups.h"
 #include "worker/container_executor.h"
 

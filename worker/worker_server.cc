@@ -110,7 +110,7 @@ absl::Status WorkerServer::ServeMetrics(const Options& options) {
   return WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n"));
 }
 
-void WorkerServer::ServeUntilStopSignal() {
+bool WorkerServer::ServeUntilStopSignal() {
   const int signal = WaitForStopSignal();
   const std::string& id = agent_->worker_id();
   if (signal == SIGTERM) {
@@ -127,11 +127,14 @@ void WorkerServer::ServeUntilStopSignal() {
       }
     }
     drainer.join();
+  } else if (signal == 0) {
+    spdlog::warn("worker {} restarting in place, running tasks are handed back: {}", id, RestartReason());
   } else {
     spdlog::info("worker {} stopping; running tasks are handed back", id);
   }
   Stop();
   spdlog::info("worker {} stopped", id);
+  return signal == 0;
 }
 
 void WorkerServer::Stop() {

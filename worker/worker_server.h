@@ -38,7 +38,9 @@ class WorkerServer {
   // Until a stop signal: SIGTERM drains (no new tasks; running ones finish, or are handed back after
   // drain_grace); SIGINT, or a second signal while draining, hands running tasks back at once. Then
   // stops and waits for the agent.
-  void ServeUntilStopSignal();
+  // True when the process asked for a restart in place (RequestRestart, common/daemon.h: the local
+  // cache's write-ahead log failed on a full disk): the caller starts a new WorkerServer.
+  bool ServeUntilStopSignal();
 
   WorkerAgent* agent() { return agent_.get(); }
 

@@ -9,6 +9,7 @@
 #include "common/blob_store_stack.h"
 #include "common/file_util.h"
 #include "common/merkle.h"
+#include "coordinator/families.h"
 #include "tests/common/hostile_trees.h"
 
 namespace assay::testing {
@@ -17,9 +18,9 @@ namespace {
 class ActionBuilderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    db_ = Database::Open(dir_.path() / "db").value();
+    db_ = Database::Open(dir_.path() / "db", CoordinatorDatabaseOptions()).value();
     stack_ = MakeBlobStoreStack(db_.get(), &clock_, EvictingBlobStore::Options{1 << 30, 0.95, 0.8}).value();
-    cache_ = std::make_unique<ActionCache>(db_.get(), stack_.storage.get());
+    cache_ = std::make_unique<ActionCache>(db_.get(), stack_.store());
     builder_ = std::make_unique<ActionBuilder>(stack_.store(), cache_.get(), stack_.pinner());
   }
 

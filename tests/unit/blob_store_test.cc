@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <thread>
 
 #include "common/file_util.h"
+#include "coordinator/families.h"
 #include "tests/common/wait_for.h"
 
 namespace assay {
@@ -159,18 +161,21 @@ TEST(DatabaseTest, AWorkersCacheOpensOnlyTheCasFamilies) {
     ASSERT_TRUE(db.ok()) << db.status();
     EXPECT_TRUE((*db)->has(Family::kCasMeta));
     EXPECT_TRUE((*db)->has(Family::kCasChunks));
-    EXPECT_FALSE((*db)->has(Family::kJobs));
-    EXPECT_FALSE((*db)->has(Family::kActionCache));
+    EXPECT_FALSE((*db)->has(CoordinatorFamily::kJobs));
+    EXPECT_FALSE((*db)->has(CoordinatorFamily::kActionCache));
   }
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), (dir.path() / "cache").string(), &names).ok());
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             (std::set<std::string>{"default", "cas_meta", "cas_chunks"}));
-  // Opened by a program that wants everything, then again as a cache: both work.
-  ASSERT_TRUE(Database::Open(dir.path() / "cache").ok());
+  // Opened by a program that wants everything (the coordinator), then again as a cache: both work.
+  ASSERT_TRUE(Database::Open(dir.path() / "cache", CoordinatorDatabaseOptions()).ok());
   auto again = Database::Open(dir.path() / "cache", Database::CasOnly());
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_TRUE((*again)->has(Family::kJobs)) << "families already there are opened as RocksDB requires";
+  const std::vector<std::string> opened = (*again)->opened_family_names();
+  EXPECT_NE(std::find(opened.begin(), opened.end(), "jobs"), opened.end())
+      << "families already there are opened as RocksDB requires";
+  EXPECT_FALSE((*again)->has(CoordinatorFamily::kJobs)) << "but they are not the cache's";
 }
 
 }  // namespace
@@ -230,6 +235,53 @@ TEST_F(BlobStoreTest, BackgroundEvictionRunsOnItsOwnThreadAndKeepsPinnedBlobs) {
       << "the evictor thread did not bring the store down: " << store_->stats().bytes;
   EXPECT_TRUE(store_->FindMissing({first}).value().empty()) << "a pinned blob was evicted";
   evicting.Unpin({first});
+}
+
+// Eviction needs only the EvictableBlobStore interface: over the in-memory store it drops the least
+// recently used blobs down to the low watermark and keeps pinned ones, as over RocksDB.
+TEST(MemoryBlobStoreTest, EvictionOverMemoryDropsLeastRecentlyUsedButNeverPinnedBlobs) {
+  MemoryBlobStore memory;
+  EvictingBlobStore evicting(&memory, EvictingBlobStore::Options{10'000, 0.9, 0.5});
+  EXPECT_TRUE(evicting.pinning_matters()) << "a budget means blobs can be evicted";
+  auto blob = [](int i) { return std::string(1000, static_cast<char>('a' + i)); };
+  std::vector<Digest> digests;
+  for (int i = 0; i < 9; ++i) {
+    digests.push_back(Digest::OfBytes(blob(i)));
+    ASSERT_TRUE(evicting.Put(digests.back(), blob(i)).ok());
+  }
+  EXPECT_EQ(memory.stored_bytes(), 9000);
+  EXPECT_EQ(evicting.evicted_blobs(), 0) << "9000 bytes is not above the 9000-byte high watermark";
+  evicting.Pin({digests[0]});                  // the oldest, but a running task uses it
+  ASSERT_TRUE(evicting.Get(digests[1]).ok());  // used again: now the newest
+  Digest tenth = Digest::OfBytes(blob(9));
+  ASSERT_TRUE(evicting.Put(tenth, blob(9)).ok());  // 10000 bytes: above 9000, evict to <= 5000
+  EXPECT_EQ(memory.stored_bytes(), 5000);
+  EXPECT_EQ(evicting.evicted_blobs(), 5);
+  EXPECT_EQ(evicting.evicted_bytes(), 5000);
+  auto missing = memory.FindMissing(digests).value();
+  std::set<Digest> gone(missing.begin(), missing.end());
+  EXPECT_FALSE(gone.contains(digests[0])) << "pinned";
+  EXPECT_FALSE(gone.contains(digests[1])) << "recently used";
+  for (int i = 2; i <= 6; ++i) EXPECT_TRUE(gone.contains(digests[i])) << i;
+  EXPECT_FALSE(gone.contains(digests[7]));
+  EXPECT_FALSE(gone.contains(digests[8]));
+  EXPECT_TRUE(memory.FindMissing({tenth}).value().empty()) << "the blob just written";
+  evicting.Unpin({digests[0]});
+  for (int i = 10; i < 15; ++i) ASSERT_TRUE(evicting.Put(Digest::OfBytes(blob(i)), blob(i)).ok());
+  EXPECT_EQ(memory.FindMissing({digests[0]}).value().size(), 1u) << "unpinned, it is evicted like any other";
+}
+
+// Without a budget or a disk reserve nothing is ever evicted, so pins do not matter.
+TEST(MemoryBlobStoreTest, WithoutABudgetNothingIsEvicted) {
+  MemoryBlobStore memory;
+  EvictingBlobStore evicting(&memory, EvictingBlobStore::Options{});
+  EXPECT_FALSE(evicting.pinning_matters());
+  for (int i = 0; i < 20; ++i) {
+    const std::string bytes(1000, static_cast<char>('a' + i));
+    ASSERT_TRUE(evicting.Put(Digest::OfBytes(bytes), bytes).ok());
+  }
+  EXPECT_EQ(memory.size(), 20u);
+  EXPECT_EQ(evicting.evicted_blobs(), 0);
 }
 
 // The in-memory store behaves as the interface says, and verification on top of it refuses bytes

@@ -1,4 +1,4 @@
-#include "common/console_harness.h"
+#include "worker/console_harness.h"
 
 #include <gtest/gtest.h>
 

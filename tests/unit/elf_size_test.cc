@@ -1,6 +1,6 @@
 // ELF section sizes against what binutils' `size` prints for the same files: the example firmware
 // built for both targets by the real cross toolchains.
-#include "common/elf_size.h"
+#include "worker/elf_size.h"
 
 #include <gtest/gtest.h>
 

@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/file_util.h"
 #include "common/rocksdb_blob_store.h"
+#include "coordinator/families.h"
 
 namespace assay {
 namespace {
@@ -57,7 +58,7 @@ class JobManagerTest : public ::testing::Test {
     stalling_.reset();
     raw_.reset();
     db_.reset();
-    db_ = Database::Open(dir_.path() / "db").value();
+    db_ = Database::Open(dir_.path() / "db", CoordinatorDatabaseOptions()).value();
     raw_ = RocksDbBlobStore::Create(db_.get(), &clock_).value();
     stalling_ = std::make_unique<StallingBlobStore>(raw_.get());
     blobs_ = std::make_unique<VerifyingBlobStore>(stalling_.get());

@@ -18,24 +18,6 @@
 
 namespace assay {
 
-// The Command platform property that carries a qemu step's harness (QemuSpec as JSON). It is part of
-// the action, so a changed expectation is a different action and never a cache hit of the old one.
-inline constexpr const char* kConsoleHarnessProperty = "assay-console-harness";
-// The Command platform properties of a step's `limits` (cpus: a decimal; memory: bytes; pids).
-inline constexpr const char* kLimitCpusProperty = "assay-limit-cpus";
-inline constexpr const char* kLimitMemoryProperty = "assay-limit-memory";
-inline constexpr const char* kLimitPidsProperty = "assay-limit-pids";
-// A step's `output_limit` (bytes of stdout and stderr together) and `output_limit_fails` ("true").
-inline constexpr const char* kOutputLimitProperty = "assay-output-limit";
-inline constexpr const char* kOutputLimitFailsProperty = "assay-output-limit-fails";
-// A container step: its image (the resolved id when there is one), network ("true"), user.
-inline constexpr const char* kContainerImageProperty = "assay-container-image";
-inline constexpr const char* kContainerNetworkProperty = "assay-container-network";
-inline constexpr const char* kContainerUserProperty = "assay-container-user";
-
-// The pipeline's qemu step from its TaskSpec form.
-QemuStep QemuStepFromProto(const assay::v1::QemuSpec& spec);
-
 class ConsoleHarness {
  public:
   static constexpr size_t kLastLines = 20;

@@ -1,4 +1,4 @@
-#include "common/elf_size.h"
+#include "worker/elf_size.h"
 
 #include <cstring>
 

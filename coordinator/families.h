@@ -1,0 +1,26 @@
+// The coordinator's column families: after the CAS's (common/database.h) in its database.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/database.h"
+
+namespace assay {
+
+struct CoordinatorFamily {
+  static constexpr Family kActionCache = static_cast<Family>(3);  // instance + '\0' + digest key -> ActionResult
+  static constexpr Family kJobs = static_cast<Family>(4);   // job number (8 bytes BE) -> assay.v1.Job (without tasks)
+  static constexpr Family kTasks = static_cast<Family>(5);  // job number + task index (4 bytes BE) -> assay.v1.Task
+  static constexpr Family kLogs = static_cast<Family>(6);   // job number + task index + seq (4 bytes BE) -> LogChunk
+  static constexpr Family kMeta = static_cast<Family>(7);   // counters and settings
+};
+
+// The options the coordinator opens its database with: the CAS's families and its own.
+inline Database::Options CoordinatorDatabaseOptions() {
+  Database::Options options;
+  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta"}) options.family_names.push_back(name);
+  return options;
+}
+
+}  // namespace assay

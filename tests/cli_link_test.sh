@@ -1,0 +1,19 @@
+#!/bin/sh
+# The CLI links neither RocksDB nor prometheus-cpp: it reaches the farm over gRPC only.
+# $1: the assay binary; $2: the build directory; $3: CMake's make program. With Ninja, checks the
+# link line of the `assay` target (what CMake's dependencies bring in, used or not); and always the
+# libraries the binary loads (ldd).
+set -eu
+bin=$1 build=$2 make=$3
+bad=""
+case "$make" in
+  *ninja*)
+    line=$("$make" -C "$build" -t commands assay | tail -1)
+    printf '%s\n' "$line" | grep -q -- '-o cli/assay' || { echo "not the CLI's link line: $line"; exit 1; }
+    bad=$(printf '%s\n' "$line" | tr ' ' '\n' | grep -Ei 'rocksdb|prometheus' || true)
+    [ -z "$bad" ] || { echo "the CLI's link line names libraries it must not link:"; echo "$bad"; exit 1; }
+    ;;
+esac
+bad=$(ldd "$bin" | grep -Ei 'rocksdb|prometheus' || true)
+[ -z "$bad" ] || { echo "$bin loads libraries it must not:"; echo "$bad"; exit 1; }
+echo "$bin links neither RocksDB nor prometheus-cpp"
