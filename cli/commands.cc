@@ -26,6 +26,7 @@
 #include "common/file_util.h"
 #include "common/merkle.h"
 #include "common/status_util.h"
+#include "common/task/task_states.h"
 #include "common/tree_validator.h"
 
 namespace assay::cli {
@@ -135,10 +136,6 @@ class LogPrinter {
   bool prefix_;
   std::map<std::string, bool> at_line_start_;
 };
-
-bool IsFinalState(assay::v1::JobState state) {
-  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
-}
 
 // Streams that outlive a coordinator restart: UNAVAILABLE (and a stream cut short) is retried with
 // backoff for up to kReconnectFor; anything else is an error.
@@ -255,7 +252,7 @@ absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_lo
       last = job;
     }
     grpc::Status status = reader->Finish();
-    if (have && IsFinalState(last.state())) return last;
+    if (have && IsFinal(last.state())) return last;
     if (!reconnect.ShouldRetry(status, progress)) {
       return status.ok() ? absl::InternalError("the coordinator ended the watch early") : FromGrpc(status);
     }
@@ -399,7 +396,7 @@ int Logs(Client& client, const std::string& job_id, const std::string& task, boo
       int matching = 0;
       if (job.ok()) {
         for (const Task& t : job->tasks()) {
-          if (task.empty() || t.id() == task || absl::StartsWith(t.id(), task + "/")) ++matching;
+          if (SelectsTask(task, t.id())) ++matching;
         }
       }
       several = matching > 1;
@@ -434,7 +431,7 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
   int files = 0;
   int64_t bytes = 0;
   for (const Task& t : job->tasks()) {
-    if (!task.empty() && t.id() != task && !absl::StartsWith(t.id(), task + "/")) continue;
+    if (!SelectsTask(task, t.id())) continue;
     auto outputs = ListOutputs(client, t);
     if (!outputs.ok()) return ReportError(outputs.status());
     for (const OutputEntry& f : *outputs) {

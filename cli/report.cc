@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "cli/render.h"
+#include "common/task/task_states.h"
 
 namespace assay::cli {
 
@@ -16,7 +17,6 @@ using assay::v1::Task;
 
 namespace {
 
-int64_t Millis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
 
 struct Measure {
   const char* name;
@@ -68,7 +68,7 @@ Report BuildReport(const assay::v1::Job& job) {
     row.duration_ms = t.started_at_ms() > 0 && t.finished_at_ms() > 0 ? t.finished_at_ms() - t.started_at_ms() : 0;
     const auto& meta = t.result().execution_metadata();
     if (t.spec().has_qemu() && meta.has_execution_start_timestamp() && meta.has_execution_completed_timestamp()) {
-      row.emulator_ms = Millis(meta.execution_completed_timestamp()) - Millis(meta.execution_start_timestamp());
+      row.emulator_ms = TimestampMillis(meta.execution_completed_timestamp()) - TimestampMillis(meta.execution_start_timestamp());
     }
     for (const FileSize& f : t.sizes()) {
       ReportRow::Size size{f, nullptr};

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/render.h"
 #include "cli/report.h"
+#include "common/task/task_states.h"
 #include "common/file_util.h"
 
 namespace assay::cli {
@@ -22,10 +23,6 @@ using assay::v1::Job;
 using assay::v1::Task;
 
 namespace {
-
-bool IsFinal(assay::v1::JobState state) {
-  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
-}
 
 // Walks a Tree's directories from its root; every name is checked before it becomes a path.
 absl::Status WalkTree(const reapi::Directory& dir, const std::string& prefix,

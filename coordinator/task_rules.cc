@@ -17,22 +17,6 @@ using assay::v1::Job;
 using assay::v1::Task;
 using assay::v1::TaskState;
 
-bool IsFinal(assay::v1::JobState state) {
-  return state == assay::v1::JOB_SUCCEEDED || state == assay::v1::JOB_FAILED || state == assay::v1::JOB_CANCELLED;
-}
-
-bool IsFinal(assay::v1::TaskState state) {
-  return state == assay::v1::TASK_SUCCEEDED || state == assay::v1::TASK_FAILED ||
-         state == assay::v1::TASK_CANCELLED || state == assay::v1::TASK_SKIPPED;
-}
-
-bool SelectsTask(absl::string_view selector, absl::string_view task_id) {
-  return selector.empty() || task_id == selector ||
-         (absl::StartsWith(task_id, selector) && task_id.size() > selector.size() && task_id[selector.size()] == '/');
-}
-
-int64_t TimestampMillis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
-
 Settlement Settle(const Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of, bool cancel_requested,
                   absl::FunctionRef<bool(int32_t)> preparing) {
   Settlement out;

@@ -19,17 +19,9 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "assay/v1/jobs.pb.h"
 #include "assay/v1/worker_link.pb.h"
+#include "common/task/task_states.h"
 
 namespace assay {
-
-// A job or task in one of these states changes no more.
-bool IsFinal(assay::v1::JobState state);
-bool IsFinal(assay::v1::TaskState state);
-// Whether a task selector picks the task: empty picks every task, "CELL" the cell's tasks, "CELL/STEP"
-// that one (as `assay logs` and `assay artifacts` take it).
-bool SelectsTask(absl::string_view selector, absl::string_view task_id);
-// A protobuf timestamp as milliseconds since the epoch.
-int64_t TimestampMillis(const google::protobuf::Timestamp& t);
 
 // What should happen to a job's PENDING tasks now. Tasks are settled in index order (a task's needs
 // have lower indexes), so a skip cascades to everything that needs it in one call.

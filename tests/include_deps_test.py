@@ -25,7 +25,7 @@ DEPS = {
     "common/remote": ["common/tree", "common/cas", "common/digest", "common/base"],
     "common/security": ["common/base"],
     "common/metrics": ["common/base"],
-    "cli": ["common/remote", "common/tree", "common/pipeline", "common/security", "common/base"],
+    "cli": ["common/task", "common/remote", "common/tree", "common/pipeline", "common/security", "common/base"],
     "coordinator": ["common/base", "common/digest", "common/tree", "common/pipeline", "common/task", "common/cas",
                     "common/rocksdb", "common/security", "common/metrics"],
     "worker": ["common/base", "common/digest", "common/tree", "common/pipeline", "common/task", "common/cas",
@@ -42,7 +42,7 @@ COMMON_FILES = {
     "remote": ["cas_client.cc", "cas_client.h"],
     "security": ["auth.cc", "auth.h", "security.cc", "security.h", "security_flags.h"],
     "metrics": ["metrics_exposer.cc", "metrics_exposer.h"],
-    "task": ["task/platform_properties.h", "task/qemu_spec.cc", "task/qemu_spec.h"],
+    "task": ["task/platform_properties.h", "task/qemu_spec.cc", "task/qemu_spec.h", "task/task_states.cc", "task/task_states.h"],
 }
 FILE_LIBRARY = {f"common/{name}": f"common/{lib}" for lib, names in COMMON_FILES.items() for name in names}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

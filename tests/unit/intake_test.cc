@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "common/file_util.h"
 #include "common/memory_blob_store.h"
+#include "coordinator/families.h"
 
 namespace assay {
 namespace {
@@ -18,7 +19,7 @@ namespace {
 class IntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    db_ = Database::Open(dir_.path() / "db").value();
+    db_ = Database::Open(dir_.path() / "db", CoordinatorDatabaseOptions()).value();
     store_ = std::make_unique<JobStore>(db_.get());
     intake_ = std::make_unique<Intake>(&blobs_, store_.get(), &clock_, Intake::Options{});
   }
