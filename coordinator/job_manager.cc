@@ -50,7 +50,8 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
 absl::Status JobManager::Recover() {
   auto worker_states = store_->LoadWorkerStates();
   if (!worker_states.ok()) return worker_states.status();
-  Decide([&](Section&) {  // cordons and drains hold across restarts, applied when the worker connects
+  // Cordons and drains hold across restarts, applied when the worker connects.
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& [worker, state] : *worker_states) {
       if (assay::v1::WorkerAdminState_IsValid(state)) {
         dispatcher_.SetAdminState(worker, static_cast<assay::v1::WorkerAdminState>(state));
@@ -65,7 +66,7 @@ absl::Status JobManager::Recover() {
     std::vector<uint32_t>& next = next_seqs.emplace_back();
     for (const Task& task : job.tasks()) next.push_back(store_->NextLogSeq(number, task.index()).value_or(0));
   }
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     size_t job_at = 0;
     for (auto& [number, job] : *unfinished) {
       auto entry = std::make_unique<JobEntry>();
@@ -111,7 +112,7 @@ absl::StatusOr<JobManager::JobEntry*> JobManager::FindLocked(const std::string& 
 absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  std::optional<Job> active = Decide([&](Section& section) -> std::optional<Job> {
+  std::optional<Job> active = Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<Job> {
     JobEntry* entry = ActiveLocked(*number);
     if (entry == nullptr) return std::nullopt;
     section.NeedWritten(*entry);
@@ -126,7 +127,7 @@ absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
 absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
   auto jobs = store_->ListJobs(limit);
   if (!jobs.ok()) return jobs.status();
-  Decide([&](Section& section) {
+  Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (Job& job : *jobs) {
       uint64_t number = 0;
       if (!absl::SimpleAtoi(job.id(), &number)) continue;
@@ -144,7 +145,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
   std::optional<absl::StatusOr<Job>> cancelled =
-      Decide([&](Section& section) -> std::optional<absl::StatusOr<Job>> {
+      Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<absl::StatusOr<Job>> {
         JobEntry* entry = ActiveLocked(*number);
         if (entry == nullptr) return std::nullopt;
         return CancelLocked(&section, entry);
@@ -189,7 +190,7 @@ void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
 absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void(bool)> on_change) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();
-  return Decide([&](Section&) -> absl::StatusOr<uint64_t> {
+  return Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     JobEntry* entry = ActiveLocked(*number);
     if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
     return watchers_.Add(*number, std::move(on_change));
@@ -199,7 +200,7 @@ absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::func
 void JobManager::RemoveWatcher(const std::string& id, uint64_t watcher) {
   auto number = ParseJobId(id);
   if (!number.ok()) return;
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     watchers_.Remove(*number, watcher);
   });
 }
@@ -222,7 +223,7 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
   };
   bool final_state = false;
   bool active = false;
-  Decide([&](Section& section) {
+  Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (JobEntry* entry = ActiveLocked(*number)) {
       active = true;
       section.NeedWritten(*entry);  // every chunk announced so far is in the store when we read

@@ -201,7 +201,8 @@ class JobManager {
   // let go, welcomes and assignments are sent, the caller waits until the changes (and whatever the
   // section read, see NeedWritten) are on disk, so nobody hears of a state that a crash could take
   // back; then the tasks that became ready are prepared without the lock (PrepareReady, a loop).
-  // No disk or CAS I/O ever happens under mu_.
+  // No disk or CAS I/O ever happens under mu_. Each body is annotated
+  // ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_), so clang's -Wthread-safety checks it as running under mu_.
   // kNoWait: the section answers nobody (a log chunk), so it hands its changes to the group commit
   // without waiting for them; whoever reads them next waits (NeedWritten). It still waits once more
   // than kMaxUnwaitedBytes are queued, so memory stays bounded.

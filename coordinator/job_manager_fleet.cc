@@ -12,7 +12,7 @@ namespace assay {
 using assay::v1::Task;
 
 JobManager::Stats JobManager::GetStats() {
-  return Decide([&](Section&) {
+  return Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Stats s;
     for (const auto& [number, entry] : jobs_) {
       if (IsFinal(entry->job.state())) continue;
@@ -38,7 +38,7 @@ JobManager::Stats JobManager::GetStats() {
 
 
 std::vector<assay::v1::Worker> JobManager::ListWorkers() {
-  return Decide([&](Section&) {
+  return Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<assay::v1::Worker> out;
     for (const auto& [id, w] : dispatcher_.workers()) {
       assay::v1::Worker worker;
@@ -71,7 +71,7 @@ std::vector<assay::v1::Worker> JobManager::ListWorkers() {
 absl::StatusOr<assay::v1::Worker> JobManager::SetWorkerState(const std::string& worker,
                                                             assay::v1::WorkerAdminState state) {
   if (!assay::v1::WorkerAdminState_IsValid(state)) return absl::InvalidArgumentError("unknown worker state");
-  absl::Status known = Decide([&](Section&) {
+  absl::Status known = Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (dispatcher_.workers().contains(worker)) return absl::OkStatus();
     std::vector<std::string> ids;
     for (const auto& [id, w] : dispatcher_.workers()) ids.push_back(id);
@@ -81,7 +81,7 @@ absl::StatusOr<assay::v1::Worker> JobManager::SetWorkerState(const std::string& 
   if (!known.ok()) return known;
   // Written (fsynced) before it takes effect, outside the lock.
   if (absl::Status s = store_->PutWorkerState(worker, state); !s.ok()) return s;
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     dispatcher_.SetAdminState(worker, state);
     DispatchLocked();
   });

@@ -24,7 +24,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
   if (hello.prefetch() < 0 || hello.prefetch() > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("hello.prefetch is ", hello.prefetch(), "; it must be 0 to 1024"));
   }
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const Lease& lease : dispatcher_.Connect(hello, session)) {
       if (JobEntry* entry = ActiveLocked(lease.task.job)) {
         Task* task = entry->job.mutable_tasks(lease.task.index);
@@ -54,7 +54,7 @@ absl::Status JobManager::WorkerConnected(const assay::v1::WorkerHello& hello, st
 }
 
 void JobManager::WorkerDisconnected(const std::shared_ptr<WorkerSession>& session) {
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<Lease> lost;
     if (!dispatcher_.Disconnect(session, &lost)) return;  // already replaced
     for (const Lease& lease : lost) {
@@ -76,7 +76,7 @@ void JobManager::OnHeartbeat(const std::string& worker, const assay::v1::Heartbe
 }
 
 void JobManager::RenewLeases(const std::string& worker, const assay::v1::Heartbeat& heartbeat) {
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<std::pair<TaskKey, std::string>> leases;
     for (const auto& ref : heartbeat.leases()) {
       uint64_t number = 0;
@@ -92,13 +92,13 @@ void JobManager::RenewLeases(const std::string& worker, const assay::v1::Heartbe
 }
 
 void JobManager::OnStopping(const std::string& worker, const assay::v1::Stopping& stopping) {
-  Decide([&](Section&) { dispatcher_.SetStopping(worker); });
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { dispatcher_.SetStopping(worker); });
   spdlog::info("worker {} is stopping: no new tasks; its running ones have {} s to finish", worker,
                stopping.grace_ms() / 1000);
 }
 
 void JobManager::OnLog(const std::string& worker, const assay::v1::TaskLog& log) {
-  Decide([&](Section&) { TakeLogLocked(log); }, Mode::kNoWait);
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { TakeLogLocked(log); }, Mode::kNoWait);
 }
 
 void JobManager::TakeLogLocked(const assay::v1::TaskLog& log) {
@@ -130,7 +130,8 @@ void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const st
 absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResult result) {
   StoreInlineBlobs(worker, &result);
   std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;
-  absl::Status status = Decide([&](Section&) { return ApplyResultLocked(worker, result, &to_cache); });
+  absl::Status status = Decide(
+      [&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ApplyResultLocked(worker, result, &to_cache); });
   // The action cache is written after the task's state, outside the lock.
   if (to_cache.has_value()) {
     absl::Status s = action_cache_->Put("", to_cache->first, to_cache->second);

@@ -16,7 +16,7 @@ using assay::v1::Task;
 absl::StatusOr<Job> JobManager::Submit(const assay::v1::SubmitRequest& request) {
   if (absl::Status s = Intake::CheckRequestId(request); !s.ok()) return s;
   if (!request.request_id().empty()) {  // a retried request gets the job its first try created
-    std::optional<Job> known = Decide([&](Section&) -> std::optional<Job> {
+    std::optional<Job> known = Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<Job> {
       auto it = submissions_.find(request.request_id());
       if (it == submissions_.end()) return std::nullopt;
       if (JobEntry* entry = ActiveLocked(it->second)) return entry->job;
@@ -42,7 +42,7 @@ absl::StatusOr<uint64_t> JobManager::CreateJob(const assay::v1::SubmitRequest& r
   job.set_id(absl::StrCat(*number));
   std::vector<Task> tasks(job.tasks().begin(), job.tasks().end());
   if (absl::Status s = store_->CreateJob(*number, job, tasks); !s.ok()) return s;
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto entry = std::make_unique<JobEntry>();
     entry->number = *number;
     entry->job = std::move(job);

@@ -11,7 +11,7 @@ namespace assay {
 using assay::v1::Task;
 
 void JobManager::Tick() {
-  Decide([&](Section&) {
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // Watchers of unfinished jobs hear from us about once a second, so running durations stay current.
     if (watchers_.PokeDue(clock_->Now())) {
       for (auto& [number, entry] : jobs_) {
