@@ -5,8 +5,8 @@
 
 #include <grpcpp/client_context.h>
 
-#include "common/cas_client.h"
-#include "common/digest.h"
+#include "common/digest/digest.h"
+#include "common/remote/cas_client.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
 namespace assay::bench {

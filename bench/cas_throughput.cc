@@ -18,8 +18,8 @@
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/cas_client.h"
-#include "common/database.h"
+#include "common/remote/cas_client.h"
+#include "common/rocksdb/database.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 #include "tests/integration/farm.h"
 

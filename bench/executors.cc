@@ -18,7 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "worker/cgroups.h"
 #include "worker/container_executor.h"
 #include "worker/executor.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "common/line_pattern.h"
+#include "common/pipeline/line_pattern.h"
 
 namespace assay {
 namespace {

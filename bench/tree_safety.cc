@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/file_util.h"
-#include "common/tree_validator.h"
-#include "common/tree_writer.h"
+#include "common/base/file_util.h"
+#include "common/tree/tree_validator.h"
+#include "common/tree/tree_writer.h"
 
 namespace assay {
 namespace {

@@ -10,8 +10,8 @@
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "cli/exit_codes.h"
-#include "common/cas_client.h"
-#include "common/retrier.h"
+#include "common/base/retrier.h"
+#include "common/remote/cas_client.h"
 
 namespace assay::cli {
 

@@ -13,21 +13,21 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "cli/images.h"
 #include "cli/render.h"
 #include "cli/report.h"
-#include "common/file_util.h"
-#include "common/merkle.h"
-#include "common/status_util.h"
+#include "common/base/file_util.h"
+#include "common/base/status_util.h"
 #include "common/task/task_states.h"
-#include "common/tree_validator.h"
+#include "common/tree/merkle.h"
+#include "common/tree/tree_validator.h"
 
 namespace assay::cli {
 namespace fs = std::filesystem;

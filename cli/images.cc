@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/file_util.h"
-#include "common/pipeline.h"
+#include "common/base/file_util.h"
+#include "common/pipeline/pipeline.h"
 
 namespace assay::cli {
 

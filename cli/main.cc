@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
-#include "common/security_flags.h"
+#include "common/security/security_flags.h"
 
 namespace {
 

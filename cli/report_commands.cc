@@ -14,8 +14,8 @@
 #include "cli/commands.h"
 #include "cli/render.h"
 #include "cli/report.h"
+#include "common/base/file_util.h"
 #include "common/task/task_states.h"
-#include "common/file_util.h"
 
 namespace assay::cli {
 namespace fs = std::filesystem;

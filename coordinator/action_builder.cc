@@ -8,10 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/merkle.h"
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 #include "common/task/platform_properties.h"
 #include "common/task/qemu_spec.h"
+#include "common/tree/merkle.h"
 
 namespace assay {
 

@@ -12,8 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/job.pb.h"
-#include "common/blob_pinner.h"
-#include "common/blob_store.h"
+#include "common/cas/blob_pinner.h"
+#include "common/cas/blob_store.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/scheduler.h"
 

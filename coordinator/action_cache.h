@@ -7,8 +7,8 @@
 
 #include <atomic>
 
-#include "common/blob_store.h"
-#include "common/database.h"
+#include "common/cas/blob_store.h"
+#include "common/rocksdb/database.h"
 #include "coordinator/completeness_checking_action_result_store.h"
 #include "coordinator/rocksdb_action_result_store.h"
 

@@ -5,7 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/digest.h"
+#include "common/digest/digest.h"
 
 namespace assay {
 

@@ -1,6 +1,6 @@
 #include "coordinator/admin_service.h"
 
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 
 namespace assay {
 

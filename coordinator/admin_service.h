@@ -2,8 +2,8 @@
 #pragma once
 
 #include "assay/v1/admin.grpc.pb.h"
-#include "common/evicting_blob_store.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/cas/evicting_blob_store.h"
+#include "common/rocksdb/rocksdb_blob_store.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/reapi_services.h"
 

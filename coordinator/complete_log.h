@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "assay/v1/job.pb.h"
-#include "common/blob_store.h"
+#include "common/cas/blob_store.h"
 
 namespace assay {
 

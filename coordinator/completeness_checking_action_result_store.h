@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "common/blob_store.h"
+#include "common/cas/blob_store.h"
 #include "coordinator/action_result_store.h"
 
 namespace assay {

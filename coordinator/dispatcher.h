@@ -14,9 +14,9 @@
 #include "absl/status/status.h"
 #include "assay/v1/admin.pb.h"
 #include "assay/v1/worker_link.pb.h"
-#include "common/blob_pinner.h"
-#include "common/clock.h"
-#include "common/digest.h"
+#include "common/base/clock.h"
+#include "common/cas/blob_pinner.h"
+#include "common/digest/digest.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/worker_session.h"
 

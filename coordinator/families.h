@@ -1,10 +1,10 @@
-// The coordinator's column families: after the CAS's (common/database.h) in its database.
+// The coordinator's column families: after the CAS's (common/rocksdb/database.h) in its database.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "common/database.h"
+#include "common/rocksdb/database.h"
 
 namespace assay {
 

@@ -3,9 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/file_util.h"
-#include "common/merkle.h"
-#include "common/status_util.h"
+#include "common/base/file_util.h"
+#include "common/base/status_util.h"
+#include "common/tree/merkle.h"
 #include "coordinator/planner.h"
 
 namespace assay {

@@ -9,10 +9,10 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/jobs.pb.h"
-#include "common/blob_store.h"
-#include "common/clock.h"
-#include "common/pipeline.h"
-#include "common/tree_validator.h"
+#include "common/base/clock.h"
+#include "common/cas/blob_store.h"
+#include "common/pipeline/pipeline.h"
+#include "common/tree/tree_validator.h"
 #include "coordinator/baseline.h"
 #include "coordinator/job_store.h"
 

@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/log_format.h"
+#include "common/base/log_format.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/task_rules.h"
 

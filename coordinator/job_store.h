@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/job.pb.h"
-#include "common/database.h"
+#include "common/rocksdb/database.h"
 
 namespace assay {
 

@@ -1,6 +1,6 @@
 #include "coordinator/jobs_service.h"
 
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 #include "coordinator/watch_streams.h"
 
 namespace assay {

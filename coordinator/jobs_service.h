@@ -2,7 +2,7 @@
 #pragma once
 
 #include "assay/v1/jobs.grpc.pb.h"
-#include "common/thread_pool.h"
+#include "common/base/thread_pool.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {

@@ -8,10 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 
-#include "common/tree_limit_flags.h"
-#include "common/daemon.h"
-#include "common/pipeline.h"
-#include "common/security_flags.h"
+#include "common/base/byte_size.h"
+#include "common/base/daemon.h"
+#include "common/pipeline/pipeline.h"
+#include "common/security/security_flags.h"
+#include "common/tree/tree_limit_flags.h"
 
 #include "coordinator/server.h"
 

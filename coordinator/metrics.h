@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/admin.pb.h"
-#include "common/metrics_exposer.h"
+#include "common/metrics/metrics_exposer.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {

@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/jobs.pb.h"
-#include "common/digest.h"
-#include "common/pipeline.h"
+#include "common/digest/digest.h"
+#include "common/pipeline/pipeline.h"
 
 namespace assay {
 

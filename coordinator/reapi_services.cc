@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 
 namespace assay {
 namespace {

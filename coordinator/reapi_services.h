@@ -6,8 +6,8 @@
 #include <atomic>
 
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/blob_store.h"
-#include "common/resource_name.h"
+#include "common/cas/blob_store.h"
+#include "common/digest/resource_name.h"
 #include "coordinator/action_cache.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 

@@ -2,7 +2,7 @@
 // written synced. Stores and returns what it is given: completeness is the layer above's.
 #pragma once
 
-#include "common/database.h"
+#include "common/rocksdb/database.h"
 #include "coordinator/action_result_store.h"
 
 namespace assay {

@@ -9,22 +9,22 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/status.h"
-#include "common/blob_store.h"
-#include "common/blob_store_stack.h"
-#include "common/clock.h"
-#include "common/database.h"
-#include "common/disk_space.h"
-#include "common/evicting_blob_store.h"
-#include "common/security.h"
-#include "coordinator/metrics.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/base/clock.h"
+#include "common/cas/blob_store.h"
+#include "common/cas/disk_space.h"
+#include "common/cas/evicting_blob_store.h"
+#include "common/rocksdb/blob_store_stack.h"
+#include "common/rocksdb/database.h"
+#include "common/rocksdb/rocksdb_blob_store.h"
+#include "common/security/security.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/admin_service.h"
-#include "coordinator/jobs_service.h"
-#include "coordinator/worker_link_service.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
+#include "coordinator/jobs_service.h"
+#include "coordinator/metrics.h"
 #include "coordinator/reapi_services.h"
+#include "coordinator/worker_link_service.h"
 
 namespace assay {
 

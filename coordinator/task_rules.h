@@ -16,10 +16,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "assay/v1/jobs.pb.h"
 #include "assay/v1/worker_link.pb.h"
 #include "common/task/task_states.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace assay {
 

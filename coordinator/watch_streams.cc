@@ -7,7 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 #include "coordinator/job_store.h"
 #include "coordinator/task_rules.h"
 

@@ -7,7 +7,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include "assay/v1/jobs.pb.h"
-#include "common/thread_pool.h"
+#include "common/base/thread_pool.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {

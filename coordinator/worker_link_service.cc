@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 
 namespace assay {
 

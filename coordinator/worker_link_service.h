@@ -2,7 +2,7 @@
 #pragma once
 
 #include "assay/v1/worker_link.grpc.pb.h"
-#include "common/thread_pool.h"
+#include "common/base/thread_pool.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {

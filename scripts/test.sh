@@ -33,7 +33,7 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   # machinery hands its call objects between its threads in ways TSan cannot see. The script checks
   # (sizes, includes, the CLI's link line) ran in the first stage.
   export TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1"
-  label="unit" names="" exclude="" skip="^(cli_link_test|include_deps_test|size_check|size_check_self_test)$" \
+  label="unit" names="" exclude="" skip="^(cli_link_test|include_deps_test|include_deps_self_test|size_check|size_check_self_test)$" \
     targets="$(sed -n 's/^assay_test(\([a-z_]*\) SOURCES unit.*/\1/p' tests/CMakeLists.txt | tr '\n' ' ')" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
   # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees. The same

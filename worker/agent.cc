@@ -6,9 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/file_util.h"
-#include "common/status_util.h"
+#include "common/base/clock.h"
+#include "common/base/file_util.h"
+#include "common/base/status_util.h"
 #include "worker/heartbeats.h"
 #include "worker/host_facts.h"
 #include "worker/link_stream.h"

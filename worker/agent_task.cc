@@ -10,7 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "common/file_util.h"
+#include "common/base/byte_size.h"
+#include "common/base/file_util.h"
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
 #include "worker/step_output.h"

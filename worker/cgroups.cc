@@ -20,7 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay {
 namespace fs = std::filesystem;

@@ -13,8 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "assay/v1/job.pb.h"
-#include "common/line_pattern.h"
-#include "common/pipeline.h"
+#include "common/pipeline/line_pattern.h"
+#include "common/pipeline/pipeline.h"
 
 namespace assay {
 
@@ -24,7 +24,7 @@ class ConsoleHarness {
   static constexpr size_t kMaxLineBytes = 4096;  // a longer line is judged in pieces
 
   // Fails when a pattern is not one RE2 accepts (the pipeline parser refuses them at submit). Patterns
-  // are matched with RE2 (common/line_pattern.h): a line is judged in time linear in its length.
+  // are matched with RE2 (common/pipeline/line_pattern.h): a line is judged in time linear in its length.
   static absl::StatusOr<std::unique_ptr<ConsoleHarness>> Create(const assay::v1::QemuSpec& spec);
 
   // Output as the emulator writes it, in any pieces; `stream` 0 is stdout, 1 stderr (each has its own

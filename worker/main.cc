@@ -4,9 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/tree_limit_flags.h"
-#include "common/daemon.h"
-#include "common/security_flags.h"
+#include "common/base/daemon.h"
+#include "common/security/security_flags.h"
+#include "common/tree/tree_limit_flags.h"
 
 #include "worker/worker_server.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/metrics_exposer.h"
+#include "common/metrics/metrics_exposer.h"
 #include "worker/agent.h"
 
 namespace assay {

@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/cas_client.h"
-#include "common/safe_fs.h"
-#include "common/tree_validator.h"
+#include "common/remote/cas_client.h"
+#include "common/tree/safe_fs.h"
+#include "common/tree/tree_validator.h"
 
 namespace assay {
 namespace {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/digest.h"
-#include "common/merkle.h"
+#include "common/digest/digest.h"
+#include "common/tree/merkle.h"
 
 namespace assay {
 

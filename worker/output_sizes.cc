@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/tree/safe_fs.h"
 #include "worker/elf_size.h"
-#include "common/safe_fs.h"
 
 namespace assay {
 namespace {

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "assay/v1/worker_link.pb.h"
-#include "common/cas_client.h"
+#include "common/remote/cas_client.h"
 
 namespace assay {
 

@@ -1,6 +1,7 @@
 #include "worker/step_output.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/base/byte_size.h"
 #include "worker/step_settings.h"
 
 namespace assay {

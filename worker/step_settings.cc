@@ -21,12 +21,6 @@ absl::StatusOr<std::unique_ptr<ConsoleHarness>> HarnessFor(const reapi::Command&
   return nullptr;
 }
 
-// "64 MiB" for whole mebibytes, otherwise bytes.
-std::string FormatBytes(int64_t bytes) {
-  if (bytes % (1 << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
-  return absl::StrCat(bytes, " bytes");
-}
-
 // The container a step asks for (its image, network, user), or null.
 std::shared_ptr<ContainerRun> ContainerFor(const reapi::Command& command) {
   std::shared_ptr<ContainerRun> run;

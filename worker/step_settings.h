@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "build/bazel/remote/execution/v2/remote_execution.pb.h"
-#include "worker/console_harness.h"
 #include "worker/cgroups.h"
+#include "worker/console_harness.h"
 #include "worker/container_executor.h"
 
 namespace assay {
@@ -27,7 +27,5 @@ struct OutputLimit {
   bool fails = false;
 };
 OutputLimit OutputLimitFor(const reapi::Command& command);
-// "64 MiB" for whole mebibytes, otherwise bytes.
-std::string FormatBytes(int64_t bytes);
 
 }  // namespace assay

@@ -1,6 +1,7 @@
 #include "worker/work_disk.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/base/byte_size.h"
 
 namespace assay {
 
@@ -18,7 +19,7 @@ std::string WorkDisk::AfterFailure(const std::string& failure) {
   const int64_t free = reserve_.free_bytes();
   if (free >= reserve_.reserve_bytes() + kFullSlack) return "";
   return absl::StrCat("its work directory's disk is full (", reserve_.options().dir.string(), ": ",
-                      FormatDiskBytes(std::max<int64_t>(free, 0)), " free, ", reserve_.options().flag, " ",
+                      FormatBytes(std::max<int64_t>(free, 0)), " free, ", reserve_.options().flag, " ",
                       reserve_.options().min_free.text, "): ", failure);
 }
 

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "common/clock.h"
-#include "common/disk_space.h"
+#include "common/base/clock.h"
+#include "common/cas/disk_space.h"
 
 namespace assay {
 

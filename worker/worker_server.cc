@@ -7,10 +7,10 @@
 #include <csignal>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/daemon.h"
-#include "common/evicting_blob_store.h"
-#include "common/file_util.h"
+#include "common/base/clock.h"
+#include "common/base/daemon.h"
+#include "common/base/file_util.h"
+#include "common/cas/evicting_blob_store.h"
 #include "worker/cgroups.h"
 #include "worker/container_executor.h"
 #include "worker/container_or_host_executor.h"

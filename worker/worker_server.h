@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/metrics_exposer.h"
+#include "common/metrics/metrics_exposer.h"
 #include "worker/agent.h"
 
 namespace assay {
@@ -38,7 +38,7 @@ class WorkerServer {
   // Until a stop signal: SIGTERM drains (no new tasks; running ones finish, or are handed back after
   // drain_grace); SIGINT, or a second signal while draining, hands running tasks back at once. Then
   // stops and waits for the agent.
-  // True when the process asked for a restart in place (RequestRestart, common/daemon.h: the local
+  // True when the process asked for a restart in place (RequestRestart, common/base/daemon.h: the local
   // cache's write-ahead log failed on a full disk): the caller starts a new WorkerServer.
   bool ServeUntilStopSignal();
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "assay/v1/job.pb.h"
-#include "common/pipeline.h"
+#include "common/pipeline/pipeline.h"
 
 namespace assay {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "common/digest.h"
+#include "common/digest/digest.h"
 
 namespace assay::testing {
 

@@ -1,7 +1,7 @@
 // A DirectoryLoader over a fixture's blobs.
 #pragma once
 
-#include "common/tree_validator.h"
+#include "common/tree/tree_validator.h"
 #include "tests/common/hostile_trees.h"
 
 namespace assay::testing {

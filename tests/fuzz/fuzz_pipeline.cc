@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/pipeline.h"
+#include "common/pipeline/pipeline.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/digest.h"
-#include "common/resource_name.h"
+#include "common/digest/digest.h"
+#include "common/digest/resource_name.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

@@ -11,9 +11,9 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/file_util.h"
-#include "common/tree_validator.h"
-#include "common/tree_writer.h"
+#include "common/base/file_util.h"
+#include "common/tree/tree_validator.h"
+#include "common/tree/tree_writer.h"
 
 namespace {
 namespace fs = std::filesystem;

@@ -18,9 +18,9 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/auth.h"
-#include "common/cas_client.h"
-#include "common/merkle.h"
+#include "common/remote/cas_client.h"
+#include "common/security/auth.h"
+#include "common/tree/merkle.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"  // tests/proto

@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/digest.h"
+#include "common/digest/digest.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {

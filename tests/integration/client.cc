@@ -6,7 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 
 namespace assay::testing {
 

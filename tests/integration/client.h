@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
-#include "common/security.h"
+#include "common/security/security.h"
 #include "tests/integration/process.h"
 
 namespace assay::testing {

@@ -15,8 +15,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/cas_client.h"
-#include "common/digest.h"
+#include "common/digest/digest.h"
+#include "common/remote/cas_client.h"
 #include "tests/integration/farm.h"
 #include "tests/integration/tmpfs.h"
 

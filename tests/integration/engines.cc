@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay::testing {
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/status_util.h"
+#include "common/base/status_util.h"
 
 namespace assay::testing {
 namespace fs = std::filesystem;

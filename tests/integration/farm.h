@@ -11,8 +11,8 @@
 #include "absl/status/statusor.h"
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
-#include "common/file_util.h"
-#include "common/security.h"
+#include "common/base/file_util.h"
+#include "common/security/security.h"
 #include "tests/integration/client.h"
 #include "tests/integration/process.h"
 

@@ -6,10 +6,10 @@
 
 #include "absl/strings/match.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/cas_client.h"
-#include "common/database.h"
-#include "common/merkle.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/remote/cas_client.h"
+#include "common/rocksdb/database.h"
+#include "common/rocksdb/rocksdb_blob_store.h"
+#include "common/tree/merkle.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/integration/farm.h"
 

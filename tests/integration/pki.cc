@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "tests/integration/process.h"
 
 namespace assay::testing {

@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay::testing {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/cas_client.h"
+#include "common/remote/cas_client.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 #include "tests/integration/farm.h"
 

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "tests/integration/farm.h"
 #include "tests/integration/process.h"
 

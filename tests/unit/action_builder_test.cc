@@ -6,9 +6,9 @@
 
 #include <map>
 
-#include "common/blob_store_stack.h"
-#include "common/file_util.h"
-#include "common/merkle.h"
+#include "common/base/file_util.h"
+#include "common/rocksdb/blob_store_stack.h"
+#include "common/tree/merkle.h"
 #include "coordinator/families.h"
 #include "tests/common/hostile_trees.h"
 

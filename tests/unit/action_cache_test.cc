@@ -4,8 +4,8 @@
 
 #include <map>
 
-#include "common/file_util.h"
-#include "common/memory_blob_store.h"
+#include "common/base/file_util.h"
+#include "common/cas/memory_blob_store.h"
 #include "coordinator/completeness_checking_action_result_store.h"
 #include "coordinator/families.h"
 

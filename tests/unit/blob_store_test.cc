@@ -1,7 +1,7 @@
-#include "common/blob_store_stack.h"
-#include "common/evicting_blob_store.h"
-#include "common/memory_blob_store.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/cas/evicting_blob_store.h"
+#include "common/cas/memory_blob_store.h"
+#include "common/rocksdb/blob_store_stack.h"
+#include "common/rocksdb/rocksdb_blob_store.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "coordinator/families.h"
 #include "tests/common/wait_for.h"
 

@@ -1,7 +1,7 @@
 // CasClient against a CAS that lies: an in-process gRPC server (real gRPC on loopback) answering
 // with bytes that do not match the digests asked for. The worker's materialization and the CLI's
 // download fail with the digest named and leave no file behind; an honest server works.
-#include "common/cas_client.h"
+#include "common/remote/cas_client.h"
 
 #include <atomic>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
 
 namespace assay::testing {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/memory_blob_store.h"
+#include "common/cas/memory_blob_store.h"
 
 namespace assay {
 namespace {

@@ -1,8 +1,8 @@
-#include "common/digest.h"
+#include "common/digest/digest.h"
 
 #include <gtest/gtest.h>
 
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay {
 namespace {

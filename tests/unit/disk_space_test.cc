@@ -1,12 +1,12 @@
 // Disk space as a resource: the reserve (--min-free-disk), its cached readings, and what the blob
 // stores do with it (refuse, evict), against a file system whose free space the test sets.
-#include "common/disk_space.h"
+#include "common/cas/disk_space.h"
 
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
-#include "common/blob_store_stack.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
+#include "common/rocksdb/blob_store_stack.h"
 
 namespace assay {
 namespace {
@@ -57,7 +57,7 @@ TEST(DiskReserveTest, RefusesAWriteThatWouldCrossTheReserveNamingStoreFreeSpaceA
   EXPECT_TRUE(reserve.Check(10 << 20).ok());
   absl::Status refused = reserve.Check(11 << 20);
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
-  for (const char* part : {"test CAS", "/data", "60.0 MiB free now", "50.0 MiB", "--min-free-disk 5%"}) {
+  for (const char* part : {"test CAS", "/data", "60 MiB free now", "50 MiB", "--min-free-disk 5%"}) {
     EXPECT_TRUE(absl::StrContains(refused.message(), part)) << part << " not in: " << refused.message();
   }
 }

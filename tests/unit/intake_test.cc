@@ -9,8 +9,8 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "common/file_util.h"
-#include "common/memory_blob_store.h"
+#include "common/base/file_util.h"
+#include "common/cas/memory_blob_store.h"
 #include "coordinator/families.h"
 
 namespace assay {

@@ -10,8 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
-#include "common/file_util.h"
-#include "common/rocksdb_blob_store.h"
+#include "common/base/file_util.h"
+#include "common/rocksdb/rocksdb_blob_store.h"
 #include "coordinator/families.h"
 
 namespace assay {

@@ -1,9 +1,9 @@
-#include "common/merkle.h"
+#include "common/tree/merkle.h"
 
 #include <gtest/gtest.h>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay {
 namespace {

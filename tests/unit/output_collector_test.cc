@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
-#include "common/file_util.h"
-#include "common/safe_fs.h"
+#include "common/base/file_util.h"
+#include "common/tree/safe_fs.h"
 
 namespace assay {
 namespace {

@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
-#include "absl/synchronization/notification.h"
 #include "absl/strings/strip.h"
-#include "common/file_util.h"
+#include "absl/synchronization/notification.h"
+#include "common/base/file_util.h"
 #include "worker/executor.h"
 
 namespace assay {

@@ -1,6 +1,6 @@
 // The retry policy with a fake clock: which codes are retried, backoff growth and cap with jitter,
 // the overall deadline, and the deadline each try gets.
-#include "common/retrier.h"
+#include "common/base/retrier.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Transport-security policy: which addresses count as loopback, token files, and the combinations
 // of flags the coordinator and clients refuse before opening any socket.
-#include "common/security.h"
+#include "common/security/security.h"
 
 #include <set>
 
@@ -8,12 +8,12 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/auth.h"
+#include "common/security/auth.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
 
 #include <gtest/gtest.h>
 
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 
 namespace assay {
 namespace {

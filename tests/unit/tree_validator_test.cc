@@ -1,6 +1,6 @@
 // ValidateTree against every hostile fixture (refused, naming the path), well-formed trees
 // (accepted, counted as written), and the limits at their edges.
-#include "common/tree_validator.h"
+#include "common/tree/tree_validator.h"
 
 #include <gtest/gtest.h>
 

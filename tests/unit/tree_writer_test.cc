@@ -1,7 +1,7 @@
 // TreeWriter on its own, with validation bypassed: for every hostile fixture nothing appears outside
 // the work directory; existing entries are never followed or replaced; bytes that do not match their
 // digest leave no file.
-#include "common/tree_writer.h"
+#include "common/tree/tree_writer.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "common/file_util.h"
+#include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/common/hostile_trees_loader.h"
 

@@ -34,7 +34,7 @@ TEST(WorkDiskTest, AFailureWithTheDiskFullIsAHostProblemNamingTheFailure) {
   WorkDisk work("/work", ParseMinFreeDisk("0").value(), &clock, disk.probe());
   disk.free = 4096;  // no time passes: AfterFailure reads the disk now
   const std::string problem = work.AfterFailure("fetching inputs: write big.bin: No space left on device");
-  EXPECT_TRUE(absl::StrContains(problem, "work directory's disk is full (/work: 4.0 KiB free")) << problem;
+  EXPECT_TRUE(absl::StrContains(problem, "work directory's disk is full (/work: 4 KiB free")) << problem;
   EXPECT_TRUE(absl::StrContains(problem, "fetching inputs")) << problem;
 }
 

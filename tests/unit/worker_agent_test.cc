@@ -17,8 +17,8 @@
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
-#include "common/file_util.h"
-#include "common/memory_blob_store.h"
+#include "common/base/file_util.h"
+#include "common/cas/memory_blob_store.h"
 #include "coordinator/server.h"
 #include "worker/executor.h"
 

@@ -1,0 +1,104 @@
+#include "common/base/file_util.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace assay {
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path.string(), ": ", std::strerror(errno)));
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path.string()));
+  return std::move(out).str();
+}
+
+absl::Status WriteFile(const fs::path& path, absl::string_view data, bool executable) {
+  fs::path tmp = path;
+  tmp += absl::StrCat(".tmp-", RandomHex(4));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0755 : 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", std::strerror(errno)));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return absl::InternalError(absl::StrCat("cannot write ", tmp.string(), ": ", std::strerror(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot rename to ", path.string(), ": ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirs(const fs::path& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create directory ", path.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status RemoveAll(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status CheckRelativePath(absl::string_view path, absl::string_view what) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  if (path.front() == '/') {
+    return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' must be relative"));
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' leaves its directory (..)"));
+    }
+  }
+  if (path.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL byte"));
+  }
+  return absl::OkStatus();
+}
+
+ScopedTempDir::ScopedTempDir(absl::string_view prefix) {
+  std::string pattern = (fs::temp_directory_path() / absl::StrCat(prefix, "-XXXXXX")).string();
+  char* made = ::mkdtemp(pattern.data());
+  path_ = made ? fs::path(made) : fs::path(pattern);
+}
+
+ScopedTempDir::~ScopedTempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
+  std::string hex;
+  for (unsigned char c : raw) absl::StrAppendFormat(&hex, "%02x", c);
+  return hex;
+}
+
+}  // namespace assay

@@ -1,0 +1,69 @@
+#include "common/cas/blob_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace assay {
+
+absl::StatusOr<reapi::Directory> LoadDirectory(BlobStore& store, const Digest& digest) {
+  auto bytes = store.Get(digest);
+  if (!bytes.ok()) return bytes.status();
+  reapi::Directory directory;
+  if (!directory.ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", digest.ToString(), " is not a Directory message"));
+  }
+  return directory;
+}
+namespace {
+
+absl::Status Mismatch(const Digest& want, const std::string& got_hash, int64_t got_size) {
+  return absl::InvalidArgumentError(absl::StrCat("blob bytes do not match digest ", want.ToString(), ": got ",
+                                                 got_hash, "/", got_size));
+}
+
+class VerifyingWriter final : public BlobWriter {
+ public:
+  VerifyingWriter(Digest digest, std::unique_ptr<BlobWriter> inner)
+      : digest_(std::move(digest)), inner_(std::move(inner)) {}
+
+  absl::Status Append(absl::string_view data) override {
+    if (written() + static_cast<int64_t>(data.size()) > digest_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("blob ", digest_.ToString(), " is longer than its digest says (",
+                                                     written() + static_cast<int64_t>(data.size()), " bytes)"));
+    }
+    hasher_.Update(data);
+    return inner_->Append(data);
+  }
+
+  absl::Status Commit() override {
+    if (written() != digest_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("blob ", digest_.ToString(), " ended after ", written(),
+                                                     " bytes, expected ", digest_.size()));
+    }
+    std::string hash = hasher_.FinishHex();
+    if (hash != digest_.hash()) return Mismatch(digest_, hash, written());
+    return inner_->Commit();
+  }
+
+  int64_t written() const override { return inner_->written(); }
+
+ private:
+  Digest digest_;
+  std::unique_ptr<BlobWriter> inner_;
+  Sha256 hasher_;
+};
+
+}  // namespace
+
+absl::Status VerifyingBlobStore::Put(const Digest& digest, absl::string_view data) {
+  Digest actual = Digest::OfBytes(data);
+  if (actual != digest) return Mismatch(digest, actual.hash(), actual.size());
+  return inner_->Put(digest, data);
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> VerifyingBlobStore::OpenWrite(const Digest& digest) {
+  auto inner = inner_->OpenWrite(digest);
+  if (!inner.ok()) return inner.status();
+  return std::unique_ptr<BlobWriter>(new VerifyingWriter(digest, std::move(*inner)));
+}
+
+}  // namespace assay

@@ -1,0 +1,63 @@
+// One small interface for content-addressed storage. Layers (verification, metrics, eviction)
+// wrap it and override only what they change.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/digest/digest.h"
+
+namespace assay {
+
+// Streams one blob in. Nothing is visible to readers until Commit succeeds; a writer destroyed
+// without Commit leaves nothing behind.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  virtual absl::Status Append(absl::string_view data) = 0;
+  virtual absl::Status Commit() = 0;
+  virtual int64_t written() const = 0;
+};
+
+using ChunkSink = std::function<absl::Status(absl::string_view)>;
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  // The subset of `digests` not stored (the empty blob is always present).
+  virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
+  // NotFound when absent.
+  virtual absl::StatusOr<std::string> Get(const Digest& digest) = 0;
+  // Streams bytes [offset, offset+limit) (limit 0: to the end) to `sink` in pieces.
+  virtual absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) = 0;
+  virtual absl::Status Put(const Digest& digest, absl::string_view data) = 0;
+  virtual absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) = 0;
+};
+
+// Reads a blob that must be an REAPI Directory message: NotFound when absent, INVALID_ARGUMENT
+// naming the digest when its bytes are not a Directory.
+absl::StatusOr<reapi::Directory> LoadDirectory(BlobStore& store, const Digest& digest);
+
+// Refuses any blob whose bytes do not hash to its digest, with INVALID_ARGUMENT, storing nothing.
+class VerifyingBlobStore final : public BlobStore {
+ public:
+  explicit VerifyingBlobStore(BlobStore* inner) : inner_(inner) {}
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override {
+    return inner_->FindMissing(digests);
+  }
+  absl::StatusOr<std::string> Get(const Digest& digest) override { return inner_->Get(digest); }
+  absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override {
+    return inner_->Read(digest, offset, limit, sink);
+  }
+  absl::Status Put(const Digest& digest, absl::string_view data) override;
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+
+ private:
+  BlobStore* inner_;
+};
+
+}  // namespace assay

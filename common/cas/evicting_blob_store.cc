@@ -1,0 +1,194 @@
+#include "common/cas/evicting_blob_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/byte_size.h"
+
+namespace assay {
+
+class EvictingWriter final : public BlobWriter {
+ public:
+  EvictingWriter(EvictingBlobStore* store, std::unique_ptr<BlobWriter> inner) : store_(store), inner_(std::move(inner)) {}
+  absl::Status Append(absl::string_view data) override { return inner_->Append(data); }
+  absl::Status Commit() override {
+    absl::Status s = inner_->Commit();
+    committed_ = s.ok();
+    if (s.ok()) store_->AfterWrite();
+    return s;
+  }
+  int64_t written() const override { return inner_->written(); }
+  ~EvictingWriter() override {
+    inner_.reset();  // a failed upload's chunks are discarded now...
+    if (!committed_) store_->AfterWrite();  // ...and their space given back by the maintenance pass
+  }
+
+ private:
+  bool committed_ = false;
+  EvictingBlobStore* store_;
+  std::unique_ptr<BlobWriter> inner_;
+};
+
+EvictingBlobStore::EvictingBlobStore(EvictableBlobStore* inner, Options options) : inner_(inner), options_(options) {
+  if (!options_.background) return;
+  evictor_ = std::thread([this] {
+    while (true) {
+      {
+        absl::MutexLock lock(&wake_mu_);
+        auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_ || stopping_; };
+        wake_mu_.AwaitWithTimeout(absl::Condition(&woken), kMaintenanceInterval);
+        if (stopping_) return;
+        wake_ = false;
+      }
+      Maintain();
+    }
+  });
+}
+
+EvictingBlobStore::~EvictingBlobStore() {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    stopping_ = true;
+  }
+  if (evictor_.joinable()) evictor_.join();
+}
+
+void EvictingBlobStore::Maintain() {
+  if (!inner_->Upkeep()) return;  // no writes possible now: nothing to evict for
+  auto evicted = MaybeEvict();
+  if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
+}
+
+void EvictingBlobStore::AfterWrite() {
+  if (!evictor_.joinable()) {
+    MaybeEvict().IgnoreError();
+    return;
+  }
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
+absl::StatusOr<std::vector<Digest>> EvictingBlobStore::FindMissing(const std::vector<Digest>& digests) {
+  auto missing = inner_->FindMissing(digests);
+  if (!missing.ok() || options_.budget_bytes == 0) return missing;
+  // Blobs a client is told are present must survive until it uses them: refresh them.
+  if (missing->size() < digests.size()) {
+    absl::flat_hash_set<Digest> absent(missing->begin(), missing->end());
+    for (const Digest& d : digests) {
+      if (!absent.contains(d)) inner_->Touch(d).IgnoreError();
+    }
+  }
+  return missing;
+}
+
+absl::StatusOr<std::string> EvictingBlobStore::Get(const Digest& digest) {
+  auto data = inner_->Get(digest);
+  // Access times only matter when there is a budget to keep.
+  if (data.ok() && options_.budget_bytes > 0) inner_->Touch(digest).IgnoreError();
+  return data;
+}
+
+absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) {
+  if (options_.budget_bytes > 0) inner_->Touch(digest).IgnoreError();
+  return inner_->Read(digest, offset, limit, sink);
+}
+
+absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
+  absl::Status s = inner_->Put(digest, data);
+  if (s.ok()) AfterWrite();
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> EvictingBlobStore::OpenWrite(const Digest& digest) {
+  auto inner = inner_->OpenWrite(digest);
+  if (!inner.ok()) return inner.status();
+  return std::unique_ptr<BlobWriter>(new EvictingWriter(this, std::move(*inner)));
+}
+
+void EvictingBlobStore::Pin(const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&pins_mu_);
+  // A deletion of one of these already under way finishes first; none can start once pinned.
+  absl::flat_hash_set<Digest> wanted(digests.begin(), digests.end());
+  auto clear = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pins_mu_) {
+    return !deleting_.has_value() || !wanted.contains(*deleting_);
+  };
+  pins_mu_.Await(absl::Condition(&clear));
+  for (const Digest& d : digests) pins_[d]++;
+}
+
+void EvictingBlobStore::Unpin(const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&pins_mu_);
+  for (const Digest& d : digests) {
+    auto it = pins_.find(d);
+    if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+  }
+}
+
+int64_t EvictingBlobStore::DiskShortfall() {
+  DiskReserve* reserve = inner_->disk_reserve();
+  if (reserve == nullptr || !reserve->Low()) return 0;
+  return std::max<int64_t>(2 * reserve->reserve_bytes() - reserve->free_bytes(), 0);
+}
+
+absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
+  const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
+  const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
+  const bool over_budget = options_.budget_bytes > 0 && inner_->stored_bytes() > high;
+  const int64_t shortfall = DiskShortfall();
+  if (!over_budget && shortfall == 0) return 0;
+  // One evictor at a time; writers that find it busy go on (the running pass covers them).
+  if (!evict_mu_.TryLock()) return 0;
+  int64_t dropped = 0;
+  int64_t blobs = 0;
+  absl::Status status = EvictWhile(
+      [&](int64_t so_far) {
+        return (options_.budget_bytes > 0 && inner_->stored_bytes() > low) || so_far < shortfall;
+      },
+      &dropped, &blobs);
+  // Deleted data frees disk space only once compacted: when the disk is low, do it now.
+  if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->GiveBackDeletedSpace();
+  evict_mu_.Unlock();
+  evicted_blobs_ += blobs;
+  evicted_bytes_ += dropped;
+  if (blobs > 0) {
+    spdlog::info("evicted {} blobs ({} bytes); store now {} bytes of a {} byte budget{}", blobs, dropped,
+                 inner_->stored_bytes(), options_.budget_bytes,
+                 shortfall > 0 ? absl::StrCat("; disk space was low (", FormatBytes(shortfall), " short of twice ",
+                                              inner_->disk_reserve()->options().flag, ")")
+                               : "");
+  }
+  if (!status.ok()) return status;
+  return dropped;
+}
+
+absl::Status EvictingBlobStore::EvictWhile(const std::function<bool(int64_t)>& more, int64_t* dropped,
+                                           int64_t* blobs) {
+  absl::Status failure;
+  absl::Status scan = inner_->ForEachByAge([&](const Digest& digest, int64_t) {
+    if (!more(*dropped)) return false;
+    {
+      // Checked and marked as one step with Pin: a blob is either pinned first (kept) or being
+      // deleted (a Pin of it waits until the deletion is done, and then finds it gone).
+      absl::MutexLock lock(&pins_mu_);
+      if (pins_.contains(digest)) return true;
+      deleting_ = digest;
+    }
+    absl::Status s = inner_->Delete(digest);  // no lock held
+    {
+      absl::MutexLock lock(&pins_mu_);
+      deleting_.reset();
+    }
+    if (s.ok()) {
+      *dropped += digest.size();
+      ++*blobs;
+    } else if (!absl::IsNotFound(s)) {
+      failure = s;
+      return false;
+    }
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  return failure;
+}
+
+}  // namespace assay

@@ -1,0 +1,86 @@
+// Keeps an EvictableBlobStore (RocksDbBlobStore, MemoryBlobStore) within a byte budget: when a
+// write takes it above the high watermark, the least recently used blobs are dropped until it is
+// under the low watermark. With a disk reserve (EvictableBlobStore::disk_reserve), eviction also
+// runs when free disk space is low (below twice the reserve), dropping the oldest blobs and giving
+// their space back until that much is free again.
+//
+// With `background`, a maintenance thread of its own does this (woken by writes, and every
+// kMaintenanceInterval): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
+// the database after a full disk stopped it and giving back the space of failed uploads), then
+// eviction. Pinned blobs (the inputs of running tasks) are never dropped. Reads refresh a blob's
+// last-use time.
+// A reader that already started keeps reading from its snapshot, so no reader sees a partial blob.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "common/cas/blob_pinner.h"
+#include "common/cas/evictable_blob_store.h"
+
+namespace assay {
+
+class EvictingBlobStore final : public BlobStore, public BlobPinner {
+ public:
+  struct Options {
+    int64_t budget_bytes = 0;       // 0: no limit
+    double high_watermark = 0.95;   // evict when above budget * high
+    double low_watermark = 0.80;    // ... down to budget * low
+    // Evict on a thread of its own, woken by writes, instead of on the writing request's thread.
+    bool background = false;
+  };
+  EvictingBlobStore(EvictableBlobStore* inner, Options options);
+  ~EvictingBlobStore() override;
+
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::StatusOr<std::string> Get(const Digest& digest) override;
+  absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
+  absl::Status Put(const Digest& digest, absl::string_view data) override;
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+
+  bool pinning_matters() const override { return options_.budget_bytes > 0 || inner_->disk_reserve() != nullptr; }
+  // Once Pin returns, no eviction of these blobs is running or can start: a blob that is still
+  // present stays until unpinned (the caller checks presence after pinning).
+  void Pin(const std::vector<Digest>& digests) override;
+  void Unpin(const std::vector<Digest>& digests) override;
+
+  static constexpr absl::Duration kMaintenanceInterval = absl::Milliseconds(250);
+
+  // Evicts now if above the high watermark, or if free disk space is low. Returns the bytes dropped.
+  absl::StatusOr<int64_t> MaybeEvict();
+  // One maintenance pass (what the background thread does): the storage's upkeep, then eviction if
+  // needed.
+  void Maintain();
+
+  int64_t evicted_blobs() const { return evicted_blobs_.load(); }
+  int64_t evicted_bytes() const { return evicted_bytes_.load(); }
+  int64_t budget_bytes() const { return options_.budget_bytes; }
+
+ private:
+  friend class EvictingWriter;
+  EvictableBlobStore* inner_;
+  Options options_;
+  // Starts an eviction pass now (inline) or on the background thread.
+  void AfterWrite();
+  // Evicts the oldest unpinned blobs while `more()`; returns the bytes and blobs dropped.
+  absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
+  // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).
+  int64_t DiskShortfall();
+
+  absl::Mutex pins_mu_;
+  absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);
+  std::optional<Digest> deleting_ ABSL_GUARDED_BY(pins_mu_);  // the blob an eviction is deleting now
+  absl::Mutex evict_mu_;
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
+  std::thread evictor_;
+  std::atomic<int64_t> evicted_blobs_{0};
+  std::atomic<int64_t> evicted_bytes_{0};
+};
+
+}  // namespace assay

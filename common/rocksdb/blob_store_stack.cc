@@ -1,0 +1,23 @@
+#include "common/rocksdb/blob_store_stack.h"
+
+namespace assay {
+
+absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction,
+                                                  bool durable, const DiskReserve::Options* reserve) {
+  auto storage = RocksDbBlobStore::Create(db, clock, durable);
+  if (!storage.ok()) return storage.status();
+  BlobStoreStack stack;
+  if (reserve != nullptr) {
+    DiskReserve::Options options = *reserve;
+    if (options.dir.empty()) options.dir = db->dir();
+    stack.reserve = std::make_unique<DiskReserve>(std::move(options), clock);
+  }
+  stack.storage = std::move(*storage);
+  stack.storage->set_disk_reserve(stack.reserve.get());
+  eviction.background = true;  // never on the thread of the request that wrote
+  stack.eviction = std::make_unique<EvictingBlobStore>(stack.storage.get(), eviction);
+  stack.verification = std::make_unique<VerifyingBlobStore>(stack.eviction.get());
+  return stack;
+}
+
+}  // namespace assay

@@ -1,0 +1,113 @@
+// The one RocksDB database a process keeps, with a column family per kind of data.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/status/statusor.h"
+
+namespace assay {
+
+// A column family: its index in the table of names the database is opened with
+// (Database::Options::family_names). Every process's table starts with the CAS's families, listed
+// here; the coordinator adds its own after them (coordinator/families.h).
+enum class Family : int {
+  kDefault = 0,
+  kCasMeta,    // digest key -> BlobMeta (chunk id, last access)
+  kCasChunks,  // chunk id (8 bytes BE) + index (4 bytes BE) -> bytes
+};
+
+// The names of the CAS's families, in Family order: the table of a process that only keeps blobs.
+std::vector<std::string> CasFamilyNames();
+
+class Database {
+ public:
+  struct Options {
+    // Values at least this large go to RocksDB's blob files (integrated BlobDB).
+    uint64_t min_blob_size = 64 * 1024;
+    size_t block_cache_bytes = 64 << 20;
+    // The process's column families, by Family index. Families already in the database that are
+    // not in it are opened too (RocksDB requires it), so a database written by another program
+    // still opens; they have no Family.
+    std::vector<std::string> family_names = CasFamilyNames();
+    // The families of the table this process uses (empty: all).
+    std::vector<Family> families;
+  };
+  // What a worker's local cache needs: the CAS, nothing of the coordinator's jobs or action cache.
+  static Options CasOnly() { return Options(); }
+
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir, const Options& options);
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir) {
+    return Open(dir, Options());
+  }
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  // Null for a family that was not opened.
+  rocksdb::ColumnFamilyHandle* cf(Family family) const {
+    const auto i = static_cast<size_t>(family);
+    return i < known_families_ ? handles_[i] : nullptr;
+  }
+  bool has(Family family) const { return cf(family) != nullptr; }
+  // The names of every family opened, with those opened only because they exist.
+  std::vector<std::string> opened_family_names() const;
+
+  // sync: the write is on disk before this returns (use for everything acknowledged).
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // NotFound when the key is absent.
+  absl::StatusOr<std::string> Get(Family family, absl::string_view key) const;
+  absl::Status Put(Family family, absl::string_view key, absl::string_view value, bool sync);
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // After a write error from a full disk RocksDB stops taking writes (its background-error state)
+  // until resumed; reads go on. `stopped()` says so (a write failed with no space, or RocksDB
+  // reported a background error); TryResume, called periodically by the blob store's maintenance
+  // thread, resumes it once space is back: no restart needed.
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // Resumes a stopped database; OK if it was not stopped or resumed now. Disk I/O (it flushes):
+  // call it with no lock held.
+  // A failed write to the write-ahead log cannot be resumed in place: RocksDB 7.8 (Debian's) keeps
+  // the failed log file and aborts the process at the next write to it (fixed upstream in 9.x,
+  // facebook/rocksdb#12448). Then `needs_reopen()`, and once the disk has room for the reopening
+  // (the logs to replay plus 4 MiB) TryResume asks the process to restart in place
+  // (RequestRestart, common/base/daemon.h): its main closes the database and opens it again.
+  absl::Status TryResume();
+  bool needs_reopen() const { return needs_reopen_.load(std::memory_order_acquire); }
+  // Gives deleted data's disk space back: flushes every family (so old write-ahead logs go) and
+  // compacts [begin, end) of `family` (null: all of it), so files holding only deleted data are
+  // removed. Disk I/O: no lock held.
+  absl::Status Reclaim(Family family, const std::string* begin, const std::string* end);
+
+ private:
+  class ErrorListener;
+  Database() = default;
+  absl::Status NoteWriteError(const rocksdb::Status& status);
+  absl::Status RequestReopen();
+  std::filesystem::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  // By Family index (null: not opened), then the families opened only because they exist.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  size_t known_families_ = 0;  // handles_[0, known_families_) are by Family index
+  std::atomic<bool> stopped_{false};       // RocksDB is in its background-error state
+  std::atomic<bool> resuming_{false};       // one try at a time; other writers do not wait
+  std::atomic<bool> needs_reopen_{false};   // a write-ahead log write failed: only a reopen clears it
+};
+
+absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context);
+
+// Big-endian fixed-width encodings so keys sort numerically.
+std::string EncodeU64(uint64_t v);
+std::string EncodeU32(uint32_t v);
+uint64_t DecodeU64(absl::string_view s);
+uint32_t DecodeU32(absl::string_view s);
+
+}  // namespace assay

@@ -1,0 +1,60 @@
+// Writes an REAPI input tree into a directory so that no entry of the tree can redirect a write:
+// every directory, file and symlink is created relative to an open descriptor of its parent, with
+// O_NOFOLLOW / O_EXCL / mkdirat / symlinkat, never through a path an earlier entry could change;
+// an entry that already exists is an error, never followed or replaced; symlinks are made last.
+// It checks names and symlink targets itself, so it stays safe even for a tree that was never
+// validated (ValidateTree is still what callers run first: it explains problems better).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/digest/digest.h"
+#include "common/tree/safe_fs.h"
+#include "common/tree/tree_validator.h"
+
+namespace assay {
+
+class TreeWriter {
+ public:
+  struct File {
+    Digest digest;
+    std::string dir;   // the directory it goes in, relative to the root ("" for the root)
+    std::string name;
+    bool executable = false;
+    std::string path() const { return dir.empty() ? name : dir + "/" + name; }
+  };
+
+  // Writes under `root`, an existing directory.
+  static absl::StatusOr<std::unique_ptr<TreeWriter>> Open(const std::filesystem::path& root, TreeLimits limits = {});
+
+  // Creates every directory of the tree and returns the files to write, in tree order.
+  absl::StatusOr<std::vector<File>> Layout(const Digest& root, const DirectoryLoader& load);
+  // Creates one file of the layout for writing; Commit() it once its bytes are in.
+  absl::StatusOr<VerifiedFileWriter> CreateFile(const File& file);
+  // Creates the symlinks of the layout. Call once every file is written.
+  absl::Status FinishSymlinks();
+
+ private:
+  struct Link {
+    std::string dir;
+    std::string name;
+    std::string target;
+  };
+  TreeWriter(ScopedFd root, TreeLimits limits) : root_(std::move(root)), limits_(limits) {}
+  absl::Status LayoutDir(int fd, const std::string& path, const Digest& digest, const DirectoryLoader& load, int depth,
+                         std::vector<File>* files);
+  absl::StatusOr<int> DirFd(const std::string& dir);
+
+  ScopedFd root_;
+  TreeLimits limits_;
+  int64_t entries_ = 0;
+  std::vector<Link> links_;
+  std::string open_dir_;  // the directory `open_fd_` holds
+  ScopedFd open_fd_;
+};
+
+}  // namespace assay
