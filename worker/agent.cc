@@ -46,14 +46,14 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       cache_(std::move(parts.cache)),
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
       executor_(std::move(parts.executor)),
-      uploader_(cas_.get()),
+      inputs_(cas_.get(), local_cache_, options_.tree_limits),
+      uploader_(cas_.get(), &inputs_),
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   for (const auto& l : parts.executor_labels) labels_.push_back(l);
   channel_args_ = WorkerChannelArgs();
-  if (local_cache_ != nullptr) cas_->set_local_cache(local_cache_);
 }
 
 WorkerAgent::~WorkerAgent() { Stop(); }

@@ -21,6 +21,7 @@
 #include "common/rocksdb/database.h"
 #include "common/tree/tree_validator.h"
 #include "worker/executor.h"
+#include "worker/input_fetcher.h"
 #include "worker/output_uploader.h"
 #include "worker/slot_gate.h"
 #include "worker/task_table.h"
@@ -152,6 +153,7 @@ class WorkerAgent {
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
+  InputFetcher inputs_;  // a task's inputs onto this host (through local_cache_)
   OutputUploader uploader_;
   SlotGate gate_;  // tasks wait here for a slot, in the order they came
   WorkDisk work_disk_;

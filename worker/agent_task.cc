@@ -233,7 +233,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
   const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
-  auto fetched = input_root.ok() ? cas_->Materialize(*input_root, files->exec_dir, &known) : input_root.status();
+  auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known) : input_root.status();
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
     out->set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));

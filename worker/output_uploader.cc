@@ -42,7 +42,7 @@ absl::Status OutputUploader::Upload(const reapi::Command& command, const std::fi
   if (!uploaded.ok()) {
     return absl::Status(uploaded.status().code(), absl::StrCat("uploading outputs: ", uploaded.status().message()));
   }
-  cas_->KeepLocally(uploads);
+  local_->KeepLocally(uploads);
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "assay/v1/worker_link.pb.h"
 #include "common/remote/cas_client.h"
+#include "worker/input_fetcher.h"
 
 namespace assay {
 
@@ -23,7 +24,8 @@ class OutputUploader {
   // A line of the worker's in the task's log ("[assay] ...\n").
   using NoteFn = std::function<void(absl::string_view line)>;
 
-  explicit OutputUploader(CasClient* cas) : cas_(cas) {}
+  // `local`: where the outputs are also kept for this host (InputFetcher::KeepLocally).
+  OutputUploader(CasClient* cas, InputFetcher* local) : cas_(cas), local_(local) {}
 
   // Fills `out`'s result (output files and symlinks, stdout/stderr digests, sizes, inline blobs) for
   // `command` run in `exec_dir`, whose logs are in `task_dir`. The error is the task's, as reported.
@@ -32,6 +34,7 @@ class OutputUploader {
 
  private:
   CasClient* const cas_;
+  InputFetcher* const local_;
 };
 
 }  // namespace assay

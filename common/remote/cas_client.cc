@@ -28,19 +28,6 @@ absl::Status EntryStatus(const google::rpc::Status& status, absl::string_view wh
   return absl::Status(static_cast<absl::StatusCode>(status.code()), absl::StrCat(what, ": ", status.message()));
 }
 
-// Reads up to `buffer.size()` bytes; fewer only at the end of the file.
-absl::StatusOr<size_t> ReadFull(int fd, std::string& buffer, size_t want) {
-  size_t got = 0;
-  while (got < want) {
-    ssize_t n = ::read(fd, buffer.data() + got, want - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::InternalError(absl::StrCat("read failed: ", std::strerror(errno)));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  return got;
-}
-
 }  // namespace
 
 absl::StatusOr<ScopedFd> OpenBlobFile(const TreeBlob& blob) {
@@ -58,38 +45,6 @@ CasClient::CasClient(std::shared_ptr<grpc::Channel> channel, std::string instanc
 
 absl::Time CasClient::TransferDeadline(absl::Time deadline, int64_t bytes) const {
   return deadline + absl::Seconds(bytes >> 20);
-}
-
-void CasClient::KeepLocally(const std::vector<TreeBlob>& blobs) {
-  if (local_cache_ == nullptr) return;
-  std::vector<Digest> digests;
-  for (const TreeBlob& b : blobs) {
-    if (!b.digest.empty_blob()) digests.push_back(b.digest);  // the empty blob is always there
-  }
-  if (digests.empty()) return;
-  auto missing = local_cache_->FindMissing(digests);
-  if (!missing.ok()) return;
-  absl::flat_hash_set<Digest> wanted(missing->begin(), missing->end());
-  for (const TreeBlob& blob : blobs) {
-    if (!wanted.erase(blob.digest)) continue;
-    if (blob.file.empty()) {
-      local_cache_->Put(blob.digest, blob.data).IgnoreError();
-      continue;
-    }
-    auto fd = OpenBlobFile(blob);
-    auto writer = fd.ok() ? local_cache_->OpenWrite(blob.digest) : fd.status();
-    if (!writer.ok()) continue;
-    std::string buffer;
-    bool ok = true;
-    for (int64_t left = blob.digest.size(); ok && left > 0;) {
-      buffer.resize(std::min<size_t>(kStreamChunk, static_cast<size_t>(left)));
-      auto got = ReadFull(fd->get(), buffer, buffer.size());
-      ok = got.ok() && *got > 0 && (*writer)->Append(absl::string_view(buffer.data(), *got)).ok();
-      if (ok) left -= static_cast<int64_t>(*got);
-    }
-    // The local cache checks the digest on commit: a file changed since it was hashed is refused.
-    if (ok) (*writer)->Commit().IgnoreError();
-  }
 }
 
 absl::StatusOr<std::vector<Digest>> CasClient::FindMissing(const std::vector<Digest>& digests) {
@@ -171,7 +126,7 @@ absl::Status CasClient::BatchUpload(const std::vector<const TreeBlob*>& blobs) {
     auto fd = OpenBlobFile(*blob);
     if (!fd.ok()) return fd.status();
     std::string data(static_cast<size_t>(blob->digest.size()) + 1, '\0');
-    auto got = ReadFull(fd->get(), data, data.size());
+    auto got = ReadFull(fd->get(), data.data(), data.size());
     if (!got.ok()) return got.status();
     if (static_cast<int64_t>(*got) != blob->digest.size()) {
       return absl::AbortedError(absl::StrCat(blob->file.string(), " changed while it was being uploaded"));
@@ -214,7 +169,7 @@ absl::Status CasClient::WriteStream(const Digest& digest, const TreeBlob& blob) 
       absl::string_view piece;
       if (fd.valid()) {
         buffer.resize(kStreamChunk);
-        auto got = ReadFull(fd.get(), buffer, std::min<size_t>(kStreamChunk, static_cast<size_t>(digest.size() - offset)));
+        auto got = ReadFull(fd.get(), buffer.data(), std::min<size_t>(kStreamChunk, static_cast<size_t>(digest.size() - offset)));
         if (!got.ok()) return got.status();
         if (*got == 0) return absl::AbortedError(absl::StrCat(blob.file.string(), " shrank while it was being uploaded"));
         piece = absl::string_view(buffer.data(), *got);
@@ -277,7 +232,7 @@ absl::StatusOr<std::string> CasClient::ReadBlob(const Digest& digest) {
   return out;
 }
 
-absl::Status CasClient::StreamInto(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee) {
+absl::Status CasClient::ReadInto(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee) {
   absl::Status status = retrier_.Run(absl::StrCat("reading ", digest.ToString()), [&](absl::Time deadline) -> absl::Status {
     google::bytestream::ReadRequest request;
     request.set_resource_name(ReadResourceName(instance_name_, digest));
@@ -316,7 +271,7 @@ absl::Status CasClient::DownloadToFile(const Digest& digest, const fs::path& pat
     if (absl::Status s = writer->Append(*data); !s.ok()) return s;
     return writer->Commit();
   }
-  return StreamInto(digest, &*writer, nullptr);
+  return ReadInto(digest, &*writer, nullptr);
 }
 
 absl::StatusOr<std::vector<reapi::Directory>> CasClient::GetTree(const Digest& root) {
@@ -352,149 +307,30 @@ absl::StatusOr<std::vector<reapi::Directory>> CasClient::GetTree(const Digest& r
   return out;
 }
 
-absl::StatusOr<CasClient::FetchStats> CasClient::Materialize(const Digest& root, const fs::path& dir,
-                                                             const std::vector<reapi::Directory>* known_tree) {
-  FetchStats stats;
-  // Each directory is keyed by the digest of its bytes, so a directory that does not hash to what
-  // its parent names is simply not found.
-  absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
-  absl::StatusOr<std::vector<reapi::Directory>> directories = std::vector<reapi::Directory>();
-  if (known_tree != nullptr) {
-    for (const auto& d : *known_tree) by_digest[Digest::OfMessage(d)] = &d;
-  }
-  if (!by_digest.contains(root)) {
-    by_digest.clear();
-    directories = GetTree(root);
-    if (!directories.ok()) return directories.status();
-    for (const auto& d : *directories) by_digest[Digest::OfMessage(d)] = &d;
-  }
-  DirectoryLoader load = [&](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
-    auto it = by_digest.find(digest);
-    if (it == by_digest.end()) return absl::NotFoundError(absl::StrCat("directory ", digest.ToString(), " missing from tree"));
-    return *it->second;
-  };
-  // The coordinator validated the tree at submission; this worker checks it again for itself.
-  if (auto valid = ValidateTree(root, load, tree_limits_); !valid.ok()) return valid.status();
-  auto tree = TreeWriter::Open(dir, tree_limits_);
-  if (!tree.ok()) return tree.status();
-  auto files = (*tree)->Layout(root, load);
-  if (!files.ok()) return files.status();
-  stats.files = static_cast<int64_t>(files->size());
-  for (const auto& f : *files) stats.bytes += f.digest.size();
-  auto remote = WriteLocalFiles(**tree, *files, stats);
-  if (!remote.ok()) return remote.status();
-  if (absl::Status s = FetchFiles(**tree, *remote, stats); !s.ok()) return s;
-  if (absl::Status s = (*tree)->FinishSymlinks(); !s.ok()) return s;
-  return stats;
-}
-
-absl::Status CasClient::WriteFromMemory(TreeWriter& tree, const TreeWriter::File& file, absl::string_view bytes) {
-  auto writer = tree.CreateFile(file);
-  if (!writer.ok()) return writer.status();
-  if (absl::Status s = writer->Append(bytes); !s.ok()) return s;
-  return Annotate(writer->Commit(), absl::StrCat("input ", file.path()));
-}
-
-absl::StatusOr<CasClient::FileRefs> CasClient::WriteLocalFiles(TreeWriter& tree, const std::vector<TreeWriter::File>& files,
-                                                               FetchStats& stats) {
-  FileRefs remote;
-  absl::flat_hash_set<Digest> absent;
-  if (local_cache_ != nullptr && !files.empty()) {
-    std::vector<Digest> wanted;
-    for (const auto& f : files) wanted.push_back(f.digest);
-    auto missing = local_cache_->FindMissing(wanted);
-    if (missing.ok()) {
-      absent.insert(missing->begin(), missing->end());
-    } else {
-      for (const Digest& d : wanted) absent.insert(d);
-    }
-  }
-  for (const auto& f : files) {
-    if (f.digest.empty_blob()) {
-      if (absl::Status s = WriteFromMemory(tree, f, ""); !s.ok()) return s;
-      continue;
-    }
-    if (local_cache_ == nullptr || absent.contains(f.digest)) {
-      remote.push_back(&f);
-      continue;
-    }
-    auto writer = tree.CreateFile(f);
-    if (!writer.ok()) return writer.status();
-    absl::Status s = local_cache_->Read(f.digest, 0, 0, [&](absl::string_view piece) { return writer->Append(piece); });
-    if (s.ok()) s = writer->Commit();
-    if (s.ok()) {
-      stats.local_hits++;
-    } else {
-      // Evicted meanwhile, or damaged on disk: the file is gone again; fetch it.
-      spdlog::warn("local cache copy of {} unusable ({}); fetching it", f.digest.ToString(), s.message());
-      remote.push_back(&f);
-    }
-  }
-  return remote;
-}
-
-absl::Status CasClient::FetchFiles(TreeWriter& tree, const FileRefs& remote, FetchStats& stats) {
-  FileRefs batch;
-  int64_t batch_bytes = 0;
-  for (const auto* f : remote) {
-    if (f->digest.size() > kBatchBlobLimit) {
-      auto writer = tree.CreateFile(*f);
-      if (!writer.ok()) return writer.status();
-      std::unique_ptr<BlobWriter> tee;
-      if (local_cache_ != nullptr) {
-        auto opened = local_cache_->OpenWrite(f->digest);
-        if (opened.ok()) tee = std::move(*opened);
-      }
-      if (absl::Status s = StreamInto(f->digest, &*writer, tee.get()); !s.ok()) return Annotate(s, absl::StrCat("input ", f->path()));
-      stats.fetched_bytes += f->digest.size();
-      continue;
-    }
-    if (batch_bytes + f->digest.size() > kBatchTotalLimit) {
-      if (absl::Status s = FetchBatch(tree, batch, batch_bytes, stats); !s.ok()) return s;
-      batch.clear();
-      batch_bytes = 0;
-    }
-    batch.push_back(f);
-    batch_bytes += f->digest.size();
-  }
-  return FetchBatch(tree, batch, batch_bytes, stats);
-}
-
-absl::Status CasClient::FetchBatch(TreeWriter& tree, const FileRefs& batch, int64_t batch_bytes, FetchStats& stats) {
-  if (batch.empty()) return absl::OkStatus();
+absl::StatusOr<std::vector<CasClient::BatchEntry>> CasClient::BatchRead(const std::vector<Digest>& digests) {
+  std::vector<BatchEntry> out;
+  if (digests.empty()) return out;
   reapi::BatchReadBlobsRequest request;
   request.set_instance_name(instance_name_);
-  absl::flat_hash_map<Digest, std::vector<const TreeWriter::File*>> wanted;
-  for (const auto* f : batch) {
-    if (wanted[f->digest].empty()) *request.add_digests() = f->digest.ToProto();
-    wanted[f->digest].push_back(f);
+  int64_t bytes = 0;
+  for (const Digest& d : digests) {
+    *request.add_digests() = d.ToProto();
+    bytes += d.size();
   }
   reapi::BatchReadBlobsResponse response;
   absl::Status status = retrier_.Run("BatchReadBlobs", [&](absl::Time deadline) {
     grpc::ClientContext context;
-    SetDeadline(&context, TransferDeadline(deadline, batch_bytes));
+    SetDeadline(&context, TransferDeadline(deadline, bytes));
     response.Clear();
     return Annotate(FromGrpc(cas_->BatchReadBlobs(&context, request, &response)), "BatchReadBlobs");
   });
   if (!status.ok()) return status;
-  for (const auto& r : response.responses()) {
+  for (auto& r : *response.mutable_responses()) {
     auto d = Digest::FromProto(r.digest());
     if (!d.ok()) return d.status();
-    auto it = wanted.find(*d);
-    if (it == wanted.end()) continue;  // not asked for: ignored
-    if (absl::Status s = EntryStatus(r.status(), absl::StrCat("input ", it->second.front()->path())); !s.ok()) return s;
-    stats.fetched_bytes += static_cast<int64_t>(r.data().size());
-    for (const auto* f : it->second) {
-      if (absl::Status s = WriteFromMemory(tree, *f, r.data()); !s.ok()) return s;
-    }
-    // Only bytes that matched their digest reach the local cache.
-    if (local_cache_ != nullptr) local_cache_->Put(*d, r.data()).IgnoreError();
-    wanted.erase(it);
+    out.push_back(BatchEntry{*d, EntryStatus(r.status(), d->ToString()), std::move(*r.mutable_data())});
   }
-  if (!wanted.empty()) {
-    return absl::DataLossError(absl::StrCat("BatchReadBlobs did not return input ", wanted.begin()->second.front()->path()));
-  }
-  return absl::OkStatus();
+  return out;
 }
 
 }  // namespace assay

@@ -38,6 +38,18 @@ int Openat2(int dir, const char* path, int flags, mode_t mode) {
 
 }  // namespace
 
+absl::StatusOr<size_t> ReadFull(int fd, char* data, size_t want) {
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = ::read(fd, data + got, want - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("read failed: ", std::strerror(errno)));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
 void ScopedFd::Reset() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

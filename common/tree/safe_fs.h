@@ -41,6 +41,9 @@ class ScopedFd {
   int fd_ = -1;
 };
 
+// Reads `want` bytes into `data` (retrying on EINTR); fewer only at the end of the file.
+absl::StatusOr<size_t> ReadFull(int fd, char* data, size_t want);
+
 // Opens a directory by path (the trusted part: a work or output directory we chose), refusing a
 // symlink as the last component.
 absl::StatusOr<ScopedFd> OpenDirectory(const std::filesystem::path& path);

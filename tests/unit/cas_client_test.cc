@@ -1,6 +1,7 @@
 // CasClient against a CAS that lies: an in-process gRPC server (real gRPC on loopback) answering
-// with bytes that do not match the digests asked for. The worker's materialization and the CLI's
-// download fail with the digest named and leave no file behind; an honest server works.
+// with bytes that do not match the digests asked for. The worker's materialization (InputFetcher,
+// over the client) and the CLI's download fail with the digest named and leave no file behind; an
+// honest server works.
 #include "common/remote/cas_client.h"
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
+#include "worker/input_fetcher.h"
 
 namespace assay::testing {
 namespace {
@@ -92,6 +94,7 @@ class CasClientTest : public ::testing::Test {
     client_ = std::make_unique<CasClient>(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                                               grpc::InsecureChannelCredentials()),
                                           "");
+    fetcher_ = std::make_unique<InputFetcher>(client_.get(), nullptr, TreeLimits{});
   }
   void TearDown() override { server_->Shutdown(); }
 
@@ -115,13 +118,14 @@ class CasClientTest : public ::testing::Test {
   FakeCas cas_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<CasClient> client_;
+  std::unique_ptr<InputFetcher> fetcher_;
   Digest small_, large_;
 };
 
 TEST_F(CasClientTest, AnHonestServerMaterializesTheTree) {
   Digest root = MakeTree();
   ScopedTempDir dir("cas-client-test");
-  auto stats = client_->Materialize(root, dir.path());
+  auto stats = fetcher_->Materialize(root, dir.path());
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->files, 2);
   EXPECT_EQ(ReadFile(dir.path() / "small.elf").value(), "small firmware image\n");
@@ -133,7 +137,7 @@ TEST_F(CasClientTest, AnHonestServerMaterializesTheTree) {
 TEST_F(CasClientTest, AKnownTreeSavesTheGetTreeCallButIsCheckedByItsDigests) {
   Digest root = MakeTree();
   ScopedTempDir dir("cas-client-test");
-  auto stats = client_->Materialize(root, dir.path(), &tree_);
+  auto stats = fetcher_->Materialize(root, dir.path(), &tree_);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(cas_.get_tree_calls.load(), 0);
   EXPECT_EQ(ReadFile(dir.path() / "small.elf").value(), "small firmware image\n");
@@ -141,7 +145,7 @@ TEST_F(CasClientTest, AKnownTreeSavesTheGetTreeCallButIsCheckedByItsDigests) {
   std::vector<reapi::Directory> forged = tree_;
   forged[0].mutable_files(0)->set_name("evil.elf");  // no longer the root the action names
   ScopedTempDir again("cas-client-test");
-  stats = client_->Materialize(root, again.path(), &forged);
+  stats = fetcher_->Materialize(root, again.path(), &forged);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(cas_.get_tree_calls.load(), 1);
   EXPECT_TRUE(fs::exists(again.path() / "small.elf"));
@@ -152,7 +156,7 @@ TEST_F(CasClientTest, ASmallBlobWithTheWrongBytesFailsAndLeavesNoFile) {
   Digest root = MakeTree();
   cas_.Lie(small_, "SMALL FIRMWARE IMAGE\n");
   ScopedTempDir dir("cas-client-test");
-  auto stats = client_->Materialize(root, dir.path());
+  auto stats = fetcher_->Materialize(root, dir.path());
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(stats.status().message(), small_.ToString())) << stats.status();
@@ -165,7 +169,7 @@ TEST_F(CasClientTest, ALargeBlobWithTheWrongBytesFailsAndLeavesNoFile) {
   wrong[wrong.size() / 2] = 'X';
   cas_.Lie(large_, wrong);
   ScopedTempDir dir("cas-client-test");
-  auto stats = client_->Materialize(root, dir.path());
+  auto stats = fetcher_->Materialize(root, dir.path());
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(stats.status().message(), large_.ToString())) << stats.status();

@@ -28,7 +28,7 @@ std::set<std::string> Listing(const fs::path& top) {
   return out;
 }
 
-// Writes the whole tree (layout, every file, symlinks) the way CasClient::Materialize does.
+// Writes the whole tree (layout, every file, symlinks) the way the worker's InputFetcher::Materialize does.
 absl::Status WriteTree(const fs::path& work, const HostileTree& tree) {
   auto writer = TreeWriter::Open(work);
   if (!writer.ok()) return writer.status();
