@@ -7,8 +7,9 @@ cli/ has one add_library(); a file belongs to the library of the nearest folder 
 declares one (a program's main.cc to its folder's library, which the program links). A file may
 include the headers of its own library and of every library its target reaches through its
 target_link_libraries() (PUBLIC or PRIVATE, among the project's own libraries). Prints each offence
-as file:line: the include, and what its library may use. Run by ctest (label unit) with the source
-root as its argument.
+as file:line: the include, and what its library may use. It also holds docs/architecture.md to the
+same truth: each row of its table of common/'s libraries must name the dependencies CMake gives that
+target. Run by ctest (label unit) with the source root as its argument.
 """
 import os
 import re
@@ -18,6 +19,31 @@ TOPS = ("common", "coordinator", "worker", "cli")
 ADD_LIBRARY = re.compile(r"add_library\(\s*(assay_\w+)\s+(STATIC|SHARED|OBJECT)\b")
 LINK = re.compile(r"target_link_libraries\(\s*(assay_\w+)\b([^)]*)\)", re.S)
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+DOC_ROW = re.compile(r"^\| `(assay_\w+)` \(`common/\w+/`\) \|[^|]*\|\s*([^|]*?)\s*\|")
+
+
+def doc_offences(root, folder_target, deps):
+    """Rows of docs/architecture.md's library table whose "depends on" differs from CMake's."""
+    path = os.path.join(root, "docs", "architecture.md")
+    if not os.path.exists(path):
+        return []
+    offences, rows = [], set()
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            m = DOC_ROW.match(line)
+            if not m:
+                continue
+            target, written = m.group(1), m.group(2)
+            rows.add(target)
+            said = {"assay_" + w for w in re.findall(r"\b[a-z]+\b", written.split(";")[0])}
+            actual = deps.get(target, set()) & (set(folder_target.values()) | {"assay_proto"})
+            if said != actual:
+                offences.append(f"docs/architecture.md:{number}: {target} is said to depend on "
+                                f"{', '.join(sorted(said)) or 'nothing'}; CMake says {', '.join(sorted(actual)) or 'nothing'}")
+    for folder, target in folder_target.items():
+        if folder.startswith("common/") and target not in rows:
+            offences.append(f"docs/architecture.md: no row for {target} ({folder}/) in the table of common/'s libraries")
+    return offences
 
 
 def read_targets(root):
@@ -86,10 +112,11 @@ def main():
                         if owner not in allowed:
                             offences.append(f'{path}:{number}: #include "{included}": {target} does not depend on '
                                             f'{owner} (it may use {", ".join(sorted(allowed))})')
+    offences += doc_offences(root, folder_target, deps)
     for offence in offences:
         print(offence)
     if offences:
-        print(f"{len(offences)} include(s) outside their target's dependencies")
+        print(f"{len(offences)} problem(s): includes outside their target's dependencies, or docs that say otherwise")
         return 1
     print(f"{checked} files in {len(folder_target)} libraries checked: every include is within its target's "
           "dependencies")
