@@ -104,7 +104,7 @@ TEST(OutputLimitTest, TheCoordinatorsDefaultAppliesAndAPipelineAskingBeyondItsMa
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::StrContains(refused.status().message(),
                                 "assay.yaml:4:19: step 'big'.output_limit 16MiB is more than this coordinator allows "
-                                "(8MiB, --max-step-output-limit)"))
+                                "(8 MiB, --max-step-output-limit)"))
       << refused.status();
   EXPECT_FALSE(farm.GetJob("1").ok()) << "a refused pipeline creates no job";
 
