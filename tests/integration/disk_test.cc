@@ -75,8 +75,8 @@ class DiskTest : public ::testing::Test {
   }
   static std::string Listing(const fs::path& dir) {
     std::string out;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.is_regular_file()) out += absl::StrCat(e.path().filename().string(), " ", e.file_size(), "\n");
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      if (e.is_regular_file()) out += absl::StrCat(fs::relative(e.path(), dir).string(), " ", e.file_size(), "\n");
     }
     return out;
   }
