@@ -120,7 +120,12 @@ absl::Status RocksDbBlobStore::Recover() {
   for (uint64_t id : orphans) {
     if (absl::Status s = DropChunks(id); !s.ok()) return s;
   }
-  if (!orphans.empty()) spdlog::info("blob store: dropped {} unfinished uploads", orphans.size());
+  if (!orphans.empty()) {
+    spdlog::info("blob store: dropped {} unfinished uploads", orphans.size());
+    // Their space comes back with the next upkeep's compaction of their ranges (ReclaimSpace).
+    absl::MutexLock lock(&reclaim_mu_);
+    to_compact_.insert(to_compact_.end(), orphans.begin(), orphans.end());
+  }
   next_chunk_id_ = max_id + 1;
   bytes_ = bytes;
   blobs_ = blobs;

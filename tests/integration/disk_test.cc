@@ -5,6 +5,7 @@
 // is full hands its task to another worker. Needs root (mount); skipped otherwise.
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/digest/digest.h"
 #include "common/remote/cas_client.h"
 #include "tests/integration/farm.h"
@@ -73,20 +75,46 @@ class DiskTest : public ::testing::Test {
     farm_.StopCoordinator(SIGTERM);
     for (auto& t : tmpfs_) t->Unmount();
   }
+  // Each file beneath `dir`: its size and the space it holds on the disk.
   static std::string Listing(const fs::path& dir) {
     std::string out;
     for (const auto& e : fs::recursive_directory_iterator(dir)) {
-      if (e.is_regular_file()) out += absl::StrCat(fs::relative(e.path(), dir).string(), " ", e.file_size(), "\n");
+      struct stat st {};
+      if (e.is_regular_file() && ::stat(e.path().c_str(), &st) == 0) {
+        absl::StrAppend(&out, fs::relative(e.path(), dir).string(), " ", st.st_size, " (", st.st_blocks * 512, " on disk)\n");
+      }
     }
     return out;
   }
-  // Files the coordinator still holds open after they were deleted (they keep their space).
-  std::string DeletedOpenFiles() {
+  // Space that files beneath `dir` hold beyond their size: what RocksDB reserves ahead of an open
+  // write-ahead log with fallocate (about 1.1 write buffers), given back when the log is closed.
+  static int64_t ReservedAhead(const fs::path& dir) {
+    int64_t total = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      struct stat st {};
+      if (e.is_regular_file() && ::stat(e.path().c_str(), &st) == 0) {
+        total += std::max<int64_t>(0, static_cast<int64_t>(st.st_blocks) * 512 - static_cast<int64_t>(st.st_size));
+      }
+    }
+    return total;
+  }
+  // Files beneath `dir` that a process still holds open after they were deleted (they keep their
+  // space), with the process's pid.
+  static std::string DeletedOpenFiles(const fs::path& dir) {
     std::string out;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(absl::StrCat("/proc/", farm_.coordinator_pid(), "/fd"), ec)) {
-      std::string target = fs::read_symlink(e.path(), ec).string();
-      if (absl::StrContains(target, "(deleted)")) out += target + "\n";
+    for (const auto& process : fs::directory_iterator("/proc", ec)) {
+      for (const auto& e : fs::directory_iterator(process.path() / "fd", ec)) {
+        std::string target = fs::read_symlink(e.path(), ec).string();
+        if (absl::StartsWith(target, dir.string()) && absl::StrContains(target, "(deleted)")) {
+          out += absl::StrCat(process.path().filename().string(), ": ", target, "\n");
+        }
+      }
+      for (absl::string_view line : absl::StrSplit(ReadFile(process.path() / "maps").value_or(""), '\n')) {
+        if (absl::StrContains(line, dir.string()) && absl::StrContains(line, "(deleted)")) {
+          out += absl::StrCat(process.path().filename().string(), " maps: ", line, "\n");
+        }
+      }
     }
     return out;
   }
@@ -145,12 +173,11 @@ TEST_F(DiskTest, ACoordinatorOnASmallDiskRefusesTheUploadAsTheFarmsFailureAndKee
 
 // The real ENOSPC path (no reserve): RocksDB stops; once space is freed the maintenance thread resumes
 // it, or, when the write-ahead log was the file that failed (which RocksDB 7.8 cannot resume in
-// place), the coordinator reopens its database by restarting in place: same process, same port.
-// Disabled: the coordinator no longer aborts here (it did one run in three before the restart in
-// place), and it takes writes again by itself; but the refused upload's chunks that reached a blob
-// file before the disk filled (~16 MiB here) are not given back by the compaction that follows, so
-// the last assertion fails. Run it with --gtest_also_run_disabled_tests.
-TEST_F(DiskTest, DISABLED_ACoordinatorWithAFullDiskRefusesTheUploadKeepsServingAndTakesWritesAgainByItself) {
+// place), the coordinator reopens its database by restarting in place: same process, same port. The
+// refused upload's chunks are dropped (at once, or when the database is reopened) and their ranges
+// compacted, so their files go; a file a failed flush left behind is found by RocksDB's scan for
+// untracked files (every 10 s).
+TEST_F(DiskTest, ACoordinatorWithAFullDiskRefusesTheUploadKeepsServingAndTakesWritesAgainByItself) {
   const fs::path data = farm_.dir() / "data";
   ASSERT_NO_FATAL_FAILURE(Mount(data, 48));
   farm_.StartCoordinator({"--min-free-disk", "0"});  // no reserve: the disk really fills up
@@ -194,11 +221,13 @@ TEST_F(DiskTest, DISABLED_ACoordinatorWithAFullDiskRefusesTheUploadKeepsServingA
   auto again = farm_.Submit(farm_.WriteTree("again", {{"assay.yaml", "steps:\n  - id: again\n    run: echo after\n"}}));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(farm_.WaitJob(*again)->state(), assay::v1::JOB_SUCCEEDED);
-  // The refused upload's space is given back: what was free before it, and the ballast.
-  int64_t free_now = 0;
-  EXPECT_TRUE(WaitFor([&] { return (free_now = FreeBytes(data)) >= free_before + ballast - 6 * kMiB; },
+  // The refused upload's space is given back: what was free before it, and the ballast (but for the
+  // space reserved ahead of the open write-ahead log, which is not the upload's).
+  int64_t free_now = 0, reserved = 0;
+  EXPECT_TRUE(WaitFor([&] { return (free_now = FreeBytes(data)) + (reserved = ReservedAhead(data)) >= free_before + ballast - 6 * kMiB; },
                       absl::Seconds(20)))
-      << "free " << free_now << " of an expected " << free_before + ballast << "\n" << Listing(data) << "deleted, still open:\n" << DeletedOpenFiles();
+      << "free " << free_now << " and " << reserved << " reserved ahead, of an expected " << free_before + ballast << "\n"
+      << Listing(data) << "deleted, still open:\n" << DeletedOpenFiles(data);
   EXPECT_EQ(farm_.coordinator_pid(), coordinator);
   EXPECT_EQ(::kill(coordinator, 0), 0) << "the coordinator was not restarted and still runs";
 }
