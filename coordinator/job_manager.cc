@@ -213,9 +213,11 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
     return SelectsTask(task_prefix, t.id());
   };
   std::vector<int32_t> indexes;
+  std::string first_task;
   std::map<int32_t, FinishedOutput> finished;  // tasks whose log is served whole (complete_log.h)
   auto add = [&](const Task& t) {
     if (!matches(t)) return;
+    if (indexes.empty()) first_task = t.id();
     indexes.push_back(t.index());
     if (IsFinal(t.state()) && t.has_result()) {
       finished[t.index()] = FinishedOutput{t.attempt(), t.result().stdout_digest(), t.result().stderr_digest()};
@@ -259,6 +261,17 @@ absl::StatusOr<JobManager::LogRead> JobManager::ReadLogs(const std::string& id, 
     if (out.more) break;
   }
   out.over = final_state && !out.more;
+  if (out.chunks.empty() && final_state && !cursor->removed_note_sent) {
+    // Log retention (log_retention.h) may have removed them: say when and why, once.
+    if (auto removed = store_->LogsRemoved(*number); removed.ok()) {
+      LogChunk note;
+      note.set_task_id(first_task);
+      note.set_stream(LogChunk::SYSTEM);
+      note.set_data(absl::StrCat("[assay] this job's logs were ", *removed, "\n"));
+      out.chunks.push_back(std::move(note));
+      cursor->removed_note_sent = true;
+    }
+  }
   return out;
 }
 

@@ -75,6 +75,7 @@ class JobManager {
 
   struct LogCursor {
     std::map<int32_t, uint32_t> next_seq;  // per task index
+    bool removed_note_sent = false;        // the note that log retention removed them
   };
   struct LogRead {
     std::vector<assay::v1::LogChunk> chunks;

@@ -15,6 +15,7 @@ using assay::v1::Task;
 
 namespace {
 constexpr char kNextJobKey[] = "next_job";
+constexpr absl::string_view kLogsRemovedPrefix = "logs_removed/";  // + job number (8 bytes BE) -> why
 std::string TaskKeyBytes(uint64_t job, int32_t index) { return EncodeU64(job) + EncodeU32(static_cast<uint32_t>(index)); }
 }  // namespace
 
@@ -161,6 +162,31 @@ absl::Status JobStore::ReadLogs(uint64_t number, int32_t task_index, uint32_t fr
     if (!visit(chunk)) break;
   }
   return FromRocks(it->status(), "reading logs");
+}
+
+absl::StatusOr<std::optional<uint64_t>> JobStore::NextJobWithLogs(uint64_t from) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kLogs)));
+  it->Seek(EncodeU64(from));
+  if (!it->status().ok()) return FromRocks(it->status(), "reading logs");
+  if (!it->Valid() || it->key().size() < 8) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(DecodeU64(absl::string_view(it->key().data(), 8)));
+}
+
+absl::Status JobStore::RemoveLogs(uint64_t number, const std::string& why) {
+  const std::string begin = EncodeU64(number), end = EncodeU64(number + 1);
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(db_->cf(CoordinatorFamily::kLogs), begin, end);
+  batch.Put(db_->cf(CoordinatorFamily::kMeta), absl::StrCat(kLogsRemovedPrefix, begin), why);
+  return db_->Write(&batch, /*sync=*/true);
+}
+
+absl::Status JobStore::ReclaimLogs(uint64_t first, uint64_t last) {
+  const std::string begin = EncodeU64(first), end = EncodeU64(last + 1);
+  return db_->Reclaim(CoordinatorFamily::kLogs, &begin, &end);
+}
+
+absl::StatusOr<std::string> JobStore::LogsRemoved(uint64_t number) const {
+  return db_->Get(CoordinatorFamily::kMeta, absl::StrCat(kLogsRemovedPrefix, EncodeU64(number)));
 }
 
 }  // namespace assay

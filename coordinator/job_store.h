@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,16 @@ class JobStore {
   // Chunks of one task from `from_seq` on, in order; visit returns false to stop.
   absl::Status ReadLogs(uint64_t number, int32_t task_index, uint32_t from_seq,
                         const std::function<bool(const assay::v1::LogChunk&)>& visit) const;
+
+  // Log retention (log_retention.h). The first job numbered `from` or more that has log chunks
+  // stored (nullopt: none).
+  absl::StatusOr<std::optional<uint64_t>> NextJobWithLogs(uint64_t from) const;
+  // Removes every log chunk of job `number` and records why (LogsRemoved) in one synced write.
+  absl::Status RemoveLogs(uint64_t number, const std::string& why);
+  // Compacts the logs of jobs [first, last] so the disk space of removed ones comes back.
+  absl::Status ReclaimLogs(uint64_t first, uint64_t last);
+  // Why job `number`'s logs were removed; NotFound when they were not.
+  absl::StatusOr<std::string> LogsRemoved(uint64_t number) const;
 
  private:
   Database* db_;

@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
                  "free space the CAS keeps on the --data disk: a size (2GiB) or a percentage (5%); uploads that "
                  "would cross it are refused, eviction runs below twice it; 0: none")
       ->capture_default_str();
+  app.add_option("--log-retention", options.log_retention,
+                 "remove the logs of jobs finished longer ago than this (90d, 12h; 0: keep them however old); below "
+                 "twice --min-free-disk, the oldest finished jobs' logs go first")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::AddServerSecurityFlags(app, &options.security);
   app.add_option("--metrics-listen", options.metrics_listen,

@@ -36,6 +36,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
                                        RealClock::Get(), options.jobs);
   if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+  if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
   if (auto evicted = blob_stack_.eviction->MaybeEvict(); !evicted.ok()) return evicted.status();
 
@@ -92,6 +93,24 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   return absl::OkStatus();
 }
 
+absl::Status CoordinatorServer::StartLogRetention() {
+  auto max_age = ParseRetention(options_.log_retention);
+  if (!max_age.ok()) return max_age.status();
+  LogRetention::Options retention;
+  retention.max_age = *max_age;
+  retention.max_age_text = options_.log_retention;
+  retention.min_free_text = options_.min_free_disk;
+  if (DiskReserve* disk = blob_stack_.reserve.get()) {
+    retention.disk_low = [disk] {
+      disk->Refresh();
+      return disk->Low();
+    };
+  }
+  log_retention_ = std::make_unique<LogRetention>(job_store_.get(), RealClock::Get(), retention);
+  log_retention_->Start();
+  return absl::OkStatus();
+}
+
 void CoordinatorServer::Wait() {
   if (server_) server_->Wait();
 }
@@ -101,6 +120,7 @@ void CoordinatorServer::Shutdown() {
   if (server_) server_->GetHealthCheckService()->SetServingStatus(false);  // probes see it going
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
+  if (log_retention_) log_retention_->Stop();
   link_executor_.reset();  // what the streams handed over is done before anything is torn down
   watch_executor_.reset();
   metrics_.reset();

@@ -22,6 +22,7 @@
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
 #include "coordinator/jobs_service.h"
+#include "coordinator/log_retention.h"
 #include "coordinator/metrics.h"
 #include "coordinator/reapi_services.h"
 #include "coordinator/worker_link_service.h"
@@ -43,6 +44,9 @@ class CoordinatorServer {
     // Free space the CAS keeps on the data folder's disk: uploads that would cross it are refused
     // (RESOURCE_EXHAUSTED), and eviction runs below twice it. A size or a percentage ("0": none).
     std::string min_free_disk = kDefaultMinFreeDisk;
+    // Finished jobs' logs older than this are removed ("90d", "12h"; "0": kept however old); below
+    // twice min_free_disk, the oldest finished jobs' logs go too (log_retention.h).
+    std::string log_retention = "90d";
   };
 
   CoordinatorServer() = default;
@@ -54,12 +58,16 @@ class CoordinatorServer {
   void Wait();
 
  private:
+  // Removes old and, while the disk is low, the oldest finished jobs' logs (log_retention.h).
+  absl::Status StartLogRetention();
+
   Options options_;
   std::unique_ptr<Database> db_;
   BlobStoreStack blob_stack_;
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<LogRetention> log_retention_;
   CasCounters cas_counters_;
   std::unique_ptr<CapabilitiesService> capabilities_service_;
   std::unique_ptr<CasService> cas_service_;

@@ -1,7 +1,8 @@
 // Output limits and complete logs (issue 22), with the real coordinator, worker and CLI on loopback:
 // a flood of output is cut at the step's output_limit with one note and stores at most the limit;
 // output_limit_fails stops a step; a pipeline asking more than the coordinator allows is refused at
-// submit; a finished step's log is its stdout byte for byte though the live link dropped it all.
+// submit; a finished step's log is its stdout byte for byte though the live link dropped it all; a
+// finished job's logs go after --log-retention, and the CLI says why.
 #include <algorithm>
 
 #include <grpcpp/client_context.h>
@@ -154,6 +155,31 @@ TEST(OutputLimitTest, AFinishedStepsLogIsItsStdoutByteForByteThoughTheLiveLinkDr
   RunResult cli = farm.Cli({"logs", *id, "count"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_EQ(cli.out, log.text);
+}
+
+// Log retention: a finished job's logs older than --log-retention are removed by the coordinator on
+// its own; the job stays, and `assay logs` says when and why its log went.
+TEST(LogRetentionFarmTest, AFinishedJobsLogsGoAfterTheRetentionAndTheCliSaysWhy) {
+  Farm farm;
+  farm.StartCoordinator({"--log-retention", "1s"});
+  farm.StartWorker("w1");
+  auto id = farm.Submit(farm.WriteTree("hello", {{"assay.yaml", "steps:\n  - id: hello\n    run: echo retained-line\n"}}));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_EQ(farm.WaitJob(*id)->state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_TRUE(absl::StrContains(farm.Log(*id, "hello"), "retained-line"));
+  // A pass every 10 s removes it once the job finished more than 1 s ago.
+  RunResult logs;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        logs = farm.Cli({"logs", *id});
+        return absl::StrContains(logs.out, "this job's logs were removed at");
+      },
+      absl::Seconds(30)))
+      << logs.out << logs.err;
+  EXPECT_TRUE(absl::StrContains(logs.out, "older than --log-retention 1s")) << logs.out;
+  EXPECT_FALSE(absl::StrContains(logs.out, "retained-line")) << logs.out;
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_EQ(farm.GetJob(*id)->state(), assay::v1::JOB_SUCCEEDED) << "the job itself stays";
 }
 
 }  // namespace
