@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "cli/render.h"
+#include "common/task/firmware_size.h"
 #include "common/task/task_states.h"
 
 namespace assay::cli {
@@ -23,8 +24,8 @@ struct Measure {
   int64_t (*get)(const FileSize&);
 };
 // What a report shows of a file: ROM and RAM for an ELF file (what the chip holds), its size otherwise.
-const Measure kElfMeasures[] = {{"rom", [](const FileSize& f) { return f.text() + f.data(); }},
-                                {"ram", [](const FileSize& f) { return f.data() + f.bss(); }}};
+const Measure kElfMeasures[] = {{"rom", [](const FileSize& f) { return RomBytes(f); }},
+                                {"ram", [](const FileSize& f) { return RamBytes(f); }}};
 const Measure kFileMeasure = {"size", [](const FileSize& f) { return f.file(); }};
 
 std::vector<Measure> MeasuresOf(const FileSize& f) {
@@ -225,8 +226,8 @@ std::string ReportJson(const Report& report) {
           f["text"] = size.now.text();
           f["data"] = size.now.data();
           f["bss"] = size.now.bss();
-          f["rom"] = size.now.text() + size.now.data();
-          f["ram"] = size.now.data() + size.now.bss();
+          f["rom"] = RomBytes(size.now);
+          f["ram"] = RamBytes(size.now);
         }
         if (size.baseline != nullptr) {
           nlohmann::ordered_json delta;

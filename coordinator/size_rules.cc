@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/base/byte_size.h"
+#include "common/task/firmware_size.h"
 
 namespace assay {
 
@@ -18,12 +20,6 @@ std::vector<FileSize> MeasuredSizes(const build::bazel::remote::execution::v2::A
     if (any.Is<assay::v1::OutputSizes>() && any.UnpackTo(&sizes)) out.assign(sizes.files().begin(), sizes.files().end());
   }
   return out;
-}
-
-std::string HumanBytes(int64_t bytes) {
-  if (std::llabs(bytes) < 1024) return absl::StrCat(bytes, " B");
-  if (std::llabs(bytes) < (1 << 20)) return absl::StrFormat("%.1f KiB", static_cast<double>(bytes) / 1024);
-  return absl::StrFormat("%.2f MiB", static_cast<double>(bytes) / (1 << 20));
 }
 
 namespace {
@@ -39,8 +35,8 @@ std::vector<Measure> Measures(const FileSize& f) {
           {"text", f.text(), true},
           {"data", f.data(), true},
           {"bss", f.bss(), true},
-          {"rom", f.text() + f.data(), true},
-          {"ram", f.data() + f.bss(), true}};
+          {"rom", RomBytes(f), true},
+          {"ram", RamBytes(f), true}};
 }
 
 int64_t BudgetFor(const assay::v1::SizeBudget& b, const std::string& measure) {
@@ -77,7 +73,7 @@ SizeVerdict CheckSizes(const assay::v1::TaskSpec& spec, const build::bazel::remo
         over.push_back(absl::StrCat(budget.path(), ": a ", m.name, " budget needs an ELF file"));
       } else if (m.value > limit) {
         over.push_back(absl::StrFormat("%s %s is %d bytes, %d over its budget of %d (%s)", budget.path(), m.name,
-                                       m.value, m.value - limit, limit, HumanBytes(limit)));
+                                       m.value, m.value - limit, limit, FormatBytes(limit)));
       }
     }
   }

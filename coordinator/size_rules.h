@@ -22,7 +22,4 @@ std::vector<assay::v1::FileSize> MeasuredSizes(const build::bazel::remote::execu
 
 SizeVerdict CheckSizes(const assay::v1::TaskSpec& spec, const build::bazel::remote::execution::v2::ActionResult& result);
 
-// "26.3 KiB" style, for messages and reports.
-std::string HumanBytes(int64_t bytes);
-
 }  // namespace assay

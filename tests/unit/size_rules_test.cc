@@ -59,7 +59,7 @@ TEST(SizeRulesTest, AnExceededBudgetFailsAndSaysByHowMuch) {
   bin->set_path("out/fw.bin");
   bin->set_file(1000);
   auto v = CheckSizes(spec, ResultWith({Elf("out/fw.elf", 1280, 0, 136), Plain("out/fw.bin", 1280)}));
-  EXPECT_TRUE(absl::StrContains(v.failure, "out/fw.elf text is 1280 bytes, 256 over its budget of 1024 (1.0 KiB)"))
+  EXPECT_TRUE(absl::StrContains(v.failure, "out/fw.elf text is 1280 bytes, 256 over its budget of 1024 (1 KiB)"))
       << v.failure;
   EXPECT_TRUE(absl::StrContains(v.failure, "out/fw.bin file is 1280 bytes, 280 over its budget of 1000")) << v.failure;
   EXPECT_FALSE(absl::StrContains(v.failure, "ram")) << "136 bytes of RAM are within 512";
