@@ -29,6 +29,10 @@ int ListJobs(Client& client, int limit, bool json);
 int Logs(Client& client, const std::string& job_id, const std::string& task, bool follow);
 int Cancel(Client& client, const std::string& job_id, bool json);
 int Workers(Client& client, bool json);
+// The step caches (cache_commands.cc): a table, newest first; delete by key or all.
+int CacheList(Client& client, const std::string& pipeline, bool json);
+int CacheDelete(Client& client, const std::string& key, bool all, const std::string& pipeline,
+                const std::string& branch);
 // cordon, uncordon, drain; with `wait`, a drain returns once the worker has nothing running.
 int SetWorkerState(Client& client, const std::string& worker, assay::v1::WorkerAdminState state, bool wait);
 std::string AdminStateName(const assay::v1::Worker& worker);

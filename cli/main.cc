@@ -28,6 +28,8 @@ struct Args {
   bool drain_wait = false;
   ReportOptions report;
   std::vector<std::string> release_globs;
+  std::string cache_key, cache_pipeline, cache_branch;
+  bool cache_all = false;
 };
 
 // The subcommands, to tell which one was given.
@@ -46,6 +48,8 @@ struct Commands {
   CLI::App* report = nullptr;
   CLI::App* release = nullptr;
   CLI::App* cache_stats = nullptr;
+  CLI::App* cache_list = nullptr;
+  CLI::App* cache_delete = nullptr;
   CLI::App* health = nullptr;
 };
 
@@ -130,9 +134,16 @@ void AddResultCommands(CLI::App& app, Args& args, Commands& cmds) {
 }
 
 // cache stats, health: the farm itself.
-void AddFarmCommands(CLI::App& app, Commands& cmds) {
-  auto* cache_cmd = app.add_subcommand("cache", "the farm's cache");
+void AddFarmCommands(CLI::App& app, Args& args, Commands& cmds) {
+  auto* cache_cmd = app.add_subcommand("cache", "the farm's cache and its step caches");
   cmds.cache_stats = cache_cmd->add_subcommand("stats", "size, blobs, hits, misses, evictions");
+  cmds.cache_list = cache_cmd->add_subcommand("list", "the step caches (`caches:` in pipelines), newest first");
+  cmds.cache_list->add_option("--pipeline", args.cache_pipeline, "only this pipeline's");
+  cmds.cache_delete = cache_cmd->add_subcommand("delete", "delete step caches: one key (in every branch) or --all");
+  cmds.cache_delete->add_option("key", args.cache_key, "the cache key");
+  cmds.cache_delete->add_flag("--all", args.cache_all, "every step cache (narrowed by --pipeline, --branch)");
+  cmds.cache_delete->add_option("--pipeline", args.cache_pipeline, "only this pipeline's");
+  cmds.cache_delete->add_option("--branch", args.cache_branch, "only this branch's");
   cache_cmd->require_subcommand(1);
   cmds.health = app.add_subcommand("health", "is the coordinator serving? (gRPC health check; no token needed)");
 }
@@ -164,6 +175,10 @@ int Run(Args& args, const Commands& cmds) {
   if (*cmds.drain) return SetWorkerState(client, args.worker_id, assay::v1::WORKER_DRAINING, args.drain_wait);
   if (*cmds.artifacts) return Artifacts(client, job_id, args.task, args.out_dir);
   if (*cmds.cache_stats) return CacheStats(client, json);
+  if (*cmds.cache_list) return CacheList(client, args.cache_pipeline, json);
+  if (*cmds.cache_delete) {
+    return CacheDelete(client, args.cache_key, args.cache_all, args.cache_pipeline, args.cache_branch);
+  }
   if (*cmds.report) return ReportCommand(client, job_id, args.report);
   if (*cmds.health) return Health(client);
   if (*cmds.release) return Release(client, job_id, args.out_dir, args.release_globs);
@@ -181,7 +196,7 @@ int main(int argc, char** argv) {
   AddJobCommands(app, args, cmds);
   AddWorkerCommands(app, args, cmds);
   AddResultCommands(app, args, cmds);
-  AddFarmCommands(app, cmds);
+  AddFarmCommands(app, args, cmds);
   CLI11_PARSE(app, argc, argv);
   return Run(args, cmds);
 }

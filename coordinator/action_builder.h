@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "assay/v1/job.pb.h"
+#include "assay/v1/worker_link.pb.h"
 #include "common/cas/blob_pinner.h"
 #include "common/cas/blob_store.h"
 #include "coordinator/action_cache.h"
@@ -29,6 +30,7 @@ class ActionBuilder {
     assay::v1::Task task;                        // spec, cell, step, matrix
     std::vector<reapi::OutputFile> need_files;   // outputs of the steps it needs
     std::vector<reapi::OutputSymlink> need_links;
+    std::string pipeline, branch;                // the job's pipeline name and `branch` label (step caches)
   };
   // What preparing found: the action (or why it cannot be built), a cached result and its logs, and
   // the blobs pinned for a task that will run (unpin them when it is final).
@@ -43,6 +45,8 @@ class ActionBuilder {
     // The input tree's directories when they add up to at most kInlineTreeBytes (sent with the
     // assignment, saving the worker a GetTree); empty otherwise.
     std::vector<reapi::Directory> input_tree;
+    // What the run restores and saves of its step caches (JobManager fills it, for a task that will run).
+    std::vector<assay::v1::StepCacheUse> caches;
   };
   static constexpr int64_t kInlineTreeBytes = 64 << 10;
 

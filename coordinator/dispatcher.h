@@ -30,6 +30,7 @@ class Dispatcher {
     reapi::Command command;
     std::vector<Digest> pins;
     std::vector<reapi::Directory> input_tree;  // small trees only (ActionBuilder::Prepared)
+    std::vector<assay::v1::StepCacheUse> caches;  // restored before the run, saved after it
   };
   struct WorkerState {
     assay::v1::WorkerHello hello;

@@ -14,12 +14,14 @@ struct CoordinatorFamily {
   static constexpr Family kTasks = static_cast<Family>(5);  // job number + task index (4 bytes BE) -> assay.v1.Task
   static constexpr Family kLogs = static_cast<Family>(6);   // job number + task index + seq (4 bytes BE) -> LogChunk
   static constexpr Family kMeta = static_cast<Family>(7);   // counters and settings
+  // pipeline + '\0' + branch + '\0' + key -> assay.v1.StepCache (coordinator/step_cache_store.h)
+  static constexpr Family kStepCaches = static_cast<Family>(8);
 };
 
 // The options the coordinator opens its database with: the CAS's families and its own.
 inline Database::Options CoordinatorDatabaseOptions() {
   Database::Options options;
-  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta"}) options.family_names.push_back(name);
+  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta", "step_caches"}) options.family_names.push_back(name);
   return options;
 }
 

@@ -2,10 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "common/base/file_util.h"
 #include "common/base/status_util.h"
 #include "common/tree/merkle.h"
+#include "coordinator/cache_keys.h"
 #include "coordinator/planner.h"
 
 namespace assay {
@@ -49,6 +52,9 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   plan.priority = request.priority();
   plan.image_ids = {request.image_ids().begin(), request.image_ids().end()};
   plan.created_at_ms = UnixMillis(clock_->Now());
+  const DirectoryLoader load = [this](const Digest& d) { return LoadDirectory(*blobs_, d); };
+  auto files = std::make_shared<TreeFiles>(*root, load);
+  plan.hash_files = [files](const std::vector<std::string>& patterns) { return files->Hash(patterns); };
   if (pipeline->size_regression.warn_percent > 0 || pipeline->size_regression.fail_percent > 0) {
     auto baseline = LoadBaseline(*pipeline, *root, plan.labels);
     if (!baseline.ok()) return baseline.status();
@@ -56,6 +62,7 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   }
   auto planned = PlanJob(*pipeline, plan);
   if (!planned.ok()) return planned.status();
+  if (absl::Status s = CheckCachePaths(*planned, *root, load, path); !s.ok()) return s;
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
 }
 

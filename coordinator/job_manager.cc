@@ -418,6 +418,7 @@ void JobManager::DispatchLocked() {
     *assign->mutable_action() = grant.action->action;
     *assign->mutable_command() = grant.action->command;
     for (const auto& dir : grant.action->input_tree) *assign->add_input_tree() = dir;
+    for (const auto& cache : grant.action->caches) *assign->add_caches() = cache;
     assign->set_display_name(absl::StrCat("job ", entry->job.id(), " ", task->id()));
     SendEarlyLocked(grant.session, std::move(message));
   }

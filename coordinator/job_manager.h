@@ -34,6 +34,7 @@
 #include "coordinator/job_store.h"
 #include "coordinator/run_history.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/step_cache_store.h"
 #include "coordinator/task_rules.h"
 #include "coordinator/watchers.h"
 #include "coordinator/worker_session.h"
@@ -51,6 +52,7 @@ class JobManager {
     size_t finished_jobs_in_memory = 200;
     // A queued task whose labels no worker connected, or seen within this long, offers fails then.
     absl::Duration unschedulable_grace = absl::Minutes(5);
+    StepCacheStore* step_caches = nullptr;  // the farm's step caches (`caches:`); null: none restored or saved
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).
@@ -154,16 +156,23 @@ class JobManager {
   void RenewLeases(const std::string& worker, const assay::v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
   void TakeLogLocked(const assay::v1::TaskLog& log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes a worker's result; what should go to the action cache is returned in `to_cache`.
+  // What taking a result leaves to do once the lock is released.
+  struct ResultEffects {
+    std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;  // for the action cache
+    std::string pipeline, branch, job_id, task_id;                    // whose step caches these are
+    std::vector<assay::v1::SavedStepCache> caches;                    // step caches to record
+  };
+  // Takes a worker's result; what is left to write is returned in `effects`.
   absl::Status ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
-                                 std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                 ResultEffects* effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes them (no lock held).
+  void ApplyResultEffects(const ResultEffects& effects) ABSL_LOCKS_EXCLUDED(mu_);
   // A prefetched task its worker handed back unstarted: queued again for the next free slot.
   void TakeBackLocked(const std::string& worker, JobEntry* entry, assay::v1::Task* task, const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A run that ended: retried, or the task finished with its verdict.
   void TakeRunLocked(JobEntry* entry, assay::v1::Task* task, const assay::v1::TaskResult& result,
-                     std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                     ResultEffects* effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void FinishTaskLocked(JobEntry* entry, assay::v1::Task* task, assay::v1::TaskState state, std::string message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

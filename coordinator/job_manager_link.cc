@@ -3,10 +3,13 @@
 // job_manager_fleet.cc, the locked sections in job_manager_sections.cc.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/base/byte_size.h"
 #include "common/base/log_format.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/task_rules.h"
@@ -129,15 +132,42 @@ void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const st
 
 absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResult result) {
   StoreInlineBlobs(worker, &result);
-  std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;
+  ResultEffects effects;
   absl::Status status = Decide(
-      [&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ApplyResultLocked(worker, result, &to_cache); });
-  // The action cache is written after the task's state, outside the lock.
-  if (to_cache.has_value()) {
-    absl::Status s = action_cache_->Put("", to_cache->first, to_cache->second);
-    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", result.lease().job_id(), result.lease().task_id(), s.message());
-  }
+      [&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ApplyResultLocked(worker, result, &effects); });
+  effects.job_id = result.lease().job_id();
+  effects.task_id = result.lease().task_id();
+  ApplyResultEffects(effects);
   return status;
+}
+
+void JobManager::ApplyResultEffects(const ResultEffects& effects) {
+  // The action cache and the step caches are written after the task's state, outside the lock.
+  if (effects.to_cache.has_value()) {
+    absl::Status s = action_cache_->Put("", effects.to_cache->first, effects.to_cache->second);
+    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", effects.job_id, effects.task_id, s.message());
+  }
+  for (const assay::v1::SavedStepCache& saved : effects.caches) {
+    if (options_.step_caches == nullptr) break;
+    // A worker's word is not enough: the tree it names must be in the CAS (its files are checked by
+    // the worker that restores it, as any input tree).
+    auto root = Digest::FromProto(saved.root());
+    auto missing = root.ok() ? blobs_->FindMissing({*root}) : absl::StatusOr<std::vector<Digest>>(root.status());
+    if (!missing.ok() || !missing->empty() || saved.bytes() < 0 || saved.key().empty() ||
+        saved.key().size() > kMaxCacheKeyBytes) {
+      spdlog::warn("job {} {}: step cache '{}' refused: its tree is not in the CAS or its figures are not valid",
+                   effects.job_id, effects.task_id, saved.key().substr(0, 80));
+      continue;
+    }
+    auto kept = options_.step_caches->Record(effects.pipeline, effects.branch, effects.job_id, effects.task_id, saved);
+    if (!kept.ok()) {
+      spdlog::warn("job {} {}: step cache '{}' not recorded: {}", effects.job_id, effects.task_id, saved.key(),
+                   kept.status().message());
+    } else if (*kept) {
+      spdlog::info("job {} {}: step cache '{}' saved ({} files, {})", effects.job_id, effects.task_id, saved.key(),
+                   saved.files(), FormatBytes(saved.bytes()));
+    }
+  }
 }
 
 void JobManager::StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) {
@@ -153,7 +183,7 @@ void JobManager::StoreInlineBlobs(const std::string& worker, assay::v1::TaskResu
 }
 
 absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assay::v1::TaskResult& result,
-                                           std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) {
+                                           ResultEffects* effects) {
   uint64_t number = 0;
   if (!absl::SimpleAtoi(result.lease().job_id(), &number)) {
     return absl::InvalidArgumentError(absl::StrCat("result names job '", result.lease().job_id(), "'"));
@@ -184,7 +214,7 @@ absl::Status JobManager::ApplyResultLocked(const std::string& worker, const assa
                         absl::StrCat("worker ", worker, " could not run the task: ", result.host_problem(),
                                      "; queued again for another worker"));
     } else {
-      TakeRunLocked(entry, task, result, to_cache);
+      TakeRunLocked(entry, task, result, effects);
     }
   }
   DispatchLocked();
@@ -207,7 +237,7 @@ void JobManager::TakeBackLocked(const std::string& worker, JobEntry* entry, Task
 }
 
 void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::TaskResult& result,
-                               std::optional<std::pair<Digest, reapi::ActionResult>>* to_cache) {
+                               ResultEffects* effects) {
   // A prefetched task waited on its worker for a slot: its run began when the worker started it.
   const auto& run = result.result().execution_metadata();
   if (run.has_worker_start_timestamp() && run.has_worker_completed_timestamp()) {
@@ -230,7 +260,7 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
   }
   if (decision.cacheable) {
     auto digest = Digest::FromProto(task->action_digest());
-    if (digest.ok()) to_cache->emplace(*digest, result.result());
+    if (digest.ok()) effects->to_cache.emplace(*digest, result.result());
   }
   task->set_flaky(decision.flaky);
   if (decision.flaky) {
@@ -239,6 +269,17 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
   }
   ApplySizesLocked(entry, task, decision);
   if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
+  if (decision.failure.empty() && result.saved_caches_size() > 0) {  // a failed step saves no cache
+    effects->pipeline = entry->job.name();
+    auto branch = entry->job.labels().find("branch");
+    effects->branch = branch == entry->job.labels().end() ? "" : branch->second;
+    for (const assay::v1::SavedStepCache& saved : result.saved_caches()) {  // only keys the step has
+      const auto& specs = task->spec().caches();
+      if (std::any_of(specs.begin(), specs.end(), [&](const auto& c) { return c.key() == saved.key(); })) {
+        effects->caches.push_back(saved);
+      }
+    }
+  }
   FinishTaskLocked(entry, task, decision.failure.empty() ? assay::v1::TASK_SUCCEEDED : assay::v1::TASK_FAILED,
                    decision.failure);
   AdvanceLocked(entry);

@@ -51,7 +51,13 @@ void JobManager::PrepareReady(std::vector<PrepareWork> work) {
     pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
     std::vector<Prepared> prepared;
     prepared.reserve(n);
-    for (const PrepareWork& w : batch) prepared.push_back(builder_.Prepare(w));  // no lock held
+    for (const PrepareWork& w : batch) {  // no lock held
+      prepared.push_back(builder_.Prepare(w));
+      Prepared& p = prepared.back();
+      if (options_.step_caches != nullptr && p.status.ok() && !p.cached.has_value()) {
+        p.caches = options_.step_caches->Resolve(w.pipeline, w.branch, w.task.spec().caches());
+      }
+    }
     mu_.Lock();
     std::set<uint64_t> jobs;
     for (size_t i = 0; i < n; ++i) {
@@ -122,6 +128,8 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
   work.source_root_size = entry->job.source_root().size_bytes();
   work.task = *task;
   work.task.clear_result();
+  work.pipeline = entry->job.name();
+  if (auto branch = entry->job.labels().find("branch"); branch != entry->job.labels().end()) work.branch = branch->second;
   for (const std::string& need : task->needs()) {
     const Task& dep = entry->job.tasks(entry->task_index[need]);
     work.need_files.insert(work.need_files.end(), dep.result().output_files().begin(), dep.result().output_files().end());
@@ -173,7 +181,8 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
   }
   dispatcher_.Queue(work.key, std::move(required),
                     Dispatcher::ReadyAction{std::move(prepared.action), std::move(prepared.command),
-                                            std::move(prepared.pins), std::move(prepared.input_tree)},
+                                            std::move(prepared.pins), std::move(prepared.input_tree),
+                                            std::move(prepared.caches)},
                     ExpectedMsLocked(entry, *task));
   PersistLocked(entry, *task, false);
 }

@@ -36,6 +36,24 @@ grpc::Status JobsService::CancelJob(grpc::ServerContext*, const assay::v1::Cance
   return grpc::Status::OK;
 }
 
+grpc::Status JobsService::ListStepCaches(grpc::ServerContext*, const assay::v1::ListStepCachesRequest* request,
+                                         assay::v1::ListStepCachesResponse* response) {
+  if (step_caches_ != nullptr) *response = step_caches_->List(request->pipeline());
+  return grpc::Status::OK;
+}
+
+grpc::Status JobsService::DeleteStepCaches(grpc::ServerContext*, const assay::v1::DeleteStepCachesRequest* request,
+                                           assay::v1::DeleteStepCachesResponse* response) {
+  if (step_caches_ == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this coordinator keeps no step caches");
+  if (request->key().size() > kMaxCacheKeyBytes) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the key is longer than any cache key");
+  }
+  auto deleted = step_caches_->Delete(request->key(), request->all(), request->pipeline(), request->branch());
+  if (!deleted.ok()) return ToGrpc(deleted.status());
+  response->set_deleted(*deleted);
+  return grpc::Status::OK;
+}
+
 grpc::ServerWriteReactor<Job>* JobsService::WatchJob(grpc::CallbackServerContext*,
                                                      const assay::v1::WatchJobRequest* request) {
   return NewWatchJobReactor(jobs_, executor_, *request);

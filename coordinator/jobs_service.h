@@ -4,6 +4,7 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "common/base/thread_pool.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/step_cache_store.h"
 
 namespace assay {
 
@@ -13,7 +14,9 @@ class JobsService final
     : public assay::v1::Jobs::WithCallbackMethod_WatchJob<
           assay::v1::Jobs::WithCallbackMethod_StreamLogs<assay::v1::Jobs::Service>> {
  public:
-  JobsService(JobManager* jobs, ThreadPool* executor) : jobs_(jobs), executor_(executor) {}
+  // `step_caches` may be null (ListStepCaches answers none, DeleteStepCaches is unavailable).
+  JobsService(JobManager* jobs, ThreadPool* executor, StepCacheStore* step_caches = nullptr)
+      : jobs_(jobs), executor_(executor), step_caches_(step_caches) {}
   grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
@@ -22,10 +25,15 @@ class JobsService final
                                                      const assay::v1::WatchJobRequest*) override;
   grpc::ServerWriteReactor<assay::v1::LogChunk>* StreamLogs(grpc::CallbackServerContext*,
                                                             const assay::v1::StreamLogsRequest*) override;
+  grpc::Status ListStepCaches(grpc::ServerContext*, const assay::v1::ListStepCachesRequest*,
+                              assay::v1::ListStepCachesResponse*) override;
+  grpc::Status DeleteStepCaches(grpc::ServerContext*, const assay::v1::DeleteStepCachesRequest*,
+                                assay::v1::DeleteStepCachesResponse*) override;
 
  private:
   JobManager* jobs_;
   ThreadPool* executor_;
+  StepCacheStore* step_caches_;
 };
 
 }  // namespace assay

@@ -49,6 +49,16 @@ int Serve(assay::CoordinatorServer::Options options) {
   }
 }
 
+// Step caches (`caches:` in pipelines): their budget (parsed after) and the default branch.
+void AddStepCacheFlags(CLI::App& app, std::string* budget, assay::StepCacheStore::Options* options) {
+  app.add_option("--step-cache-budget", *budget,
+                 "keep the step caches (`caches:`) within this size: beyond it the least recently used are dropped")
+      ->capture_default_str();
+  app.add_option("--default-branch", options->default_branch,
+                 "the branch whose step caches every other branch may restore (jobs without a `branch` label are on it)")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -96,7 +106,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-step-output-limit", max_step_output_limit,
                  "the most a pipeline's output_limit may ask; a pipeline asking more is refused at submit")
       ->capture_default_str();
+  std::string step_cache_budget = "20GiB";
+  AddStepCacheFlags(app, &step_cache_budget, &options.step_caches);
   CLI11_PARSE(app, argc, argv);
+  if (auto budget = assay::ParseSize(step_cache_budget); budget.ok()) {
+    options.step_caches.budget_bytes = *budget;
+  } else {
+    std::cerr << "--step-cache-budget: '" << step_cache_budget << "' is not a size like 20GiB\n";
+    return 2;
+  }
   for (auto [flag, text, bytes] : {std::tuple{"--step-output-limit", &step_output_limit, &options.jobs.limits.default_output_limit},
                                    std::tuple{"--max-step-output-limit", &max_step_output_limit, &options.jobs.limits.max_output_limit}}) {
     auto parsed = assay::ParseSize(*text);

@@ -67,6 +67,13 @@ void FillSpec(const Pipeline& pipeline, const Step& step, const PlanInput& input
     budget->set_ram(b.ram);
     budget->set_line(b.line);
   }
+  for (const StepCache& c : step.caches) {
+    auto* cache = spec->add_caches();
+    cache->set_key(c.key);
+    for (const auto& r : c.restore_keys) cache->add_restore_keys(r);
+    for (const auto& p : c.paths) cache->add_paths(p);
+    cache->set_line(c.line);
+  }
   spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
   spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
 }
@@ -94,7 +101,8 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
       return cell_name.empty() ? step_id : absl::StrCat(cell_name, "/", step_id);
     };
     for (int s = 0; s < steps; ++s) {
-      auto step = ExpandStep(pipeline, pipeline.steps[static_cast<size_t>(s)], cell, input.pipeline_path);
+      auto step = ExpandStep(pipeline, pipeline.steps[static_cast<size_t>(s)], cell, input.pipeline_path,
+                             input.hash_files ? &input.hash_files : nullptr);
       if (!step.ok()) return step.status();
       Task* task = job.add_tasks();
       task->set_index(static_cast<int32_t>(c) * steps + s);

@@ -22,6 +22,8 @@ struct PlanInput {
   std::map<std::string, std::string> image_ids;  // SubmitRequest.image_ids
   // Sizes to compare against (`size_regression`): task id -> output path -> size. Empty: none.
   std::map<std::string, std::map<std::string, assay::v1::FileSize>> baseline;
+  // hashFiles() in cache keys, over the submitted tree; empty: a stand-in (tests of plans alone).
+  HashFilesFn hash_files;
 };
 
 // The job (state QUEUED, no id yet) with its tasks (PENDING), in order: task index = cell * steps +

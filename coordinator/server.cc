@@ -32,10 +32,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!stack.ok()) return stack.status();
   blob_stack_ = std::move(*stack);
   action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store());
-  job_store_ = std::make_unique<JobStore>(db_.get());
-  jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
-                                       RealClock::Get(), options.jobs);
-  if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+  if (absl::Status s = StartJobs(options); !s.ok()) return s;
   if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
   if (auto evicted = blob_stack_.eviction->MaybeEvict(); !evicted.ok()) return evicted.status();
@@ -45,7 +42,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store());
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
   watch_executor_ = std::make_unique<ThreadPool>(2);
-  jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get());
+  jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get(), step_caches_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<ThreadPool>(4);
@@ -91,6 +88,17 @@ absl::Status CoordinatorServer::Start(const Options& options) {
     }
   });
   return absl::OkStatus();
+}
+
+absl::Status CoordinatorServer::StartJobs(const Options& options) {
+  job_store_ = std::make_unique<JobStore>(db_.get());
+  step_caches_ = std::make_unique<StepCacheStore>(db_.get(), RealClock::Get(), options.step_caches);
+  if (absl::Status s = step_caches_->Load(); !s.ok()) return s;
+  JobManager::Options jobs = options.jobs;
+  jobs.step_caches = step_caches_.get();
+  jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
+                                       RealClock::Get(), jobs);
+  return jobs_->Recover();
 }
 
 absl::Status CoordinatorServer::StartLogRetention() {

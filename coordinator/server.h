@@ -47,6 +47,7 @@ class CoordinatorServer {
     // Finished jobs' logs older than this are removed ("90d", "12h"; "0": kept however old); below
     // twice min_free_disk, the oldest finished jobs' logs go too (log_retention.h).
     std::string log_retention = "90d";
+    StepCacheStore::Options step_caches;  // --step-cache-budget, --default-branch
   };
 
   CoordinatorServer() = default;
@@ -58,6 +59,8 @@ class CoordinatorServer {
   void Wait();
 
  private:
+  // The job store, the step caches and the JobManager, which recovers the unfinished jobs.
+  absl::Status StartJobs(const Options& options);
   // Removes old and, while the disk is low, the oldest finished jobs' logs (log_retention.h).
   absl::Status StartLogRetention();
 
@@ -66,6 +69,7 @@ class CoordinatorServer {
   BlobStoreStack blob_stack_;
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;
+  std::unique_ptr<StepCacheStore> step_caches_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<LogRetention> log_retention_;
   CasCounters cas_counters_;

@@ -17,8 +17,10 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev libre2-dev
-  # example firmware and its emulators
+  # example firmware and its emulators; the Rust example's toolchain (Debian's offline Rust 1.96 with
+  # the standard library's sources, which `-Zbuild-std=core` compiles for the embedded targets)
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
+  rustc-web cargo-web rust-web-src libstd-rust-web-dev
   # tests (clang and its runtimes for the libFuzzer targets)
   procps coreutils openssl clang libclang-rt-14-dev libxml2-utils
   # workers: the sandbox executor

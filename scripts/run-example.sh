@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # The main job: builds Assay, starts a local farm (a coordinator and two workers, with the RocksDB
-# store under .assay-local/), runs the karatos-mini example matrix with live progress, downloads the
-# artifacts and says where everything is.
+# store under .assay-local/), runs an example matrix with live progress, downloads the artifacts and
+# says where everything is.
 #
-#   scripts/run-example.sh            run, then stop the farm
-#   scripts/run-example.sh --keep     leave the farm running (stop it with: kill $(cat .assay-local/*.pid))
+#   scripts/run-example.sh                        karatos-mini (C), then stop the farm
+#   scripts/run-example.sh --example karatos-rs   the Rust no_std firmware (cargo, step caches)
+#   scripts/run-example.sh --keep                 leave the farm running (stop it: kill $(cat .assay-local/*.pid))
 #   ASSAY_EXAMPLE_PIPELINE=assay-broken.yaml scripts/run-example.sh    the failing variant
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 keep=0
-[[ "${1:-}" == "--keep" ]] && keep=1
+example=karatos-mini
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --keep) keep=1; shift ;;
+    --example) example=${2:-}; shift 2 ;;
+    *) echo "usage: $0 [--keep] [--example karatos-mini|karatos-rs]" >&2; exit 2 ;;
+  esac
+done
+[[ -f "examples/$example/assay.yaml" ]] || { echo "error: no example examples/$example (karatos-mini or karatos-rs)" >&2; exit 2; }
 pipeline=${ASSAY_EXAMPLE_PIPELINE:-assay.yaml}
 
 ASSAY_WITH_BAZEL=0 scripts/install-deps.sh
@@ -55,8 +64,8 @@ for _ in $(seq 1 100); do
 done
 assay workers
 
-echo "== running examples/karatos-mini/$pipeline"
-job=$(assay submit examples/karatos-mini -f "$pipeline" --label source=run-example)
+echo "== running examples/$example/$pipeline"
+job=$(assay submit "examples/$example" -f "$pipeline" --label source=run-example)
 status=0
 assay wait "$job" --junit "$state/results/job-$job-junit.xml" --markdown "$state/results/job-$job.md" || status=$?
 assay logs "$job" >"$state/results/job-$job.log" || true

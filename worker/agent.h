@@ -23,6 +23,7 @@
 #include "worker/executor.h"
 #include "worker/input_fetcher.h"
 #include "worker/output_uploader.h"
+#include "worker/step_caches.h"
 #include "worker/slot_gate.h"
 #include "worker/task_table.h"
 #include "worker/work_disk.h"
@@ -95,6 +96,7 @@ class WorkerAgent {
     int64_t input_files = 0;         // input files materialized
     int64_t local_cache_hits = 0;    // of those, taken from this host's cache
     int64_t bytes_fetched = 0;       // input bytes fetched from the coordinator
+    StepCaches::Figures caches;      // step caches restored and saved
   };
   Figures figures();
 
@@ -155,6 +157,7 @@ class WorkerAgent {
   std::unique_ptr<Executor> executor_;
   InputFetcher inputs_;  // a task's inputs onto this host (through local_cache_)
   OutputUploader uploader_;
+  StepCaches caches_;  // a step's caches: restored before it, saved after it
   SlotGate gate_;  // tasks wait here for a slot, in the order they came
   WorkDisk work_disk_;
   TaskTable tasks_;  // of the current session

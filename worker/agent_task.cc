@@ -231,9 +231,18 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
     return false;
   }
   *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
+  // The worker's lines about caches and inputs wait for the task's next message (its first output, a
+  // line of the worker's, or the result: RunTask) and ride with it: one message per task fewer.
+  const StepCaches::NoteFn note = [after](absl::string_view line) { absl::StrAppend(&after->log_preface, line); };
+  // Caches first, staged beside the work directory: the inputs written after them are newer, so tools
+  // that compare times (make, cargo) see the sources as changed, never the cache as newer than them.
+  StepCaches::Figures cache_figures;
+  const fs::path staging = files->task_dir / "caches";
+  caches_.Restore(assignment, staging, note, &cache_figures);
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
   const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
   auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known) : input_root.status();
+  if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
     out->set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));
@@ -244,12 +253,12 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
     figures_.input_files += fetched->files;
     figures_.local_cache_hits += fetched->local_hits;
     figures_.bytes_fetched += fetched->fetched_bytes;
+    figures_.caches.restored_bytes += cache_figures.restored_bytes;
+    figures_.caches.local_bytes += cache_figures.local_bytes;
+    figures_.caches.fetched_bytes += cache_figures.fetched_bytes;
   }
-  // The worker's line about the inputs waits for the task's next message (its first output, a line
-  // of the worker's, or the result: RunTask) and rides with it: one message per task fewer.
-  after->log_preface = absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ",
-                                    fetched->local_hits, " from this host's cache, ", fetched->fetched_bytes,
-                                    " bytes fetched\n");
+  note(absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
+                    " from this host's cache, ", fetched->fetched_bytes, " bytes fetched\n"));
   return true;
 }
 
@@ -286,6 +295,14 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
     return out;
   }
   *metadata->mutable_output_upload_completed_timestamp() = ToTimestamp(absl::Now());
+  // A failed step saves no cache (what it left behind may be half-written).
+  if (out.result().exit_code() == 0 && out.failure().empty() && !out.timed_out() && assignment.caches_size() > 0) {
+    StepCaches::Figures cache_figures;
+    caches_.Save(assignment, files.exec_dir, &out, [&log](absl::string_view line) { log.Note(line); }, &cache_figures);
+    absl::MutexLock lock(&mu_);
+    figures_.caches.saved_bytes += cache_figures.saved_bytes;
+    figures_.caches.uploaded_bytes += cache_figures.uploaded_bytes;
+  }
   *metadata->mutable_worker_completed_timestamp() = ToTimestamp(absl::Now());
   return out;
 }

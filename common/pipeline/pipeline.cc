@@ -27,8 +27,10 @@ bool ValidId(absl::string_view id) {
 
 absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
   YAML::Node root;
+  std::vector<std::string> expressions;
   try {
-    root = YAML::Load(std::string(text));
+    root = YAML::Load(ShieldExpressions(text, &expressions));
+    UnshieldExpressions(root, expressions);
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(file_, ": invalid YAML: ", e.msg));
     return absl::InvalidArgumentError(
@@ -40,7 +42,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     Pipeline pipeline;
     if (absl::Status s = CheckKeys(root, "pipeline",
                                    {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast",
-                                    "image", "output_limit", "output_limit_fails"});
+                                    "image", "output_limit", "output_limit_fails", "caches"});
         !s.ok()) {
       return s;
     }
@@ -62,6 +64,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
       auto step = ParseStep(steps[i], i, ids);
       if (!step.ok()) return step.status();
       ResolveOutputLimit(steps[i], pipeline, &*step);
+      if (!steps[i]["caches"] && !step->qemu) step->caches = pipeline.caches;
       ids.insert(step->id);
       pipeline.steps.push_back(std::move(*step));
     }
@@ -108,6 +111,11 @@ absl::Status Parser::ParseSettings(const YAML::Node& root, Pipeline* pipeline) c
     if (!env.ok()) return env.status();
     pipeline->env = *env;
   }
+  if (root["caches"]) {
+    auto caches = ParseCaches(root["caches"], "caches");
+    if (!caches.ok()) return caches.status();
+    pipeline->caches = std::move(*caches);
+  }
   return absl::OkStatus();
 }
 
@@ -131,7 +139,7 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   if (absl::Status s = CheckKeys(node, where,
                                  {"id", "name", "run", "qemu", "needs", "inputs", "outputs", "env", "timeout", "requires",
                                   "cache", "cache_failures", "retry", "limits", "image", "network", "user",
-                                  "output_limit", "output_limit_fails"});
+                                  "output_limit", "output_limit_fails", "caches"});
       !s.ok()) {
     return s;
   }
@@ -146,6 +154,7 @@ absl::StatusOr<Step> Parser::ParseStep(const YAML::Node& node, size_t index, con
   where = absl::StrCat("step '", step.id, "'");
   if (absl::Status s = ParseStepCommand(node, where, &step); !s.ok()) return s;
   if (absl::Status s = ParseStepFiles(node, where, earlier, &step); !s.ok()) return s;
+  if (absl::Status s = ParseStepCaches(node, where, &step); !s.ok()) return s;  // before `cache` (ParseStepOptions)
   if (absl::Status s = ParseStepOptions(node, where, &step); !s.ok()) return s;
   if (absl::Status s = ParseStepRetry(node, where, &step); !s.ok()) return s;
   if (absl::Status s = ParseStepLimits(node, where, &step); !s.ok()) return s;
@@ -328,6 +337,16 @@ std::string CellName(const Pipeline& pipeline, const MatrixCell& cell) {
 
 absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,
                                               absl::string_view pipeline_name) {
+  return pipeline_internal::Expand(text, cell, pipeline_name, nullptr);
+}
+
+absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,
+                                              absl::string_view pipeline_name, const HashFilesFn& hash_files) {
+  return pipeline_internal::Expand(text, cell, pipeline_name, &hash_files);
+}
+
+absl::StatusOr<std::string> pipeline_internal::Expand(absl::string_view text, const MatrixCell& cell,
+                                                      absl::string_view pipeline_name, const HashFilesFn* hash_files) {
   std::string out;
   size_t pos = 0;
   while (true) {
@@ -353,9 +372,19 @@ absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const Matr
       out.append(*value);
     } else if (expr == "pipeline.name") {
       absl::StrAppend(&out, pipeline_name);
+    } else if (absl::ConsumePrefix(&expr, "hashFiles(") && absl::ConsumeSuffix(&expr, ")")) {
+      if (hash_files == nullptr) {
+        return absl::InvalidArgumentError("hashFiles() is allowed only in a cache's key and restore_keys");
+      }
+      auto patterns = ParseHashFilesArguments(expr);
+      if (!patterns.ok()) return patterns.status();
+      auto hash = (*hash_files)(*patterns);
+      if (!hash.ok()) return hash.status();
+      absl::StrAppend(&out, *hash);
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown expression '${{ ", expr, " }}' (use matrix.NAME or pipeline.name)"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown expression '${{ ", expr,
+                                                     " }}' (use matrix.NAME, pipeline.name or, in cache keys, "
+                                                     "hashFiles('PATTERN', ...))"));
     }
     pos = close + 2;
   }
@@ -364,7 +393,7 @@ absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const Matr
 }
 
 absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, const MatrixCell& cell,
-                                absl::string_view file_name) {
+                                absl::string_view file_name, const HashFilesFn* hash_files) {
   auto fail = [&](const absl::Status& s, absl::string_view field) {
     return absl::InvalidArgumentError(absl::StrCat(file_name, ":", step.line, ": step '", step.id, "' ", field, ": ",
                                                    s.message()));
@@ -400,6 +429,7 @@ absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, cons
     if (absl::Status s = CheckRelativePath(*value, "input"); !s.ok()) return fail(s, "inputs");
     in = *value;
   }
+  if (absl::Status s = pipeline_internal::ExpandCaches(pipeline, cell, file_name, hash_files, &out); !s.ok()) return s;
   for (std::string& r : out.requires_labels) {
     auto value = ExpandExpressions(r, cell, pipeline.name);
     if (!value.ok()) return fail(value.status(), "requires");

@@ -2,6 +2,7 @@
 // Parsing checks everything a user can get wrong and reports it as "file:line:column: problem".
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,20 @@ struct SizeRegression {
   std::string baseline_file;           // a baseline JSON in the tree; empty: the previous job
 };
 
+// One entry of `caches:` (docs/pipeline.md, "Caches"): folders restored into the work directory before
+// a step runs and saved after it succeeds. Expressions are expanded per cell (ExpandStep).
+struct StepCache {
+  std::string key;
+  std::vector<std::string> restore_keys;  // prefixes, tried in order when `key` has no cache
+  std::vector<std::string> paths;         // relative paths in the work directory
+  int line = 0;
+};
+constexpr size_t kMaxCacheKeyBytes = 512;
+
+// `hashFiles('GLOB', ...)` in a cache key: a hex digest of the submitted files the patterns select
+// ("" when none does); computed at submit from the tree.
+using HashFilesFn = std::function<absl::StatusOr<std::string>(const std::vector<std::string>& patterns)>;
+
 // "2%", "0.5%" or "2": percent.
 absl::StatusOr<double> ParsePercent(absl::string_view text);
 
@@ -71,6 +86,7 @@ struct Step {
   int64_t pids = 0;
   int64_t output_limit = 0;             // bytes of output kept (after parsing: the step's, the pipeline's or the default)
   bool output_limit_fails = false;      // exceeding output_limit stops the step and fails it
+  std::vector<StepCache> caches;        // after parsing: the step's `caches:`, else the pipeline's (run steps)
   int line = 0;
 };
 
@@ -86,6 +102,7 @@ struct Pipeline {
   std::string image;                   // the steps' default container image
   int64_t output_limit = 0;            // the steps' default output_limit (0: the coordinator's)
   bool output_limit_fails = false;
+  std::vector<StepCache> caches;       // `caches:` of the pipeline: for every run step without its own
 };
 
 struct PipelineLimits {
@@ -102,9 +119,10 @@ absl::StatusOr<Pipeline> ParsePipeline(absl::string_view text, absl::string_view
 // "cortex-m3/debug": the values of the declared axes ('/' in a value becomes '_'); "" for no matrix.
 std::string CellName(const Pipeline& pipeline, const MatrixCell& cell);
 
-// A step with ${{ matrix.x }} (and ${{ pipeline.name }}) expanded for one cell.
+// A step with ${{ matrix.x }} (and ${{ pipeline.name }}) expanded for one cell; in cache keys also
+// ${{ hashFiles(...) }}, through `hash_files` (null: a stand-in, for checking the expressions).
 absl::StatusOr<Step> ExpandStep(const Pipeline& pipeline, const Step& step, const MatrixCell& cell,
-                                absl::string_view file_name);
+                                absl::string_view file_name, const HashFilesFn* hash_files = nullptr);
 
 // The emulator's command line for a qemu step, kernel and args included.
 std::vector<std::string> QemuCommandLine(const QemuStep& qemu);
@@ -112,5 +130,11 @@ std::vector<std::string> QemuCommandLine(const QemuStep& qemu);
 // Replaces ${{ matrix.NAME }} in `text`; an unknown name is an error naming it.
 absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,
                                               absl::string_view pipeline_name);
+// The same, also allowing ${{ hashFiles('GLOB', ...) }} (cache keys only), computed by `hash_files`.
+absl::StatusOr<std::string> ExpandExpressions(absl::string_view text, const MatrixCell& cell,
+                                              absl::string_view pipeline_name, const HashFilesFn& hash_files);
+
+// The patterns of `hashFiles('a', "b")` (the text inside the parentheses); each a relative path or glob.
+absl::StatusOr<std::vector<std::string>> ParseHashFilesArguments(absl::string_view arguments);
 
 }  // namespace assay

@@ -131,6 +131,9 @@ class Parser {
   absl::Status ParseOutputLimit(const YAML::Node& node, const std::string& where, int64_t* limit, bool* fails) const;
   // A step's output limit: its own, else the pipeline's, else the coordinator's default.
   void ResolveOutputLimit(const YAML::Node& node, const Pipeline& pipeline, Step* step) const;
+  // `caches:` of a step or of the pipeline (pipeline_caches.cc); `cache:` given a list is refused there.
+  absl::StatusOr<std::vector<StepCache>> ParseCaches(const YAML::Node& node, const std::string& where) const;
+  absl::Status ParseStepCaches(const YAML::Node& node, const std::string& where, Step* step) const;
   absl::Status CheckKernels(const Pipeline& pipeline, const MatrixCell& cell,
                             const std::map<std::string, Step>& expanded) const;
 
@@ -144,5 +147,17 @@ bool ValidId(absl::string_view id);
 std::string ShellQuote(const std::string& text);
 // The system is run by name from the worker's PATH: a bare program name, never a path.
 absl::Status CheckEmulatorName(const std::string& system);
+
+// `${{ ... }}` hidden from the YAML reader (expression_shield.cc): each becomes a placeholder of its
+// length, listed in `expressions`; UnshieldExpressions puts them back in every scalar of the tree.
+std::string ShieldExpressions(absl::string_view text, std::vector<std::string>* expressions);
+void UnshieldExpressions(YAML::Node node, const std::vector<std::string>& expressions);
+
+// ExpandExpressions, with hashFiles() when `hash_files` is not null.
+absl::StatusOr<std::string> Expand(absl::string_view text, const MatrixCell& cell, absl::string_view pipeline_name,
+                                   const HashFilesFn* hash_files);
+// A step's caches expanded for one cell, each key and path checked (pipeline_caches.cc).
+absl::Status ExpandCaches(const Pipeline& pipeline, const MatrixCell& cell, absl::string_view file_name,
+                          const HashFilesFn* hash_files, Step* step);
 
 }  // namespace assay::pipeline_internal

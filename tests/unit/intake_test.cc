@@ -155,3 +155,44 @@ TEST_F(IntakeTest, WithoutABaselineFileAndNoEarlierJobThereIsNoBaseline) {
 
 }  // namespace
 }  // namespace assay
+
+namespace assay {
+namespace {
+
+constexpr char kCached[] =
+    "name: fw\nsteps:\n  - id: build\n    run: cargo build\n    caches:\n"
+    "      - key: \"cargo-${{ hashFiles('Cargo.lock') }}\"\n        paths: [target/]\n";
+
+TEST_F(IntakeTest, HashFilesInACacheKeyIsComputedFromTheSubmittedFilesItSelects) {
+  auto key = [this](const std::string& lock, const std::string& source) {
+    auto accepted = intake_->Accept(Request(Tree({{"assay.yaml", kCached}, {"Cargo.lock", lock}, {"main.rs", source}})));
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    return accepted.ok() ? accepted->job.tasks(0).spec().caches(0).key() : "";
+  };
+  const std::string first = key("lock v1", "fn main() {}");
+  EXPECT_EQ(first.size(), std::string("cargo-").size() + 64) << first;
+  EXPECT_EQ(key("lock v1", "fn main() { edited }"), first) << "a file hashFiles does not select leaves the key";
+  EXPECT_NE(key("lock v2", "fn main() {}"), first);
+  // No file selected: the expression is empty.
+  auto none = intake_->Accept(Request(Tree({{"assay.yaml", kCached}})));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->job.tasks(0).spec().caches(0).key(), "cargo-");
+}
+
+TEST_F(IntakeTest, ACachePathThroughASymlinkOfTheTreeIsRefusedWithTheLine) {
+  reapi::Directory root;
+  auto* yaml = root.add_files();
+  yaml->set_name("assay.yaml");
+  *yaml->mutable_digest() = Put(kCached).ToProto();
+  auto* link = root.add_symlinks();
+  link->set_name("target");
+  link->set_target("elsewhere");
+  auto accepted = intake_->Accept(Request(Put(root.SerializeAsString())));
+  ASSERT_FALSE(accepted.ok());
+  EXPECT_EQ(accepted.status().message(),
+            "assay.yaml:6: step 'build' caches[0].paths: 'target/' goes through 'target', a symlink in the submitted "
+            "tree; a cache path must be a folder or file inside the work directory");
+}
+
+}  // namespace
+}  // namespace assay

@@ -151,13 +151,15 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
       }
     }
   }
-  EXPECT_EQ(served.size(), 20u);
+  EXPECT_EQ(served.size(), 22u);
   std::vector<std::string> known = KnownMethods();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), served);
   for (const std::string& method : served) EXPECT_TRUE(MethodScopes(method).has_value()) << method;
   EXPECT_FALSE(MethodScopes("/build.bazel.remote.execution.v2.Execution/Execute").has_value());
   EXPECT_EQ(MethodScopes("/google.bytestream.ByteStream/Write"), ScopeSet{Scope::kCacheWrite});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/Submit"), ScopeSet{Scope::kSubmit});
+  EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListStepCaches"), ScopeSet{Scope::kRead});
+  EXPECT_EQ(MethodScopes("/assay.v1.Jobs/DeleteStepCaches"), ScopeSet{Scope::kSubmit});
 }
 
 }  // namespace
