@@ -35,11 +35,11 @@ absl::StatusOr<std::string> TreeFiles::Hash(const std::vector<std::string>& patt
   }
   Sha256 hash;
   bool any = false;
-  for (const auto& [path, file_hash] : files_) {
+  for (const auto& file : files_) {  // (path, hash)
     const bool matches = std::any_of(patterns.begin(), patterns.end(),
-                                     [&path](const std::string& p) { return PathMatches(p, path); });
+                                     [&file](const std::string& p) { return PathMatches(p, file.first); });
     if (!matches) continue;
-    hash.Update(file_hash);
+    hash.Update(file.second);
     any = true;
   }
   if (!any) return std::string();

@@ -92,6 +92,18 @@ class AuthTest : public ::testing::Test {
            grpc::ClientContext ctx;
            return jobs(c)->CancelJob(&ctx, r, &job);
          }},
+        {"/assay.v1.Jobs/ListStepCaches", [=](const Channel& c, const std::string&) {
+           assay::v1::ListStepCachesResponse out;
+           grpc::ClientContext ctx;
+           return jobs(c)->ListStepCaches(&ctx, assay::v1::ListStepCachesRequest(), &out);
+         }},
+        {"/assay.v1.Jobs/DeleteStepCaches", [=](const Channel& c, const std::string&) {
+           assay::v1::DeleteStepCachesRequest r;
+           r.set_key("no-such-key");
+           assay::v1::DeleteStepCachesResponse out;
+           grpc::ClientContext ctx;
+           return jobs(c)->DeleteStepCaches(&ctx, r, &out);
+         }},
         {"/assay.v1.Jobs/GetJob", [=](const Channel& c, const std::string&) {
            assay::v1::GetJobRequest r;
            r.set_job_id("999");
