@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -13,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "tests/integration/engines.h"
 #include "tests/integration/farm.h"
 
@@ -211,6 +213,36 @@ TEST_P(ContainerTest, TheExampleBuildsAndBootsInTheToolchainImageThenIsAllCacheH
   auto again = farm_.GetJob("2");
   ASSERT_TRUE(again.ok());
   for (const Task& t : again->tasks()) EXPECT_TRUE(t.cached()) << t.id() << " ran again";
+  EXPECT_EQ(Containers(), "");
+}
+
+// examples/karatos-rs in the toolchain image (Debian's Rust 1.96 in it): cargo -Zbuild-std and QEMU in
+// containers, then a one-line edit that restores each build's step cache and compiles only the
+// application. Docker only: the image and the Rust build are the same under Podman, and twice the
+// suite's time.
+TEST_P(ContainerTest, TheRustExampleBuildsInTheToolchainImageAndAnEditRestoresItsStepCache) {
+  if (GetParam() != "docker") GTEST_SKIP() << "run with the docker engine only";
+  RunResult images = RunCommand({SourceDir() + "/deploy/images/build-images.sh", "--engine", GetParam(), "--rootfs-only"},
+                                absl::Minutes(20), engine_->Env());
+  ASSERT_EQ(images.exit_code, 0) << images.out << images.err;
+  const fs::path tree = dir_.path() / "karatos-rs";
+  fs::copy(SourceDir() + "/examples/karatos-rs", tree, fs::copy_options::recursive);
+  for (const char* built : {"target", ".cargo-home", "out"}) fs::remove_all(tree / built);
+  RunResult cold = farm_.Cli({"submit", tree.string(), "-f", "assay-container.yaml", "--wait"}, absl::Minutes(25));
+  ASSERT_EQ(cold.exit_code, 0) << cold.out << cold.err;
+  EXPECT_TRUE(absl::StrContains(cold.out, "succeeded: 8/8 tasks done")) << cold.out;
+  std::ifstream in(tree / "app/src/main.rs");
+  std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(absl::StrContains(source, "Blink { counter: 0, limit: 3 }"));
+  std::ofstream(tree / "app/src/main.rs") << absl::StrReplaceAll(source, {{"Blink { counter: 0, limit: 3 }", "Blink { counter: 0, limit: 5 }"}});
+  RunResult warm = farm_.Cli({"submit", tree.string(), "-f", "assay-container.yaml", "--wait"}, absl::Minutes(10));
+  ASSERT_EQ(warm.exit_code, 0) << warm.out << warm.err;
+  const std::string log = farm_.Log("2", "rv32imac/release/build");
+  EXPECT_TRUE(absl::StrContains(log, ": restored, ")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "Compiling app ")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "Compiling core")) << log;
+  EXPECT_TRUE(absl::StrContains(farm_.Log("2", "rv32imac/release/test"), "[blink] tick 4\n"));
+  EXPECT_TRUE(absl::StrContains(farm_.Log("2", "rv32imac/release/test"), "KARATOS OK: all tasks done"));
   EXPECT_EQ(Containers(), "");
 }
 
