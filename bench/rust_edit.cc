@@ -49,10 +49,11 @@ double Seconds(const std::vector<std::string>& argv, const std::string& what, ab
   return s;
 }
 
-// "96.3 MiB" (FormatBytes) in bytes.
+// "96.3 MiB" or "0 bytes" (FormatBytes) in bytes.
 double Bytes(const std::string& number, const std::string& unit) {
   double n = 0;
   (void)absl::SimpleAtod(number, &n);
+  if (unit == "byte" || unit == "bytes") return n;
   const std::vector<std::string> units = {"B", "KiB", "MiB", "GiB"};
   for (size_t i = 0; i < units.size(); ++i) {
     if (unit == units[i]) return n * static_cast<double>(int64_t{1} << (10 * i));
@@ -63,8 +64,8 @@ double Bytes(const std::string& number, const std::string& unit) {
 // Sums the cache lines of a job's build logs: restored, from this host's cache, fetched, uploaded.
 void PrintBytesMoved(Farm& farm, const std::string& job) {
   static const std::regex kRestored(
-      R"(restored[^,]*, [0-9]+ files, ([0-9.]+) (B|KiB|MiB|GiB) \(([0-9.]+) (B|KiB|MiB|GiB) from this host's cache, ([0-9.]+) (B|KiB|MiB|GiB) fetched)");
-  static const std::regex kSaved(R"(saved, [0-9]+ files, ([0-9.]+) (B|KiB|MiB|GiB) \(([0-9.]+) (B|KiB|MiB|GiB) uploaded)");
+      R"(restored[^,]*, [0-9]+ files, ([0-9.]+) (bytes?|KiB|MiB|GiB) \(([0-9.]+) (bytes?|KiB|MiB|GiB) from this host's cache, ([0-9.]+) (bytes?|KiB|MiB|GiB) fetched)");
+  static const std::regex kSaved(R"(saved, [0-9]+ files, ([0-9.]+) (bytes?|KiB|MiB|GiB) \(([0-9.]+) (bytes?|KiB|MiB|GiB) uploaded)");
   double restored = 0, local = 0, fetched = 0, saved = 0, uploaded = 0;
   for (const char* cell : {"cortex-m3/debug", "cortex-m3/release", "rv32imac/debug", "rv32imac/release"}) {
     const std::string log = farm.Log(job, absl::StrCat(cell, "/build"));
