@@ -80,6 +80,22 @@ void PrintBytesMoved(Farm& farm, const std::string& job) {
       uploaded += Bytes(m[3], m[4]);
     }
   }
+  // Where the farm's time went, per step kind: from the coordinator's task times and the worker's
+  // execution metadata (one host, one clock).
+  auto job_proto = farm.GetJob(job);
+  auto ms = [](const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; };
+  if (job_proto.ok()) {
+    for (const auto& t : job_proto->tasks()) {
+      const auto& m = t.result().execution_metadata();
+      std::printf("  %-26s queued->started %4lld ms, caches+inputs %4lld ms, run %5lld ms, outputs %4lld ms, "
+                  "result->done %3lld ms\n",
+                  t.id().c_str(), static_cast<long long>(t.started_at_ms() - t.queued_at_ms()),
+                  static_cast<long long>(ms(m.input_fetch_completed_timestamp()) - ms(m.input_fetch_start_timestamp())),
+                  static_cast<long long>(ms(m.execution_completed_timestamp()) - ms(m.execution_start_timestamp())),
+                  static_cast<long long>(ms(m.output_upload_completed_timestamp()) - ms(m.output_upload_start_timestamp())),
+                  static_cast<long long>(t.finished_at_ms() - ms(m.worker_completed_timestamp())));
+    }
+  }
   std::printf("  job %s, 4 builds: restored %.1f MiB (%.1f MiB from the hosts' caches, %.1f MiB fetched); "
               "saved %.1f MiB (%.1f MiB uploaded)\n",
               job.c_str(), restored / 1048576, local / 1048576, fetched / 1048576, saved / 1048576, uploaded / 1048576);

@@ -23,9 +23,10 @@ run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: w
 
 label="" targets="" run_suite build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
-  # Bazel's interoperability and the set-up script are the same with or without sanitizers; they run
-  # once, above.
-  label="" exclude="bazel|containers|setup" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
+  # Bazel's interoperability, the containers, the set-up script and the Rust example (cargo compiling
+  # core four times; the step caches' code runs under ASan in step_cache_test) are the same with or
+  # without sanitizers; they run once, above.
+  label="" exclude="bazel|containers|setup|rust" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
   # Every unit test under ThreadSanitizer. Debian's abseil is not built for TSan, so each TSan
   # program carries annotations for absl::Mutex (cmake/tsan/absl_mutex_tsan.cc) and TSan sees every
   # lock; gRPC's own internals are suppressed (tests/tsan.supp). The integration tests (WorkerAgentTest

@@ -48,7 +48,7 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       executor_(std::move(parts.executor)),
       inputs_(cas_.get(), local_cache_, options_.tree_limits),
       uploader_(cas_.get(), &inputs_),
-      caches_(cas_.get(), &inputs_),
+      caches_(cas_.get(), &inputs_, std::filesystem::path(options_.work_dir) / "cache-trees", options_.cache_bytes / 4),
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   labels_ = DetectLabels(executor_->name());

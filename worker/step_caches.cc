@@ -5,9 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/byte_size.h"
 #include "common/base/file_util.h"
@@ -67,6 +72,57 @@ absl::Status MergeInto(int src, int dst, MergeCounts* counts) {
   return absl::OkStatus();
 }
 
+
+// Copies the tree in `src` into the empty folder `dst`: folders, regular files (copied in the kernel)
+// and symlinks (as links). Nothing is followed. Adds the files' bytes to `bytes`.
+absl::Status CopyTree(int src, int dst, int64_t* bytes) {
+  const int listing = dup(src);
+  if (listing < 0) return absl::InternalError("dup failed");
+  DIR* dir = fdopendir(listing);
+  if (dir == nullptr) {
+    close(listing);
+    return absl::InternalError("fdopendir failed");
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(dir);
+  auto fail = [](const std::string& what, const std::string& name) {
+    return absl::InternalError(absl::StrCat(what, " ", name, ": ", strerror(errno)));
+  };
+  for (const std::string& name : names) {
+    struct stat st {};
+    if (fstatat(src, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail("stat", name);
+    if (S_ISDIR(st.st_mode)) {
+      auto to = MakeDirectoryAt(dst, name);
+      if (!to.ok()) return to.status();
+      auto from = OpenBeneath(src, name, O_RDONLY | O_DIRECTORY);
+      if (!from.ok()) return from.status();
+      if (absl::Status s = CopyTree(from->get(), to->get(), bytes); !s.ok()) return s;
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      const ssize_t n = readlinkat(src, name.c_str(), target.data(), target.size());
+      if (n < 0) return fail("readlink", name);
+      target.resize(static_cast<size_t>(n));
+      if (symlinkat(target.c_str(), dst, name.c_str()) != 0) return fail("symlink", name);
+    } else if (S_ISREG(st.st_mode)) {
+      auto in = OpenBeneath(src, name, O_RDONLY);
+      if (!in.ok()) return in.status();
+      auto out = OpenBeneath(dst, name, O_WRONLY | O_CREAT | O_EXCL, st.st_mode & 0755);
+      if (!out.ok()) return out.status();
+      for (off_t left = st.st_size; left > 0;) {
+        const ssize_t n = copy_file_range(in->get(), nullptr, out->get(), nullptr, static_cast<size_t>(left), 0);
+        if (n <= 0) return fail("copying", name);
+        left -= n;
+      }
+      *bytes += st.st_size;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void StepCaches::Restore(const assay::v1::Assignment& assignment, const fs::path& staging, const NoteFn& note,
@@ -80,7 +136,7 @@ void StepCaches::Restore(const assay::v1::Assignment& assignment, const fs::path
     auto root = Digest::FromProto(cache.restore_root());
     const fs::path dir = staging / std::to_string(i);
     absl::Status made = root.ok() ? MakeDirs(dir) : root.status();
-    auto restored = made.ok() ? fetcher_->Materialize(*root, dir) : absl::StatusOr<InputFetcher::Stats>(made);
+    auto restored = made.ok() ? RestoreInto(*root, dir) : absl::StatusOr<InputFetcher::Stats>(made);
     if (!restored.ok()) {
       note(absl::StrCat("[assay] warning: cache ", cache.restored_key(), " not restored (", restored.status().message(),
                         "); the step runs without it\n"));
@@ -96,6 +152,78 @@ void StepCaches::Restore(const assay::v1::Assignment& assignment, const fs::path
                       ", ", restored->files, " files, ", FormatBytes(restored->bytes), " (",
                       FormatBytes(local_bytes), " from this host's cache, ", FormatBytes(restored->fetched_bytes),
                       " fetched)\n"));
+  }
+}
+
+absl::StatusOr<InputFetcher::Stats> StepCaches::RestoreInto(const Digest& root, const fs::path& dir) {
+  if (trees_dir_.empty()) return fetcher_->Materialize(root, dir);
+  InputFetcher::Stats stats;
+  auto kept = KeptTree(root, &stats);
+  if (kept.ok()) {
+    auto from = OpenDirectory(*kept);
+    auto to = OpenDirectory(dir);
+    int64_t bytes = 0;
+    absl::Status copied = !from.ok() ? from.status() : !to.ok() ? to.status() : CopyTree(from->get(), to->get(), &bytes);
+    if (copied.ok()) {
+      if (stats.files == 0) stats.bytes = bytes;  // all of it from this host's copy
+      return stats;
+    }
+    // Trimmed meanwhile, or damaged: written from the blobs instead.
+    spdlog::warn("this host's copy of cache tree {} unusable ({}); writing it from the blobs", root.ToString(),
+                 std::string(copied.message()));
+    if (absl::Status s = RemoveAll(dir); !s.ok()) return s;
+    if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  }
+  return fetcher_->Materialize(root, dir);
+}
+
+absl::StatusOr<fs::path> StepCaches::KeptTree(const Digest& root, InputFetcher::Stats* stats) {
+  const fs::path kept = trees_dir_ / absl::StrCat(root.hash(), "_", root.size());
+  std::error_code ec;
+  if (fs::is_directory(kept, ec)) {
+    fs::last_write_time(kept, fs::file_time_type::clock::now(), ec);  // recently used
+    return kept;
+  }
+  const fs::path fresh = trees_dir_ / absl::StrCat(".new-", RandomHex(6));
+  if (absl::Status s = MakeDirs(fresh); !s.ok()) return s;
+  auto written = fetcher_->Materialize(root, fresh);  // validated as any input tree
+  if (!written.ok()) {
+    RemoveAll(fresh).IgnoreError();
+    return written.status();
+  }
+  *stats = *written;
+  if (!WriteFile(fs::path(kept.string() + ".bytes"), std::to_string(written->bytes)).ok() ||
+      std::rename(fresh.c_str(), kept.c_str()) != 0) {
+    RemoveAll(fresh).IgnoreError();  // another task kept it first, or no room: it is written again below
+  }
+  Trim(kept);
+  return kept;
+}
+
+void StepCaches::Trim(const fs::path& keep) {
+  struct Kept {
+    fs::file_time_type used;
+    fs::path path;
+    int64_t bytes;
+  };
+  std::vector<Kept> trees;
+  int64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(trees_dir_, ec)) {
+    if (!entry.is_directory(ec) || entry.path().filename().string().front() == '.') continue;
+    int64_t bytes = 0;
+    auto text = ReadFile(entry.path().string() + ".bytes");
+    if (!text.ok() || !absl::SimpleAtoi(*text, &bytes)) bytes = 0;
+    trees.push_back({fs::last_write_time(entry.path(), ec), entry.path(), bytes});
+    total += bytes;
+  }
+  std::sort(trees.begin(), trees.end(), [](const Kept& a, const Kept& b) { return a.used < b.used; });
+  for (const Kept& tree : trees) {
+    if (total <= trees_bytes_) break;
+    if (tree.path == keep) continue;
+    RemoveAll(tree.path).IgnoreError();
+    fs::remove(tree.path.string() + ".bytes", ec);
+    total -= tree.bytes;
   }
 }
 

@@ -29,7 +29,11 @@ class StepCaches {
     int64_t uploaded_bytes = 0;     // of which the CAS lacked
   };
 
-  StepCaches(CasClient* cas, InputFetcher* fetcher) : cas_(cas), fetcher_(fetcher) {}
+  // `trees_dir`: where this host keeps a copy of each tree it restored (a restore then copies it, in the
+  // kernel, instead of writing every file from the blobs), the least recently used removed beyond
+  // `trees_bytes`; empty: none kept.
+  StepCaches(CasClient* cas, InputFetcher* fetcher, std::filesystem::path trees_dir = {}, int64_t trees_bytes = 0)
+      : cas_(cas), fetcher_(fetcher), trees_dir_(std::move(trees_dir)), trees_bytes_(trees_bytes) {}
 
   // Writes each cache of `assignment` that has something to restore under `staging`/N.
   void Restore(const assay::v1::Assignment& assignment, const std::filesystem::path& staging, const NoteFn& note,
@@ -42,8 +46,18 @@ class StepCaches {
             assay::v1::TaskResult* out, const NoteFn& note, Figures* figures);
 
  private:
+  // Writes the tree at `root` into `dir`: copied from this host's copy (made first when there is none).
+  absl::StatusOr<InputFetcher::Stats> RestoreInto(const Digest& root, const std::filesystem::path& dir);
+  // This host's copy of the tree at `root` (trees_dir_/HASH_SIZE, with its file bytes in HASH_SIZE.bytes),
+  // written whole and renamed into place the first time; `stats` says what that first write moved.
+  absl::StatusOr<std::filesystem::path> KeptTree(const Digest& root, InputFetcher::Stats* stats);
+  // Removes the least recently used copies (never `keep`) beyond trees_bytes_.
+  void Trim(const std::filesystem::path& keep);
+
   CasClient* const cas_;
   InputFetcher* const fetcher_;
+  const std::filesystem::path trees_dir_;
+  const int64_t trees_bytes_;
 };
 
 }  // namespace assay

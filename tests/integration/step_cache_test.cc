@@ -204,6 +204,36 @@ TEST_F(StepCacheTest, ARestoreWhoseTreeIsGoneWarnsAndTheStepRuns) {
   EXPECT_TRUE(absl::StrContains(log, "cache had: nothing")) << log;
 }
 
+// Each worker keeps a copy of the trees it restored (restores are then a kernel copy), the least
+// recently used going beyond a quarter of its --cache-bytes; the copy in use stays.
+TEST_F(StepCacheTest, AWorkersCopiesOfRestoredTreesStayWithinItsBudget) {
+  auto kept = [this]() {
+    std::vector<std::string> trees;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(farm_.dir() / "work-w1" / "cache-trees", ec)) {
+      if (entry.is_directory()) trees.push_back(entry.path().filename().string());
+    }
+    return trees;
+  };
+  ASSERT_EQ(Run("v1", "lock-1").state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_TRUE(kept().empty()) << "nothing restored yet";
+  ASSERT_EQ(Run("v2", "lock-1").state(), assay::v1::JOB_SUCCEEDED);
+  ASSERT_EQ(kept().size(), 1u);
+  const std::string first = kept()[0];
+  Job again = Run("v3", "lock-1");  // from the copy now
+  EXPECT_TRUE(absl::StrContains(BuildLog(again), "cache had: v1")) << BuildLog(again);
+  EXPECT_EQ(kept(), std::vector<std::string>{first});
+
+  farm_.StopWorker("w1");
+  farm_.StartWorker("w1", {}, 1, {"--cache-bytes", "8"});  // room for no copy but the one in use
+  ASSERT_EQ(Run("v4", "lock-2").state(), assay::v1::JOB_SUCCEEDED);  // restores lock-1's, saves lock-2's
+  Job second = Run("v5", "lock-2");                                   // restores lock-2's
+  ASSERT_EQ(second.state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_TRUE(absl::StrContains(BuildLog(second), "cache had: v4")) << BuildLog(second);
+  ASSERT_EQ(kept().size(), 1u);
+  EXPECT_NE(kept()[0], first) << "the least recently used copy went";
+}
+
 TEST_F(StepCacheTest, CacheListAndDelete) {
   ASSERT_EQ(Run("a", "lock-1").state(), assay::v1::JOB_SUCCEEDED);
   Job second = Run("b", "lock-2");
