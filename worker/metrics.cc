@@ -2,6 +2,8 @@
 
 #include <prometheus/metric_type.h>
 
+#include <utility>
+
 namespace assay {
 
 absl::StatusOr<std::unique_ptr<MetricsExposer>> ServeWorkerMetrics(const std::string& listen, WorkerAgent* agent) {
@@ -31,6 +33,20 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> ServeWorkerMetrics(const std::st
     f.Family("assay_worker_fetched_bytes_total", "Input bytes fetched from the coordinator's CAS.",
              MetricType::Counter);
     f.Sample(number(w.bytes_fetched), worker);
+    // Step caches (`caches:`): what restoring and saving them moved.
+    f.Family("assay_worker_step_cache_bytes_total",
+             "Bytes of step caches: restored (in all), restored_local (of which from this host's copies and cache), "
+             "restored_fetched (of which from the coordinator), saved (in all), uploaded (of which the CAS lacked).",
+             MetricType::Counter);
+    for (auto [kind, value] : {std::pair{"restored", w.caches.restored_bytes},
+                               std::pair{"restored_local", w.caches.local_bytes},
+                               std::pair{"restored_fetched", w.caches.fetched_bytes},
+                               std::pair{"saved", w.caches.saved_bytes},
+                               std::pair{"uploaded", w.caches.uploaded_bytes}}) {
+      MetricFamilies::Labels labels = worker;
+      labels.emplace_back("kind", kind);
+      f.Sample(number(value), labels);
+    }
     return f.Take();
   });
 }

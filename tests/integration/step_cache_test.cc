@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <map>
 #include <regex>
 
 #include "absl/strings/match.h"
@@ -232,6 +233,38 @@ TEST_F(StepCacheTest, AWorkersCopiesOfRestoredTreesStayWithinItsBudget) {
   EXPECT_TRUE(absl::StrContains(BuildLog(second), "cache had: v4")) << BuildLog(second);
   ASSERT_EQ(kept().size(), 1u);
   EXPECT_NE(kept()[0], first) << "the least recently used copy went";
+}
+
+// What a user sees: `assay submit` refuses a bad cache path or key with the file and line, and no job
+// is created.
+TEST_F(StepCacheTest, BadCachePathsAndKeysAreRefusedAtSubmitWithFileAndLine) {
+  auto refused = [this](const std::string& pipeline, const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> files = {{"assay.yaml", pipeline}, {"src.txt", "s"}, {"lock.txt", "l"}};
+    files.insert(extra.begin(), extra.end());
+    const fs::path tree = farm_.WriteTree(absl::StrCat("bad", ++trees_), files);
+    RunResult r = farm_.Cli({"submit", tree.string()});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    return r.err;
+  };
+  const std::string up = refused(absl::StrReplaceAll(Pipeline(), {{"paths: [target/]", "paths: [../target]"}}));
+  EXPECT_TRUE(absl::StrContains(up, "assay.yaml:16:16: step 'build'.caches[0] path '../target' leaves its directory"))
+      << up;
+  const std::string absolute = refused(absl::StrReplaceAll(Pipeline(), {{"paths: [target/]", "paths: [/root]"}}));
+  EXPECT_TRUE(absl::StrContains(absolute, "assay.yaml:16:16: step 'build'.caches[0] path '/root' must be relative"))
+      << absolute;
+  const std::string key = refused(absl::StrReplaceAll(Pipeline(), {{"\"k-${{", "\"../k-${{"}}));
+  EXPECT_TRUE(absl::StrContains(key, "assay.yaml:14: step 'build' caches[0].key")) << key;
+  // A path through a symlink of the tree: the symlink stays inside the tree, the cache path may not use it.
+  const fs::path linked = farm_.WriteTree("linked", {{"assay.yaml", Pipeline()}, {"src.txt", "s"}, {"lock.txt", "l"},
+                                                     {"real/keep", "k"}});
+  fs::create_directory_symlink("real", linked / "target");
+  RunResult r = farm_.Cli({"submit", linked.string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "assay.yaml:14: step 'build' caches[0].paths: 'target/' goes through 'target', "
+                                       "a symlink in the submitted tree"))
+      << r.err;
+  RunResult jobs = farm_.Cli({"jobs"});
+  EXPECT_FALSE(absl::StrContains(jobs.out, "cached")) << "no job was created: " << jobs.out;
 }
 
 TEST_F(StepCacheTest, CacheListAndDelete) {
