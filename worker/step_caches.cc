@@ -25,6 +25,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The names in the open directory `dir` (without "." and "..").
+absl::StatusOr<std::vector<std::string>> EntryNames(int dir) {
+  const int listing = dup(dir);
+  if (listing < 0) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
+  DIR* stream = fdopendir(listing);
+  if (stream == nullptr) {
+    close(listing);
+    return absl::InternalError(absl::StrCat("fdopendir: ", strerror(errno)));
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(stream)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(stream);
+  return names;
+}
+
 struct MergeCounts {
   int64_t moved = 0;    // entries moved whole (a folder counts once)
   int64_t kept = 0;     // entries the work directory had already: left as they were
@@ -34,20 +52,9 @@ struct MergeCounts {
 // it descends. Nothing is followed: a symlink or file already in `dst` stays, and what the cache had
 // there is dropped with the staging folder.
 absl::Status MergeInto(int src, int dst, MergeCounts* counts) {
-  const int listing = dup(src);
-  if (listing < 0) return absl::InternalError("dup failed");
-  DIR* dir = fdopendir(listing);
-  if (dir == nullptr) {
-    close(listing);
-    return absl::InternalError("fdopendir failed");
-  }
-  std::vector<std::string> names;
-  while (dirent* entry = readdir(dir)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(dir);
-  for (const std::string& name : names) {
+  auto names = EntryNames(src);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
     struct stat there {};
     if (fstatat(dst, name.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno != ENOENT) return absl::InternalError(absl::StrCat("stat ", name, ": ", strerror(errno)));
@@ -76,23 +83,12 @@ absl::Status MergeInto(int src, int dst, MergeCounts* counts) {
 // Copies the tree in `src` into the empty folder `dst`: folders, regular files (copied in the kernel)
 // and symlinks (as links). Nothing is followed. Adds the files' bytes to `bytes`.
 absl::Status CopyTree(int src, int dst, int64_t* bytes) {
-  const int listing = dup(src);
-  if (listing < 0) return absl::InternalError("dup failed");
-  DIR* dir = fdopendir(listing);
-  if (dir == nullptr) {
-    close(listing);
-    return absl::InternalError("fdopendir failed");
-  }
-  std::vector<std::string> names;
-  while (dirent* entry = readdir(dir)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(dir);
+  auto names = EntryNames(src);
+  if (!names.ok()) return names.status();
   auto fail = [](const std::string& what, const std::string& name) {
     return absl::InternalError(absl::StrCat(what, " ", name, ": ", strerror(errno)));
   };
-  for (const std::string& name : names) {
+  for (const std::string& name : *names) {
     struct stat st {};
     if (fstatat(src, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail("stat", name);
     if (S_ISDIR(st.st_mode)) {
