@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -120,6 +121,15 @@ absl::Status CopyTree(int src, int dst, int64_t* bytes) {
 }
 
 }  // namespace
+
+StepCaches::StepCaches(CasClient* cas, InputFetcher* fetcher, fs::path trees_dir, int64_t trees_bytes)
+    : cas_(cas), fetcher_(fetcher), trees_dir_(std::move(trees_dir)), trees_bytes_(trees_bytes) {
+  std::error_code ec;
+  if (trees_dir_.empty()) return;
+  for (const auto& entry : fs::directory_iterator(trees_dir_, ec)) {
+    if (entry.path().filename().string().rfind(".new-", 0) == 0) RemoveAll(entry.path()).IgnoreError();
+  }
+}
 
 void StepCaches::Restore(const assay::v1::Assignment& assignment, const fs::path& staging, const NoteFn& note,
                          Figures* figures) {

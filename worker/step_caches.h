@@ -32,8 +32,8 @@ class StepCaches {
   // `trees_dir`: where this host keeps a copy of each tree it restored (a restore then copies it, in the
   // kernel, instead of writing every file from the blobs), the least recently used removed beyond
   // `trees_bytes`; empty: none kept.
-  StepCaches(CasClient* cas, InputFetcher* fetcher, std::filesystem::path trees_dir = {}, int64_t trees_bytes = 0)
-      : cas_(cas), fetcher_(fetcher), trees_dir_(std::move(trees_dir)), trees_bytes_(trees_bytes) {}
+  // Copies a crash left half-written are removed here.
+  StepCaches(CasClient* cas, InputFetcher* fetcher, std::filesystem::path trees_dir = {}, int64_t trees_bytes = 0);
 
   // Writes each cache of `assignment` that has something to restore under `staging`/N.
   void Restore(const assay::v1::Assignment& assignment, const std::filesystem::path& staging, const NoteFn& note,
