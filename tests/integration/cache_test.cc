@@ -50,7 +50,14 @@ TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   RunResult r = farm_.Cli({"submit", tree.string(), "--wait"});
   const absl::Duration took = absl::Now() - start;
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(took, absl::Seconds(1)) << "an all-cached job must finish end to end in well under a second";
+  // Under a sanitizer the binaries are a Debug build with every memory access checked (an all-cached
+  // job took 1.28 s there on a loaded 2-core machine): the bound is wider.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const absl::Duration bound = absl::Seconds(3);
+#else
+  const absl::Duration bound = absl::Seconds(1);
+#endif
+  EXPECT_LT(took, bound) << "an all-cached job must finish end to end in well under a second";
   auto second = farm_.GetJob("2");
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->state(), assay::v1::JOB_SUCCEEDED);
