@@ -2,10 +2,11 @@
 // `restore_keys: [cargo-${{ matrix.target }}-]` YAML would read the braces (and any comma inside
 // hashFiles('a', 'b')) as its own syntax. Each expression becomes `$((@N@))`, padded with '_' to its
 // own length so that columns in messages stay right, and every scalar gets its expressions back.
-#include <regex>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/pipeline/pipeline_parser.h"
 
@@ -39,14 +40,34 @@ void UnshieldExpressions(YAML::Node node, const std::vector<std::string>& expres
   if (node.IsScalar()) {
     const std::string& value = node.Scalar();
     if (value.find("$((@") == std::string::npos) return;
-    static const std::regex kPlaceholder(R"(\$\(\(@([0-9]+)@_*\)\))");
+    // A scan, not a regular expression: libstdc++'s std::regex recurses per character and a long
+    // hostile value would overflow the stack.
     std::string restored;
     size_t pos = 0;
-    for (std::sregex_iterator it(value.begin(), value.end(), kPlaceholder), end; it != end; ++it) {
-      const size_t index = std::stoul((*it)[1].str());
-      restored.append(value, pos, static_cast<size_t>(it->position()) - pos);
-      restored.append(index < expressions.size() ? expressions[index] : it->str());
-      pos = static_cast<size_t>(it->position() + it->length());
+    while (true) {
+      const size_t open = value.find("$((@", pos);
+      if (open == std::string::npos) break;
+      size_t end = open + 4;
+      while (end < value.size() && absl::ascii_isdigit(static_cast<unsigned char>(value[end]))) ++end;
+      const absl::string_view digits(value.data() + open + 4, end - open - 4);
+      size_t close = end;
+      if (close < value.size() && value[close] == '@') {
+        ++close;
+        while (close < value.size() && value[close] == '_') ++close;
+      }
+      // A number that is not one of ours (the file's own text, however long) stays as it was.
+      size_t index = 0;
+      const bool ours = !digits.empty() && end < value.size() && value[end] == '@' &&
+                        value.compare(close, 2, "))") == 0 && absl::SimpleAtoi(digits, &index) &&
+                        index < expressions.size();
+      if (!ours) {
+        restored.append(value, pos, open + 4 - pos);
+        pos = open + 4;
+        continue;
+      }
+      restored.append(value, pos, open - pos);
+      restored.append(expressions[index]);
+      pos = close + 2;
     }
     restored.append(value, pos);
     node = restored;  // keeps the node's mark (line and column)

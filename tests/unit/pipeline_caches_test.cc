@@ -163,3 +163,29 @@ steps:
 
 }  // namespace
 }  // namespace assay
+
+namespace assay {
+namespace {
+
+TEST(PipelineCachesTest, TextThatLooksLikeAShieldedExpressionIsLeftAsItIs) {
+  auto p = ParsePipeline("name: fw\nsteps:\n  - id: a\n    run: echo '$((@99999999999999999999999999@))' '$((@7@))'\n",
+                         "assay.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps[0].run, "echo '$((@99999999999999999999999999@))' '$((@7@))'");
+}
+
+}  // namespace
+}  // namespace assay
+
+namespace assay {
+namespace {
+
+TEST(PipelineCachesTest, AVeryLongPlaceholderLookalikeIsScannedWithoutRecursion) {
+  const std::string long_text = "$((@1@" + std::string(900000, '_') + "))";
+  auto p = ParsePipeline("name: fw\nsteps:\n  - id: a\n    run: \"${{ matrix.x }}" + long_text + "\"\n", "assay.yaml");
+  ASSERT_FALSE(p.ok());  // matrix.x is unknown: the expression came back, the lookalike stayed text
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "unknown matrix variable 'x'")) << p.status().message().substr(0, 200);
+}
+
+}  // namespace
+}  // namespace assay
