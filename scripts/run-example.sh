@@ -15,7 +15,8 @@ example=karatos-mini
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --keep) keep=1; shift ;;
-    --example) example=${2:-}; shift 2 ;;
+    --example) [[ $# -ge 2 ]] || { echo "error: --example needs a name (karatos-mini or karatos-rs)" >&2; exit 2; }
+               example=$2; shift 2 ;;
     *) echo "usage: $0 [--keep] [--example karatos-mini|karatos-rs]" >&2; exit 2 ;;
   esac
 done
