@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/task/task_states.h"
 
 namespace assay {
 
@@ -57,9 +58,7 @@ const assay::v1::Job* FindBaselineJob(const std::vector<assay::v1::Job>& jobs, c
                                       const std::string& branch) {
   for (const auto& job : jobs) {
     if (job.state() != assay::v1::JOB_SUCCEEDED || job.name() != name) continue;
-    auto it = job.labels().find("branch");
-    const std::string job_branch = it == job.labels().end() ? "" : it->second;
-    if (job_branch == branch) return &job;
+    if (BranchOf(job) == branch) return &job;
   }
   return nullptr;
 }

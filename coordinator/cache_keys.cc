@@ -1,6 +1,7 @@
 #include "coordinator/cache_keys.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -48,10 +49,12 @@ absl::StatusOr<std::string> TreeFiles::Hash(const std::vector<std::string>& patt
 
 absl::Status CheckCachePaths(const assay::v1::Job& job, const Digest& root, const DirectoryLoader& load,
                              const std::string& pipeline_path) {
+  std::set<std::string> checked;  // every cell of a step has the same paths, mostly: each is walked once
   for (const assay::v1::Task& task : job.tasks()) {
     for (int c = 0; c < task.spec().caches_size(); ++c) {
       const assay::v1::StepCacheSpec& cache = task.spec().caches(c);
       for (const std::string& path : cache.paths()) {
+        if (!checked.insert(path).second) continue;
         auto dir = load(root);
         std::string walked;
         for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {

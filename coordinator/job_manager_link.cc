@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "common/base/byte_size.h"
 #include "common/base/log_format.h"
+#include "common/task/task_states.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/task_rules.h"
 
@@ -271,8 +272,7 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
   if (!decision.failure.empty()) SystemLogLocked(entry, *task, decision.failure);
   if (decision.failure.empty() && result.saved_caches_size() > 0) {  // a failed step saves no cache
     effects->pipeline = entry->job.name();
-    auto branch = entry->job.labels().find("branch");
-    effects->branch = branch == entry->job.labels().end() ? "" : branch->second;
+    effects->branch = BranchOf(entry->job);
     for (const assay::v1::SavedStepCache& saved : result.saved_caches()) {  // only keys the step has
       const auto& specs = task->spec().caches();
       if (std::any_of(specs.begin(), specs.end(), [&](const auto& c) { return c.key() == saved.key(); })) {

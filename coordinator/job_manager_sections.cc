@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/task/task_states.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/task_rules.h"
 
@@ -129,7 +130,7 @@ void JobManager::MakeReadyLocked(JobEntry* entry, Task* task) {
   work.task = *task;
   work.task.clear_result();
   work.pipeline = entry->job.name();
-  if (auto branch = entry->job.labels().find("branch"); branch != entry->job.labels().end()) work.branch = branch->second;
+  work.branch = BranchOf(entry->job);
   for (const std::string& need : task->needs()) {
     const Task& dep = entry->job.tasks(entry->task_index[need]);
     work.need_files.insert(work.need_files.end(), dep.result().output_files().begin(), dep.result().output_files().end());

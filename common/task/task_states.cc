@@ -20,4 +20,9 @@ bool SelectsTask(absl::string_view selector, absl::string_view task_id) {
 
 int64_t TimestampMillis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
 
+std::string BranchOf(const assay::v1::Job& job) {
+  auto it = job.labels().find("branch");
+  return it == job.labels().end() ? "" : it->second;
+}
+
 }  // namespace assay

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <google/protobuf/timestamp.pb.h>
 
@@ -18,5 +19,8 @@ bool IsFinal(assay::v1::TaskState state);
 bool SelectsTask(absl::string_view selector, absl::string_view task_id);
 // A protobuf timestamp as milliseconds since the epoch.
 int64_t TimestampMillis(const google::protobuf::Timestamp& t);
+
+// The job's `branch` label ("" without one): size baselines and step caches are kept per branch.
+std::string BranchOf(const assay::v1::Job& job);
 
 }  // namespace assay
