@@ -31,6 +31,8 @@ int Cancel(Client& client, const std::string& job_id, bool json);
 int Workers(Client& client, bool json);
 // The step caches (cache_commands.cc): a table, newest first; delete by key or all.
 int CacheList(Client& client, const std::string& pipeline, bool json);
+// `assay notifications JOB`: the job's notifications (`notify:`), one line each.
+int Notifications(Client& client, const std::string& job_id, bool json);
 int CacheDelete(Client& client, const std::string& key, bool all, const std::string& pipeline,
                 const std::string& branch);
 // cordon, uncordon, drain; with `wait`, a drain returns once the worker has nothing running.

@@ -40,6 +40,7 @@ struct Commands {
   CLI::App* jobs = nullptr;
   CLI::App* logs = nullptr;
   CLI::App* cancel = nullptr;
+  CLI::App* notifications = nullptr;
   CLI::App* workers = nullptr;
   CLI::App* cordon = nullptr;
   CLI::App* uncordon = nullptr;
@@ -70,7 +71,7 @@ void AddGlobalOptions(CLI::App& app, Args& args) {
   app.add_option("--output,-o", args.output, "text or json")->check(CLI::IsMember({"text", "json"}));
 }
 
-// submit, status, wait, jobs, logs, cancel.
+// submit, status, wait, jobs, logs, cancel, notifications.
 void AddJobCommands(CLI::App& app, Args& args, Commands& cmds) {
   SubmitOptions& submit = args.submit;
   cmds.submit = app.add_subcommand("submit", "upload a source tree and run its pipeline");
@@ -100,6 +101,8 @@ void AddJobCommands(CLI::App& app, Args& args, Commands& cmds) {
   cmds.logs->add_flag("-f,--follow", args.follow, "keep printing until the tasks end");
   cmds.cancel = app.add_subcommand("cancel", "cancel a job; running steps are killed");
   cmds.cancel->add_option("job", args.job_id, "job id")->required();
+  cmds.notifications = app.add_subcommand("notifications", "what a job's `notify:` sent where, and how it went");
+  cmds.notifications->add_option("job", args.job_id, "job id")->required();
 }
 
 // workers, cordon, uncordon, drain.
@@ -169,6 +172,7 @@ int Run(Args& args, const Commands& cmds) {
   if (*cmds.jobs) return ListJobs(client, args.limit, json);
   if (*cmds.logs) return Logs(client, job_id, args.task, args.follow);
   if (*cmds.cancel) return Cancel(client, job_id, json);
+  if (*cmds.notifications) return Notifications(client, job_id, json);
   if (*cmds.workers) return Workers(client, json);
   if (*cmds.cordon) return SetWorkerState(client, args.worker_id, assay::v1::WORKER_CORDONED, false);
   if (*cmds.uncordon) return SetWorkerState(client, args.worker_id, assay::v1::WORKER_ACTIVE, false);

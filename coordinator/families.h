@@ -16,12 +16,14 @@ struct CoordinatorFamily {
   static constexpr Family kMeta = static_cast<Family>(7);   // counters and settings
   // pipeline + '\0' + branch + '\0' + key -> assay.v1.StepCache (coordinator/step_cache_store.h)
   static constexpr Family kStepCaches = static_cast<Family>(8);
+  // job number (8 bytes BE) + sequence (8 bytes BE) -> assay.v1.Notification (coordinator/notifier.h)
+  static constexpr Family kNotifications = static_cast<Family>(9);
 };
 
 // The options the coordinator opens its database with: the CAS's families and its own.
 inline Database::Options CoordinatorDatabaseOptions() {
   Database::Options options;
-  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta", "step_caches"}) options.family_names.push_back(name);
+  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta", "step_caches", "notifications"}) options.family_names.push_back(name);
   return options;
 }
 

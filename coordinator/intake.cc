@@ -5,10 +5,12 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/base/file_util.h"
 #include "common/base/status_util.h"
 #include "common/tree/merkle.h"
 #include "coordinator/cache_keys.h"
+#include "coordinator/notification_rules.h"
 #include "coordinator/planner.h"
 
 namespace assay {
@@ -63,6 +65,7 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   auto planned = PlanJob(*pipeline, plan);
   if (!planned.ok()) return planned.status();
   if (absl::Status s = CheckCachePaths(*planned, *root, load, path); !s.ok()) return s;
+  if (absl::Status s = CheckNotify(*pipeline, *planned, path); !s.ok()) return s;
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
 }
 
@@ -82,6 +85,29 @@ absl::StatusOr<Pipeline> Intake::ReadPipeline(const Digest& root, const std::str
   auto text = blobs_->Get(*file_digest);
   if (!text.ok()) return text.status();
   return ParsePipeline(*text, path, options_.limits);
+}
+
+absl::Status Intake::CheckNotify(const Pipeline& pipeline, const Job& job, const std::string& path) const {
+  for (size_t i = 0; i < pipeline.notify.size(); ++i) {
+    const NotifySpec& spec = pipeline.notify[i];
+    const std::string where = absl::StrCat(path, ":", spec.line, ": notify[", i, "]");
+    auto target = options_.notify_targets.find(spec.to);
+    if (target == options_.notify_targets.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, kind] : options_.notify_targets) names.push_back(name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": no notification target '", spec.to, "' is configured on this coordinator (",
+          names.empty() ? "it has none: see --notify-config" : absl::StrCat("configured: ", absl::StrJoin(names, ", ")),
+          ")"));
+    }
+    if (PostsCommitStatus(target->second)) {
+      if (absl::Status s = CheckStatusLabels(job, target->second); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": target '", spec.to, "' (", KindName(target->second),
+                                                       "): ", s.message()));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<BaselineSizes> Intake::LoadBaseline(const Pipeline& pipeline, const Digest& root,

@@ -15,6 +15,7 @@
 #include "common/tree/tree_validator.h"
 #include "coordinator/baseline.h"
 #include "coordinator/job_store.h"
+#include "coordinator/notify_config.h"
 
 namespace assay {
 
@@ -23,6 +24,7 @@ class Intake {
   struct Options {
     PipelineLimits limits;   // what a pipeline file may ask for
     TreeLimits tree_limits;  // what a submitted source tree may be
+    std::map<std::string, NotifyTarget::Kind> notify_targets;  // what `notify:` may name (--notify-config)
   };
   // A planned job: state QUEUED, tasks PENDING, no id yet.
   struct Accepted {
@@ -47,6 +49,8 @@ class Intake {
  private:
   // The pipeline file at `path` in the tree, parsed.
   absl::StatusOr<Pipeline> ReadPipeline(const Digest& root, const std::string& path) const;
+  // Every `notify:` entry names a configured target; commit-status targets have the labels they need.
+  absl::Status CheckNotify(const Pipeline& pipeline, const assay::v1::Job& job, const std::string& path) const;
   // Sizes to compare a new job's outputs with (size_regression): a file of the tree, or the previous
   // successful job of the pipeline and branch in the store.
   absl::StatusOr<BaselineSizes> LoadBaseline(const Pipeline& pipeline, const Digest& root,

@@ -41,7 +41,10 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
       clock_(clock),
       options_(std::move(options)),
       builder_(blobs, action_cache, pinner),
-      intake_(blobs, store, clock, Intake::Options{options_.limits, options_.tree_limits}),
+      intake_(blobs, store, clock,
+              Intake::Options{options_.limits, options_.tree_limits,
+                              options_.notifier != nullptr ? options_.notifier->Targets()
+                                                           : std::map<std::string, NotifyTarget::Kind>{}}),
       dispatcher_(clock, options_.lease_ttl, pinner),
       commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {
   commit_.StartBackgroundWriter();
@@ -72,6 +75,7 @@ absl::Status JobManager::Recover() {
       auto entry = std::make_unique<JobEntry>();
       entry->number = number;
       entry->job = std::move(job);
+      entry->told_state = entry->job.state();
       entry->next_seq = std::move(next_seqs[job_at++]);
       for (Task& task : *entry->job.mutable_tasks()) {
         entry->task_index[task.id()] = task.index();

@@ -32,6 +32,7 @@
 #include "coordinator/group_commit.h"
 #include "coordinator/intake.h"
 #include "coordinator/job_store.h"
+#include "coordinator/notifier.h"
 #include "coordinator/run_history.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/step_cache_store.h"
@@ -53,6 +54,7 @@ class JobManager {
     // A queued task whose labels no worker connected, or seen within this long, offers fails then.
     absl::Duration unschedulable_grace = absl::Minutes(5);
     StepCacheStore* step_caches = nullptr;  // the farm's step caches (`caches:`); null: none restored or saved
+    Notifier* notifier = nullptr;           // tells `notify:` targets of job events; null: no targets configured
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).
@@ -132,6 +134,8 @@ class JobManager {
     // Queued tasks whose labels no worker offered when they were queued (their message names the
     // labels); a worker that connects with them clears it.
     std::set<int32_t> awaiting_worker;
+    // The job state notification targets were last told of (Notifier::OnJobStateLocked).
+    assay::v1::JobState told_state = assay::v1::JOB_QUEUED;
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;

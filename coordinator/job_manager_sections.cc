@@ -93,6 +93,10 @@ uint64_t JobManager::FlushLocked() {
     if (JobEntry* entry = ActiveLocked(number)) {
       store_->PutJobSummary(&pending_.batch, number, &entry->job);
       pending_.sync = true;
+      if (options_.notifier != nullptr && entry->job.state() != entry->told_state) {  // events go in this batch
+        options_.notifier->OnJobStateLocked(entry->job, entry->told_state, &pending_);
+        entry->told_state = entry->job.state();
+      }
     }
   }
   // Watchers hear of the change once it is written.

@@ -54,6 +54,17 @@ grpc::Status JobsService::DeleteStepCaches(grpc::ServerContext*, const assay::v1
   return grpc::Status::OK;
 }
 
+grpc::Status JobsService::ListNotifications(grpc::ServerContext*, const assay::v1::ListNotificationsRequest* request,
+                                            assay::v1::ListNotificationsResponse* response) {
+  auto job = jobs_->GetJob(request->job_id(), /*with_tasks=*/false);  // NOT_FOUND names an unknown job
+  if (!job.ok()) return ToGrpc(job.status());
+  if (notifier_ == nullptr) return grpc::Status::OK;
+  auto list = notifier_->List(request->job_id());
+  if (!list.ok()) return ToGrpc(list.status());
+  for (auto& n : *list) *response->add_notifications() = std::move(n);
+  return grpc::Status::OK;
+}
+
 grpc::ServerWriteReactor<Job>* JobsService::WatchJob(grpc::CallbackServerContext*,
                                                      const assay::v1::WatchJobRequest* request) {
   return NewWatchJobReactor(jobs_, executor_, *request);

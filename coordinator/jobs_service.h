@@ -4,6 +4,7 @@
 #include "assay/v1/jobs.grpc.pb.h"
 #include "common/base/thread_pool.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/notifier.h"
 #include "coordinator/step_cache_store.h"
 
 namespace assay {
@@ -14,9 +15,11 @@ class JobsService final
     : public assay::v1::Jobs::WithCallbackMethod_WatchJob<
           assay::v1::Jobs::WithCallbackMethod_StreamLogs<assay::v1::Jobs::Service>> {
  public:
-  // `step_caches` may be null (ListStepCaches answers none, DeleteStepCaches is unavailable).
-  JobsService(JobManager* jobs, ThreadPool* executor, StepCacheStore* step_caches = nullptr)
-      : jobs_(jobs), executor_(executor), step_caches_(step_caches) {}
+  // `step_caches` may be null (ListStepCaches answers none, DeleteStepCaches is unavailable), and so
+  // may `notifier` (no targets configured: ListNotifications answers none).
+  JobsService(JobManager* jobs, ThreadPool* executor, StepCacheStore* step_caches = nullptr,
+              const Notifier* notifier = nullptr)
+      : jobs_(jobs), executor_(executor), step_caches_(step_caches), notifier_(notifier) {}
   grpc::Status Submit(grpc::ServerContext*, const assay::v1::SubmitRequest*, assay::v1::Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const assay::v1::GetJobRequest*, assay::v1::Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const assay::v1::ListJobsRequest*, assay::v1::ListJobsResponse*) override;
@@ -29,11 +32,14 @@ class JobsService final
                               assay::v1::ListStepCachesResponse*) override;
   grpc::Status DeleteStepCaches(grpc::ServerContext*, const assay::v1::DeleteStepCachesRequest*,
                                 assay::v1::DeleteStepCachesResponse*) override;
+  grpc::Status ListNotifications(grpc::ServerContext*, const assay::v1::ListNotificationsRequest*,
+                                 assay::v1::ListNotificationsResponse*) override;
 
  private:
   JobManager* jobs_;
   ThreadPool* executor_;
   StepCacheStore* step_caches_;
+  const Notifier* notifier_;
 };
 
 }  // namespace assay

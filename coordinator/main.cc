@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string step_cache_budget = "20GiB";
   AddStepCacheFlags(app, &step_cache_budget, &options.step_caches);
+  app.add_option("--notify-config", options.notify_config,
+                 "notification targets (webhooks, GitHub/GitLab commit statuses) that pipelines' `notify:` may name "
+                 "(docs/operations.md, \"Notifications\")");
   CLI11_PARSE(app, argc, argv);
   if (auto budget = assay::ParseSize(step_cache_budget); budget.ok()) {
     options.step_caches.budget_bytes = *budget;

@@ -13,7 +13,23 @@ namespace assay {
 
 namespace {
 
-std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1::CacheStats& c) {
+void CollectNotifications(const Notifier& notifier, MetricFamilies* f) {
+  using prometheus::MetricType;
+  const Notifier::Stats s = notifier.GetStats();
+  f->Family("assay_notifications_total",
+            "Notification attempts since the coordinator started, by target and outcome (delivered; failed: given "
+            "up; retry: tried again later).",
+            MetricType::Counter);
+  for (const auto& [target, t] : s.targets) {
+    f->Sample(static_cast<double>(t.delivered), {{"outcome", "delivered"}, {"target", target}});
+    f->Sample(static_cast<double>(t.failed), {{"outcome", "failed"}, {"target", target}});
+    f->Sample(static_cast<double>(t.retries), {{"outcome", "retry"}, {"target", target}});
+  }
+  f->Family("assay_notifications_pending", "Notifications not yet delivered, by target.", MetricType::Gauge);
+  for (const auto& [target, t] : s.targets) f->Sample(static_cast<double>(t.pending), {{"target", target}});
+}
+
+std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1::CacheStats& c, const Notifier* notifier) {
   JobManager::Stats s = jobs->GetStats();
   // Counters exist from the start at 0, so that rates and alerts work before the first event.
   for (const char* state : {"JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED"}) s.jobs_finished.try_emplace(state, 0);
@@ -83,15 +99,17 @@ std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1:
   f.Sample(number(c.ac_hits()));
   f.Family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.", MetricType::Counter);
   f.Sample(number(c.ac_misses()));
+  if (notifier != nullptr) CollectNotifications(*notifier, &f);
   return f.Take();
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen, JobManager* jobs,
-                                                                    std::function<assay::v1::CacheStats()> cache_stats) {
-  auto exposer = MetricsExposer::Start(listen, [jobs, cache_stats = std::move(cache_stats)]() {
-    return Collect(jobs, cache_stats());
+                                                                    std::function<assay::v1::CacheStats()> cache_stats,
+                                                                    const Notifier* notifier) {
+  auto exposer = MetricsExposer::Start(listen, [jobs, cache_stats = std::move(cache_stats), notifier]() {
+    return Collect(jobs, cache_stats(), notifier);
   });
   if (!exposer.ok()) return exposer.status();
   std::unique_ptr<MetricsServer> server(new MetricsServer());

@@ -10,14 +10,17 @@
 #include "assay/v1/admin.pb.h"
 #include "common/metrics/metrics_exposer.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/notifier.h"
 
 namespace assay {
 
 class MetricsServer {
  public:
   // Serves GET /metrics on `listen` (host:port; port 0 picks one). `cache_stats` is called per scrape.
+  // `notifier` may be null (no targets configured).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen, JobManager* jobs,
-                                                              std::function<assay::v1::CacheStats()> cache_stats);
+                                                              std::function<assay::v1::CacheStats()> cache_stats,
+                                                              const Notifier* notifier);
   ~MetricsServer();
   int port() const { return exposer_->port(); }
 

@@ -92,6 +92,12 @@ absl::StatusOr<Job> PlanJob(const Pipeline& pipeline, const PlanInput& input) {
   job.set_priority(input.priority);
   job.set_max_parallel(pipeline.max_parallel);
   job.set_fail_fast(pipeline.fail_fast);
+  for (const NotifySpec& spec : pipeline.notify) {
+    assay::v1::NotifySpec* out = job.add_notify();
+    out->set_to(spec.to);
+    for (const std::string& event : spec.on) out->add_on(event);
+    out->set_line(spec.line);
+  }
 
   const int steps = static_cast<int>(pipeline.steps.size());
   for (size_t c = 0; c < pipeline.cells.size(); ++c) {

@@ -11,6 +11,10 @@
 
 namespace assay {
 
+namespace {
+constexpr int kNotifierRecentJobs = 2000;
+}  // namespace
+
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::Status CoordinatorServer::Start(const Options& options) {
@@ -20,6 +24,12 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!credentials.ok()) return credentials.status();
   auto min_free = ParseMinFreeDisk(options.min_free_disk);
   if (!min_free.ok()) return min_free.status();
+  std::optional<NotifyConfig> notify;
+  if (!options.notify_config.empty()) {
+    auto config = LoadNotifyConfig(options.notify_config);
+    if (!config.ok()) return config.status();
+    notify = std::move(*config);
+  }
   auto db = Database::Open(options.data_dir, CoordinatorDatabaseOptions());
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
@@ -32,7 +42,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!stack.ok()) return stack.status();
   blob_stack_ = std::move(*stack);
   action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store());
-  if (absl::Status s = StartJobs(options); !s.ok()) return s;
+  if (absl::Status s = StartJobs(options, std::move(notify)); !s.ok()) return s;
   if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
   if (auto evicted = blob_stack_.eviction->MaybeEvict(); !evicted.ok()) return evicted.status();
@@ -42,25 +52,13 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   ac_service_ = std::make_unique<ActionCacheService>(action_cache_.get(), blob_stack_.store());
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
   watch_executor_ = std::make_unique<ThreadPool>(2);
-  jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get(), step_caches_.get());
+  jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get(), step_caches_.get(), notifier_.get());
   admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<ThreadPool>(4);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
 
-  if (!options.metrics_listen.empty()) {
-    auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
-      return CollectCacheStats(blob_stack_.storage.get(), blob_stack_.eviction.get(), action_cache_.get(), &cas_counters_,
-                               /*count_action_results=*/false);
-    });
-    if (!metrics.ok()) return metrics.status();
-    metrics_ = std::move(*metrics);
-    spdlog::info("metrics at http://{}:{}/metrics", options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
-                 metrics_->port());
-    if (!options.metrics_port_file.empty()) {
-      if (absl::Status s = WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n")); !s.ok()) return s;
-    }
-  }
+  if (absl::Status s = StartMetrics(options); !s.ok()) return s;
   // gRPC's standard health service (load balancers, Kubernetes probes, `assay health`) and server
   // reflection (grpcurl, grpc_cli): both are gRPC's own implementations.
   grpc::EnableDefaultHealthCheckService(true);
@@ -90,15 +88,41 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   return absl::OkStatus();
 }
 
-absl::Status CoordinatorServer::StartJobs(const Options& options) {
+absl::Status CoordinatorServer::StartMetrics(const Options& options) {
+  if (options.metrics_listen.empty()) return absl::OkStatus();
+  auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
+    return CollectCacheStats(blob_stack_.storage.get(), blob_stack_.eviction.get(), action_cache_.get(), &cas_counters_,
+                             /*count_action_results=*/false);
+  }, notifier_.get());
+  if (!metrics.ok()) return metrics.status();
+  metrics_ = std::move(*metrics);
+  spdlog::info("metrics at http://{}:{}/metrics", options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
+               metrics_->port());
+  if (!options.metrics_port_file.empty()) {
+    if (absl::Status s = WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n")); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorServer::StartJobs(const Options& options, std::optional<NotifyConfig> notify) {
   job_store_ = std::make_unique<JobStore>(db_.get());
   step_caches_ = std::make_unique<StepCacheStore>(db_.get(), RealClock::Get(), options.step_caches);
   if (absl::Status s = step_caches_->Load(); !s.ok()) return s;
   JobManager::Options jobs = options.jobs;
   jobs.step_caches = step_caches_.get();
+  if (notify.has_value()) {
+    notifier_ = std::make_unique<Notifier>(db_.get(), std::move(*notify), RealClock::Get());
+    auto recent = job_store_->ListJobs(kNotifierRecentJobs);  // each pipeline's last outcome, for `recovered`
+    if (!recent.ok()) return recent.status();
+    if (absl::Status s = notifier_->Load(*recent); !s.ok()) return s;
+    jobs.notifier = notifier_.get();
+    spdlog::info("notifications: {} targets from {}", notifier_->Targets().size(), options.notify_config);
+  }
   jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
                                        RealClock::Get(), jobs);
-  return jobs_->Recover();
+  if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+  if (notifier_) notifier_->Start([jobs = jobs_.get()](const std::string& id) { return jobs->GetJob(id, /*with_tasks=*/true); });
+  return absl::OkStatus();
 }
 
 absl::Status CoordinatorServer::StartLogRetention() {
@@ -129,6 +153,7 @@ void CoordinatorServer::Shutdown() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
   if (log_retention_) log_retention_->Stop();
+  if (notifier_) notifier_->Stop();
   link_executor_.reset();  // what the streams handed over is done before anything is torn down
   watch_executor_.reset();
   metrics_.reset();

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "coordinator/jobs_service.h"
 #include "coordinator/log_retention.h"
 #include "coordinator/metrics.h"
+#include "coordinator/notifier.h"
 #include "coordinator/reapi_services.h"
 #include "coordinator/worker_link_service.h"
 
@@ -48,6 +50,7 @@ class CoordinatorServer {
     // twice min_free_disk, the oldest finished jobs' logs go too (log_retention.h).
     std::string log_retention = "90d";
     StepCacheStore::Options step_caches;  // --step-cache-budget, --default-branch
+    std::string notify_config;            // --notify-config: notification targets (notify_config.h); "": none
   };
 
   CoordinatorServer() = default;
@@ -60,7 +63,9 @@ class CoordinatorServer {
 
  private:
   // The job store, the step caches and the JobManager, which recovers the unfinished jobs.
-  absl::Status StartJobs(const Options& options);
+  absl::Status StartJobs(const Options& options, std::optional<NotifyConfig> notify);
+  // The Prometheus endpoint, when --metrics-listen is given.
+  absl::Status StartMetrics(const Options& options);
   // Removes old and, while the disk is low, the oldest finished jobs' logs (log_retention.h).
   absl::Status StartLogRetention();
 
@@ -70,6 +75,7 @@ class CoordinatorServer {
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<StepCacheStore> step_caches_;
+  std::unique_ptr<Notifier> notifier_;  // before jobs_: the jobs' last writes may still queue notifications
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<LogRetention> log_retention_;
   CasCounters cas_counters_;

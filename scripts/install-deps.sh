@@ -15,8 +15,8 @@ packages=(
   cmake ninja-build g++ pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev librocksdb-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev libcli11-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev libre2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
+  libyaml-cpp-dev libcli11-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev prometheus-cpp-dev libre2-dev
   # example firmware and its emulators; the Rust example's toolchain (Debian's offline Rust 1.96 with
   # the standard library's sources, which `-Zbuild-std=core` compiles for the embedded targets)
   gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc

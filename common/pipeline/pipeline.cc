@@ -42,7 +42,7 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     Pipeline pipeline;
     if (absl::Status s = CheckKeys(root, "pipeline",
                                    {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast",
-                                    "image", "output_limit", "output_limit_fails", "caches"});
+                                    "image", "output_limit", "output_limit_fails", "caches", "notify"});
         !s.ok()) {
       return s;
     }
@@ -115,6 +115,11 @@ absl::Status Parser::ParseSettings(const YAML::Node& root, Pipeline* pipeline) c
     auto caches = ParseCaches(root["caches"], "caches");
     if (!caches.ok()) return caches.status();
     pipeline->caches = std::move(*caches);
+  }
+  if (root["notify"]) {
+    auto notify = ParseNotify(root["notify"]);
+    if (!notify.ok()) return notify.status();
+    pipeline->notify = std::move(*notify);
   }
   return absl::OkStatus();
 }

@@ -60,6 +60,23 @@ constexpr size_t kMaxCacheKeyBytes = 512;
 // ("" when none does); computed at submit from the tree.
 using HashFilesFn = std::function<absl::StatusOr<std::string>(const std::vector<std::string>& patterns)>;
 
+// One entry of `notify:` (docs/pipeline.md, "Notifications"): a target the coordinator's admin
+// configured (--notify-config), and the job events it hears of.
+struct NotifySpec {
+  std::string to;
+  std::vector<std::string> on;            // started, success, failure, cancelled, recovered
+  int line = 0;
+};
+// The events `notify.on` may name, and the ones it means when omitted.
+inline const std::vector<std::string>& NotifyEvents() {
+  static const std::vector<std::string> events = {"started", "success", "failure", "cancelled", "recovered"};
+  return events;
+}
+inline const std::vector<std::string>& DefaultNotifyEvents() {
+  static const std::vector<std::string> events = {"started", "success", "failure", "cancelled"};
+  return events;
+}
+
 // "2%", "0.5%" or "2": percent.
 absl::StatusOr<double> ParsePercent(absl::string_view text);
 
@@ -103,6 +120,7 @@ struct Pipeline {
   int64_t output_limit = 0;            // the steps' default output_limit (0: the coordinator's)
   bool output_limit_fails = false;
   std::vector<StepCache> caches;       // `caches:` of the pipeline: for every run step without its own
+  std::vector<NotifySpec> notify;      // `notify:`: who hears of the job's events
 };
 
 struct PipelineLimits {

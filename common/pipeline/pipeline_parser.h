@@ -95,7 +95,8 @@ class Parser {
     return Error(node, absl::StrCat(what, " must be true or false"));
   }
 
-  // The pipeline's top-level settings: max_parallel, fail_fast, size_regression, output limit, image, name, env.
+  // The pipeline's top-level settings: max_parallel, fail_fast, size_regression, output limit, image, name,
+  // env, caches, notify.
   absl::Status ParseSettings(const YAML::Node& root, Pipeline* pipeline) const;
   // Every expression must resolve in every cell, and every kernel must check out.
   absl::Status CheckCells(const Pipeline& pipeline) const;
@@ -134,6 +135,9 @@ class Parser {
   // `caches:` of a step or of the pipeline (pipeline_caches.cc); `cache:` given a list is refused there.
   absl::StatusOr<std::vector<StepCache>> ParseCaches(const YAML::Node& node, const std::string& where) const;
   absl::Status ParseStepCaches(const YAML::Node& node, const std::string& where, Step* step) const;
+  // `notify:` of the pipeline (pipeline_notify.cc): the target names are checked at submit, against the
+  // coordinator's configuration.
+  absl::StatusOr<std::vector<NotifySpec>> ParseNotify(const YAML::Node& node) const;
   absl::Status CheckKernels(const Pipeline& pipeline, const MatrixCell& cell,
                             const std::map<std::string, Step>& expanded) const;
 

@@ -31,6 +31,7 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/assay.v1.Jobs/WatchJob", {Scope::kRead}},
         {"/assay.v1.Jobs/StreamLogs", {Scope::kRead}},
         {"/assay.v1.Jobs/ListStepCaches", {Scope::kRead}},
+        {"/assay.v1.Jobs/ListNotifications", {Scope::kRead}},
         {"/assay.v1.Jobs/DeleteStepCaches", {Scope::kSubmit}},
         {"/assay.v1.Admin/ListWorkers", {Scope::kAdmin}},
         {"/assay.v1.Admin/GetCacheStats", {Scope::kAdmin}},

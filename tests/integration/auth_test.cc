@@ -97,6 +97,13 @@ class AuthTest : public ::testing::Test {
            grpc::ClientContext ctx;
            return jobs(c)->ListStepCaches(&ctx, assay::v1::ListStepCachesRequest(), &out);
          }},
+        {"/assay.v1.Jobs/ListNotifications", [=](const Channel& c, const std::string&) {
+           assay::v1::ListNotificationsRequest r;
+           r.set_job_id("999");
+           assay::v1::ListNotificationsResponse out;
+           grpc::ClientContext ctx;
+           return jobs(c)->ListNotifications(&ctx, r, &out);
+         }},
         {"/assay.v1.Jobs/DeleteStepCaches", [=](const Channel& c, const std::string&) {
            assay::v1::DeleteStepCachesRequest r;
            r.set_key("no-such-key");

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "common/base/file_util.h"
@@ -192,6 +193,48 @@ TEST_F(IntakeTest, ACachePathThroughASymlinkOfTheTreeIsRefusedWithTheLine) {
   EXPECT_EQ(accepted.status().message(),
             "assay.yaml:6: step 'build' caches[0].paths: 'target/' goes through 'target', a symlink in the submitted "
             "tree; a cache path must be a folder or file inside the work directory");
+}
+
+// `notify:` may only name targets the coordinator's admin configured, and a commit-status target
+// needs the job's commit and repo labels: refused at submit with the pipeline's file and line.
+TEST_F(IntakeTest, NotifyNamesOnlyConfiguredTargetsAndStatusTargetsNeedTheirLabels) {
+  Intake::Options options;
+  options.notify_targets = {{"team-hook", NotifyTarget::Kind::kWebhook}, {"gh", NotifyTarget::Kind::kGitHub}};
+  Intake intake(&blobs_, store_.get(), &clock_, options);
+  const std::string steps = "steps:\n  - id: a\n    run: one\n";
+  auto unknown = intake.Accept(Request(Tree({{"assay.yaml", "notify:\n  - {to: team-hok}\n" + steps}})));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(unknown.status().message(), "assay.yaml:2: notify[0]: no notification target 'team-hok'"))
+      << unknown.status();
+  EXPECT_TRUE(absl::StrContains(unknown.status().message(), "configured: gh, team-hook")) << unknown.status();
+
+  auto hook = intake.Accept(Request(Tree({{"assay.yaml", "notify: [{to: team-hook, on: [failure, recovered]}]\n" + steps}})));
+  ASSERT_TRUE(hook.ok()) << hook.status();
+  ASSERT_EQ(hook->job.notify_size(), 1);
+  EXPECT_EQ(hook->job.notify(0).to(), "team-hook");
+  EXPECT_EQ(std::vector<std::string>(hook->job.notify(0).on().begin(), hook->job.notify(0).on().end()),
+            (std::vector<std::string>{"failure", "recovered"}));
+
+  auto request = Request(Tree({{"assay.yaml", "name: fw\n\nnotify:\n  - to: gh\n" + steps}}));
+  auto no_labels = intake.Accept(request);
+  ASSERT_FALSE(no_labels.ok());
+  EXPECT_TRUE(absl::StrContains(no_labels.status().message(), "assay.yaml:4: notify[0]: target 'gh' (github)"))
+      << no_labels.status();
+  EXPECT_TRUE(absl::StrContains(no_labels.status().message(), "'commit' and 'repo'")) << no_labels.status();
+  (*request.mutable_labels())["commit"] = "0123456789abcdef0123456789abcdef01234567";
+  (*request.mutable_labels())["repo"] = "../../admin";
+  auto bad_repo = intake.Accept(request);
+  ASSERT_FALSE(bad_repo.ok());
+  EXPECT_TRUE(absl::StrContains(bad_repo.status().message(), "label repo '../../admin' is not OWNER/REPO")) << bad_repo.status();
+  (*request.mutable_labels())["repo"] = "acme/firmware";
+  auto ok = intake.Accept(request);
+  EXPECT_TRUE(ok.ok()) << ok.status();
+
+  // Without --notify-config there is nothing to name.
+  auto none = intake_->Accept(Request(Tree({{"assay.yaml", "notify: [{to: team-hook}]\n" + steps}})));
+  ASSERT_FALSE(none.ok());
+  EXPECT_TRUE(absl::StrContains(none.status().message(), "it has none: see --notify-config")) << none.status();
 }
 
 }  // namespace

@@ -151,7 +151,7 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
       }
     }
   }
-  EXPECT_EQ(served.size(), 22u);
+  EXPECT_EQ(served.size(), 23u);
   std::vector<std::string> known = KnownMethods();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), served);
   for (const std::string& method : served) EXPECT_TRUE(MethodScopes(method).has_value()) << method;
@@ -159,6 +159,7 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
   EXPECT_EQ(MethodScopes("/google.bytestream.ByteStream/Write"), ScopeSet{Scope::kCacheWrite});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/Submit"), ScopeSet{Scope::kSubmit});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListStepCaches"), ScopeSet{Scope::kRead});
+  EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListNotifications"), ScopeSet{Scope::kRead});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/DeleteStepCaches"), ScopeSet{Scope::kSubmit});
 }
 
