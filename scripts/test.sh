@@ -12,11 +12,11 @@ jobs=$(nproc)
 
 run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: which tests; $targets: what to build
   local dir=$1; shift
-  echo "== configure $dir"
+  echo "== configure $dir ($(date +%T))"
   cmake -S . -B "$dir" -G Ninja -DASSAY_WERROR=ON -DASSAY_BUILD_BENCH=OFF "$@" >/dev/null
-  echo "== build $dir"
+  echo "== build $dir ($(date +%T))"
   cmake --build "$dir" -j "$jobs" ${targets:+--target $targets}
-  echo "== test $dir"
+  echo "== test $dir ($(date +%T))"
   ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" \
     ${label:+-L "$label"} ${exclude:+-LE "$exclude"} ${names:+-R "$names"} ${skip:+-E "$skip"}
 }
@@ -45,4 +45,4 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
     run_suite build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSAY_FUZZ=ON \
     -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
 fi
-echo "== all tests passed"
+echo "== all tests passed ($(date +%T), ${SECONDS}s in all)"
