@@ -77,10 +77,10 @@ void FillSpec(const Pipeline& pipeline, const Step& step, const PlanInput& input
   spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
   spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
   if (pipeline.time_regression.Times(step.id)) {  // its baseline is Intake's (time_baseline)
-    auto* time = spec->mutable_time_regression();
-    time->set_warn_percent(pipeline.time_regression.warn_percent);
-    time->set_fail_percent(pipeline.time_regression.fail_percent);
-    time->set_runs(pipeline.time_regression.runs);
+    auto* rule = spec->mutable_time_regression();
+    rule->set_warn_percent(pipeline.time_regression.warn_percent);
+    rule->set_fail_percent(pipeline.time_regression.fail_percent);
+    rule->set_runs(pipeline.time_regression.runs);
   }
 }
 
