@@ -266,5 +266,20 @@ TEST_F(IntakeTest, AFirstRunHasNoTimeBaselineAndJobsWithoutABranchCompareOnlyWit
   EXPECT_EQ(baseline.median_ms(), 700);
 }
 
+TEST_F(IntakeTest, TheTimeBaselineIsSoughtAmongTheNewestTwoHundredJobsOnly) {
+  StoreEarlierJob(store_.get(), "fw", "main", 1000);  // job 1: the 201st newest, beyond the search
+  for (int i = 0; i < Intake::kTimeBaselineSearchJobs; ++i) StoreEarlierJob(store_.get(), "other", "main", 5);
+  auto request = Request(Tree({{"assay.yaml", kTimed}}));
+  (*request.mutable_labels())["branch"] = "main";
+  auto accepted = intake_->Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_FALSE(accepted->job.tasks(1).spec().has_time_baseline());
+  StoreEarlierJob(store_.get(), "fw", "main", 1300);
+  auto next = intake_->Accept(request);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->job.tasks(1).spec().time_baseline().runs(), 1) << "job 1 is still beyond the newest 200";
+  EXPECT_EQ(next->job.tasks(1).spec().time_baseline().median_ms(), 1300);
+}
+
 }  // namespace
 }  // namespace assay
