@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "cli/render.h"
 #include "common/task/firmware_size.h"
+#include "common/task/run_time.h"
 #include "common/task/task_states.h"
 
 namespace assay::cli {
@@ -50,6 +51,23 @@ std::string Flaky(const Task& t) {
 
 std::string Emulator(const ReportRow& row) { return row.emulator_ms < 0 ? "" : FormatSeconds(row.emulator_ms); }
 
+// A timed step's run time against its baseline (`time_regression`), for the JSON report.
+nlohmann::ordered_json TimeJson(const ReportRow& row) {
+  nlohmann::ordered_json out;
+  out["cached"] = row.task->cached();
+  if (row.run_ms > 0) out["run_ms"] = row.run_ms;
+  if (row.time_baseline != nullptr) {
+    out["baseline_median_ms"] = row.time_baseline->median_ms();
+    out["baseline_runs"] = row.time_baseline->runs();
+    const auto& jobs = row.time_baseline->job_ids();
+    out["baseline_jobs"] = std::vector<std::string>(jobs.begin(), jobs.end());
+    if (row.run_ms > 0 && !row.task->cached()) {
+      out["change_percent"] = TimeChangePercent(row.run_ms, row.time_baseline->median_ms());
+    }
+  }
+  return out;
+}
+
 std::string Sizes(const ReportRow& row) {
   std::vector<std::string> parts;
   for (const auto& size : row.sizes) parts.push_back(absl::StrCat(size.now.path(), ": ", SizeText(size)));
@@ -71,6 +89,9 @@ Report BuildReport(const assay::v1::Job& job) {
     if (t.spec().has_qemu() && meta.has_execution_start_timestamp() && meta.has_execution_completed_timestamp()) {
       row.emulator_ms = TimestampMillis(meta.execution_completed_timestamp()) - TimestampMillis(meta.execution_start_timestamp());
     }
+    row.timed = t.spec().has_time_regression();
+    row.run_ms = t.run_ms();
+    if (t.spec().has_time_baseline()) row.time_baseline = &t.spec().time_baseline();
     for (const FileSize& f : t.sizes()) {
       ReportRow::Size size{f, nullptr};
       if (auto it = t.spec().baseline().find(f.path()); it != t.spec().baseline().end()) size.baseline = &it->second;
@@ -105,6 +126,20 @@ std::string SizeText(const ReportRow::Size& size) {
   return absl::StrJoin(parts, ", ");
 }
 
+std::string RunTimeText(const ReportRow& row) {
+  if (!row.timed) return "";
+  if (row.task->cached()) return "cached: not timed";
+  if (row.run_ms <= 0) return "";
+  const std::string ran = FormatRunTime(row.run_ms);
+  if (row.time_baseline == nullptr || row.time_baseline->median_ms() <= 0) {
+    return absl::StrCat(ran, ", no earlier run to compare with");
+  }
+  const int runs = row.time_baseline->runs();
+  return absl::StrFormat("%s, %+.0f%% against the median %s of the last %d run%s", ran,
+                         TimeChangePercent(row.run_ms, row.time_baseline->median_ms()),
+                         FormatRunTime(row.time_baseline->median_ms()), runs, runs == 1 ? "" : "s");
+}
+
 std::string ReportTable(const Report& report) {
   const auto& job = *report.job;
   std::string out = absl::StrCat("job ", job.id(), job.name().empty() ? "" : absl::StrCat(" (", job.name(), ")"), ": ",
@@ -128,6 +163,8 @@ std::string ReportTable(const Report& report) {
         // The first line of why it failed (the log has the rest).
         absl::StrAppend(&out, "    ", t.message().substr(0, t.message().find('\n')), "\n");
       }
+      const std::string run_time = RunTimeText(row);
+      if (!run_time.empty()) absl::StrAppend(&out, "    run time: ", run_time, "\n");
       for (const std::string& w2 : t.warnings()) absl::StrAppend(&out, "    warning: ", w2, "\n");
     }
   }
@@ -172,6 +209,8 @@ std::string JUnitXml(const Report& report, const std::map<std::string, std::stri
                                                   " failed run(s)"));
       if (row.emulator_ms >= 0) notes.push_back(absl::StrCat("emulator: ", Emulator(row)));
       for (const auto& size : row.sizes) notes.push_back(absl::StrCat("size: ", size.now.path(), ": ", SizeText(size)));
+      const std::string run_time = RunTimeText(row);
+      if (!run_time.empty()) notes.push_back(absl::StrCat("run time: ", run_time));
       for (const std::string& w : t.warnings()) notes.push_back(absl::StrCat("warning: ", w));
       if (!notes.empty()) {
         absl::StrAppend(&out, "      <system-out>", XmlEscape(absl::StrJoin(notes, "\n")), "</system-out>\n");
@@ -215,6 +254,8 @@ std::string ReportJson(const Report& report) {
       s["exit_code"] = t.exit_code();
       s["timed_out"] = t.timed_out();
       if (row.emulator_ms >= 0) s["emulator_ms"] = row.emulator_ms;
+      if (row.run_ms > 0) s["run_ms"] = row.run_ms;
+      if (row.timed) s["time"] = TimeJson(row);
       if (!t.message().empty()) s["message"] = t.message();
       s["warnings"] = std::vector<std::string>(t.warnings().begin(), t.warnings().end());
       s["sizes"] = nlohmann::ordered_json::array();
@@ -277,6 +318,8 @@ std::string ReportMarkdown(const Report& report) {
       if (t.state() == assay::v1::TASK_FAILED && !t.message().empty()) {
         absl::StrAppend(&result, ": ", t.message().substr(0, std::min<size_t>(t.message().find('\n'), 200)));
       }
+      const std::string run_time = RunTimeText(row);
+      if (!run_time.empty()) absl::StrAppend(&result, " ⏱️ run time ", run_time);
       for (const std::string& w : t.warnings()) absl::StrAppend(&result, " ⚠️ ", w);
       absl::StrAppend(&out, "| ", cell_text(t.step()), " | ", cell_text(result), " | ",
                       cell_text(row.duration_ms > 0 ? FormatSeconds(row.duration_ms) : ""), " | ",

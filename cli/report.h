@@ -21,6 +21,9 @@ struct ReportRow {
     const assay::v1::FileSize* baseline = nullptr;  // in the task's spec, when there is one
   };
   std::vector<Size> sizes;
+  bool timed = false;          // its run time is checked (time_regression)
+  int64_t run_ms = 0;          // how long its command or emulator ran; 0: cached or not run
+  const assay::v1::TimeBaseline* time_baseline = nullptr;  // in the task's spec, when there is one
 };
 
 struct Report {
@@ -34,6 +37,11 @@ Report BuildReport(const assay::v1::Job& job);
 
 // "rom 1280 B (+12 B, +0.9%)" parts for a size, against its baseline when it has one.
 std::string SizeText(const ReportRow::Size& size);
+
+// "2.41 s, +142% against the median 0.990 s of the last 5 runs" for a timed step (time_regression)
+// that ran, "0.171 s, no earlier run to compare with" before it has a baseline, "cached: not timed";
+// "" for a step that is not timed or did not run.
+std::string RunTimeText(const ReportRow& row);
 
 // The terminal table: a block per cell.
 std::string ReportTable(const Report& report);

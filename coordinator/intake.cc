@@ -2,16 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/file_util.h"
 #include "common/base/status_util.h"
+#include "common/task/task_states.h"
 #include "common/tree/merkle.h"
 #include "coordinator/cache_keys.h"
 #include "coordinator/notification_rules.h"
 #include "coordinator/planner.h"
+#include "coordinator/time_rules.h"
 
 namespace assay {
 
@@ -66,6 +69,9 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   if (!planned.ok()) return planned.status();
   if (absl::Status s = CheckCachePaths(*planned, *root, load, path); !s.ok()) return s;
   if (absl::Status s = CheckNotify(*pipeline, *planned, path); !s.ok()) return s;
+  if (pipeline->time_regression.enabled) {
+    if (absl::Status s = LoadTimeBaselines(&*planned); !s.ok()) return s;
+  }
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
 }
 
@@ -140,6 +146,36 @@ absl::StatusOr<BaselineSizes> Intake::LoadBaseline(const Pipeline& pipeline, con
   if (!job.ok()) return job.status();
   spdlog::info("sizes of pipeline {} are compared with job {}", pipeline.name, found->id());
   return BaselineFromJob(*job);
+}
+
+absl::Status Intake::LoadTimeBaselines(Job* job) const {
+  std::map<std::string, int> wanted;
+  for (const auto& task : job->tasks()) {
+    if (task.spec().has_time_regression()) wanted[task.id()] = task.spec().time_regression().runs();
+  }
+  if (wanted.empty()) return absl::OkStatus();
+  auto jobs = store_->ListJobs(kTimeBaselineSearchJobs);
+  if (!jobs.ok()) return jobs.status();
+  TimeBaselineCollector collector(std::move(wanted));
+  const std::string branch = BranchOf(*job);
+  for (const Job& earlier : *jobs) {  // newest first
+    if (collector.Full()) break;
+    if (!IsTimeBaselineJob(earlier, job->name(), branch)) continue;
+    auto number = ParseJobId(earlier.id());
+    if (!number.ok()) return number.status();
+    auto whole = store_->LoadJob(*number, /*with_tasks=*/true);
+    if (!whole.ok()) return whole.status();
+    collector.Add(*whole);
+  }
+  const std::map<std::string, assay::v1::TimeBaseline> baselines = collector.Baselines();
+  spdlog::info("run times of pipeline {}: {} of {} timed tasks have a baseline", job->name(), baselines.size(),
+               std::count_if(job->tasks().begin(), job->tasks().end(),
+                             [](const auto& t) { return t.spec().has_time_regression(); }));
+  for (auto& task : *job->mutable_tasks()) {
+    auto it = baselines.find(task.id());
+    if (it != baselines.end()) *task.mutable_spec()->mutable_time_baseline() = it->second;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace assay

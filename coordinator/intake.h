@@ -1,6 +1,6 @@
 // Intake: what a SubmitRequest must be before it becomes a job. It checks the request, validates the
 // whole source tree (workers will write it to their disks), reads and parses the pipeline file,
-// finds the size baseline and plans the tasks. It reads the CAS and the job store, holds no lock and
+// finds the size baseline, plans the tasks and fixes the time baselines of timed ones. It reads the CAS and the job store, holds no lock and
 // keeps no state; JobManager::Submit numbers, writes and queues what it returns.
 #pragma once
 
@@ -36,6 +36,9 @@ class Intake {
   static constexpr int64_t kMaxBaselineFileBytes = 16 << 20;
   // Jobs searched for the previous successful run of a pipeline (size_regression without a file).
   static constexpr int kBaselineSearchJobs = 500;
+  // Jobs searched for the earlier runs of timed steps (time_regression); of those, the ones of the
+  // pipeline and branch are read whole until every timed task has its runs.
+  static constexpr int kTimeBaselineSearchJobs = 200;
 
   Intake(BlobStore* blobs, JobStore* store, const Clock* clock, Options options)
       : blobs_(blobs), store_(store), clock_(clock), options_(std::move(options)) {}
@@ -55,6 +58,9 @@ class Intake {
   // successful job of the pipeline and branch in the store.
   absl::StatusOr<BaselineSizes> LoadBaseline(const Pipeline& pipeline, const Digest& root,
                                              const std::map<std::string, std::string>& labels) const;
+  // Fixes into each timed task of `job` (spec.time_regression) its time baseline: the median of its
+  // last successful, not cached runs in the store's earlier jobs of the same pipeline and branch.
+  absl::Status LoadTimeBaselines(assay::v1::Job* job) const;
 
   BlobStore* const blobs_;
   JobStore* const store_;

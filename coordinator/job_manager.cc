@@ -290,6 +290,7 @@ void JobManager::AppendLogLocked(JobEntry* entry, const Task& task, LogChunk chu
 }
 
 void JobManager::ApplySizesLocked(JobEntry* entry, Task* task, const ResultDecision& decision) {
+  task->set_run_ms(decision.run_ms);
   task->clear_sizes();
   for (const auto& size : decision.sizes) *task->add_sizes() = size;
   task->clear_warnings();

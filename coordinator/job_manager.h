@@ -268,7 +268,7 @@ class JobManager {
   // A worker's lines that rode with a log message or a result (TaskLog.preface), logged before it.
   void AppendPrefaceLocked(JobEntry* entry, const assay::v1::Task& task, const std::string& preface)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Output sizes and size warnings of a finished run onto the task (and its log).
+  // Output sizes, the run time, and size and time warnings of a finished run onto the task (and its log).
   void ApplySizesLocked(JobEntry* entry, assay::v1::Task* task, const ResultDecision& decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)

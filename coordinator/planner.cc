@@ -29,7 +29,7 @@ void FillQemu(const QemuStep& q, const Step& step, assay::v1::TaskSpec* spec) {
   if (step.inputs.empty()) spec->add_inputs(q.kernel);
 }
 
-// What a worker needs to run one expanded step (the size baseline aside).
+// What a worker needs to run one expanded step (the size and time baselines aside).
 void FillSpec(const Pipeline& pipeline, const Step& step, const PlanInput& input, assay::v1::TaskSpec* spec) {
   spec->set_run(step.run);
   for (const auto& [k, v] : pipeline.env) (*spec->mutable_env())[k] = v;
@@ -76,6 +76,12 @@ void FillSpec(const Pipeline& pipeline, const Step& step, const PlanInput& input
   }
   spec->mutable_size_regression()->set_warn_percent(pipeline.size_regression.warn_percent);
   spec->mutable_size_regression()->set_fail_percent(pipeline.size_regression.fail_percent);
+  if (pipeline.time_regression.Times(step.id)) {  // its baseline is Intake's (time_baseline)
+    auto* rule = spec->mutable_time_regression();
+    rule->set_warn_percent(pipeline.time_regression.warn_percent);
+    rule->set_fail_percent(pipeline.time_regression.fail_percent);
+    rule->set_runs(pipeline.time_regression.runs);
+  }
 }
 
 }  // namespace

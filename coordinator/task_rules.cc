@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "coordinator/size_rules.h"
+#include "coordinator/time_rules.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,14 @@ ResultDecision DecideResult(const Task& task, const assay::v1::TaskResult& resul
     out.failure = std::move(sizes.failure);
     out.warnings = std::move(sizes.warnings);
     out.sizes = std::move(sizes.sizes);
+  }
+  TimeVerdict timing = CheckTime(task, ar);
+  out.run_ms = timing.run_ms;
+  if (out.failure.empty()) {  // only a run that passed is held to its time
+    // Not cached when too slow: a cache hit is never timed, so it would pass the next job unchecked.
+    if (!timing.failure.empty()) out.cacheable = false;
+    out.failure = std::move(timing.failure);
+    if (!timing.warning.empty()) out.warnings.push_back(std::move(timing.warning));
   }
   return out;
 }

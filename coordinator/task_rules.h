@@ -49,11 +49,13 @@ struct ResultDecision {
   bool retry = false;      // failed, with tries left (spec.retry, of a kind in spec.retry_when): run again
   bool cacheable = false;  // goes to the action cache
   bool flaky = false;      // succeeded after failing runs
-  std::vector<std::string> warnings;       // size regressions beyond `warn`
+  std::vector<std::string> warnings;       // size and time regressions beyond `warn`
   std::vector<assay::v1::FileSize> sizes;  // for the task and reports
+  int64_t run_ms = 0;                      // how long the step ran (0: a cached result, or not timed)
 };
 ResultDecision DecideResult(const assay::v1::Task& task, const assay::v1::TaskResult& result);
-// A result from the action cache: its exit code and the step's size rules decide (no retry).
+// A result from the action cache: its exit code and the step's size rules decide (no retry; a cached
+// result is not timed: it did not run now).
 ResultDecision DecideCachedResult(const assay::v1::Task& task,
                                   const build::bazel::remote::execution::v2::ActionResult& result);
 

@@ -42,7 +42,8 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
     Pipeline pipeline;
     if (absl::Status s = CheckKeys(root, "pipeline",
                                    {"name", "env", "matrix", "steps", "size_regression", "max_parallel", "fail_fast",
-                                    "image", "output_limit", "output_limit_fails", "caches", "notify"});
+                                    "image", "output_limit", "output_limit_fails", "caches", "notify",
+                                    "time_regression"});
         !s.ok()) {
       return s;
     }
@@ -67,6 +68,9 @@ absl::StatusOr<Pipeline> Parser::Parse(absl::string_view text) {
       if (!steps[i]["caches"] && !step->qemu) step->caches = pipeline.caches;
       ids.insert(step->id);
       pipeline.steps.push_back(std::move(*step));
+    }
+    if (root["time_regression"]) {
+      if (absl::Status s = ParseTimeRegression(root["time_regression"], &pipeline); !s.ok()) return s;
     }
     if (absl::Status s = CheckCells(pipeline); !s.ok()) return s;
     return pipeline;

@@ -2,6 +2,7 @@
 // Parsing checks everything a user can get wrong and reports it as "file:line:column: problem".
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
@@ -45,6 +46,20 @@ struct SizeRegression {
   double fail_percent = 0;
   std::string baseline_file;           // a baseline JSON in the tree; empty: the previous job
 };
+
+// `time_regression: {warn: 25%, fail: 100%, steps: [test], runs: 5}`: a timed step's run time against
+// the median of its last `runs` successful, not cached runs (docs/pipeline.md, "Time regressions").
+struct TimeRegression {
+  bool enabled = false;                // the key is present
+  double warn_percent = 0;             // 0: never
+  double fail_percent = 0;             // 0: never
+  int runs = 5;
+  std::vector<std::string> steps;      // step ids; empty: every step
+  bool Times(const std::string& step_id) const {
+    return enabled && (steps.empty() || std::find(steps.begin(), steps.end(), step_id) != steps.end());
+  }
+};
+constexpr int kMaxTimeRegressionRuns = 50;
 
 // One entry of `caches:` (docs/pipeline.md, "Caches"): folders restored into the work directory before
 // a step runs and saved after it succeeds. Expressions are expanded per cell (ExpandStep).
@@ -114,6 +129,7 @@ struct Pipeline {
   std::vector<MatrixCell> cells;       // after include/exclude; at least one
   std::vector<Step> steps;             // expressions not yet expanded
   SizeRegression size_regression;
+  TimeRegression time_regression;
   int max_parallel = 0;                // at most this many tasks of a job at once; 0: no cap
   bool fail_fast = false;              // the first failed task cancels the rest of the job
   std::string image;                   // the steps' default container image

@@ -126,6 +126,8 @@ class Parser {
   absl::Status CheckPatterns(const YAML::Node& node, const std::string& where, const QemuStep& qemu) const;
   absl::StatusOr<std::vector<SizeBudget>> ParseBudgets(const YAML::Node& node, const std::string& where) const;
   absl::Status ParseSizeRegression(const YAML::Node& node, Pipeline* pipeline) const;
+  // `time_regression` (pipeline_time.cc), read once the steps are known: its `steps` must name them.
+  absl::Status ParseTimeRegression(const YAML::Node& node, Pipeline* pipeline) const;
   // limits.cpus, limits.memory, limits.pids of a step.
   absl::Status ParseResourceLimits(const YAML::Node& limits, const std::string& where, Step* step) const;
   // `output_limit` and `output_limit_fails` of a step or of the pipeline (pipeline_output.cc).

@@ -239,3 +239,90 @@ TEST_F(IntakeTest, NotifyNamesOnlyConfiguredTargetsAndStatusTargetsNeedTheirLabe
 
 }  // namespace
 }  // namespace assay
+
+namespace assay {
+namespace {
+
+constexpr char kTimed[] =
+    "name: fw\nmatrix:\n  t: [cortex]\ntime_regression: {warn: 10%, fail: 50%, steps: [test], runs: 3}\n"
+    "steps:\n  - id: build\n    run: make\n  - id: test\n    needs: [build]\n    run: ./t\n";
+
+// Writes an earlier, finished job of pipeline `name` on `branch` ("" for none) to the store; its task
+// "cortex/test" ended in `state` after running `run_ms` (a cached one did not run).
+void StoreEarlierJob(JobStore* store, const std::string& name, const std::string& branch, int64_t run_ms,
+                     assay::v1::TaskState state = assay::v1::TASK_SUCCEEDED, bool cached = false) {
+  const uint64_t number = store->NextJobNumber().value();
+  assay::v1::Job job;
+  job.set_id(std::to_string(number));
+  job.set_name(name);
+  job.set_state(state == assay::v1::TASK_SUCCEEDED ? assay::v1::JOB_SUCCEEDED : assay::v1::JOB_FAILED);
+  if (!branch.empty()) (*job.mutable_labels())["branch"] = branch;
+  assay::v1::Task task;
+  task.set_id("cortex/test");
+  task.set_state(state);
+  task.set_cached(cached);
+  task.set_run_ms(cached ? 0 : run_ms);
+  ASSERT_TRUE(store->CreateJob(number, job, {task}).ok());
+}
+
+TEST_F(IntakeTest, ATimedStepsBaselineIsTheMedianOfItsLastRunsOfThePipelineAndBranchFixedAtSubmit) {
+  StoreEarlierJob(store_.get(), "fw", "main", 1000);                                    // 1
+  StoreEarlierJob(store_.get(), "fw", "main", 1600);                                    // 2
+  StoreEarlierJob(store_.get(), "fw", "dev", 9000);                                     // 3: another branch
+  StoreEarlierJob(store_.get(), "other", "main", 9000);                                 // 4: another pipeline
+  StoreEarlierJob(store_.get(), "fw", "main", 0, assay::v1::TASK_SUCCEEDED, true);      // 5: cached, not a run
+  StoreEarlierJob(store_.get(), "fw", "main", 9000, assay::v1::TASK_FAILED);            // 6: failed
+  StoreEarlierJob(store_.get(), "fw", "main", 1400);                                    // 7
+  StoreEarlierJob(store_.get(), "fw", "main", 1200);                                    // 8
+  auto request = Request(Tree({{"assay.yaml", kTimed}}));
+  (*request.mutable_labels())["branch"] = "main";
+  auto accepted = intake_->Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  ASSERT_EQ(accepted->job.tasks_size(), 2);
+  const auto& build = accepted->job.tasks(0).spec();
+  EXPECT_FALSE(build.has_time_regression()) << "not among time_regression.steps";
+  EXPECT_FALSE(build.has_time_baseline());
+  const auto& test = accepted->job.tasks(1).spec();
+  ASSERT_TRUE(test.has_time_regression());
+  EXPECT_DOUBLE_EQ(test.time_regression().warn_percent(), 10);
+  EXPECT_DOUBLE_EQ(test.time_regression().fail_percent(), 50);
+  EXPECT_EQ(test.time_regression().runs(), 3);
+  ASSERT_TRUE(test.has_time_baseline());
+  EXPECT_EQ(test.time_baseline().runs(), 3);
+  EXPECT_EQ(test.time_baseline().median_ms(), 1400) << "the median of 1200, 1400 and 1600";
+  EXPECT_EQ(std::vector<std::string>(test.time_baseline().job_ids().begin(), test.time_baseline().job_ids().end()),
+            (std::vector<std::string>{"8", "7", "2"}));
+}
+
+TEST_F(IntakeTest, AFirstRunHasNoTimeBaselineAndJobsWithoutABranchCompareOnlyWithEachOther) {
+  auto first = intake_->Accept(Request(Tree({{"assay.yaml", kTimed}})));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->job.tasks(1).spec().has_time_regression());
+  EXPECT_FALSE(first->job.tasks(1).spec().has_time_baseline()) << "nothing to compare with: it passes";
+
+  StoreEarlierJob(store_.get(), "fw", "main", 5000);
+  StoreEarlierJob(store_.get(), "fw", "", 700);
+  auto unlabelled = intake_->Accept(Request(Tree({{"assay.yaml", kTimed}})));
+  ASSERT_TRUE(unlabelled.ok()) << unlabelled.status();
+  const auto& baseline = unlabelled->job.tasks(1).spec().time_baseline();
+  EXPECT_EQ(baseline.runs(), 1);
+  EXPECT_EQ(baseline.median_ms(), 700);
+}
+
+TEST_F(IntakeTest, TheTimeBaselineIsSoughtAmongTheNewestTwoHundredJobsOnly) {
+  StoreEarlierJob(store_.get(), "fw", "main", 1000);  // job 1: the 201st newest, beyond the search
+  for (int i = 0; i < Intake::kTimeBaselineSearchJobs; ++i) StoreEarlierJob(store_.get(), "other", "main", 5);
+  auto request = Request(Tree({{"assay.yaml", kTimed}}));
+  (*request.mutable_labels())["branch"] = "main";
+  auto accepted = intake_->Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_FALSE(accepted->job.tasks(1).spec().has_time_baseline());
+  StoreEarlierJob(store_.get(), "fw", "main", 1300);
+  auto next = intake_->Accept(request);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->job.tasks(1).spec().time_baseline().runs(), 1) << "job 1 is still beyond the newest 200";
+  EXPECT_EQ(next->job.tasks(1).spec().time_baseline().median_ms(), 1300);
+}
+
+}  // namespace
+}  // namespace assay

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/match.h"
 #include "cli/report.h"
 
@@ -80,6 +82,75 @@ TEST(ReportRenderTest, MarkdownTablesKeepTheirColumns) {
   EXPECT_TRUE(absl::StrContains(md, "\n### rv|32\n")) << md;
   EXPECT_TRUE(absl::StrContains(md, "| build | FAILED: exit code 2: <oops> \\| ? bell |")) << md;
   EXPECT_TRUE(absl::StrContains(md, "⚠️ size regression")) << md;
+}
+
+// A job of one cell whose steps are timed (time_regression): one compared with a baseline of five
+// runs, one first run, one cached, one that failed before it ran to its end.
+Job TimedJob() {
+  Job job;
+  job.set_id("9");
+  job.set_name("fw");
+  job.set_state(assay::v1::JOB_FAILED);
+  auto add = [&](const std::string& step, assay::v1::TaskState state, int64_t run_ms) {
+    Task* t = job.add_tasks();
+    t->set_step(step);
+    t->set_id(step);
+    t->set_state(state);
+    t->set_run_ms(run_ms);
+    t->mutable_spec()->mutable_time_regression()->set_fail_percent(100);
+    return t;
+  };
+  Task* slow = add("test", assay::v1::TASK_FAILED, 2410);
+  slow->mutable_spec()->mutable_time_baseline()->set_median_ms(990);
+  slow->mutable_spec()->mutable_time_baseline()->set_runs(5);
+  slow->mutable_spec()->mutable_time_baseline()->add_job_ids("8");
+  slow->set_message("time regression: test ran 2.41 s, +143% against the median 0.990 s of the last 5 runs, more than 100%");
+  add("first", assay::v1::TASK_SUCCEEDED, 171);
+  Task* cached = add("cached", assay::v1::TASK_SUCCEEDED, 0);
+  cached->set_cached(true);
+  cached->mutable_spec()->mutable_time_baseline()->set_median_ms(500);
+  cached->mutable_spec()->mutable_time_baseline()->set_runs(1);
+  add("broken", assay::v1::TASK_FAILED, 0);
+  Task* untimed = add("lint", assay::v1::TASK_SUCCEEDED, 40);
+  untimed->mutable_spec()->clear_time_regression();
+  return job;
+}
+
+TEST(ReportRenderTest, ATimedStepShowsItsRunTimeAgainstItsBaseline) {
+  const Job job = TimedJob();
+  const Report r = BuildReport(job);
+  const auto& rows = r.rows.at("");
+  EXPECT_EQ(RunTimeText(rows[0]), "2.41 s, +143% against the median 0.990 s of the last 5 runs");
+  EXPECT_EQ(RunTimeText(rows[1]), "0.171 s, no earlier run to compare with");
+  EXPECT_EQ(RunTimeText(rows[2]), "cached: not timed");
+  EXPECT_EQ(RunTimeText(rows[3]), "") << "it did not run to its end";
+  EXPECT_EQ(RunTimeText(rows[4]), "") << "not timed";
+  const std::string table = ReportTable(r);
+  EXPECT_TRUE(absl::StrContains(table, "\n    time regression: test ran 2.41 s, +143%")) << table;
+  EXPECT_TRUE(absl::StrContains(table, "\n    run time: 2.41 s, +143% against the median 0.990 s of the last 5 runs\n"))
+      << table;
+  EXPECT_TRUE(absl::StrContains(table, "\n    run time: cached: not timed\n")) << table;
+  const std::string xml = JUnitXml(r, {});
+  EXPECT_TRUE(absl::StrContains(xml, "run time: 0.171 s, no earlier run to compare with")) << xml;
+  const std::string md = ReportMarkdown(r);
+  EXPECT_TRUE(absl::StrContains(md, "⏱️ run time 2.41 s, +143% against the median 0.990 s of the last 5 runs")) << md;
+}
+
+TEST(ReportRenderTest, TheJsonReportCarriesTheRunTimeAndTheBaseline) {
+  const Job job = TimedJob();
+  auto doc = nlohmann::json::parse(ReportJson(BuildReport(job)), nullptr, false);
+  ASSERT_FALSE(doc.is_discarded());
+  const auto& steps = doc["cells"][0]["steps"];
+  EXPECT_EQ(steps[0]["run_ms"], 2410);
+  EXPECT_EQ(steps[0]["time"]["baseline_median_ms"], 990);
+  EXPECT_EQ(steps[0]["time"]["baseline_runs"], 5);
+  EXPECT_EQ(steps[0]["time"]["baseline_jobs"], nlohmann::json::array({"8"}));
+  EXPECT_NEAR(steps[0]["time"]["change_percent"].get<double>(), 143.43, 0.01);
+  EXPECT_EQ(steps[2]["time"]["cached"], true);
+  EXPECT_FALSE(steps[2].contains("run_ms")) << "a cached result did not run";
+  EXPECT_FALSE(steps[2]["time"].contains("change_percent"));
+  EXPECT_FALSE(steps[4].contains("time")) << "not timed";
+  EXPECT_EQ(steps[4]["run_ms"], 40);
 }
 
 }  // namespace
