@@ -45,6 +45,7 @@ int Health(Client& client);
 
 struct ReportOptions {
   std::string junit, json, markdown;  // files to write; the table goes to stdout
+  bool print_json = false;            // `--output json`: the JSON report to stdout instead of the table
 };
 // A finished job's report (cli/report.h). Exit 0 when the job succeeded, 1 when it did not.
 int ReportCommand(Client& client, const std::string& job_id, const ReportOptions& options);

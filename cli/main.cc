@@ -183,7 +183,10 @@ int Run(Args& args, const Commands& cmds) {
   if (*cmds.cache_delete) {
     return CacheDelete(client, args.cache_key, args.cache_all, args.cache_pipeline, args.cache_branch);
   }
-  if (*cmds.report) return ReportCommand(client, job_id, args.report);
+  if (*cmds.report) {
+    args.report.print_json = args.output == "json";  // (`--json FILE` is the report's own option here)
+    return ReportCommand(client, job_id, args.report);
+  }
   if (*cmds.health) return Health(client);
   if (*cmds.release) return Release(client, job_id, args.out_dir, args.release_globs);
   return kBadInput;

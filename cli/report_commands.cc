@@ -94,7 +94,7 @@ int ReportCommand(Client& client, const std::string& job_id, const ReportOptions
   if (!options.markdown.empty()) {
     if (absl::Status s = WriteFile(options.markdown, ReportMarkdown(report)); !s.ok()) return ReportError(s);
   }
-  std::cout << ReportTable(report);
+  std::cout << (options.print_json ? ReportJson(report) : ReportTable(report));
   return job->state() == assay::v1::JOB_SUCCEEDED ? kOk : kJobFailed;
 }
 

@@ -147,6 +147,13 @@ TEST_F(ReportTest, JUnitMarkdownJsonAndTheTableAgreeAndValidate) {
   EXPECT_EQ(doc["cells"][1]["cell"], "bad");
   EXPECT_EQ(doc["cells"][1]["steps"][0]["exit_code"], 7);
   EXPECT_EQ(doc["cells"][1]["steps"][1]["state"], "skipped");
+
+  // `--output json` prints that JSON instead of the table.
+  RunResult printed = farm_.Cli({"report", "1", "--output", "json"});
+  EXPECT_EQ(printed.exit_code, 1) << printed.err;
+  auto out = nlohmann::json::parse(printed.out, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << printed.out;
+  EXPECT_EQ(out, doc);
 }
 
 constexpr const char* kBudget = R"(name: fw
