@@ -44,7 +44,7 @@ mkdir -p "$cache"
 # The libraries of assay-coordinator, assay-worker and assay (Debian 12 package names).
 runtime="ca-certificates,libabsl20220623,libc-ares2,libcivetweb1,libfmt9,libgrpc++1.51,libgrpc29,\
 libprometheus-cpp-core1.0,libprometheus-cpp-pull1.0,libprotobuf32,libre2-9,libspdlog1.10,libssl3,\
-libyaml-cpp0.7,libsnappy1v5,liblz4-1,libzstd1,libbz2-1.0,zlib1g"
+libyaml-cpp0.7,libsnappy1v5,liblz4-1,libzstd1,libbz2-1.0,zlib1g,libcurl4"
 toolchain="$runtime,bubblewrap,make,gcc-arm-none-eabi,gcc-riscv64-unknown-elf,\
 qemu-system-arm,qemu-system-misc"
 # Debian's Rust toolchain for no_std firmware (examples/karatos-rs builds core with -Zbuild-std from
@@ -94,6 +94,10 @@ rootfs() {
   local name=$1 packages=$2 extra=${3:-} check=${4:-} key tarball dir
   key=$(echo "$packages${extra:+;$extra}" | sha256sum | cut -c1-12)
   tarball="$cache/$name-$key.tar"
+  # One builder at a time per tarball (two engines' tests may ask at once); the others wait, then use it.
+  local lock
+  exec {lock}>"$tarball.lock"
+  flock "$lock"
   if [[ ! -s "$tarball" ]]; then
     dir=$(mktemp -d)
     echo "== debootstrap $name (from $(mirror))"
@@ -106,10 +110,11 @@ rootfs() {
         { echo "$name: '$check' failed in the new rootfs" >&2; rm -rf "$dir"; exit 1; }
     fi
     rm -rf "$dir/rootfs/var/cache/apt/archives/"*.deb "$dir/rootfs/var/lib/apt/lists/"*
-    tar --numeric-owner -C "$dir/rootfs" -cf "$tarball.tmp" .
-    mv "$tarball.tmp" "$tarball"
+    tar --numeric-owner -C "$dir/rootfs" -cf "$tarball.tmp.$$" .
+    mv "$tarball.tmp.$$" "$tarball"
     rm -rf "$dir"
   fi
+  exec {lock}>&-
   echo "== import $name:bookworm"
   local out  # (podman reports its progress on stderr: shown only when the import fails)
   out=$("$engine" import "$tarball" "$name:bookworm" 2>&1) || { echo "$out" >&2; exit 1; }
