@@ -2,18 +2,28 @@
 // 6 cells (cortex-m3 and rv32imac x 3 variants) x (make + QEMU boot test), each step 50-150 ms,
 // through a local farm of 2 workers, against the same 12 steps run by hand on this machine, one
 // after another and in 2 lanes (what 2 cores can do). Interleaved repetitions, medians.
-//   build/bench/bench_firmware_matrix [REPS] [process|sandbox] [script|qemu-step]
+//   build/bench/bench_firmware_matrix [REPS] [process|sandbox|auto] [script|qemu-step|make-run]
 // `qemu-step` (the default): the farm's test step is a `qemu:` step judged by the worker's console
-// harness, as the example writes it; `script`: the same shell script as by hand.
+// harness, as the example writes it; `script`: the same shell script as by hand. `make-run` (issue:
+// real steps as fast on the farm as by hand): a make-based firmware that compiles one object per
+// source (~20 input files, the whole build folder of ~11 files as the output) and tests with
+// `make run` in a `run:` step; the farm's job is run as users run it, `assay submit --wait`, and the
+// bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
+// against the steps' CPU by hand.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/firmware_make_tree.h"
 #include "tests/integration/farm.h"
 
 namespace {
@@ -25,11 +35,47 @@ using assay::testing::RunResult;
 const std::vector<std::string> kTargets = {"cortex-m3", "rv32imac"};
 const std::vector<int> kVariants = {1, 2, 3};
 
+bool make_run = false;  // the kind of matrix: `make-run`, or karatos-mini's own Makefile
+
 // One cell's two steps as a shell script, run in `dir` (a copy of the example).
 std::string CellScript(const std::string& target, int variant) {
+  if (make_run) {
+    return absl::StrCat("make -B TARGET=", target, " VARIANT=", variant, " >/dev/null && make run TARGET=", target,
+                        " VARIANT=", variant, " >/dev/null");
+  }
   return absl::StrCat("make -B TARGET=", target, " PROFILE=release DEFS=-DKARATOS_VARIANT=", variant,
                       " >/dev/null && scripts/qemu-test.sh ", target, " out/", target, "-release/karatos.elf >/dev/null");
 }
+
+// CPU seconds (user + system) of a live process, and of its children it has waited for.
+struct Cpu {
+  double self = 0, children = 0;
+};
+Cpu CpuOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return {};
+  std::vector<std::string> f = absl::StrSplit(text.substr(close + 2), ' ');
+  // After the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17), counted from field 3.
+  auto at = [&](size_t field) {
+    double v = 0;
+    return field - 3 < f.size() && absl::SimpleAtod(f[field - 3], &v) ? v / static_cast<double>(sysconf(_SC_CLK_TCK)) : 0;
+  };
+  return {at(14) + at(15), at(16) + at(17)};
+}
+// CPU seconds of this process's waited-for children (the CLI, the by-hand shells).
+double ChildrenCpu() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// The CPU a farm's processes used over the measured jobs, in seconds.
+struct CpuAccount {
+  double coordinator = 0, workers = 0, steps = 0, cli = 0;
+  int tasks = 0;
+};
 
 int64_t Ms(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
 double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
@@ -90,7 +136,8 @@ double Median(std::vector<double> v) {
 }
 
 // Runs the 6 cells in `lanes` parallel lanes (each lane its own copy of the example, cells in turn).
-double ByHand(const std::vector<fs::path>& copies, int lanes) {
+// Adds the CPU its processes used to `*cpu`.
+double ByHand(const std::vector<fs::path>& copies, int lanes, double* cpu = nullptr) {
   std::vector<std::string> lane_scripts(static_cast<size_t>(lanes));
   int i = 0;
   for (const auto& t : kTargets) {
@@ -105,9 +152,11 @@ double ByHand(const std::vector<fs::path>& copies, int lanes) {
                     ") & ");
   }
   absl::StrAppend(&script, "fail=0; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail");
+  const double cpu0 = ChildrenCpu();
   const absl::Time t0 = absl::Now();
   RunResult r = RunCommand({"/bin/bash", "-c", script}, absl::Minutes(5));
   const double s = absl::ToDoubleSeconds(absl::Now() - t0);
+  if (cpu != nullptr) *cpu += ChildrenCpu() - cpu0;
   if (r.exit_code != 0) {
     std::fprintf(stderr, "by hand failed: %s\n", r.err.c_str());
     std::exit(1);
@@ -115,16 +164,24 @@ double ByHand(const std::vector<fs::path>& copies, int lanes) {
   return s;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  int reps = 5;
-  if (argc > 1 && !absl::SimpleAtoi(argv[1], &reps)) return 2;
-  const std::string executor = argc > 2 ? argv[2] : "process";
-  const std::string test_kind = argc > 3 ? argv[3] : "qemu-step";
-  if (test_kind != "script" && test_kind != "qemu-step") return 2;
-  const fs::path example = fs::path(assay::testing::SourceDir()) / "examples/karatos-mini";
-  const std::string pipeline = absl::StrCat(R"(name: firmware-matrix-bench
+std::string Pipeline(const std::string& test_kind) {
+  if (test_kind == "make-run") {
+    return R"(name: firmware-matrix-bench
+matrix:
+  target: [cortex-m3, rv32imac]
+  variant: [1, 2, 3]
+steps:
+  - id: build
+    run: make TARGET=${{ matrix.target }} VARIANT=${{ matrix.variant }}
+    outputs: ["out/${{ matrix.target }}-v${{ matrix.variant }}/"]
+    cache: false
+  - id: test
+    needs: [build]
+    run: make run TARGET=${{ matrix.target }} VARIANT=${{ matrix.variant }}
+    cache: false
+)";
+  }
+  return absl::StrCat(R"(name: firmware-matrix-bench
 matrix:
   target: [cortex-m3, rv32imac]
   variant: [1, 2, 3]
@@ -139,19 +196,93 @@ steps:
   - id: test
     needs: [build]
     cache: false
-)", test_kind == "script" ? R"(    run: scripts/qemu-test.sh ${{ matrix.target }} out/${{ matrix.target }}-release/karatos.elf
+)",
+                      test_kind == "script" ? R"(    run: scripts/qemu-test.sh ${{ matrix.target }} out/${{ matrix.target }}-release/karatos.elf
 )"
-                                                   : R"(    qemu:
+                                            : R"(    qemu:
       system: ${{ matrix.emulator }}
       machine: ${{ matrix.machine }}
       kernel: out/${{ matrix.target }}-release/karatos.elf
       args: [-bios, none]
       expect: ["KARATOS OK: all tasks done"]
 )");
+}
 
+// A copy of the example, as the kind of matrix wants it, without build outputs.
+void CopyExample(const fs::path& to) {
+  fs::copy(fs::path(assay::testing::SourceDir()) / "examples/karatos-mini", to, fs::copy_options::recursive);
+  fs::remove_all(to / "out");
+  if (make_run && !assay::bench::WriteMakeRunTree(to).ok()) std::exit(1);
+}
+
+// One farm job, timed from the submit to the job's end as the client saw it, its CPU added to
+// `*cpu`. `make-run` submits as users do (`assay submit --wait`); the other kinds submit, then wait
+// on the job's WatchJob push as `--wait` does, without the CLI's drawing.
+double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job* job, absl::Time* t0, absl::Time* t1) {
+  const std::vector<std::string> workers = {"w1", "w2"};
+  const Cpu c0 = CpuOf(farm.coordinator_pid());
+  std::vector<Cpu> w0;
+  for (const auto& w : workers) w0.push_back(CpuOf(farm.worker_pid(w)));
+  const double cli0 = ChildrenCpu();
+  *t0 = absl::Now();
+  absl::StatusOr<std::string> id;
+  if (make_run) {
+    RunResult r = farm.Cli({"submit", tree.string(), "--wait"});
+    *t1 = absl::Now();
+    const std::string logs = "logs:      assay logs ";  // the line it ends with names the job
+    const size_t at = r.out.find(logs);
+    if (r.exit_code == 0 && at != std::string::npos) {
+      id = r.out.substr(at + logs.size(), r.out.find(' ', at + logs.size()) - at - logs.size());
+    } else {
+      id = absl::InternalError(absl::StrCat("assay submit --wait: ", r.exit_code, " ", r.err));
+    }
+  } else {
+    id = farm.Submit(tree);
+    auto waited = id.ok() ? farm.WaitJob(*id) : id.status();
+    *t1 = absl::Now();
+    if (!waited.ok()) id = waited.status();
+  }
+  cpu->cli += ChildrenCpu() - cli0;
+  const Cpu c1 = CpuOf(farm.coordinator_pid());
+  cpu->coordinator += c1.self - c0.self;
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const Cpu w1 = CpuOf(farm.worker_pid(workers[i]));
+    cpu->workers += w1.self - w0[i].self;
+    cpu->steps += w1.children - w0[i].children;
+  }
+  auto got = id.ok() ? farm.GetJob(*id) : id.status();
+  if (!got.ok() || got->state() != assay::v1::JOB_SUCCEEDED) {
+    std::fprintf(stderr, "farm job failed: %s\n", got.ok() ? got->message().c_str() : got.status().ToString().c_str());
+    std::exit(1);
+  }
+  cpu->tasks += got->tasks_size();
+  *job = *got;
+  return absl::ToDoubleSeconds(*t1 - *t0);
+}
+
+void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, int by_hand_tasks) {
+  const double per = 1e3 / std::max(1, farm.tasks);
+  std::printf("CPU per task (ms), %s: coordinator %.1f, workers %.1f (daemons %.1f), steps under the workers %.1f, "
+              "the CLI %.1f; steps by hand (2 lanes) %.1f\n",
+              what, farm.coordinator * per, farm.workers * per, (farm.coordinator + farm.workers) * per,
+              farm.steps * per, farm.cli * per, by_hand_steps * 1e3 / std::max(1, by_hand_tasks));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 5;
+  if (argc > 1 && !absl::SimpleAtoi(argv[1], &reps)) return 2;
+  const std::string executor = argc > 2 ? argv[2] : "process";
+  const std::string test_kind = argc > 3 ? argv[3] : "qemu-step";
+  if (test_kind != "script" && test_kind != "qemu-step" && test_kind != "make-run") return 2;
+  make_run = test_kind == "make-run";
+  const std::string pipeline = Pipeline(test_kind);
   std::printf("6 cells x (make + QEMU test), executor %s, farm test step: %s, %d repetitions, medians\n",
               executor.c_str(), test_kind.c_str(), reps);
   std::vector<double> serial, two_lanes, farm1, farm2;
+  CpuAccount cpu1, cpu2;
+  double lanes_cpu = 0;
   for (int slots : {1, 2}) {
     Farm farm;
     farm.StartCoordinator();
@@ -161,35 +292,26 @@ steps:
     std::vector<fs::path> copies;
     for (int l = 0; l < 2; ++l) {
       copies.push_back(farm.dir() / absl::StrCat("by-hand-", l));
-      fs::copy(example, copies.back(), fs::copy_options::recursive);
-      fs::remove_all(copies.back() / "out");
+      CopyExample(copies.back());
     }
     const fs::path tree = farm.dir() / "tree";
-    fs::copy(example, tree, fs::copy_options::recursive);
-    fs::remove_all(tree / "out");
+    CopyExample(tree);
     if (!assay::WriteFile(tree / "assay.yaml", pipeline).ok()) return 1;
     // Warm-up: caches, page cache, toolchains.
-    auto warm = farm.Submit(tree);
-    if (!warm.ok() || !farm.WaitJob(*warm).ok()) return 1;
+    CpuAccount warm_cpu;
+    assay::v1::Job job;
+    absl::Time t0, t1;
+    FarmJob(farm, tree, &warm_cpu, &job, &t0, &t1);
     ByHand(copies, 1);
     for (int r = 0; r < reps; ++r) {
       if (slots == 1) {
         serial.push_back(ByHand(copies, 1));
-        two_lanes.push_back(ByHand(copies, 2));
+        two_lanes.push_back(ByHand(copies, 2, &lanes_cpu));
       }
-      const absl::Time t0 = absl::Now();
-      auto id = farm.Submit(tree);
-      auto job = id.ok() ? farm.WaitJob(*id) : id.status();
-      const absl::Time t1 = absl::Now();
-      const double s = absl::ToDoubleSeconds(t1 - t0);
-      if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) {
-        std::fprintf(stderr, "farm job failed: %s\n", job.ok() ? job->message().c_str() : job.status().ToString().c_str());
-        return 1;
-      }
-      (slots == 1 ? farm1 : farm2).push_back(s);
+      (slots == 1 ? farm1 : farm2).push_back(FarmJob(farm, tree, slots == 1 ? &cpu1 : &cpu2, &job, &t0, &t1));
       if (r == reps - 1) {
         std::printf("farm, %d slot(s) per worker, last run:\n", slots);
-        PrintBreakdown(*job, t0, t1);
+        PrintBreakdown(job, t0, t1);
       }
     }
   }
@@ -200,5 +322,8 @@ steps:
               Median(farm1) / by_hand, Median(farm1) / lanes);
   std::printf("farm, 2 workers x 2 slots    %6.3f s   farm / by hand = %.2f   farm / 2 lanes = %.2f\n", Median(farm2),
               Median(farm2) / by_hand, Median(farm2) / lanes);
+  const int hand_tasks = 12 * static_cast<int>(two_lanes.size());
+  PrintCpu("2 workers x 1 slot", cpu1, lanes_cpu, hand_tasks);
+  PrintCpu("2 workers x 2 slots", cpu2, lanes_cpu, hand_tasks);
   return 0;
 }

@@ -242,14 +242,15 @@ absl::StatusOr<Job> WatchJob(Client& client, const std::string& id, bool live_lo
   while (true) {
     assay::v1::WatchJobRequest request;
     request.set_job_id(id);
+    request.set_changes_only(true);  // the whole job first, then only the tasks that changed
     grpc::ClientContext context;
     auto reader = client.jobs->WatchJob(&context, request);
-    Job job;
+    Job update;
     bool progress = false;
-    while (reader->Read(&job)) {
+    while (reader->Read(&update)) {
       progress = have = true;
-      render(job);
-      last = job;
+      ApplyJobChanges(std::move(update), &last);
+      render(last);
     }
     grpc::Status status = reader->Finish();
     if (have && IsFinal(last.state())) return last;

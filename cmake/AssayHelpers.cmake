@@ -32,15 +32,18 @@ endif()
 # assay_test(NAME SOURCES... [LIBS ...] [LABELS ...] [RESOURCE_LOCK NAME]): one GoogleTest binary per
 # unit, registered with CTest. Tests holding one RESOURCE_LOCK never run at the same time.
 function(assay_test name)
-  cmake_parse_arguments(T "" "RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "RUN_SERIAL" "RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   assay_target_options(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  set(props LABELS "${T_LABELS}")
   if(T_RESOURCE_LOCK)
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}" RESOURCE_LOCK "${T_RESOURCE_LOCK}")
-  else()
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
+    list(APPEND props RESOURCE_LOCK "${T_RESOURCE_LOCK}")
   endif()
+  if(T_RUN_SERIAL)  # what it measures is time: no other test may load the machine meanwhile
+    list(APPEND props RUN_SERIAL TRUE)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
 endfunction()
 
 # assay_proto_library(NAME PROTOS...): a static library of the C++ messages and gRPC stubs of

@@ -113,38 +113,6 @@ absl::StatusOr<JobManager::JobEntry*> JobManager::FindLocked(const std::string& 
   return absl::NotFoundError(absl::StrCat("job ", id, " is not active"));
 }
 
-absl::StatusOr<Job> JobManager::GetJob(const std::string& id, bool with_tasks) {
-  auto number = ParseJobId(id);
-  if (!number.ok()) return number.status();
-  std::optional<Job> active = Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<Job> {
-    JobEntry* entry = ActiveLocked(*number);
-    if (entry == nullptr) return std::nullopt;
-    section.NeedWritten(*entry);
-    Job job = entry->job;
-    if (!with_tasks) job.clear_tasks();
-    return job;
-  });
-  if (active.has_value()) return std::move(*active);
-  return store_->LoadJob(*number, with_tasks);
-}
-
-absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {
-  auto jobs = store_->ListJobs(limit);
-  if (!jobs.ok()) return jobs.status();
-  Decide([&](Section& section) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (Job& job : *jobs) {
-      uint64_t number = 0;
-      if (!absl::SimpleAtoi(job.id(), &number)) continue;
-      if (JobEntry* entry = ActiveLocked(number)) {
-        section.NeedWritten(*entry);
-        job = entry->job;
-        job.clear_tasks();
-      }
-    }
-  });
-  return jobs;
-}
-
 absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   auto number = ParseJobId(id);
   if (!number.ok()) return number.status();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -67,6 +68,10 @@ class JobManager {
   // --- the jobs API
   absl::StatusOr<assay::v1::Job> Submit(const assay::v1::SubmitRequest& request);
   absl::StatusOr<assay::v1::Job> GetJob(const std::string& id, bool with_tasks);
+  // The job with only the tasks that changed since `*version` (0: every task), for WatchJob's
+  // changes_only; sets `*version` to what the caller has now seen. A job no longer in memory comes
+  // whole from the store (and `*version` is 0 again).
+  absl::StatusOr<assay::v1::Job> GetJobChanges(const std::string& id, uint64_t* version);
   absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit);
   absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
   // Calls `on_change` after every change of the job is written (the job's state, its tasks, new log
@@ -136,6 +141,10 @@ class JobManager {
     std::set<int32_t> awaiting_worker;
     // The job state notification targets were last told of (Notifier::OnJobStateLocked).
     assay::v1::JobState told_state = assay::v1::JOB_QUEUED;
+    // Bumped at every change of a task (PersistLocked); task_versions[index] is the task's last
+    // change, so a watcher is sent only what it has not seen (GetJobChanges). 0 is "nothing seen".
+    uint64_t version = 1;
+    std::vector<uint64_t> task_versions;
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
@@ -145,6 +154,10 @@ class JobManager {
   // Why some of the job's tasks may wait (labels no worker has), as warnings for the submitter.
   std::vector<std::string> UnschedulableWarningsLocked(const JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobEntry*> FindLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `read` of the job under the lock once its last change is written; from the store (with or
+  // without its tasks) when it is no longer in memory.
+  absl::StatusOr<assay::v1::Job> ReadJob(const std::string& id, bool with_tasks,
+                                         const std::function<assay::v1::Job(JobEntry&)>& read) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every unfinished task of the job as CANCELLED with `reason`, killing running ones.
   void CancelTasksLocked(JobEntry* entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -77,6 +77,9 @@ void JobManager::PrepareReady(std::vector<PrepareWork> work) {
 }
 
 void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
+  const auto index = static_cast<size_t>(task.index());
+  if (entry->task_versions.size() <= index) entry->task_versions.resize(static_cast<size_t>(entry->job.tasks_size()));
+  if (index < entry->task_versions.size()) entry->task_versions[index] = ++entry->version;
   dirty_tasks_[entry->number].insert(task.index());
   if (job_changed) dirty_jobs_.insert(entry->number);
   touched_jobs_.insert(entry->number);

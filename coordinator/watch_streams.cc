@@ -229,13 +229,14 @@ class WatchJobReactor final : public PushStream<assay::v1::Job> {
   // for a watcher however busy the job, and the last one (the job ended) at once.
   static constexpr absl::Duration kMinInterval = absl::Milliseconds(50);
   WatchJobReactor(JobManager* jobs, ThreadPool* executor, const assay::v1::WatchJobRequest& request)
-      : PushStream(jobs, executor, request.job_id(), kMinInterval) {}
+      : PushStream(jobs, executor, request.job_id(), kMinInterval), changes_only_(request.changes_only()) {}
 
  protected:
-  // The job whole, after every change; the stream ends with the job.
+  // The job whole, or with only the tasks changed since the last message (changes_only), after every
+  // change; the stream ends with the job.
   Batch<assay::v1::Job> Read() override {
     Batch<assay::v1::Job> batch;
-    auto job = jobs()->GetJob(job_id(), /*with_tasks=*/true);
+    auto job = changes_only_ ? jobs()->GetJobChanges(job_id(), &seen_) : jobs()->GetJob(job_id(), /*with_tasks=*/true);
     if (!job.ok()) {
       batch.end = true;
       batch.status = ToGrpc(job.status());
@@ -245,6 +246,10 @@ class WatchJobReactor final : public PushStream<assay::v1::Job> {
     batch.messages.push_back(std::move(*job));
     return batch;
   }
+
+ private:
+  const bool changes_only_;
+  uint64_t seen_ = 0;  // GetJobChanges's version; used by one read at a time
 };
 
 class StreamLogsReactor final : public PushStream<assay::v1::LogChunk> {

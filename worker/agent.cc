@@ -46,11 +46,13 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       cache_(std::move(parts.cache)),
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
       executor_(std::move(parts.executor)),
+      input_links_(std::move(parts.input_links)),
       inputs_(cas_.get(), local_cache_, options_.tree_limits),
       uploader_(cas_.get(), &inputs_),
       caches_(cas_.get(), &inputs_, std::filesystem::path(options_.work_dir) / "cache-trees", options_.cache_bytes / 4),
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
+  inputs_.set_links(input_links_.get());
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   for (const auto& l : parts.executor_labels) labels_.push_back(l);
@@ -168,7 +170,7 @@ bool WorkerAgent::Session(int failures) {
   auto channel = grpc::CreateCustomChannel(
       options_.coordinator, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   auto stub = assay::v1::WorkerLink::NewStub(channel);
-  LinkStream link(stub.get(), &context, options_.live_log_queue_bytes);
+  LinkStream link(stub.get(), &context, options_.live_log_queue_bytes, options_.live_log_batch);
   link.Send(Hello());
 
   std::unique_ptr<Heartbeats> heartbeats;  // set once welcomed

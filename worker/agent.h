@@ -44,6 +44,8 @@ struct WorkerParts {
   std::unique_ptr<Database> cache_db;  // this host's cache database (may be null)
   BlobStoreStack cache;                // the cache's blob-store stack over it (may be empty)
   BlobStore* local_cache = nullptr;    // another local cache instead (tests); not owned
+  // Input files as hard links, for steps in the sandbox (input_links.h); null: always copies.
+  std::unique_ptr<InputLinks> input_links;
 };
 
 class WorkerAgent {
@@ -68,6 +70,8 @@ class WorkerAgent {
     MinFreeDisk min_free_disk{0, 5, kDefaultMinFreeDisk};
     // Live output queued for the link beyond this is dropped (the finished log is whole all the same).
     size_t live_log_queue_bytes = 8 << 20;  // LinkStream::kMaxQueuedLogBytes
+    // A step's output is sent in batches: a chunk waits this long for more to join it (outbound_queue.h).
+    absl::Duration live_log_batch = absl::Milliseconds(250);
 
     // These options with the defaults that depend on others filled in: the worker id and the cache
     // folder. The one place they are computed; the same options come back unchanged.
@@ -95,6 +99,7 @@ class WorkerAgent {
     int64_t executor_failures = 0;   // tasks that could not be run to an exit (an error in their result)
     int64_t input_files = 0;         // input files materialized
     int64_t local_cache_hits = 0;    // of those, taken from this host's cache
+    int64_t input_files_linked = 0;  // of those, hard links to this host's copies (input_links.h)
     int64_t bytes_fetched = 0;       // input bytes fetched from the coordinator
     StepCaches::Figures caches;      // step caches restored and saved
   };
@@ -132,6 +137,7 @@ class WorkerAgent {
   struct AfterTask {
     std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
     std::filesystem::path dir;   // the task's folder, to remove
+    InputLinks::Claims links;    // its linked inputs, released once its folder is gone
   };
   struct TaskFiles {
     std::string safe;                 // the task's name for files and containers
@@ -155,6 +161,7 @@ class WorkerAgent {
   BlobStoreStack cache_;  // this host's CAS cache (empty when it could not be opened)
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<InputLinks> input_links_;
   InputFetcher inputs_;  // a task's inputs onto this host (through local_cache_)
   OutputUploader uploader_;
   StepCaches caches_;  // a step's caches: restored before it, saved after it

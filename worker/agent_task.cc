@@ -206,6 +206,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   link->Send(message);
   // The task's folder goes after its result is on its way: not between this task and the next.
   if (!after.dir.empty()) RemoveAll(after.dir).IgnoreError();
+  if (input_links_ != nullptr) input_links_->Release(&after.links);  // checked now that no other name is left
   {
     absl::MutexLock lock(&mu_);
     --running_;
@@ -241,7 +242,12 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   caches_.Restore(assignment, staging, note, &cache_figures);
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
   const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
-  auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known) : input_root.status();
+  // Links to this host's copies only where nothing can change them behind the check: a step in the
+  // sandbox, without step caches (whose restore relies on inputs being newer than the cache).
+  const bool link = inputs_.links() && executor_->name() == "sandbox" && assignment.caches_size() == 0 &&
+                    ContainerFor(assignment.command()) == nullptr;
+  auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known, link ? &after->links : nullptr)
+                                 : input_root.status();
   if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
@@ -252,13 +258,16 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
     absl::MutexLock lock(&mu_);
     figures_.input_files += fetched->files;
     figures_.local_cache_hits += fetched->local_hits;
+    figures_.input_files_linked += fetched->linked;
     figures_.bytes_fetched += fetched->fetched_bytes;
     figures_.caches.restored_bytes += cache_figures.restored_bytes;
     figures_.caches.local_bytes += cache_figures.local_bytes;
     figures_.caches.fetched_bytes += cache_figures.fetched_bytes;
   }
   note(absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
-                    " from this host's cache, ", fetched->fetched_bytes, " bytes fetched\n"));
+                    " from this host's cache, ", fetched->fetched_bytes, " bytes fetched",
+                    fetched->linked > 0 ? absl::StrCat("; ", fetched->linked, " linked to this host's copies") : "",
+                    "\n"));
   return true;
 }
 

@@ -12,7 +12,9 @@ namespace assay {
 namespace fs = std::filesystem;
 
 absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root, const fs::path& dir,
-                                                              const std::vector<reapi::Directory>* known_tree) {
+                                                              const std::vector<reapi::Directory>* known_tree,
+                                                              InputLinks::Claims* claims) {
+  if (links_ == nullptr) claims = nullptr;
   Stats stats;
   // Each directory is keyed by the digest of its bytes, so a directory that does not hash to what
   // its parent names is simply not found.
@@ -40,9 +42,14 @@ absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root
   if (!files.ok()) return files.status();
   stats.files = static_cast<int64_t>(files->size());
   for (const auto& f : *files) stats.bytes += f.digest.size();
-  auto remote = WriteLocalFiles(**tree, *files, stats);
+  std::vector<bool> linked(files->size(), false);
+  auto remote = WriteLocalFiles(**tree, *files, stats, claims, &linked);
   if (!remote.ok()) return remote.status();
   if (absl::Status s = FetchFiles(**tree, *remote, stats); !s.ok()) return s;
+  // What was written, not linked, becomes this host's copy for the tasks after this one.
+  for (size_t i = 0; claims != nullptr && i < files->size(); ++i) {
+    if (!linked[i] && !(*files)[i].digest.empty_blob()) links_->Adopt(**tree, (*files)[i], claims);
+  }
   if (absl::Status s = (*tree)->FinishSymlinks(); !s.ok()) return s;
   return stats;
 }
@@ -56,12 +63,22 @@ absl::Status InputFetcher::WriteFromMemory(TreeWriter& tree, const TreeWriter::F
 
 absl::StatusOr<InputFetcher::FileRefs> InputFetcher::WriteLocalFiles(TreeWriter& tree,
                                                                      const std::vector<TreeWriter::File>& files,
-                                                                     Stats& stats) {
+                                                                     Stats& stats, InputLinks::Claims* claims,
+                                                                     std::vector<bool>* linked) {
   FileRefs remote;
+  // Links first: a linked file needs nothing from the local cache.
+  for (size_t i = 0; claims != nullptr && i < files.size(); ++i) {
+    if (files[i].digest.empty_blob() || !links_->Link(tree, files[i], claims)) continue;
+    (*linked)[i] = true;
+    stats.local_hits++;
+    stats.linked++;
+  }
   absl::flat_hash_set<Digest> absent;
-  if (local_cache_ != nullptr && !files.empty()) {
-    std::vector<Digest> wanted;
-    for (const auto& f : files) wanted.push_back(f.digest);
+  std::vector<Digest> wanted;
+  for (size_t i = 0; local_cache_ != nullptr && i < files.size(); ++i) {
+    if (!(*linked)[i]) wanted.push_back(files[i].digest);
+  }
+  if (!wanted.empty()) {
     auto missing = local_cache_->FindMissing(wanted);
     if (missing.ok()) {
       absent.insert(missing->begin(), missing->end());
@@ -69,7 +86,9 @@ absl::StatusOr<InputFetcher::FileRefs> InputFetcher::WriteLocalFiles(TreeWriter&
       for (const Digest& d : wanted) absent.insert(d);
     }
   }
-  for (const auto& f : files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const TreeWriter::File& f = files[i];
+    if ((*linked)[i]) continue;
     if (f.digest.empty_blob()) {
       if (absl::Status s = WriteFromMemory(tree, f, ""); !s.ok()) return s;
       continue;

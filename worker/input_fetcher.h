@@ -15,6 +15,7 @@
 #include "common/tree/merkle.h"
 #include "common/tree/tree_validator.h"
 #include "common/tree/tree_writer.h"
+#include "worker/input_links.h"
 
 namespace assay {
 
@@ -23,19 +24,26 @@ class InputFetcher {
   // `local_cache`: this host's cache of blobs, or null for none.
   InputFetcher(CasClient* cas, BlobStore* local_cache, TreeLimits limits)
       : cas_(cas), local_cache_(local_cache), limits_(limits) {}
+  // Input files as hard links (input_links.h) where a Materialize call asks for them; null: none.
+  void set_links(InputLinks* links) { links_ = links; }
+  bool links() const { return links_ != nullptr; }
 
   struct Stats {
     int64_t files = 0;
     int64_t bytes = 0;
     int64_t local_hits = 0;     // files served by the local cache
     int64_t fetched_bytes = 0;  // bytes that crossed the network
+    int64_t linked = 0;         // files linked to this host's copy (input_links.h)
   };
   // Validates the tree at `root` (ValidateTree with the tree limits) and writes it under `dir`, which
   // must exist. `known_tree`: the tree's directories when the caller has them already (the
   // assignment carries small trees); they are checked like fetched ones (by their digests), and
   // GetTree is called only if the root is not among them.
+  // `claims`: link files to this host's copies where it can (the caller has the step run in the
+  // sandbox) and claim them for the task, to be Released once its folder is gone; null: copies.
   absl::StatusOr<Stats> Materialize(const Digest& root, const std::filesystem::path& dir,
-                                    const std::vector<reapi::Directory>* known_tree = nullptr);
+                                    const std::vector<reapi::Directory>* known_tree = nullptr,
+                                    InputLinks::Claims* claims = nullptr);
 
   // Copies blobs (a step's outputs, just uploaded) into the local cache, so the cell's next steps on
   // this host find them there. Best effort: what cannot be copied is simply fetched later.
@@ -47,7 +55,8 @@ class InputFetcher {
   static absl::Status WriteFromMemory(TreeWriter& tree, const TreeWriter::File& file, absl::string_view bytes);
   // Writes the files that need no fetching: empty ones, and what this host already has, copied from
   // its local cache. Returns the others.
-  absl::StatusOr<FileRefs> WriteLocalFiles(TreeWriter& tree, const std::vector<TreeWriter::File>& files, Stats& stats);
+  absl::StatusOr<FileRefs> WriteLocalFiles(TreeWriter& tree, const std::vector<TreeWriter::File>& files, Stats& stats,
+                                           InputLinks::Claims* claims, std::vector<bool>* linked);
   // Fetches and writes `remote`: small files in batches, large ones streamed.
   absl::Status FetchFiles(TreeWriter& tree, const FileRefs& remote, Stats& stats);
   // Fetches one batch of small files through BatchRead and writes them.
@@ -56,6 +65,7 @@ class InputFetcher {
   CasClient* const cas_;
   BlobStore* const local_cache_;
   const TreeLimits limits_;
+  InputLinks* links_ = nullptr;
 };
 
 }  // namespace assay

@@ -25,9 +25,10 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
   static constexpr size_t kMaxInbox = 10'000;  // a coordinator that floods us is cut off
 
   LinkStream(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context,
-             size_t max_queued_log_bytes = kMaxQueuedLogBytes)
+             size_t max_queued_log_bytes = kMaxQueuedLogBytes, absl::Duration log_batch = absl::ZeroDuration())
       : context_(context),
-        queue_([this](const assay::v1::WorkerMessage& m) { return WriteAndWait(m); }, max_queued_log_bytes) {
+        queue_([this](const assay::v1::WorkerMessage& m) { return WriteAndWait(m); }, max_queued_log_bytes,
+               log_batch) {
     stub->async()->Connect(context, this);
     // The writer thread starts writes from outside the reactions: a hold keeps the stream alive
     // (and OnDone away) until that thread has stopped, released in Finish.

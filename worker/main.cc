@@ -10,6 +10,23 @@
 
 #include "worker/worker_server.h"
 
+namespace {
+
+// How a step's output goes to the coordinator while it runs.
+void AddLiveLogFlags(CLI::App& app, assay::WorkerAgent::Options* options, int* live_log_batch_ms) {
+  // Hidden: a small queue makes the link drop live output at once (tests of complete logs).
+  app.add_option("--live-log-queue-bytes", options->live_log_queue_bytes,
+                 "live output queued for the coordinator beyond this many bytes is dropped from the live view")
+      ->group("");
+  app.add_option("--live-log-batch-ms", *live_log_batch_ms,
+                 "a step's output waits up to this long for more to be sent with it (fewer messages to the "
+                 "coordinator for steps that print a line at a time); 0 sends every chunk at once")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   assay::InitDaemon();
   assay::WorkerServer::Options server;
@@ -57,11 +74,10 @@ int main(int argc, char** argv) {
                  "free space kept on the work and cache disks: a size (2GiB) or a percentage (5%); below it no "
                  "task starts (they go to other workers) and the cache takes no writes; 0: none")
       ->capture_default_str();
-  // Hidden: a small queue makes the link drop live output at once (tests of complete logs).
-  app.add_option("--live-log-queue-bytes", options.live_log_queue_bytes,
-                 "live output queued for the coordinator beyond this many bytes is dropped from the live view")
-      ->group("");
+  int live_log_batch_ms = static_cast<int>(absl::ToInt64Milliseconds(options.live_log_batch));
+  AddLiveLogFlags(app, &options, &live_log_batch_ms);
   CLI11_PARSE(app, argc, argv);
+  options.live_log_batch = absl::Milliseconds(live_log_batch_ms);
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto min_free = assay::ParseMinFreeDisk(min_free_disk);
   if (!min_free.ok()) {

@@ -30,6 +30,10 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> ServeWorkerMetrics(const std::st
     f.Sample(number(w.input_files), worker);
     f.Family("assay_worker_local_cache_hits_total", "Input files taken from this host's cache.", MetricType::Counter);
     f.Sample(number(w.local_cache_hits), worker);
+    f.Family("assay_worker_input_files_linked_total",
+             "Input files hard-linked to this host's checked copy instead of written (steps in the sandbox).",
+             MetricType::Counter);
+    f.Sample(number(w.input_files_linked), worker);
     f.Family("assay_worker_fetched_bytes_total", "Input bytes fetched from the coordinator's CAS.",
              MetricType::Counter);
     f.Sample(number(w.bytes_fetched), worker);

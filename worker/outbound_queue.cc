@@ -7,8 +7,8 @@
 namespace assay {
 using assay::v1::WorkerMessage;
 
-OutboundQueue::OutboundQueue(WriteFn write, size_t max_log_bytes)
-    : write_(std::move(write)), max_log_bytes_(max_log_bytes), writer_([this] { Run(); }) {}
+OutboundQueue::OutboundQueue(WriteFn write, size_t max_log_bytes, absl::Duration log_delay)
+    : write_(std::move(write)), max_log_bytes_(max_log_bytes), log_delay_(log_delay), writer_([this] { Run(); }) {}
 
 OutboundQueue::~OutboundQueue() { Close(); }
 
@@ -53,15 +53,38 @@ bool OutboundQueue::Enqueue(WorkerMessage message, std::string* report) {
                            "is whole)");
     log->set_preface(std::move(lost->second.preface));
     log_bytes_ += note.log().data().size();
-    queue_.push_back(std::move(note));
+    queue_.push_back({std::move(note), absl::Now()});
     dropped_.erase(lost);
     mid_line_[lease] = false;
   }
   if (message.has_log() && !message.log().data().empty()) mid_line_[lease] = message.log().data().back() != '\n';
   if (message.has_result()) mid_line_.erase(lease);
   if (message.has_log()) log_bytes_ += message.log().data().size();
-  queue_.push_back(std::move(message));
+  if (JoinLastLocked(message)) return true;
+  others_ += !message.has_log();
+  queue_.push_back({std::move(message), absl::Now()});
   return true;
+}
+
+bool OutboundQueue::JoinLastLocked(const WorkerMessage& message) {
+  if (log_delay_ <= absl::ZeroDuration() || queue_.empty() || !message.has_log()) return false;
+  const assay::v1::TaskLog& next = message.log();
+  if (!queue_.back().message.has_log()) return false;
+  assay::v1::TaskLog& last = *queue_.back().message.mutable_log();
+  const bool output = next.stream() == assay::v1::LogChunk::STDOUT || next.stream() == assay::v1::LogChunk::STDERR;
+  if (!output || next.stream() != last.stream() || next.has_gap() || last.has_gap() || !next.preface().empty() ||
+      next.lease().lease_id() != last.lease().lease_id() ||
+      next.offset() != last.offset() + static_cast<int64_t>(last.data().size()) ||
+      last.data().size() + next.data().size() > kMaxBatchBytes) {
+    return false;
+  }
+  last.mutable_data()->append(next.data());
+  return true;
+}
+
+bool OutboundQueue::HoldFrontLocked() const {
+  if (log_delay_ <= absl::ZeroDuration() || queue_.empty() || others_ > 0 || flushing_ > 0) return false;
+  return queue_.front().message.has_log() && absl::Now() < queue_.front().at + log_delay_;
 }
 
 void OutboundQueue::Drop(const std::string& lease, const assay::v1::TaskLog& log) {
@@ -92,13 +115,24 @@ void OutboundQueue::Run() {
           },
           this));
       if (closed_) return;
+      if (!heartbeat_.has_value() && HoldFrontLocked()) {
+        // Output waits for more to join it, until its time is up or something else must go.
+        mu_.AwaitWithDeadline(absl::Condition(
+                                  +[](OutboundQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+                                    return q->closed_ || q->heartbeat_.has_value() || q->others_ > 0 || q->flushing_ > 0;
+                                  },
+                                  this),
+                              queue_.front().at + log_delay_);
+        continue;
+      }
       if (heartbeat_.has_value()) {
         next = std::move(*heartbeat_);
         heartbeat_.reset();
       } else {
-        next = std::move(queue_.front());
+        next = std::move(queue_.front().message);
         queue_.pop_front();
         if (next.has_log()) log_bytes_ -= next.log().data().size();
+        others_ -= !next.has_log();
       }
       writing_ = true;
     }
@@ -114,6 +148,11 @@ void OutboundQueue::Run() {
 
 bool OutboundQueue::Flush(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
+  ++flushing_;  // held output goes now
+  struct Done {
+    int& flushing;
+    ~Done() { --flushing; }
+  } done{flushing_};
   auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return broken_ || closed_ || (queue_.empty() && !heartbeat_.has_value() && !writing_);
   };

@@ -7,6 +7,12 @@
 // the coordinator serves those bytes from the stored stdout/stderr in its place. A dropped chunk's
 // preface (the worker's own lines) rides with the note. Heartbeats jump the queue (only the newest is
 // kept); results are never dropped and follow their task's output.
+//
+// Output is sent in batches: a chunk of a step's stdout or stderr waits up to `log_delay` in the
+// queue, and the chunks that follow it on the same stream within that time join it (up to
+// kMaxBatchBytes), so a step that prints a line at a time costs one message per `log_delay`, not
+// one per line (each message is work for both daemons: the link, the coordinator's lock, a write to
+// its store). Anything else queued behind them (a result, a Flush) sends them at once.
 #pragma once
 
 #include <deque>
@@ -26,7 +32,8 @@ class OutboundQueue {
   // Writes one message to the link; false when the link is broken.
   using WriteFn = std::function<bool(const assay::v1::WorkerMessage&)>;
 
-  OutboundQueue(WriteFn write, size_t max_log_bytes);
+  static constexpr size_t kMaxBatchBytes = 64 << 10;
+  OutboundQueue(WriteFn write, size_t max_log_bytes, absl::Duration log_delay = absl::ZeroDuration());
   ~OutboundQueue();
   OutboundQueue(const OutboundQueue&) = delete;
   OutboundQueue& operator=(const OutboundQueue&) = delete;
@@ -45,10 +52,24 @@ class OutboundQueue {
   // Send's work under the lock; `report` gets a line to log (after it) when a drop note is queued.
   bool Enqueue(assay::v1::WorkerMessage message, std::string* report);
 
+  // Whether `message` can join the last queued chunk (same task and stream, next bytes, no gap, no
+  // preface of its own); if so it does.
+  bool JoinLastLocked(const assay::v1::WorkerMessage& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the writer should wait before taking the front message: it is output younger than
+  // log_delay_ with only output behind it, and nobody flushes.
+  bool HoldFrontLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const WriteFn write_;
   const size_t max_log_bytes_;
+  const absl::Duration log_delay_;
   mutable absl::Mutex mu_;
-  std::deque<assay::v1::WorkerMessage> queue_ ABSL_GUARDED_BY(mu_);
+  struct Queued {
+    assay::v1::WorkerMessage message;
+    absl::Time at;  // when it was queued
+  };
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  int others_ ABSL_GUARDED_BY(mu_) = 0;    // queued messages that are not logs (results)
+  int flushing_ ABSL_GUARDED_BY(mu_) = 0;  // Flush calls waiting
   std::optional<assay::v1::WorkerMessage> heartbeat_ ABSL_GUARDED_BY(mu_);
   size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   struct Dropped {

@@ -30,6 +30,15 @@ absl::Status WorkerServer::Start(const Options& options) {
   if (!executor.ok()) return executor.status();
   parts.executor = std::move(*executor);
   AddStorage(options_.agent, &parts);
+  if (parts.executor->name() == "sandbox") {  // input_links.h: where a step can change nothing behind the check
+    auto links = InputLinks::Open(std::filesystem::path(options_.agent.work_dir) / "input-links",
+                                  options_.agent.cache_bytes / 8);
+    if (links.ok()) {
+      parts.input_links = std::move(*links);
+    } else {
+      spdlog::warn("inputs are copied, never linked: {}", std::string(links.status().message()));
+    }
+  }
   agent_ = std::make_unique<WorkerAgent>(options_.agent, std::move(parts));
   spdlog::info("worker {}: steps run in the {} executor; step limits enforced: {}", agent_->worker_id(),
                agent_->executor_name(), limits_enforced_);

@@ -1,5 +1,7 @@
 #include "common/task/task_states.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 
 namespace assay {
@@ -19,6 +21,21 @@ bool SelectsTask(absl::string_view selector, absl::string_view task_id) {
 }
 
 int64_t TimestampMillis(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
+
+void ApplyJobChanges(assay::v1::Job update, assay::v1::Job* seen) {
+  google::protobuf::RepeatedPtrField<assay::v1::Task> tasks;
+  tasks.Swap(seen->mutable_tasks());
+  const int count = std::max(update.task_count(), tasks.size());
+  for (assay::v1::Task& task : *update.mutable_tasks()) {
+    const int index = task.index();
+    if (index < 0 || index >= count) continue;
+    while (tasks.size() <= index) tasks.Add();
+    tasks[index] = std::move(task);
+  }
+  update.clear_tasks();
+  *seen = std::move(update);
+  seen->mutable_tasks()->Swap(&tasks);
+}
 
 std::string BranchOf(const assay::v1::Job& job) {
   auto it = job.labels().find("branch");

@@ -20,6 +20,11 @@ bool SelectsTask(absl::string_view selector, absl::string_view task_id);
 // A protobuf timestamp as milliseconds since the epoch.
 int64_t TimestampMillis(const google::protobuf::Timestamp& t);
 
+// WatchJob with changes_only (jobs.proto): applies one message (the whole job first, then the job
+// without tasks plus the tasks changed since the message before) to the job seen so far. A task whose
+// index is outside the job is ignored.
+void ApplyJobChanges(assay::v1::Job update, assay::v1::Job* seen);
+
 // The job's `branch` label ("" without one): size baselines and step caches are kept per branch.
 std::string BranchOf(const assay::v1::Job& job);
 

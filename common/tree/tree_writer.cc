@@ -84,6 +84,25 @@ absl::StatusOr<VerifiedFileWriter> TreeWriter::CreateFile(const File& file) {
   return VerifiedFileWriter::Create(*fd, file.name, file.digest, file.executable);
 }
 
+absl::Status TreeWriter::LinkFile(const File& file, int from_dir, const std::string& from_name) {
+  auto fd = DirFd(file.dir);
+  if (!fd.ok()) return fd.status();
+  if (::linkat(from_dir, from_name.c_str(), *fd, file.name.c_str(), 0) != 0) {
+    return absl::InternalError(absl::StrCat("input tree: cannot link '", file.path(), "': ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeWriter::ShareFile(const File& file, int to_dir, const std::string& to_name) {
+  auto fd = DirFd(file.dir);
+  if (!fd.ok()) return fd.status();
+  if (::linkat(*fd, file.name.c_str(), to_dir, to_name.c_str(), 0) != 0) {
+    return absl::InternalError(absl::StrCat("input tree: cannot link '", file.path(), "' to ", to_name, ": ",
+                                            std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TreeWriter::FinishSymlinks() {
   for (const Link& link : links_) {
     auto fd = DirFd(link.dir);

@@ -35,6 +35,11 @@ class TreeWriter {
   absl::StatusOr<std::vector<File>> Layout(const Digest& root, const DirectoryLoader& load);
   // Creates one file of the layout for writing; Commit() it once its bytes are in.
   absl::StatusOr<VerifiedFileWriter> CreateFile(const File& file);
+  // Makes the file of the layout a hard link to `from_name` in the directory `from_dir` (an existing
+  // entry is an error, never replaced).
+  absl::Status LinkFile(const File& file, int from_dir, const std::string& from_name);
+  // The reverse: a hard link to the file of the layout (written) at `to_name` in `to_dir`.
+  absl::Status ShareFile(const File& file, int to_dir, const std::string& to_name);
   // Creates the symlinks of the layout. Call once every file is written.
   absl::Status FinishSymlinks();
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_util.h"
+#include "common/task/task_states.h"
 
 namespace assay::testing {
 
@@ -99,11 +100,13 @@ absl::StatusOr<assay::v1::Job> GrpcClient::WaitJob(const std::string& id, absl::
   while (true) {
     assay::v1::WatchJobRequest request;
     request.set_job_id(id);
+    request.set_changes_only(true);  // as `assay submit --wait` asks: the job, then what changed
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     auto reader = jobs_->WatchJob(&context, request);
-    assay::v1::Job job;
-    while (reader->Read(&job)) {
+    assay::v1::Job update, job;
+    while (reader->Read(&update)) {
+      ApplyJobChanges(std::move(update), &job);
       last = job;
       if (IsFinalJob(job)) {
         context.TryCancel();

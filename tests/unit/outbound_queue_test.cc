@@ -1,6 +1,6 @@
 // OutboundQueue with a link that can be held: senders never wait on it, heartbeats jump the queue,
-// log chunks beyond the bound are dropped and reported in the task's log before its result, and a
-// broken or closed link refuses further messages.
+// log chunks beyond the bound are dropped and reported in the task's log before its result, a
+// step's output is sent in batches, and a broken or closed link refuses further messages.
 #include "worker/outbound_queue.h"
 
 #include <gtest/gtest.h>
@@ -135,6 +135,52 @@ TEST(OutboundQueueTest, ADropNoteIsALineOfItsOwnNamingTheStdoutAndStderrItStands
   EXPECT_EQ(written[3].log().stream(), LogChunk::SYSTEM);
   EXPECT_TRUE(absl::StartsWith(written[3].log().data(), "[assay] qemu: passed"));
   EXPECT_TRUE(written[4].has_result());
+}
+
+TEST(OutboundQueueTest, OutputWaitingForItsBatchTimeIsJoinedByTheNextBytesOfItsStreamAndAResultSendsItAtOnce) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  link.Release();
+  // A batch time no test waits for: only the result can have sent what is held.
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  queue.Send(Output("L", LogChunk::STDOUT, 0, "a\n"));
+  queue.Send(Output("L", LogChunk::STDOUT, 2, "b\n"));
+  queue.Send(Output("L", LogChunk::STDERR, 0, "e\n"));                       // another stream
+  queue.Send(Output("L", LogChunk::STDOUT, 4, "c\n"));
+  queue.Send(Output("L", LogChunk::STDOUT, 6, "d\n", "[assay] a line\n"));  // a preface of its own
+  queue.Send(Output("L", LogChunk::STDOUT, 9, "f\n"));                       // not the next bytes
+  queue.Send(Output("M", LogChunk::STDOUT, 11, "g\n"));                      // another task
+  queue.Send(Result("L"));
+  std::vector<WorkerMessage> written = link.WaitWritten(7);
+  ASSERT_EQ(written.size(), 7u);
+  EXPECT_EQ(written[0].log().data(), "a\nb\n");
+  EXPECT_EQ(written[0].log().offset(), 0);
+  EXPECT_EQ(written[1].log().data(), "e\n");
+  EXPECT_EQ(written[2].log().data(), "c\n");
+  EXPECT_EQ(written[3].log().data(), "d\n");
+  EXPECT_EQ(written[3].log().preface(), "[assay] a line\n");
+  EXPECT_EQ(written[4].log().data(), "f\n");
+  EXPECT_EQ(written[5].log().data(), "g\n");
+  EXPECT_TRUE(written[6].has_result()) << "the result follows its task's output";
+}
+
+TEST(OutboundQueueTest, HeldOutputGoesByItselfOnceItsBatchTimeIsOverOrAtOnceOnAFlush) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  link.Release();
+  {
+    OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Milliseconds(20));
+    queue.Send(Output("L", LogChunk::STDOUT, 0, "alone\n"));
+    std::vector<WorkerMessage> written = link.WaitWritten(1);  // nothing else comes: the time sends it
+    ASSERT_EQ(written.size(), 1u);
+    EXPECT_EQ(written[0].log().data(), "alone\n");
+  }
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  queue.Send(Output("L", LogChunk::STDOUT, 6, "flushed\n"));
+  EXPECT_TRUE(queue.Flush(absl::Seconds(10))) << "a flush does not wait for the batch time";
+  std::vector<WorkerMessage> written = link.WaitWritten(2);
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_EQ(written[1].log().data(), "flushed\n");
 }
 
 TEST(OutboundQueueTest, ABrokenOrClosedLinkRefusesMessages) {
