@@ -1,5 +1,6 @@
 // The sandbox executor (bubblewrap) through the real worker: a step sees the host's tools but not
-// the host's files, cannot write /usr, has no network, and nothing it starts outlives it.
+// the host's files, cannot write /usr, has no network, and nothing it starts outlives it; its input
+// files are links to the worker's checked copies, which a step that changes them cannot pass on.
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
@@ -67,6 +68,34 @@ steps:
   RunResult a = farm_.Cli({"artifacts", "1", "probe", "--out", out.string()});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(ReadFile(out / "probe" / "result.txt").value_or(""), "made in the sandbox\n");
+}
+
+TEST_F(SandboxTest, InputsAreLinkedToTheWorkersCopyAndAStepThatChangesOneCannotPassItOn) {
+  // Each job: `spoil` appends to the input in place (through the link, when it is one); `read`,
+  // after it on the same worker, must still see the file as submitted.
+  auto tree = farm_.WriteTree("links", {{"data.txt", "as submitted\n"}, {"assay.yaml", R"yaml(
+steps:
+  - id: spoil
+    cache: false
+    run: cat data.txt && echo spoiled >> data.txt
+  - id: read
+    needs: [spoil]
+    cache: false
+    run: |
+      test "$(cat data.txt)" = "as submitted" && echo "read: intact"
+)yaml"}});
+  for (int job = 1; job <= 3; ++job) {
+    RunResult r = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
+    ASSERT_EQ(r.exit_code, 0) << "job " << job << ": " << r.out << r.err;
+    EXPECT_TRUE(absl::StrContains(r.out, "read: intact")) << r.out;
+  }
+  // The first job wrote the files and kept them; later ones linked them (and the step that changed
+  // its copy made the worker drop it, so `read` got a fresh one).
+  const std::string later = farm_.Log("3", "spoil");
+  EXPECT_TRUE(absl::StrContains(later, "linked to this host's copies")) << later;
+  EXPECT_FALSE(absl::StrContains(farm_.Log("1", "spoil"), "linked")) << "nothing to link from yet";
+  const std::string worker_log = ReadFile(farm_.dir() / "worker-w1.log").value_or("");
+  EXPECT_TRUE(absl::StrContains(worker_log, "was changed by the step that had it")) << worker_log;
 }
 
 TEST_F(SandboxTest, NothingAStepStartsOutlivesIt) {
