@@ -2,14 +2,15 @@
 // 6 cells (cortex-m3 and rv32imac x 3 variants) x (make + QEMU boot test), each step 50-150 ms,
 // through a local farm of 2 workers, against the same 12 steps run by hand on this machine, one
 // after another and in 2 lanes (what 2 cores can do). Interleaved repetitions, medians.
-//   build/bench/bench_firmware_matrix [REPS] [process|sandbox|auto] [script|qemu-step|make-run]
+//   build/bench/bench_firmware_matrix [REPS] [process|sandbox|auto] [script|qemu-step|make-run] [copy-inputs]
 // `qemu-step` (the default): the farm's test step is a `qemu:` step judged by the worker's console
 // harness, as the example writes it; `script`: the same shell script as by hand. `make-run` (issue:
 // real steps as fast on the farm as by hand): a make-based firmware that compiles one object per
 // source (~20 input files, the whole build folder of ~11 files as the output) and tests with
 // `make run` in a `run:` step; the farm's job is run as users run it, `assay submit --wait`, and the
 // bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
-// against the steps' CPU by hand.
+// against the steps' CPU by hand. `copy-inputs`: the workers write every input file (--copy-inputs)
+// instead of linking sandboxed steps' inputs to their checked copies.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -277,9 +278,11 @@ int main(int argc, char** argv) {
   const std::string test_kind = argc > 3 ? argv[3] : "qemu-step";
   if (test_kind != "script" && test_kind != "qemu-step" && test_kind != "make-run") return 2;
   make_run = test_kind == "make-run";
+  const std::vector<std::string> worker_args =
+      argc > 4 && std::string(argv[4]) == "copy-inputs" ? std::vector<std::string>{"--copy-inputs"} : std::vector<std::string>{};
   const std::string pipeline = Pipeline(test_kind);
-  std::printf("6 cells x (make + QEMU test), executor %s, farm test step: %s, %d repetitions, medians\n",
-              executor.c_str(), test_kind.c_str(), reps);
+  std::printf("6 cells x (make + QEMU test), executor %s, farm test step: %s, %d repetitions, medians%s\n",
+              executor.c_str(), test_kind.c_str(), reps, worker_args.empty() ? "" : ", inputs copied");
   std::vector<double> serial, two_lanes, farm1, farm2;
   CpuAccount cpu1, cpu2;
   double lanes_cpu = 0;
@@ -287,8 +290,8 @@ int main(int argc, char** argv) {
     Farm farm;
     farm.StartCoordinator();
     farm.set_executor(executor);
-    farm.StartWorker("w1", {}, slots);
-    farm.StartWorker("w2", {}, slots);
+    farm.StartWorker("w1", {}, slots, worker_args);
+    farm.StartWorker("w2", {}, slots, worker_args);
     std::vector<fs::path> copies;
     for (int l = 0; l < 2; ++l) {
       copies.push_back(farm.dir() / absl::StrCat("by-hand-", l));

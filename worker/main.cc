@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security);
+  app.add_flag("!--copy-inputs", server.link_inputs,
+               "write every input file for every step, never a hard link to this host's checked copy (the default "
+               "links them for steps in the sandbox)");
   app.add_option("--executor", server.executor,
                  "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
       ->capture_default_str()

@@ -30,7 +30,7 @@ absl::Status WorkerServer::Start(const Options& options) {
   if (!executor.ok()) return executor.status();
   parts.executor = std::move(*executor);
   AddStorage(options_.agent, &parts);
-  if (parts.executor->name() == "sandbox") {  // input_links.h: where a step can change nothing behind the check
+  if (parts.executor->name() == "sandbox" && options_.link_inputs) {  // input_links.h: where a step can change nothing behind the check
     auto links = InputLinks::Open(std::filesystem::path(options_.agent.work_dir) / "input-links",
                                   options_.agent.cache_bytes / 8);
     if (links.ok()) {

@@ -21,6 +21,7 @@ class WorkerServer {
   struct Options {
     WorkerAgent::Options agent;
     std::string executor = "auto";      // sandbox (bubblewrap), process, or auto (sandbox where it works)
+    bool link_inputs = true;            // sandboxed steps' input files as links (input_links.h)
     std::string container_engine;       // docker or podman: runs steps that name an image; empty: none
     std::string container_host;         // the engine's address; empty: its own default
     std::string metrics_listen;         // host:port of the Prometheus endpoint; empty: none
