@@ -53,7 +53,7 @@ void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* c
     // Room first: the least recently used files no task holds go.
     for (auto it = lru_.begin(); it != lru_.end() && bytes_ + file.digest.size() > budget_;) {
       const std::string victim = *it++;
-      if (entries_.at(victim).in_use) continue;
+      if (auto found = entries_.find(victim); found == entries_.end() || found->second.in_use) continue;
       evicted.push_back(victim);
       DropLocked(victim);
     }
@@ -69,8 +69,10 @@ void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* c
   struct stat st {};
   if (tree.ShareFile(file, dir_.get(), name).ok() && ::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     absl::MutexLock lock(&mu_);
-    entries_.at(name).mode = st.st_mode & 07777;
-    claims->names.push_back(name);
+    if (auto it = entries_.find(name); it != entries_.end()) {  // it is: in use, nobody else drops it
+      it->second.mode = st.st_mode & 07777;
+      claims->names.push_back(name);
+    }
     return;
   }
   ::unlinkat(dir_.get(), name.c_str(), 0);
@@ -105,7 +107,7 @@ int InputLinks::Release(Claims* claims) {
     {
       absl::MutexLock lock(&mu_);
       if (intact) {
-        entries_.at(name).in_use = false;
+        if (auto it = entries_.find(name); it != entries_.end()) it->second.in_use = false;
         continue;
       }
       DropLocked(name);  // gone from the map first: nobody links it meanwhile
