@@ -93,7 +93,7 @@ steps:
   auto id = farm_.Submit(tree);
   ASSERT_TRUE(id.ok()) << id.status();
   auto job = farm_.WaitJob(*id, absl::Seconds(120));
-  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(job.ok()) << job.status() << "\n" << farm_.Cli({"status", *id}).out;
   auto task = [&](const std::string& step) { return FindTask(*job, step); };
   EXPECT_EQ(task("image")->state(), assay::v1::TASK_SUCCEEDED) << farm_.Log(*id, "image");
   EXPECT_TRUE(absl::StrContains(farm_.Log(*id, "image"), "1\n")) << "the image's /etc/version";
