@@ -242,10 +242,10 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   caches_.Restore(assignment, staging, note, &cache_figures);
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
   const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
-  // Links to this host's copies only where nothing can change them behind the check: a step in the
-  // sandbox, without step caches (whose restore relies on inputs being newer than the cache).
-  const bool link = inputs_.links() && executor_->name() == "sandbox" && assignment.caches_size() == 0 &&
-                    ContainerFor(assignment.command()) == nullptr;
+  // Links to this host's copies only where nothing can change them behind the check (the worker has
+  // them only when its steps run in the sandbox: WorkerServer), and not for steps with step caches
+  // (whose restore relies on inputs being newer than the cache) or an image.
+  const bool link = inputs_.links() && assignment.caches_size() == 0 && ContainerFor(assignment.command()) == nullptr;
   auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known, link ? &after->links : nullptr)
                                  : input_root.status();
   if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
