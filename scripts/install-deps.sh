@@ -12,7 +12,7 @@ set -euo pipefail
 
 packages=(
   # build
-  cmake ninja-build g++ pkg-config ccache git
+  cmake ninja-build g++ lld pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev

@@ -9,11 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
+# Line tables only (-g1): sanitizer reports and perf still show files and lines, while objects are a
+# fifth of the size, so every stage compiles and links faster on CI's two cores.
+debug_info=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS_DEBUG="-g1")
 
 run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: which tests; $targets: what to build
   local dir=$1; shift
   echo "== configure $dir ($(date +%T))"
-  cmake -S . -B "$dir" -G Ninja -DASSAY_WERROR=ON -DASSAY_BUILD_BENCH=OFF "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DASSAY_WERROR=ON -DASSAY_BUILD_BENCH=OFF "${debug_info[@]}" "$@" >/dev/null
   echo "== build $dir ($(date +%T))"
   cmake --build "$dir" -j "$jobs" ${targets:+--target $targets}
   echo "== test $dir ($(date +%T))"
