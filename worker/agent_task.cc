@@ -12,8 +12,10 @@
 #include "absl/strings/str_replace.h"
 #include "common/base/byte_size.h"
 #include "common/base/file_util.h"
+#include "common/tree/safe_fs.h"
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
+#include "worker/rev2_outputs.h"
 #include "worker/step_output.h"
 #include "worker/step_settings.h"
 
@@ -67,12 +69,14 @@ absl::StatusOr<ExecRequest> StepRequest(const assay::v1::Assignment& assignment,
   ExecRequest request;
   request.argv.assign(command.arguments().begin(), command.arguments().end());
   const char* path = std::getenv("PATH");
-  request.env.emplace_back("PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  request.env.emplace_back("HOME", exec_dir.string());
-  request.env.emplace_back("TMPDIR", task_dir.string());
-  request.env.emplace_back("LANG", "C.UTF-8");
-  for (const auto& var : command.environment_variables()) request.env.emplace_back(var.name(), var.value());
+  request.env = StepEnvironment(command, {{"PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin"},
+                                          {"HOME", exec_dir.string()},
+                                          {"TMPDIR", task_dir.string()},
+                                          {"LANG", "C.UTF-8"}});
   request.workdir = exec_dir;
+  auto cwd = WorkingDirectoryOf(command);  // checked to be a directory there by PrepareTask
+  if (!cwd.ok()) return cwd.status();
+  request.cwd = std::move(*cwd);
   const auto& timeout = assignment.action().timeout();
   request.timeout = timeout.seconds() > 0 || timeout.nanos() > 0
                         ? absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos())
@@ -252,6 +256,13 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
   if (!fetched.ok()) {
     out->set_error(absl::StrCat("fetching inputs: ", fetched.status().message()));
+    return false;
+  }
+  // The working directory checked, and an REv2.0 command's output folders' parents made (REAPI).
+  auto exec_fd = OpenDirectory(files->exec_dir);
+  absl::Status outputs = exec_fd.ok() ? PrepareOutputParents(exec_fd->get(), assignment.command()) : exec_fd.status();
+  if (!outputs.ok()) {
+    out->set_error(absl::StrCat("preparing outputs: ", outputs.message()));
     return false;
   }
   {

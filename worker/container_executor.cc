@@ -100,7 +100,8 @@ std::vector<std::string> ContainerExecutor::RunCommand(const ExecRequest& reques
     args.push_back(absl::StrCat(k, "=", v));
   }
   args.insert(args.end(), {"--network", c.network ? "bridge" : "none", "--volume",
-                           absl::StrCat(request.workdir.string(), ":", kWorkDir), "--workdir", kWorkDir});
+                           absl::StrCat(request.workdir.string(), ":", kWorkDir), "--workdir",
+                           request.cwd.empty() ? std::string(kWorkDir) : absl::StrCat(kWorkDir, "/", request.cwd)});
   if (!c.user.empty()) args.insert(args.end(), {"--user", c.user});
   if (!c.cgroup_parent.empty()) {
     args.insert(args.end(), {"--cgroup-parent", c.cgroup_parent});  // the limits are the parent's

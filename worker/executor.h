@@ -40,7 +40,10 @@ class ConsoleHarness;  // common/console_harness.h
 struct ExecRequest {
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> env;
-  std::filesystem::path workdir;
+  std::filesystem::path workdir;  // the step's directory: the one bound or mounted for it
+  // Where the command starts, relative to `workdir` ("": `workdir` itself); REAPI's working_directory,
+  // checked beforehand to be a directory beneath it reached through no symlink.
+  std::string cwd;
   absl::Duration timeout = absl::Minutes(30);
   absl::Duration kill_grace = absl::Seconds(1);  // SIGTERM, then SIGKILL after this
   // cgroup.procs files the step joins before it starts (its resource limits, worker/cgroups.h).
@@ -104,8 +107,9 @@ class SandboxExecutor final : public Executor {
   std::string name() const override { return "sandbox"; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;
-  // The bwrap command line that runs `argv` in `workdir`.
-  static std::vector<std::string> Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir);
+  // The bwrap command line that runs `argv` in `workdir` (bound writable), starting in its `cwd`.
+  static std::vector<std::string> Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir,
+                                       const std::string& cwd = "");
 
  private:
   SandboxExecutor() = default;

@@ -15,7 +15,10 @@ namespace assay {
 
 struct CollectedOutputs {
   std::vector<reapi::OutputFile> files;        // path (relative to the work dir), digest, is_executable
-  std::vector<reapi::OutputSymlink> symlinks;  // path, target
+  std::vector<reapi::OutputSymlink> symlinks;  // path, target (REv2.0 commands: the output_file_symlinks)
+  // REv2.0 commands only (rev2_outputs.h): output_directories and output_directory_symlinks.
+  std::vector<reapi::OutputDirectory> directories;  // path, tree_digest
+  std::vector<reapi::OutputSymlink> directory_symlinks;
   std::vector<TreeBlob> uploads;               // the files' bytes, read beneath the work dir when uploaded
   std::vector<std::string> warnings;           // declared outputs that matched nothing
 };

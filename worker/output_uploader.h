@@ -1,5 +1,6 @@
 // A finished step's outputs into the coordinator's CAS: its declared outputs, collected beneath its
-// work directory without following symlinks (output_collector.h), their sizes (ELF sections too,
+// work directory without following symlinks (output_collector.h; rev2_outputs.h for REv2.0
+// commands' output_files and output_directories, with their Trees), their sizes (ELF sections too,
 // output_sizes.h) and its stdout and stderr files. Small blobs travel inline with the result (one
 // round trip fewer per step); the rest is uploaded first. Everything is also kept in this host's
 // cache, where the cell's next steps on this host read it.
@@ -27,8 +28,10 @@ class OutputUploader {
   // `local`: where the outputs are also kept for this host (InputFetcher::KeepLocally).
   OutputUploader(CasClient* cas, InputFetcher* local) : cas_(cas), local_(local) {}
 
-  // Fills `out`'s result (output files and symlinks, stdout/stderr digests, sizes, inline blobs) for
-  // `command` run in `exec_dir`, whose logs are in `task_dir`. The error is the task's, as reported.
+  // Fills `out`'s result (output files, directories and symlinks, stdout/stderr digests, sizes,
+  // inline blobs) for `command` run in `exec_dir` (its outputs relative to the command's working
+  // directory there; REv2.0 commands' as rev2_outputs.h says), whose logs are in `task_dir`. The
+  // error is the task's, as reported.
   absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
                       const std::filesystem::path& task_dir, assay::v1::TaskResult* out, const NoteFn& note);
 

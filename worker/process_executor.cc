@@ -177,7 +177,8 @@ class SupervisorStack {
 // for the signals the worker changed. Lives until the supervisor is reaped.
 class SpawnPlan {
  public:
-  explicit SpawnPlan(const ExecRequest& request) : workdir_(request.workdir.string()) {
+  explicit SpawnPlan(const ExecRequest& request)
+      : workdir_(request.cwd.empty() ? request.workdir.string() : (request.workdir / request.cwd).string()) {
     for (const auto& a : request.argv) argv_.push_back(const_cast<char*>(a.c_str()));
     argv_.push_back(nullptr);
     for (const auto& [k, v] : request.env) env_strings_.push_back(absl::StrCat(k, "=", v));

@@ -5,7 +5,9 @@
 
 namespace assay {
 
-std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir) {
+std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& argv, const std::filesystem::path& workdir,
+                                               const std::string& cwd) {
+  const std::string start = cwd.empty() ? workdir.string() : (workdir / cwd).string();
   std::vector<std::string> out = {
       kBwrap, "--die-with-parent", "--unshare-all",
       // The host's programs and libraries, read-only; merged-/usr symlinks for the rest.
@@ -17,7 +19,7 @@ std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& a
       "--ro-bind-try", "/etc/localtime", "/etc/localtime",
       "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
       // The step's own directory, writable, at the same path as on the host (after /tmp, which it may be under).
-      "--bind", workdir.string(), workdir.string(), "--chdir", workdir.string(), "--"};
+      "--bind", workdir.string(), workdir.string(), "--chdir", start, "--"};
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }
@@ -47,7 +49,7 @@ absl::StatusOr<ExecResult> SandboxExecutor::Run(const ExecRequest& request, cons
                                                 const CancelToken& cancel) {
   if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
   ExecRequest wrapped = request;
-  wrapped.argv = Wrap(request.argv, request.workdir);
+  wrapped.argv = Wrap(request.argv, request.workdir, request.cwd);
   return process_.Run(wrapped, output, cancel);
 }
 

@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/task/platform_properties.h"
@@ -56,6 +58,19 @@ OutputLimit OutputLimitFor(const reapi::Command& command) {
     if (p.name() == kOutputLimitFailsProperty) limit.fails = p.value() == "true";
   }
   return limit;
+}
+
+EnvironmentVars StepEnvironment(const reapi::Command& command, EnvironmentVars defaults) {
+  EnvironmentVars env = std::move(defaults);
+  for (const auto& var : command.environment_variables()) {
+    auto same = std::find_if(env.begin(), env.end(), [&](const auto& e) { return e.first == var.name(); });
+    if (same != env.end()) {
+      same->second = var.value();
+    } else {
+      env.emplace_back(var.name(), var.value());
+    }
+  }
+  return env;
 }
 
 }  // namespace assay

@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "build/bazel/remote/execution/v2/remote_execution.pb.h"
@@ -27,5 +29,11 @@ struct OutputLimit {
   bool fails = false;
 };
 OutputLimit OutputLimitFor(const reapi::Command& command);
+
+using EnvironmentVars = std::vector<std::pair<std::string, std::string>>;
+// The step's environment: the worker's `defaults` (PATH, HOME, TMPDIR, LANG) with the Command's
+// variables over them, one entry per name (the last value wins), in first-seen order: a Bazel
+// Command carries its own PATH, which must be the one the step sees.
+EnvironmentVars StepEnvironment(const reapi::Command& command, EnvironmentVars defaults);
 
 }  // namespace assay
