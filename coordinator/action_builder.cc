@@ -112,15 +112,33 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   return action_digest;
 }
 
+absl::StatusOr<Digest> ActionBuilder::Load(const assay::v1::Task& task, reapi::Action* action,
+                                           reapi::Command* command) const {
+  auto read = [this](const reapi::Digest& proto, const char* what, google::protobuf::Message* message) -> absl::Status {
+    auto digest = Digest::FromProto(proto);
+    if (!digest.ok()) return digest.status();
+    auto bytes = blobs_->Get(*digest);
+    if (!bytes.ok()) return Annotate(bytes.status(), absl::StrCat("reading the ", what));
+    if (!message->ParseFromString(*bytes)) return absl::DataLossError(absl::StrCat("the ", what, " does not parse"));
+    return absl::OkStatus();
+  };
+  if (absl::Status s = read(task.action_digest(), "action", action); !s.ok()) return s;
+  if (absl::Status s = read(action->command_digest(), "command", command); !s.ok()) return s;
+  return Digest::FromProto(task.action_digest());
+}
+
 ActionBuilder::Prepared ActionBuilder::Prepare(const Work& work) const {
   Prepared out;
-  auto action_digest = Build(work, &out.action, &out.command);
+  // A remote action is the client's own, as it sent it (checked by ExecuteIntake); Execute consulted
+  // the action cache already.
+  const bool remote = work.task.spec().remote();
+  auto action_digest = remote ? Load(work.task, &out.action, &out.command) : Build(work, &out.action, &out.command);
   if (!action_digest.ok()) {
     out.status = action_digest.status();
     return out;
   }
   out.action_digest = *action_digest;
-  if (work.task.spec().cache()) {
+  if (work.task.spec().cache() && !remote) {
     auto cached = action_cache_->Get("", *action_digest);
     if (cached.ok()) {
       // The logs of the run that produced the result: one note standing for its stdout and stderr,

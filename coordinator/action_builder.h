@@ -57,6 +57,8 @@ class ActionBuilder {
   Prepared Prepare(const Work& work) const;
   // The Action and Command, stored in the CAS; returns the action digest (the cache key).
   absl::StatusOr<Digest> Build(const Work& work, reapi::Action* action, reapi::Command* command) const;
+  // A remote action's Action and Command, read from the CAS (Task.action_digest).
+  absl::StatusOr<Digest> Load(const assay::v1::Task& task, reapi::Action* action, reapi::Command* command) const;
   // The action, the command and every blob of the input tree; with `tree`, also the tree's
   // directories (cleared if they add up to more than kInlineTreeBytes).
   std::vector<Digest> InputDigests(const reapi::Action& action, const Digest& action_digest,

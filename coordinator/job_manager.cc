@@ -87,6 +87,7 @@ absl::Status JobManager::Recover() {
       dispatcher_.SetJobPolicy(number, entry->job.priority(), entry->job.max_parallel());
       jobs_[number] = std::move(entry);
       if (!raw->job.submit_request_id().empty()) submissions_[raw->job.submit_request_id()] = number;
+      RecoverRemoteLocked(raw);
       if (raw->cancel_requested) continue;
       for (Task& task : *raw->job.mutable_tasks()) {
         if (task.state() == assay::v1::TASK_PENDING && task.attempt() > 0) {
@@ -311,7 +312,8 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
   const JobOutcome outcome = Outcome(entry->job, entry->cancel_requested);
   bool job_changed = entry->job.tasks_done() != outcome.done;
   entry->job.set_tasks_done(outcome.done);
-  if (outcome.final_state.has_value() && !IsFinal(entry->job.state())) {
+  // An open job (remote actions) takes more tasks: it ends once idle (CloseIdleJobsLocked).
+  if (outcome.final_state.has_value() && !IsFinal(entry->job.state()) && !entry->job.open()) {
     entry->job.set_state(*outcome.final_state);
     entry->job.set_finished_at_ms(UnixMillis(clock_->Now()));
     job_changed = true;
@@ -348,6 +350,7 @@ void JobManager::FinishTaskLocked(JobEntry* entry, Task* task, TaskState state, 
   entry->awaiting_worker.erase(task->index());
   tasks_finished_[{assay::v1::TaskState_Name(state), task->cached()}]++;
   dispatcher_.Forget(TaskKey{entry->number, task->index()});
+  if (task->spec().remote()) ForgetInFlightLocked(*entry, *task);
   if (state == assay::v1::TASK_SKIPPED || state == assay::v1::TASK_CANCELLED) {
     if (!task->message().empty()) SystemLogLocked(entry, *task, task->message());
   }

@@ -30,6 +30,7 @@
 #include "coordinator/action_cache.h"
 #include "coordinator/baseline.h"
 #include "coordinator/dispatcher.h"
+#include "coordinator/execute_intake.h"
 #include "coordinator/group_commit.h"
 #include "coordinator/intake.h"
 #include "coordinator/job_store.h"
@@ -56,6 +57,9 @@ class JobManager {
     absl::Duration unschedulable_grace = absl::Minutes(5);
     StepCacheStore* step_caches = nullptr;  // the farm's step caches (`caches:`); null: none restored or saved
     Notifier* notifier = nullptr;           // tells `notify:` targets of job events; null: no targets configured
+    // A job of remote actions (a Bazel invocation) ends once it has been idle this long: every task
+    // final and none added.
+    absl::Duration remote_job_idle = absl::Seconds(30);
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).
@@ -73,6 +77,19 @@ class JobManager {
   // whole from the store (and `*version` is 0 again).
   absl::StatusOr<assay::v1::Job> GetJobChanges(const std::string& id, uint64_t* version);
   absl::StatusOr<std::vector<assay::v1::Job>> ListJobs(int limit);
+  // One task of a job, once its last change is written (an Execute's operation).
+  absl::StatusOr<assay::v1::Task> GetTask(const std::string& id, int32_t index);
+
+  // --- remote execution (REAPI Execute, docs/bazel.md)
+  struct ExecuteTicket {
+    std::string job_id;
+    int32_t index = 0;
+    bool joined = false;  // an identical action was already queued or running: this joins it
+  };
+  // Makes the checked action (ExecuteIntake) a task of its invocation's open job (created on its
+  // first action), or joins the identical action in flight (unless do_not_cache). FAILED_PRECONDITION
+  // when no worker connected or recently seen offers the required labels (naming the closest).
+  absl::StatusOr<ExecuteTicket> Execute(const RemoteAction& action);
   absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
   // Calls `on_change` after every change of the job is written (the job's state, its tasks, new log
   // chunks), and about once a second while it is unfinished, so durations shown stay current.
@@ -145,6 +162,7 @@ class JobManager {
     // change, so a watcher is sent only what it has not seen (GetJobChanges). 0 is "nothing seen".
     uint64_t version = 1;
     std::vector<uint64_t> task_versions;
+    int64_t last_added_ms = 0;  // an open job: when its last task was added (it closes once idle)
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
@@ -176,6 +194,7 @@ class JobManager {
   // What taking a result leaves to do once the lock is released.
   struct ResultEffects {
     std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;  // for the action cache
+    std::string cache_instance;                                       // under this instance name
     std::string pipeline, branch, job_id, task_id;                    // whose step caches these are
     std::vector<assay::v1::SavedStepCache> caches;                    // step caches to record
   };
@@ -287,6 +306,14 @@ class JobManager {
   void AppendLogLocked(JobEntry* entry, const assay::v1::Task& task, assay::v1::LogChunk chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetireFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remote execution's parts (job_manager_execute.cc): the task for an action, appended to `entry`;
+  // a remote task that is final leaves the in-flight table; idle open jobs end (from Tick).
+  ExecuteTicket AddRemoteTaskLocked(JobEntry* entry, const RemoteAction& action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::unique_ptr<JobEntry> NewRemoteJobLocked(uint64_t number, const RemoteAction& action)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetInFlightLocked(const JobEntry& entry, const assay::v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecoverRemoteLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseIdleJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
   BlobStore* const blobs_;
@@ -320,6 +347,10 @@ class JobManager {
   std::map<std::string, int64_t> jobs_finished_ ABSL_GUARDED_BY(mu_);
   LatencyHistogram heartbeat_latency_;
   std::map<std::pair<std::string, bool>, int64_t> tasks_finished_ ABSL_GUARDED_BY(mu_);
+  // Remote actions queued or running, by instance name and action digest, for joining (not those
+  // with do_not_cache); and each open job by its RequestMetadata.tool_invocation_id.
+  absl::flat_hash_map<std::string, TaskKey> in_flight_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint64_t> invocations_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace assay

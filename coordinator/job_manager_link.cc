@@ -145,7 +145,7 @@ absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResu
 void JobManager::ApplyResultEffects(const ResultEffects& effects) {
   // The action cache and the step caches are written after the task's state, outside the lock.
   if (effects.to_cache.has_value()) {
-    absl::Status s = action_cache_->Put("", effects.to_cache->first, effects.to_cache->second);
+    absl::Status s = action_cache_->Put(effects.cache_instance, effects.to_cache->first, effects.to_cache->second);
     if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", effects.job_id, effects.task_id, s.message());
   }
   for (const assay::v1::SavedStepCache& saved : effects.caches) {
@@ -262,6 +262,7 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
   if (decision.cacheable) {
     auto digest = Digest::FromProto(task->action_digest());
     if (digest.ok()) effects->to_cache.emplace(*digest, result.result());
+    effects->cache_instance = task->spec().instance_name();
   }
   task->set_flaky(decision.flaky);
   if (decision.flaky) {

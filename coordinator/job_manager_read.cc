@@ -1,9 +1,10 @@
 // JobManager's reads of jobs for the API: a job whole or without its tasks, the changes a watcher
-// has not seen (WatchJob with changes_only), the newest jobs.
+// has not seen (WatchJob with changes_only), one task (an Execute's operation), the newest jobs.
 #include <functional>
 #include <optional>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "coordinator/job_manager.h"
 
 namespace assay {
@@ -54,6 +55,19 @@ absl::StatusOr<Job> JobManager::GetJobChanges(const std::string& id, uint64_t* v
     *version = entry.version;
     return job;
   });
+}
+
+absl::StatusOr<Task> JobManager::GetTask(const std::string& id, int32_t index) {
+  auto job = ReadJob(id, /*with_tasks=*/true, [index](JobEntry& entry) {
+    Job one = WithoutTasks(entry.job);
+    if (index >= 0 && index < entry.job.tasks_size()) *one.add_tasks() = entry.job.tasks(index);
+    return one;
+  });
+  if (!job.ok()) return job.status();
+  for (const Task& task : job->tasks()) {
+    if (task.index() == index) return task;
+  }
+  return absl::NotFoundError(absl::StrCat("job ", id, " has no task ", index));
 }
 
 absl::StatusOr<std::vector<Job>> JobManager::ListJobs(int limit) {

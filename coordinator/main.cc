@@ -59,6 +59,20 @@ void AddStepCacheFlags(CLI::App& app, std::string* budget, assay::StepCacheStore
       ->capture_default_str();
 }
 
+// --- remote execution (docs/bazel.md)
+void AddRemoteExecutionFlags(CLI::App& app, assay::CoordinatorServer::Options* options) {
+  app.add_option_function<double>(
+         "--max-action-timeout-seconds", [options](double s) { options->max_action_timeout = absl::Seconds(s); },
+         "the longest Action.timeout an Execute may ask (a test's --test_timeout); longer: INVALID_ARGUMENT")
+      ->default_str("3600")
+      ->check(CLI::Range(1.0, 7.0 * 86400));
+  app.add_option_function<double>(
+         "--remote-job-idle-seconds", [options](double s) { options->jobs.remote_job_idle = absl::Seconds(s); },
+         "a Bazel invocation's job ends after this long with nothing running and no new action")
+      ->default_str("30")
+      ->check(CLI::Range(0.1, 86400.0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,6 +125,7 @@ int main(int argc, char** argv) {
   app.add_option("--notify-config", options.notify_config,
                  "notification targets (webhooks, GitHub/GitLab commit statuses) that pipelines' `notify:` may name "
                  "(docs/operations.md, \"Notifications\")");
+  AddRemoteExecutionFlags(app, &options);
   CLI11_PARSE(app, argc, argv);
   if (auto budget = assay::ParseSize(step_cache_budget); budget.ok()) {
     options.step_caches.budget_bytes = *budget;

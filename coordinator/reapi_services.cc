@@ -44,7 +44,7 @@ grpc::Status CapabilitiesService::GetCapabilities(grpc::ServerContext*, const re
   cache->set_symlink_absolute_path_strategy(reapi::SymlinkAbsolutePathStrategy::DISALLOWED);
   auto* exec = response->mutable_execution_capabilities();
   exec->set_digest_function(reapi::DigestFunction::SHA256);
-  exec->set_exec_enabled(false);
+  exec->set_exec_enabled(true);  // Execute runs actions on the workers (docs/bazel.md)
   response->mutable_low_api_version()->set_major(2);
   response->mutable_high_api_version()->set_major(2);
   response->mutable_high_api_version()->set_minor(0);

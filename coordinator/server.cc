@@ -57,6 +57,9 @@ absl::Status CoordinatorServer::Start(const Options& options) {
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<ThreadPool>(4);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
+  execute_intake_ = std::make_unique<ExecuteIntake>(blob_stack_.store(), options.max_action_timeout);
+  execution_service_ = std::make_unique<ExecutionService>(jobs_.get(), action_cache_.get(), execute_intake_.get(),
+                                                          watch_executor_.get());
 
   if (absl::Status s = StartMetrics(options); !s.ok()) return s;
   // gRPC's standard health service (load balancers, Kubernetes probes, `assay health`) and server
@@ -69,7 +72,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   builder.SetMaxSendMessageSize(16 << 20);
   for (grpc::Service* service : std::initializer_list<grpc::Service*>{
            capabilities_service_.get(), cas_service_.get(), ac_service_.get(), bytestream_service_.get(),
-           jobs_service_.get(), admin_service_.get(), worker_link_service_.get()}) {
+           jobs_service_.get(), admin_service_.get(), worker_link_service_.get(), execution_service_.get()}) {
     builder.RegisterService(service);
   }
   server_ = builder.BuildAndStart();

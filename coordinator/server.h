@@ -20,6 +20,7 @@
 #include "common/security/security.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/admin_service.h"
+#include "coordinator/execution_service.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
 #include "coordinator/jobs_service.h"
@@ -51,6 +52,8 @@ class CoordinatorServer {
     std::string log_retention = "90d";
     StepCacheStore::Options step_caches;  // --step-cache-budget, --default-branch
     std::string notify_config;            // --notify-config: notification targets (notify_config.h); "": none
+    // REAPI Execute (docs/bazel.md): the longest Action.timeout accepted; a longer one is INVALID_ARGUMENT.
+    absl::Duration max_action_timeout = absl::Hours(1);
   };
 
   CoordinatorServer() = default;
@@ -88,6 +91,8 @@ class CoordinatorServer {
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<ThreadPool> link_executor_;
   std::unique_ptr<WorkerLinkService> worker_link_service_;
+  std::unique_ptr<ExecuteIntake> execute_intake_;
+  std::unique_ptr<ExecutionService> execution_service_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

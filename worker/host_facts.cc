@@ -68,6 +68,11 @@ std::vector<std::string> DetectLabels(const std::string& executor) {
   ::uname(&u);
   std::vector<std::string> labels = {"os=linux", absl::StrCat("arch=", u.machine), absl::StrCat("executor=", executor),
                                      absl::StrCat("host=", Hostname())};
+  // The REAPI platform lexicon's names, which Bazel's exec properties use (docs/bazel.md).
+  const std::string machine = u.machine;
+  const std::string isa = machine == "x86_64" ? "x86-64" : machine == "aarch64" ? "arm-a64" : machine;
+  labels.push_back("OSFamily=Linux");
+  labels.push_back(absl::StrCat("ISA=", isa));
   for (std::string& emulator : DetectEmulators()) labels.push_back(std::move(emulator));
   return labels;
 }

@@ -17,7 +17,8 @@ namespace assay {
 namespace {
 
 constexpr std::array<absl::string_view, kScopeCount> kScopeNames = {"submit",  "read",       "admin",
-                                                                    "worker",  "cache-read", "cache-write"};
+                                                                    "worker",  "cache-read", "cache-write",
+                                                                    "execute"};
 
 const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
   static const auto* table = [] {
@@ -38,6 +39,8 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/assay.v1.Admin/SetWorkerState", {Scope::kAdmin}},
         {"/assay.v1.WorkerLink/Connect", {Scope::kWorker}},
         {reapi + "Capabilities/GetCapabilities", ScopeSet::All()},
+        {reapi + "Execution/Execute", {Scope::kExecute}},
+        {reapi + "Execution/WaitExecution", {Scope::kExecute}},
         {reapi + "ContentAddressableStorage/FindMissingBlobs", {Scope::kCacheRead, Scope::kCacheWrite}},
         {reapi + "ContentAddressableStorage/BatchUpdateBlobs", write_cache},
         {reapi + "ContentAddressableStorage/BatchReadBlobs", read_cache},

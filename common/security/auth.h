@@ -9,6 +9,8 @@
 //   worker       WorkerLink.Connect
 //   cache-read   CAS BatchReadBlobs/GetTree, ActionCache.GetActionResult, ByteStream.Read
 //   cache-write  CAS BatchUpdateBlobs, ActionCache.UpdateActionResult, ByteStream.Write/QueryWriteStatus
+//   execute      Execution.Execute, WaitExecution (remote execution: Bazel's actions run on the workers;
+//                its inputs still need cache-write, its results cache-read)
 //   FindMissingBlobs takes cache-read or cache-write; Capabilities takes any scope.
 #pragma once
 
@@ -25,8 +27,8 @@
 
 namespace assay {
 
-enum class Scope : uint8_t { kSubmit, kRead, kAdmin, kWorker, kCacheRead, kCacheWrite };
-inline constexpr int kScopeCount = 6;
+enum class Scope : uint8_t { kSubmit, kRead, kAdmin, kWorker, kCacheRead, kCacheWrite, kExecute };
+inline constexpr int kScopeCount = 7;
 
 // A set of scopes as bits.
 class ScopeSet {

@@ -7,35 +7,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/digest/digest.h"
+#include "tests/integration/bazel_workspace.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
 namespace {
 namespace fs = std::filesystem;
-
-struct BuildStats {
-  int processes = 0;
-  int remote_hits = 0;
-  int local = 0;
-};
-
-// "INFO: 7 processes: 3 remote cache hit, 4 internal." (and "3 linux-sandbox", "3 local", ...)
-BuildStats ParseStats(const std::string& output) {
-  BuildStats stats;
-  std::smatch m;
-  std::regex line(R"(INFO: (\d+) processes?: ([^\n]*)\.)");
-  if (!std::regex_search(output, m, line)) return stats;
-  stats.processes = std::stoi(m[1]);
-  std::string parts = m[2];
-  std::regex part(R"((\d+) ([a-z -]+))");
-  for (auto it = std::sregex_iterator(parts.begin(), parts.end(), part); it != std::sregex_iterator(); ++it) {
-    int n = std::stoi((*it)[1]);
-    std::string kind = (*it)[2];
-    if (kind == "remote cache hit") stats.remote_hits = n;
-    if (kind == "linux-sandbox" || kind == "local" || kind == "processwrapper-sandbox") stats.local += n;
-  }
-  return stats;
-}
 
 class BazelTest : public ::testing::Test {
  protected:
@@ -43,19 +20,9 @@ class BazelTest : public ::testing::Test {
     ASSERT_TRUE(fs::exists("/usr/bin/bazel")) << "bazel-bootstrap is not installed (scripts/install-deps.sh installs it)";
     farm_.StartCoordinator();
     root_ = farm_.dir() / "bazel";
-    // Offline, @rules_cc is a local repository that re-exports the native rules (see FACTS).
-    std::map<std::string, std::string> rules = {
-        {"rules_cc/WORKSPACE", "workspace(name = \"rules_cc\")\n"},
-        {"rules_cc/BUILD", ""},
-        {"rules_cc/cc/BUILD", "exports_files([\"defs.bzl\"])\n"},
-        {"rules_cc/cc/defs.bzl",
-         "cc_binary = native.cc_binary\ncc_library = native.cc_library\ncc_test = native.cc_test\n"
-         "cc_import = native.cc_import\ncc_proto_library = native.cc_proto_library\n"
-         "cc_toolchain = native.cc_toolchain\ncc_toolchain_suite = native.cc_toolchain_suite\n"
-         "fdo_profile = native.fdo_profile\nfdo_prefetch_hints = native.fdo_prefetch_hints\n"
-         "objc_library = native.objc_library\nobjc_import = native.objc_import\n"},
-        {"ws/WORKSPACE", ""},
-    };
+    std::map<std::string, std::string> rules = OfflineRepositories();
+    rules["ws/WORKSPACE"] = "";
+
     std::string srcs, build = "cc_library(\n    name = \"lib\",\n    srcs = [";
     std::string main = "#include <cstdio>\n";
     for (int i = 0; i < 12; ++i) {
@@ -84,12 +51,10 @@ class BazelTest : public ::testing::Test {
   }
 
   RunResult Build(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"build",
-                                     "--override_repository=rules_java=/usr/share/bazel/rules/java",
-                                     "--override_repository=rules_cc=" + (root_ / "rules_cc").string(),
-                                     "--nosandbox_debug",
-                                     "--remote_cache=grpc://" + farm_.address(),
-                                     "//:app"};
+    std::vector<std::string> args = {"build"};
+    for (const std::string& flag : OfflineFlags(root_.string())) args.push_back(flag);
+    args.push_back("--remote_cache=grpc://" + farm_.address());
+    args.push_back("//:app");
     args.insert(args.end() - 1, extra.begin(), extra.end());
     return Bazel(args);
   }

@@ -60,7 +60,7 @@ TEST_F(TokenFileTest, BadLinesNameFileAndLine) {
   for (const Case& c : std::vector<Case>{
            {"# comment\nshort read\n", "tokens:2: token is shorter than 16"},
            {"0123456789abcdef0123 read,deploy\n", "tokens:1: unknown scope 'deploy' (scopes: submit, read, admin, "
-                                                     "worker, cache-read, cache-write)"},
+                                                     "worker, cache-read, cache-write, execute)"},
            {"\n0123456789abcdef0123\n", "tokens:2: token has no scopes"},
            {"0123456789abcdef0123 read, submit\n", "tokens:1: unexpected 'submit'"},
            {"0123456789abcdef0123 read\n0123456789abcdef0123 admin\n", "tokens:2: this token is listed twice"},
@@ -137,7 +137,7 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
   const std::set<std::string> services = {
       "assay.v1.Jobs", "assay.v1.Admin", "assay.v1.WorkerLink", "build.bazel.remote.execution.v2.Capabilities",
       "build.bazel.remote.execution.v2.ContentAddressableStorage", "build.bazel.remote.execution.v2.ActionCache",
-      "google.bytestream.ByteStream"};
+      "build.bazel.remote.execution.v2.Execution", "google.bytestream.ByteStream"};
   std::set<std::string> served;
   for (const google::protobuf::FileDescriptor* file :
        {assay::v1::SubmitRequest::descriptor()->file(), assay::v1::ListWorkersRequest::descriptor()->file(),
@@ -151,11 +151,13 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
       }
     }
   }
-  EXPECT_EQ(served.size(), 23u);
+  EXPECT_EQ(served.size(), 25u);
   std::vector<std::string> known = KnownMethods();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), served);
   for (const std::string& method : served) EXPECT_TRUE(MethodScopes(method).has_value()) << method;
-  EXPECT_FALSE(MethodScopes("/build.bazel.remote.execution.v2.Execution/Execute").has_value());
+  EXPECT_EQ(MethodScopes("/build.bazel.remote.execution.v2.Execution/Execute"), ScopeSet{Scope::kExecute});
+  EXPECT_EQ(MethodScopes("/build.bazel.remote.execution.v2.Execution/WaitExecution"), ScopeSet{Scope::kExecute});
+  EXPECT_FALSE(MethodScopes("/build.bazel.remote.execution.v2.Execution/Nonexistent").has_value());
   EXPECT_EQ(MethodScopes("/google.bytestream.ByteStream/Write"), ScopeSet{Scope::kCacheWrite});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/Submit"), ScopeSet{Scope::kSubmit});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListStepCaches"), ScopeSet{Scope::kRead});
