@@ -1,5 +1,6 @@
 #include "coordinator/execution_service.h"
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,6 +97,7 @@ class OperationStream final : public PushStream<Operation> {
       spdlog::debug("execute {}: operation {} ({})", action->action_digest.ToString(),
                     OperationName(ticket->job_id, ticket->index), ticket->joined ? "joined" : "queued");
       announce_queued_ = true;
+      following_ = true;  // Execute counted this stream as the task's follower
       Follow(ticket->job_id, ticket->index);
     });
   }
@@ -107,7 +109,18 @@ class OperationStream final : public PushStream<Operation> {
     Start();
   }
 
+  // WaitExecution: this stream follows the task from now (an abandoned task is cancelled).
+  void Resume(const std::string& job, int32_t index) {
+    jobs()->FollowRemoteTask(job, index, /*following=*/true);
+    following_ = true;
+    Follow(job, index);
+  }
+
  protected:
+  void OnStreamEnded() override {
+    if (following_) jobs()->FollowRemoteTask(job_id(), index_, /*following=*/false);
+  }
+
   Batch<Operation> Read() override {
     Batch<Operation> batch;
     if (cached_.has_value()) {
@@ -150,6 +163,7 @@ class OperationStream final : public PushStream<Operation> {
   std::string name_;
   std::optional<Operation> cached_;  // an action-cache hit: the one message
   bool announce_queued_ = false;     // an Execute (not a WaitExecution): the first Operation is QUEUED
+  std::atomic<bool> following_{false};  // counted among the task's followers (FollowRemoteTask)
   reapi::ExecutionStage::Value sent_ = reapi::ExecutionStage::UNKNOWN;  // used by one read at a time
 };
 
@@ -215,7 +229,7 @@ grpc::ServerWriteReactor<Operation>* ExecutionService::WaitExecution(grpc::Callb
     stream->FinishUnstarted(grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no operation ", request->name())));
     return stream;
   }
-  stream->Follow(job, index);
+  stream->Resume(job, index);
   return stream;
 }
 

@@ -146,18 +146,20 @@ absl::StatusOr<Job> JobManager::CancelLocked(Section* section, JobEntry* entry) 
 }
 
 void JobManager::CancelTasksLocked(JobEntry* entry, const std::string& reason) {
-  for (Task& task : *entry->job.mutable_tasks()) {
-    if (IsFinal(task.state())) continue;
-    TaskKey key{entry->number, task.index()};
-    if (task.state() == assay::v1::TASK_QUEUED) dispatcher_.Dequeue(key);
-    if (task.state() == assay::v1::TASK_RUNNING) {
-      if (auto session = dispatcher_.SessionOf(task.worker())) {
-        SendLocked(session, CancelMessage(entry->job, task, /*lease_id=*/"", reason));
-      }
-      // The slot stays taken until the worker reports the task ended (or the lease expires).
+  for (Task& task : *entry->job.mutable_tasks()) CancelTaskLocked(entry, &task, reason);
+}
+
+void JobManager::CancelTaskLocked(JobEntry* entry, Task* task, const std::string& reason) {
+  if (IsFinal(task->state())) return;
+  TaskKey key{entry->number, task->index()};
+  if (task->state() == assay::v1::TASK_QUEUED) dispatcher_.Dequeue(key);
+  if (task->state() == assay::v1::TASK_RUNNING) {
+    if (auto session = dispatcher_.SessionOf(task->worker())) {
+      SendLocked(session, CancelMessage(entry->job, *task, /*lease_id=*/"", reason));
     }
-    FinishTaskLocked(entry, &task, assay::v1::TASK_CANCELLED, reason);
+    // The slot stays taken until the worker reports the task ended (or the lease expires).
   }
+  FinishTaskLocked(entry, task, assay::v1::TASK_CANCELLED, reason);
 }
 
 absl::StatusOr<uint64_t> JobManager::AddWatcher(const std::string& id, std::function<void(bool)> on_change) {

@@ -60,6 +60,8 @@ class JobManager {
     // A job of remote actions (a Bazel invocation) ends once it has been idle this long: every task
     // final and none added.
     absl::Duration remote_job_idle = absl::Seconds(30);
+    // A remote action no Execute or WaitExecution stream has followed for this long is cancelled.
+    absl::Duration remote_abandoned_grace = absl::Seconds(60);
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).
@@ -90,6 +92,9 @@ class JobManager {
   // first action), or joins the identical action in flight (unless do_not_cache). FAILED_PRECONDITION
   // when no worker connected or recently seen offers the required labels (naming the closest).
   absl::StatusOr<ExecuteTicket> Execute(const RemoteAction& action);
+  // A stream follows the remote task (WaitExecution; Execute's own stream is counted by Execute), or
+  // stopped following it. A task nobody follows is cancelled after `remote_abandoned_grace`.
+  void FollowRemoteTask(const std::string& job_id, int32_t index, bool following);
   absl::StatusOr<assay::v1::Job> Cancel(const std::string& id);
   // Calls `on_change` after every change of the job is written (the job's state, its tasks, new log
   // chunks), and about once a second while it is unfinished, so durations shown stay current.
@@ -178,6 +183,8 @@ class JobManager {
                                          const std::function<assay::v1::Job(JobEntry&)>& read) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every unfinished task of the job as CANCELLED with `reason`, killing running ones.
   void CancelTasksLocked(JobEntry* entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelTaskLocked(JobEntry* entry, assay::v1::Task* task, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* ActiveLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves PENDING tasks whose needs are settled, and finishes the job when every task is final.
   void AdvanceLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -314,6 +321,8 @@ class JobManager {
   void ForgetInFlightLocked(const JobEntry& entry, const assay::v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecoverRemoteLocked(JobEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseIdleJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FollowLocked(TaskKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelAbandonedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
   BlobStore* const blobs_;
@@ -351,6 +360,9 @@ class JobManager {
   // with do_not_cache); and each open job by its RequestMetadata.tool_invocation_id.
   absl::flat_hash_map<std::string, TaskKey> in_flight_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> invocations_ ABSL_GUARDED_BY(mu_);
+  // How many streams follow each unfinished remote task; since when none has (to cancel it).
+  absl::flat_hash_map<TaskKey, int> followers_ ABSL_GUARDED_BY(mu_);
+  std::map<TaskKey, int64_t> abandoned_since_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace assay

@@ -45,6 +45,7 @@ absl::StatusOr<JobManager::ExecuteTicket> JobManager::Execute(const RemoteAction
     if (auto it = in_flight_.find(key); may_join && it != in_flight_.end()) {
       if (JobEntry* entry = ActiveLocked(it->second.job)) {
         section.NeedWritten(*entry);
+        FollowLocked(it->second);
         return ExecuteTicket{entry->job.id(), it->second.index, /*joined=*/true};
       }
     }
@@ -128,6 +129,7 @@ JobManager::ExecuteTicket JobManager::AddRemoteTaskLocked(JobEntry* entry, const
   entry->last_added_ms = UnixMillis(clock_->Now());
   const Task& added = entry->job.tasks(index);
   if (spec->cache()) in_flight_[InFlightKey(added)] = TaskKey{entry->number, index};
+  FollowLocked(TaskKey{entry->number, index});
   PersistLocked(entry, added, /*job_changed=*/true);
   AdvanceLocked(entry);  // ready at once (no needs): prepared as the section ends
   DispatchLocked();
@@ -135,6 +137,8 @@ JobManager::ExecuteTicket JobManager::AddRemoteTaskLocked(JobEntry* entry, const
 }
 
 void JobManager::ForgetInFlightLocked(const JobEntry& entry, const Task& task) {
+  followers_.erase(TaskKey{entry.number, task.index()});
+  abandoned_since_.erase(TaskKey{entry.number, task.index()});
   auto it = in_flight_.find(InFlightKey(task));
   if (it != in_flight_.end() && it->second == TaskKey{entry.number, task.index()}) in_flight_.erase(it);
 }
@@ -145,9 +149,53 @@ void JobManager::RecoverRemoteLocked(JobEntry* entry) {
   invocations_[label == entry->job.labels().end() ? "" : label->second] = entry->number;
   entry->last_added_ms = UnixMillis(clock_->Now());  // idle from now: its client may come back
   for (const Task& task : entry->job.tasks()) {
-    if (task.spec().remote() && task.spec().cache() && !IsFinal(task.state())) {
-      in_flight_[InFlightKey(task)] = TaskKey{entry->number, task.index()};
+    if (!task.spec().remote() || IsFinal(task.state())) continue;
+    if (task.spec().cache()) in_flight_[InFlightKey(task)] = TaskKey{entry->number, task.index()};
+    // Its client's stream broke with the restart: it has the grace period to WaitExecution again.
+    abandoned_since_[TaskKey{entry->number, task.index()}] = entry->last_added_ms;
+  }
+}
+
+void JobManager::FollowRemoteTask(const std::string& job_id, int32_t index, bool following) {
+  auto number = ParseJobId(job_id);
+  if (!number.ok()) return;
+  Decide([&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    JobEntry* entry = ActiveLocked(*number);
+    if (entry == nullptr || index < 0 || index >= entry->job.tasks_size()) return;
+    if (IsFinal(entry->job.tasks(index).state())) return;
+    const TaskKey key{*number, index};
+    if (following) {
+      FollowLocked(key);
+      return;
     }
+    auto it = followers_.find(key);
+    if (it == followers_.end() || --it->second > 0) return;
+    followers_.erase(it);
+    abandoned_since_[key] = UnixMillis(clock_->Now());
+  });
+}
+
+void JobManager::FollowLocked(TaskKey key) {
+  ++followers_[key];
+  abandoned_since_.erase(key);
+}
+
+void JobManager::CancelAbandonedLocked() {
+  const int64_t now = UnixMillis(clock_->Now());
+  const int64_t grace = absl::ToInt64Milliseconds(options_.remote_abandoned_grace);
+  std::vector<TaskKey> due;
+  for (const auto& [key, since] : abandoned_since_) {
+    if (now - since >= grace) due.push_back(key);
+  }
+  for (const TaskKey& key : due) {
+    abandoned_since_.erase(key);
+    JobEntry* entry = ActiveLocked(key.job);
+    if (entry == nullptr || key.index >= entry->job.tasks_size()) continue;
+    CancelTaskLocked(entry, entry->job.mutable_tasks(key.index),
+                     absl::StrCat("cancelled: no client has waited for this action for ",
+                                  absl::FormatDuration(options_.remote_abandoned_grace),
+                                  " (every Execute and WaitExecution stream of it ended)"));
+    AdvanceLocked(entry);
   }
 }
 

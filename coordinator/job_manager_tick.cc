@@ -18,6 +18,7 @@ void JobManager::Tick() {
         if (!IsFinal(entry->job.state())) watchers_.Poke(number);
       }
       FailUnschedulableLocked();
+      CancelAbandonedLocked();
       CloseIdleJobsLocked();
     }
     ExpireLeasesLocked();

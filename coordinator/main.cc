@@ -71,6 +71,11 @@ void AddRemoteExecutionFlags(CLI::App& app, assay::CoordinatorServer::Options* o
          "a Bazel invocation's job ends after this long with nothing running and no new action")
       ->default_str("30")
       ->check(CLI::Range(0.1, 86400.0));
+  app.add_option_function<double>(
+         "--remote-abandoned-seconds", [options](double s) { options->jobs.remote_abandoned_grace = absl::Seconds(s); },
+         "a Bazel action no client has waited for this long (every Execute and WaitExecution stream ended) is cancelled")
+      ->default_str("60")
+      ->check(CLI::Range(0.1, 86400.0));
 }
 
 }  // namespace

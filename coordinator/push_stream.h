@@ -117,12 +117,15 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
       watcher = watcher_;
     }
     if (watcher != 0) jobs_->RemoveWatcher(job_id_, watcher);
+    OnStreamEnded();
     Unref();
   }
 
  protected:
   // Reads what is new; runs on the executor, never two at once for one stream.
   virtual Batch<Message> Read() = 0;
+  // The stream is over (gRPC's OnDone), however it ended.
+  virtual void OnStreamEnded() {}
   JobManager* jobs() { return jobs_; }
   ThreadPool* executor() { return executor_; }
   // For a stream that learns its job only once it began (Execute): call before Start.

@@ -301,5 +301,33 @@ TEST_F(ExecuteTest, AnOperationSurvivesKillDashNineOfTheCoordinator) {
   EXPECT_EQ(Blob(resumed.Response().result().output_files(0).digest()), "survived\n");
 }
 
+TEST_F(ExecuteTest, AnActionNoClientWaitsForAnyMoreIsCancelledAfterTheGrace) {
+  farm_.StopCoordinator(SIGTERM);
+  Start({"--remote-abandoned-seconds", "1", "--remote-job-idle-seconds", "0.5"});
+  farm_.StartWorker("w1");
+  reapi::ExecuteRequest request;
+  *request.mutable_action_digest() = Action({.script = "sleep 60"}).ToProto();
+  std::string name;
+  {
+    grpc::ClientContext context;
+    auto reader = exec_->Execute(&context, request);
+    Operation op;
+    ASSERT_TRUE(reader->Read(&op));
+    name = op.name();
+    context.TryCancel();  // the client goes away, and never comes back with WaitExecution
+    reader->Finish();
+  }
+  std::string job = name.substr(std::string("operations/").size());
+  job = job.substr(0, job.find('/'));
+  auto ended = farm_.WaitJob(job, absl::Seconds(30));  // the job ends once its only action is cancelled
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  ASSERT_EQ(ended->tasks_size(), 1);
+  EXPECT_EQ(ended->tasks(0).state(), assay::v1::TASK_CANCELLED);
+  EXPECT_TRUE(absl::StrContains(ended->tasks(0).message(), "no client has waited")) << ended->tasks(0).message();
+  Stream after = Wait(name);  // the operation is still known: done, CANCELLED
+  ASSERT_TRUE(after.status.ok());
+  EXPECT_EQ(after.Response().status().code(), static_cast<int>(grpc::StatusCode::CANCELLED));
+}
+
 }  // namespace
 }  // namespace assay::testing
