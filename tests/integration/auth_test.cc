@@ -22,6 +22,7 @@
 #include "common/security/auth.h"
 #include "common/tree/merkle.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
+#include "google/longrunning/operations.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"  // tests/proto
 #include "tests/integration/farm.h"
@@ -38,7 +39,7 @@ std::string TokenOf(Scope scope) { return absl::StrCat("scope-", ScopeName(scope
 
 std::string TokenFile() {
   std::string text = absl::StrCat("# one token per scope, and one with them all\n", kAllToken,
-                                  " submit,read,admin,worker,cache-read,cache-write\n");
+                                  " submit,read,admin,worker,cache-read,cache-write,execute\n");
   for (int i = 0; i < kScopeCount; ++i) {
     absl::StrAppend(&text, TokenOf(static_cast<Scope>(i)), " ", ScopeName(static_cast<Scope>(i)), "\n");
   }
@@ -249,6 +250,27 @@ class AuthTest : public ::testing::Test {
            writer->Write(r);
            writer->WritesDone();
            return writer->Finish();
+         }},
+        // An action that is not in the CAS: with the scope, FAILED_PRECONDITION, and no job is made.
+        {"/build.bazel.remote.execution.v2.Execution/Execute", [=](const Channel& c, const std::string& tag) {
+           ExecuteRequest r;
+           *r.mutable_action_digest() = ActionFor(tag).ToProto();
+           grpc::ClientContext ctx;
+           auto reader = Execution::NewStub(c)->Execute(&ctx, r);
+           google::longrunning::Operation op;
+           while (reader->Read(&op)) {
+           }
+           return reader->Finish();
+         }},
+        {"/build.bazel.remote.execution.v2.Execution/WaitExecution", [=](const Channel& c, const std::string&) {
+           WaitExecutionRequest r;
+           r.set_name("operations/999/0");
+           grpc::ClientContext ctx;
+           auto reader = Execution::NewStub(c)->WaitExecution(&ctx, r);
+           google::longrunning::Operation op;
+           while (reader->Read(&op)) {
+           }
+           return reader->Finish();
          }},
         {"/google.bytestream.ByteStream/QueryWriteStatus", [=](const Channel& c, const std::string&) {
            google::bytestream::QueryWriteStatusRequest r;
