@@ -16,6 +16,7 @@ runs=${2:-3}
 coordinator="$build_dir/coordinator/assay-coordinator"
 worker="$build_dir/worker/assay-worker"
 [[ -x $coordinator && -x $worker ]] || { echo "build $coordinator and $worker first" >&2; exit 1; }
+coordinator=$(realpath "$coordinator") worker=$(realpath "$worker")
 work=$(mktemp -d /tmp/assay-bazel-exec.XXXXXX)
 coordinator_pid="" worker_pid=""
 stop_worker() { [[ -n $worker_pid ]] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true; worker_pid=""; }
@@ -38,6 +39,7 @@ start_worker() {  # SLOTS
   "$worker" --coordinator "127.0.0.1:$port" --work-dir "$work/worker" --slots "$1" >"$work/worker.log" 2>&1 &
   worker_pid=$!
   for _ in $(seq 1 100); do grep -q "connected to" "$work/worker.log" && return; sleep 0.1; done
+  cat "$work/worker.log" >&2
   echo "the worker did not connect" >&2; exit 1
 }
 
@@ -67,7 +69,7 @@ for n in 1 2; do
     local_times+=("$(timed_build --jobs="$n")")
     instance=$((instance + 1))
     remote_times+=("$(timed_build --jobs="$n" --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="cold$instance")")
-    remote_actions=$(grep -o "[0-9]* remote" "$work/last.log" | head -1 | awk '{print $1}')
+    remote_actions=$(grep -E "^INFO: [0-9]+ processes:" "$work/last.log" | sed -nE 's/.*[:,] ([0-9]+) remote[,.].*/\1/p' | head -1)
     [[ ${remote_actions:-0} -gt 0 ]] || { echo "the remote build ran no action remotely" >&2; cat "$work/last.log" >&2; exit 1; }
     actions=$remote_actions
   done
