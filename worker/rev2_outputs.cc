@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -95,7 +96,7 @@ class Rev20Collector {
       return absl::FailedPreconditionError(absl::StrCat(
           "output file '", declared, "' is a directory (a directory is declared in output_directories)"));
     } else {
-      out_.warnings.push_back(absl::StrCat("output file '", declared, "' was not produced"));
+      missing_.push_back(declared);
     }
     return absl::OkStatus();
   }
@@ -117,12 +118,20 @@ class Rev20Collector {
       return absl::FailedPreconditionError(absl::StrCat(
           "output directory '", declared, "' is a file (a file is declared in output_files)"));
     } else {
-      out_.warnings.push_back(absl::StrCat("output directory '", declared, "' was not produced"));
+      missing_.push_back(declared);
     }
     return absl::OkStatus();
   }
 
-  CollectedOutputs Take() { return std::move(out_); }
+  // A client declares outputs it may not need (a Bazel test declares a dozen): one line for them all.
+  CollectedOutputs Take() {
+    if (!missing_.empty()) {
+      std::vector<std::string> named(missing_.begin(), missing_.begin() + std::min<size_t>(missing_.size(), 3));
+      out_.warnings.push_back(absl::StrCat(missing_.size(), " declared output(s) not produced: '",
+                                           absl::StrJoin(named, "', '"), "'", missing_.size() > 3 ? ", ..." : ""));
+    }
+    return std::move(out_);
+  }
 
  private:
   // The declared path's parent, opened beneath the working directory, and the mode of what is
@@ -176,6 +185,7 @@ class Rev20Collector {
   const std::string work_rel_;
   absl::flat_hash_set<Digest> seen_;  // blobs already in out_.uploads
   CollectedOutputs out_;
+  std::vector<std::string> missing_;
 };
 
 }  // namespace

@@ -86,7 +86,8 @@ TEST_F(Rev2OutputsTest, OutputFilesBecomeFilesAndSymlinksAndAMissingOneOnlyAWarn
   EXPECT_EQ(out->symlinks[0].target(), "a.txt");
   EXPECT_TRUE(out->directories.empty());
   ASSERT_EQ(out->warnings.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(out->warnings[0], "'out/missing.o' was not produced")) << out->warnings[0];
+  EXPECT_TRUE(absl::StrContains(out->warnings[0], "1 declared output(s) not produced: 'out/missing.o'"))
+      << out->warnings[0];
   EXPECT_TRUE(Uploads(*out, Digest::OfBytes("aaa")));
   EXPECT_TRUE(Uploads(*out, Digest::OfBytes("#!/bin/sh\n")));
 }
