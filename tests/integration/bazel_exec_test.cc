@@ -1,6 +1,9 @@
 // A real Bazel (Debian's 4.2.3, offline) runs its actions on the farm's workers with
 // --remote_executor: a C++ workspace with a library, a binary, a test, a genrule and a rule whose
 // output is a directory holding a symlink and an executable file.
+#include <iostream>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
@@ -220,6 +223,36 @@ TEST_F(BazelExecTest, AWorkerKilledMidActionLeavesTheBuildGreen) {
   EXPECT_EQ(tasks[0].state(), assay::v1::TASK_SUCCEEDED);
   EXPECT_NE(tasks[0].worker(), killed);
   EXPECT_EQ(ReadFile(root_ / "ws/bazel-bin/sleepy.txt").value_or(""), "slept\n");
+}
+
+TEST_F(BazelExecTest, TheCoordinatorKilledMidBuildAndRestartedLeavesTheBuildGreen) {
+  farm_.StartWorker("w1");
+  bool restarted = false;
+  std::thread crash([&] {
+    // Once the slow action runs, the coordinator dies (kill -9) and comes back on its data folder.
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    while (absl::Now() < deadline) {
+      auto tasks = Tasks("Genrule");
+      if (!tasks.empty() && tasks[0].state() == assay::v1::TASK_RUNNING) {
+        farm_.StopCoordinator(SIGKILL);
+        farm_.StartCoordinator();
+        restarted = true;
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(50));  // polling the farm's state, not timing
+    }
+  });
+  RunResult run = Run("build", {"//:sleepy"}, {"--remote_retries=20"});
+  crash.join();
+  ASSERT_TRUE(restarted) << "the action was never seen running";
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(ReadFile(root_ / "ws/bazel-bin/sleepy.txt").value_or(""), "slept\n");
+  // One task: Bazel resumed its operation with WaitExecution; two: it executed the action again.
+  const std::vector<assay::v1::Task> tasks = Tasks("Genrule");
+  ASSERT_FALSE(tasks.empty());
+  EXPECT_EQ(tasks.back().state(), assay::v1::TASK_SUCCEEDED);
+  std::cout << (tasks.size() == 1 ? "Bazel resumed its operation with WaitExecution after the restart\n"
+                                  : "Bazel executed the action again after the restart\n");
 }
 
 }  // namespace
