@@ -33,6 +33,12 @@ std::string Basename(const std::string& path) {
 
 constexpr const char* kInvocationLabel = "invocation";
 
+// The tool_invocation_id an open job was made for ("" when its client sent none).
+std::string InvocationOf(const Job& job) {
+  auto label = job.labels().find(kInvocationLabel);
+  return label == job.labels().end() ? "" : label->second;
+}
+
 }  // namespace
 
 absl::StatusOr<JobManager::ExecuteTicket> JobManager::Execute(const RemoteAction& action) {
@@ -145,8 +151,7 @@ void JobManager::ForgetInFlightLocked(const JobEntry& entry, const Task& task) {
 
 void JobManager::RecoverRemoteLocked(JobEntry* entry) {
   if (!entry->job.open()) return;
-  auto label = entry->job.labels().find(kInvocationLabel);
-  invocations_[label == entry->job.labels().end() ? "" : label->second] = entry->number;
+  invocations_[InvocationOf(entry->job)] = entry->number;
   entry->last_added_ms = UnixMillis(clock_->Now());  // idle from now: its client may come back
   for (const Task& task : entry->job.tasks()) {
     if (!task.spec().remote() || IsFinal(task.state())) continue;
@@ -213,9 +218,7 @@ void JobManager::CloseIdleJobsLocked() {
     JobEntry* entry = ActiveLocked(number);
     if (entry == nullptr) continue;
     entry->job.set_open(false);
-    auto job = invocations_.find(entry->job.labels().contains(kInvocationLabel)
-                                     ? entry->job.labels().at(kInvocationLabel)
-                                     : std::string());
+    auto job = invocations_.find(InvocationOf(entry->job));
     if (job != invocations_.end() && job->second == number) invocations_.erase(job);
     dirty_jobs_.insert(number);
     touched_jobs_.insert(number);

@@ -46,6 +46,15 @@ std::string TokenFile() {
   return text;
 }
 
+// Reads a server stream to its end; its status.
+template <typename Reader>
+grpc::Status Drain(std::unique_ptr<Reader> reader) {
+  google::longrunning::Operation op;
+  while (reader->Read(&op)) {
+  }
+  return reader->Finish();
+}
+
 // One RPC, called with a request that is valid but for the caller's rights. `tag` makes the request
 // of each caller distinct (a blob, an action), so what a refused call would have written can be
 // looked for afterwards.
@@ -256,21 +265,13 @@ class AuthTest : public ::testing::Test {
            ExecuteRequest r;
            *r.mutable_action_digest() = ActionFor(tag).ToProto();
            grpc::ClientContext ctx;
-           auto reader = Execution::NewStub(c)->Execute(&ctx, r);
-           google::longrunning::Operation op;
-           while (reader->Read(&op)) {
-           }
-           return reader->Finish();
+           return Drain(Execution::NewStub(c)->Execute(&ctx, r));
          }},
         {"/build.bazel.remote.execution.v2.Execution/WaitExecution", [=](const Channel& c, const std::string&) {
            WaitExecutionRequest r;
            r.set_name("operations/999/0");
            grpc::ClientContext ctx;
-           auto reader = Execution::NewStub(c)->WaitExecution(&ctx, r);
-           google::longrunning::Operation op;
-           while (reader->Read(&op)) {
-           }
-           return reader->Finish();
+           return Drain(Execution::NewStub(c)->WaitExecution(&ctx, r));
          }},
         {"/google.bytestream.ByteStream/QueryWriteStatus", [=](const Channel& c, const std::string&) {
            google::bytestream::QueryWriteStatusRequest r;
