@@ -29,13 +29,18 @@ if(ASSAY_SANITIZE)
 endif()
 
 
-# assay_test(NAME SOURCES... [LIBS ...] [LABELS ...] [RESOURCE_LOCK NAME]): one GoogleTest binary per
-# unit, registered with CTest. Tests holding one RESOURCE_LOCK never run at the same time.
+# assay_test(NAME SOURCES... [LIBS ...] LABELS LABEL [RESOURCE_LOCK NAME]): one GoogleTest binary per
+# unit, registered with CTest under one label (unit, integration, containers, rust, ...). Tests holding
+# one RESOURCE_LOCK never run at the same time.
 function(assay_test name)
   cmake_parse_arguments(T "RUN_SERIAL" "RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   assay_target_options(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  list(LENGTH T_LABELS label_count)
+  if(NOT label_count EQUAL 1)  # gtest_discover_tests would read a second label as a property name
+    message(FATAL_ERROR "assay_test(${name}): exactly one label, not '${T_LABELS}'")
+  endif()
   set(props LABELS "${T_LABELS}")
   if(T_RESOURCE_LOCK)
     list(APPEND props RESOURCE_LOCK "${T_RESOURCE_LOCK}")

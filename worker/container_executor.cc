@@ -105,6 +105,10 @@ std::vector<std::string> ContainerExecutor::RunCommand(const ExecRequest& reques
   if (!c.user.empty()) args.insert(args.end(), {"--user", c.user});
   if (!c.cgroup_parent.empty()) {
     args.insert(args.end(), {"--cgroup-parent", c.cgroup_parent});  // the limits are the parent's
+    // Podman would put the container's monitor (conmon) in that group too, where a step over its
+    // memory gets it killed as well, and `podman run` then waits forever for the exit conmon never
+    // writes. It stays in the CLI's (the worker's) group instead.
+    if (engine_ == "podman") args.push_back("--cgroups=no-conmon");
   } else {
     if (c.limits.cpus > 0) args.insert(args.end(), {"--cpus", absl::StrCat(c.limits.cpus)});
     if (c.limits.memory_bytes > 0) {

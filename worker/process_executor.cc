@@ -14,7 +14,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "worker/executor.h"
 
@@ -169,6 +171,44 @@ class SupervisorStack {
 
  private:
   void* base_ = MAP_FAILED;
+};
+
+// The worker's children that are step supervisors, each reaped by the thread that runs its step.
+// Any other child that ends is an orphan of a step that left its process group (Podman's conmon
+// double-forks into a session of its own): re-parented to the worker (a subreaper), it would stay a
+// zombie for the worker's lifetime. Steps end by reaping those (ReapStrays).
+class Supervisors {
+ public:
+  static Supervisors& Get() {
+    static Supervisors* const supervisors = new Supervisors();  // never destroyed: steps may outlive main
+    return *supervisors;
+  }
+  // Starts one; it is known before a stray reaper could see it end.
+  pid_t Start(SupervisorStack* stack, Supervision* supervision) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    const pid_t pid = stack->Start(supervision);
+    if (pid > 0) pids_.insert(pid);
+    return pid;
+  }
+  void Reaped(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    pids_.erase(pid);
+  }
+  // Reaps ended children that are not supervisors, stopping at a supervisor that ended (its
+  // thread reaps it; the rest wait for the next step's end).
+  void ReapStrays() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    for (;;) {
+      siginfo_t info = {};
+      if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid <= 0) return;
+      if (pids_.contains(info.si_pid)) return;
+      ::waitpid(info.si_pid, nullptr, WNOHANG);
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<pid_t> pids_ ABSL_GUARDED_BY(mu_);
 };
 
 // Everything the supervisor reads to start the step, prepared before it starts (it makes only
@@ -326,7 +366,7 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   Supervision supervision = plan.For(dev_null, out_pipe[1], err_pipe[1]);
   // Declared after everything the supervisor reads: destroyed (unmapped) first, once it is reaped.
   SupervisorStack stack;
-  const pid_t pid = stack.Start(&supervision);
+  const pid_t pid = Supervisors::Get().Start(&stack, &supervision);
   if (pid < 0) return absl::InternalError(absl::StrCat("starting the step's supervisor failed: ", std::strerror(errno)));
   ::setpgid(pid, pid);
   ::close(out_pipe[1]);
@@ -338,6 +378,7 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   pipes.fds[0] = out_pipe[0];
   pipes.fds[1] = err_pipe[0];
   const int status = WatchStep(pid, pidfd, result.started + request.timeout, request, output, cancel, &pipes, &result);
+  Supervisors::Get().Reaped(pid);
   // The main process is gone: end whatever it left running in its group, then drain the pipes.
   if (::kill(-pid, SIGKILL) == 0) {
     bool ignored = true;
@@ -346,6 +387,7 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   }
   pipes.DrainAndClose(output);
   if (pidfd >= 0) ::close(pidfd);
+  Supervisors::Get().ReapStrays();
   result.finished = absl::Now();
   // The supervisor exits with the step's code (128 + signal when the step was killed); when the
   // group is killed on timeout or cancel, the supervisor's own signal is reported the same way.

@@ -6,9 +6,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +26,25 @@ namespace {
 
 namespace fs = std::filesystem;
 using assay::v1::Task;
+
+// How many of `parent`'s children have ended and not been reaped.
+int ZombieChildren(pid_t parent) {
+  int zombies = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;  // a process's folder
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t end_of_name = stat.rfind(')');  // "pid (name) state ppid ..."; a name may hold ") "
+    if (end_of_name == std::string::npos) continue;
+    std::istringstream rest(stat.substr(end_of_name + 1));
+    char state = 0;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid && ppid == parent && state == 'Z') ++zombies;
+  }
+  return zombies;
+}
 
 class ContainerTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -112,6 +134,10 @@ steps:
   EXPECT_TRUE(absl::StrContains(task("hog")->message(), "killed for exceeding its memory limit of 32 MiB"))
       << task("hog")->message();
   EXPECT_EQ(Containers(), "") << "every container is removed after its step";
+  // What a step's engine left behind (Podman's conmon leaves the step's process group, and a step
+  // over its memory left its container's init) is reaped by the worker when a step ends, so at most
+  // the last few steps' (one a slot) wait for the next: none pile up.
+  EXPECT_LE(ZombieChildren(farm_.worker_pid("w1")), 4) << "zombie children of the worker";
 }
 
 TEST_P(ContainerTest, TimeoutAndCancelLeaveNoContainerBehind) {
