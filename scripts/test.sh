@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything with warnings as errors and runs the whole test suite: unit and integration
-# tests, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
-# concurrency-heavy unit tests under ThreadSanitizer, and a bounded run of every libFuzzer target
-# (clang) plus the inputs that once crashed them.
+# tests, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang, with a
+# bounded run of every libFuzzer target plus the inputs that once crashed them), and the unit tests
+# under ThreadSanitizer.
 #   ASSAY_SANITIZERS=0 scripts/test.sh    skip the sanitizer and fuzz builds (faster local runs)
 #   ASSAY_FUZZ_SECONDS=60                 how long each fuzz target runs (default 60)
 set -euo pipefail
@@ -26,10 +26,19 @@ run_suite() {  # build dir, cmake args...; $label / $exclude / $names / $skip: w
 
 label="" targets="" run_suite build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
-  # Bazel's interoperability, the containers, the set-up script and the Rust example (cargo compiling
-  # core four times; the step caches' code runs under ASan in step_cache_test) are the same with or
-  # without sanitizers; they run once, above.
-  label="" exclude="bazel|containers|setup|rust" targets="" run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined
+  # AddressSanitizer + UndefinedBehaviorSanitizer, built with clang, which also checks every
+  # ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED annotation (-Wthread-safety -Werror) and builds
+  # the libFuzzer targets beside the tests: pipeline parser, resource names and digests, trees, each
+  # run for ASSAY_FUZZ_SECONDS plus the inputs that once crashed them (label fuzz).
+  # Left out, as they are the same with or without sanitizers and ran once above: Bazel's
+  # interoperability, the containers, the set-up script and the Rust example (cargo compiling core
+  # four times; the step caches' code runs under ASan in step_cache_test). And the tests of scale,
+  # whose code paths smaller tests here cover: a hundred tasks from ten submitters, the soak, a
+  # 64 MiB blob through every process, the fifty-cell matrix and the cut links between hosts.
+  label="" exclude="bazel|containers|setup|rust" targets="" \
+    skip="^(FleetTest\.TenSubmitters.*|SoakTest\..*|CacheTest\.LargeBlobs.*|NetnsTest\.ThreeWorkers.*|NetnsTest\.ACutLink.*)$" \
+    run_suite build/asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined \
+    -DASSAY_FUZZ=ON -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
   # Every unit test under ThreadSanitizer. Debian's abseil is not built for TSan, so each TSan
   # program carries annotations for absl::Mutex (cmake/tsan/absl_mutex_tsan.cc) and TSan sees every
   # lock; gRPC's own internals are suppressed (tests/tsan.supp). The integration tests (WorkerAgentTest
@@ -40,12 +49,5 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   label="unit" names="" exclude="" skip="^(cli_link_test|include_deps_test|include_deps_self_test|size_check|size_check_self_test)$" \
     targets="$(sed -n 's/^assay_test(\([a-z_]*\) SOURCES unit.*/\1/p' tests/CMakeLists.txt | tr '\n' ' ')" \
     run_suite build/tsan -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=thread
-  # libFuzzer (clang, with ASan+UBSan): pipeline parser, resource names and digests, trees. The same
-  # clang build compiles the three programs with -Wthread-safety -Werror, so every ABSL_GUARDED_BY and
-  # ABSL_EXCLUSIVE_LOCKS_REQUIRED annotation is checked.
-  label="fuzz" names="" exclude="" skip="" \
-    targets="fuzz_pipeline fuzz_resource_name fuzz_tree assay-coordinator assay-worker assay" \
-    run_suite build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSAY_FUZZ=ON \
-    -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"
 fi
 echo "== all tests passed ($(date +%T), ${SECONDS}s in all)"

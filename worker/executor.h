@@ -90,6 +90,11 @@ class Executor {
 class ProcessExecutor final : public Executor {
  public:
   ProcessExecutor();
+  // For a process whose children are all started by ProcessExecutors (the worker): an ended child
+  // that is no step's supervisor is an orphan a step left behind (Podman's conmon leaves the step's
+  // process group); reaped when a step ends instead of staying a zombie. Off by default: a process
+  // with children of its own (a test starting daemons) must reap them itself.
+  static void ReapOrphansAfterSteps();
   std::string name() const override { return "process"; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;

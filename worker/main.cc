@@ -8,6 +8,7 @@
 #include "common/security/security_flags.h"
 #include "common/tree/tree_limit_flags.h"
 
+#include "worker/executor.h"
 #include "worker/worker_server.h"
 
 namespace {
@@ -25,10 +26,17 @@ void AddLiveLogFlags(CLI::App& app, assay::WorkerAgent::Options* options, int* l
       ->check(CLI::Range(0, 10'000));
 }
 
+// The daemon's signals and logs; every child of the worker process is a step's supervisor or an
+// orphan a step left behind (the worker is their subreaper), so the orphans are reaped as steps end.
+void InitWorkerProcess() {
+  assay::InitDaemon();
+  assay::ProcessExecutor::ReapOrphansAfterSteps();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  assay::InitDaemon();
+  InitWorkerProcess();
   assay::WorkerServer::Options server;
   assay::WorkerAgent::Options& options = server.agent;
   std::string log_level = "info";

@@ -11,6 +11,7 @@
 
 #include <sched.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -197,6 +198,7 @@ class Supervisors {
   // Reaps ended children that are not supervisors, stopping at a supervisor that ended (its
   // thread reaps it; the rest wait for the next step's end).
   void ReapStrays() ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!reap_strays_.load()) return;
     absl::MutexLock lock(&mu_);
     for (;;) {
       siginfo_t info = {};
@@ -205,8 +207,10 @@ class Supervisors {
       ::waitpid(info.si_pid, nullptr, WNOHANG);
     }
   }
+  void set_reap_strays() { reap_strays_ = true; }
 
  private:
+  std::atomic<bool> reap_strays_{false};
   absl::Mutex mu_;
   absl::flat_hash_set<pid_t> pids_ ABSL_GUARDED_BY(mu_);
 };
@@ -342,6 +346,8 @@ int WatchStep(pid_t pid, int pidfd, absl::Time deadline, const ExecRequest& requ
 }
 
 }  // namespace
+
+void ProcessExecutor::ReapOrphansAfterSteps() { Supervisors::Get().set_reap_strays(); }
 
 ProcessExecutor::ProcessExecutor() {
   // Orphaned grandchildren are re-parented to this process, so they can be found and reaped.

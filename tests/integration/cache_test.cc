@@ -52,7 +52,7 @@ TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Under a sanitizer the binaries are a Debug build with every memory access checked (an all-cached
   // job took 1.28 s there on a loaded 2-core machine): the bound is wider.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef ASSAY_SANITIZED
   const absl::Duration bound = absl::Seconds(3);
 #else
   const absl::Duration bound = absl::Seconds(1);
@@ -203,7 +203,7 @@ steps:
       << "the worker received the uploaded input intact";
   // 256 MiB went through every process; none of them held it in memory. (Not measurable under a
   // sanitizer: its runtime keeps freed memory in quarantine and adds shadow memory.)
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef ASSAY_SANITIZED
   std::cout << "peak memory is checked in the unsanitized build only\n";
   return;
 #endif

@@ -34,7 +34,7 @@ namespace {
 // The resident memory no process may pass. Under AddressSanitizer the binaries keep up to 256 MiB of
 // freed memory in quarantine (ASan's default quarantine_size_mb) and pad every allocation, so the
 // same bounded process measures higher there.
-#ifdef __SANITIZE_ADDRESS__
+#ifdef ASSAY_SANITIZED_ADDRESS
 constexpr int64_t kMemoryBound = int64_t{768} << 20;
 #else
 constexpr int64_t kMemoryBound = int64_t{512} << 20;

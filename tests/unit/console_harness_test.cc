@@ -132,7 +132,7 @@ TEST(ConsoleHarnessTest, ABacktrackingPatternOnA100000CharacterLineIsJudgedAtOnc
 }
 
 // Sanitizer builds run every memory access through their checks: timing bounds there are wider.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#ifdef ASSAY_SANITIZED
 constexpr int kSanitizerSlowdown = 5;
 #else
 constexpr int kSanitizerSlowdown = 1;
