@@ -29,6 +29,8 @@ packages=(
   docker.io docker-compose debootstrap iproute2 util-linux busybox-static
   # the Podman executor (runc: crun refuses this kind of host's hybrid cgroups)
   podman runc conmon containernetworking-plugins
+  # the S3 tests' server: a one-node Ceph cluster (monitor, one memstore OSD) with its S3 gateway
+  ceph-mon ceph-osd radosgw ceph-common
 )
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)
