@@ -1,6 +1,7 @@
 // Starting and stopping the real binaries from tests: every process started here is stopped by pid.
 #pragma once
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -47,6 +48,8 @@ class Process {
 
 // GET http://127.0.0.1:port/path; the body of a 200 response, an error otherwise.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
+// 127.0.0.1:`port`, for bind and connect.
+sockaddr_in LoopbackAddress(int port);
 
 // The pid written in a file (by `echo $! > file`), or 0 while it is missing or incomplete.
 pid_t ReadPid(const std::filesystem::path& file);
