@@ -26,6 +26,14 @@ class ActionCache final : public ActionResultStore {
     return complete_.Put(instance, action, result);
   }
 
+  // The two halves of Put, for a caller that writes the record in a batch of its own: the check
+  // (CAS I/O: call it without locks), then the record added to `batch`.
+  absl::Status CheckComplete(const reapi::ActionResult& result) const { return complete_.CheckComplete(result); }
+  void AddToBatch(rocksdb::WriteBatch* batch, absl::string_view instance, const Digest& action,
+                  const reapi::ActionResult& result) const {
+    storage_.AddToBatch(batch, instance, action, result);
+  }
+
   int64_t hits() const { return hits_.load(); }
   int64_t misses() const { return misses_.load(); }
   absl::StatusOr<int64_t> CountEntries() const { return storage_.CountEntries(); }

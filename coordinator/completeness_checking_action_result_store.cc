@@ -32,13 +32,18 @@ absl::StatusOr<reapi::ActionResult> CompletenessCheckingActionResultStore::Get(a
 
 absl::Status CompletenessCheckingActionResultStore::Put(absl::string_view instance, const Digest& action,
                                                         const reapi::ActionResult& result) {
+  if (absl::Status s = CheckComplete(result); !s.ok()) return s;
+  return inner_->Put(instance, action, result);
+}
+
+absl::Status CompletenessCheckingActionResultStore::CheckComplete(const reapi::ActionResult& result) const {
   auto missing = cas_->FindMissing(Referenced(result));
   if (!missing.ok()) return missing.status();
   if (!missing->empty()) {
     return absl::FailedPreconditionError(absl::StrCat("action result references blob ", missing->front().ToString(),
                                                       " which is not in the CAS"));
   }
-  return inner_->Put(instance, action, result);
+  return absl::OkStatus();
 }
 
 }  // namespace assay

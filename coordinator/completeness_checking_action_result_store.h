@@ -20,6 +20,8 @@ class CompletenessCheckingActionResultStore final : public ActionResultStore {
   absl::StatusOr<reapi::ActionResult> Get(absl::string_view instance, const Digest& action) override;
   // FAILED_PRECONDITION naming a referenced blob the CAS does not hold.
   absl::Status Put(absl::string_view instance, const Digest& action, const reapi::ActionResult& result) override;
+  // Put's check alone: OK when the CAS holds every blob `result` references.
+  absl::Status CheckComplete(const reapi::ActionResult& result) const;
 
   // The blobs a result references (digests that do not parse are left out).
   static std::vector<Digest> Referenced(const reapi::ActionResult& result);

@@ -200,8 +200,8 @@ class JobManager {
   void StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) ABSL_LOCKS_EXCLUDED(mu_);
   // What taking a result leaves to do once the lock is released.
   struct ResultEffects {
-    std::optional<std::pair<Digest, reapi::ActionResult>> to_cache;  // for the action cache
-    std::string cache_instance;                                       // under this instance name
+    absl::Status complete;     // set before the section: whether the CAS holds every output
+    bool wanted_cache = false;  // the result was cacheable (recorded when `complete`)
     std::string pipeline, branch, job_id, task_id;                    // whose step caches these are
     std::vector<assay::v1::SavedStepCache> caches;                    // step caches to record
   };

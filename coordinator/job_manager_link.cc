@@ -134,6 +134,14 @@ void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const st
 absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResult result) {
   StoreInlineBlobs(worker, &result);
   ResultEffects effects;
+  // Whether the CAS holds a result's outputs is asked here, without the lock (CAS I/O), so that a
+  // cacheable result's action-cache record is written in the same batch as the task's end: whoever
+  // hears that the task is done (an Execute stream, WatchJob) finds it in the action cache, also
+  // after a crash.
+  const bool may_cache = result.error().empty() && !result.timed_out() && !result.not_started() &&
+                         result.host_problem().empty();
+  effects.complete = may_cache ? action_cache_->CheckComplete(result.result())
+                               : absl::FailedPreconditionError("the run did not end normally");
   absl::Status status = Decide(
       [&](Section&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ApplyResultLocked(worker, result, &effects); });
   effects.job_id = result.lease().job_id();
@@ -143,11 +151,10 @@ absl::Status JobManager::OnResult(const std::string& worker, assay::v1::TaskResu
 }
 
 void JobManager::ApplyResultEffects(const ResultEffects& effects) {
-  // The action cache and the step caches are written after the task's state, outside the lock.
-  if (effects.to_cache.has_value()) {
-    absl::Status s = action_cache_->Put(effects.cache_instance, effects.to_cache->first, effects.to_cache->second);
-    if (!s.ok()) spdlog::warn("job {} {}: result not cached: {}", effects.job_id, effects.task_id, s.message());
+  if (effects.wanted_cache && !effects.complete.ok()) {
+    spdlog::warn("job {} {}: result not cached: {}", effects.job_id, effects.task_id, effects.complete.message());
   }
+  // The step caches are recorded after the task's state, outside the lock.
   for (const assay::v1::SavedStepCache& saved : effects.caches) {
     if (options_.step_caches == nullptr) break;
     // A worker's word is not enough: the tree it names must be in the CAS (its files are checked by
@@ -260,9 +267,11 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
     return;
   }
   if (decision.cacheable) {
+    effects->wanted_cache = true;
     auto digest = Digest::FromProto(task->action_digest());
-    if (digest.ok()) effects->to_cache.emplace(*digest, result.result());
-    effects->cache_instance = task->spec().instance_name();
+    if (digest.ok() && effects->complete.ok()) {  // written with the task's state (FlushLocked)
+      action_cache_->AddToBatch(&pending_.batch, task->spec().instance_name(), *digest, result.result());
+    }
   }
   task->set_flaky(decision.flaky);
   if (decision.flaky) {

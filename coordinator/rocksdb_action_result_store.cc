@@ -28,6 +28,11 @@ absl::Status RocksDbActionResultStore::Put(absl::string_view instance, const Dig
   return db_->Put(CoordinatorFamily::kActionCache, AcKey(instance, action), result.SerializeAsString(), /*sync=*/true);
 }
 
+void RocksDbActionResultStore::AddToBatch(rocksdb::WriteBatch* batch, absl::string_view instance, const Digest& action,
+                                          const reapi::ActionResult& result) const {
+  batch->Put(db_->cf(CoordinatorFamily::kActionCache), AcKey(instance, action), result.SerializeAsString());
+}
+
 absl::StatusOr<int64_t> RocksDbActionResultStore::CountEntries() const {
   int64_t n = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kActionCache)));

@@ -95,12 +95,14 @@ absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64
 
 absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
   absl::Status s = inner_->Put(digest, data);
+  if (absl::IsResourceExhausted(s) && MakeRoom(digest.size())) s = inner_->Put(digest, data);
   if (s.ok()) AfterWrite();
   return s;
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> EvictingBlobStore::OpenWrite(const Digest& digest) {
   auto inner = inner_->OpenWrite(digest);
+  if (absl::IsResourceExhausted(inner.status()) && MakeRoom(digest.size())) inner = inner_->OpenWrite(digest);
   if (!inner.ok()) return inner.status();
   return std::unique_ptr<BlobWriter>(new EvictingWriter(this, std::move(*inner)));
 }
@@ -132,12 +134,31 @@ int64_t EvictingBlobStore::DiskShortfall() {
 
 absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
-  const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
   const bool over_budget = options_.budget_bytes > 0 && inner_->stored_bytes() > high;
   const int64_t shortfall = DiskShortfall();
   if (!over_budget && shortfall == 0) return 0;
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
   if (!evict_mu_.TryLock()) return 0;
+  auto dropped = EvictLocked(shortfall);
+  evict_mu_.Unlock();
+  return dropped;
+}
+
+bool EvictingBlobStore::MakeRoom(int64_t bytes) {
+  DiskReserve* reserve = inner_->disk_reserve();
+  if (reserve == nullptr) return false;
+  absl::MutexLock lock(&evict_mu_);  // after a pass under way, which may free enough
+  reserve->Refresh();
+  const int64_t short_by = bytes + reserve->reserve_bytes() - reserve->free_bytes();
+  if (short_by <= 0) return true;
+  if (inner_->stored_bytes() < short_by) return false;  // dropping every blob would not be enough
+  auto dropped = EvictLocked(std::max(short_by, DiskShortfall()));
+  reserve->Refresh();
+  return dropped.ok() && *dropped > 0;
+}
+
+absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
+  const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
   int64_t dropped = 0;
   int64_t blobs = 0;
   absl::Status status = EvictWhile(
@@ -147,7 +168,6 @@ absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
       &dropped, &blobs);
   // Deleted data frees disk space only once compacted: when the disk is low, do it now.
   if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->GiveBackDeletedSpace();
-  evict_mu_.Unlock();
   evicted_blobs_ += blobs;
   evicted_bytes_ += dropped;
   if (blobs > 0) {

@@ -10,6 +10,8 @@
 // eviction. Pinned blobs (the inputs of running tasks) are never dropped. Reads refresh a blob's
 // last-use time.
 // A reader that already started keeps reading from its snapshot, so no reader sees a partial blob.
+// A write the disk reserve refuses is not refused while dropping older blobs can make room for
+// it: they are dropped at once (MakeRoom) and the write goes ahead, as a cache should.
 #pragma once
 
 #include <atomic>
@@ -70,6 +72,11 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
   // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).
   int64_t DiskShortfall();
+  // One eviction pass: down to the budget's low watermark, and at least `shortfall` bytes.
+  absl::StatusOr<int64_t> EvictLocked(int64_t shortfall) ABSL_EXCLUSIVE_LOCKS_REQUIRED(evict_mu_);
+  // A write of `bytes` the disk reserve refused: evicts now (waiting for a pass under way) when
+  // dropping stored blobs can leave room for it. True when the write should be tried once more.
+  bool MakeRoom(int64_t bytes) ABSL_LOCKS_EXCLUDED(evict_mu_);
 
   absl::Mutex pins_mu_;
   absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);

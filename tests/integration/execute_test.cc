@@ -173,7 +173,9 @@ TEST_F(ExecuteTest, AnActionRunsOnAWorkerFromQueuedToDoneAndOnlyItsSuccessIsCach
   *get.mutable_action_digest() = action.ToProto();
   reapi::ActionResult cached;
   grpc::ClientContext context;
-  EXPECT_TRUE(ac_->GetActionResult(&context, get, &cached).ok());
+  // Cached by the time Execute said done (the record is written with the task's end).
+  ASSERT_TRUE(ac_->GetActionResult(&context, get, &cached).ok());
+  ASSERT_EQ(cached.output_files_size(), 1);
   EXPECT_EQ(cached.output_files(0).digest().hash(), response.result().output_files(0).digest().hash());
 
   // A failing action: its exit code and stderr come back with status OK, and nothing is cached.

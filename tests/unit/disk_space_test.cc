@@ -11,15 +11,17 @@
 namespace assay {
 namespace {
 
-// A file system whose free space the test sets; counts how often it is read.
+// A file system whose free space the test sets; counts how often it is read. With `holds`, that
+// store's blobs take their size of it (`free` is then what the disk has without them).
 struct FakeDisk {
   int64_t free = 100 << 20;
   int64_t total = 1000 << 20;
   int reads = 0;
+  const RocksDbBlobStore* holds = nullptr;
   DiskProbe probe() {
     return [this](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
       ++reads;
-      return DiskFree{free, total};
+      return DiskFree{free - (holds != nullptr ? holds->stored_bytes() : 0), total};
     };
   }
 };
@@ -166,6 +168,40 @@ TEST_F(ReserveStoreTest, EvictionRunsWhenTheDiskIsLowEvenWithinTheByteBudget) {
   EXPECT_EQ(eviction.evicted_blobs(), 2);
   // The oldest went first.
   EXPECT_EQ(storage_->FindMissing(digests).value(), (std::vector<Digest>{digests[0], digests[1]}));
+}
+
+TEST_F(ReserveStoreTest, AnUploadTheReserveWouldRefuseIsTakenWhenDroppingOlderBlobsMakesRoom) {
+  // 30 MiB for the store and a 5 MiB reserve (eviction for space begins below 10 MiB free).
+  disk_.free = 30 << 20;
+  disk_.holds = storage_.get();
+  reserve_ = std::make_unique<DiskReserve>(Reserve("5MiB"), &clock_, disk_.probe());
+  storage_->set_disk_reserve(reserve_.get());
+  EvictingBlobStore eviction(storage_.get(), EvictingBlobStore::Options{int64_t{1} << 40, 0.95, 0.8});
+  std::vector<Digest> old;
+  for (int i = 0; i < 4; ++i) {
+    const std::string data(4 << 20, static_cast<char>('a' + i));
+    old.push_back(Digest::OfBytes(data));
+    ASSERT_TRUE(eviction.Put(old.back(), data).ok());
+    clock_.Advance(absl::Minutes(2));
+  }
+  ASSERT_EQ(eviction.evicted_blobs(), 0) << "14 MiB free: not low yet";
+
+  // 10 MiB more would leave 4 MiB, below the reserve: the oldest blob goes and the upload is taken.
+  const std::string big(10 << 20, 'n');
+  auto writer = eviction.OpenWrite(Digest::OfBytes(big));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(big).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(storage_->FindMissing({old[0]}).value().size(), 1u) << "the oldest made room";
+  EXPECT_TRUE(storage_->FindMissing({old[3], Digest::OfBytes(big)}).value().empty()) << "the newest stay";
+  const int64_t evicted = eviction.evicted_blobs();
+
+  // A blob larger than all the store holds cannot be made room for: refused, and nothing dropped.
+  const std::string huge(40 << 20, 'h');
+  EXPECT_EQ(eviction.Put(Digest::OfBytes(huge), huge).code(), absl::StatusCode::kResourceExhausted);
+  auto refused = eviction.OpenWrite(Digest::OfBytes(huge));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(eviction.evicted_blobs(), evicted);
 }
 
 TEST_F(ReserveStoreTest, AFailedUploadsChunksAreDroppedAndTheirFilesDeleted) {
