@@ -18,12 +18,17 @@ struct CoordinatorFamily {
   static constexpr Family kStepCaches = static_cast<Family>(8);
   // job number (8 bytes BE) + sequence (8 bytes BE) -> assay.v1.Notification (coordinator/notifier.h)
   static constexpr Family kNotifications = static_cast<Family>(9);
+  // digest key -> size and last use of a blob in the --cas-store bucket (common/bucket/bucket_blob_store.h)
+  static constexpr Family kBucketIndex = static_cast<Family>(10);
 };
 
 // The options the coordinator opens its database with: the CAS's families and its own.
 inline Database::Options CoordinatorDatabaseOptions() {
   Database::Options options;
-  for (const char* name : {"action_cache", "jobs", "tasks", "logs", "meta", "step_caches", "notifications"}) options.family_names.push_back(name);
+  for (const char* name :
+       {"action_cache", "jobs", "tasks", "logs", "meta", "step_caches", "notifications", "bucket_index"}) {
+    options.family_names.push_back(name);
+  }
   return options;
 }
 

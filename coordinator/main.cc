@@ -78,6 +78,22 @@ void AddRemoteExecutionFlags(CLI::App& app, assay::CoordinatorServer::Options* o
       ->check(CLI::Range(0.1, 86400.0));
 }
 
+// The CAS's budget, and its bucket (issue 21, docs/operations.md).
+void AddStoreFlags(CLI::App& app, assay::CoordinatorServer::Options* options) {
+  app.add_option("--cache-budget-bytes", options->cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--cas-store", options->cas_store,
+                 "keep blobs in an S3-compatible bucket: s3://BUCKET/PREFIX?endpoint=URL&region=R (credentials from "
+                 "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --cas-credentials); --cache-budget-bytes is then the "
+                 "bucket's budget and --data keeps its index and a hot tier");
+  app.add_option("--cas-credentials", options->cas_credentials,
+                 "the bucket's access key pair from this file (AWS's credentials file format) instead of the environment")
+      ->check(CLI::ExistingFile);
+  app.add_option("--hot-tier-bytes", options->hot_tier_bytes,
+                 "with --cas-store: the budget of the local copies of recently used blobs on --data")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,8 +117,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 7.0 * 86400));
   assay::AddTreeLimitFlags(app, &options.jobs.tree_limits);
-  app.add_option("--cache-budget-bytes", options.cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
-      ->capture_default_str();
+  AddStoreFlags(app, &options);
   // --- disk space (issue 22)
   app.add_option("--min-free-disk", options.min_free_disk,
                  "free space the CAS keeps on the --data disk: a size (2GiB) or a percentage (5%); uploads that "

@@ -34,18 +34,22 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   EvictingBlobStore::Options eviction;
-  eviction.budget_bytes = options.cache_budget_bytes;
+  eviction.budget_bytes = options.cas_store.empty() ? options.cache_budget_bytes : options.hot_tier_bytes;
   DiskReserve::Options reserve;
-  reserve.store = "coordinator CAS";
+  reserve.store = options.cas_store.empty() ? "coordinator CAS" : "coordinator hot tier";
   reserve.min_free = *min_free;
   auto stack = MakeBlobStoreStack(db_.get(), RealClock::Get(), eviction, /*durable=*/true, &reserve);
   if (!stack.ok()) return stack.status();
   blob_stack_ = std::move(*stack);
+  if (!options.cas_store.empty()) {
+    eviction.budget_bytes = options.cache_budget_bytes;
+    if (absl::Status s = AddBucket(options, eviction); !s.ok()) return s;
+  }
   action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store());
   if (absl::Status s = StartJobs(options, std::move(notify)); !s.ok()) return s;
   if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
-  if (auto evicted = blob_stack_.eviction->MaybeEvict(); !evicted.ok()) return evicted.status();
+  if (auto evicted = blob_stack_.budget()->MaybeEvict(); !evicted.ok()) return evicted.status();
 
   capabilities_service_ = std::make_unique<CapabilitiesService>();
   cas_service_ = std::make_unique<CasService>(blob_stack_.store(), &cas_counters_);
@@ -121,7 +125,7 @@ absl::Status CoordinatorServer::StartJobs(const Options& options, std::optional<
     jobs.notifier = notifier_.get();
     spdlog::info("notifications: {} targets from {}", notifier_->Targets().size(), options.notify_config);
   }
-  jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.eviction.get(), action_cache_.get(),
+  jobs_ = std::make_unique<JobManager>(job_store_.get(), blob_stack_.store(), blob_stack_.pinner(), action_cache_.get(),
                                        RealClock::Get(), jobs);
   if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
   if (notifier_) notifier_->Start([jobs = jobs_.get()](const std::string& id) { return jobs->GetJob(id, /*with_tasks=*/true); });

@@ -27,6 +27,7 @@
 #include "coordinator/log_retention.h"
 #include "coordinator/metrics.h"
 #include "coordinator/notifier.h"
+#include "common/s3/s3_client.h"
 #include "coordinator/reapi_services.h"
 #include "coordinator/worker_link_service.h"
 
@@ -54,6 +55,12 @@ class CoordinatorServer {
     std::string notify_config;            // --notify-config: notification targets (notify_config.h); "": none
     // REAPI Execute (docs/bazel.md): the longest Action.timeout accepted; a longer one is INVALID_ARGUMENT.
     absl::Duration max_action_timeout = absl::Hours(1);
+    // --- the CAS in a bucket (issue 21, docs/operations.md): s3://BUCKET/PREFIX?endpoint=URL&region=R.
+    // Empty: blobs in the embedded RocksDB only. Otherwise the bucket holds every blob, within
+    // cache_budget_bytes, and RocksDB keeps the index and a hot tier of hot_tier_bytes.
+    std::string cas_store;
+    std::string cas_credentials;                 // a credentials file; "": AWS_ACCESS_KEY_ID / _SECRET_ACCESS_KEY
+    int64_t hot_tier_bytes = int64_t{2} << 30;   // the local copies' budget with a bucket
   };
 
   CoordinatorServer() = default;
@@ -72,8 +79,12 @@ class CoordinatorServer {
   // Removes old and, while the disk is low, the oldest finished jobs' logs (log_retention.h).
   absl::Status StartLogRetention();
 
+  // With --cas-store: the bucket under the stack (server_bucket.cc).
+  absl::Status AddBucket(const Options& options, EvictingBlobStore::Options eviction);
+
   Options options_;
   std::unique_ptr<Database> db_;
+  std::unique_ptr<S3Client> bucket_client_;  // with --cas-store; before the stack, which uses it
   BlobStoreStack blob_stack_;
   std::unique_ptr<ActionCache> action_cache_;
   std::unique_ptr<JobStore> job_store_;

@@ -20,4 +20,13 @@ absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clo
   return stack;
 }
 
+void AddSlowTier(BlobStoreStack* stack, std::unique_ptr<EvictableBlobStore> slow, EvictingBlobStore::Options slow_options,
+                 int64_t fill_limit) {
+  slow_options.background = true;
+  stack->slow = std::move(slow);
+  stack->slow_eviction = std::make_unique<EvictingBlobStore>(stack->slow.get(), slow_options);
+  stack->tiers = std::make_unique<TieredBlobStore>(stack->eviction.get(), stack->slow_eviction.get(), fill_limit);
+  stack->verification = std::make_unique<VerifyingBlobStore>(stack->tiers.get());
+}
+
 }  // namespace assay

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -194,6 +195,32 @@ absl::StatusOr<S3Credentials> S3CredentialsFromEnvironment() {
           ": S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"));
     }
     *field = value;
+  }
+  return credentials;
+}
+
+absl::StatusOr<S3Credentials> S3CredentialsFromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read the S3 credentials file ", path));
+  S3Credentials credentials;
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty() || text[0] == '#' || text[0] == ';' || text[0] == '[') continue;
+    const size_t eq = text.find('=');
+    if (eq == absl::string_view::npos) continue;
+    const std::string key = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text.substr(0, eq)));
+    const std::string value(absl::StripAsciiWhitespace(text.substr(eq + 1)));
+    std::string* field = key == "aws_access_key_id"       ? &credentials.access_key_id
+                         : key == "aws_secret_access_key" ? &credentials.secret_access_key
+                                                          : nullptr;
+    if (field != nullptr && field->empty()) *field = value;
+  }
+  for (auto [name, field] : {std::pair{"aws_access_key_id", &credentials.access_key_id},
+                             std::pair{"aws_secret_access_key", &credentials.secret_access_key}}) {
+    if (field->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("the S3 credentials file ", path, " has no ", name));
+    }
   }
   return credentials;
 }

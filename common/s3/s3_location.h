@@ -49,4 +49,10 @@ struct S3Credentials {
 // naming the variable that is missing or empty.
 absl::StatusOr<S3Credentials> S3CredentialsFromEnvironment();
 
+// From a file, as AWS's shared credentials file writes them (`aws_access_key_id = ...` and
+// `aws_secret_access_key = ...`; `[section]` lines and `#` or `;` comments are skipped; the first
+// value of each wins) or as an environment file (`AWS_ACCESS_KEY_ID=...`). Names are matched without
+// case. FailedPrecondition naming the file and what it lacks; the secret is never quoted.
+absl::StatusOr<S3Credentials> S3CredentialsFromFile(const std::string& path);
+
 }  // namespace assay

@@ -111,7 +111,10 @@ absl::Status TestS3Server::WriteConfig() {
       "osd pool default pg num = 1\nosd pool default pgp num = 1\n"
       "osd pool default pg autoscale mode = off\nmon allow pool size one = true\n"
       "mon warn on pool no redundancy = false\n"
-      "paxos propose interval = 0.05\npaxos min wait = 0.01\n",
+      "paxos propose interval = 0.05\npaxos min wait = 0.01\n"
+      // A killed gateway's watches expire soon, or the next one's metadata writes (a new bucket)
+      // wait for them (30 s by default) after StopGateway/StartGateway.
+      "osd client watch timeout = 3\n",
       "rgw frontends = beast endpoint=127.0.0.1:", gateway_port_, "\nrgw data = ", d, "/rgw\n",
       "rgw thread pool size = 32\n");
   return WriteFile(conf_, conf);
