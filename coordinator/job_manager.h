@@ -202,6 +202,8 @@ class JobManager {
   struct ResultEffects {
     absl::Status complete;     // set before the section: whether the CAS holds every output
     bool wanted_cache = false;  // the result was cacheable (recorded when `complete`)
+    std::optional<std::pair<Digest, reapi::ActionResult>> recorded;  // and recorded: for the bucket too
+    std::string cache_instance;                                       // under this instance name
     std::string pipeline, branch, job_id, task_id;                    // whose step caches these are
     std::vector<assay::v1::SavedStepCache> caches;                    // step caches to record
   };

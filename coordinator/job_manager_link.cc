@@ -154,6 +154,10 @@ void JobManager::ApplyResultEffects(const ResultEffects& effects) {
   if (effects.wanted_cache && !effects.complete.ok()) {
     spdlog::warn("job {} {}: result not cached: {}", effects.job_id, effects.task_id, effects.complete.message());
   }
+  if (effects.recorded.has_value()) {  // the database has it: now the bucket (--cas-store) too
+    absl::Status s = action_cache_->Mirror(effects.cache_instance, effects.recorded->first, effects.recorded->second);
+    if (!s.ok()) spdlog::warn("job {} {}: result not kept in the bucket: {}", effects.job_id, effects.task_id, s.message());
+  }
   // The step caches are recorded after the task's state, outside the lock.
   for (const assay::v1::SavedStepCache& saved : effects.caches) {
     if (options_.step_caches == nullptr) break;
@@ -271,6 +275,8 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
     auto digest = Digest::FromProto(task->action_digest());
     if (digest.ok() && effects->complete.ok()) {  // written with the task's state (FlushLocked)
       action_cache_->AddToBatch(&pending_.batch, task->spec().instance_name(), *digest, result.result());
+      effects->recorded.emplace(*digest, result.result());
+      effects->cache_instance = task->spec().instance_name();
     }
   }
   task->set_flaky(decision.flaky);

@@ -45,7 +45,8 @@ absl::Status CoordinatorServer::Start(const Options& options) {
     eviction.budget_bytes = options.cache_budget_bytes;
     if (absl::Status s = AddBucket(options, eviction); !s.ok()) return s;
   }
-  action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store());
+  action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store(), bucket_client_.get());
+  if (absl::Status s = RestoreActionResults(); !s.ok()) return s;
   if (absl::Status s = StartJobs(options, std::move(notify)); !s.ok()) return s;
   if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.

@@ -81,6 +81,9 @@ class CoordinatorServer {
 
   // With --cas-store: the bucket under the stack (server_bucket.cc).
   absl::Status AddBucket(const Options& options, EvictingBlobStore::Options eviction);
+  // After AddBucket rebuilt the bucket's index (a new data folder): the action results it holds.
+  absl::Status RestoreActionResults();
+  bool bucket_rebuilt_ = false;
 
   Options options_;
   std::unique_ptr<Database> db_;

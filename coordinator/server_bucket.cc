@@ -19,7 +19,7 @@ S3ClientOptions BucketClientOptions() {
   options.max_connections = 32;
   options.retry.attempt_timeout = absl::Seconds(60);  // one 8 MiB part, or a ranged read, on a slow link
   // A bucket that does not answer fails the request within this (UNAVAILABLE), not a client's deadline.
-  options.retry.overall_timeout = absl::Seconds(20);
+  options.retry.overall_timeout = absl::Seconds(10);
   return options;
 }
 
@@ -43,7 +43,16 @@ absl::Status CoordinatorServer::AddBucket(const Options& options, EvictingBlobSt
     return absl::Status(bucket.status().code(), absl::StrCat("--cas-store ", bucket_client_->location().ToString(), ": ",
                                                              bucket.status().message()));
   }
+  bucket_rebuilt_ = (*bucket)->index_rebuilt();
   AddSlowTier(&blob_stack_, std::move(*bucket), eviction, kHotFillLimit);
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorServer::RestoreActionResults() {
+  if (!bucket_rebuilt_) return absl::OkStatus();
+  auto restored = action_cache_->RestoreFromBucket();
+  if (!restored.ok()) return restored.status();
+  if (*restored > 0) spdlog::info("action cache: {} results restored from the bucket", *restored);
   return absl::OkStatus();
 }
 

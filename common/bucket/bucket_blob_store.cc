@@ -181,6 +181,7 @@ absl::Status BucketBlobStore::RebuildIndex() {
   // Written last and synced: an interrupted rebuild starts over.
   if (absl::Status s = db_->Put(options_.index, kCompleteKey, "", /*sync=*/true); !s.ok()) return s;
   rebuilt_ = found;
+  index_rebuilt_ = true;
   if (found > 0) spdlog::info("bucket {}: index rebuilt from a listing: {} blobs", client_->location().ToString(), found);
   return absl::OkStatus();
 }

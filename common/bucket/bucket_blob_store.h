@@ -66,7 +66,8 @@ class BucketBlobStore final : public EvictableBlobStore {
   size_t deletes_queued();
   // Deletes the queued objects now (what Upkeep does).
   absl::Status FinishDeletes();
-  // How many blobs the last Open found by listing the bucket (0: the index was already there).
+  // Whether Open rebuilt the index by listing the bucket (it had none), and the blobs it found.
+  bool index_rebuilt() const { return index_rebuilt_; }
   int64_t rebuilt_blobs() const { return rebuilt_; }
 
  private:
@@ -92,6 +93,7 @@ class BucketBlobStore final : public EvictableBlobStore {
   std::atomic<int64_t> blobs_{0};
   std::atomic<int64_t> objects_deleted_{0};
   int64_t rebuilt_ = 0;
+  bool index_rebuilt_ = false;
 
   absl::Mutex deletes_mu_;
   absl::flat_hash_set<Digest> queued_ ABSL_GUARDED_BY(deletes_mu_);     // objects to delete

@@ -52,11 +52,13 @@ absl::Status TestEngine::Start() {
   } else {
     // Rootful Podman on this kind of host: runc (crun refuses hybrid cgroups), the cgroupfs manager
     // (no systemd), events in a file (no journald), ulimits within root's hard limits, its networks'
-    // settings and one storage driver in the test's folder.
+    // settings and one storage driver in the test's folder. Its tmp_dir too (default /run/libpod,
+    // shared by every Podman on the host): `system reset` below removes it, and a test running beside
+    // this one then failed "creating runtime status file: open /run/libpod/alive".
     const std::string conf = absl::StrCat(
         "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n"
         "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"
-        "events_logfile_path = \"",
+        "tmp_dir = \"", (dir_ / "libpod-tmp").string(), "\"\nevents_logfile_path = \"",
         (dir_ / "events.log").string(), "\"\n[network]\nnetwork_config_dir = \"", (dir_ / "networks").string(), "\"\n");
     const std::string storage = absl::StrCat("[storage]\ndriver = \"overlay\"\ngraphroot = \"", (dir_ / "storage").string(),
                                              "\"\nrunroot = \"", (dir_ / "run").string(), "\"\n");

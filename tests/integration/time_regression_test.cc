@@ -36,11 +36,12 @@ int main(void) {
 }
 )";
 
-// Warn beyond +50% (1.5 times the baseline), fail beyond +800% (9 times): the runs below take about 4
-// and 20 times as long as the first ones (emulator start-up included; seen: 2.9-3.7 and 21 times), so a
-// loaded machine that slows one run twice as much as another cannot change a verdict.
+// Warn beyond +50% (1.5 times the baseline), fail beyond +500% (6 times): the runs below take about 3
+// and 9-21 times as long as the first ones (emulator start-up included; seen: 2.9-3.7 times, and 21
+// times on an idle machine but 8.7 on a loaded one, where start-up weighs more), so a loaded machine
+// that slows one run half as much again as another cannot change a verdict.
 constexpr const char* kPipeline = R"(name: spin
-time_regression: {warn: 50%, fail: 800%, steps: [test], runs: 3}
+time_regression: {warn: 50%, fail: 500%, steps: [test], runs: 3}
 steps:
   - id: build
     run: make TARGET=cortex-m3 PROFILE=debug DEFS=-DSPIN=@SPIN@
@@ -135,7 +136,7 @@ TEST_F(TimeRegressionTest, ASlowerEmulatorRunWarnsAMuchSlowerOneFailsAndCachedRu
   EXPECT_EQ(second.spec().time_baseline().median_ms(), first.run_ms());
   EXPECT_EQ(JobIds(second), std::vector<std::string>{a1});
 
-  // Six times the loop: beyond warn (50%), within fail (800%): a warning, and the step passes.
+  // Six times the loop: beyond warn (50%), within fail (500%): a warning, and the step passes.
   const std::string b = Run(60'000'000);
   const Task slower = TestTask(b);
   ASSERT_EQ(slower.state(), assay::v1::TASK_SUCCEEDED) << Describe(slower);
@@ -153,7 +154,7 @@ TEST_F(TimeRegressionTest, ASlowerEmulatorRunWarnsAMuchSlowerOneFailsAndCachedRu
   ASSERT_EQ(slowest.state(), assay::v1::TASK_FAILED) << Describe(slowest);
   EXPECT_EQ(slowest.spec().time_baseline().median_ms(), std::max(first.run_ms(), second.run_ms())) << Describe(slowest);
   EXPECT_EQ(JobIds(slowest), (std::vector<std::string>{b, a2, a1}));
-  EXPECT_EQ(slowest.message(), Verdict(slowest, 3, "800%"));
+  EXPECT_EQ(slowest.message(), Verdict(slowest, 3, "500%"));
   EXPECT_EQ(farm_.GetJob(c)->state(), assay::v1::JOB_FAILED);
   // The build step is not among time_regression.steps: measured, never judged.
   auto job = farm_.GetJob(c);
@@ -181,7 +182,7 @@ TEST_F(TimeRegressionTest, ASlowerEmulatorRunWarnsAMuchSlowerOneFailsAndCachedRu
   EXPECT_EQ(step["run_ms"], slowest.run_ms());
   EXPECT_EQ(step["time"]["baseline_median_ms"], slowest.spec().time_baseline().median_ms());
   EXPECT_EQ(step["time"]["baseline_runs"], 3);
-  EXPECT_GT(step["time"]["change_percent"].get<double>(), 800.0);
+  EXPECT_GT(step["time"]["change_percent"].get<double>(), 500.0);
 }
 
 }  // namespace

@@ -1,0 +1,142 @@
+// The farm with its CAS and action cache in an S3 bucket (--cas-store), against Ceph's radosgw on
+// loopback (s3_server.h): the example pipeline runs, a coordinator that lost its data folder still
+// answers every earlier cache hit, REAPI clients read and write through it, and an outage of the
+// bucket is UNAVAILABLE until it returns.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/remote/cas_client.h"
+#include "common/s3/s3_client.h"
+#include "tests/integration/farm.h"
+#include "tests/integration/s3_server.h"
+
+namespace assay::testing {
+namespace {
+namespace fs = std::filesystem;
+using assay::v1::Job;
+using assay::v1::Task;
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(random() & 0xFF);
+  return out;
+}
+
+RetryPolicy Once() {
+  RetryPolicy policy;
+  policy.max_attempts = 1;
+  return policy;
+}
+
+class BucketFarmTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new TestS3Server();
+    start_ = new absl::Status(server_->Start());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete start_;
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(start_->ok()) << *start_;
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    bucket_ = "f-" + absl::AsciiStrToLower(name).substr(0, 50);
+    location_ = server_->Location(bucket_, "farm");
+    bucket_client_ = std::make_unique<S3Client>(ParseS3Location(location_).value(),
+                                                S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
+    ASSERT_TRUE(bucket_client_->CreateBucket().ok());
+    // The key pair in a file, as AWS's tools write it: never on the command line.
+    credentials_ = farm_.dir() / "s3-credentials";
+    ASSERT_TRUE(WriteFile(credentials_, absl::StrCat("[default]\naws_access_key_id = ", TestS3Server::kAccessKey,
+                                                     "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"))
+                    .ok());
+  }
+  void StartCoordinator() {
+    farm_.StartCoordinator({"--cas-store", location_, "--cas-credentials", credentials_.string()});
+  }
+  size_t Objects(const std::string& prefix) {
+    auto all = bucket_client_->ListAllObjects(prefix);
+    EXPECT_TRUE(all.ok()) << all.status();
+    return all.ok() ? all->size() : 0;
+  }
+  Job RunExample() {
+    fs::path tree = farm_.dir() / "karatos-mini";
+    if (!fs::exists(tree)) {
+      fs::copy(SourceDir() + "/examples/karatos-mini", tree, fs::copy_options::recursive);
+      fs::remove_all(tree / "out");
+    }
+    auto id = farm_.Submit(tree);
+    EXPECT_TRUE(id.ok()) << id.status();
+    auto job = farm_.WaitJob(id.value_or("0"));
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.value_or(Job());
+  }
+
+  static TestS3Server* server_;
+  static absl::Status* start_;
+  Farm farm_;
+  std::string bucket_;
+  std::string location_;
+  fs::path credentials_;
+  std::unique_ptr<S3Client> bucket_client_;
+};
+
+TestS3Server* BucketFarmTest::server_ = nullptr;
+absl::Status* BucketFarmTest::start_ = nullptr;
+
+TEST_F(BucketFarmTest, ThePipelineRunsOnABucketAndACoordinatorThatLostItsDataFolderKeepsEveryCacheHit) {
+  StartCoordinator();
+  farm_.StartWorker("w1", {}, 2);
+  Job first = RunExample();
+  ASSERT_EQ(first.state(), assay::v1::JOB_SUCCEEDED) << first.DebugString();
+  for (const Task& t : first.tasks()) EXPECT_FALSE(t.cached()) << t.id();
+  EXPECT_GT(Objects("cas/"), 10u) << "the sources, actions and outputs are objects of the bucket";
+  EXPECT_EQ(Objects("ac/"), static_cast<size_t>(first.tasks_size())) << "one result object per step";
+
+  // The coordinator's disk is lost in a crash: a new, empty data folder on the same bucket.
+  farm_.StopCoordinator(SIGKILL);
+  fs::remove_all(farm_.dir() / "data");
+  StartCoordinator();
+  EXPECT_TRUE(absl::StrContains(ReadFile(farm_.dir() / "coordinator.log").value_or(""), "index rebuilt from a listing"));
+  Job second = RunExample();
+  ASSERT_EQ(second.state(), assay::v1::JOB_SUCCEEDED) << second.DebugString();
+  for (const Task& t : second.tasks()) {
+    EXPECT_TRUE(t.cached()) << t.id() << " ran again";
+    EXPECT_EQ(t.result().output_files_size(), FindTask(first, t.id())->result().output_files_size()) << t.id();
+  }
+  RunResult a = farm_.Cli({"artifacts", second.id(), "rv32imac/release", "--out", (farm_.dir() / "a2").string()});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+}
+
+TEST_F(BucketFarmTest, ReapiClientsReadAndWriteLargeBlobsThroughTheBucketAndAnOutageIsUnavailable) {
+  StartCoordinator();
+  CasClient cas(farm_.channel(), "", Once());
+  const std::string large = RandomBytes((20 << 20) + 3, 1);  // a multipart upload
+  const Digest digest = Digest::OfBytes(large);
+  ASSERT_TRUE(cas.UploadBytes(digest, large).ok());
+  EXPECT_EQ(Objects(absl::StrCat("cas/", digest.hash())), 1u);
+  auto back = cas.ReadBlob(digest);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(*back == large);
+
+  server_->StopGateway();
+  const std::string during = "uploaded while the bucket is away";
+  absl::Status refused = cas.UploadBytes(Digest::OfBytes(during), during);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  auto missing = cas.FindMissing({digest, Digest::OfBytes(during)});
+  ASSERT_TRUE(missing.ok()) << missing.status() << ": the index answers without the bucket";
+  EXPECT_EQ(*missing, std::vector<Digest>{Digest::OfBytes(during)});
+  ASSERT_TRUE(server_->StartGateway().ok());
+  EXPECT_TRUE(cas.UploadBytes(Digest::OfBytes(during), during).ok());
+  EXPECT_TRUE(cas.FindMissing({Digest::OfBytes(during)})->empty());
+}
+
+}  // namespace
+}  // namespace assay::testing
