@@ -140,6 +140,7 @@ class JobManager {
   struct Stats {
     int64_t jobs_active = 0;                                   // not yet finished
     int64_t tasks_pending = 0, tasks_queued = 0, tasks_running = 0;  // of unfinished jobs
+    std::map<std::string, int64_t> tasks_queued_by_requirements;  // the queued ones by RequirementsKey
     int64_t workers_connected = 0, slots = 0, slots_busy = 0;
     std::map<std::string, int64_t> jobs_finished;              // by JobState name, since start
     std::map<std::pair<std::string, bool>, int64_t> tasks_finished;  // by (TaskState name, cached)

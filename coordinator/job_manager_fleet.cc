@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/queued_requirements.h"
 #include "coordinator/task_rules.h"
 
 namespace assay {
@@ -19,7 +20,10 @@ JobManager::Stats JobManager::GetStats() {
       ++s.jobs_active;
       for (const Task& t : entry->job.tasks()) {
         s.tasks_pending += t.state() == assay::v1::TASK_PENDING;
-        s.tasks_queued += t.state() == assay::v1::TASK_QUEUED;
+        if (t.state() == assay::v1::TASK_QUEUED) {
+          ++s.tasks_queued;
+          ++s.tasks_queued_by_requirements[RequirementsKey(t.spec().required_labels())];
+        }
         s.tasks_running += t.state() == assay::v1::TASK_RUNNING;
       }
     }

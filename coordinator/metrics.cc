@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/queued_requirements.h"
 
 namespace assay {
 
@@ -27,6 +28,29 @@ void CollectNotifications(const Notifier& notifier, MetricFamilies* f) {
   }
   f->Family("assay_notifications_pending", "Notifications not yet delivered, by target.", MetricType::Gauge);
   for (const auto& [target, t] : s.targets) f->Sample(static_cast<double>(t.pending), {{"target", target}});
+}
+
+void CollectCache(const assay::v1::CacheStats& c, MetricFamilies* f) {
+  using prometheus::MetricType;
+  auto number = [](int64_t v) { return static_cast<double>(v); };
+  f->Family("assay_cas_bytes", "Bytes stored in the CAS.", MetricType::Gauge);
+  f->Sample(number(c.bytes()));
+  f->Family("assay_cas_blobs", "Blobs stored in the CAS.", MetricType::Gauge);
+  f->Sample(number(c.blobs()));
+  f->Family("assay_cas_budget_bytes", "The CAS byte budget (0: none).", MetricType::Gauge);
+  f->Sample(number(c.budget_bytes()));
+  f->Family("assay_cas_evicted_blobs_total", "Blobs evicted to keep within the budget.", MetricType::Counter);
+  f->Sample(number(c.evicted_blobs()));
+  f->Family("assay_cas_evicted_bytes_total", "Bytes evicted to keep within the budget.", MetricType::Counter);
+  f->Sample(number(c.evicted_bytes()));
+  f->Family("assay_cas_reads_total", "Blobs read by REAPI clients (ByteStream and batch).", MetricType::Counter);
+  f->Sample(number(c.cas_reads()));
+  f->Family("assay_cas_writes_total", "Blobs written by REAPI clients (ByteStream and batch).", MetricType::Counter);
+  f->Sample(number(c.cas_writes()));
+  f->Family("assay_action_cache_hits_total", "Action cache lookups that found a complete result.", MetricType::Counter);
+  f->Sample(number(c.ac_hits()));
+  f->Family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.", MetricType::Counter);
+  f->Sample(number(c.ac_misses()));
 }
 
 std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1::CacheStats& c, const Notifier* notifier) {
@@ -53,6 +77,15 @@ std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1:
   f.Sample(number(s.tasks_pending), {{"state", "pending"}});
   f.Sample(number(s.tasks_queued), {{"state", "queued"}});
   f.Sample(number(s.tasks_running), {{"state", "running"}});
+  static_assert(kMaxRequirementSets == 50, "the help text names the bound");
+  f.Family("assay_tasks_queued",
+           "Queued tasks of unfinished jobs, by what they require of a worker: `requires` is their required labels, "
+           "sorted and joined with \",\" (\"\" for none). Beyond 50 sets, those with the fewest tasks are summed "
+           "under requires=\"other\".",
+           MetricType::Gauge);
+  for (const auto& [set, n] : CapRequirementSets(s.tasks_queued_by_requirements)) {
+    f.Sample(number(n), {{"requires", set}});
+  }
   f.Family("assay_tasks_finished_total",
          "Tasks finished since the coordinator started, by final state and whether the result came from the "
          "action cache.",
@@ -81,24 +114,7 @@ std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1:
     m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
     f.Add(std::move(m));
   }
-  f.Family("assay_cas_bytes", "Bytes stored in the CAS.", MetricType::Gauge);
-  f.Sample(number(c.bytes()));
-  f.Family("assay_cas_blobs", "Blobs stored in the CAS.", MetricType::Gauge);
-  f.Sample(number(c.blobs()));
-  f.Family("assay_cas_budget_bytes", "The CAS byte budget (0: none).", MetricType::Gauge);
-  f.Sample(number(c.budget_bytes()));
-  f.Family("assay_cas_evicted_blobs_total", "Blobs evicted to keep within the budget.", MetricType::Counter);
-  f.Sample(number(c.evicted_blobs()));
-  f.Family("assay_cas_evicted_bytes_total", "Bytes evicted to keep within the budget.", MetricType::Counter);
-  f.Sample(number(c.evicted_bytes()));
-  f.Family("assay_cas_reads_total", "Blobs read by REAPI clients (ByteStream and batch).", MetricType::Counter);
-  f.Sample(number(c.cas_reads()));
-  f.Family("assay_cas_writes_total", "Blobs written by REAPI clients (ByteStream and batch).", MetricType::Counter);
-  f.Sample(number(c.cas_writes()));
-  f.Family("assay_action_cache_hits_total", "Action cache lookups that found a complete result.", MetricType::Counter);
-  f.Sample(number(c.ac_hits()));
-  f.Family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.", MetricType::Counter);
-  f.Sample(number(c.ac_misses()));
+  CollectCache(c, &f);
   if (notifier != nullptr) CollectNotifications(*notifier, &f);
   return f.Take();
 }

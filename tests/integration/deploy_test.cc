@@ -1,17 +1,25 @@
 // deploy/: the Kubernetes manifests and the compose file parse, and carry what makes them work: the
 // coordinator's data on a persistent volume, TLS and tokens when it listens beyond loopback, health
 // probes that run `assay health`, workers drained before they stop (preStop, grace periods longer
-// than the drain's), scaling on the coordinator's queue metric, and only flags the binaries have.
+// than the drain's), worker pools each scaled on the queued tasks it can run (by the scheduler's own
+// label rule), and only flags the binaries have.
 #include <gtest/gtest.h>
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <functional>
+#include <memory>
 #include <regex>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "coordinator/queued_requirements.h"
+#include "coordinator/scheduler.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -93,34 +101,162 @@ TEST(DeployTest, TheCoordinatorIsOneReplicaOnAPersistentVolumeWithTlsTokensAndHe
   EXPECT_TRUE(grpc_port);
 }
 
-TEST(DeployTest, WorkersDrainBeforeTheyStopAndScaleOnTheQueue) {
+// The labels a worker pod of `deployment` offers: what the worker detects in the image on an amd64
+// node (worker/host_facts.cc; the executor is the image's ENTRYPOINT's), and its --label flags.
+std::vector<std::string> PodLabels(const YAML::Node& deployment) {
+  const std::string pod = deployment["metadata"]["name"].as<std::string>() + "-7c9f5d-x2x4q";
+  std::vector<std::string> labels = {"os=linux",   "arch=x86_64", "executor=process", "OSFamily=Linux",
+                                     "ISA=x86-64", "host=" + pod};
+  // qemu-system-arm brings arm and aarch64, qemu-system-misc riscv32, riscv64 and others.
+  for (const char* emulator : {"aarch64", "arm", "riscv32", "riscv64", "m68k", "xtensa"}) {
+    labels.push_back(absl::StrCat("qemu-system-", emulator, "=7.2.11"));
+  }
+  for (const std::string& a : Strings(deployment["spec"]["template"]["spec"]["containers"][0]["args"])) {
+    if (absl::StartsWith(a, "--label=")) labels.push_back(a.substr(8));
+  }
+  return labels;
+}
+
+TEST(DeployTest, WorkerPoolsDrainBeforeTheyStopAndEachScalesOnItsOwnQueue) {
   auto coordinator = Documents(Deploy("k8s/coordinator.yaml"));
   auto docs = Documents(Deploy("k8s/worker.yaml"));
-  YAML::Node deployment = Only(docs, "Deployment");
-  ASSERT_TRUE(deployment.IsDefined());
-  YAML::Node pod = deployment["spec"]["template"]["spec"];
-  YAML::Node container = pod["containers"][0];
-  const std::vector<std::string> args = Strings(container["args"]);
-  ExpectKnownFlags("assay-worker", args);
-  EXPECT_EQ(Flag(args, "coordinator"),
-            Only(coordinator, "Service")["metadata"]["name"].as<std::string>() + ":7171");
+  auto scaled = Documents(Deploy("k8s/scaledobject.yaml"));
+  EXPECT_EQ(docs.count("Deployment"), 2u) << "a general pool and a qemu pool";
+  EXPECT_EQ(scaled.count("ScaledObject"), docs.count("Deployment")) << "one ScaledObject per pool";
+  std::set<std::string> targets, selectors;
+  for (const auto& [kind, deployment] : docs) {
+    const std::string name = deployment["metadata"]["name"].as<std::string>();
+    SCOPED_TRACE(name);
+    YAML::Node pod = deployment["spec"]["template"]["spec"];
+    YAML::Node container = pod["containers"][0];
+    const std::vector<std::string> args = Strings(container["args"]);
+    ExpectKnownFlags("assay-worker", args);
+    EXPECT_EQ(Flag(args, "coordinator"), Only(coordinator, "Service")["metadata"]["name"].as<std::string>() + ":7171");
+    EXPECT_EQ(pod["nodeSelector"]["kubernetes.io/arch"].as<std::string>(), "amd64") << "PodLabels says arch=x86_64";
+    EXPECT_EQ(deployment["spec"]["selector"]["matchLabels"]["pool"].as<std::string>(),
+              deployment["spec"]["template"]["metadata"]["labels"]["pool"].as<std::string>());
+    EXPECT_TRUE(selectors.insert(deployment["spec"]["selector"]["matchLabels"]["pool"].as<std::string>()).second)
+        << "two Deployments would fight over the same pods";
 
-  // preStop: SIGTERM to the worker (its own drain), then wait for it to exit.
-  const std::string pre_stop = absl::StrJoin(Strings(container["lifecycle"]["preStop"]["exec"]["command"]), " ");
-  EXPECT_TRUE(absl::StrContains(pre_stop, "kill -TERM 1")) << pre_stop;
-  EXPECT_TRUE(absl::StrContains(pre_stop, "while kill -0 1")) << pre_stop;
-  int grace = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(Flag(args, "drain-grace-seconds"), &grace));
-  EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), grace) << "Kubernetes would kill a draining worker";
+    // preStop: SIGTERM to the worker (its own drain), then wait for it to exit.
+    const std::string pre_stop = absl::StrJoin(Strings(container["lifecycle"]["preStop"]["exec"]["command"]), " ");
+    EXPECT_TRUE(absl::StrContains(pre_stop, "kill -TERM 1")) << pre_stop;
+    EXPECT_TRUE(absl::StrContains(pre_stop, "while kill -0 1")) << pre_stop;
+    int grace = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(Flag(args, "drain-grace-seconds"), &grace));
+    EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), grace) << "Kubernetes would kill a draining worker";
 
-  // KEDA scales that Deployment on the coordinator's queued tasks.
-  YAML::Node scaled = Only(Documents(Deploy("k8s/scaledobject.yaml")), "ScaledObject");
-  ASSERT_TRUE(scaled.IsDefined());
-  EXPECT_EQ(scaled["spec"]["scaleTargetRef"]["name"].as<std::string>(), deployment["metadata"]["name"].as<std::string>());
-  YAML::Node trigger = scaled["spec"]["triggers"][0];
-  EXPECT_EQ(trigger["type"].as<std::string>(), "prometheus");
-  EXPECT_TRUE(absl::StrContains(trigger["metadata"]["query"].as<std::string>(), R"(assay_tasks{state="queued"})"));
-  EXPECT_GE(scaled["spec"]["minReplicaCount"].as<int>(), 1) << "queued tasks need a worker to be seen at all";
+    // KEDA scales this Deployment, and only it, on the coordinator's queued tasks.
+    int scaling = 0;
+    for (const auto& [k, object] : scaled) {
+      if (object["spec"]["scaleTargetRef"]["name"].as<std::string>() != name) continue;
+      ++scaling;
+      YAML::Node trigger = object["spec"]["triggers"][0];
+      EXPECT_EQ(trigger["type"].as<std::string>(), "prometheus");
+      EXPECT_TRUE(absl::StrContains(trigger["metadata"]["query"].as<std::string>(), "sum(assay_tasks_queued{requires=~"));
+      EXPECT_GE(object["spec"]["minReplicaCount"].as<int>(), 1) << "queued tasks need a worker to be seen at all";
+    }
+    EXPECT_EQ(scaling, 1);
+    targets.insert(name);
+  }
+  EXPECT_EQ(targets, (std::set<std::string>{"assay-worker-general", "assay-worker-qemu"}));
+  const std::string dockerfile = ReadFile(Deploy("docker/Dockerfile.worker")).value_or("");
+  EXPECT_TRUE(absl::StrContains(dockerfile, R"("--executor", "process")")) << "PodLabels says executor=process";
+}
+
+// The regular expression of `requires=~"..."` in a query, as Prometheus matches it: anchored at both
+// ends (RE2's full match).
+std::unique_ptr<RE2> RequiresPattern(const std::string& query) {
+  const std::string open = R"(requires=~")";
+  const size_t start = query.find(open);
+  const size_t end = start == std::string::npos ? start : query.find(R"("})", start);
+  if (end == std::string::npos) return nullptr;
+  auto re = std::make_unique<RE2>(query.substr(start + open.size(), end - start - open.size()));
+  return re->ok() ? std::move(re) : nullptr;
+}
+
+// Every set of at most `n` of `labels`, as RequirementsKey writes it, with the set itself.
+std::vector<std::pair<std::string, std::vector<std::string>>> Sets(const std::vector<std::string>& labels, size_t n) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  std::vector<std::string> chosen;
+  std::function<void(size_t)> extend = [&](size_t from) {
+    google::protobuf::RepeatedPtrField<std::string> field(chosen.begin(), chosen.end());
+    out.emplace_back(RequirementsKey(field), chosen);
+    if (chosen.size() == n) return;
+    for (size_t i = from; i < labels.size(); ++i) {
+      chosen.push_back(labels[i]);
+      extend(i + 1);
+      chosen.pop_back();
+    }
+  };
+  extend(0);
+  return out;
+}
+
+// What KEDA sums for each pool, checked against the scheduler's own rule (LabelsMatch): a pool is
+// never grown for tasks its workers cannot run, no set is counted twice, and every set the queries
+// promise (all but emulator versions and emulators the queries do not name) is counted, by the
+// general pool when it can run it, else by the qemu pool.
+TEST(DeployTest, EachQueuedSetOfLabelsIsCountedByOnePoolThatCanRunIt) {
+  struct Pool {
+    std::vector<std::string> labels;
+    std::unique_ptr<RE2> requires_pattern;
+  };
+  std::map<std::string, Pool> pools;
+  for (const auto& [kind, deployment] : Documents(Deploy("k8s/worker.yaml"))) {
+    pools[deployment["metadata"]["name"].as<std::string>()].labels = PodLabels(deployment);
+  }
+  for (const auto& [kind, object] : Documents(Deploy("k8s/scaledobject.yaml"))) {
+    const std::string query = object["spec"]["triggers"][0]["metadata"]["query"].as<std::string>();
+    auto pattern = RequiresPattern(query);
+    ASSERT_NE(pattern, nullptr) << "no requires=~\"REGEX\" in " << query;
+    pools[object["spec"]["scaleTargetRef"]["name"].as<std::string>()].requires_pattern = std::move(pattern);
+  }
+  ASSERT_EQ(pools.size(), 2u);
+  const Pool& general = pools.at("assay-worker-general");
+  const Pool& qemu = pools.at("assay-worker-qemu");
+  ASSERT_TRUE(general.requires_pattern && qemu.requires_pattern);
+  EXPECT_TRUE(LabelsMatch({"qemu"}, qemu.labels) && !LabelsMatch({"qemu"}, general.labels));
+  auto counted_by = [&](const std::string& key) {
+    std::vector<std::string> names;
+    for (const auto& [name, pool] : pools) {
+      if (RE2::FullMatch(key, *pool.requires_pattern)) names.push_back(name);
+    }
+    return absl::StrJoin(names, " ");
+  };
+  // The brief's cases, and a few that read as documentation.
+  EXPECT_EQ(counted_by(""), "assay-worker-general");
+  EXPECT_EQ(counted_by("arch=x86_64,os=linux"), "assay-worker-general");
+  EXPECT_EQ(counted_by("qemu-system-arm"), "assay-worker-general") << "every pod has the image's emulators";
+  EXPECT_EQ(counted_by("qemu"), "assay-worker-qemu");
+  EXPECT_EQ(counted_by("ISA=x86-64,OSFamily=Linux,qemu"), "assay-worker-qemu");
+  EXPECT_EQ(counted_by("arm,qemu"), "") << "no pod offers arm";
+  EXPECT_EQ(counted_by("gpu"), "");
+  EXPECT_EQ(counted_by("other"), "") << "the sets beyond the metric's bound of 50";
+
+  const std::vector<std::string> universe = {
+      "os", "os=linux", "os=windows", "arch", "arch=x86_64", "arch=aarch64", "executor", "executor=process",
+      "executor=sandbox", "host", "host=elsewhere", "OSFamily", "OSFamily=Linux", "ISA", "ISA=x86-64", "qemu",
+      "qemu=8", "qemu-system-arm", "qemu-system-riscv32", "qemu-system-arm=7.2.11", "qemu-system-m68k",
+      "qemu-system-x86_64", "arm", "gpu", "container", "docker", "other"};
+  const std::set<std::string> unpromised = {"qemu-system-arm=7.2.11", "qemu-system-m68k"};
+  for (const auto& [key, set] : Sets(universe, 3)) {
+    const std::string by = counted_by(key);
+    for (const auto& [name, pool] : pools) {
+      if (absl::StrContains(" " + by + " ", " " + name + " ")) {
+        EXPECT_TRUE(LabelsMatch(set, pool.labels)) << name << " would grow for tasks it cannot run: " << key;
+      }
+    }
+    if (std::any_of(set.begin(), set.end(), [&](const std::string& l) { return unpromised.contains(l); })) {
+      EXPECT_TRUE(by.empty() || by.find(' ') == std::string::npos) << key << " counted twice: " << by;
+    } else if (LabelsMatch(set, general.labels)) {
+      EXPECT_EQ(by, "assay-worker-general") << key;
+    } else if (LabelsMatch(set, qemu.labels)) {
+      EXPECT_EQ(by, "assay-worker-qemu") << key;
+    } else {
+      EXPECT_EQ(by, "") << key << ": no pool runs it";
+    }
+  }
 }
 
 TEST(DeployTest, TheComposeFileStartsHealthyCoordinatorThenDrainableWorkers) {

@@ -1,9 +1,12 @@
 // The coordinator's Prometheus endpoint, scraped over HTTP from the real binary: job, task, worker
-// and cache figures after real jobs (one run, one answered from the action cache).
+// and cache figures after real jobs (one run, one answered from the action cache), and the queued
+// tasks by the labels they require.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -89,6 +92,73 @@ steps:
   farm.StopWorker("w1");
   EXPECT_TRUE(WaitFor([&] { return Sample(HttpGet(port, "/metrics").value_or(""), "assay_workers_connected") == 0; },
                       absl::Seconds(10)));
+}
+
+// Every sample of `family` that has labels, by its labels as written ("{requires=\"qemu\"}" -> 2).
+std::map<std::string, double> Samples(const std::string& scrape, const std::string& family) {
+  std::map<std::string, double> out;
+  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
+    if (!absl::StartsWith(line, family + "{")) continue;
+    const size_t space = line.rfind(' ');
+    double v = std::nan("");
+    EXPECT_TRUE(space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &v)) << line;
+    out[std::string(line.substr(family.size(), space - family.size()))] = v;
+  }
+  return out;
+}
+
+// The queue-depth gauge the worker pools scale on (deploy/k8s/scaledobject.yaml): one sample per set
+// of required labels, sorted and joined, the sets of tasks no worker can run yet included.
+TEST(MetricsTest, QueuedTasksAreCountedByTheLabelsTheyRequire) {
+  Farm farm;
+  const fs::path port_file = farm.dir() / "metrics-port";
+  farm.StartCoordinator({"--metrics-listen", "127.0.0.1:0", "--metrics-port-file", port_file.string()});
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file).value_or("")), &port));
+  auto scrape = [&] { return HttpGet(port, "/metrics").value_or(""); };
+  EXPECT_TRUE(Samples(scrape(), "assay_tasks_queued").empty()) << "nothing queued, no sample: " << scrape();
+
+  // No worker yet, so every task stays queued: three require nothing, two `qemu`, one `qemu` and
+  // `arm` (written in that order: the label sorts them).
+  auto tree = farm.WriteTree("pools", {{"assay.yaml", R"(
+steps:
+  - {id: plain1, run: echo 1}
+  - {id: plain2, run: echo 2}
+  - {id: plain3, run: echo 3}
+  - {id: emulated1, run: echo 4, requires: [qemu]}
+  - {id: emulated2, run: echo 5, requires: [qemu]}
+  - {id: arm, run: echo 6, requires: [qemu, arm]}
+)"}});
+  auto job = farm.Submit(tree);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(WaitFor([&] { return Sample(scrape(), R"(assay_tasks{state="queued"})") == 6; }, absl::Seconds(30)))
+      << scrape();
+  std::string m = scrape();
+  EXPECT_EQ(Samples(m, "assay_tasks_queued"),
+            (std::map<std::string, double>{{R"({requires=""})", 3}, {R"({requires="qemu"})", 2},
+                                           {R"({requires="arm,qemu"})", 1}}))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m, "# TYPE assay_tasks_queued gauge")) << m;
+  EXPECT_EQ(Sample(m, R"(assay_tasks{state="queued"})"), 6) << "the state gauge is as it was: " << m;
+
+  // A worker offering `qemu` (and not `arm`) runs the first five; their sets leave the gauge, the
+  // task it cannot run stays in it.
+  farm.StartWorker("emu", {"qemu"}, 2);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string now = scrape();
+        return Sample(now, R"(assay_tasks{state="queued"})") == 1 && Sample(now, R"(assay_tasks{state="running"})") == 0;
+      },
+      absl::Seconds(60)))
+      << scrape();
+  m = scrape();
+  EXPECT_EQ(Samples(m, "assay_tasks_queued"), (std::map<std::string, double>{{R"({requires="arm,qemu"})", 1}})) << m;
+  auto tasks = farm.GetJob(*job);
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  EXPECT_EQ(tasks->tasks_size(), 6);
+  for (const auto& t : tasks->tasks()) {
+    EXPECT_EQ(t.state(), t.id() == "arm" ? assay::v1::TASK_QUEUED : assay::v1::TASK_SUCCEEDED) << t.DebugString();
+  }
 }
 
 TEST(MetricsTest, AnAddressInUseIsAClearErrorAtStart) {
