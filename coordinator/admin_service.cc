@@ -24,12 +24,11 @@ grpc::Status AdminService::GetCacheStats(grpc::ServerContext*, const assay::v1::
   return grpc::Status::OK;
 }
 
-assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+assay::v1::CacheStats CollectCacheStats(EvictableBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
                                         const CasCounters* counters, bool count_action_results) {
   assay::v1::CacheStats out;
-  auto stats = blobs->stats();
-  out.set_bytes(stats.bytes);
-  out.set_blobs(stats.blobs);
+  out.set_bytes(blobs->stored_bytes());
+  out.set_blobs(blobs->stored_blobs());
   out.set_budget_bytes(eviction->budget_bytes());
   out.set_evicted_blobs(eviction->evicted_blobs());
   out.set_evicted_bytes(eviction->evicted_bytes());

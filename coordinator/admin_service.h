@@ -11,7 +11,7 @@ namespace assay {
 
 class AdminService final : public assay::v1::Admin::Service {
  public:
-  AdminService(JobManager* jobs, RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+  AdminService(JobManager* jobs, EvictableBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
                const CasCounters* counters)
       : jobs_(jobs), blobs_(blobs), eviction_(eviction), cache_(cache), counters_(counters) {}
   grpc::Status ListWorkers(grpc::ServerContext*, const assay::v1::ListWorkersRequest*,
@@ -23,14 +23,14 @@ class AdminService final : public assay::v1::Admin::Service {
 
  private:
   JobManager* jobs_;
-  RocksDbBlobStore* blobs_;
+  EvictableBlobStore* blobs_;
   EvictingBlobStore* eviction_;
   ActionCache* cache_;
   const CasCounters* counters_;
 };
 
 // The cache's figures now. Counting action results walks the whole action cache, so scrapes skip it.
-assay::v1::CacheStats CollectCacheStats(RocksDbBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
+assay::v1::CacheStats CollectCacheStats(EvictableBlobStore* blobs, EvictingBlobStore* eviction, ActionCache* cache,
                                         const CasCounters* counters, bool count_action_results);
 
 }  // namespace assay

@@ -30,6 +30,39 @@ void CollectNotifications(const Notifier& notifier, MetricFamilies* f) {
   for (const auto& [target, t] : s.targets) f->Sample(static_cast<double>(t.pending), {{"target", target}});
 }
 
+prometheus::ClientMetric HistogramMetric(const LatencyHistogram::Snapshot& h) {
+  prometheus::ClientMetric m;
+  m.histogram.sample_count = h.count;
+  m.histogram.sample_sum = h.sum_seconds;
+  for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+    m.histogram.bucket.push_back({h.cumulative[i], LatencyHistogram::kBounds[i]});
+  }
+  m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+  return m;
+}
+
+// The --cas-store bucket's requests (every try), and the hot tier above it.
+void CollectBucket(const S3ClientMetrics& bucket, const TieredBlobStore* tiers, MetricFamilies* f) {
+  using prometheus::MetricType;
+  const S3ClientMetrics::Snapshot s = bucket.Read();
+  f->Family("assay_bucket_requests_total", "Requests sent to the --cas-store bucket (each try), by method.",
+            MetricType::Counter);
+  for (const auto& [method, n] : s.requests) f->Sample(static_cast<double>(n), {{"method", method}});
+  f->Family("assay_bucket_request_errors_total", "Bucket requests that failed, by status code (unavailable, ...).",
+            MetricType::Counter);
+  for (const auto& [code, n] : s.errors) f->Sample(static_cast<double>(n), {{"code", code}});
+  f->Family("assay_bucket_bytes_total", "Bytes sent to and received from the bucket (bodies).", MetricType::Counter);
+  f->Sample(static_cast<double>(s.bytes_sent), {{"direction", "sent"}});
+  f->Sample(static_cast<double>(s.bytes_received), {{"direction", "received"}});
+  f->Family("assay_bucket_request_seconds", "Time each bucket request took (each try).", MetricType::Histogram);
+  f->Add(HistogramMetric(s.latency));
+  if (tiers == nullptr) return;
+  f->Family("assay_hot_tier_reads_total", "CAS reads the hot tier answered (hit) or the bucket did (miss).",
+            MetricType::Counter);
+  f->Sample(static_cast<double>(tiers->hot_hits()), {{"result", "hit"}});
+  f->Sample(static_cast<double>(tiers->hot_misses()), {{"result", "miss"}});
+}
+
 void CollectCache(const assay::v1::CacheStats& c, MetricFamilies* f) {
   using prometheus::MetricType;
   auto number = [](int64_t v) { return static_cast<double>(v); };
@@ -53,7 +86,17 @@ void CollectCache(const assay::v1::CacheStats& c, MetricFamilies* f) {
   f->Sample(number(c.ac_misses()));
 }
 
-std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1::CacheStats& c, const Notifier* notifier) {
+struct Sources {
+  JobManager* jobs;
+  std::function<assay::v1::CacheStats()> cache_stats;
+  const Notifier* notifier;
+  const S3ClientMetrics* bucket;
+  const TieredBlobStore* tiers;
+};
+
+std::vector<prometheus::MetricFamily> Collect(const Sources& from) {
+  JobManager* jobs = from.jobs;
+  const assay::v1::CacheStats c = from.cache_stats();
   JobManager::Stats s = jobs->GetStats();
   // Counters exist from the start at 0, so that rates and alerts work before the first event.
   for (const char* state : {"JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED"}) s.jobs_finished.try_emplace(state, 0);
@@ -103,19 +146,10 @@ std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1:
   f.Family("assay_worker_heartbeat_seconds",
          "Time the coordinator took to handle a worker's heartbeat, waiting for its lock included.",
          MetricType::Histogram);
-  {
-    prometheus::ClientMetric m;
-    const auto& h = s.heartbeat_seconds;
-    m.histogram.sample_count = h.count;
-    m.histogram.sample_sum = h.sum_seconds;
-    for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
-      m.histogram.bucket.push_back({h.cumulative[i], LatencyHistogram::kBounds[i]});
-    }
-    m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
-    f.Add(std::move(m));
-  }
+  f.Add(HistogramMetric(s.heartbeat_seconds));
   CollectCache(c, &f);
-  if (notifier != nullptr) CollectNotifications(*notifier, &f);
+  if (from.notifier != nullptr) CollectNotifications(*from.notifier, &f);
+  if (from.bucket != nullptr) CollectBucket(*from.bucket, from.tiers, &f);
   return f.Take();
 }
 
@@ -123,9 +157,10 @@ std::vector<prometheus::MetricFamily> Collect(JobManager* jobs, const assay::v1:
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen, JobManager* jobs,
                                                                     std::function<assay::v1::CacheStats()> cache_stats,
-                                                                    const Notifier* notifier) {
-  auto exposer = MetricsExposer::Start(listen, [jobs, cache_stats = std::move(cache_stats), notifier]() {
-    return Collect(jobs, cache_stats(), notifier);
+                                                                    const Notifier* notifier, const S3ClientMetrics* bucket,
+                                                                    const TieredBlobStore* tiers) {
+  auto exposer = MetricsExposer::Start(listen, [from = Sources{jobs, std::move(cache_stats), notifier, bucket, tiers}]() {
+    return Collect(from);
   });
   if (!exposer.ok()) return exposer.status();
   std::unique_ptr<MetricsServer> server(new MetricsServer());

@@ -58,7 +58,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   bytestream_service_ = std::make_unique<ByteStreamService>(blob_stack_.store(), &cas_counters_);
   watch_executor_ = std::make_unique<ThreadPool>(2);
   jobs_service_ = std::make_unique<JobsService>(jobs_.get(), watch_executor_.get(), step_caches_.get(), notifier_.get());
-  admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.storage.get(), blob_stack_.eviction.get(),
+  admin_service_ = std::make_unique<AdminService>(jobs_.get(), blob_stack_.primary(), blob_stack_.budget(),
                                                   action_cache_.get(), &cas_counters_);
   link_executor_ = std::make_unique<ThreadPool>(4);
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
@@ -99,9 +99,9 @@ absl::Status CoordinatorServer::Start(const Options& options) {
 absl::Status CoordinatorServer::StartMetrics(const Options& options) {
   if (options.metrics_listen.empty()) return absl::OkStatus();
   auto metrics = MetricsServer::Start(options.metrics_listen, jobs_.get(), [this]() {
-    return CollectCacheStats(blob_stack_.storage.get(), blob_stack_.eviction.get(), action_cache_.get(), &cas_counters_,
+    return CollectCacheStats(blob_stack_.primary(), blob_stack_.budget(), action_cache_.get(), &cas_counters_,
                              /*count_action_results=*/false);
-  }, notifier_.get());
+  }, notifier_.get(), bucket_client_ != nullptr ? &bucket_client_->metrics() : nullptr, blob_stack_.tiers.get());
   if (!metrics.ok()) return metrics.status();
   metrics_ = std::move(*metrics);
   spdlog::info("metrics at http://{}:{}/metrics", options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),

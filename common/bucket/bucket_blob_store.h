@@ -58,6 +58,7 @@ class BucketBlobStore final : public EvictableBlobStore {
   absl::Status Delete(const Digest& digest) override;
   absl::Status Touch(const Digest& digest) override;
   int64_t stored_bytes() const override { return bytes_.load(); }
+  int64_t stored_blobs() const override { return blobs_.load(); }
   bool Upkeep() override;
 
   int64_t blobs() const { return blobs_.load(); }

@@ -20,8 +20,9 @@ class EvictableBlobStore : public BlobStore {
   virtual absl::Status Delete(const Digest& digest) = 0;
   // Refreshes a blob's last use; NotFound if absent.
   virtual absl::Status Touch(const Digest& digest) = 0;
-  // The bytes of all blobs stored.
+  // The bytes of all blobs stored, and how many blobs.
   virtual int64_t stored_bytes() const = 0;
+  virtual int64_t stored_blobs() const = 0;
 
   // The reserve of free disk space this store keeps (null: none, or not on disk).
   virtual DiskReserve* disk_reserve() const { return nullptr; }

@@ -23,6 +23,7 @@ class MemoryBlobStore final : public EvictableBlobStore {
   absl::Status Delete(const Digest& digest) override;
   absl::Status Touch(const Digest& digest) override;
   int64_t stored_bytes() const override;
+  int64_t stored_blobs() const override { return static_cast<int64_t>(size()); }
 
   size_t size() const;
 

@@ -30,6 +30,8 @@ struct BlobStoreStack {
 
   BlobStore* store() const { return verification.get(); }
   BlobPinner* pinner() const { return slow_eviction != nullptr ? slow_eviction.get() : eviction.get(); }
+  // The store that holds every blob (the bucket, or RocksDB), for its figures.
+  EvictableBlobStore* primary() const { return slow != nullptr ? slow.get() : storage.get(); }
   // The eviction layer whose budget is the CAS's (--cache-budget-bytes).
   EvictingBlobStore* budget() const { return slow_eviction != nullptr ? slow_eviction.get() : eviction.get(); }
 };

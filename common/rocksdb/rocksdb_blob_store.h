@@ -41,6 +41,7 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   // Visits blobs oldest access first (`last_use`: milliseconds since the epoch).
   absl::Status ForEachByAge(const AgeVisitor& visit) override;
   int64_t stored_bytes() const override { return bytes_.load(); }
+  int64_t stored_blobs() const override { return blobs_.load(); }
 
   struct Stats {
     int64_t bytes = 0;

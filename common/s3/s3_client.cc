@@ -45,14 +45,19 @@ absl::StatusOr<S3Response> S3Client::Send(const S3Request& request, bool error_i
   const std::string what = absl::StrCat(request.method, " ", location_.bucket, "/", request.key);
   const std::string host = location_.Host();
   return retrier_.Call<S3Response>(what, [&](absl::Time deadline) -> absl::StatusOr<S3Response> {
+    const absl::Time start = absl::Now();
     absl::StatusOr<S3Response> response = transport_->Send(request, deadline);
-    if (!response.ok()) return response.status();
-    if (absl::Status s = StatusFromHttp(response->status, response->body, what, host); !s.ok()) return s;
-    if (std::optional<S3ErrorBody> error = error_in_ok ? ParseS3Error(response->body) : std::nullopt) {
-      return absl::Status(CodeOfS3Error(500, error->code), absl::StrCat("S3 ", what, " on ", host, ": HTTP ",
-                                                                        response->status, " carrying ", error->code,
-                                                                        ": ", error->message));
+    absl::Status status = response.status();
+    if (response.ok()) status = StatusFromHttp(response->status, response->body, what, host);
+    if (std::optional<S3ErrorBody> error =
+            status.ok() && error_in_ok ? ParseS3Error(response->body) : std::nullopt) {
+      status = absl::Status(CodeOfS3Error(500, error->code), absl::StrCat("S3 ", what, " on ", host, ": HTTP ",
+                                                                          response->status, " carrying ", error->code,
+                                                                          ": ", error->message));
     }
+    metrics_.Record(request.method, absl::Now() - start, status.code(), static_cast<int64_t>(request.body.size()),
+                    response.ok() ? static_cast<int64_t>(response->body.size()) : 0);
+    if (!status.ok()) return status;
     return response;
   });
 }

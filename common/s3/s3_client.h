@@ -21,6 +21,7 @@
 #include "common/base/clock.h"
 #include "common/base/retrier.h"
 #include "common/s3/s3_location.h"
+#include "common/s3/s3_metrics.h"
 #include "common/s3/s3_xml.h"
 
 namespace assay {
@@ -63,6 +64,7 @@ class S3Client {
   S3Client& operator=(const S3Client&) = delete;
 
   const S3Location& location() const { return location_; }
+  const S3ClientMetrics& metrics() const { return metrics_; }
 
   // Creates the location's bucket (for tests and setup); OK when this account owns it already.
   absl::Status CreateBucket();
@@ -105,6 +107,7 @@ class S3Client {
                                                        size_t end);
 
   const S3Location location_;
+  S3ClientMetrics metrics_;
   std::unique_ptr<S3Transport> transport_;
   Retrier retrier_;
 };
