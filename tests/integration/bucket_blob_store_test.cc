@@ -5,27 +5,18 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "common/base/file_util.h"
 #include "common/rocksdb/blob_store_stack.h"
-#include "tests/integration/s3_server.h"
+#include "tests/integration/s3_test_base.h"
 
 namespace assay {
 namespace {
 
+using testing::RandomBytes;
 using testing::TestS3Server;
 
 constexpr Family kIndex = static_cast<Family>(3);  // after the CAS's families
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(random() & 0xFF);
-  return out;
-}
 
 Database::Options IndexedOptions() {
   Database::Options options;
@@ -33,21 +24,11 @@ Database::Options IndexedOptions() {
   return options;
 }
 
-class BucketBlobStoreTest : public ::testing::Test {
+class BucketBlobStoreTest : public testing::S3ServerTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new TestS3Server();
-    start_ = new absl::Status(server_->Start());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete start_;
-  }
-
   void SetUp() override {
     ASSERT_TRUE(start_->ok()) << *start_;
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    bucket_ = "b-" + absl::AsciiStrToLower(name).substr(0, 50);
+    bucket_ = TestBucket("b-");
     client_ = MakeClient();
     absl::Status created = client_->CreateBucket();
     ASSERT_TRUE(created.ok()) << created;
@@ -93,8 +74,6 @@ class BucketBlobStoreTest : public ::testing::Test {
     return all.ok() ? all->size() : 0;
   }
 
-  static TestS3Server* server_;
-  static absl::Status* start_;
   ScopedTempDir dir_;
   FakeClock clock_;
   std::string bucket_;
@@ -103,8 +82,6 @@ class BucketBlobStoreTest : public ::testing::Test {
   std::unique_ptr<BucketBlobStore> store_;
 };
 
-TestS3Server* BucketBlobStoreTest::server_ = nullptr;
-absl::Status* BucketBlobStoreTest::start_ = nullptr;
 
 TEST_F(BucketBlobStoreTest, BlobsSmallAndMultipartReadBackWholeAndByRangeAndTheIndexAnswersFindMissing) {
   const std::string small = RandomBytes(100'000, 1);

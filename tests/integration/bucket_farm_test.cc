@@ -4,15 +4,12 @@
 // bucket is UNAVAILABLE until it returns.
 #include <gtest/gtest.h>
 
-#include <random>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/remote/cas_client.h"
 #include "common/s3/s3_client.h"
 #include "tests/integration/farm.h"
-#include "tests/integration/s3_server.h"
+#include "tests/integration/s3_test_base.h"
 
 namespace assay::testing {
 namespace {
@@ -20,34 +17,17 @@ namespace fs = std::filesystem;
 using assay::v1::Job;
 using assay::v1::Task;
 
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(random() & 0xFF);
-  return out;
-}
-
 RetryPolicy Once() {
   RetryPolicy policy;
   policy.max_attempts = 1;
   return policy;
 }
 
-class BucketFarmTest : public ::testing::Test {
+class BucketFarmTest : public S3ServerTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new TestS3Server();
-    start_ = new absl::Status(server_->Start());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete start_;
-  }
-
   void SetUp() override {
     ASSERT_TRUE(start_->ok()) << *start_;
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    bucket_ = "f-" + absl::AsciiStrToLower(name).substr(0, 50);
+    bucket_ = TestBucket("f-");
     location_ = server_->Location(bucket_, "farm");
     bucket_client_ = std::make_unique<S3Client>(ParseS3Location(location_).value(),
                                                 S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
@@ -79,8 +59,6 @@ class BucketFarmTest : public ::testing::Test {
     return job.value_or(Job());
   }
 
-  static TestS3Server* server_;
-  static absl::Status* start_;
   Farm farm_;
   std::string bucket_;
   std::string location_;
@@ -88,8 +66,6 @@ class BucketFarmTest : public ::testing::Test {
   std::unique_ptr<S3Client> bucket_client_;
 };
 
-TestS3Server* BucketFarmTest::server_ = nullptr;
-absl::Status* BucketFarmTest::start_ = nullptr;
 
 TEST_F(BucketFarmTest, ThePipelineRunsOnABucketAndACoordinatorThatLostItsDataFolderKeepsEveryCacheHit) {
   StartCoordinator();
