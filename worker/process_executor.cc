@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/base/fd_copies.h"
 #include "worker/executor.h"
 
 namespace assay {
@@ -69,6 +70,7 @@ void KillGroup(pid_t pgid, absl::Duration grace, int* main_status, bool* main_re
 struct Supervision {
   pid_t parent;
   int dev_null, out, err;
+  int ready;  // written to once the supervisor holds no descriptor of the worker's but 0, 1 and 2
   const std::vector<const char*>* cgroup_files;
   const posix_spawn_file_actions_t* actions;
   const posix_spawnattr_t* attr;
@@ -109,6 +111,12 @@ int Supervise(void* arg) {
   ::dup2(s.dev_null, 0);
   ::dup2(s.out, 1);
   ::dup2(s.err, 2);
+  // Drops the copies of every other descriptor the worker had open (another step's pipes, a
+  // script being written): a copied writable file could not be exec'd by its step (ETXTBSY).
+  if (s.ready > 3) ::close_range(3, static_cast<unsigned>(s.ready) - 1, 0);
+  ::close_range(static_cast<unsigned>(s.ready) + 1, ~0U, 0);
+  if (::write(s.ready, "r", 1) != 1) _exit(125);
+  ::close(s.ready);
   // Into the task's control groups before anything of the step starts: all it forks stays there.
   for (const char* procs : *s.cgroup_files) {
     const int fd = ::open(procs, O_WRONLY | O_CLOEXEC);
@@ -184,11 +192,32 @@ class Supervisors {
     static Supervisors* const supervisors = new Supervisors();  // never destroyed: steps may outlive main
     return *supervisors;
   }
-  // Starts one; it is known before a stray reaper could see it end.
+  // Starts one; it is known before a stray reaper could see it end. Returns once the supervisor has
+  // dropped its copies of the worker's descriptors (fd_copies.h): no `CloseFd` runs meanwhile.
   pid_t Start(SupervisorStack* stack, Supervision* supervision) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
+    absl::WriterMutexLock no_closes(&FdCopiesLock());
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) return -1;
+    if (ready[1] < 3) {  // (the worker runs with 0, 1 or 2 closed) the supervisor's dup2s would replace it
+      const int high = ::fcntl(ready[1], F_DUPFD_CLOEXEC, 3);
+      ::close(ready[1]);
+      ready[1] = high;
+      if (high < 0) {
+        ::close(ready[0]);
+        return -1;
+      }
+    }
+    supervision->ready = ready[1];
     const pid_t pid = stack->Start(supervision);
-    if (pid > 0) pids_.insert(pid);
+    ::close(ready[1]);
+    if (pid > 0) {
+      pids_.insert(pid);
+      char byte;
+      while (::read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+      }  // a byte, or the end when the supervisor exited early
+    }
+    ::close(ready[0]);
     return pid;
   }
   void Reaped(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -248,7 +277,7 @@ class SpawnPlan {
   SpawnPlan& operator=(const SpawnPlan&) = delete;
 
   Supervision For(int dev_null, int out, int err) const {
-    return Supervision{::getpid(), dev_null, out, err, &cgroup_files_, &actions_, &attr_, argv_.data(), envp_.data()};
+    return Supervision{::getpid(), dev_null, out, err, -1, &cgroup_files_, &actions_, &attr_, argv_.data(), envp_.data()};
   }
 
  private:

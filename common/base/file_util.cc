@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/base/fd_copies.h"
 
 namespace assay {
 namespace fs = std::filesystem;
@@ -43,7 +44,7 @@ absl::Status WriteFile(const fs::path& path, absl::string_view data, bool execut
     }
     done += static_cast<size_t>(n);
   }
-  ::close(fd);
+  CloseFd(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());

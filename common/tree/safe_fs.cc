@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/fd_copies.h"
 
 namespace assay {
 namespace {
@@ -51,7 +52,7 @@ absl::StatusOr<size_t> ReadFull(int fd, char* data, size_t want) {
 }
 
 void ScopedFd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
+  CloseFd(fd_);
   fd_ = -1;
 }
 

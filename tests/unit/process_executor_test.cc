@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "common/base/file_util.h"
+#include "common/tree/safe_fs.h"
 #include "worker/executor.h"
 
 namespace assay {
@@ -102,6 +103,42 @@ TEST_F(ProcessExecutorTest, MissingProgramExits127) {
   auto result = executor_.Run(r, [](OutputStream, absl::string_view) {}, cancel);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->exit_code, 127);
+}
+
+// A script written while another step starts, then run: the other step's supervisor copied the
+// worker's descriptors, the script's writable one among them; had it kept that copy, exec of the
+// script would fail with "Text file busy" for as long as the other step runs.
+TEST_F(ProcessExecutorTest, AScriptWrittenWhileAnotherStepStartsCanBeRun) {
+  const std::string script = "#!/bin/sh\necho ran\n";
+  auto dir = OpenDirectory(dir_.path());
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto writer = VerifiedFileWriter::Create(dir->get(), "build.sh", Digest::OfBytes(script), /*executable=*/true);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(writer->Append(script).ok());
+
+  CancelToken cancel_other;
+  absl::Notification other_started;
+  std::thread other([&]() {
+    executor_
+        .Run(Shell("echo go; exec sleep 300"),
+             [&](OutputStream, absl::string_view) {
+               if (!other_started.HasBeenNotified()) other_started.Notify();
+             },
+             cancel_other)
+        .IgnoreError();
+  });
+  ASSERT_TRUE(other_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(writer->Commit().ok());  // closes the worker's descriptor
+
+  std::string out;
+  CancelToken cancel;
+  auto result = executor_.Run(Shell("./build.sh"),
+                              [&](OutputStream, absl::string_view d) { out.append(d.data(), d.size()); }, cancel);
+  cancel_other.Cancel();
+  other.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0) << out;
+  EXPECT_EQ(out, "ran\n");
 }
 
 }  // namespace
