@@ -34,6 +34,12 @@ assay::v1::CacheStats CollectCacheStats(EvictableBlobStore* blobs, EvictingBlobS
   out.set_evicted_bytes(eviction->evicted_bytes());
   out.set_cas_reads(counters->reads.load());
   out.set_cas_writes(counters->writes.load());
+  out.set_cas_read_bytes(counters->read_bytes.load());
+  out.set_cas_written_bytes(counters->written_bytes.load());
+  out.set_direct_reads(counters->direct_reads.load());
+  out.set_direct_writes(counters->direct_writes.load());
+  out.set_direct_read_bytes(counters->direct_read_bytes.load());
+  out.set_direct_written_bytes(counters->direct_written_bytes.load());
   out.set_ac_hits(cache->hits());
   out.set_ac_misses(cache->misses());
   if (count_action_results) {

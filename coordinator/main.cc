@@ -92,6 +92,12 @@ void AddStoreFlags(CLI::App& app, assay::CoordinatorServer::Options* options) {
   app.add_option("--hot-tier-bytes", options->hot_tier_bytes,
                  "with --cas-store: the budget of the local copies of recently used blobs on --data")
       ->capture_default_str();
+  app.add_option("--cas-direct-access", options->cas_direct_access,
+                 "with --cas-store: workers and CLIs read and write large blobs in the bucket itself, with requests "
+                 "the coordinator signs for each (false: every byte through the coordinator)")
+      ->capture_default_str();
+  app.add_option("--cas-direct-endpoint", options->cas_direct_endpoint,
+                 "with --cas-store: the bucket's endpoint as workers reach it (default: the --cas-store endpoint)");
 }
 
 }  // namespace

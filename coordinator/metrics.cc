@@ -80,6 +80,14 @@ void CollectCache(const assay::v1::CacheStats& c, MetricFamilies* f) {
   f->Sample(number(c.cas_reads()));
   f->Family("assay_cas_writes_total", "Blobs written by REAPI clients (ByteStream and batch).", MetricType::Counter);
   f->Sample(number(c.cas_writes()));
+  f->Family("assay_cas_transfer_bytes_total",
+            "Bytes of blobs moved by clients: through the coordinator (path=\"coordinator\") or in the bucket "
+            "itself with requests it signed (path=\"direct\").",
+            MetricType::Counter);
+  f->Sample(number(c.cas_read_bytes()), {{"path", "coordinator"}, {"direction", "read"}});
+  f->Sample(number(c.cas_written_bytes()), {{"path", "coordinator"}, {"direction", "written"}});
+  f->Sample(number(c.direct_read_bytes()), {{"path", "direct"}, {"direction", "read"}});
+  f->Sample(number(c.direct_written_bytes()), {{"path", "direct"}, {"direction", "written"}});
   f->Family("assay_action_cache_hits_total", "Action cache lookups that found a complete result.", MetricType::Counter);
   f->Sample(number(c.ac_hits()));
   f->Family("assay_action_cache_misses_total", "Action cache lookups that found nothing usable.", MetricType::Counter);

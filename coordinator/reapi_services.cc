@@ -78,6 +78,7 @@ grpc::Status CasService::BatchUpdateBlobs(grpc::ServerContext*, const reapi::Bat
                                                           kMaxBatchTotalBytes, "; use ByteStream for large blobs")));
   }
   counters_->writes += request->requests_size();
+  counters_->written_bytes += total;
   for (const auto& r : request->requests()) {
     auto* out = response->add_responses();
     *out->mutable_digest() = r.digest();
@@ -108,6 +109,7 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext*, const reapi::Batch
     }
     auto data = blobs_->Get(*digest);
     if (data.ok()) {
+      counters_->read_bytes += static_cast<int64_t>(data->size());
       out->set_data(std::move(*data));
       out->mutable_status()->set_code(0);
     } else {
@@ -220,7 +222,8 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
  public:
   static constexpr int64_t kChunk = 1 << 20;
 
-  BlobReadReactor(BlobStore* blobs, const google::bytestream::ReadRequest& request) : blobs_(blobs) {
+  BlobReadReactor(BlobStore* blobs, CasCounters* counters, const google::bytestream::ReadRequest& request)
+      : blobs_(blobs), counters_(counters) {
     auto resource = ParseResourceName(request.resource_name(), /*upload=*/false);
     if (!resource.ok()) {
       Finish(ToGrpc(resource.status()));
@@ -276,6 +279,7 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
       return;
     }
     pos_ += static_cast<int64_t>(data->size());
+    counters_->read_bytes += static_cast<int64_t>(data->size());
     // The last chunk leaves with the status in one batch: a small blob is one response, not a
     // message and then trailers after another round through the reactor.
     if (pos_ >= end_) {
@@ -286,6 +290,7 @@ class BlobReadReactor final : public grpc::ServerWriteReactor<google::bytestream
   }
 
   BlobStore* blobs_;
+  CasCounters* counters_;
   Digest digest_;
   int64_t pos_ = 0;
   int64_t end_ = 0;
@@ -298,7 +303,7 @@ grpc::ServerWriteReactor<google::bytestream::ReadResponse>* ByteStreamService::R
     grpc::CallbackServerContext*, const google::bytestream::ReadRequest* request) {
   counters_->reads++;
   spdlog::debug("ByteStream.Read {}", request->resource_name());
-  return new BlobReadReactor(blobs_, *request);
+  return new BlobReadReactor(blobs_, counters_, *request);
 }
 
 grpc::Status ByteStreamService::Write(grpc::ServerContext* context,
@@ -329,6 +334,7 @@ grpc::Status ByteStreamService::Write(grpc::ServerContext* context,
       return ToGrpc(absl::InvalidArgumentError("resource_name changed within one Write stream"));
     }
     if (absl::Status s = (*writer)->Append(request.data()); !s.ok()) return ToGrpc(s);
+    counters_->written_bytes += static_cast<int64_t>(request.data().size());
     if (request.finish_write()) break;
     if (!reader->Read(&request)) {
       return ToGrpc(absl::InvalidArgumentError(absl::StrCat("Write stream for ", digest.ToString(), " ended after ",

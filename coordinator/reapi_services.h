@@ -17,6 +17,13 @@ namespace assay {
 struct CasCounters {
   std::atomic<int64_t> reads{0};          // blobs read (ByteStream.Read calls + BatchReadBlobs entries)
   std::atomic<int64_t> writes{0};         // blobs written (ByteStream.Write calls + BatchUpdateBlobs entries)
+  std::atomic<int64_t> read_bytes{0};     // their bytes through the coordinator, each way
+  std::atomic<int64_t> written_bytes{0};
+  // Blobs clients moved in the bucket itself (BlobAccess requests signed), and their bytes.
+  std::atomic<int64_t> direct_reads{0};
+  std::atomic<int64_t> direct_writes{0};
+  std::atomic<int64_t> direct_read_bytes{0};
+  std::atomic<int64_t> direct_written_bytes{0};
 };
 
 

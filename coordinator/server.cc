@@ -80,6 +80,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
            jobs_service_.get(), admin_service_.get(), worker_link_service_.get(), execution_service_.get()}) {
     builder.RegisterService(service);
   }
+  if (blob_access_service_) builder.RegisterService(blob_access_service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   server_->GetHealthCheckService()->SetServingStatus(true);

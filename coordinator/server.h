@@ -20,6 +20,7 @@
 #include "common/security/security.h"
 #include "coordinator/action_cache.h"
 #include "coordinator/admin_service.h"
+#include "coordinator/blob_access_service.h"
 #include "coordinator/execution_service.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
@@ -61,6 +62,10 @@ class CoordinatorServer {
     std::string cas_store;
     std::string cas_credentials;                 // a credentials file; "": AWS_ACCESS_KEY_ID / _SECRET_ACCESS_KEY
     int64_t hot_tier_bytes = int64_t{2} << 30;   // the local copies' budget with a bucket
+    // Clients move blob bytes in the bucket itself with requests the coordinator signs (BlobAccess),
+    // at this endpoint ("": the --cas-store one), which workers and CLIs must be able to reach.
+    bool cas_direct_access = true;
+    std::string cas_direct_endpoint;
   };
 
   CoordinatorServer() = default;
@@ -84,6 +89,7 @@ class CoordinatorServer {
   // After AddBucket rebuilt the bucket's index (a new data folder): the action results it holds.
   absl::Status RestoreActionResults();
   bool bucket_rebuilt_ = false;
+  BucketBlobStore* bucket_ = nullptr;  // with --cas-store: the stack's slow tier
 
   Options options_;
   std::unique_ptr<Database> db_;
@@ -107,6 +113,7 @@ class CoordinatorServer {
   std::unique_ptr<WorkerLinkService> worker_link_service_;
   std::unique_ptr<ExecuteIntake> execute_intake_;
   std::unique_ptr<ExecutionService> execution_service_;
+  std::unique_ptr<BlobAccessService> blob_access_service_;  // with --cas-store and direct access
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

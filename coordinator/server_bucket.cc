@@ -44,6 +44,20 @@ absl::Status CoordinatorServer::AddBucket(const Options& options, EvictingBlobSt
                                                              bucket.status().message()));
   }
   bucket_rebuilt_ = (*bucket)->index_rebuilt();
+  bucket_ = bucket->get();
+  if (options.cas_direct_access) {
+    S3Location for_clients = bucket_client_->location();
+    if (!options.cas_direct_endpoint.empty()) {
+      auto other = ParseS3Location(absl::StrCat("s3://", for_clients.bucket, "?endpoint=", options.cas_direct_endpoint,
+                                                "&region=", for_clients.region));
+      if (!other.ok()) return absl::InvalidArgumentError(absl::StrCat("--cas-direct-endpoint: ", other.status().message()));
+      for_clients.endpoint = other->endpoint;
+    }
+    spdlog::info("clients read and write blobs in the bucket itself at {}", for_clients.endpoint);
+    blob_access_service_ = std::make_unique<BlobAccessService>(bucket_, std::move(for_clients),
+                                                               bucket_client_->credentials(), &cas_counters_,
+                                                               RealClock::Get());
+  }
   AddSlowTier(&blob_stack_, std::move(*bucket), eviction, kHotFillLimit);
   return absl::OkStatus();
 }

@@ -302,6 +302,26 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> BucketBlobStore::OpenWrite(const Dig
   return std::unique_ptr<BlobWriter>(new BucketWriter(this, digest));
 }
 
+absl::StatusOr<bool> BucketBlobStore::Adopt(const Digest& digest) {
+  if (digest.empty_blob() || IndexedSize(digest).ok()) return false;
+  BeginUpload(digest);  // an object waiting for deletion is kept; one being deleted is gone first
+  absl::StatusOr<bool> out = [&]() -> absl::StatusOr<bool> {
+    auto object = client_->HeadObject(ObjectName(digest));
+    if (absl::IsNotFound(object.status())) {
+      return absl::NotFoundError(absl::StrCat("blob ", digest.ToString(), " is not in the bucket; upload it again"));
+    }
+    if (!object.ok()) return object.status();
+    if (object->size != digest.size()) {
+      return absl::FailedPreconditionError(absl::StrCat("the bucket's object of blob ", digest.ToString(), " has ",
+                                                        object->size, " bytes"));
+    }
+    if (absl::Status s = Index(digest); !s.ok()) return s;
+    return true;
+  }();
+  EndUpload(digest);
+  return out;
+}
+
 absl::Status BucketBlobStore::ForEachByAge(const AgeVisitor& visit) {
   std::vector<std::pair<int64_t, Digest>> entries;
   {

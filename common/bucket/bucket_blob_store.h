@@ -54,6 +54,12 @@ class BucketBlobStore final : public EvictableBlobStore {
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
 
+  // Indexes a blob whose object a client wrote itself, with a PUT signed for its digest (the bucket
+  // checked the bytes' SHA-256): once the bucket holds an object of the digest's size under its
+  // name. True when it was indexed now, false when it was already; NOT_FOUND when there is no such
+  // object (after a deletion of it under way has ended), FAILED_PRECONDITION for another size.
+  absl::StatusOr<bool> Adopt(const Digest& digest);
+
   absl::Status ForEachByAge(const AgeVisitor& visit) override;
   absl::Status Delete(const Digest& digest) override;
   absl::Status Touch(const Digest& digest) override;

@@ -41,7 +41,8 @@ CasClient::CasClient(std::shared_ptr<grpc::Channel> channel, std::string instanc
     : instance_name_(std::move(instance_name)),
       retrier_(retry),
       cas_(reapi::ContentAddressableStorage::NewStub(channel)),
-      bytestream_(google::bytestream::ByteStream::NewStub(channel)) {}
+      bytestream_(google::bytestream::ByteStream::NewStub(channel)),
+      direct_(channel, instance_name_) {}
 
 absl::Time CasClient::TransferDeadline(absl::Time deadline, int64_t bytes) const {
   return deadline + absl::Seconds(bytes >> 20);
@@ -149,6 +150,14 @@ absl::Status CasClient::BatchUpload(const std::vector<const TreeBlob*>& blobs) {
 }
 
 absl::Status CasClient::WriteStream(const Digest& digest, const TreeBlob& blob) {
+  if (direct_.available()) {
+    absl::Status direct = direct_.Upload(blob, TransferDeadline(absl::Now() + absl::Seconds(60), digest.size()));
+    if (direct.ok()) return direct;
+    if (!absl::IsUnimplemented(direct)) {
+      spdlog::debug("uploading {} to the bucket itself: {}; through the coordinator instead", digest.ToString(),
+                    direct.message());
+    }
+  }
   return retrier_.Run(absl::StrCat("ByteStream.Write ", digest.ToString()), [&](absl::Time deadline) -> absl::Status {
     ScopedFd fd;
     if (!blob.file.empty()) {
@@ -233,6 +242,20 @@ absl::StatusOr<std::string> CasClient::ReadBlob(const Digest& digest) {
 }
 
 absl::Status CasClient::ReadInto(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee) {
+  if (direct_.available()) {
+    absl::Status direct = direct_.Download(digest, writer, tee, TransferDeadline(absl::Now() + absl::Seconds(60), digest.size()));
+    if (direct.ok()) {
+      if (absl::Status s = writer->Commit(); !s.ok()) return s;
+      if (tee != nullptr) tee->Commit().IgnoreError();
+      return absl::OkStatus();
+    }
+    if (absl::IsDataLoss(direct)) return direct;  // more bytes than the blob has: the file is removed
+    if (!absl::IsUnimplemented(direct)) {
+      spdlog::debug("reading {} from the bucket itself: {}; through the coordinator instead", digest.ToString(),
+                    direct.message());
+    }
+    if (writer->written() > 0) tee = nullptr;  // a copy for the local cache cannot resume mid-way
+  }
   absl::Status status = retrier_.Run(absl::StrCat("reading ", digest.ToString()), [&](absl::Time deadline) -> absl::Status {
     google::bytestream::ReadRequest request;
     request.set_resource_name(ReadResourceName(instance_name_, digest));

@@ -15,6 +15,7 @@
 #include "common/base/retrier.h"
 #include "common/cas/blob_store.h"
 #include "common/digest/resource_name.h"
+#include "common/remote/direct_blob_access.h"
 #include "common/tree/merkle.h"
 #include "common/tree/safe_fs.h"
 #include "common/tree/tree_validator.h"
@@ -67,6 +68,8 @@ class CasClient {
   void set_tree_limits(const TreeLimits& limits) { tree_limits_ = limits; }
 
   const std::string& instance_name() const { return instance_name_; }
+  // Large blobs moved in the coordinator's bucket itself (direct_blob_access.h), and how many.
+  const DirectBlobAccess& direct() const { return direct_; }
 
  private:
   absl::Status WriteStream(const Digest& digest, const TreeBlob& blob);
@@ -79,6 +82,7 @@ class CasClient {
   TreeLimits tree_limits_;
   std::unique_ptr<reapi::ContentAddressableStorage::Stub> cas_;
   std::unique_ptr<google::bytestream::ByteStream::Stub> bytestream_;
+  DirectBlobAccess direct_;
 };
 
 

@@ -25,6 +25,7 @@ S3Request Request(std::string method, std::string key) {
 
 S3Client::S3Client(S3Location location, S3Credentials credentials, S3ClientOptions options, const Clock* clock)
     : location_(location),
+      credentials_(credentials),
       transport_(std::make_unique<S3Transport>(std::move(location), std::move(credentials), options.max_connections,
                                                options.connect_timeout)),
       retrier_(options.retry, clock) {}

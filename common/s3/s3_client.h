@@ -53,6 +53,7 @@ class S3Client {
  public:
   static constexpr int kMaxDeleteBatch = 1000;  // S3's limit of keys in one multi-object delete
   static constexpr int kMaxParts = 10000;       // and of parts in one multipart upload
+  static constexpr int64_t kMaxPutBytes = int64_t{5} << 30;  // and of one PUT's body
 
   S3Client(S3Location location, S3Credentials credentials, S3ClientOptions options = {},
            const Clock* clock = nullptr);
@@ -65,6 +66,8 @@ class S3Client {
 
   const S3Location& location() const { return location_; }
   const S3ClientMetrics& metrics() const { return metrics_; }
+  // For signing requests that others send (s3_signer.h).
+  const S3Credentials& credentials() const { return credentials_; }
 
   // Creates the location's bucket (for tests and setup); OK when this account owns it already.
   absl::Status CreateBucket();
@@ -107,6 +110,7 @@ class S3Client {
                                                        size_t end);
 
   const S3Location location_;
+  const S3Credentials credentials_;
   S3ClientMetrics metrics_;
   std::unique_ptr<S3Transport> transport_;
   Retrier retrier_;

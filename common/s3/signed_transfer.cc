@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,9 +44,11 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return state->sink_status.ok() ? n : 0;  // 0 stops the transfer
 }
 
+// The body: from `fd` when it is one, from `data` otherwise.
 struct PutState {
-  int fd;
-  int64_t left;
+  int fd = -1;
+  absl::string_view data;
+  int64_t left = 0;
   std::string error_body;
 };
 
@@ -53,6 +56,12 @@ size_t OnRead(char* buffer, size_t size, size_t count, void* user) {
   auto* state = static_cast<PutState*>(user);
   const size_t want = std::min<int64_t>(static_cast<int64_t>(size * count), state->left);
   if (want == 0) return 0;
+  if (state->fd < 0) {
+    std::memcpy(buffer, state->data.data(), want);
+    state->data.remove_prefix(want);
+    state->left -= static_cast<int64_t>(want);
+    return want;
+  }
   ssize_t n;
   do {
     n = ::read(state->fd, buffer, want);
@@ -127,8 +136,10 @@ absl::Status SignedGet(const SignedS3Request& request, int64_t offset,
   return StatusFromHttp(static_cast<int>(status), state.error_body, what, HostOf(request.url));
 }
 
-absl::Status SignedPut(const SignedS3Request& request, int fd, int64_t size, absl::Time deadline) {
-  if (::lseek(fd, 0, SEEK_SET) != 0) return absl::InternalError("signed PUT: the file cannot be read from its start");
+namespace {
+
+absl::Status Put(const SignedS3Request& request, PutState state, absl::Time deadline) {
+  const int64_t size = state.left;
   std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
   char error[CURL_ERROR_SIZE] = {0};
@@ -136,7 +147,6 @@ absl::Status SignedPut(const SignedS3Request& request, int fd, int64_t size, abs
   put.headers.emplace_back("Content-Type", "application/octet-stream");
   put.headers.emplace_back("Expect", "");  // no 100-continue round trip
   auto headers = Prepare(c.get(), put, deadline, error);
-  PutState state{fd, size, {}};
   curl_easy_setopt(c.get(), CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(c.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
   curl_easy_setopt(c.get(), CURLOPT_READFUNCTION, OnRead);
@@ -149,6 +159,23 @@ absl::Status SignedPut(const SignedS3Request& request, int fd, int64_t size, abs
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   return StatusFromHttp(static_cast<int>(status), state.error_body, what, HostOf(request.url));
+}
+
+}  // namespace
+
+absl::Status SignedPut(const SignedS3Request& request, int fd, int64_t size, absl::Time deadline) {
+  if (::lseek(fd, 0, SEEK_SET) != 0) return absl::InternalError("signed PUT: the file cannot be read from its start");
+  PutState state;
+  state.fd = fd;
+  state.left = size;
+  return Put(request, std::move(state), deadline);
+}
+
+absl::Status SignedPut(const SignedS3Request& request, absl::string_view body, absl::Time deadline) {
+  PutState state;
+  state.data = body;
+  state.left = static_cast<int64_t>(body.size());
+  return Put(request, std::move(state), deadline);
 }
 
 }  // namespace assay

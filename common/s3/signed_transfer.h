@@ -22,5 +22,7 @@ absl::Status SignedGet(const SignedS3Request& request, int64_t offset,
 
 // PUTs `size` bytes read from `fd` (from its start) as the body of `request`.
 absl::Status SignedPut(const SignedS3Request& request, int fd, int64_t size, absl::Time deadline);
+// PUTs `body`.
+absl::Status SignedPut(const SignedS3Request& request, absl::string_view body, absl::Time deadline);
 
 }  // namespace assay

@@ -1,10 +1,14 @@
 // The farm with its CAS and action cache in an S3 bucket (--cas-store), against Ceph's radosgw on
 // loopback (s3_server.h): the example pipeline runs, a coordinator that lost its data folder still
-// answers every earlier cache hit, REAPI clients read and write through it, and an outage of the
-// bucket is UNAVAILABLE until it returns.
+// answers every earlier cache hit, REAPI clients read and write through it, an outage of the bucket
+// is UNAVAILABLE until it returns, and large blobs go between clients and the bucket directly.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "absl/strings/match.h"
+#include "assay/v1/admin.grpc.pb.h"
+#include "assay/v1/blob_access.grpc.pb.h"
 #include "absl/strings/str_cat.h"
 #include "common/remote/cas_client.h"
 #include "common/s3/s3_client.h"
@@ -57,6 +61,45 @@ class BucketFarmTest : public S3ServerTest {
     auto job = farm_.WaitJob(id.value_or("0"));
     EXPECT_TRUE(job.ok()) << job.status();
     return job.value_or(Job());
+  }
+
+  assay::v1::CacheStats Stats() {
+    auto admin = assay::v1::Admin::NewStub(farm_.channel());
+    grpc::ClientContext context;
+    assay::v1::CacheStats stats;
+    EXPECT_TRUE(admin->GetCacheStats(&context, assay::v1::GetCacheStatsRequest(), &stats).ok());
+    return stats;
+  }
+
+  // A job that moves kLarge bytes each way: the CLI uploads a source file that a worker reads, the
+  // worker uploads an output that the CLI downloads. Checks every byte arrived; the cache's counters.
+  static constexpr int64_t kLarge = int64_t{24} << 20;
+  assay::v1::CacheStats RunLargeJob() {
+    auto tree = farm_.WriteTree("large", {{"assay.yaml", R"(
+steps:
+  - id: make
+    inputs: [input.bin]
+    run: |
+      sha256sum input.bin | cut -d' ' -f1 > input.sha256
+      head -c 25165824 /dev/urandom > big.bin
+      sha256sum big.bin | cut -d' ' -f1 > big.sha256
+    outputs: [big.bin, big.sha256, input.sha256]
+)"}});
+    {
+      std::ofstream input(tree / "input.bin", std::ios::binary);
+      const std::string bytes = RandomBytes(kLarge, 7);
+      input.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    RunResult submit = farm_.Cli({"submit", tree.string(), "--wait"}, absl::Minutes(3));
+    EXPECT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+    const fs::path out = farm_.dir() / "large-out";
+    RunResult download = farm_.Cli({"artifacts", "1", "--out", out.string()});
+    EXPECT_EQ(download.exit_code, 0) << download.err;
+    RunResult sum = RunCommand({"/usr/bin/sha256sum", (out / "make/big.bin").string()});
+    EXPECT_EQ(sum.out.substr(0, 64), ReadFile(out / "make/big.sha256").value_or("").substr(0, 64));
+    RunResult input_sum = RunCommand({"/usr/bin/sha256sum", (tree / "input.bin").string()});
+    EXPECT_EQ(input_sum.out.substr(0, 64), ReadFile(out / "make/input.sha256").value_or("").substr(0, 64));
+    return Stats();
   }
 
   Farm farm_;
@@ -112,6 +155,42 @@ TEST_F(BucketFarmTest, ReapiClientsReadAndWriteLargeBlobsThroughTheBucketAndAnOu
   ASSERT_TRUE(server_->StartGateway().ok());
   EXPECT_TRUE(cas.UploadBytes(Digest::OfBytes(during), during).ok());
   EXPECT_TRUE(cas.FindMissing({Digest::OfBytes(during)})->empty());
+}
+
+// With the CAS in a bucket, the large input and output go between the CLI, the worker and the
+// bucket with requests the coordinator signed: its own traffic stays small, whatever the blob size.
+TEST_F(BucketFarmTest, WorkersAndTheCliMoveLargeBlobsInTheBucketItselfNotThroughTheCoordinator) {
+  StartCoordinator();
+  farm_.StartWorker("w1");
+  const assay::v1::CacheStats stats = RunLargeJob();
+  const int64_t through = stats.cas_read_bytes() + stats.cas_written_bytes();
+  std::cout << "through the coordinator: " << through << " bytes; direct: " << stats.direct_read_bytes()
+            << " read, " << stats.direct_written_bytes() << " written\n";
+  EXPECT_LT(through, kLarge / 8) << "the small blobs only (the pipeline, results, logs)";
+  EXPECT_GE(stats.direct_written_bytes(), 2 * kLarge) << "the CLI's input and the worker's output";
+  EXPECT_GE(stats.direct_read_bytes(), 2 * kLarge) << "the worker's input and the CLI's download";
+
+  // Nothing uploaded is nothing committed: the blob stays missing.
+  const std::string never = RandomBytes(2 << 20, 8);
+  assay::v1::BlobRequestsRequest request;
+  *request.add_digests() = Digest::OfBytes(never).ToProto();
+  assay::v1::CommitUploadsResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(assay::v1::BlobAccess::NewStub(farm_.channel())->CommitUploads(&context, request, &response).ok());
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).code(), static_cast<int>(absl::StatusCode::kNotFound)) << response.results(0).message();
+  CasClient cas(farm_.channel(), "", Once());
+  EXPECT_EQ(cas.FindMissing({Digest::OfBytes(never)}).value_or(std::vector<Digest>{}).size(), 1u);
+}
+
+TEST_F(BucketFarmTest, WithoutDirectAccessEveryByteGoesThroughTheCoordinator) {
+  farm_.StartCoordinator({"--cas-store", location_, "--cas-credentials", credentials_.string(),
+                          "--cas-direct-access=false"});
+  farm_.StartWorker("w1");
+  const assay::v1::CacheStats stats = RunLargeJob();
+  EXPECT_GE(stats.cas_written_bytes(), 2 * kLarge);
+  EXPECT_GE(stats.cas_read_bytes(), 2 * kLarge);
+  EXPECT_EQ(stats.direct_read_bytes() + stats.direct_written_bytes(), 0);
 }
 
 }  // namespace
