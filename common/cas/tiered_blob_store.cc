@@ -53,7 +53,9 @@ absl::Status TieredBlobStore::Read(const Digest& digest, int64_t offset, int64_t
     if (hot.ok()) ++hot_hits_;
     return hot;
   }
-  if (!Fits(digest)) {
+  // Too large for the hot tier, or a read from within the blob (the hot tier was filled, if at all,
+  // by the read from its start, and has let it go since): the range alone, from the slow tier.
+  if (!Fits(digest) || offset > 0) {
     ++hot_misses_;
     return slow_->Read(digest, offset, limit, sink);
   }

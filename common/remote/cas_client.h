@@ -70,6 +70,8 @@ class CasClient {
   const std::string& instance_name() const { return instance_name_; }
   // Large blobs moved in the coordinator's bucket itself (direct_blob_access.h), and how many.
   const DirectBlobAccess& direct() const { return direct_; }
+  // false: every blob through the coordinator (ByteStream), as other REAPI clients send them.
+  void set_direct_access(bool on) { direct_.set_enabled(on); }
 
  private:
   absl::Status WriteStream(const Digest& digest, const TreeBlob& blob);

@@ -27,7 +27,7 @@ DirectBlobAccess::DirectBlobAccess(std::shared_ptr<grpc::Channel> channel, std::
     : instance_name_(std::move(instance_name)), stub_(assay::v1::BlobAccess::NewStub(channel)) {}
 
 bool DirectBlobAccess::available() const {
-  return offered_.load() && absl::ToUnixMillis(absl::Now()) >= unreachable_until_ms_.load();
+  return enabled_.load() && offered_.load() && absl::ToUnixMillis(absl::Now()) >= unreachable_until_ms_.load();
 }
 
 absl::Status DirectBlobAccess::Noted(absl::Status status) {

@@ -29,6 +29,7 @@ class DirectBlobAccess {
 
   // Whether a transfer is worth trying now.
   bool available() const;
+  void set_enabled(bool on) { enabled_ = on; }
 
   // Reads the blob from the bucket into `writer` (from what it holds already) and `tee`, without
   // committing either. On an error the caller reads the rest some other way.
@@ -50,6 +51,7 @@ class DirectBlobAccess {
 
   std::string instance_name_;
   std::unique_ptr<assay::v1::BlobAccess::Stub> stub_;
+  std::atomic<bool> enabled_{true};
   std::atomic<bool> offered_{true};
   std::atomic<int64_t> unreachable_until_ms_{0};
   std::atomic<int64_t> downloads_{0};

@@ -57,7 +57,7 @@ std::string Seconds(absl::Duration d) { return absl::StrFormat("%.2fs", absl::To
 
 }  // namespace
 
-TestS3Server::TestS3Server() : dir_("assay-s3") {}
+TestS3Server::TestS3Server(int64_t memstore_bytes) : memstore_bytes_(memstore_bytes), dir_("assay-s3") {}
 
 TestS3Server::~TestS3Server() {
   // The gateway first: while it shuts down it talks to the cluster, which must still be there.
@@ -106,7 +106,7 @@ absl::Status TestS3Server::WriteConfig() {
       "ms bind port min = ", first_daemon_port_, "\nms bind port max = ", last_daemon_port_, "\n",
       "run dir = ", d, "/run\nadmin socket = ", d, "/run/$name.asok\nlog file = ", d, "/log/$name.log\n",
       "mon data = ", d, "/mon/$cluster-$id\nosd data = ", d, "/osd/$cluster-$id\n",
-      "osd objectstore = memstore\nmemstore device bytes = 1073741824\n"
+      "osd objectstore = memstore\nmemstore device bytes = ", memstore_bytes_, "\n"
       "osd pool default size = 1\nosd pool default min size = 1\n"
       "osd pool default pg num = 1\nosd pool default pgp num = 1\n"
       "osd pool default pg autoscale mode = off\nmon allow pool size one = true\n"

@@ -25,7 +25,8 @@ class TestS3Server {
   static constexpr char kAccessKey[] = "ASSAYTESTACCESSKEY01";
   static constexpr char kSecretKey[] = "assay-test-secret-key-0123456789abcdef0123";
 
-  TestS3Server();
+  // `memstore_bytes`: what the in-memory OSD holds (RAM it may take), 1 GiB by default.
+  explicit TestS3Server(int64_t memstore_bytes = int64_t{1} << 30);
   ~TestS3Server();
   TestS3Server(const TestS3Server&) = delete;
   TestS3Server& operator=(const TestS3Server&) = delete;
@@ -54,6 +55,7 @@ class TestS3Server {
   absl::StatusOr<std::string> Tool(const std::string& program, std::vector<std::string> args);
   std::string LogTail(const std::string& name) const;
 
+  const int64_t memstore_bytes_;
   ScopedTempDir dir_;
   std::filesystem::path conf_;
   std::string fsid_;
