@@ -3,7 +3,8 @@
 // `assay submit --wait` sees it); then the marginal cost of a task, from a second job of 4N tasks
 // (the difference between the two, against the same difference run directly: no fixed cost of a
 // job in it). Also: time from submit to the first task's start, and how busy the machine's CPUs were.
-// Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits]
+// Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits|-] [bucket]
+//   `bucket`: then again with the CAS in an S3 bucket (Ceph's radosgw on loopback), and the ratio
 //   executor: default process; `limits`: every step has limits {cpus: 1, memory: 256MiB, pids: 256}
 //   (its own cgroups, made and removed per step)
 #include <sys/wait.h>
@@ -21,11 +22,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/file_util.h"
+#include "common/s3/s3_client.h"
 #include "tests/integration/farm.h"
+#include "tests/integration/s3_server.h"
 
 namespace {
 
 using assay::testing::Farm;
+using assay::testing::TestS3Server;
 
 // Runs `/bin/sh -ec true` n times, two at a time, as the workers would.
 absl::Duration Direct(int n) {
@@ -101,16 +106,17 @@ void PrintTimeline(const assay::v1::Job& job) {
   std::printf("a lane between two runs (ms)  %.2f (end of one step's run -> start of the next's)\n", between / gaps / 1e3);
 }
 
-}  // namespace
+struct FarmFigures {
+  double marginal_ms = 0;  // overhead per task per lane
+  double large_s = 0;      // the job of 4N tasks, submit to done
+};
 
-int main(int argc, char** argv) {
-  int n = 200;
-  if (argc > 1 && !absl::SimpleAtoi(argv[1], &n)) return 2;
-  const std::string executor = argc > 2 ? argv[2] : "process";
-  const bool limits = argc > 3 && std::string(argv[3]) == "limits";
+// One farm's figures, printed; nothing on a failure.
+std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool limits, std::vector<std::string> flags) {
   const std::string limits_yaml = limits ? "    limits: {cpus: 1, memory: 256MiB, pids: 256}\n" : "";
   Farm farm;
-  farm.StartCoordinator({"--max-matrix-cells", "100000"});
+  flags.insert(flags.end(), {"--max-matrix-cells", "100000"});
+  farm.StartCoordinator(flags);
   farm.set_executor(executor);
   farm.StartWorker("w1");
   farm.StartWorker("w2");
@@ -123,7 +129,7 @@ int main(int argc, char** argv) {
   };
   // One warm-up job so both workers' channels and caches are up.
   auto warm = farm.Submit(farm.WriteTree("warm", {{"assay.yaml", "steps:\n  - id: t\n    run: 'true'\n    cache: false\n"}}));
-  if (!warm.ok() || !farm.WaitJob(*warm).ok()) return 1;
+  if (!warm.ok() || !farm.WaitJob(*warm).ok()) return std::nullopt;
 
   struct Run {
     double seconds = 0;
@@ -150,7 +156,7 @@ int main(int argc, char** argv) {
   };
   auto small = run_farm(n);
   auto large = run_farm(4 * n);
-  if (!small || !large) return 1;
+  if (!small || !large) return std::nullopt;
   int64_t first_start = INT64_MAX;
   for (const auto& t : small->job.tasks()) first_start = std::min(first_start, t.started_at_ms());
   const int64_t submit_to_first_ms = first_start - small->job.created_at_ms();
@@ -165,12 +171,47 @@ int main(int argc, char** argv) {
   std::printf("ratio farm / direct           %.1fx\n", farm_s / direct_small);
   std::printf("overhead per task, end to end %.2f ms per lane (%d tasks, the job's fixed costs included)\n",
               1000 * (farm_s - direct_small) / n * 2, n);
+  const double marginal_ms = 1000 * ((large->seconds - farm_s) - (direct_large - direct_small)) / (3 * n) * 2;
   std::printf("overhead per task, marginal   %.2f ms per lane (jobs of %d and %d tasks: farm %.3f s and %.3f s, "
               "direct %.3f s and %.3f s; CPUs %.0f%% busy)\n",
-              1000 * ((large->seconds - farm_s) - (direct_large - direct_small)) / (3 * n) * 2, n, 4 * n, farm_s,
-              large->seconds, direct_small, direct_large, 100 * large->cpu_busy);
+              marginal_ms, n, 4 * n, farm_s, large->seconds, direct_small, direct_large, 100 * large->cpu_busy);
   std::printf("submit to first task start    %lld ms (job accepted -> first task running)\n",
               static_cast<long long>(submit_to_first_ms));
   PrintTimeline(large->job);
+  return FarmFigures{marginal_ms, large->seconds};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 200;
+  if (argc > 1 && !absl::SimpleAtoi(argv[1], &n)) return 2;
+  const std::string executor = argc > 2 ? argv[2] : "process";
+  const bool limits = argc > 3 && std::string(argv[3]) == "limits";
+  const bool bucket = argc > 4 && std::string(argv[4]) == "bucket";
+  if (bucket) std::printf("== the CAS in the embedded RocksDB (default)\n");
+  const std::optional<FarmFigures> embedded = MeasureFarm(n, executor, limits, {});
+  if (!embedded) return 1;
+  if (!bucket) return 0;
+  // The same with the CAS and action cache in a bucket: Ceph's radosgw on loopback (s3_server.h).
+  TestS3Server s3;
+  if (absl::Status s = s3.Start(); !s.ok()) {
+    std::fprintf(stderr, "Ceph did not start: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  assay::S3Client client(assay::ParseS3Location(s3.Location("overhead")).value(),
+                         assay::S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
+  if (!client.CreateBucket().ok()) return 1;
+  const std::filesystem::path credentials = s3.dir() / "credentials";
+  (void)assay::WriteFile(credentials, absl::StrCat("aws_access_key_id = ", TestS3Server::kAccessKey,
+                                                   "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"));
+  std::printf("== the CAS in a bucket (--cas-store, radosgw on loopback)\n");
+  const std::optional<FarmFigures> in_bucket = MeasureFarm(
+      n, executor, limits, {"--cas-store", s3.Location("overhead", "farm"), "--cas-credentials", credentials.string()});
+  if (!in_bucket) return 1;
+  std::printf("== bucket / embedded: the job of %d tasks %.3f s / %.3f s = %.2fx; marginal overhead per task %.2f ms / "
+              "%.2f ms per lane\n",
+              4 * n, in_bucket->large_s, embedded->large_s, in_bucket->large_s / embedded->large_s,
+              in_bucket->marginal_ms, embedded->marginal_ms);
   return 0;
 }
