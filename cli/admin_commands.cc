@@ -110,7 +110,14 @@ int CacheStats(Client& client, bool json) {
             << "misses:         " << stats.ac_misses() << "\n"
             << "evictions:      " << stats.evicted_blobs() << " blobs, " << stats.evicted_bytes() << " bytes\n"
             << "blob reads:     " << stats.cas_reads() << "\n"
-            << "blob writes:    " << stats.cas_writes() << "\n";
+            << "blob writes:    " << stats.cas_writes() << "\n"
+            << "blob bytes:     " << stats.cas_read_bytes() << " read, " << stats.cas_written_bytes()
+            << " written through the coordinator\n";
+  if (stats.direct_reads() + stats.direct_writes() > 0) {
+    std::cout << "in the bucket:  " << stats.direct_read_bytes() << " bytes read (" << stats.direct_reads() << " blobs), "
+              << stats.direct_written_bytes() << " written (" << stats.direct_writes()
+              << " blobs) by clients with requests the coordinator signed\n";
+  }
   return kOk;
 }
 
