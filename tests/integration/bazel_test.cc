@@ -1,4 +1,7 @@
 // A real Bazel (Debian's bazel-bootstrap, offline) uses the coordinator as its remote cache.
+#include <signal.h>
+
+#include <functional>
 #include <regex>
 
 #include <gtest/gtest.h>
@@ -9,6 +12,8 @@
 #include "common/digest/digest.h"
 #include "tests/integration/bazel_workspace.h"
 #include "tests/integration/farm.h"
+#include "common/s3/s3_client.h"
+#include "tests/integration/s3_server.h"
 
 namespace assay::testing {
 namespace {
@@ -18,7 +23,7 @@ class BazelTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists("/usr/bin/bazel")) << "bazel-bootstrap is not installed (scripts/install-deps.sh installs it)";
-    farm_.StartCoordinator();
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator());
     root_ = farm_.dir() / "bazel";
     std::map<std::string, std::string> rules = OfflineRepositories();
     rules["ws/WORKSPACE"] = "";
@@ -67,33 +72,44 @@ class BazelTest : public ::testing::Test {
   void TearDown() override {
     // --batch leaves no server behind; the output tree is removed with the farm's folder.
   }
+  virtual void StartCoordinator() { farm_.StartCoordinator(); }
+
+  // A cold build, then after `bazel clean` a warm one: every action a remote cache hit, the same
+  // binary. `between` runs between the two builds.
+  void CheckCleanRebuildIsAllHits(const std::function<void()>& between) {
+    RunResult cold = Build({});
+    ASSERT_EQ(cold.exit_code, 0) << cold.err;
+    BuildStats first = ParseStats(cold.err);
+    ASSERT_GT(first.local, 0) << cold.err;
+    EXPECT_EQ(first.remote_hits, 0);
+    built_ = AppDigest();
+    ASSERT_FALSE(built_.empty());
+    between();
+    ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
+    RunResult warm = Build({});
+    ASSERT_EQ(warm.exit_code, 0) << warm.err;
+    BuildStats second = ParseStats(warm.err);
+    EXPECT_EQ(second.remote_hits, first.local) << warm.err;
+    EXPECT_EQ(second.local, 0) << "every action must come from the cache:\n" << warm.err;
+    EXPECT_EQ(AppDigest(), built_);
+    actions_ = first.local;
+  }
 
   Farm farm_;
   fs::path root_;
+  std::string built_;  // the app's digest after the cold build
+  int actions_ = 0;    // the actions it ran
 };
 
 TEST_F(BazelTest, CleanRebuildIsAllRemoteCacheHitsWithIdenticalOutputs) {
-  RunResult cold = Build({});
-  ASSERT_EQ(cold.exit_code, 0) << cold.err;
-  BuildStats first = ParseStats(cold.err);
-  ASSERT_GT(first.local, 0) << cold.err;
-  EXPECT_EQ(first.remote_hits, 0);
-  std::string built = AppDigest();
-  ASSERT_FALSE(built.empty());
-
-  ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
-  RunResult warm = Build({});
-  ASSERT_EQ(warm.exit_code, 0) << warm.err;
-  BuildStats second = ParseStats(warm.err);
-  EXPECT_EQ(second.remote_hits, first.local) << warm.err;
-  EXPECT_EQ(second.local, 0) << "every action must come from the cache:\n" << warm.err;
-  EXPECT_EQ(AppDigest(), built);
+  ASSERT_NO_FATAL_FAILURE(CheckCleanRebuildIsAllHits([] {}));
+  const std::string built = built_;
 
   // Bazel's default since 7: intermediates stay in the cache, the top-level binary comes down whole.
   ASSERT_EQ(Bazel({"clean"}).exit_code, 0);
   RunResult toplevel = Build({"--remote_download_toplevel"});
   ASSERT_EQ(toplevel.exit_code, 0) << toplevel.err;
-  EXPECT_EQ(ParseStats(toplevel.err).remote_hits, first.local) << toplevel.err;
+  EXPECT_EQ(ParseStats(toplevel.err).remote_hits, actions_) << toplevel.err;
   EXPECT_EQ(ParseStats(toplevel.err).local, 0) << toplevel.err;
   EXPECT_EQ(AppDigest(), built);
 }
@@ -171,6 +187,45 @@ TEST_F(BazelTest, ACacheReadTokenGetsHitsButCannotUpload) {
   RunResult anonymous = Build({});
   EXPECT_NE(anonymous.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(anonymous.err, "UNAUTHENTICATED")) << anonymous.err;
+}
+
+// The same with the cache in an S3 bucket (Ceph's radosgw on loopback, --cas-store), and a
+// coordinator that lost its data folder between the two builds: the bucket alone still holds
+// every hit.
+class BazelOnABucketTest : public BazelTest {
+ protected:
+  static void SetUpTestSuite() {
+    s3_ = new TestS3Server();
+    s3_start_ = new absl::Status(s3_->Start());
+  }
+  static void TearDownTestSuite() {
+    delete s3_;
+    delete s3_start_;
+  }
+  void StartCoordinator() override {
+    ASSERT_TRUE(s3_start_->ok()) << *s3_start_;
+    TestS3Server& s3 = *s3_;
+    S3Client client(ParseS3Location(s3.Location("bazel")).value(),
+                    S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
+    ASSERT_TRUE(client.CreateBucket().ok());
+    const fs::path credentials = farm_.dir() / "s3-credentials";
+    ASSERT_TRUE(WriteFile(credentials, absl::StrCat("aws_access_key_id = ", TestS3Server::kAccessKey,
+                                                    "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"))
+                    .ok());
+    args_ = {"--cas-store", s3.Location("bazel", "farm"), "--cas-credentials", credentials.string()};
+    farm_.StartCoordinator(args_);
+  }
+  std::vector<std::string> args_;
+  static inline TestS3Server* s3_ = nullptr;
+  static inline absl::Status* s3_start_ = nullptr;
+};
+
+TEST_F(BazelOnABucketTest, CleanRebuildIsAllRemoteCacheHitsAlsoAfterTheCoordinatorLostItsDataFolder) {
+  ASSERT_NO_FATAL_FAILURE(CheckCleanRebuildIsAllHits([this] {
+    farm_.StopCoordinator(SIGKILL);
+    fs::remove_all(farm_.dir() / "data");
+    farm_.StartCoordinator(args_);
+  }));
 }
 
 }  // namespace
