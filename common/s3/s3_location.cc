@@ -196,6 +196,7 @@ absl::StatusOr<S3Credentials> S3CredentialsFromEnvironment() {
     }
     *field = value;
   }
+  if (const char* token = ::getenv("AWS_SESSION_TOKEN"); token != nullptr) credentials.session_token = token;
   return credentials;
 }
 
@@ -213,6 +214,7 @@ absl::StatusOr<S3Credentials> S3CredentialsFromFile(const std::string& path) {
     const std::string value(absl::StripAsciiWhitespace(text.substr(eq + 1)));
     std::string* field = key == "aws_access_key_id"       ? &credentials.access_key_id
                          : key == "aws_secret_access_key" ? &credentials.secret_access_key
+                         : key == "aws_session_token"     ? &credentials.session_token
                                                           : nullptr;
     if (field != nullptr && field->empty()) *field = value;
   }

@@ -40,17 +40,20 @@ absl::Status CheckBucketName(absl::string_view bucket);
 struct S3Credentials {
   std::string access_key_id;
   std::string secret_access_key;
+  // Temporary credentials (STS, an instance role) carry a token too: sent with every request as
+  // x-amz-security-token, and as secret as the key.
+  std::string session_token = {};
 
   // "AKIA...(secret hidden)", for logs.
   std::string Describe() const;
 };
 
-// From AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as every S3 tool reads them; FailedPrecondition
-// naming the variable that is missing or empty.
+// From AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), as every S3
+// tool reads them; FailedPrecondition naming the variable that is missing or empty.
 absl::StatusOr<S3Credentials> S3CredentialsFromEnvironment();
 
 // From a file, as AWS's shared credentials file writes them (`aws_access_key_id = ...` and
-// `aws_secret_access_key = ...`; `[section]` lines and `#` or `;` comments are skipped; the first
+// `aws_secret_access_key = ...`, and `aws_session_token = ...` when the pair is temporary; `[section]` lines and `#` or `;` comments are skipped; the first
 // value of each wins) or as an environment file (`AWS_ACCESS_KEY_ID=...`). Names are matched without
 // case. FailedPrecondition naming the file and what it lacks; the secret is never quoted.
 absl::StatusOr<S3Credentials> S3CredentialsFromFile(const std::string& path);

@@ -91,6 +91,7 @@ SignedS3Request PresignGet(const S3Location& location, const S3Credentials& cred
                  {"X-Amz-Date", AmzDate(now)},
                  {"X-Amz-Expires", absl::StrCat(std::clamp<int64_t>(absl::ToInt64Seconds(expires), 1, 604800))},
                  {"X-Amz-SignedHeaders", "host"}};
+  if (!credentials.session_token.empty()) input.query.emplace_back("X-Amz-Security-Token", credentials.session_token);
   const SigV4Signature signature = SignV4(input, credentials);
   SignedS3Request out;
   out.method = "GET";
@@ -109,6 +110,7 @@ SignedS3Request SignPut(const S3Location& location, const S3Credentials& credent
   input.time = now;
   input.region = location.region;
   input.headers = {{"x-amz-content-sha256", input.payload_hash}, {"x-amz-date", AmzDate(now)}};
+  if (!credentials.session_token.empty()) input.headers.emplace_back("x-amz-security-token", credentials.session_token);
   const SigV4Signature signature = SignV4(input, credentials);
   SignedS3Request out;
   out.method = "PUT";

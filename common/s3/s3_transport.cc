@@ -69,10 +69,11 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-absl::Status SetHeaders(const S3Request& request, Headers& headers) {
+absl::Status SetHeaders(const S3Request& request, const std::string& session_token, Headers& headers) {
   // libcurl 7.88 signs every header given here, so none may be one it then drops (an empty
   // "Expect:" to turn 100-continue off would be signed and not sent).
   std::vector<std::string> lines = {absl::StrCat("x-amz-content-sha256: ", Sha256Hex(request.body))};
+  if (!session_token.empty()) lines.push_back(absl::StrCat("x-amz-security-token: ", session_token));
   if (request.method == "PUT" || request.method == "POST") lines.push_back("Content-Type: " + request.content_type);
   for (const auto& [name, value] : request.headers) lines.push_back(absl::StrCat(name, ": ", value));
   for (const std::string& line : lines) {
@@ -195,7 +196,7 @@ absl::StatusOr<S3Response> S3Transport::Perform(void* handle, const S3Request& r
   curl_easy_reset(c);  // options only: the handle keeps its open connection
   const std::string what = absl::StrCat(request.method, " ", location_.bucket, "/", request.key);
   Headers headers;
-  if (absl::Status s = SetHeaders(request, headers); !s.ok()) return s;
+  if (absl::Status s = SetHeaders(request, credentials_.session_token, headers); !s.ok()) return s;
   const std::string url = S3Url(location_, request);
   const int64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
   S3Response response;

@@ -4,6 +4,8 @@
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+
+#include "common/base/file_util.h"
 #include <stdlib.h>
 
 #include "absl/strings/match.h"
@@ -80,8 +82,25 @@ class S3CredentialsTest : public ::testing::Test {
   void TearDown() override {
     ::unsetenv("AWS_ACCESS_KEY_ID");
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
+    ::unsetenv("AWS_SESSION_TOKEN");
   }
 };
+
+TEST_F(S3CredentialsTest, TemporaryCredentialsBringTheirSessionTokenFromTheEnvironmentOrAFile) {
+  ::setenv("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+  EXPECT_EQ(S3CredentialsFromEnvironment()->session_token, "");
+  ::setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLE", 1);
+  EXPECT_EQ(S3CredentialsFromEnvironment()->session_token, "FwoGZXIvYXdzEXAMPLE");
+  ScopedTempDir dir;
+  const auto file = dir.path() / "credentials";
+  ASSERT_TRUE(WriteFile(file, "[default]\naws_access_key_id = ASIA2\naws_secret_access_key = s2\n"
+                              "aws_session_token = IQoJb3JpZ2luEXAMPLE\n").ok());
+  auto from_file = S3CredentialsFromFile(file.string());
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_EQ(from_file->session_token, "IQoJb3JpZ2luEXAMPLE");
+  EXPECT_FALSE(absl::StrContains(from_file->Describe(), "IQoJ")) << from_file->Describe();
+}
 
 TEST_F(S3CredentialsTest, ComeFromTheEnvironmentAndNeverShowTheSecret) {
   ::setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);

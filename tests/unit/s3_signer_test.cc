@@ -90,5 +90,21 @@ TEST(SigV4Test, ASignedPutBindsTheBodyHashAndNamesItsSignedHeaders) {
             r.headers[2]);
 }
 
+TEST(SigV4Test, TemporaryCredentialsSignTheirSessionToken) {
+  S3Location location;
+  location.bucket = "cache";
+  location.endpoint = "https://s3.example.com";
+  S3Credentials temporary = kS3DocsCredentials;
+  temporary.session_token = "token/with+chars=";
+  const SignedS3Request get = PresignGet(location, temporary, "k", At("2026-12-04T10:00:00Z"), absl::Minutes(5));
+  EXPECT_TRUE(absl::StrContains(get.url, "&X-Amz-Security-Token=token%2Fwith%2Bchars%3D&")) << get.url;
+  EXPECT_NE(get.url, PresignGet(location, kS3DocsCredentials, "k", At("2026-12-04T10:00:00Z"), absl::Minutes(5)).url);
+  const SignedS3Request put = SignPut(location, temporary, "k", Sha256Hex("b"), At("2026-12-04T10:00:00Z"));
+  ASSERT_EQ(put.headers.size(), 4u);
+  EXPECT_EQ(put.headers[2], (std::pair<std::string, std::string>{"x-amz-security-token", "token/with+chars="}));
+  EXPECT_TRUE(absl::StrContains(put.headers[3].second, "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"))
+      << put.headers[3].second;
+}
+
 }  // namespace
 }  // namespace assay
