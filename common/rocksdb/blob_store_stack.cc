@@ -1,5 +1,7 @@
 #include "common/rocksdb/blob_store_stack.h"
 
+#include <algorithm>
+
 namespace assay {
 
 absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction,
@@ -25,6 +27,9 @@ void AddSlowTier(BlobStoreStack* stack, std::unique_ptr<EvictableBlobStore> slow
   slow_options.background = true;
   stack->slow = std::move(slow);
   stack->slow_eviction = std::make_unique<EvictingBlobStore>(stack->slow.get(), slow_options);
+  // A blob larger than the hot tier's whole budget would only push everything out, itself included.
+  const int64_t hot_budget = stack->eviction->budget_bytes();
+  if (hot_budget > 0) fill_limit = std::min(fill_limit, hot_budget);
   stack->tiers = std::make_unique<TieredBlobStore>(stack->eviction.get(), stack->slow_eviction.get(), fill_limit);
   stack->verification = std::make_unique<VerifyingBlobStore>(stack->tiers.get());
 }

@@ -41,7 +41,8 @@ struct BlobStoreStack {
 // (null: none; its `dir` defaults to the database's).
 // Puts `slow` under the stack as the store of every blob, with eviction (`slow_options`, on a thread
 // of its own); the RocksDB store becomes the hot tier, holding copies of blobs of at most
-// `fill_limit` bytes within its own budget (the stack's `eviction` options).
+// `fill_limit` bytes (and at most its whole budget) within its own budget (the stack's `eviction`
+// options).
 void AddSlowTier(BlobStoreStack* stack, std::unique_ptr<EvictableBlobStore> slow, EvictingBlobStore::Options slow_options,
                  int64_t fill_limit);
 
