@@ -1,27 +1,39 @@
 // The coordinator's REAPI surface, driven over real gRPC: what real clients rely on and what bad
-// clients must not be able to do.
+// clients must not be able to do. Each test runs twice: on the embedded RocksDB (the default) and
+// with the CAS and action cache in an S3 bucket (--cas-store; Ceph's radosgw on loopback).
 #include <thread>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/remote/cas_client.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
+#include "common/s3/s3_client.h"
 #include "tests/integration/farm.h"
+#include "tests/integration/s3_server.h"
 
 namespace assay::testing {
 namespace {
 
 using google::bytestream::ByteStream;
 
-class ReapiTest : public ::testing::Test {
+class ReapiTest : public ::testing::TestWithParam<std::string> {
  protected:
+  static void TearDownTestSuite() {
+    delete s3_;
+    s3_ = nullptr;
+  }
   void SetUp() override { Start({}); }
-  void Start(const std::vector<std::string>& args) {
+  // The coordinator with `args`, and with the param's store.
+  void Start(std::vector<std::string> args) {
+    if (GetParam() == "bucket") {
+      ASSERT_NO_FATAL_FAILURE(AddBucket(&args));
+    }
     farm_.StartCoordinator(args);
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(64 << 20);
@@ -83,6 +95,26 @@ class ReapiTest : public ::testing::Test {
     return reader->Finish();
   }
 
+  // A bucket of this test's own on the process's one Ceph (started by the first test that needs it).
+  void AddBucket(std::vector<std::string>* args) {
+    if (s3_ == nullptr) {
+      s3_ = new TestS3Server();
+      absl::Status started = s3_->Start();
+      ASSERT_TRUE(started.ok()) << started;
+    }
+    std::string bucket = "r-" + absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    bucket = bucket.substr(0, std::min<size_t>(bucket.find('/'), 50));
+    S3Client client(ParseS3Location(s3_->Location(bucket)).value(),
+                    S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
+    ASSERT_TRUE(client.CreateBucket().ok());
+    const auto credentials = farm_.dir() / "s3-credentials";
+    ASSERT_TRUE(WriteFile(credentials, absl::StrCat("aws_access_key_id = ", TestS3Server::kAccessKey,
+                                                    "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"))
+                    .ok());
+    args->insert(args->end(), {"--cas-store", s3_->Location(bucket, "farm"), "--cas-credentials", credentials.string()});
+  }
+
+  static inline TestS3Server* s3_ = nullptr;
   Farm farm_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<reapi::ContentAddressableStorage::Stub> cas_;
@@ -91,7 +123,7 @@ class ReapiTest : public ::testing::Test {
   std::unique_ptr<reapi::Capabilities::Stub> caps_;
 };
 
-TEST_F(ReapiTest, CapabilitiesAdvertiseSha256AndCacheUpdates) {
+TEST_P(ReapiTest, CapabilitiesAdvertiseSha256AndCacheUpdates) {
   reapi::GetCapabilitiesRequest request;
   reapi::ServerCapabilities caps;
   grpc::ClientContext context;
@@ -104,7 +136,7 @@ TEST_F(ReapiTest, CapabilitiesAdvertiseSha256AndCacheUpdates) {
   EXPECT_GT(caps.cache_capabilities().max_batch_total_size_bytes(), 0);
 }
 
-TEST_F(ReapiTest, BlobsWhoseBytesDoNotMatchAreRefusedAndNotStored) {
+TEST_P(ReapiTest, BlobsWhoseBytesDoNotMatchAreRefusedAndNotStored) {
   Digest claimed = Digest::OfBytes("the real bytes");
   reapi::BatchUpdateBlobsRequest batch;
   auto* r = batch.add_requests();
@@ -125,7 +157,7 @@ TEST_F(ReapiTest, BlobsWhoseBytesDoNotMatchAreRefusedAndNotStored) {
   EXPECT_TRUE(Missing({claimed}).empty());
 }
 
-TEST_F(ReapiTest, OversizedRequestsAreRefusedAndStoreNothing) {
+TEST_P(ReapiTest, OversizedRequestsAreRefusedAndStoreNothing) {
   // A batch over the advertised limit (4 MiB): refused whole, naming the limit and the way out.
   reapi::BatchUpdateBlobsRequest batch;
   std::vector<Digest> digests;
@@ -166,7 +198,7 @@ TEST_F(ReapiTest, OversizedRequestsAreRefusedAndStoreNothing) {
   EXPECT_EQ(Missing({huge_digest}).size(), 1u);
 }
 
-TEST_F(ReapiTest, MalformedResourceNamesAndDigestsAreInvalidArguments) {
+TEST_P(ReapiTest, MalformedResourceNamesAndDigestsAreInvalidArguments) {
   Digest d = Digest::OfBytes("x");
   const std::string hash = d.hash();
   for (const std::string& name : {std::string("blobs/") + hash, std::string("uploads/u/blobs/") + hash + "/1",
@@ -191,7 +223,7 @@ TEST_F(ReapiTest, MalformedResourceNamesAndDigestsAreInvalidArguments) {
   EXPECT_EQ(cas_->FindMissingBlobs(&context, request, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(ReapiTest, AWriteThatEndsEarlyCommitsNothing) {
+TEST_P(ReapiTest, AWriteThatEndsEarlyCommitsNothing) {
   std::string data(3 << 20, 'w');
   Digest d = Digest::OfBytes(data);
   std::string resource = WriteResourceName("", "early", d);
@@ -209,7 +241,7 @@ TEST_F(ReapiTest, AWriteThatEndsEarlyCommitsNothing) {
   EXPECT_EQ(Missing({d}), std::vector<Digest>{d});
 }
 
-TEST_F(ReapiTest, ConcurrentWritesOfOneBlobAllSucceedAndStoreItOnce) {
+TEST_P(ReapiTest, ConcurrentWritesOfOneBlobAllSucceedAndStoreItOnce) {
   std::string data(5 << 20, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
   Digest d = Digest::OfBytes(data);
@@ -227,7 +259,7 @@ TEST_F(ReapiTest, ConcurrentWritesOfOneBlobAllSucceedAndStoreItOnce) {
   EXPECT_TRUE(back == data);
 }
 
-TEST_F(ReapiTest, MissingBlobsAreNotFoundAndTheEmptyBlobAlwaysExists) {
+TEST_P(ReapiTest, MissingBlobsAreNotFoundAndTheEmptyBlobAlwaysExists) {
   Digest absent = Digest::OfBytes("never written");
   std::string out;
   EXPECT_EQ(Read(ReadResourceName("", absent), &out).error_code(), grpc::StatusCode::NOT_FOUND);
@@ -248,7 +280,7 @@ TEST_F(ReapiTest, MissingBlobsAreNotFoundAndTheEmptyBlobAlwaysExists) {
   EXPECT_TRUE(Write(WriteResourceName("", "e", Digest()), "").ok());
 }
 
-TEST_F(ReapiTest, LargeBlobsStreamBothWaysAndReadByRange) {
+TEST_P(ReapiTest, LargeBlobsStreamBothWaysAndReadByRange) {
   std::string data(64 << 20, '\0');
   for (size_t i = 0; i < data.size(); i += 4096) data[i] = static_cast<char>(i / 4096);
   Digest d = Digest::OfBytes(data);
@@ -266,7 +298,7 @@ TEST_F(ReapiTest, LargeBlobsStreamBothWaysAndReadByRange) {
   EXPECT_TRUE(Write(WriteResourceName("", "again", d), data.substr(0, 1 << 20), /*finish=*/false).ok());
 }
 
-TEST_F(ReapiTest, ActionCacheReturnsOnlyCompleteResultsPerInstance) {
+TEST_P(ReapiTest, ActionCacheReturnsOnlyCompleteResultsPerInstance) {
   Digest action = Digest::OfBytes("an action");
   Digest output = Digest::OfBytes("output bytes");
   reapi::ActionResult result;
@@ -314,7 +346,7 @@ TEST_F(ReapiTest, ActionCacheReturnsOnlyCompleteResultsPerInstance) {
   }
 }
 
-TEST_F(ReapiTest, EvictionUnderPressureKeepsTheBudgetAndNeverServesPartialBlobs) {
+TEST_P(ReapiTest, EvictionUnderPressureKeepsTheBudgetAndNeverServesPartialBlobs) {
   farm_.StopCoordinator(SIGTERM);
   const int64_t budget = 8 << 20;
   Start({"--cache-budget-bytes", std::to_string(budget)});
@@ -372,6 +404,9 @@ TEST_F(ReapiTest, EvictionUnderPressureKeepsTheBudgetAndNeverServesPartialBlobs)
   grpc::ClientContext context;
   EXPECT_EQ(ac_->GetActionResult(&context, get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ReapiTest, ::testing::Values("embedded", "bucket"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace assay::testing
