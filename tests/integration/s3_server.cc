@@ -103,6 +103,8 @@ absl::Status TestS3Server::WriteConfig() {
       "\nmon initial members = a\n"
       "auth cluster required = none\nauth service required = none\nauth client required = none\n"
       "ms mon client mode = crc secure\nms bind msgr1 = false\n",
+      // Every daemon on loopback only (an OSD binds every address otherwise).
+      "public addr = 127.0.0.1\ncluster addr = 127.0.0.1\npublic network = 127.0.0.0/8\ncluster network = 127.0.0.0/8\n",
       "ms bind port min = ", first_daemon_port_, "\nms bind port max = ", last_daemon_port_, "\n",
       "run dir = ", d, "/run\nadmin socket = ", d, "/run/$name.asok\nlog file = ", d, "/log/$name.log\n",
       "mon data = ", d, "/mon/$cluster-$id\nosd data = ", d, "/osd/$cluster-$id\n",
