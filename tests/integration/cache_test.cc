@@ -1,4 +1,6 @@
 // Incremental reuse: every task is an REAPI action looked up in the action cache before it runs.
+// Each test runs on both stores: the embedded RocksDB (the default) and the CAS and action cache in
+// an S3 bucket (--cas-store, Ceph's radosgw on loopback).
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -9,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "tests/integration/farm.h"
+#include "tests/integration/s3_test_base.h"
 
 namespace assay::testing {
 namespace {
@@ -16,10 +19,16 @@ namespace fs = std::filesystem;
 using assay::v1::Job;
 using assay::v1::Task;
 
-class CacheTest : public ::testing::Test {
+class CacheTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    farm_.StartCoordinator();
+    std::vector<std::string> args;
+    if (GetParam() == "bucket") {
+      auto flags = CasStoreFlags(farm_.dir());
+      ASSERT_TRUE(flags.ok()) << flags.status();
+      args = *flags;
+    }
+    farm_.StartCoordinator(args);
     farm_.StartWorker("w1", {}, 2);
     farm_.StartWorker("w2", {}, 2);
   }
@@ -40,7 +49,7 @@ class CacheTest : public ::testing::Test {
   Farm farm_;
 };
 
-TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
+TEST_P(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   fs::path tree = CopyExample();
   Job first = RunToEnd(tree);
   ASSERT_EQ(first.state(), assay::v1::JOB_SUCCEEDED) << first.DebugString();
@@ -89,7 +98,7 @@ TEST_F(CacheTest, UnchangedResubmissionIsAllCacheHitsAndRunsNothing) {
   EXPECT_TRUE(fs::exists(farm_.dir() / "a2/rv32imac/release/build/out/rv32imac-release/karatos.elf"));
 }
 
-TEST_F(CacheTest, ChangingOneTargetsFileRerunsOnlyThatTargetsCells) {
+TEST_P(CacheTest, ChangingOneTargetsFileRerunsOnlyThatTargetsCells) {
   fs::path tree = CopyExample();
   ASSERT_EQ(RunToEnd(tree).state(), assay::v1::JOB_SUCCEEDED);
   {
@@ -105,7 +114,7 @@ TEST_F(CacheTest, ChangingOneTargetsFileRerunsOnlyThatTargetsCells) {
   }
 }
 
-TEST_F(CacheTest, FailuresAndOptedOutStepsAreNeverReused) {
+TEST_P(CacheTest, FailuresAndOptedOutStepsAreNeverReused) {
   auto tree = farm_.WriteTree("nocache", {{"assay.yaml", R"(
 steps:
   - id: flaky
@@ -128,7 +137,7 @@ steps:
 }
 
 // A cell's later step on the same host finds what the earlier step made in the host's cache.
-TEST_F(CacheTest, ALaterStepFindsTheOutputsOfAnEarlierOneInTheHostsCache) {
+TEST_P(CacheTest, ALaterStepFindsTheOutputsOfAnEarlierOneInTheHostsCache) {
   farm_.StopWorker("w2");
   auto tree = farm_.WriteTree("chain", {{"assay.yaml", R"(
 steps:
@@ -148,7 +157,7 @@ steps:
   EXPECT_TRUE(absl::StrContains(use, "300000 out/image.bin")) << use;
 }
 
-TEST_F(CacheTest, AHostFetchesAnInputOnce) {
+TEST_P(CacheTest, AHostFetchesAnInputOnce) {
   farm_.StopWorker("w2");
   std::map<std::string, std::string> files = {{"assay.yaml", R"(
 steps:
@@ -167,7 +176,7 @@ steps:
   EXPECT_TRUE(absl::StrContains(second, "21 from this host's cache, 0 bytes fetched")) << second;
 }
 
-TEST_F(CacheTest, LargeBlobsPassThroughEveryProcessWithBoundedMemory) {
+TEST_P(CacheTest, LargeBlobsPassThroughEveryProcessWithBoundedMemory) {
   constexpr int64_t kSize = 256LL << 20;
   // A large source file (the CLI uploads it, a worker fetches it) and a large output (the worker
   // uploads it, the CLI downloads it).
@@ -220,6 +229,8 @@ steps:
   EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w1")), limit);
   EXPECT_LT(PeakMemoryBytes(farm_.worker_pid("w2")), limit);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, CacheTest, ::testing::Values("embedded", "bucket"), StoreName);
 
 }  // namespace
 }  // namespace assay::testing

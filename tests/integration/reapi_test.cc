@@ -13,9 +13,8 @@
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
 #include "common/remote/cas_client.h"
 #include "google/bytestream/bytestream.grpc.pb.h"
-#include "common/s3/s3_client.h"
 #include "tests/integration/farm.h"
-#include "tests/integration/s3_server.h"
+#include "tests/integration/s3_test_base.h"
 
 namespace assay::testing {
 namespace {
@@ -24,15 +23,13 @@ using google::bytestream::ByteStream;
 
 class ReapiTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void TearDownTestSuite() {
-    delete s3_;
-    s3_ = nullptr;
-  }
   void SetUp() override { Start({}); }
   // The coordinator with `args`, and with the param's store.
   void Start(std::vector<std::string> args) {
     if (GetParam() == "bucket") {
-      ASSERT_NO_FATAL_FAILURE(AddBucket(&args));
+      auto flags = CasStoreFlags(farm_.dir());
+      ASSERT_TRUE(flags.ok()) << flags.status();
+      args.insert(args.end(), flags->begin(), flags->end());
     }
     farm_.StartCoordinator(args);
     grpc::ChannelArguments channel_args;
@@ -95,26 +92,6 @@ class ReapiTest : public ::testing::TestWithParam<std::string> {
     return reader->Finish();
   }
 
-  // A bucket of this test's own on the process's one Ceph (started by the first test that needs it).
-  void AddBucket(std::vector<std::string>* args) {
-    if (s3_ == nullptr) {
-      s3_ = new TestS3Server();
-      absl::Status started = s3_->Start();
-      ASSERT_TRUE(started.ok()) << started;
-    }
-    std::string bucket = "r-" + absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    bucket = bucket.substr(0, std::min<size_t>(bucket.find('/'), 50));
-    S3Client client(ParseS3Location(s3_->Location(bucket)).value(),
-                    S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
-    ASSERT_TRUE(client.CreateBucket().ok());
-    const auto credentials = farm_.dir() / "s3-credentials";
-    ASSERT_TRUE(WriteFile(credentials, absl::StrCat("aws_access_key_id = ", TestS3Server::kAccessKey,
-                                                    "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"))
-                    .ok());
-    args->insert(args->end(), {"--cas-store", s3_->Location(bucket, "farm"), "--cas-credentials", credentials.string()});
-  }
-
-  static inline TestS3Server* s3_ = nullptr;
   Farm farm_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<reapi::ContentAddressableStorage::Stub> cas_;
@@ -405,8 +382,7 @@ TEST_P(ReapiTest, EvictionUnderPressureKeepsTheBudgetAndNeverServesPartialBlobs)
   EXPECT_EQ(ac_->GetActionResult(&context, get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, ReapiTest, ::testing::Values("embedded", "bucket"),
-                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+INSTANTIATE_TEST_SUITE_P(Stores, ReapiTest, ::testing::Values("embedded", "bucket"), StoreName);
 
 }  // namespace
 }  // namespace assay::testing
