@@ -44,6 +44,17 @@ std::string EncodedQuery(const std::vector<std::pair<std::string, std::string>>&
   return out;
 }
 
+// What every request for one object signs: its method, host, path-style path, time and region.
+SigV4Input ObjectInput(const S3Location& location, const char* method, absl::string_view key, absl::Time now) {
+  SigV4Input input;
+  input.method = method;
+  input.host = HostOf(location);
+  input.path = absl::StrCat("/", location.bucket, "/", key);
+  input.time = now;
+  input.region = location.region;
+  return input;
+}
+
 }  // namespace
 
 SigV4Signature SignV4(const SigV4Input& input, const S3Credentials& credentials) {
@@ -77,13 +88,8 @@ SigV4Signature SignV4(const SigV4Input& input, const S3Credentials& credentials)
 
 SignedS3Request PresignGet(const S3Location& location, const S3Credentials& credentials, absl::string_view key,
                            absl::Time now, absl::Duration expires) {
-  SigV4Input input;
-  input.method = "GET";
-  input.host = HostOf(location);
-  input.path = absl::StrCat("/", location.bucket, "/", key);
+  SigV4Input input = ObjectInput(location, "GET", key, now);
   input.payload_hash = "UNSIGNED-PAYLOAD";
-  input.time = now;
-  input.region = location.region;
   const std::string date = absl::FormatTime("%Y%m%d", now, absl::UTCTimeZone());
   input.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
                  {"X-Amz-Credential",
@@ -102,13 +108,8 @@ SignedS3Request PresignGet(const S3Location& location, const S3Credentials& cred
 
 SignedS3Request SignPut(const S3Location& location, const S3Credentials& credentials, absl::string_view key,
                         absl::string_view sha256_hex, absl::Time now) {
-  SigV4Input input;
-  input.method = "PUT";
-  input.host = HostOf(location);
-  input.path = absl::StrCat("/", location.bucket, "/", key);
+  SigV4Input input = ObjectInput(location, "PUT", key, now);
   input.payload_hash = std::string(sha256_hex);
-  input.time = now;
-  input.region = location.region;
   input.headers = {{"x-amz-content-sha256", input.payload_hash}, {"x-amz-date", AmzDate(now)}};
   if (!credentials.session_token.empty()) input.headers.emplace_back("x-amz-security-token", credentials.session_token);
   const SigV4Signature signature = SignV4(input, credentials);

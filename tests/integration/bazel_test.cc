@@ -12,8 +12,7 @@
 #include "common/digest/digest.h"
 #include "tests/integration/bazel_workspace.h"
 #include "tests/integration/farm.h"
-#include "common/s3/s3_client.h"
-#include "tests/integration/s3_server.h"
+#include "tests/integration/s3_test_base.h"
 
 namespace assay::testing {
 namespace {
@@ -194,30 +193,13 @@ TEST_F(BazelTest, ACacheReadTokenGetsHitsButCannotUpload) {
 // every hit.
 class BazelOnABucketTest : public BazelTest {
  protected:
-  static void SetUpTestSuite() {
-    s3_ = new TestS3Server();
-    s3_start_ = new absl::Status(s3_->Start());
-  }
-  static void TearDownTestSuite() {
-    delete s3_;
-    delete s3_start_;
-  }
   void StartCoordinator() override {
-    ASSERT_TRUE(s3_start_->ok()) << *s3_start_;
-    TestS3Server& s3 = *s3_;
-    S3Client client(ParseS3Location(s3.Location("bazel")).value(),
-                    S3Credentials{TestS3Server::kAccessKey, TestS3Server::kSecretKey});
-    ASSERT_TRUE(client.CreateBucket().ok());
-    const fs::path credentials = farm_.dir() / "s3-credentials";
-    ASSERT_TRUE(WriteFile(credentials, absl::StrCat("aws_access_key_id = ", TestS3Server::kAccessKey,
-                                                    "\naws_secret_access_key = ", TestS3Server::kSecretKey, "\n"))
-                    .ok());
-    args_ = {"--cas-store", s3.Location("bazel", "farm"), "--cas-credentials", credentials.string()};
+    auto flags = CasStoreFlags(farm_.dir());
+    ASSERT_TRUE(flags.ok()) << flags.status();
+    args_ = *flags;
     farm_.StartCoordinator(args_);
   }
   std::vector<std::string> args_;
-  static inline TestS3Server* s3_ = nullptr;
-  static inline absl::Status* s3_start_ = nullptr;
 };
 
 TEST_F(BazelOnABucketTest, CleanRebuildIsAllRemoteCacheHitsAlsoAfterTheCoordinatorLostItsDataFolder) {
