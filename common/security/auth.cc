@@ -50,6 +50,10 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/google.bytestream.ByteStream/Read", read_cache},
         {"/google.bytestream.ByteStream/Write", write_cache},
         {"/google.bytestream.ByteStream/QueryWriteStatus", write_cache},
+        // Requests to the bucket signed for one blob each: reading and writing blobs, as ByteStream.
+        {"/assay.v1.BlobAccess/GetDownloadRequests", read_cache},
+        {"/assay.v1.BlobAccess/GetUploadRequests", write_cache},
+        {"/assay.v1.BlobAccess/CommitUploads", write_cache},
     };
   }();
   return *table;

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "assay/v1/admin.grpc.pb.h"
+#include "assay/v1/blob_access.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
@@ -86,6 +87,7 @@ class AuthTest : public ::testing::Test {
     auto ac = [](const Channel& c) { return ActionCache::NewStub(c); };
     auto bs = [](const Channel& c) { return google::bytestream::ByteStream::NewStub(c); };
     auto admin = [](const Channel& c) { return assay::v1::Admin::NewStub(c); };
+    auto blob_access = [](const Channel& c) { return assay::v1::BlobAccess::NewStub(c); };
     const Digest source = source_root_;
     return {
         {"/assay.v1.Jobs/Submit", [=](const Channel& c, const std::string&) {
@@ -279,6 +281,28 @@ class AuthTest : public ::testing::Test {
            google::bytestream::QueryWriteStatusResponse out;
            grpc::ClientContext ctx;
            return bs(c)->QueryWriteStatus(&ctx, r, &out);
+         }},
+        // Offered with a bucket only (this farm has none: UNIMPLEMENTED once past the scope check).
+        {"/assay.v1.BlobAccess/GetDownloadRequests", [=](const Channel& c, const std::string& tag) {
+           assay::v1::BlobRequestsRequest r;
+           *r.add_digests() = BlobFor(tag).ToProto();
+           assay::v1::BlobRequestsResponse out;
+           grpc::ClientContext ctx;
+           return blob_access(c)->GetDownloadRequests(&ctx, r, &out);
+         }},
+        {"/assay.v1.BlobAccess/GetUploadRequests", [=](const Channel& c, const std::string& tag) {
+           assay::v1::BlobRequestsRequest r;
+           *r.add_digests() = BlobFor(tag).ToProto();
+           assay::v1::BlobRequestsResponse out;
+           grpc::ClientContext ctx;
+           return blob_access(c)->GetUploadRequests(&ctx, r, &out);
+         }},
+        {"/assay.v1.BlobAccess/CommitUploads", [=](const Channel& c, const std::string& tag) {
+           assay::v1::BlobRequestsRequest r;
+           *r.add_digests() = BlobFor(tag).ToProto();
+           assay::v1::CommitUploadsResponse out;
+           grpc::ClientContext ctx;
+           return blob_access(c)->CommitUploads(&ctx, r, &out);
          }},
     };
   }
