@@ -193,5 +193,18 @@ TEST_F(BucketFarmTest, WithoutDirectAccessEveryByteGoesThroughTheCoordinator) {
   EXPECT_EQ(stats.direct_read_bytes() + stats.direct_written_bytes(), 0);
 }
 
+// Workers and CLIs that cannot reach the bucket (here: the endpoint they are given refuses
+// connections) carry on through the coordinator: the job succeeds with every byte intact.
+TEST_F(BucketFarmTest, ClientsThatCannotReachTheBucketFallBackToTheCoordinator) {
+  farm_.StartCoordinator({"--cas-store", location_, "--cas-credentials", credentials_.string(),
+                          "--cas-direct-endpoint", "http://127.0.0.1:1"});
+  farm_.StartWorker("w1");
+  const assay::v1::CacheStats stats = RunLargeJob();
+  EXPECT_GE(stats.cas_written_bytes(), 2 * kLarge);
+  EXPECT_GE(stats.cas_read_bytes(), 2 * kLarge);
+  EXPECT_TRUE(absl::StrContains(ReadFile(farm_.dir() / "worker-w1.log").value_or(""), "out of reach"))
+      << "the worker says once why its blobs go through the coordinator";
+}
+
 }  // namespace
 }  // namespace assay::testing
