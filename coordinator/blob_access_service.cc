@@ -92,11 +92,11 @@ grpc::Status BlobAccessService::GetUploadRequests(grpc::ServerContext*, const as
 }
 
 grpc::Status BlobAccessService::CommitUploads(grpc::ServerContext*, const assay::v1::BlobRequestsRequest* request,
-                                              assay::v1::CommitUploadsResponse* response) {
+                                              assay::v1::BlobRequestsResponse* response) {
   auto digests = DigestsOf(*request);
   if (!digests.ok()) return ToGrpc(digests.status());
   for (const Digest& d : *digests) {
-    auto* out = response->add_results();
+    auto* out = response->add_requests();
     *out->mutable_digest() = d.ToProto();
     auto adopted = bucket_->Adopt(d);
     if (!adopted.ok()) {

@@ -36,7 +36,7 @@ class BlobAccessService final : public assay::v1::BlobAccess::Service {
   grpc::Status GetUploadRequests(grpc::ServerContext*, const assay::v1::BlobRequestsRequest* request,
                                  assay::v1::BlobRequestsResponse* response) override;
   grpc::Status CommitUploads(grpc::ServerContext*, const assay::v1::BlobRequestsRequest* request,
-                             assay::v1::CommitUploadsResponse* response) override;
+                             assay::v1::BlobRequestsResponse* response) override;
 
  private:
   BucketBlobStore* const bucket_;

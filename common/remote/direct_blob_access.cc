@@ -43,7 +43,7 @@ absl::Status DirectBlobAccess::Noted(absl::Status status) {
   return status;
 }
 
-absl::StatusOr<assay::v1::BlobRequest> DirectBlobAccess::SignedFor(Rpc rpc, const Digest& digest, absl::Time deadline) {
+absl::StatusOr<assay::v1::BlobRequest> DirectBlobAccess::AnswerFor(Rpc rpc, const Digest& digest, absl::Time deadline) {
   assay::v1::BlobRequestsRequest request;
   request.set_instance_name(instance_name_);
   *request.add_digests() = digest.ToProto();
@@ -59,7 +59,7 @@ absl::StatusOr<assay::v1::BlobRequest> DirectBlobAccess::SignedFor(Rpc rpc, cons
 
 absl::Status DirectBlobAccess::Download(const Digest& digest, VerifiedFileWriter* writer, BlobWriter* tee,
                                         absl::Time deadline) {
-  auto signed_request = SignedFor(&assay::v1::BlobAccess::Stub::GetDownloadRequests, digest, deadline);
+  auto signed_request = AnswerFor(&assay::v1::BlobAccess::Stub::GetDownloadRequests, digest, deadline);
   if (!signed_request.ok()) return signed_request.status();
   const int64_t start = writer->written();
   absl::Status s = SignedGet(ToSigned(*signed_request), start, [&](absl::string_view data) {
@@ -73,7 +73,7 @@ absl::Status DirectBlobAccess::Download(const Digest& digest, VerifiedFileWriter
 }
 
 absl::Status DirectBlobAccess::Upload(const TreeBlob& blob, absl::Time deadline) {
-  auto signed_request = SignedFor(&assay::v1::BlobAccess::Stub::GetUploadRequests, blob.digest, deadline);
+  auto signed_request = AnswerFor(&assay::v1::BlobAccess::Stub::GetUploadRequests, blob.digest, deadline);
   if (!signed_request.ok()) return signed_request.status();
   absl::Status put;
   if (blob.file.empty()) {
@@ -84,16 +84,8 @@ absl::Status DirectBlobAccess::Upload(const TreeBlob& blob, absl::Time deadline)
     put = SignedPut(ToSigned(*signed_request), fd->get(), blob.digest.size(), deadline);
   }
   if (!put.ok()) return Noted(put);
-  assay::v1::BlobRequestsRequest request;
-  request.set_instance_name(instance_name_);
-  *request.add_digests() = blob.digest.ToProto();
-  assay::v1::CommitUploadsResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Seconds(30))));
-  if (absl::Status s = FromGrpc(stub_->CommitUploads(&context, request, &response)); !s.ok()) return Noted(s);
-  if (response.results_size() != 1) return absl::InternalError("CommitUploads answered the wrong number of blobs");
-  const assay::v1::BlobRequest& r = response.results(0);
-  if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+  auto committed = AnswerFor(&assay::v1::BlobAccess::Stub::CommitUploads, blob.digest, deadline);
+  if (!committed.ok()) return committed.status();
   ++uploads_;
   return absl::OkStatus();
 }

@@ -41,10 +41,11 @@ class DirectBlobAccess {
   int64_t uploads() const { return uploads_.load(); }
 
  private:
-  // One signed request for `digest` from `rpc`, or why there is none.
+  // `rpc`'s answer for `digest` alone: a signed request (or, from CommitUploads, a commit), or why
+  // there is none.
   using Rpc = grpc::Status (assay::v1::BlobAccess::Stub::*)(grpc::ClientContext*, const assay::v1::BlobRequestsRequest&,
                                                            assay::v1::BlobRequestsResponse*);
-  absl::StatusOr<assay::v1::BlobRequest> SignedFor(Rpc rpc, const Digest& digest, absl::Time deadline);
+  absl::StatusOr<assay::v1::BlobRequest> AnswerFor(Rpc rpc, const Digest& digest, absl::Time deadline);
   // Notes what a failure says about the path: the coordinator does not offer it, or the bucket is
   // out of reach from here.
   absl::Status Noted(absl::Status status);

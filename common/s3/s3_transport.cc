@@ -64,10 +64,6 @@ std::string Digest(const EVP_MD* md, absl::string_view data) {
   return std::string(reinterpret_cast<const char*>(out), size);
 }
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 absl::Status SetHeaders(const S3Request& request, const std::string& session_token, Headers& headers) {
   // libcurl 7.88 signs every header given here, so none may be one it then drops (an empty
@@ -98,6 +94,11 @@ void SetMethod(CURL* c, const S3Request& request) {
 }
 
 }  // namespace
+
+void CurlGlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
 std::string S3UriEncode(absl::string_view text, bool keep_slash) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -143,7 +144,7 @@ S3Transport::S3Transport(S3Location location, S3Credentials credentials, int max
       max_connections_(std::max(1, max_connections)),
       connect_timeout_(connect_timeout),
       sigv4_(absl::StrCat("aws:amz:", location_.region, ":s3")) {
-  GlobalInit();
+  CurlGlobalInit();
 }
 
 S3Transport::~S3Transport() {

@@ -46,6 +46,8 @@ std::string S3UriEncode(absl::string_view text, bool keep_slash);
 std::string S3Url(const S3Location& location, const S3Request& request);
 
 std::string Sha256Hex(absl::string_view data);
+// libcurl's global set-up, once per process, before the first handle.
+void CurlGlobalInit();
 std::string Md5Base64(absl::string_view data);  // for Content-MD5
 
 class S3Transport {

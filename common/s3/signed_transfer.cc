@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/s3/s3_status.h"
+#include "common/s3/s3_transport.h"
 
 namespace assay {
 namespace {
@@ -86,8 +86,6 @@ std::string HostOf(const std::string& url) {
 // What both directions set: the URL, the signed headers, the deadline, no redirects or signals.
 std::unique_ptr<curl_slist, SlistDeleter> Prepare(CURL* c, const SignedS3Request& request, absl::Time deadline,
                                                    char* error) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   for (const auto& [name, value] : request.headers) {
     curl_slist* appended = curl_slist_append(headers.get(), absl::StrCat(name, ": ", value).c_str());
@@ -112,6 +110,7 @@ std::unique_ptr<curl_slist, SlistDeleter> Prepare(CURL* c, const SignedS3Request
 
 absl::Status SignedGet(const SignedS3Request& request, int64_t offset,
                        const std::function<absl::Status(absl::string_view)>& sink, absl::Time deadline) {
+  CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
   std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
   char error[CURL_ERROR_SIZE] = {0};
@@ -140,6 +139,7 @@ namespace {
 
 absl::Status Put(const SignedS3Request& request, PutState state, absl::Time deadline) {
   const int64_t size = state.left;
+  CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
   std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
   char error[CURL_ERROR_SIZE] = {0};

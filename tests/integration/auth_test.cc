@@ -300,7 +300,7 @@ class AuthTest : public ::testing::Test {
         {"/assay.v1.BlobAccess/CommitUploads", [=](const Channel& c, const std::string& tag) {
            assay::v1::BlobRequestsRequest r;
            *r.add_digests() = BlobFor(tag).ToProto();
-           assay::v1::CommitUploadsResponse out;
+           assay::v1::BlobRequestsResponse out;
            grpc::ClientContext ctx;
            return blob_access(c)->CommitUploads(&ctx, r, &out);
          }},

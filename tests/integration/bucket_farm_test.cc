@@ -174,11 +174,11 @@ TEST_F(BucketFarmTest, WorkersAndTheCliMoveLargeBlobsInTheBucketItselfNotThrough
   const std::string never = RandomBytes(2 << 20, 8);
   assay::v1::BlobRequestsRequest request;
   *request.add_digests() = Digest::OfBytes(never).ToProto();
-  assay::v1::CommitUploadsResponse response;
+  assay::v1::BlobRequestsResponse response;
   grpc::ClientContext context;
   ASSERT_TRUE(assay::v1::BlobAccess::NewStub(farm_.channel())->CommitUploads(&context, request, &response).ok());
-  ASSERT_EQ(response.results_size(), 1);
-  EXPECT_EQ(response.results(0).code(), static_cast<int>(absl::StatusCode::kNotFound)) << response.results(0).message();
+  ASSERT_EQ(response.requests_size(), 1);
+  EXPECT_EQ(response.requests(0).code(), static_cast<int>(absl::StatusCode::kNotFound)) << response.requests(0).message();
   CasClient cas(farm_.channel(), "", Once());
   EXPECT_EQ(cas.FindMissing({Digest::OfBytes(never)}).value_or(std::vector<Digest>{}).size(), 1u);
 }
