@@ -1,4 +1,4 @@
-// The operators' commands: workers, cordon / uncordon / drain, cache stats, health.
+// The operators' commands: workers, cordon / uncordon / drain, cache stats, health, web.
 #include <iostream>
 
 #include <grpcpp/client_context.h>
@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/render.h"
+#include "assay/v1/dashboard.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace assay::cli {
@@ -130,6 +131,27 @@ int Health(Client& client) {
   if (!status.ok()) return ReportError(status);
   std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kOk : kUnavailable;
+}
+
+int Web(Client& client, const std::string& coordinator) {
+  assay::v1::DashboardInfo info;
+  absl::Status status = client.Call("Dashboard.GetDashboard", [&](grpc::ClientContext* c) {
+    return assay::v1::Dashboard::NewStub(client.channel)->GetDashboard(c, {}, &info);
+  });
+  if (!status.ok()) return ReportError(status);
+  std::cout << DashboardUrl(info.url(), coordinator) << "\n";
+  return kOk;
+}
+
+std::string DashboardUrl(const std::string& url, const std::string& coordinator) {
+  // A listener on every address names none: the coordinator's host as this CLI reaches it does.
+  for (const std::string wildcard : {"//0.0.0.0:", "//[::]:", "//:"}) {
+    const size_t at = url.find(wildcard);
+    if (at == std::string::npos) continue;
+    const std::string host = coordinator.substr(0, coordinator.rfind(':'));
+    return absl::StrCat(url.substr(0, at + 2), host, ":", url.substr(at + wildcard.size()));
+  }
+  return url;
 }
 
 }  // namespace assay::cli

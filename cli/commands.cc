@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <iostream>
@@ -290,6 +291,10 @@ int Submit(Client& client, const SubmitOptions& options) {
   *request.mutable_source_root() = tree->root.ToProto();
   request.set_pipeline_path(options.pipeline_file);
   for (const auto& [k, v] : options.labels) (*request.mutable_labels())[k] = v;
+  // Who submitted it (the dashboard's submitter filter), unless a `user` label says otherwise.
+  if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0' && !request.labels().contains("user")) {
+    (*request.mutable_labels())["user"] = user;
+  }
   request.set_request_id(RandomHex(16));
   request.set_priority(options.priority);  // a retried Submit finds the job the first try made
   for (const auto& [image, id] : ResolveImages(dir / options.pipeline_file)) (*request.mutable_image_ids())[image] = id;

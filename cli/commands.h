@@ -42,6 +42,11 @@ int Artifacts(Client& client, const std::string& job_id, const std::string& task
 int CacheStats(Client& client, bool json);
 // Asks the coordinator's gRPC health service; prints SERVING (exit 0) or why not (exit 3).
 int Health(Client& client);
+// Prints the coordinator's web dashboard address (docs/dashboard.md).
+int Web(Client& client, const std::string& coordinator);
+// The dashboard's URL as the coordinator gives it, with a wildcard host ("0.0.0.0", "::") replaced by
+// the host in `coordinator` (HOST:PORT as this CLI reaches it).
+std::string DashboardUrl(const std::string& url, const std::string& coordinator);
 
 struct ReportOptions {
   std::string junit, json, markdown;  // files to write; the table goes to stdout

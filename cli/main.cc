@@ -52,6 +52,7 @@ struct Commands {
   CLI::App* cache_list = nullptr;
   CLI::App* cache_delete = nullptr;
   CLI::App* health = nullptr;
+  CLI::App* web = nullptr;
 };
 
 void AddGlobalOptions(CLI::App& app, Args& args) {
@@ -149,6 +150,7 @@ void AddFarmCommands(CLI::App& app, Args& args, Commands& cmds) {
   cmds.cache_delete->add_option("--branch", args.cache_branch, "only this branch's");
   cache_cmd->require_subcommand(1);
   cmds.health = app.add_subcommand("health", "is the coordinator serving? (gRPC health check; no token needed)");
+  cmds.web = app.add_subcommand("web", "print the address of the coordinator's web dashboard");
 }
 
 // Runs the subcommand given, once the arguments are parsed.
@@ -188,6 +190,7 @@ int Run(Args& args, const Commands& cmds) {
     return ReportCommand(client, job_id, args.report);
   }
   if (*cmds.health) return Health(client);
+  if (*cmds.web) return Web(client, args.address);
   if (*cmds.release) return Release(client, job_id, args.out_dir, args.release_globs);
   return kBadInput;
 }

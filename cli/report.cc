@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "cli/render.h"
 #include "common/task/firmware_size.h"
 #include "common/task/run_time.h"
@@ -32,6 +33,14 @@ const Measure kFileMeasure = {"size", [](const FileSize& f) { return f.file(); }
 std::vector<Measure> MeasuresOf(const FileSize& f) {
   if (f.elf()) return {std::begin(kElfMeasures), std::end(kElfMeasures)};
   return {kFileMeasure};
+}
+
+// " (+100 B, +10.0%)": how measure `m` of a file changed since its baseline ("" without one).
+std::string Change(const ReportRow::Size& size, const Measure& m) {
+  if (size.baseline == nullptr || size.baseline->elf() != size.now.elf()) return "";
+  const int64_t now = m.get(size.now), then = m.get(*size.baseline), delta = now - then;
+  if (then <= 0) return absl::StrFormat(" (%+d B)", delta);
+  return absl::StrFormat(" (%+d B, %+.1f%%)", delta, 100.0 * static_cast<double>(delta) / static_cast<double>(then));
 }
 
 std::string XmlEscape(const std::string& s) {
@@ -93,6 +102,10 @@ Report BuildReport(const assay::v1::Job& job) {
     row.run_ms = t.run_ms();
     if (t.spec().has_time_baseline()) row.time_baseline = &t.spec().time_baseline();
     for (const FileSize& f : t.sizes()) {
+      // Object files (from a job before the coordinator left them out) only when budgeted.
+      const bool budgeted = std::any_of(t.spec().size_budgets().begin(), t.spec().size_budgets().end(),
+                                        [&f](const assay::v1::SizeBudget& b) { return b.path() == f.path(); });
+      if (f.elf() && f.elf_type() == 1 && !budgeted) continue;
       ReportRow::Size size{f, nullptr};
       if (auto it = t.spec().baseline().find(f.path()); it != t.spec().baseline().end()) size.baseline = &it->second;
       row.sizes.push_back(size);
@@ -109,21 +122,38 @@ Report BuildReport(const assay::v1::Job& job) {
 
 std::string SizeText(const ReportRow::Size& size) {
   std::vector<std::string> parts;
-  for (const Measure& m : MeasuresOf(size.now)) {
-    const int64_t now = m.get(size.now);
-    std::string text = absl::StrCat(m.name, " ", now, " B");
-    if (size.baseline != nullptr && size.baseline->elf() == size.now.elf()) {
-      const int64_t then = m.get(*size.baseline);
-      const int64_t delta = now - then;
-      if (then > 0) {
-        absl::StrAppend(&text, absl::StrFormat(" (%+d B, %+.1f%%)", delta, 100.0 * static_cast<double>(delta) / static_cast<double>(then)));
-      } else {
-        absl::StrAppend(&text, absl::StrFormat(" (%+d B)", delta));
-      }
-    }
-    parts.push_back(std::move(text));
-  }
+  for (const Measure& m : MeasuresOf(size.now)) parts.push_back(absl::StrCat(m.name, " ", m.get(size.now), " B", Change(size, m)));
   return absl::StrJoin(parts, ", ");
+}
+
+std::string SizeTable(const std::vector<ReportRow::Size>& sizes, absl::string_view indent) {
+  // One row a file: its size, and for an ELF file its sections and what the chip holds; a measure
+  // compared with the baseline carries its change.
+  std::vector<std::vector<std::string>> rows = {{"SIZES", "FILE", "TEXT", "DATA", "BSS", "ROM", "RAM"}};
+  for (const ReportRow::Size& size : sizes) {
+    const FileSize& f = size.now;
+    std::vector<std::string> row = {f.path(), absl::StrCat(f.file())};
+    if (f.elf()) {
+      for (int64_t v : {f.text(), f.data(), f.bss()}) row.push_back(absl::StrCat(v));
+      row.push_back(absl::StrCat(RomBytes(f), Change(size, kElfMeasures[0])));
+      row.push_back(absl::StrCat(RamBytes(f), Change(size, kElfMeasures[1])));
+    } else {
+      absl::StrAppend(&row[1], Change(size, kFileMeasure));
+      row.insert(row.end(), 5, "-");
+    }
+    rows.push_back(std::move(row));
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line(indent);
+    for (size_t i = 0; i < row.size(); ++i) absl::StrAppend(&line, absl::StrFormat("%-*s", width[i] + 2, row[i]));
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  return out;
 }
 
 std::string RunTimeText(const ReportRow& row) {
@@ -151,14 +181,15 @@ std::string ReportTable(const Report& report) {
     size_t step_width = 4;
     for (const auto& row : rows) step_width = std::max(step_width, row.task->step().size());
     const int w = static_cast<int>(step_width) + 2;
-    absl::StrAppend(&out, absl::StrFormat("  %-*s%-10s%-9s%-8s%-16s%-10s%s\n", w, "STEP", "RESULT", "TIME", "CACHED",
-                                          "FLAKY", "EMULATOR", "SIZES"));
+    absl::StrAppend(&out, absl::StrFormat("  %-*s%-10s%-9s%-8s%-16s%s\n", w, "STEP", "RESULT", "TIME", "CACHED",
+                                          "FLAKY", "EMULATOR"));
     for (const auto& row : rows) {
       const Task& t = *row.task;
-      absl::StrAppend(&out, absl::StrFormat("  %-*s%-10s%-9s%-8s%-16s%-10s%s\n", w, t.step(), row.result,
+      absl::StrAppend(&out, absl::StrFormat("  %-*s%-10s%-9s%-8s%-16s%s\n", w, t.step(), row.result,
                                             row.duration_ms > 0 ? FormatSeconds(row.duration_ms) : "-",
                                             t.cached() ? "yes" : "no", t.flaky() ? Flaky(t) : "-",
-                                            row.emulator_ms >= 0 ? Emulator(row) : "-", Sizes(row)));
+                                            row.emulator_ms >= 0 ? Emulator(row) : "-"));
+      if (!row.sizes.empty()) absl::StrAppend(&out, SizeTable(row.sizes, "    "));
       if (t.state() == assay::v1::TASK_FAILED && !t.message().empty()) {
         // The first line of why it failed (the log has the rest).
         absl::StrAppend(&out, "    ", t.message().substr(0, t.message().find('\n')), "\n");

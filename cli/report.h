@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "assay/v1/job.pb.h"
 
 namespace assay::cli {
@@ -37,6 +38,9 @@ Report BuildReport(const assay::v1::Job& job);
 
 // "rom 1280 B (+12 B, +0.9%)" parts for a size, against its baseline when it has one.
 std::string SizeText(const ReportRow::Size& size);
+// The table's sizes under a step: a row per file with its FILE size and, for an ELF file, TEXT, DATA,
+// BSS, ROM and RAM; changes against the baseline beside the measures compared.
+std::string SizeTable(const std::vector<ReportRow::Size>& sizes, absl::string_view indent);
 
 // "2.41 s, +142% against the median 0.990 s of the last 5 runs" for a timed step (time_regression)
 // that ran, "0.171 s, no earlier run to compare with" before it has a baseline, "cached: not timed";

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/file_util.h"
@@ -67,12 +68,43 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   }
   auto planned = PlanJob(*pipeline, plan);
   if (!planned.ok()) return planned.status();
+  if (absl::Status s = KeepCells(request.cells(), &*planned); !s.ok()) return s;
   if (absl::Status s = CheckCachePaths(*planned, *root, load, path); !s.ok()) return s;
   if (absl::Status s = CheckNotify(*pipeline, *planned, path); !s.ok()) return s;
   if (pipeline->time_regression.enabled) {
     if (absl::Status s = LoadTimeBaselines(&*planned); !s.ok()) return s;
   }
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
+}
+
+absl::Status KeepCells(const google::protobuf::RepeatedPtrField<std::string>& cells, Job* job) {
+  if (cells.empty()) return absl::OkStatus();
+  absl::flat_hash_set<std::string> wanted(cells.begin(), cells.end());
+  absl::flat_hash_set<std::string> known, kept_ids;
+  google::protobuf::RepeatedPtrField<assay::v1::Task> kept;
+  for (assay::v1::Task& task : *job->mutable_tasks()) {
+    known.insert(task.cell());
+    if (!wanted.contains(task.cell())) continue;
+    kept_ids.insert(task.id());
+    *kept.Add() = std::move(task);
+  }
+  for (const std::string& cell : cells) {
+    if (!known.contains(cell)) {
+      return absl::InvalidArgumentError(absl::StrCat("cells: the pipeline has no cell '", cell, "'"));
+    }
+  }
+  for (int i = 0; i < kept.size(); ++i) {
+    for (const std::string& need : kept[i].needs()) {
+      if (!kept_ids.contains(need)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cells: ", kept[i].id(), " needs ", need, ", which is in a cell not chosen"));
+      }
+    }
+    kept[i].set_index(i);
+  }
+  job->mutable_tasks()->Swap(&kept);
+  job->set_task_count(job->tasks_size());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Pipeline> Intake::ReadPipeline(const Digest& root, const std::string& path) const {

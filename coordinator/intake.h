@@ -68,4 +68,8 @@ class Intake {
   const Options options_;
 };
 
+// Keeps only the tasks of `cells` (SubmitRequest.cells; empty: all), renumbered; a cell the job does
+// not have, or a kept task needing one left out, is INVALID_ARGUMENT.
+absl::Status KeepCells(const google::protobuf::RepeatedPtrField<std::string>& cells, assay::v1::Job* job);
+
 }  // namespace assay

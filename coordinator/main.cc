@@ -79,6 +79,24 @@ void AddRemoteExecutionFlags(CLI::App& app, assay::CoordinatorServer::Options* o
 }
 
 // The CAS's budget, and its bucket (issue 21, docs/operations.md).
+// The web dashboard (docs/dashboard.md). An address given is required; the default one is not.
+void AddHttpFlags(CLI::App& app, assay::HttpServer::Options* http) {
+  http->web_root = ASSAY_WEB_ROOT;
+  http->required = false;
+  CLI::Option* listen = app.add_option("--http-listen", http->listen,
+                                     "serve the web dashboard and its JSON API at HOST:PORT (\"\": off; beyond loopback "
+                                     "it needs TLS and tokens; docs/dashboard.md)")
+                          ->capture_default_str();
+  app.add_option("--http-port-file", http->port_file, "write the dashboard's port here once serving");
+  app.add_option("--web-root", http->web_root, "the dashboard's files (index.html, app/, node_modules/)")
+      ->capture_default_str();
+  app.add_option("--http-max-streams", http->max_streams,
+                 "pushed responses (live jobs, logs, workers) open at once; one more is answered 503")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  listen->each([http](const std::string&) { http->required = true; });
+}
+
 void AddStoreFlags(CLI::App& app, assay::CoordinatorServer::Options* options) {
   app.add_option("--cache-budget-bytes", options->cache_budget_bytes, "keep the CAS within this many bytes (0: no limit)")
       ->capture_default_str();
@@ -138,6 +156,7 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; default: off)");
   app.add_option("--metrics-port-file", options.metrics_port_file, "write the metrics port here once serving");
+  AddHttpFlags(app, &options.http);
   // A step's output limit: the default, and the most a pipeline's output_limit may ask.
   std::string step_output_limit = "64MiB", max_step_output_limit = "1GiB";
   app.add_option("--step-output-limit", step_output_limit,

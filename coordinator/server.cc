@@ -13,6 +13,21 @@ namespace assay {
 
 namespace {
 constexpr int kNotifierRecentJobs = 2000;
+
+// The dashboard's options with the gRPC security settings it shares.
+HttpServer::Options HttpOptionsOf(const CoordinatorServer::Options& options) {
+  HttpServer::Options http = options.http;
+  http.security = options.security;
+  return http;
+}
+
+// --notify-config read, when given.
+absl::StatusOr<std::optional<NotifyConfig>> NotifyConfigOf(const CoordinatorServer::Options& options) {
+  if (options.notify_config.empty()) return std::optional<NotifyConfig>();
+  auto config = LoadNotifyConfig(options.notify_config);
+  if (!config.ok()) return config.status();
+  return std::optional<NotifyConfig>(std::move(*config));
+}
 }  // namespace
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
@@ -22,14 +37,11 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   // Refuse an unsafe or broken security setup before touching the database.
   auto credentials = MakeServerCredentials(options.security, options.listen);
   if (!credentials.ok()) return credentials.status();
+  if (absl::Status s = HttpServer::CheckOptions(HttpOptionsOf(options)); !s.ok()) return s;
   auto min_free = ParseMinFreeDisk(options.min_free_disk);
   if (!min_free.ok()) return min_free.status();
-  std::optional<NotifyConfig> notify;
-  if (!options.notify_config.empty()) {
-    auto config = LoadNotifyConfig(options.notify_config);
-    if (!config.ok()) return config.status();
-    notify = std::move(*config);
-  }
+  auto notify = NotifyConfigOf(options);
+  if (!notify.ok()) return notify.status();
   auto db = Database::Open(options.data_dir, CoordinatorDatabaseOptions());
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
@@ -47,7 +59,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   }
   action_cache_ = std::make_unique<ActionCache>(db_.get(), blob_stack_.store(), bucket_client_.get());
   if (absl::Status s = RestoreActionResults(); !s.ok()) return s;
-  if (absl::Status s = StartJobs(options, std::move(notify)); !s.ok()) return s;
+  if (absl::Status s = StartJobs(options, std::move(*notify)); !s.ok()) return s;
   if (absl::Status s = StartLogRetention(); !s.ok()) return s;
   // A smaller budget than what is stored takes effect at once.
   if (auto evicted = blob_stack_.budget()->MaybeEvict(); !evicted.ok()) return evicted.status();
@@ -81,6 +93,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
     builder.RegisterService(service);
   }
   if (blob_access_service_) builder.RegisterService(blob_access_service_.get());
+  builder.RegisterService(&dashboard_service_);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   server_->GetHealthCheckService()->SetServingStatus(true);
@@ -88,6 +101,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   if (!options.port_file.empty()) {
     if (absl::Status s = WriteFile(options.port_file, absl::StrCat(port_, "\n")); !s.ok()) return s;
   }
+  if (absl::Status s = StartHttp(options); !s.ok()) return s;
   ticker_ = std::thread([this]() {
     while (!stopping_.load()) {
       jobs_->Tick();
@@ -110,6 +124,29 @@ absl::Status CoordinatorServer::StartMetrics(const Options& options) {
   if (!options.metrics_port_file.empty()) {
     if (absl::Status s = WriteFile(options.metrics_port_file, absl::StrCat(metrics_->port(), "\n")); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorServer::StartHttp(const Options& options) {
+  if (options.http.listen.empty()) return absl::OkStatus();
+  const HttpServer::Options http = HttpOptionsOf(options);
+  http_ = std::make_unique<HttpServer>();
+  if (absl::Status s = http_->Init(http); !s.ok()) return s;
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);
+  http_api_ = std::make_unique<HttpApi>(http_.get(), server_->InProcessChannel(arguments));
+  http_api_->AddRoutes();
+  if (absl::Status s = http_->Start(); !s.ok()) {
+    if (http.required) return s;
+    spdlog::warn("no dashboard: {} (the default --http-listen; give another one)", std::string(s.message()));
+    http_api_.reset();
+    http_.reset();
+    return absl::OkStatus();
+  }
+  const std::string url = absl::StrCat(http.security.cert_file.empty() ? "http" : "https", "://",
+                                       http.listen.substr(0, http.listen.rfind(':')), ":", http_->port(), "/");
+  dashboard_service_.set_url(url);
+  spdlog::info("dashboard at {}", url);
   return absl::OkStatus();
 }
 
@@ -159,6 +196,7 @@ void CoordinatorServer::Wait() {
 void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   if (server_) server_->GetHealthCheckService()->SetServingStatus(false);  // probes see it going
+  if (http_) http_->Stop();  // its streams are calls into the server
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (ticker_.joinable()) ticker_.join();
   if (log_retention_) log_retention_->Stop();

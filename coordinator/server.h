@@ -21,7 +21,10 @@
 #include "coordinator/action_cache.h"
 #include "coordinator/admin_service.h"
 #include "coordinator/blob_access_service.h"
+#include "coordinator/dashboard_service.h"
 #include "coordinator/execution_service.h"
+#include "coordinator/http_api.h"
+#include "coordinator/http_server.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
 #include "coordinator/jobs_service.h"
@@ -45,6 +48,9 @@ class CoordinatorServer {
     ServerSecurity security;             // TLS and tokens; plaintext only on loopback
     std::string metrics_listen;          // host:port of the Prometheus endpoint; empty: none
     std::string metrics_port_file;       // when set, its bound port is written here
+    // The web dashboard and its JSON API (docs/dashboard.md); listen "" turns it off. Its security
+    // (TLS certificate, tokens) is the gRPC one's.
+    HttpServer::Options http;
     // --- disk space (issue 22)
     // Free space the CAS keeps on the data folder's disk: uploads that would cross it are refused
     // (RESOURCE_EXHAUSTED), and eviction runs below twice it. A size or a percentage ("0": none).
@@ -81,6 +87,8 @@ class CoordinatorServer {
   absl::Status StartJobs(const Options& options, std::optional<NotifyConfig> notify);
   // The Prometheus endpoint, when --metrics-listen is given.
   absl::Status StartMetrics(const Options& options);
+  // The dashboard's listener, once the gRPC server serves (its API calls the services in-process).
+  absl::Status StartHttp(const Options& options);
   // Removes old and, while the disk is low, the oldest finished jobs' logs (log_retention.h).
   absl::Status StartLogRetention();
 
@@ -116,6 +124,9 @@ class CoordinatorServer {
   std::unique_ptr<BlobAccessService> blob_access_service_;  // with --cas-store and direct access
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<grpc::Server> server_;
+  DashboardService dashboard_service_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpApi> http_api_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread ticker_;

@@ -50,13 +50,16 @@ int64_t BudgetFor(const assay::v1::SizeBudget& b, const std::string& measure) {
 
 }  // namespace
 
+// ELF's e_type of an object file (.o), FileSize.elf_type.
+constexpr int kElfRelocatable = 1;
+
 SizeVerdict CheckSizes(const assay::v1::TaskSpec& spec, const build::bazel::remote::execution::v2::ActionResult& result) {
   SizeVerdict v;
   std::map<std::string, FileSize> by_path;
   for (FileSize& f : MeasuredSizes(result)) by_path[f.path()] = std::move(f);
   std::map<std::string, bool> shown;  // paths that go into the task's sizes
   for (const auto& [path, f] : by_path) {
-    if (f.elf()) shown[path] = true;
+    if (f.elf() && f.elf_type() != kElfRelocatable) shown[path] = true;  // object files only when budgeted
   }
   std::vector<std::string> over;
   for (const auto& budget : spec.size_budgets()) {

@@ -3,6 +3,7 @@
 # Safe to run again: it only installs what is missing.
 #   scripts/install-deps.sh            build + tests + example toolchains
 #   ASSAY_WITH_BAZEL=0 scripts/...     skip Bazel (used by the REAPI interoperability tests)
+#   ASSAY_WITH_BROWSER=0 scripts/...   skip Debian's chromium (used by the dashboard's browser tests)
 #   ASSAY_APT_LOCK_TIMEOUT=600         how long to wait, in seconds, while another program holds the
 #                                      package manager's lock (on a fresh machine that is often
 #                                      unattended-upgrades); then it gives up, naming the holder
@@ -31,10 +32,36 @@ packages=(
   podman runc conmon containernetworking-plugins
   # the S3 tests' server: a one-node Ceph cluster (monitor, one memstore OSD) with its S3 gateway
   ceph-mon ceph-osd radosgw ceph-common
+  # the web dashboard: npm installs its pinned libraries (web/package-lock.json); Node runs its browser tests
+  nodejs
 )
+# Debian's npm, unless npm is there already (NodeSource's nodejs brings its own and conflicts with Debian's).
+command -v npm >/dev/null || packages+=(npm)
 if [[ "${ASSAY_WITH_BAZEL:-1}" == 1 ]]; then
   packages+=(bazel-bootstrap bazel-rules-java)
 fi
+if [[ "${ASSAY_WITH_BROWSER:-1}" == 1 ]]; then
+  packages+=(chromium)  # headless, for tests/browser/
+fi
+
+# The dashboard's libraries (htm with Preact, uPlot, ansi_up; playwright-core for the tests), pinned by
+# web/package-lock.json and served from web/node_modules/: `npm ci` when node_modules is missing or was
+# installed from another lock file (a stamp records the lock's hash). Never at build or test time.
+web_modules() {
+  local web lock stamp sum
+  web="$(cd "$(dirname "$0")/.." && pwd)/web"
+  lock="$web/package-lock.json"
+  stamp="$web/node_modules/.assay-package-lock.sha256"
+  [[ -f "$lock" ]] || return 0
+  sum=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
+    echo "install-deps: web/node_modules matches web/package-lock.json"
+    return 0
+  fi
+  echo "install-deps: npm ci in web/ (the dashboard's libraries, as web/package-lock.json pins them)"
+  npm ci --prefix "$web" --ignore-scripts --no-audit --no-fund
+  echo "$sum" >"$stamp"
+}
 
 # One dpkg-query for every package (one call each took 9 s for 43 packages).
 declare -A installed=()
@@ -48,6 +75,7 @@ done
 
 if [[ ${#missing[@]} -eq 0 && "${ASSAY_INSTALL_DEPS_FORCE:-0}" != 1 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  web_modules
   exit 0
 fi
 
@@ -92,9 +120,11 @@ apt_get() {
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present; asking apt-get anyway (ASSAY_INSTALL_DEPS_FORCE=1)"
   apt_get install -y -qq --no-install-recommends --no-upgrade "${packages[@]}"
+  web_modules
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends "${missing[@]}"
+web_modules
 echo "install-deps: done"

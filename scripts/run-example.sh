@@ -64,6 +64,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 assay workers
+# The web dashboard (docs/dashboard.md) at the default --http-listen, 127.0.0.1:7180 (when another
+# coordinator holds that port, this one serves none and `assay web` says so).
+dashboard=$(assay web 2>/dev/null || true)
+[[ -n "$dashboard" ]] && echo "== dashboard: $dashboard (live matrix and logs while the farm runs)"
 
 echo "== running examples/$example/$pipeline"
 job=$(assay submit "examples/$example" -f "$pipeline" --label source=run-example)
@@ -82,6 +86,7 @@ cat <<SUMMARY
   farm store (RocksDB):    $state/data
   farm logs:               $state/logs/
   a release of it:         assay release $job --out DIR
+  dashboard:               ${dashboard:-none (port 7180 was taken)}${dashboard:+#/jobs/$job (while the farm runs: --keep)}
 
 == report
 SUMMARY

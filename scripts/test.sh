@@ -31,13 +31,13 @@ if [[ "${ASSAY_SANITIZERS:-1}" == 1 ]]; then
   # the libFuzzer targets beside the tests: pipeline parser, resource names and digests, trees, each
   # run for ASSAY_FUZZ_SECONDS plus the inputs that once crashed them (label fuzz).
   # Left out, as they are the same with or without sanitizers and ran once above: Bazel's
-  # interoperability, the containers, the set-up script and the Rust example (cargo compiling core
-  # four times; the step caches' code runs under ASan in step_cache_test). And the tests of scale,
+  # interoperability, the containers, the set-up script, the dashboard in a browser (its C++ side, the
+  # HTTP API, runs here in http_api_test) and the Rust example (cargo compiling core four times; the step caches' code runs under ASan in step_cache_test). And the tests of scale,
   # whose code paths smaller tests here cover: a hundred tasks from ten submitters, the soak, a
   # 64 MiB blob through every process, the fifty-cell matrix and the cut links between hosts. The
   # REAPI and cache tests run on the embedded store here; their runs on a bucket (Stores/.../bucket)
   # ran above, and the bucket's own code runs here in bucket_*_test.
-  label="" exclude="bazel|containers|setup|rust" targets="" \
+  label="" exclude="bazel|containers|setup|rust|browser" targets="" \
     skip="^(FleetTest\.TenSubmitters.*|SoakTest\..*|Stores/CacheTest\.LargeBlobs.*|Stores/.*/bucket .*|NetnsTest\.ThreeWorkers.*|NetnsTest\.ACutLink.*)$" \
     run_suite build/asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DASSAY_SANITIZE=address,undefined \
     -DASSAY_FUZZ=ON -DASSAY_FUZZ_SECONDS="${ASSAY_FUZZ_SECONDS:-60}"

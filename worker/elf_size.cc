@@ -49,12 +49,13 @@ absl::StatusOr<ElfSizes> ReadElfSizes(absl::string_view bytes) {
   const uint64_t shentsize = r.Read(is64 ? 0x3a : 0x2e, 2);
   const uint64_t shnum = r.Read(is64 ? 0x3c : 0x30, 2);
   const uint64_t need_entsize = is64 ? 64 : 40;
-  if (shnum == 0) return ElfSizes{};
+  ElfSizes out;
+  out.type = static_cast<int>(r.Read(16, 2));  // e_type
+  if (shnum == 0) return out;
   if (shentsize < need_entsize) return absl::InvalidArgumentError("ELF section headers of a wrong size");
   if (shnum > (1u << 16) || !r.Fits(shoff, shnum * shentsize)) {
     return absl::InvalidArgumentError("ELF section headers beyond the end of the file");
   }
-  ElfSizes out;
   for (uint64_t i = 0; i < shnum; ++i) {
     const uint64_t h = shoff + i * shentsize;
     const uint32_t type = static_cast<uint32_t>(r.Read(h + 4, 4));

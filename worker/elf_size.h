@@ -18,6 +18,7 @@ struct ElfSizes {
   int64_t text = 0;
   int64_t data = 0;
   int64_t bss = 0;
+  int type = 0;  // e_type: 1 relocatable, 2 executable, 3 shared object
   int64_t rom() const { return text + data; }
   int64_t ram() const { return data + bss; }
 };

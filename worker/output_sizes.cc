@@ -52,6 +52,7 @@ class Measurer {
     f->set_text(sizes->text);
     f->set_data(sizes->data);
     f->set_bss(sizes->bss);
+    f->set_elf_type(sizes->type);
   }
 
   void Directory(ScopedFd fd, const std::string& path, int depth) {

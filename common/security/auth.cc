@@ -34,8 +34,8 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/assay.v1.Jobs/ListStepCaches", {Scope::kRead}},
         {"/assay.v1.Jobs/ListNotifications", {Scope::kRead}},
         {"/assay.v1.Jobs/DeleteStepCaches", {Scope::kSubmit}},
-        {"/assay.v1.Admin/ListWorkers", {Scope::kAdmin}},
-        {"/assay.v1.Admin/GetCacheStats", {Scope::kAdmin}},
+        {"/assay.v1.Admin/ListWorkers", {Scope::kRead, Scope::kAdmin}},
+        {"/assay.v1.Admin/GetCacheStats", {Scope::kRead, Scope::kAdmin}},
         {"/assay.v1.Admin/SetWorkerState", {Scope::kAdmin}},
         {"/assay.v1.WorkerLink/Connect", {Scope::kWorker}},
         {reapi + "Capabilities/GetCapabilities", ScopeSet::All()},
@@ -54,6 +54,7 @@ const absl::flat_hash_map<std::string, ScopeSet>& MethodTable() {
         {"/assay.v1.BlobAccess/GetDownloadRequests", read_cache},
         {"/assay.v1.BlobAccess/GetUploadRequests", write_cache},
         {"/assay.v1.BlobAccess/CommitUploads", write_cache},
+        {"/assay.v1.Dashboard/GetDashboard", ScopeSet::All()},
     };
   }();
   return *table;
@@ -85,35 +86,14 @@ class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
         path_it == auth_metadata.end() ? "" : absl::string_view(path_it->second.data(), path_it->second.size());
     if (IsOpenMethod(method)) return grpc::Status::OK;
     auto it = auth_metadata.find("authorization");
-    if (it == auth_metadata.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "this coordinator requires a token (assay: --token-file or ASSAY_TOKEN_FILE; Bazel: "
-                          "--remote_header=authorization=Bearer TOKEN)");
+    std::optional<absl::string_view> value;
+    if (it != auth_metadata.end()) value = absl::string_view(it->second.data(), it->second.size());
+    absl::StatusOr<ScopeSet> granted = CheckBearerToken(grants_, value, method);
+    if (!granted.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(granted.status().code()),
+                          std::string(granted.status().message()));
     }
-    const absl::string_view value(it->second.data(), it->second.size());
-    constexpr absl::string_view kBearer = "Bearer ";
-    const TokenGrant* grant = nullptr;
-    if (absl::StartsWith(value, kBearer)) {
-      const absl::string_view presented = value.substr(kBearer.size());
-      // Constant time per candidate; every candidate is compared.
-      for (const TokenGrant& g : grants_) {
-        bool same = presented.size() == g.token.size() &&
-                    CRYPTO_memcmp(presented.data(), g.token.data(), g.token.size()) == 0;
-        if (same) grant = &g;
-      }
-    }
-    if (grant == nullptr) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the token presented is not accepted");
-    std::optional<ScopeSet> needed = MethodScopes(method);
-    if (!needed.has_value()) {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("no scope allows calling ", method.empty() ? "this method" : method));
-    }
-    if (!grant->scopes.Intersects(*needed)) {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("the token lacks the scope ", needed->ToString(), " that ", method.substr(1),
-                                       " needs (it has: ", grant->scopes.ToString(), ")"));
-    }
-    consumed->emplace("authorization", std::string(value));
+    consumed->emplace("authorization", std::string(*value));
     return grpc::Status::OK;
   }
 
@@ -215,6 +195,37 @@ absl::StatusOr<std::string> ReadClientToken(const std::string& path) {
     return std::string(token);
   }
   return absl::InvalidArgumentError(absl::StrCat("token file ", path, " has no token"));
+}
+
+absl::StatusOr<ScopeSet> CheckBearerToken(const std::vector<TokenGrant>& grants,
+                                          std::optional<absl::string_view> authorization, absl::string_view method) {
+  if (!authorization.has_value()) {
+    return absl::UnauthenticatedError(
+        "this coordinator requires a token (assay: --token-file or ASSAY_TOKEN_FILE; Bazel: "
+        "--remote_header=authorization=Bearer TOKEN)");
+  }
+  constexpr absl::string_view kBearer = "Bearer ";
+  const TokenGrant* grant = nullptr;
+  if (absl::StartsWith(*authorization, kBearer)) {
+    const absl::string_view presented = authorization->substr(kBearer.size());
+    // Constant time per candidate; every candidate is compared.
+    for (const TokenGrant& g : grants) {
+      bool same = presented.size() == g.token.size() &&
+                  CRYPTO_memcmp(presented.data(), g.token.data(), g.token.size()) == 0;
+      if (same) grant = &g;
+    }
+  }
+  if (grant == nullptr) return absl::UnauthenticatedError("the token presented is not accepted");
+  std::optional<ScopeSet> needed = MethodScopes(method);
+  if (!needed.has_value()) {
+    return absl::PermissionDeniedError(absl::StrCat("no scope allows calling ", method.empty() ? "this method" : method));
+  }
+  if (!grant->scopes.Intersects(*needed)) {
+    return absl::PermissionDeniedError(absl::StrCat("the token lacks the scope ", needed->ToString(), " that ",
+                                                    method.substr(1), " needs (it has: ", grant->scopes.ToString(),
+                                                    ")"));
+  }
+  return grant->scopes;
 }
 
 std::shared_ptr<grpc::AuthMetadataProcessor> MakeTokenAuthProcessor(std::vector<TokenGrant> grants) {

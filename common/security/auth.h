@@ -5,7 +5,7 @@
 //
 //   submit       Jobs.Submit, Jobs.CancelJob
 //   read         Jobs.GetJob, ListJobs, WatchJob, StreamLogs
-//   admin        the Admin service
+//   admin        the Admin service (ListWorkers and GetCacheStats also take read)
 //   worker       WorkerLink.Connect
 //   cache-read   CAS BatchReadBlobs/GetTree, ActionCache.GetActionResult, ByteStream.Read
 //   cache-write  CAS BatchUpdateBlobs, ActionCache.UpdateActionResult, ByteStream.Write/QueryWriteStatus
@@ -84,5 +84,11 @@ absl::StatusOr<std::string> ReadClientToken(const std::string& path);
 // Checks "authorization: Bearer <token>" on every call (UNAUTHENTICATED when missing or unknown) and
 // that the token's scopes allow the method (PERMISSION_DENIED naming the scope it lacks).
 std::shared_ptr<grpc::AuthMetadataProcessor> MakeTokenAuthProcessor(std::vector<TokenGrant> grants);
+
+// The processor's check, for the coordinator's other front door (the HTTP API, web/http_api.h):
+// `authorization` is the header's value (nullopt: none sent). The scopes of the token presented, or
+// UNAUTHENTICATED / PERMISSION_DENIED with the processor's messages.
+absl::StatusOr<ScopeSet> CheckBearerToken(const std::vector<TokenGrant>& grants,
+                                          std::optional<absl::string_view> authorization, absl::string_view method);
 
 }  // namespace assay

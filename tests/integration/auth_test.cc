@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/blob_access.grpc.pb.h"
+#include "assay/v1/dashboard.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
@@ -88,6 +89,7 @@ class AuthTest : public ::testing::Test {
     auto bs = [](const Channel& c) { return google::bytestream::ByteStream::NewStub(c); };
     auto admin = [](const Channel& c) { return assay::v1::Admin::NewStub(c); };
     auto blob_access = [](const Channel& c) { return assay::v1::BlobAccess::NewStub(c); };
+    auto dashboard = [](const Channel& c) { return assay::v1::Dashboard::NewStub(c); };
     const Digest source = source_root_;
     return {
         {"/assay.v1.Jobs/Submit", [=](const Channel& c, const std::string&) {
@@ -303,6 +305,11 @@ class AuthTest : public ::testing::Test {
            assay::v1::BlobRequestsResponse out;
            grpc::ClientContext ctx;
            return blob_access(c)->CommitUploads(&ctx, r, &out);
+         }},
+        {"/assay.v1.Dashboard/GetDashboard", [=](const Channel& c, const std::string&) {
+           assay::v1::DashboardInfo out;
+           grpc::ClientContext ctx;
+           return dashboard(c)->GetDashboard(&ctx, {}, &out);
          }},
     };
   }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -41,13 +42,26 @@ void Farm::StartCoordinator(const std::vector<std::string>& extra_args) {
   std::vector<std::string> argv = {BinaryPath("assay-coordinator"), "--data", (dir() / "data").string(),
                                    "--listen", absl::StrCat("127.0.0.1:", port_), "--port-file", port_file.string(),
                                    "--heartbeat-seconds", "0.5", "--lease-seconds", "5"};
+  // The dashboard on a port of its own (the default address is for one coordinator per host).
+  const fs::path http_port_file = dir() / "http-port";
+  const bool own_http = std::find(extra_args.begin(), extra_args.end(), "--http-listen") == extra_args.end();
+  if (own_http) {
+    for (const char* a : {"--http-listen", "127.0.0.1:0", "--http-port-file"}) argv.push_back(a);
+    argv.push_back(http_port_file.string());
+  }
   for (const auto& a : extra_args) argv.push_back(a);
   fs::remove(port_file);
+  fs::remove(http_port_file);
+  http_port_ = 0;
   coordinator_ = std::make_unique<Process>(argv, dir() / "coordinator.log");
   bool up = WaitFor([&]() { return fs::exists(port_file) || !coordinator_->running(); }, absl::Seconds(30));
   ASSERT_TRUE(up && coordinator_->running()) << "coordinator did not start: " << ReadFile(dir() / "coordinator.log").value_or("");
   std::string text = ReadFile(port_file).value_or("0");
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &port_));
+  if (own_http) {
+    ASSERT_TRUE(WaitFor([&]() { return fs::exists(http_port_file) || !coordinator_->running(); }, absl::Seconds(30)));
+    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(http_port_file).value_or("0")), &http_port_));
+  }
   Connect();
 }
 

@@ -46,6 +46,8 @@ class Farm {
     return it == workers_.end() ? -1 : it->second->pid();
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The dashboard's port (docs/dashboard.md), unless the test gave its own --http-listen.
+  int http_port() const { return http_port_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
   // TLS/token settings the workers, the CLI and the harness's own calls use from now on.
@@ -82,6 +84,7 @@ class Farm {
   void Connect();
   ScopedTempDir dir_;
   int port_ = 0;
+  int http_port_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> workers_;
   std::unique_ptr<GrpcClient> grpc_;

@@ -56,6 +56,7 @@ TEST_P(ElfSizeTest, SectionsEqualWhatBinutilsSizePrints) {
     EXPECT_EQ(absl::StrCat(sizes->data), fields[1]) << target << " " << profile;
     EXPECT_EQ(absl::StrCat(sizes->bss), fields[2]) << target << " " << profile;
     EXPECT_GT(sizes->text, 0);
+    EXPECT_EQ(sizes->type, 2) << "a linked firmware is an executable (ET_EXEC)";
   }
   fs::remove_all(dir);
 }
@@ -77,6 +78,20 @@ TEST(ElfSizeHostTest, ThisProgramsSectionsEqualWhatSizePrints) {
   EXPECT_EQ(absl::StrCat(sizes->data), fields[1]);
   EXPECT_EQ(absl::StrCat(sizes->bss), fields[2]);
   EXPECT_GT(sizes->data, 0);
+  EXPECT_NE(sizes->type, 1) << "a program is not an object file";
+}
+
+// An object file is told from a linked program by its ELF type, so reports can leave it out.
+TEST(ElfSizeHostTest, AnObjectFileIsRelocatable) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-elf-object-", ::getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir / "one.c") << "int one(void) { return 1; }\n";
+  RunCommand(absl::StrCat("cc -c -o ", (dir / "one.o").string(), " ", (dir / "one.c").string()));
+  auto sizes = ReadElfSizes(ReadAll(dir / "one.o"));
+  fs::remove_all(dir);
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  EXPECT_EQ(sizes->type, 1);
+  EXPECT_GT(sizes->text, 0);
 }
 
 TEST(ElfSizeHostileTest, TruncatedAndLyingFilesAreErrorsNotCrashes) {

@@ -32,6 +32,11 @@ Job SampleJob() {
   elf->set_elf(true);
   elf->set_text(1100);
   elf->set_bss(100);
+  assay::v1::FileSize* object = build->add_sizes();  // from a job of before object files were left out
+  object->set_path("obj/main.o");
+  object->set_elf(true);
+  object->set_elf_type(1);
+  object->set_text(50);
   assay::v1::FileSize base = *elf;
   base.set_text(1000);
   (*build->mutable_spec()->mutable_baseline())["out/fw.elf"] = base;
@@ -60,6 +65,9 @@ TEST(ReportRenderTest, RowsCountsSizesAndEmulatorTime) {
   const ReportRow& build = r.rows.at("m3")[0];
   ASSERT_EQ(build.sizes.size(), 1u);
   EXPECT_EQ(SizeText(build.sizes[0]), "rom 1100 B (+100 B, +10.0%), ram 100 B (+0 B, +0.0%)");
+  EXPECT_EQ(SizeTable(build.sizes, "  "),
+            "  SIZES       FILE  TEXT  DATA  BSS  ROM                    RAM\n"
+            "  out/fw.elf  0     1100  0     100  1100 (+100 B, +10.0%)  100 (+0 B, +0.0%)\n");
   EXPECT_EQ(build.emulator_ms, -1);
   EXPECT_EQ(r.rows.at("m3")[1].emulator_ms, 2000);
   const std::string table = ReportTable(r);

@@ -6,6 +6,7 @@
 
 #include "assay/v1/admin.grpc.pb.h"
 #include "assay/v1/blob_access.grpc.pb.h"
+#include "assay/v1/dashboard.grpc.pb.h"
 #include "assay/v1/jobs.grpc.pb.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "build/bazel/remote/execution/v2/remote_execution.grpc.pb.h"
@@ -138,12 +139,14 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
   const std::set<std::string> services = {
       "assay.v1.Jobs", "assay.v1.Admin", "assay.v1.WorkerLink", "build.bazel.remote.execution.v2.Capabilities",
       "build.bazel.remote.execution.v2.ContentAddressableStorage", "build.bazel.remote.execution.v2.ActionCache",
-      "build.bazel.remote.execution.v2.Execution", "google.bytestream.ByteStream", "assay.v1.BlobAccess"};
+      "build.bazel.remote.execution.v2.Execution", "google.bytestream.ByteStream", "assay.v1.BlobAccess",
+      "assay.v1.Dashboard"};
   std::set<std::string> served;
   for (const google::protobuf::FileDescriptor* file :
        {assay::v1::SubmitRequest::descriptor()->file(), assay::v1::ListWorkersRequest::descriptor()->file(),
         assay::v1::WorkerMessage::descriptor()->file(), build::bazel::remote::execution::v2::Digest::descriptor()->file(),
-        google::bytestream::ReadRequest::descriptor()->file(), assay::v1::BlobRequestsRequest::descriptor()->file()}) {
+        google::bytestream::ReadRequest::descriptor()->file(), assay::v1::BlobRequestsRequest::descriptor()->file(),
+        assay::v1::GetDashboardRequest::descriptor()->file()}) {
     for (int s = 0; s < file->service_count(); ++s) {
       const auto* service = file->service(s);
       if (!services.contains(service->full_name())) continue;
@@ -152,7 +155,7 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
       }
     }
   }
-  EXPECT_EQ(served.size(), 28u);
+  EXPECT_EQ(served.size(), 29u);
   std::vector<std::string> known = KnownMethods();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), served);
   for (const std::string& method : served) EXPECT_TRUE(MethodScopes(method).has_value()) << method;
@@ -164,6 +167,8 @@ TEST(ScopeTableTest, CoversEveryMethodOfEveryService) {
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListStepCaches"), ScopeSet{Scope::kRead});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/ListNotifications"), ScopeSet{Scope::kRead});
   EXPECT_EQ(MethodScopes("/assay.v1.Jobs/DeleteStepCaches"), ScopeSet{Scope::kSubmit});
+  EXPECT_EQ(MethodScopes("/assay.v1.Admin/ListWorkers"), (ScopeSet{Scope::kRead, Scope::kAdmin}));
+  EXPECT_EQ(MethodScopes("/assay.v1.Dashboard/GetDashboard"), ScopeSet::All());
 }
 
 }  // namespace

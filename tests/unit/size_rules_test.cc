@@ -49,6 +49,21 @@ TEST(SizeRulesTest, WithinItsBudgetsAStepPassesAndItsSizesAreKept) {
   EXPECT_EQ(v.sizes[0].path(), "out/fw.elf");
 }
 
+TEST(SizeRulesTest, ObjectFilesAreShownOnlyWhenBudgeted) {
+  FileSize object = Elf("build/main.o", 300, 4, 8);
+  object.set_elf_type(1);  // ET_REL
+  FileSize budgeted = Elf("build/boot.o", 100, 0, 0);
+  budgeted.set_elf_type(1);
+  FileSize firmware = Elf("build/fw.elf", 1280, 0, 136);
+  firmware.set_elf_type(2);  // ET_EXEC
+  assay::v1::TaskSpec spec;
+  spec.add_size_budgets()->set_path("build/boot.o");
+  auto v = CheckSizes(spec, ResultWith({object, budgeted, firmware}));
+  ASSERT_EQ(v.sizes.size(), 2u);
+  EXPECT_EQ(v.sizes[0].path(), "build/boot.o");
+  EXPECT_EQ(v.sizes[1].path(), "build/fw.elf");
+}
+
 TEST(SizeRulesTest, AnExceededBudgetFailsAndSaysByHowMuch) {
   assay::v1::TaskSpec spec;
   auto* b = spec.add_size_budgets();
