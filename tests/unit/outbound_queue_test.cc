@@ -165,6 +165,33 @@ TEST(OutboundQueueTest, OutputWaitingForItsBatchTimeIsJoinedByTheNextBytesOfItsS
   EXPECT_TRUE(written[6].has_result()) << "the result follows its task's output";
 }
 
+// An emulator's console: its stdout comes a few characters at a time, and a warning on stderr lands
+// in the middle of a line. While the line's start waits, its end joins it: the warning follows the line.
+TEST(OutboundQueueTest, ALineCutByTheOtherStreamIsCompletedWhileItsStartWaits) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  link.Release();
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  queue.Send(Output("L", LogChunk::STDOUT, 0, "tick 1\n[bli"));
+  queue.Send(Output("L", LogChunk::STDERR, 0, "Timer with period zero, disabling\n"));
+  queue.Send(Output("L", LogChunk::STDOUT, 11, "nk] tick 2\n[rep"));
+  queue.Send(Output("L", LogChunk::STDOUT, 26, "ort] sum=45\n"));
+  queue.Send(Output("M", LogChunk::STDOUT, 0, "other task: mid-"));
+  queue.Send(Output("L", LogChunk::STDERR, 34, "late\n"));
+  queue.Send(Output("M", LogChunk::STDOUT, 16, "line\n"));  // another task's output between: not joined
+  queue.Send(Result("L"));
+  std::vector<WorkerMessage> written = link.WaitWritten(7);
+  ASSERT_EQ(written.size(), 7u);
+  EXPECT_EQ(written[0].log().data(), "tick 1\n[blink] tick 2\n");
+  EXPECT_EQ(written[1].log().data(), "Timer with period zero, disabling\n");
+  EXPECT_EQ(written[2].log().data(), "[report] sum=45\n");
+  EXPECT_EQ(written[2].log().offset(), 22);
+  EXPECT_EQ(written[3].log().data(), "other task: mid-");
+  EXPECT_EQ(written[4].log().data(), "late\n");
+  EXPECT_EQ(written[5].log().data(), "line\n");
+  EXPECT_TRUE(written[6].has_result());
+}
+
 TEST(OutboundQueueTest, HeldOutputGoesByItselfOnceItsBatchTimeIsOverOrAtOnceOnAFlush) {
   using assay::v1::LogChunk;
   HeldLink link;
