@@ -370,6 +370,7 @@ void JobManager::DispatchLocked() {
     Task* task = entry->job.mutable_tasks(lease.task.index);
     task->set_state(assay::v1::TASK_RUNNING);
     task->set_attempt(task->attempt() + 1);
+    entry->live_output.erase(task->index());  // a new attempt's output starts at 0
     task->set_worker(lease.worker);
     task->set_started_at_ms(UnixMillis(clock_->Now()));
     task->clear_message();

@@ -150,6 +150,15 @@ class JobManager {
   const Options& options() const { return options_; }
 
  private:
+  // How far a running attempt's log holds its stdout and stderr (bytes received live, or stood for
+  // by a note with a gap), and whether it ends mid-line. Bytes the live link lost are noted where
+  // they were lost, and at the result the bytes its stdout/stderr hold beyond them, so a finished
+  // task's log is served whole (complete_log.h) whatever reached the coordinator live.
+  struct LiveOutput {
+    int64_t bytes[2] = {0, 0};  // stdout, stderr
+    bool mid_line = false;
+    bool untracked = false;  // a worker that sends no offsets: nothing is noted
+  };
   struct JobEntry {
     uint64_t number = 0;
     assay::v1::Job job;                      // with tasks
@@ -169,6 +178,8 @@ class JobManager {
     uint64_t version = 1;
     std::vector<uint64_t> task_versions;
     int64_t last_added_ms = 0;  // an open job: when its last task was added (it closes once idle)
+    // By task index, for its running attempt: how far its log holds its stdout and stderr.
+    absl::flat_hash_map<int32_t, LiveOutput> live_output;
   };
   using PrepareWork = ActionBuilder::Work;
   using Prepared = ActionBuilder::Prepared;
@@ -198,6 +209,15 @@ class JobManager {
   // Renews the leases a heartbeat names (takes the lock).
   void RenewLeases(const std::string& worker, const assay::v1::Heartbeat& heartbeat) ABSL_LOCKS_EXCLUDED(mu_);
   void TakeLogLocked(const assay::v1::TaskLog& log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A running attempt's output chunk into its log, after a note for the bytes before it that never
+  // came (LiveOutput); a chunk whose bytes the log holds already is left out.
+  void TakeOutputLocked(JobEntry* entry, const assay::v1::Task& task, const assay::v1::TaskLog& log)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At a run's result: a note for the bytes of its stdout and stderr (their sizes) the log lacks.
+  void NoteMissingOutputLocked(JobEntry* entry, const assay::v1::Task& task, int64_t stdout_bytes,
+                               int64_t stderr_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AppendMissingNoteLocked(JobEntry* entry, const assay::v1::Task& task, LiveOutput* live,
+                               const assay::v1::LogGap& gap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) ABSL_LOCKS_EXCLUDED(mu_);
   // What taking a result leaves to do once the lock is released.
   struct ResultEffects {

@@ -116,11 +116,86 @@ void JobManager::TakeLogLocked(const assay::v1::TaskLog& log) {
   Task* task = entry->job.mutable_tasks(idx->second);
   if (task->state() != assay::v1::TASK_RUNNING) return;
   AppendPrefaceLocked(entry, *task, log.preface());
+  if (log.stream() == LogChunk::STDOUT || log.stream() == LogChunk::STDERR) {
+    TakeOutputLocked(entry, *task, log);
+    return;
+  }
   LogChunk chunk;
   chunk.set_stream(log.stream());
   chunk.set_data(log.data());
-  if (log.has_gap()) *chunk.mutable_gap() = log.gap();
+  LiveOutput& live = entry->live_output[task->index()];
+  if (log.has_gap()) {  // the worker's note of output it dropped: it stands for those bytes
+    *chunk.mutable_gap() = log.gap();
+    const assay::v1::LogGap& gap = log.gap();
+    if (gap.stdout_bytes() > 0) live.bytes[0] = std::max(live.bytes[0], gap.stdout_offset() + gap.stdout_bytes());
+    if (gap.stderr_bytes() > 0) live.bytes[1] = std::max(live.bytes[1], gap.stderr_offset() + gap.stderr_bytes());
+  }
+  if (!log.data().empty()) live.mid_line = log.data().back() != '\n';
   AppendLogLocked(entry, *task, std::move(chunk));
+}
+
+void JobManager::TakeOutputLocked(JobEntry* entry, const Task& task, const assay::v1::TaskLog& log) {
+  LiveOutput& live = entry->live_output[task.index()];
+  const int stream = log.stream() == LogChunk::STDOUT ? 0 : 1;
+  const auto size = static_cast<int64_t>(log.data().size());
+  int64_t& have = live.bytes[stream];
+  if (log.offset() > have && !live.untracked) {  // bytes before this chunk never came
+    assay::v1::LogGap gap;
+    if (stream == 0) {
+      gap.set_stdout_offset(have);
+      gap.set_stdout_bytes(log.offset() - have);
+    } else {
+      gap.set_stderr_offset(have);
+      gap.set_stderr_bytes(log.offset() - have);
+    }
+    AppendMissingNoteLocked(entry, task, &live, gap);
+  }
+  size_t skip = 0;
+  if (log.offset() < have) {
+    // Either bytes the log holds already, or a worker that sends no offsets (each chunk at 0).
+    if (log.offset() == 0) live.untracked = true;
+    if (!live.untracked) skip = static_cast<size_t>(std::min(have - log.offset(), size));
+  }
+  have = std::max(have, log.offset() + size);
+  if (skip == log.data().size()) return;
+  LogChunk chunk;
+  chunk.set_stream(log.stream());
+  chunk.set_data(log.data().substr(skip));
+  live.mid_line = chunk.data().back() != '\n';
+  AppendLogLocked(entry, task, std::move(chunk));
+}
+
+void JobManager::NoteMissingOutputLocked(JobEntry* entry, const Task& task, int64_t stdout_bytes,
+                                         int64_t stderr_bytes) {
+  auto it = entry->live_output.find(task.index());
+  LiveOutput live = it != entry->live_output.end() ? it->second : LiveOutput();
+  if (it != entry->live_output.end()) entry->live_output.erase(it);
+  if (live.untracked) return;
+  assay::v1::LogGap gap;
+  if (stdout_bytes > live.bytes[0]) {
+    gap.set_stdout_offset(live.bytes[0]);
+    gap.set_stdout_bytes(stdout_bytes - live.bytes[0]);
+  }
+  if (stderr_bytes > live.bytes[1]) {
+    gap.set_stderr_offset(live.bytes[1]);
+    gap.set_stderr_bytes(stderr_bytes - live.bytes[1]);
+  }
+  if (gap.stdout_bytes() > 0 || gap.stderr_bytes() > 0) AppendMissingNoteLocked(entry, task, &live, gap);
+}
+
+void JobManager::AppendMissingNoteLocked(JobEntry* entry, const Task& task, LiveOutput* live,
+                                         const assay::v1::LogGap& gap) {
+  spdlog::warn("job {} {}: {} bytes of stdout and {} of stderr did not reach the coordinator live; the finished "
+               "log serves them from the stored output",
+               entry->job.id(), task.id(), gap.stdout_bytes(), gap.stderr_bytes());
+  LogChunk note;
+  note.set_stream(LogChunk::SYSTEM);
+  note.set_data(absl::StrCat(live->mid_line ? "\n" : "", "[assay] ", gap.stdout_bytes() + gap.stderr_bytes(),
+                             " bytes of output did not reach the coordinator live here (the log is whole once the "
+                             "step has finished)\n"));
+  *note.mutable_gap() = gap;
+  live->mid_line = false;
+  AppendLogLocked(entry, task, std::move(note));
 }
 
 void JobManager::AppendPrefaceLocked(JobEntry* entry, const Task& task, const std::string& preface) {
@@ -258,6 +333,9 @@ void JobManager::TakeRunLocked(JobEntry* entry, Task* task, const assay::v1::Tas
     task->set_started_at_ms(std::max(task->started_at_ms(), UnixMillis(clock_->Now()) - busy_ms));
   }
   AppendPrefaceLocked(entry, *task, result.log_preface());
+  // The output that never reached the log live is served from the run's stdout/stderr once it ends.
+  NoteMissingOutputLocked(entry, *task, result.result().stdout_digest().size_bytes(),
+                          result.result().stderr_digest().size_bytes());
   history_.Record(entry->job, *task, run);
   const ResultDecision decision = DecideResult(*task, result);
   *task->mutable_result() = result.result();

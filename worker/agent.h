@@ -71,7 +71,7 @@ class WorkerAgent {
     // Live output queued for the link beyond this is dropped (the finished log is whole all the same).
     size_t live_log_queue_bytes = 8 << 20;  // LinkStream::kMaxQueuedLogBytes
     // A step's output is sent in batches: a chunk waits this long for more to join it (outbound_queue.h).
-    absl::Duration live_log_batch = absl::Milliseconds(0);  // batching off until the lost-tail race is found (note)
+    absl::Duration live_log_batch = absl::Milliseconds(250);
 
     // These options with the defaults that depend on others filled in: the worker id and the cache
     // folder. The one place they are computed; the same options come back unchanged.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
 
 namespace assay {
@@ -60,26 +62,60 @@ bool OutboundQueue::Enqueue(WorkerMessage message, std::string* report) {
   if (message.has_log() && !message.log().data().empty()) mid_line_[lease] = message.log().data().back() != '\n';
   if (message.has_result()) mid_line_.erase(lease);
   if (message.has_log()) log_bytes_ += message.log().data().size();
-  if (JoinLastLocked(message)) return true;
+  if (JoinLastLocked(message)) return true;  // (it may also have given the start of its data to an earlier chunk)
   others_ += !message.has_log();
   queue_.push_back({std::move(message), absl::Now()});
   return true;
 }
 
-bool OutboundQueue::JoinLastLocked(const WorkerMessage& message) {
-  if (log_delay_ <= absl::ZeroDuration() || queue_.empty() || !message.has_log()) return false;
-  const assay::v1::TaskLog& next = message.log();
-  if (!queue_.back().message.has_log()) return false;
-  assay::v1::TaskLog& last = *queue_.back().message.mutable_log();
-  const bool output = next.stream() == assay::v1::LogChunk::STDOUT || next.stream() == assay::v1::LogChunk::STDERR;
-  if (!output || next.stream() != last.stream() || next.has_gap() || last.has_gap() || !next.preface().empty() ||
-      next.lease().lease_id() != last.lease().lease_id() ||
-      next.offset() != last.offset() + static_cast<int64_t>(last.data().size()) ||
-      last.data().size() + next.data().size() > kMaxBatchBytes) {
+namespace {
+
+bool IsOutput(const assay::v1::TaskLog& log) {
+  return log.stream() == assay::v1::LogChunk::STDOUT || log.stream() == assay::v1::LogChunk::STDERR;
+}
+
+// Whether `next` is the following bytes of `last`'s stream and task, and may be appended to it.
+bool Follows(const assay::v1::TaskLog& last, const assay::v1::TaskLog& next, size_t bytes) {
+  return next.stream() == last.stream() && !next.has_gap() && !last.has_gap() && next.preface().empty() &&
+         next.lease().lease_id() == last.lease().lease_id() &&
+         next.offset() == last.offset() + static_cast<int64_t>(last.data().size()) &&
+         last.data().size() + bytes <= OutboundQueue::kMaxBatchBytes;
+}
+
+}  // namespace
+
+bool OutboundQueue::JoinLastLocked(WorkerMessage& message) {
+  if (log_delay_ <= absl::ZeroDuration() || queue_.empty() || !message.has_log() || !IsOutput(message.log())) {
     return false;
   }
-  last.mutable_data()->append(next.data());
-  return true;
+  assay::v1::TaskLog& next = *message.mutable_log();
+  // Behind the task's other stream: the queued chunk of this one whose line it ends, if that chunk
+  // ended mid-line; the end of that line joins it, so the other stream's lines do not cut it.
+  auto at = queue_.end();
+  while (at != queue_.begin()) {
+    const WorkerMessage& queued = std::prev(at)->message;
+    if (!queued.has_log() || !IsOutput(queued.log()) || queued.log().stream() == next.stream() ||
+        queued.log().lease().lease_id() != next.lease().lease_id()) {
+      break;
+    }
+    --at;
+  }
+  if (at == queue_.begin() || !std::prev(at)->message.has_log()) return false;
+  assay::v1::TaskLog& last = *std::prev(at)->message.mutable_log();
+  if (at == queue_.end()) {  // right behind it: all of it joins
+    if (!Follows(last, next, next.data().size())) return false;
+    last.mutable_data()->append(next.data());
+    return true;
+  }
+  const size_t line_end = next.data().find('\n');
+  if (last.data().empty() || last.data().back() == '\n' || line_end == std::string::npos ||
+      !Follows(last, next, line_end + 1)) {
+    return false;
+  }
+  last.mutable_data()->append(next.data(), 0, line_end + 1);  // the rest is queued as it comes
+  next.set_offset(next.offset() + static_cast<int64_t>(line_end + 1));
+  next.mutable_data()->erase(0, line_end + 1);
+  return next.data().empty();
 }
 
 bool OutboundQueue::HoldFrontLocked() const {

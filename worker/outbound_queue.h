@@ -12,7 +12,8 @@
 // queue, and the chunks that follow it on the same stream within that time join it (up to
 // kMaxBatchBytes), so a step that prints a line at a time costs one message per `log_delay`, not
 // one per line (each message is work for both daemons: the link, the coordinator's lock, a write to
-// its store). Anything else queued behind them (a result, a Flush) sends them at once.
+// its store). A line of one stream cut by the other stream's output is completed first while its
+// start still waits. Anything else queued behind them (a result, a Flush) sends them at once.
 #pragma once
 
 #include <deque>
@@ -53,8 +54,10 @@ class OutboundQueue {
   bool Enqueue(assay::v1::WorkerMessage message, std::string* report);
 
   // Whether `message` can join the last queued chunk (same task and stream, next bytes, no gap, no
-  // preface of its own); if so it does.
-  bool JoinLastLocked(const assay::v1::WorkerMessage& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // preface of its own); if so it does. When only chunks of the task's other stream are queued behind
+  // that chunk and it ends mid-line, the end of its line (up to the first newline of `message`) joins
+  // it instead, and `message` keeps the rest: a line is not cut by the other stream's output.
+  bool JoinLastLocked(assay::v1::WorkerMessage& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the writer should wait before taking the front message: it is output younger than
   // log_delay_ with only output behind it, and nobody flushes.
   bool HoldFrontLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

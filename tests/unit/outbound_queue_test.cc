@@ -1,6 +1,7 @@
 // OutboundQueue with a link that can be held: senders never wait on it, heartbeats jump the queue,
 // log chunks beyond the bound are dropped and reported in the task's log before its result, a
-// step's output is sent in batches, and a broken or closed link refuses further messages.
+// step's output is sent in batches (each task's whole and in order, before its result), and a broken
+// or closed link refuses further messages.
 #include "worker/outbound_queue.h"
 
 #include <gtest/gtest.h>
@@ -164,6 +165,33 @@ TEST(OutboundQueueTest, OutputWaitingForItsBatchTimeIsJoinedByTheNextBytesOfItsS
   EXPECT_TRUE(written[6].has_result()) << "the result follows its task's output";
 }
 
+// An emulator's console: its stdout comes a few characters at a time, and a warning on stderr lands
+// in the middle of a line. While the line's start waits, its end joins it: the warning follows the line.
+TEST(OutboundQueueTest, ALineCutByTheOtherStreamIsCompletedWhileItsStartWaits) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  link.Release();
+  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  queue.Send(Output("L", LogChunk::STDOUT, 0, "tick 1\n[bli"));
+  queue.Send(Output("L", LogChunk::STDERR, 0, "Timer with period zero, disabling\n"));
+  queue.Send(Output("L", LogChunk::STDOUT, 11, "nk] tick 2\n[rep"));
+  queue.Send(Output("L", LogChunk::STDOUT, 26, "ort] sum=45\n"));
+  queue.Send(Output("M", LogChunk::STDOUT, 0, "other task: mid-"));
+  queue.Send(Output("L", LogChunk::STDERR, 34, "late\n"));
+  queue.Send(Output("M", LogChunk::STDOUT, 16, "line\n"));  // another task's output between: not joined
+  queue.Send(Result("L"));
+  std::vector<WorkerMessage> written = link.WaitWritten(7);
+  ASSERT_EQ(written.size(), 7u);
+  EXPECT_EQ(written[0].log().data(), "tick 1\n[blink] tick 2\n");
+  EXPECT_EQ(written[1].log().data(), "Timer with period zero, disabling\n");
+  EXPECT_EQ(written[2].log().data(), "[report] sum=45\n");
+  EXPECT_EQ(written[2].log().offset(), 22);
+  EXPECT_EQ(written[3].log().data(), "other task: mid-");
+  EXPECT_EQ(written[4].log().data(), "late\n");
+  EXPECT_EQ(written[5].log().data(), "line\n");
+  EXPECT_TRUE(written[6].has_result());
+}
+
 TEST(OutboundQueueTest, HeldOutputGoesByItselfOnceItsBatchTimeIsOverOrAtOnceOnAFlush) {
   using assay::v1::LogChunk;
   HeldLink link;
@@ -181,6 +209,60 @@ TEST(OutboundQueueTest, HeldOutputGoesByItselfOnceItsBatchTimeIsOverOrAtOnceOnAF
   std::vector<WorkerMessage> written = link.WaitWritten(2);
   ASSERT_EQ(written.size(), 2u);
   EXPECT_EQ(written[1].log().data(), "flushed\n");
+}
+
+// Tasks printing at once, with heartbeats between: each task's output reaches the link whole, in
+// order, in chunks that follow on from each other, and before its result, whatever the batch time.
+TEST(OutboundQueueTest, EachTasksOutputIsWrittenWholeInOrderAndBeforeItsResultWhateverTheBatchTime) {
+  using assay::v1::LogChunk;
+  for (absl::Duration delay : {absl::ZeroDuration(), absl::Microseconds(200), absl::Milliseconds(5)}) {
+    absl::Mutex mu;
+    std::vector<WorkerMessage> written;
+    int results = 0;
+    OutboundQueue queue(
+        [&](const WorkerMessage& m) {
+          absl::MutexLock lock(&mu);
+          written.push_back(m);
+          results += m.has_result();
+          return true;
+        },
+        1 << 20, delay);
+    constexpr int kTasks = 4, kChunks = 300;
+    std::vector<std::thread> tasks;
+    for (int t = 0; t < kTasks; ++t) {
+      tasks.emplace_back([&queue, t] {
+        const std::string lease = "T" + std::to_string(t);
+        int64_t offset = 0;
+        for (int i = 0; i < kChunks; ++i) {
+          const std::string data = std::to_string(i) + "\n";
+          queue.Send(Output(lease, LogChunk::STDOUT, offset, data));
+          offset += static_cast<int64_t>(data.size());
+          if (i % 50 == 0) queue.Send(Beat());
+        }
+        queue.Send(Result(lease));
+      });
+    }
+    for (std::thread& t : tasks) t.join();
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                        +[](int* n) { return *n == kTasks; }, &results),
+                                    absl::Seconds(10)));
+    for (int t = 0; t < kTasks; ++t) {
+      const std::string lease = "T" + std::to_string(t);
+      std::string out, want;
+      for (int i = 0; i < kChunks; ++i) want += std::to_string(i) + "\n";
+      bool ended = false;
+      for (const WorkerMessage& m : written) {
+        if (m.has_result() && m.result().lease().lease_id() == lease) ended = true;
+        if (!m.has_log() || m.log().lease().lease_id() != lease) continue;
+        EXPECT_FALSE(ended) << lease << ": output after its result";
+        EXPECT_EQ(m.log().offset(), static_cast<int64_t>(out.size())) << lease;
+        out += m.log().data();
+      }
+      EXPECT_TRUE(ended) << lease;
+      EXPECT_EQ(out, want) << lease << " with a batch time of " << delay;
+    }
+  }
 }
 
 TEST(OutboundQueueTest, ABrokenOrClosedLinkRefusesMessages) {
