@@ -120,7 +120,8 @@ rootfs() {
   out=$("$engine" import "$tarball" "$name:bookworm" 2>&1) || { echo "$out" >&2; exit 1; }
 }
 
-rootfs assay-base "$runtime"
+# The coordinator's image also serves the dashboard (cpp-httplib); the workers' toolchain image does not.
+rootfs assay-base "$runtime,libcpp-httplib0.11"
 rootfs assay-toolchain "$toolchain" "$rust" \
   "rustc --version | grep -q ' $rust_version\.' && cargo --version | grep -q ' $rust_version\.' && \
    test -d /usr/lib/rustlib/src/rust/library/vendor || { echo 'want Rust $rust_version (is bookworm-security in this host'\''s apt sources, and apt-get update done?):'; rustc --version; exit 1; }"
@@ -134,6 +135,13 @@ trap 'rm -rf "$context"' EXIT
 for b in coordinator/assay-coordinator worker/assay-worker cli/assay; do
   [[ -x "$bin/$b" ]] || { echo "missing $bin/$b: build first (scripts/run-example.sh or cmake --build $bin)" >&2; exit 1; }
   cp "$bin/$b" "$context/"
+done
+# The dashboard's page and its three libraries (scripts/install-deps.sh installed them with npm ci).
+mkdir -p "$context/web/node_modules"
+cp -r web/index.html web/app "$context/web/"
+for library in htm uplot ansi_up; do
+  [[ -d "web/node_modules/$library" ]] || { echo "missing web/node_modules/$library: run scripts/install-deps.sh" >&2; exit 1; }
+  cp -r "web/node_modules/$library" "$context/web/node_modules/"
 done
 for image in coordinator worker; do
   echo "== build assay-$image:$tag"
