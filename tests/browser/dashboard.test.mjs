@@ -1,14 +1,14 @@
 // The web dashboard in Debian's chromium against the real coordinator and worker (farm.mjs): live
-// matrix and log, the failure two clicks from the list, size trends, worker admin, tokens, hostile
-// text, a 1,000-task job, twenty open pages, and every request to the page's own origin.
+// matrix and log, the failure two clicks from the list, artifact downloads, size trends, worker admin,
+// tokens, hostile text, a 1,000-task job, twenty open pages, and every request to the page's own origin.
 //   ASSAY_BIN_DIR=build/ci node --test tests/browser/      (ASSAY_SCREENSHOTS=1: docs/dashboard/*.png)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Farm, TOKENS, waitFor } from './farm.mjs';
 import { launch, mainText, newContext, Record, screenshot } from './browser.mjs';
-import { bigTree, failingTree, gatedTree, HOSTILE, hostileTree, liveTree, sizeTree } from './pipelines.mjs';
+import { ARTIFACT_BYTES, artifactTree, bigTree, failingTree, gatedTree, HOSTILE, hostileTree, liveTree, sizeTree } from './pipelines.mjs';
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
   + "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -180,6 +180,42 @@ describe('the dashboard', () => {
     const id = decodeURIComponent(page.url().split('#/jobs/')[1]);
     const job = await getJob(id);
     assert.deepEqual([...new Set(job.tasks.map((t) => t.cell))], ['bad']);
+    await page.close();
+  });
+
+  test("a task's output file downloads from the job page with the token in a header, byte for byte", T, async () => {
+    const id = await farm.submit(farm.writeTree('artifact', artifactTree));
+    assert.equal((await farm.waitJob(id)).code, 0);
+    const page = await open(admin, `#/jobs/${id}`);
+    const row = page.locator('details.artifacts tr.artifact[data-task="build"][data-path="out/fw.bin"]');
+    await row.waitFor();
+    assert.match(await page.innerText('details.artifacts summary'), /Artifacts: 2 files of 1 task/);
+    assert.match(await row.innerText(), new RegExp(`out/fw\\.bin\\s+${ARTIFACT_BYTES.length} B`));
+    // A file name with markup is text.
+    await page.locator('details.artifacts td.path', { hasText: 'out/<i>map.txt' }).waitFor();
+    assert.equal(await page.locator('details.artifacts i, details.artifacts b').count(), 0, 'markup in a name made an element');
+    // The table is below the matrix and the per-step times.
+    const order = await page.evaluate(() => ['.matrix-wrap', 'table.times', 'details.artifacts']
+      .map((s) => document.querySelector(s).getBoundingClientRect().top));
+    assert.ok(order[0] < order[1] && order[1] < order[2], `section tops: ${order}`);
+
+    const asked = page.waitForRequest((r) => r.url().includes('/artifact?'));
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), row.locator('button.download').click()]);
+    const request = await asked;
+    assert.equal(download.suggestedFilename(), 'fw.bin');
+    assert.match(download.url(), new RegExp(`^blob:${farm.url.replace(/\./g, '\\.')}/`));
+    assert.equal(await download.failure(), null);
+    assert.deepEqual(readFileSync(await download.path()), ARTIFACT_BYTES);
+    assert.equal((await request.allHeaders()).authorization, `Bearer ${TOKENS.admin}`);
+    // The request the page made (the suite's record): its own origin, the token not in the URL.
+    const made = record.requests.filter((u) => u.includes(`/api/v1/jobs/${encodeURIComponent(id)}/artifact?`));
+    assert.equal(made.length, 1, made.join(' '));
+    const url = new URL(made[0]);
+    assert.equal(url.origin, new URL(farm.url).origin);
+    assert.equal(url.searchParams.get('task'), 'build');
+    assert.equal(url.searchParams.get('path'), 'out/fw.bin');
+    assert.ok(!Object.values(TOKENS).some((t) => made[0].includes(t)) && !/Bearer/i.test(made[0]), made[0]);
+    assert.equal(await row.locator('.error').count(), 0);
     await page.close();
   });
 

@@ -58,6 +58,23 @@ steps:
   };
 }
 
+// Bytes with markup, a NUL and bytes that are not UTF-8: an artifact must come down unchanged.
+export const ARTIFACT_BYTES = Buffer.concat([Buffer.from('<b>firmware</b> v1\n'),
+  Buffer.from([0x00, 0x01, 0x7f, 0x80, 0xc3, 0x28, 0xfe, 0xff]), Buffer.from('\r\n<script>window.__xss=10</script>\n')]);
+
+// A step whose outputs are out/fw.bin (ARTIFACT_BYTES) and a file with markup in its name.
+export const artifactTree = {
+  'fw.src': ARTIFACT_BYTES,
+  'assay.yaml': `name: artifact-demo
+steps:
+  - id: build
+    run: |
+      mkdir -p out && cp fw.src out/fw.bin
+      echo map > 'out/<i>map.txt'
+    outputs: [out/]
+`,
+};
+
 // Markup and a javascript: link in the pipeline's name, the matrix values (so in task names)
 // and the step's output; none may run.
 export const HOSTILE = ['<script>window.__xss=1</script>', '<img src=x onerror=window.__xss=2>', 'javascript:window.__xss=3'];

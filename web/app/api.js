@@ -61,9 +61,9 @@ export async function request(path, { method = 'GET', body, signal } = {}) {
   return response.json();
 }
 
-// The raw text of a path (the log's raw view), as a Blob.
-export async function requestBlob(path) {
-  const response = await fetch(path, { headers: headers({ Accept: 'text/plain' }), credentials: 'omit' });
+// The bytes of a path (the log's raw view, an artifact), as a Blob.
+export async function requestBlob(path, accept = 'text/plain') {
+  const response = await fetch(path, { headers: headers({ Accept: accept }), credentials: 'omit' });
   if (!response.ok) throw await errorOf(response);
   return response.blob();
 }

@@ -1,8 +1,10 @@
 // The job view: the failure first, the live matrix, per-step times (queued, fetch, run, upload),
-// and "rerun failed" (a new job of the failed, cancelled and skipped cells).
+// the tasks' artifacts (artifacts.js), and "rerun failed" (a new job of the failed, cancelled and
+// skipped cells).
 import { html, useEffect, useMemo, useState } from '/vendor/htm/preact/standalone.module.js';
 import { apiPath, request, watch } from './api.js';
 import { jobHref, logHref } from './router.js';
+import { Artifacts } from './artifacts.js';
 import { JobModel } from './jobmodel.js';
 import { Matrix } from './matrix.js';
 import { formatDuration, formatTime, frameBatcher, isBad, isFinal, num, stateName, taskTimes } from './util.js';
@@ -121,5 +123,6 @@ export function JobView({ id, session }) {
     <${FailureFirst} jobId=${id} tasks=${tasks} />
     <${Matrix} jobId=${id} model=${model} />
     <${StepTimes} tasks=${tasks} steps=${model.steps} />
+    <${Artifacts} jobId=${id} tasks=${tasks} session=${session} />
   </section>`;
 }
