@@ -70,10 +70,9 @@ struct JobFilter {
 // The jobs the filter matches, newest first, without their tasks.
 absl::StatusOr<std::string> ListJobsJson(assay::v1::Jobs::Stub* jobs, const JobFilter& filter) {
   assay::v1::ListJobsRequest request;
-  request.set_limit(filter.limit == 100 && filter.state.empty() && filter.pipeline.empty() && filter.branch.empty() &&
-                            filter.submitter.empty()
-                        ? filter.limit
-                        : 1000);
+  // With a filter, the newest 1000 are looked through for `limit` matches.
+  const bool filtered = !(filter.state + filter.pipeline + filter.branch + filter.submitter).empty();
+  request.set_limit(filtered ? 1000 : filter.limit);
   assay::v1::ListJobsResponse all;
   grpc::ClientContext context;
   SetDeadline(&context);
@@ -102,12 +101,9 @@ std::vector<std::string> FailedCells(const Job& job) {
 // Submits the failed cells of job `id` again as a new job: the same tree, pipeline, labels (and
 // `rerun_of`), priority and resolved images.
 absl::StatusOr<Job> RerunFailed(assay::v1::Jobs::Stub* jobs, const std::string& id) {
-  assay::v1::GetJobRequest get;
-  get.set_job_id(id);
-  Job job;
-  grpc::ClientContext read;
-  SetDeadline(&read);
-  if (grpc::Status s = jobs->GetJob(&read, get, &job); !s.ok()) return FromGrpc(s);
+  auto found = GetJob(jobs, id);
+  if (!found.ok()) return found.status();
+  const Job& job = *found;
   if (!IsFinal(job.state())) return absl::FailedPreconditionError(absl::StrCat("job ", id, " has not ended yet"));
   std::vector<std::string> cells = FailedCells(job);
   if (cells.empty()) return absl::FailedPreconditionError(absl::StrCat("job ", id, " has no failed cell"));
@@ -171,13 +167,9 @@ void HttpApi::AddJobRoutes() {
                });
   server_->Get(R"(/api/v1/jobs/([^/]+))", "/assay.v1.Jobs/GetJob",
                [jobs](const httplib::Request& request, httplib::Response& response, const HttpServer::Caller&) {
-                 assay::v1::GetJobRequest get;
-                 get.set_job_id(request.matches[1]);
-                 Job job;
-                 grpc::ClientContext context;
-                 SetDeadline(&context);
-                 if (grpc::Status s = jobs->GetJob(&context, get, &job); !s.ok()) return SetError(response, FromGrpc(s));
-                 response.set_content(ToJson(job), "application/json");
+                 auto job = GetJob(jobs, request.matches[1]);
+                 if (!job.ok()) return SetError(response, job.status());
+                 response.set_content(ToJson(*job), "application/json");
                });
   server_->Get(R"(/api/v1/jobs/([^/]+)/events)", "/assay.v1.Jobs/WatchJob",
                [this](const httplib::Request& request, httplib::Response& response, const HttpServer::Caller&) {

@@ -39,16 +39,6 @@ absl::StatusOr<assay::v1::ListJobsResponse> ListJobs(assay::v1::Jobs::Stub* jobs
   return out;
 }
 
-absl::StatusOr<Job> GetJob(assay::v1::Jobs::Stub* jobs, const std::string& id) {
-  assay::v1::GetJobRequest request;
-  request.set_job_id(id);
-  Job job;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  if (grpc::Status s = jobs->GetJob(&context, request, &job); !s.ok()) return FromGrpc(s);
-  return job;
-}
-
 // Queued tasks of the unfinished jobs, by the labels they require.
 absl::StatusOr<std::string> QueueJson(assay::v1::Jobs::Stub* jobs) {
   auto list = ListJobs(jobs, 1000);

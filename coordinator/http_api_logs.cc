@@ -176,13 +176,7 @@ void ServeTail(HttpServer* server, assay::v1::Jobs::Stub* jobs, const httplib::R
         return SendTail(*state, query, jobs, sink);
       },
       [state](bool) {
-        if (!state->finished) {
-          state->context.TryCancel();
-          LogChunk rest;
-          while (state->reader->Read(&rest)) {
-          }
-          (void)state->reader->Finish();
-        }
+        if (!state->finished) CancelReader(&state->context, state->reader.get());
         if (state->slot != nullptr) state->slot->Untrack(&state->context);
       });
 }
@@ -194,12 +188,9 @@ void ServeArtifact(assay::v1::Jobs::Stub* jobs, const std::shared_ptr<grpc::Chan
   if (task_id.empty() || path.empty()) {
     return SetError(response, absl::InvalidArgumentError("task and path: required"));
   }
-  assay::v1::GetJobRequest get;
-  get.set_job_id(request.matches[1]);
-  assay::v1::Job job;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  if (grpc::Status s = jobs->GetJob(&context, get, &job); !s.ok()) return SetError(response, FromGrpc(s));
+  auto found = GetJob(jobs, request.matches[1]);
+  if (!found.ok()) return SetError(response, found.status());
+  const assay::v1::Job& job = *found;
   const build::bazel::remote::execution::v2::OutputFile* file = nullptr;
   for (const assay::v1::Task& task : job.tasks()) {
     if (task.id() != task_id) continue;
@@ -217,6 +208,7 @@ void ServeArtifact(assay::v1::Jobs::Stub* jobs, const std::shared_ptr<grpc::Chan
     grpc::ClientContext context;
     std::unique_ptr<google::bytestream::ByteStream::Stub> stub;
     std::unique_ptr<grpc::ClientReader<google::bytestream::ReadResponse>> reader;
+    bool finished = false;
   };
   auto read = std::make_shared<Read>();
   read->stub = google::bytestream::ByteStream::NewStub(channel);
@@ -231,12 +223,15 @@ void ServeArtifact(assay::v1::Jobs::Stub* jobs, const std::shared_ptr<grpc::Chan
       [read](size_t, size_t, httplib::DataSink& sink) {
         google::bytestream::ReadResponse chunk;
         if (!read->reader->Read(&chunk)) {
+          read->finished = true;
           (void)read->reader->Finish();
           return false;  // fewer bytes than the digest's size: the connection is closed
         }
         return sink.write(chunk.data().data(), chunk.data().size());
       },
-      [read](bool) { read->context.TryCancel(); });
+      [read](bool) {  // after the last byte too: the call is finished either way
+        if (!read->finished) CancelReader(&read->context, read->reader.get());
+      });
 }
 
 }  // namespace

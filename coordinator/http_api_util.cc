@@ -9,6 +9,16 @@ std::string ErrorJson(const absl::Status& status) {
                       absl::StatusCodeToString(status.code()), "\"}");
 }
 
+absl::StatusOr<assay::v1::Job> GetJob(assay::v1::Jobs::Stub* jobs, const std::string& id) {
+  assay::v1::GetJobRequest request;
+  request.set_job_id(id);
+  assay::v1::Job job;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  if (grpc::Status s = jobs->GetJob(&context, request, &job); !s.ok()) return FromGrpc(s);
+  return job;
+}
+
 void PushWhenChanged(HttpServer* server, httplib::Response& response,
                      std::function<absl::StatusOr<std::string>()> make) {
   std::shared_ptr<HttpServer::StreamSlot> slot = server->AcquireStream();

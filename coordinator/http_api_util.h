@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
+#include "assay/v1/jobs.grpc.pb.h"
 #include "common/base/status_util.h"
 #include "coordinator/http_server.h"
 
@@ -31,6 +32,20 @@ inline void SetDeadline(grpc::ClientContext* context, std::chrono::seconds timeo
 }
 
 std::string ErrorJson(const absl::Status& status);
+
+// Jobs.GetJob over the API's channel, within kCallTimeout.
+absl::StatusOr<assay::v1::Job> GetJob(assay::v1::Jobs::Stub* jobs, const std::string& id);
+
+// Ends a forwarded server stream the client went away from: cancels it, drains what is in flight and
+// finishes the call (a ClientReader must be finished before it is destroyed).
+template <typename T>
+void CancelReader(grpc::ClientContext* context, grpc::ClientReader<T>* reader) {
+  context->TryCancel();
+  T rest;
+  while (reader->Read(&rest)) {
+  }
+  (void)reader->Finish();
+}
 
 // Answers with the server stream `open` starts, each message as an event (`to_json` nullopt: skip
 // it). A stream that fails before its first message is answered as an error; after, its last event is
@@ -82,13 +97,7 @@ void PushStream(HttpServer* server, httplib::Response& response,
         return !json.has_value() || SendEvent(sink, *json);
       },
       [state](bool) {
-        if (!state->finished) {
-          state->context.TryCancel();
-          T rest;
-          while (state->reader->Read(&rest)) {
-          }
-          (void)state->reader->Finish();
-        }
+        if (!state->finished) CancelReader(&state->context, state->reader.get());
         state->slot->Untrack(&state->context);
       });
 }
