@@ -336,7 +336,7 @@ describe('the dashboard', () => {
     await page.close();
   });
 
-  test('a 1,000-task job renders and updates without a task longer than 200 ms after the first paint', T, async () => {
+  test('a 1,000-task job renders and updates without a task longer than 200 ms after the first paint', T, async (t) => {
     const gate = path.join(farm.dir, 'gate-big');
     const id = await farm.submit(farm.writeTree('big', bigTree(gate)));
     const page = await open(admin, `#/jobs/${id}`);
@@ -364,6 +364,7 @@ describe('the dashboard', () => {
     await page.locator('.matrix-wrap').evaluate((e) => { e.scrollTop = e.scrollHeight; });
     await page.locator('td.square.state-succeeded a[data-task="250/d"]').waitFor();
     const long = await page.evaluate((t0) => window.__longTasks.filter((e) => e.start > t0), painted);
+    t.diagnostic(`tasks over 50 ms after the first paint: ${long.length}, the longest ${Math.max(0, ...long.map((e) => e.duration))} ms`);
     assert.deepEqual(long.filter((e) => e.duration > 200), [], `long tasks after the first paint: ${JSON.stringify(long)}`);
     await page.close();
   });

@@ -127,7 +127,12 @@ export class Farm {
       '--work-dir', path.join(this.dir, `work-${id}`), '--executor', 'process'];
     for (const l of labels) argv.push('--label', l);
     if (this.tokens) argv.push('--token-file', path.join(this.dir, 'worker.token'));
-    const child = this.start(`worker-${id}`, argv);
+    // The workers and their steps run at a lower priority (nice 10, which `nice` sets and then
+    // becomes the worker: its pid is the worker's). On a 2-core machine eight running steps would
+    // otherwise take the browser's renderer off the CPU for a hundred milliseconds at a time, and
+    // the page's timing checks would measure the scheduler instead of the page; a user's browser
+    // is seldom on a build machine.
+    const child = this.start(`worker-${id}`, ['nice', '-n', '10', ...argv]);
     this.workers.set(id, child);
     await waitFor(`worker ${id} to connect`, async () => {
       if (child.exitCode !== null) throw new Error(`worker ${id} exited: ${this.logOf(child.name).slice(-2000)}`);

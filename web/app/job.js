@@ -1,7 +1,7 @@
 // The job view: the failure first, the live matrix, per-step times (queued, fetch, run, upload),
 // the tasks' artifacts (artifacts.js), and "rerun failed" (a new job of the failed, cancelled and
 // skipped cells).
-import { html, useEffect, useMemo, useState } from '/vendor/htm/preact/standalone.module.js';
+import { html, useEffect, useMemo, useRef, useState } from '/vendor/htm/preact/standalone.module.js';
 import { apiPath, request, watch } from './api.js';
 import { jobHref, logHref } from './router.js';
 import { Artifacts } from './artifacts.js';
@@ -31,9 +31,8 @@ function useJob(id) {
   return [model, version, error];
 }
 
-function FailureFirst({ jobId, tasks }) {
-  const failed = tasks.filter((t) => stateName(t.state) === 'failed')
-    .sort((a, b) => num(a.finished_at_ms) - num(b.finished_at_ms));
+function FailureFirst({ jobId, failed }) {
+  failed = failed.slice().sort((a, b) => num(a.finished_at_ms) - num(b.finished_at_ms));
   if (!failed.length) return null;
   const first = failed[0];
   return html`<section class="failure">
@@ -51,30 +50,44 @@ function median(values) {
   return s[Math.floor(s.length / 2)];
 }
 
-// Per step: the median and the largest of each phase over its finished tasks.
-function StepTimes({ tasks, steps }) {
-  const phases = ['queued', 'fetch', 'run', 'upload'];
-  const rows = steps.map((step) => {
-    const times = tasks.filter((t) => t.step === step && isFinal(t.state)).map(taskTimes);
-    const cols = phases.map((p) => {
-      const v = times.map((x) => x[p]).filter((x) => x !== null && x !== undefined);
-      return v.length ? `${formatDuration(median(v))} / ${formatDuration(Math.max(...v))}` : '';
-    });
-    return { step, done: times.length, cols };
+const PHASES = ['queued', 'fetch', 'run', 'upload'];
+
+// One step's row: the median and the largest of each phase over its finished tasks.
+function stepRow(step, tasks) {
+  const times = tasks.filter((t) => t.step === step && isFinal(t.state)).map(taskTimes);
+  const cols = PHASES.map((p) => {
+    const v = times.map((x) => x[p]).filter((x) => x !== null && x !== undefined);
+    return v.length ? `${formatDuration(median(v))} / ${formatDuration(Math.max(...v))}` : '';
+  });
+  return { step, done: times.length, cols };
+}
+
+// Per step: the median and the largest of each phase over its finished tasks. A step's row is
+// computed again only when one of its tasks finished (the model's step versions).
+function StepTimes({ model, tasks }) {
+  const cache = useRef(new Map());  // step -> { key, row }
+  const rows = model.steps.map((step) => {
+    const key = `${model.layoutVersion}:${model.stepVersion.get(step) || 0}`;
+    let hit = cache.current.get(step);
+    if (!hit || hit.key !== key) {
+      hit = { key, row: stepRow(step, tasks) };
+      cache.current.set(step, hit);
+    }
+    return hit.row;
   });
   return html`<table class="times">
     <caption>Per-step times: median / slowest of the finished tasks</caption>
-    <thead><tr><th>step</th><th>done</th>${phases.map((p) => html`<th key=${p}>${p}</th>`)}</tr></thead>
+    <thead><tr><th>step</th><th>done</th>${PHASES.map((p) => html`<th key=${p}>${p}</th>`)}</tr></thead>
     <tbody>${rows.map((r) => html`<tr key=${r.step}><th>${r.step}</th><td class="num">${r.done}</td>
       ${r.cols.map((c, i) => html`<td key=${i} class="num">${c}</td>`)}</tr>`)}</tbody>
   </table>`;
 }
 
-function Rerun({ job, tasks, session }) {
+function Rerun({ job, counts, session }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
   const scopes = (session && session.scopes) || [];
-  if (!isFinal(job.state) || !tasks.some((t) => isBad(t.state))) return null;
+  if (!isFinal(job.state) || ![...counts].some(([state, n]) => n > 0 && isBad(state))) return null;
   if (session && session.auth && !scopes.includes('submit')) return null;
   const rerun = async () => {
     setBusy(true);
@@ -92,22 +105,20 @@ function Rerun({ job, tasks, session }) {
     ${error ? html`<span class="error">${error}</span>` : null}</span>`;
 }
 
-function JobHeader({ job, tasks, session }) {
+function JobHeader({ job, counts, session }) {
   const labels = Object.entries(job.labels || {});
   const created = num(job.created_at_ms);
   const finished = num(job.finished_at_ms);
   const state = stateName(job.state);
-  const counts = {};
-  for (const t of tasks) counts[stateName(t.state)] = (counts[stateName(t.state)] || 0) + 1;
   return html`<header class="job-header">
     <h1><span class="job-name">${job.name}</span> <span class="job-id">${job.id}</span>
       <span class=${`badge state-${state}`} id="job-state">${state}</span></h1>
     <p>${job.tasks_done}/${job.task_count} tasks done · created ${formatTime(created)}
       ${finished ? ` · took ${formatDuration(finished - created)}` : ''}
-      ${Object.entries(counts).map(([s, n]) => html` · <span key=${s} class=${`count state-${s}`}>${n} ${s}</span>`)}</p>
+      ${[...counts].filter(([, n]) => n > 0).map(([s, n]) => html` · <span key=${s} class=${`count state-${s}`}>${n} ${s}</span>`)}</p>
     ${labels.length ? html`<p class="labels">${labels.map(([k, v]) => html`<span key=${k} class="label">${k}=${v}</span> `)}</p>` : null}
     ${job.message ? html`<p class="message">${job.message}</p>` : null}
-    <${Rerun} job=${job} tasks=${tasks} session=${session} />
+    <${Rerun} job=${job} counts=${counts} session=${session} />
   </header>`;
 }
 
@@ -118,11 +129,11 @@ export function JobView({ id, session }) {
     return error ? html`<p class="error">${error.message}</p>` : html`<p class="loading">Loading job ${id}…</p>`;
   }
   return html`<section class="job">
-    <${JobHeader} job=${model.job} tasks=${tasks} session=${session} />
+    <${JobHeader} job=${model.job} counts=${model.counts} session=${session} />
     ${error ? html`<p class="error">${error.message}</p>` : null}
-    <${FailureFirst} jobId=${id} tasks=${tasks} />
+    <${FailureFirst} jobId=${id} failed=${model.failedTasks()} />
     <${Matrix} jobId=${id} model=${model} />
-    <${StepTimes} tasks=${tasks} steps=${model.steps} />
+    <${StepTimes} model=${model} tasks=${tasks} />
     <${Artifacts} jobId=${id} tasks=${tasks} session=${session} />
   </section>`;
 }

@@ -73,7 +73,8 @@ export function Matrix({ jobId, model }) {
   const cells = model.cells;
   const { first, last, row, onScroll } = useWindow(box, cells.length);
   const pad = (n, key) => (n > 0 ? html`<tr key=${key} class="pad" style=${{ height: `${n * row}px` }}><td colspan=${model.steps.length + 1}></td></tr>` : null);
-  return html`<div class="matrix-wrap" ref=${box} onScroll=${onScroll} data-tasks=${model.tasks.size} data-cells=${cells.length}>
+  const tall = cells.length * row > 1000;  // more than the box shows (100vh - 140px) on most screens
+  return html`<div class=${tall ? 'matrix-wrap tall' : 'matrix-wrap'} ref=${box} onScroll=${onScroll} data-tasks=${model.tasks.size} data-cells=${cells.length}>
     <table class="matrix">
       <thead><tr><th>cell</th>${model.steps.map((s) => html`<th key=${s}>${s}</th>`)}</tr></thead>
       <tbody>

@@ -42,7 +42,16 @@ export function formatAgo(ms, now = Date.now()) {
 }
 
 // "TASK_RUNNING" -> "running"; "JOB_FAILED" -> "failed".
-export const stateName = (s) => String(s || '').replace(/^(TASK|JOB|WORKER)_/, '').toLowerCase();
+// Memoized: the page asks for the names of a few states thousands of times per update.
+const stateNames = new Map();
+export function stateName(s) {
+  let name = stateNames.get(s);
+  if (name === undefined) {
+    name = String(s || '').replace(/^(TASK|JOB|WORKER)_/, '').toLowerCase();
+    if (stateNames.size < 64) stateNames.set(s, name);
+  }
+  return name;
+}
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'skipped']);
 export const isFinal = (state) => FINAL.has(stateName(state));
