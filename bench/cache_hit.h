@@ -107,4 +107,61 @@ inline bool MeasureHits(const std::shared_ptr<grpc::Channel>& channel, const Cac
   return true;
 }
 
+// Writes `data` with one ByteStream.Write, as Bazel uploads a blob; true when it was committed.
+inline bool WriteWholeBlob(google::bytestream::ByteStream::Stub* bs, const std::string& data, int n) {
+  const Digest d = Digest::OfBytes(data);
+  google::bytestream::WriteRequest w;
+  w.set_resource_name(WriteResourceName("", absl::StrCat("00000000-0000-4000-8000-", 100000000000 + n), d));
+  w.set_data(data);
+  w.set_finish_write(true);
+  google::bytestream::WriteResponse response;
+  grpc::ClientContext context;
+  auto writer = bs->Write(&context, &response);
+  writer->Write(w);
+  writer->WritesDone();
+  return writer->Finish().ok() && response.committed_size() == d.size();
+}
+
+struct MissSamples {
+  Samples get, find, write_one, whole;
+};
+
+// The calls Bazel makes before each remote Execute, `iterations` times, each time for a new action:
+// GetActionResult (a miss), FindMissingBlobs of its Action, its Command and an input already stored,
+// then the Action and the Command uploaded, two ByteStream.Writes in flight together. False if a
+// call failed.
+inline bool MeasureMisses(const std::shared_ptr<grpc::Channel>& channel, const Digest& stored_input, int iterations,
+                          MissSamples* out) {
+  auto bs = google::bytestream::ByteStream::NewStub(channel);
+  auto ac = reapi::ActionCache::NewStub(channel);
+  auto cas = reapi::ContentAddressableStorage::NewStub(channel);
+  for (int i = 0; i < iterations; ++i) {
+    const std::string command = absl::StrCat(std::string(220, 'c'), " compile ", i);
+    const std::string action = absl::StrCat(std::string(140, 'a'), " action ", i);
+    const absl::Time start = absl::Now();
+    reapi::GetActionResultRequest request;
+    *request.mutable_action_digest() = Digest::OfBytes(action).ToProto();
+    reapi::ActionResult got;
+    grpc::ClientContext context;
+    if (ac->GetActionResult(&context, request, &got).error_code() != grpc::StatusCode::NOT_FOUND) return false;
+    out->get.Add(absl::Now() - start);
+    const absl::Time f0 = absl::Now();
+    reapi::FindMissingBlobsRequest find;
+    for (const Digest& d : {Digest::OfBytes(action), Digest::OfBytes(command), stored_input}) *find.add_blob_digests() = d.ToProto();
+    reapi::FindMissingBlobsResponse missing;
+    grpc::ClientContext c2;
+    if (!cas->FindMissingBlobs(&c2, find, &missing).ok() || missing.missing_blob_digests_size() != 2) return false;
+    out->find.Add(absl::Now() - f0);
+    bool other = false;
+    std::thread second([&] { other = WriteWholeBlob(bs.get(), command, 2 * i + 1); });
+    const absl::Time w0 = absl::Now();
+    const bool wrote = WriteWholeBlob(bs.get(), action, 2 * i);
+    out->write_one.Add(absl::Now() - w0);
+    second.join();
+    if (!wrote || !other) return false;
+    out->whole.Add(absl::Now() - start);
+  }
+  return true;
+}
+
 }  // namespace assay::bench

@@ -2,6 +2,9 @@
 // GetActionResult (stdout/stderr inlined on request, as Bazel asks), then a ByteStream.Read of each
 // output, the three reads in flight together as Bazel issues them. Baseline in the same run: the
 // same lookups straight in RocksDB (the AC entry, then each blob's chunks), no RPC.
+// And a miss, as Bazel makes one before each remote Execute: GetActionResult, FindMissingBlobs, the
+// Action and Command uploaded by two ByteStream.Writes in flight together; against the same two
+// blobs written straight into RocksDB (synced, as the coordinator's CAS writes them).
 // Run: build/bench/bench_hit_latency [ITERATIONS]   (default 2000)
 #include <algorithm>
 #include <cstdio>
@@ -58,6 +61,9 @@ int main(int argc, char** argv) {
   Samples& read_one = hits.read_one;
   Samples& hit = hits.whole;
 
+  assay::bench::MissSamples misses;
+  if (!assay::bench::MeasureMisses(channel, digests[0], iterations, &misses)) return 1;
+
   // Baseline: the same lookups in a RocksDB of the same layout, no RPC.
   auto raw = assay::Database::Open(farm.dir() / "raw-rocksdb", assay::CoordinatorDatabaseOptions()).value();
   const std::string ac_key = action.Key();
@@ -81,6 +87,22 @@ int main(int argc, char** argv) {
     raw_hit.Add(absl::Now() - start);
   }
 
+  Samples raw_miss;
+  for (int i = 0; i < iterations; ++i) {
+    const std::string command = absl::StrCat(std::string(220, 'c'), " raw compile ", i);
+    const std::string new_action = absl::StrCat(std::string(140, 'a'), " raw action ", i);
+    const absl::Time start = absl::Now();
+    rocksdb::PinnableSlice v;
+    raw->db()->Get(rocksdb::ReadOptions(), raw->cf(assay::CoordinatorFamily::kActionCache), Digest::OfBytes(new_action).Key(), &v);
+    for (const std::string* blob : {&new_action, &command}) {
+      const std::string key = Digest::OfBytes(*blob).Key();
+      raw->db()->Get(rocksdb::ReadOptions(), raw->cf(assay::Family::kCasMeta), key, &v);
+      (void)raw->Put(assay::Family::kCasChunks, key, *blob, false);
+      (void)raw->Put(assay::Family::kCasMeta, key, "meta", true);
+    }
+    raw_miss.Add(absl::Now() - start);
+  }
+
   std::printf("== latency of one cache hit's calls, %d iterations, one client on loopback\n", iterations);
   Print("GetCapabilities (RPC floor)", caps);
   Print("GetActionResult", get);
@@ -88,5 +110,12 @@ int main(int argc, char** argv) {
   Print("whole hit (get + 3 reads)", hit);
   Print("raw RocksDB lookups of a hit", raw_hit);
   std::printf("ratio whole hit / raw (mean)         %.1fx\n", hit.Mean() / raw_hit.Mean());
+  std::printf("== a miss before a remote Execute, a new action each time\n");
+  Print("GetActionResult (miss)", misses.get);
+  Print("FindMissingBlobs (3 digests)", misses.find);
+  Print("ByteStream.Write (~250 B, 2 in flight)", misses.write_one);
+  Print("whole miss (get + find + 2 writes)", misses.whole);
+  Print("raw RocksDB: 2 lookups + 2 synced writes", raw_miss);
+  std::printf("ratio whole miss / raw (mean)        %.1fx\n", misses.whole.Mean() / raw_miss.Mean());
   return 0;
 }
