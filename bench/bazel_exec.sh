@@ -8,6 +8,9 @@
 # shared across instances, already holds the inputs: what a developer's second build of a branch sees).
 # Prints medians, the ratio farm / local and the per-action overhead derived from N = 1:
 # (remote - local) / actions.
+# Then the overhead alone, without a compiler's run time and its noise: 200 trivial genrules
+# (`echo N > $@`) at --jobs=1, locally in linux-sandbox against one remote slot, interleaved.
+#   ASSAY_BENCH_PARTS="cold tiny warm" (the default) picks the parts to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -59,16 +62,20 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 ratio() { echo "scale=2; $1 / $2" | bc; }
 "${B[@]}" info >/dev/null 2>&1  # the Bazel server starts once, outside the timings
 
+parts=${ASSAY_BENCH_PARTS:-cold tiny warm}
 declare -A med
 actions=0
 instance=0
+last_cold=
 for n in 1 2; do
+  [[ " $parts " == *" cold "* ]] || break
   start_worker "$n"
   local_times=() remote_times=()
   for i in $(seq 1 "$runs"); do  # interleaved, so drift in the machine's speed hits both alike
     local_times+=("$(timed_build --jobs="$n")")
     instance=$((instance + 1))
     remote_times+=("$(timed_build --jobs="$n" --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="cold$instance")")
+    last_cold=cold$instance
     remote_actions=$(grep -E "^INFO: [0-9]+ processes:" "$work/last.log" | sed -nE 's/.*[:,] ([0-9]+) remote[,.].*/\1/p' | head -1)
     [[ ${remote_actions:-0} -gt 0 ]] || { echo "the remote build ran no action remotely" >&2; cat "$work/last.log" >&2; exit 1; }
     actions=$remote_actions
@@ -80,14 +87,51 @@ for n in 1 2; do
   echo "remote --remote_executor, $n worker slot(s):  ${med[remote$n]}s   (${remote_times[*]}; $actions actions remote)"
   echo "ratio remote / local:                        $(ratio "${med[remote$n]}" "${med[local$n]}")"
 done
-overhead=$(echo "scale=1; (${med[remote1]} - ${med[local1]}) * 1000 / $actions" | bc)
-echo "per-action overhead (N=1, (remote - local) / $actions actions): ${overhead} ms"
+if [[ " $parts " == *" cold "* ]]; then
+  overhead=$(echo "scale=1; (${med[remote1]} - ${med[local1]}) * 1000 / $actions" | bc)
+  echo "per-action overhead (N=1, (remote - local) / $actions actions): ${overhead} ms"
+fi
+
+# Trivial actions: what a remote action costs beyond a local sandboxed one, the run itself ~1 ms.
+if [[ " $parts " == *" tiny "* ]]; then
+  mkdir -p "$work/ws/tiny"
+  for i in $(seq 0 199); do echo "genrule(name = \"t$i\", outs = [\"t$i.txt\"], cmd = \"echo $i > \$@\")"; done >"$work/ws/tiny/BUILD"
+  echo "filegroup(name = \"all\", srcs = [$(for i in $(seq 0 199); do printf '":t%s", ' "$i"; done)])" >>"$work/ws/tiny/BUILD"
+  start_worker 1
+  tiny_build() {  # prints seconds
+    local start end
+    "${B[@]}" clean >/dev/null 2>&1
+    start=$(date +%s.%N)
+    "${B[@]}" build "${common[@]}" --jobs=1 "$@" //tiny:all >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc
+  }
+  tiny_local=() tiny_remote=()
+  tiny_build --spawn_strategy=linux-sandbox >/dev/null  # the analysis, once
+  for i in $(seq 1 "$runs"); do
+    tiny_local+=("$(tiny_build --spawn_strategy=linux-sandbox)")
+    instance=$((instance + 1))
+    tiny_remote+=("$(tiny_build --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="tiny$instance")")
+    grep -qE "^INFO: 201 processes: 1 internal, 200 remote" "$work/last.log" || { echo "not every trivial action ran remotely" >&2; cat "$work/last.log" >&2; exit 1; }
+  done
+  tl=$(median "${tiny_local[@]}") tr=$(median "${tiny_remote[@]}")
+  echo "== 200 trivial actions, --jobs=1, median of $runs"
+  echo "local linux-sandbox:                         ${tl}s   (${tiny_local[*]})"
+  echo "remote, 1 worker slot:                       ${tr}s   (${tiny_remote[*]})"
+  echo "per-action overhead ((remote - local) / 200): $(echo "scale=1; ($tr - $tl) * 1000 / 200" | bc) ms"
+fi
+[[ " $parts " == *" warm "* ]] || exit 0
 
 # Warm: the last remote instance holds every result; against a warm local disk cache.
+if [[ -z $last_cold ]]; then  # the cold part did not run: fill an instance once
+  start_worker 2
+  instance=$((instance + 1)) last_cold=cold$instance
+  timed_build --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="$last_cold" >/dev/null
+fi
 timed_build --disk_cache="$work/disk-cache" >/dev/null
 warm_remote=() warm_disk=()
 for i in $(seq 1 "$runs"); do
-  warm_remote+=("$(timed_build --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="cold$instance")")
+  warm_remote+=("$(timed_build --remote_executor="grpc://127.0.0.1:$port" --remote_instance_name="$last_cold")")
   warm_disk+=("$(timed_build --disk_cache="$work/disk-cache")")
 done
 wr=$(median "${warm_remote[@]}") wd=$(median "${warm_disk[@]}")

@@ -238,7 +238,7 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> RocksDbBlobStore::OpenWrite(const Di
 }
 
 absl::Status RocksDbBlobStore::CommitChunks(const Digest& digest, uint64_t chunk_id) {
-  absl::MutexLock lock(&commit_mu_);
+  KeyedMutex::Lock lock(&digest_locks_, digest.Key());
   if (GetMeta(digest).ok()) {
     // Someone else stored the same bytes first; ours are redundant.
     return DropChunks(chunk_id);
@@ -332,7 +332,7 @@ bool RocksDbBlobStore::Upkeep() {
 }
 
 absl::Status RocksDbBlobStore::Delete(const Digest& digest) {
-  absl::MutexLock lock(&commit_mu_);
+  KeyedMutex::Lock lock(&digest_locks_, digest.Key());
   auto meta = GetMeta(digest);
   if (!meta.ok()) return meta.status();
   rocksdb::WriteBatch batch;
@@ -346,7 +346,7 @@ absl::Status RocksDbBlobStore::Delete(const Digest& digest) {
 
 absl::Status RocksDbBlobStore::Touch(const Digest& digest) {
   if (digest.empty_blob()) return absl::OkStatus();
-  absl::MutexLock lock(&commit_mu_);
+  KeyedMutex::Lock lock(&digest_locks_, digest.Key());
   auto meta = GetMeta(digest);
   if (!meta.ok()) return meta.status();
   int64_t now = UnixMillis(clock_->Now());

@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "absl/synchronization/mutex.h"
+#include "common/base/keyed_mutex.h"
 #include "common/base/clock.h"
 #include "common/cas/disk_space.h"
 #include "common/cas/evictable_blob_store.h"
@@ -92,7 +93,9 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   std::atomic<uint64_t> next_chunk_id_{1};
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> blobs_{0};
-  absl::Mutex commit_mu_;
+  // Commit, Delete and Touch of one digest do not interleave (each reads its entry, then writes it);
+  // other digests' writes and their syncs go on meanwhile.
+  KeyedMutex digest_locks_;
   DiskReserve* reserve_ = nullptr;
   std::atomic<int64_t> resume_failures_{0};  // in a row
   mutable absl::Mutex reclaim_mu_;

@@ -134,6 +134,43 @@ TEST_F(BlobStoreTest, ConcurrentWritersOfOneBlobStoreItOnce) {
   EXPECT_EQ(store_->stats().bytes, static_cast<int64_t>(data.size()));
 }
 
+// Writers of different blobs do not wait for each other's synced commits (one lock per digest),
+// and the counts stay exact while the same blobs are written twice and some deleted meanwhile.
+TEST_F(BlobStoreTest, ConcurrentWritersAndDeletersOfManyBlobsKeepExactCounts) {
+  constexpr int kThreads = 8, kBlobs = 40;
+  auto blob = [](int i) { return std::string(100 + i, static_cast<char>('a' + i % 26)) + std::to_string(i); };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t]() {
+      // Threads t and t + kThreads / 2 write the same blobs; odd threads delete every third of theirs.
+      for (int k = 0; k < kBlobs; ++k) {
+        const int i = (t % (kThreads / 2)) * kBlobs + k;
+        const std::string data = blob(i);
+        ASSERT_TRUE(store_->Put(Digest::OfBytes(data), data).ok());
+        if (t % 2 == 1 && k % 3 == 0) {
+          absl::Status s = store_->Delete(Digest::OfBytes(data));
+          ASSERT_TRUE(s.ok() || absl::IsNotFound(s)) << s;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t blobs = 0, bytes = 0;
+  for (int i = 0; i < kThreads / 2 * kBlobs; ++i) {
+    const std::string data = blob(i);
+    if (store_->Get(Digest::OfBytes(data)).ok()) {
+      ++blobs;
+      bytes += static_cast<int64_t>(data.size());
+    }
+  }
+  EXPECT_GT(blobs, 0);
+  EXPECT_EQ(store_->stats().blobs, blobs);
+  EXPECT_EQ(store_->stats().bytes, bytes);
+  Open();
+  EXPECT_EQ(store_->stats().blobs, blobs);
+  EXPECT_EQ(store_->stats().bytes, bytes);
+}
+
 TEST_F(BlobStoreTest, DeleteAndAgeOrder) {
   Digest a = Digest::OfBytes("a"), b = Digest::OfBytes("b");
   ASSERT_TRUE(store_->Put(a, "a").ok());
