@@ -11,6 +11,10 @@
 # Then the overhead alone, without a compiler's run time and its noise: 200 trivial genrules
 # (`echo N > $@`) at --jobs=1, locally in linux-sandbox against one remote slot, interleaved.
 #   ASSAY_BENCH_PARTS="cold tiny warm" (the default) picks the parts to run.
+#   ASSAY_BENCH_PIN=CPU runs everything (Bazel's server, the coordinator, the worker and so every
+#   step) on that one CPU, and the cold part at N = 1 only: on a VM whose two CPUs run at different
+#   speeds from minute to minute, a compile's time then depends on the work, not on where it landed,
+#   and the daemons' CPU counts against the farm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,13 +37,15 @@ trap cleanup EXIT
 source bench/bazel_workspace.sh
 make_workspace "$work"
 
-"$coordinator" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/assay-data" >"$work/coordinator.log" 2>&1 &
+pin=()
+[[ -n ${ASSAY_BENCH_PIN:-} ]] && pin=(taskset -c "$ASSAY_BENCH_PIN")
+"${pin[@]}" "$coordinator" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/assay-data" >"$work/coordinator.log" 2>&1 &
 coordinator_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 port=$(cat "$work/port")
 start_worker() {  # SLOTS
   stop_worker
-  "$worker" --coordinator "127.0.0.1:$port" --work-dir "$work/worker" --slots "$1" >"$work/worker.log" 2>&1 &
+  "${pin[@]}" "$worker" --coordinator "127.0.0.1:$port" --work-dir "$work/worker" --slots "$1" >"$work/worker.log" 2>&1 &
   worker_pid=$!
   for _ in $(seq 1 100); do grep -q "connected to" "$work/worker.log" && return; sleep 0.1; done
   cat "$work/worker.log" >&2
@@ -47,7 +53,7 @@ start_worker() {  # SLOTS
 }
 
 cd "$work/ws"
-B=(bazel --output_user_root="$work/root")
+B=("${pin[@]}" bazel --output_user_root="$work/root")
 common=(--override_repository=rules_java=/usr/share/bazel/rules/java --override_repository=rules_cc="$work/rules_cc"
         --nosandbox_debug)
 timed_build() {  # prints seconds; the build's log is left in $work/last.log
@@ -69,6 +75,7 @@ instance=0
 last_cold=
 for n in 1 2; do
   [[ " $parts " == *" cold "* ]] || break
+  [[ $n == 2 && -n ${pin[*]} ]] && break  # one CPU: N = 1 only
   start_worker "$n"
   local_times=() remote_times=()
   for i in $(seq 1 "$runs"); do  # interleaved, so drift in the machine's speed hits both alike
