@@ -346,11 +346,15 @@ absl::Status RocksDbBlobStore::Delete(const Digest& digest) {
 
 absl::Status RocksDbBlobStore::Touch(const Digest& digest) {
   if (digest.empty_blob()) return absl::OkStatus();
+  // Access times only need minute precision for LRU; skip the write when nothing changes. Most
+  // reads find a recent time and take no lock at all; a write checks again under the digest's lock.
+  const int64_t now = UnixMillis(clock_->Now());
+  auto recent = GetMeta(digest);
+  if (!recent.ok()) return recent.status();
+  if (now - recent->last_access_ms < 60'000) return absl::OkStatus();
   KeyedMutex::Lock lock(&digest_locks_, digest.Key());
   auto meta = GetMeta(digest);
   if (!meta.ok()) return meta.status();
-  int64_t now = UnixMillis(clock_->Now());
-  // Access times only need minute precision for LRU; skip the write when nothing changes.
   if (now - meta->last_access_ms < 60'000) return absl::OkStatus();
   return db_->Put(Family::kCasMeta, digest.Key(), EncodeMeta(meta->chunk_id, now), /*sync=*/false);
 }
