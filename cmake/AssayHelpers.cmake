@@ -50,6 +50,7 @@ function(assay_test name)
   add_executable(${name} ${T_SOURCES})
   assay_target_options(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  set_target_properties(${name} PROPERTIES UNITY_BUILD OFF)  # one source: a batch would only rename it
   list(LENGTH T_LABELS label_count)
   if(NOT label_count EQUAL 1)  # gtest_discover_tests would read a second label as a property name
     message(FATAL_ERROR "assay_test(${name}): exactly one label, not '${T_LABELS}'")

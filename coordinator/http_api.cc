@@ -177,7 +177,7 @@ void HttpApi::AddJobRoutes() {
                  watch.set_job_id(request.matches[1]);
                  watch.set_changes_only(true);
                  auto* stub = jobs_.get();
-                 PushStream<Job>(server_, response, [stub, watch](grpc::ClientContext* context) {
+                 PushEvents<Job>(server_, response, [stub, watch](grpc::ClientContext* context) {
                    return stub->WatchJob(context, watch);
                  }, [](const Job& job) { return std::optional<std::string>(ToJson(job)); });
                });

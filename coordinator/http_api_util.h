@@ -51,7 +51,7 @@ void CancelReader(grpc::ClientContext* context, grpc::ClientReader<T>* reader) {
 // it). A stream that fails before its first message is answered as an error; after, its last event is
 // {"error": ...}.
 template <typename T>
-void PushStream(HttpServer* server, httplib::Response& response,
+void PushEvents(HttpServer* server, httplib::Response& response,
                 std::function<std::unique_ptr<grpc::ClientReader<T>>(grpc::ClientContext*)> open,
                 std::function<std::optional<std::string>(const T&)> to_json) {
   std::shared_ptr<HttpServer::StreamSlot> slot = server->AcquireStream();

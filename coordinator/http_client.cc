@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/s3/curl_handles.h"
 
 namespace assay {
 
@@ -26,21 +27,14 @@ int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return cancel != nullptr && cancel->load() ? 1 : 0;  // non-zero aborts the transfer
 }
 
-struct CurlDeleter {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-
 }  // namespace
 
 absl::StatusOr<HttpResponse> SendHttp(const HttpRequest& request, const HttpOptions& options) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  CurlEasy curl(curl_easy_init());
   if (curl == nullptr) return absl::InternalError("libcurl could not make a handle");
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  CurlHeaders headers;
   for (const auto& [name, value] : request.headers) {
     curl_slist* appended = curl_slist_append(headers.get(), absl::StrCat(name, ": ", value).c_str());
     if (appended == nullptr) return absl::InternalError("libcurl could not add a header");

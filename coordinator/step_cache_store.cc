@@ -13,7 +13,7 @@
 
 namespace assay {
 
-using assay::v1::StepCache;
+using StepCacheRecord = assay::v1::StepCache;
 
 StepCacheStore::StepCacheStore(Database* db, const Clock* clock, Options options)
     : db_(db), clock_(clock), options_(std::move(options)) {}
@@ -28,7 +28,7 @@ absl::Status StepCacheStore::Load() {
       db_->db()->NewIterator(rocksdb::ReadOptions(), db_->cf(CoordinatorFamily::kStepCaches)));
   absl::MutexLock lock(&mu_);
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    StepCache cache;
+    StepCacheRecord cache;
     if (!cache.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       spdlog::warn("step caches: an unreadable entry skipped");
       continue;
@@ -40,14 +40,14 @@ absl::Status StepCacheStore::Load() {
   return absl::OkStatus();
 }
 
-const StepCache* StepCacheStore::FindLocked(const std::string& scope, const assay::v1::StepCacheSpec& spec,
+const StepCacheRecord* StepCacheStore::FindLocked(const std::string& scope, const assay::v1::StepCacheSpec& spec,
                                             bool* exact) const {
   if (auto it = caches_.find(scope + spec.key()); it != caches_.end()) {
     *exact = true;
     return &it->second;
   }
   for (const std::string& prefix : spec.restore_keys()) {
-    const StepCache* newest = nullptr;
+    const StepCacheRecord* newest = nullptr;
     const std::string start = scope + prefix;
     for (auto it = caches_.lower_bound(start); it != caches_.end() && absl::StartsWith(it->first, start); ++it) {
       if (newest == nullptr || it->second.created_at_ms() > newest->created_at_ms()) newest = &it->second;
@@ -71,7 +71,7 @@ std::vector<assay::v1::StepCacheUse> StepCacheStore::Resolve(
     *use.mutable_paths() = spec.paths();
     bool exact = false;
     for (const std::string& scope : scopes) {
-      const StepCache* found = FindLocked(scope, spec, &exact);
+      const StepCacheRecord* found = FindLocked(scope, spec, &exact);
       if (found == nullptr) continue;
       *use.mutable_restore_root() = found->root();
       use.set_restored_key(found->key());
@@ -136,7 +136,7 @@ absl::StatusOr<bool> StepCacheStore::Record(const std::string& pipeline, const s
   {
     absl::MutexLock lock(&mu_);
     if (caches_.contains(store_key)) return false;
-    StepCache& cache = caches_[store_key];
+    StepCacheRecord& cache = caches_[store_key];
     cache.set_pipeline(pipeline);
     cache.set_branch(BranchOr(branch));
     cache.set_key(saved.key());
@@ -172,7 +172,7 @@ assay::v1::ListStepCachesResponse StepCacheStore::List(const std::string& pipeli
   out.set_total_bytes(total_bytes_);
   out.set_budget_bytes(options_.budget_bytes);
   std::sort(out.mutable_caches()->begin(), out.mutable_caches()->end(),
-            [](const StepCache& a, const StepCache& b) { return a.created_at_ms() > b.created_at_ms(); });
+            [](const StepCacheRecord& a, const StepCacheRecord& b) { return a.created_at_ms() > b.created_at_ms(); });
   return out;
 }
 
@@ -185,7 +185,7 @@ absl::StatusOr<int> StepCacheStore::Delete(const std::string& key, bool all, con
   {
     absl::MutexLock lock(&mu_);
     for (auto it = caches_.begin(); it != caches_.end();) {
-      const StepCache& c = it->second;
+      const StepCacheRecord& c = it->second;
       const bool match = (all || c.key() == key) && (pipeline.empty() || c.pipeline() == pipeline) &&
                          (branch.empty() || c.branch() == branch);
       if (!match) {

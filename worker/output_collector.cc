@@ -22,13 +22,6 @@
 namespace assay {
 namespace {
 
-std::string Join(const std::string& dir, absl::string_view name) {
-  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
-}
-
-// Output folders are walked one open descriptor per level: bounded, whatever a step built.
-constexpr int kMaxOutputDepth = 256;
-
 class Collector {
  public:
   explicit Collector(int work_fd) : work_fd_(work_fd) {}
@@ -56,7 +49,7 @@ class Collector {
 
  private:
   absl::Status AddAt(int dir, const std::string& parent, const std::string& name, int depth) {
-    const std::string rel = Join(parent, name);
+    const std::string rel = JoinRelative(parent, name);
     if (depth > kMaxOutputDepth) {
       return absl::InvalidArgumentError(
           absl::StrCat("output '", rel, "' is deeper than ", kMaxOutputDepth, " directories below the declared output"));
@@ -98,7 +91,7 @@ class Collector {
       std::sort(names.begin(), names.end());
       absl::Status status;
       for (const std::string& n : names) {
-        if (!seen_.insert(Join(rel, n)).second) continue;
+        if (!seen_.insert(JoinRelative(rel, n)).second) continue;
         status = AddAt(::dirfd(listing), rel, n, depth + 1);
         if (!status.ok()) break;
       }
@@ -109,7 +102,7 @@ class Collector {
   }
 
   absl::Status AddLink(int dir, const std::string& parent, const std::string& name) {
-    const std::string rel = Join(parent, name);
+    const std::string rel = JoinRelative(parent, name);
     std::string target(4096, '\0');
     ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
     if (n < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));

@@ -16,13 +16,6 @@
 namespace assay {
 namespace {
 
-// Output folders are walked one open descriptor per level: bounded, whatever a step built.
-constexpr int kMaxOutputDepth = 256;
-
-std::string Join(absl::string_view dir, absl::string_view name) {
-  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
-}
-
 absl::Status Errno(absl::string_view what, absl::string_view rel) {
   return absl::InternalError(absl::StrCat(what, " '", rel, "': ", std::strerror(errno)));
 }
@@ -61,7 +54,7 @@ class TreeReader {
     if (!names.ok()) return names.status();
     reapi::Directory directory;
     for (const std::string& name : *names) {
-      const std::string child = Join(rel, name);
+      const std::string child = JoinRelative(rel, name);
       struct stat st {};
       if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Errno("output", child);
       absl::Status added = absl::OkStatus();
@@ -109,7 +102,7 @@ class TreeReader {
 
   absl::Status AddSymlink(int dir, const std::string& name, const std::string& parent, reapi::Directory* out) {
     // Judged from the work directory: a link may leave the output folder, not the work directory.
-    auto target = ReadOutputSymlink(dir, name, Join(parent, name), Join(base_rel_, parent));
+    auto target = ReadOutputSymlink(dir, name, JoinRelative(parent, name), JoinRelative(base_rel_, parent));
     if (!target.ok()) return target.status();
     reapi::SymlinkNode* node = out->add_symlinks();
     node->set_name(name);

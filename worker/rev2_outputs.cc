@@ -17,10 +17,6 @@
 namespace assay {
 namespace {
 
-std::string Join(absl::string_view dir, absl::string_view name) {
-  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
-}
-
 // A path of the Command's split into its components ("." and empty ones left out); INVALID_ARGUMENT
 // naming it when it is absolute, climbs with "..", or holds a NUL byte.
 absl::StatusOr<std::vector<std::string>> Components(absl::string_view path, absl::string_view what) {
@@ -45,7 +41,7 @@ absl::Status MakeParents(int work_fd, const std::vector<std::string>& parents, a
   int at = work_fd;
   std::string made;
   for (const std::string& part : parents) {
-    made = Join(made, part);
+    made = JoinRelative(made, part);
     if (::mkdirat(at, part.c_str(), 0755) != 0 && errno != EEXIST) {
       return absl::InternalError(
           absl::StrCat("cannot create '", made, "' for ", what, " '", path, "': ", std::strerror(errno)));
@@ -150,7 +146,7 @@ class Rev20Collector {
     found.name = parts->back();
     parts->pop_back();
     found.parent_rel = absl::StrJoin(*parts, "/");
-    found.rel = Join(found.parent_rel, found.name);
+    found.rel = JoinRelative(found.parent_rel, found.name);
     auto parent = OpenBeneath(work_fd_, found.parent_rel, O_RDONLY | O_DIRECTORY);
     if (absl::IsNotFound(parent.status())) return found;
     if (!parent.ok()) {
@@ -168,7 +164,7 @@ class Rev20Collector {
   }
 
   absl::Status AddSymlink(const Found& found, const std::string& declared, std::vector<reapi::OutputSymlink>* out) {
-    auto target = ReadOutputSymlink(found.parent.get(), found.name, found.rel, Join(work_rel_, found.parent_rel));
+    auto target = ReadOutputSymlink(found.parent.get(), found.name, found.rel, JoinRelative(work_rel_, found.parent_rel));
     if (!target.ok()) return target.status();
     reapi::OutputSymlink link;
     link.set_path(declared);

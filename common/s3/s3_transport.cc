@@ -15,18 +15,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/s3/curl_handles.h"
 #include "common/s3/s3_status.h"
 
 namespace assay {
 
 namespace {
 
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-using Headers = std::unique_ptr<curl_slist, SlistDeleter>;
-
-bool Append(Headers& headers, const std::string& line) {
+bool Append(CurlHeaders& headers, const std::string& line) {
   curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
   if (appended == nullptr) return false;
   (void)headers.release();  // curl_slist_append extended the list it was given
@@ -65,7 +61,7 @@ std::string Digest(const EVP_MD* md, absl::string_view data) {
 }
 
 
-absl::Status SetHeaders(const S3Request& request, const std::string& session_token, Headers& headers) {
+absl::Status SetCurlHeaders(const S3Request& request, const std::string& session_token, CurlHeaders& headers) {
   // libcurl 7.88 signs every header given here, so none may be one it then drops (an empty
   // "Expect:" to turn 100-continue off would be signed and not sent).
   std::vector<std::string> lines = {absl::StrCat("x-amz-content-sha256: ", Sha256Hex(request.body))};
@@ -196,8 +192,8 @@ absl::StatusOr<S3Response> S3Transport::Perform(void* handle, const S3Request& r
   CURL* c = static_cast<CURL*>(handle);
   curl_easy_reset(c);  // options only: the handle keeps its open connection
   const std::string what = absl::StrCat(request.method, " ", location_.bucket, "/", request.key);
-  Headers headers;
-  if (absl::Status s = SetHeaders(request, credentials_.session_token, headers); !s.ok()) return s;
+  CurlHeaders headers;
+  if (absl::Status s = SetCurlHeaders(request, credentials_.session_token, headers); !s.ok()) return s;
   const std::string url = S3Url(location_, request);
   const int64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
   S3Response response;

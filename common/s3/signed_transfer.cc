@@ -10,18 +10,12 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/s3/curl_handles.h"
 #include "common/s3/s3_status.h"
 #include "common/s3/s3_transport.h"
 
 namespace assay {
 namespace {
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 // A body to `sink`, unless the answer is an error: then kept (at most 64 KiB) for its message.
 struct GetState {
@@ -84,9 +78,9 @@ std::string HostOf(const std::string& url) {
 }
 
 // What both directions set: the URL, the signed headers, the deadline, no redirects or signals.
-std::unique_ptr<curl_slist, SlistDeleter> Prepare(CURL* c, const SignedS3Request& request, absl::Time deadline,
+CurlHeaders Prepare(CURL* c, const SignedS3Request& request, absl::Time deadline,
                                                    char* error) {
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  CurlHeaders headers;
   for (const auto& [name, value] : request.headers) {
     curl_slist* appended = curl_slist_append(headers.get(), absl::StrCat(name, ": ", value).c_str());
     if (appended != nullptr) {
@@ -111,7 +105,7 @@ std::unique_ptr<curl_slist, SlistDeleter> Prepare(CURL* c, const SignedS3Request
 absl::Status SignedGet(const SignedS3Request& request, int64_t offset,
                        const std::function<absl::Status(absl::string_view)>& sink, absl::Time deadline) {
   CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+  CurlEasy c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
   char error[CURL_ERROR_SIZE] = {0};
   SignedS3Request get = request;
@@ -140,7 +134,7 @@ namespace {
 absl::Status Put(const SignedS3Request& request, PutState state, absl::Time deadline) {
   const int64_t size = state.left;
   CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+  CurlEasy c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
   char error[CURL_ERROR_SIZE] = {0};
   SignedS3Request put = request;

@@ -39,6 +39,10 @@ int Openat2(int dir, const char* path, int flags, mode_t mode) {
 
 }  // namespace
 
+std::string JoinRelative(absl::string_view dir, absl::string_view name) {
+  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
+}
+
 absl::StatusOr<size_t> ReadFull(int fd, char* data, size_t want) {
   size_t got = 0;
   while (got < want) {

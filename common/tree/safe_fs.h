@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/digest/digest.h"
 
 namespace assay {
@@ -40,6 +41,12 @@ class ScopedFd {
  private:
   int fd_ = -1;
 };
+
+// "dir/name", or just `name` at the top (dir empty): the tree-relative paths messages name.
+std::string JoinRelative(absl::string_view dir, absl::string_view name);
+
+// Output folders are walked one open descriptor per level: bounded, whatever a step built.
+inline constexpr int kMaxOutputDepth = 256;
 
 // Reads `want` bytes into `data` (retrying on EINTR); fewer only at the end of the file.
 absl::StatusOr<size_t> ReadFull(int fd, char* data, size_t want);

@@ -10,13 +10,6 @@
 #include "absl/strings/str_split.h"
 
 namespace assay {
-namespace {
-
-std::string Join(const std::string& dir, absl::string_view name) {
-  return dir.empty() ? std::string(name) : absl::StrCat(dir, "/", name);
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<TreeWriter>> TreeWriter::Open(const std::filesystem::path& root, TreeLimits limits) {
   auto fd = OpenDirectory(root);
@@ -51,12 +44,12 @@ absl::Status TreeWriter::LayoutDir(int fd, const std::string& path, const Digest
     if (absl::Status s = CheckEntryName(l.name(), PrintablePath(path, l.name())); !s.ok()) return s;
     if (std::string why = SymlinkEscapesByName(path, l.target()); !why.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input tree: '", Join(path, l.name()), "': symlink target '", l.target(), "' ", why));
+          absl::StrCat("input tree: '", JoinRelative(path, l.name()), "': symlink target '", l.target(), "' ", why));
     }
     links_.push_back(Link{path, l.name(), l.target()});
   }
   for (const auto& sub : directory->directories()) {
-    const std::string sub_path = Join(path, sub.name());
+    const std::string sub_path = JoinRelative(path, sub.name());
     if (absl::Status s = CheckEntryName(sub.name(), PrintablePath(path, sub.name())); !s.ok()) return s;
     auto d = Digest::FromProto(sub.digest());
     if (!d.ok()) return d.status();
@@ -108,7 +101,7 @@ absl::Status TreeWriter::FinishSymlinks() {
     auto fd = DirFd(link.dir);
     if (!fd.ok()) return fd.status();
     if (::symlinkat(link.target.c_str(), *fd, link.name.c_str()) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("input tree: cannot create symlink '", Join(link.dir, link.name),
+      return absl::InvalidArgumentError(absl::StrCat("input tree: cannot create symlink '", JoinRelative(link.dir, link.name),
                                                      "': ", std::strerror(errno),
                                                      errno == EEXIST ? " (an existing entry is never replaced)" : ""));
     }
