@@ -1,5 +1,6 @@
 #include "common/base/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -60,10 +63,62 @@ absl::Status MakeDirs(const fs::path& path) {
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::Status RemoveError(const fs::path& path) {
+  return absl::InternalError(absl::StrCat("cannot remove ", path.string(), ": ", std::strerror(errno)));
+}
+
+// Empties the open directory `fd` (`shown` names it in errors): its subdirectories first, each opened
+// beneath it with O_NOFOLLOW, so a symlink is removed, never followed. One openat and unlinkat per
+// entry, where std::filesystem::remove_all resolved each entry's whole path twice (lstat, remove):
+// a worker empties a task's folder after every task.
+absl::Status EmptyDirectory(int fd, const fs::path& shown) {
+  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
+  {
+    DIR* listing = ::fdopendir(::dup(fd));  // closedir closes the copy
+    if (listing == nullptr) return RemoveError(shown);
+    while (const dirent* e = ::readdir(listing)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      bool dir = e->d_type == DT_DIR;
+      struct stat st;
+      if (e->d_type == DT_UNKNOWN && ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        dir = S_ISDIR(st.st_mode);
+      }
+      entries.emplace_back(name, dir);
+    }
+    ::closedir(listing);
+  }
+  for (const auto& [name, dir] : entries) {
+    if (dir) {
+      const int sub = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0 && errno == ENOENT) continue;
+      if (sub < 0) return RemoveError(shown / name);
+      absl::Status emptied = EmptyDirectory(sub, shown / name);
+      ::close(sub);
+      if (!emptied.ok()) return emptied;
+    }
+    if (::unlinkat(fd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) return RemoveError(shown / name);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status RemoveAll(const fs::path& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path.string(), ": ", ec.message()));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? absl::OkStatus() : RemoveError(path);
+  if (S_ISDIR(st.st_mode)) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return RemoveError(path);
+    absl::Status emptied = EmptyDirectory(fd, path);
+    ::close(fd);
+    if (!emptied.ok()) return emptied;
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return RemoveError(path);
+    return absl::OkStatus();
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return RemoveError(path);
   return absl::OkStatus();
 }
 

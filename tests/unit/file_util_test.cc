@@ -1,0 +1,48 @@
+#include "common/base/file_util.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+namespace assay {
+namespace {
+namespace fs = std::filesystem;
+
+// A task's folder as a hostile step may leave it: nested folders, a read-only one, symlinks to a
+// folder and a file outside. All of it goes; what the symlinks point at stays.
+TEST(RemoveAllTest, RemovesATreeWithoutFollowingItsSymlinks) {
+  ScopedTempDir tmp("assay-remove-all");
+  const fs::path outside = tmp.path() / "outside", task = tmp.path() / "task";
+  ASSERT_TRUE(MakeDirs(outside / "keep").ok());
+  ASSERT_TRUE(WriteFile(outside / "keep" / "file", "kept").ok());
+  ASSERT_TRUE(MakeDirs(task / "a" / "b" / "c").ok());
+  ASSERT_TRUE(WriteFile(task / "a" / "b" / "c" / "deep", "x").ok());
+  ASSERT_TRUE(WriteFile(task / "top", "y").ok());
+  fs::create_directory_symlink(outside / "keep", task / "a" / "to-dir");
+  fs::create_symlink(outside / "keep" / "file", task / "to-file");
+  fs::create_symlink(task / "missing", task / "dangling");
+  ASSERT_EQ(::chmod((task / "a" / "b").c_str(), 0555), 0);
+
+  ASSERT_TRUE(RemoveAll(task).ok());
+  EXPECT_FALSE(fs::exists(fs::symlink_status(task)));
+  ASSERT_TRUE(fs::exists(outside / "keep" / "file"));
+  EXPECT_EQ(*ReadFile(outside / "keep" / "file"), "kept");
+}
+
+TEST(RemoveAllTest, AMissingPathIsNothingToDoAndASymlinkOrFileGoesAlone) {
+  ScopedTempDir tmp("assay-remove-all");
+  EXPECT_TRUE(RemoveAll(tmp.path() / "never-made").ok());
+  ASSERT_TRUE(MakeDirs(tmp.path() / "dir").ok());
+  ASSERT_TRUE(WriteFile(tmp.path() / "dir" / "file", "z").ok());
+  fs::create_directory_symlink(tmp.path() / "dir", tmp.path() / "link");
+  ASSERT_TRUE(RemoveAll(tmp.path() / "link").ok());
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tmp.path() / "link")));
+  EXPECT_TRUE(fs::exists(tmp.path() / "dir" / "file")) << "the symlink went, not what it points at";
+  ASSERT_TRUE(RemoveAll(tmp.path() / "dir" / "file").ok());
+  EXPECT_FALSE(fs::exists(tmp.path() / "dir" / "file"));
+}
+
+}  // namespace
+}  // namespace assay
