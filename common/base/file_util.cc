@@ -76,8 +76,13 @@ absl::Status RemoveError(const fs::path& path) {
 absl::Status EmptyDirectory(int fd, const fs::path& shown) {
   std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
   {
-    DIR* listing = ::fdopendir(::dup(fd));  // closedir closes the copy
-    if (listing == nullptr) return RemoveError(shown);
+    // A close-on-exec copy (a step started meanwhile must not inherit it), which closedir closes.
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR* listing = copy < 0 ? nullptr : ::fdopendir(copy);
+    if (listing == nullptr) {
+      if (copy >= 0) CloseFd(copy);
+      return RemoveError(shown);
+    }
     while (const dirent* e = ::readdir(listing)) {
       const std::string name = e->d_name;
       if (name == "." || name == "..") continue;
@@ -96,7 +101,7 @@ absl::Status EmptyDirectory(int fd, const fs::path& shown) {
       if (sub < 0 && errno == ENOENT) continue;
       if (sub < 0) return RemoveError(shown / name);
       absl::Status emptied = EmptyDirectory(sub, shown / name);
-      ::close(sub);
+      CloseFd(sub);
       if (!emptied.ok()) return emptied;
     }
     if (::unlinkat(fd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) return RemoveError(shown / name);
@@ -113,7 +118,7 @@ absl::Status RemoveAll(const fs::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return RemoveError(path);
     absl::Status emptied = EmptyDirectory(fd, path);
-    ::close(fd);
+    CloseFd(fd);
     if (!emptied.ok()) return emptied;
     if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return RemoveError(path);
     return absl::OkStatus();
