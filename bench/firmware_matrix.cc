@@ -9,7 +9,8 @@
 // source (~20 input files, the whole build folder of ~11 files as the output) and tests with
 // `make run` in a `run:` step; the farm's job is run as users run it, `assay submit --wait`, and the
 // bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
-// against the steps' CPU by hand. `copy-inputs`: the workers write every input file (--copy-inputs)
+// against the steps' CPU by hand, and how many input files per task the workers linked rather than
+// wrote (from each task's "[assay] inputs" line, read after the job). `copy-inputs`: the workers write every input file (--copy-inputs)
 // instead of linking sandboxed steps' inputs to their checked copies.
 #include <sys/resource.h>
 
@@ -76,7 +77,25 @@ double ChildrenCpu() {
 struct CpuAccount {
   double coordinator = 0, workers = 0, steps = 0, cli = 0;
   int tasks = 0;
+  int64_t input_files = 0, input_links = 0;  // from the tasks' "[assay] inputs" lines
 };
+
+// Adds what one task's "[assay] inputs: N files, ...; M linked to this host's copies" line says.
+void CountInputs(absl::string_view log, CpuAccount* cpu) {
+  const absl::string_view head = "[assay] inputs: ";
+  const size_t at = log.find(head);
+  if (at == absl::string_view::npos) return;
+  absl::string_view line = log.substr(at + head.size());
+  line = line.substr(0, line.find('\n'));
+  int64_t files = 0, linked = 0;
+  if (absl::SimpleAtoi(line.substr(0, line.find(' ')), &files)) cpu->input_files += files;
+  const size_t link = line.find(" linked to this host");
+  if (link == absl::string_view::npos) return;
+  const size_t start = line.rfind(' ', link - 1);
+  if (start != absl::string_view::npos && absl::SimpleAtoi(line.substr(start + 1, link - start - 1), &linked)) {
+    cpu->input_links += linked;
+  }
+}
 
 int64_t Ms(const google::protobuf::Timestamp& t) { return t.seconds() * 1000 + t.nanos() / 1'000'000; }
 double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
@@ -257,6 +276,7 @@ double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job
     std::exit(1);
   }
   cpu->tasks += got->tasks_size();
+  for (const auto& task : got->tasks()) CountInputs(farm.Cli({"logs", *id, task.id()}).out, cpu);
   *job = *got;
   return absl::ToDoubleSeconds(*t1 - *t0);
 }
@@ -264,9 +284,11 @@ double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job
 void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, int by_hand_tasks) {
   const double per = 1e3 / std::max(1, farm.tasks);
   std::printf("CPU per task (ms), %s: coordinator %.1f, workers %.1f (daemons %.1f), steps under the workers %.1f, "
-              "the CLI %.1f; steps by hand (2 lanes) %.1f\n",
+              "the CLI %.1f; steps by hand (2 lanes) %.1f; input files per task %.1f, linked %.1f\n",
               what, farm.coordinator * per, farm.workers * per, (farm.coordinator + farm.workers) * per,
-              farm.steps * per, farm.cli * per, by_hand_steps * 1e3 / std::max(1, by_hand_tasks));
+              farm.steps * per, farm.cli * per, by_hand_steps * 1e3 / std::max(1, by_hand_tasks),
+              static_cast<double>(farm.input_files) / std::max(1, farm.tasks),
+              static_cast<double>(farm.input_links) / std::max(1, farm.tasks));
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -16,6 +15,7 @@
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
 #include "worker/rev2_outputs.h"
+#include "worker/step_logs.h"
 #include "worker/step_output.h"
 #include "worker/step_settings.h"
 
@@ -96,15 +96,12 @@ absl::StatusOr<ExecRequest> StepRequest(const assay::v1::Assignment& assignment,
   return request;
 }
 
-// Runs the step. Its first `limit.bytes` of output are kept (in the task's stdout and stderr files,
-// and sent live); beyond them one note, and the step goes on or, with output_limit_fails, is stopped.
+// Runs the step. Its first `limit.bytes` of output are kept (in `logs`, and sent live); beyond them
+// one note, and the step goes on or, with output_limit_fails, is stopped.
 absl::StatusOr<ExecResult> RunStep(Executor* executor, const ExecRequest& request, const CancelToken& cancel,
-                                   const OutputLimit& limit, const fs::path& task_dir, TaskLog* log,
-                                   bool* output_exceeded) {
+                                   const OutputLimit& limit, StepLogs* logs, TaskLog* log, bool* output_exceeded) {
   CancelToken stop;  // the task's cancel, or the output limit's
   LinkedCancel linked(cancel, &stop);
-  std::ofstream files[2] = {std::ofstream(task_dir / "stdout", std::ios::binary),
-                            std::ofstream(task_dir / "stderr", std::ios::binary)};
   StepOutput output(limit.bytes);
   auto exec = executor->Run(
       request,
@@ -112,7 +109,7 @@ absl::StatusOr<ExecResult> RunStep(Executor* executor, const ExecRequest& reques
         const int index = stream == OutputStream::kStdout ? 0 : 1;
         const StepOutput::Kept kept = output.Take(index, data);
         if (!kept.data.empty()) {
-          files[index].write(kept.data.data(), static_cast<std::streamsize>(kept.data.size()));
+          logs->Append(index, kept.data);
           log->Send(index == 0 ? LogChunk::STDOUT : LogChunk::STDERR, kept.data, kept.offset);
         }
         if (kept.limit_reached) {
@@ -296,7 +293,8 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   const OutputLimit output_limit = OutputLimitFor(assignment.command());
   bool output_exceeded = false;
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
-  auto exec = RunStep(executor_.get(), *request, cancel, output_limit, files.task_dir, &log, &output_exceeded);
+  StepLogs logs(files.task_dir);
+  auto exec = RunStep(executor_.get(), *request, cancel, output_limit, &logs, &log, &output_exceeded);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
   if (!exec.ok()) {
     out.set_error(std::string(exec.status().message()));
@@ -308,7 +306,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   }
   ApplyVerdict(*exec, output_exceeded, output_limit, request->limits, &log, &out);
   *metadata->mutable_output_upload_start_timestamp() = ToTimestamp(absl::Now());
-  absl::Status uploaded = uploader_.Upload(assignment.command(), files.exec_dir, files.task_dir, &out,
+  absl::Status uploaded = uploader_.Upload(assignment.command(), files.exec_dir, logs, &out,
                                            [&log](absl::string_view line) { log.Note(line); });
   if (!uploaded.ok()) {
     out.set_error(std::string(uploaded.message()));

@@ -20,19 +20,24 @@ absl::StatusOr<std::unique_ptr<InputLinks>> InputLinks::Open(const std::filesyst
   return std::unique_ptr<InputLinks>(new InputLinks(std::move(*fd), budget_bytes));
 }
 
-std::string InputLinks::NameOf(const TreeWriter::File& file) {
-  return absl::StrCat(file.digest.hash(), "-", file.digest.size(), file.executable ? "-x" : "");
+std::string InputLinks::NameOf(const TreeWriter::File& file, int copy) {
+  return absl::StrCat(file.digest.hash(), "-", file.digest.size(), file.executable ? "-x" : "", ".", copy);
 }
 
 bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
   if (file.digest.size() > kMaxFileBytes) return false;
-  const std::string name = NameOf(file);
+  std::string name;
   {
     absl::MutexLock lock(&mu_);
-    auto it = entries_.find(name);
-    if (it == entries_.end() || it->second.in_use) return false;
-    it->second.in_use = true;
-    lru_.splice(lru_.end(), lru_, it->second.lru);
+    for (int copy = 0; copy < kMaxCopies && name.empty(); ++copy) {
+      std::string candidate = NameOf(file, copy);
+      auto it = entries_.find(candidate);
+      if (it == entries_.end() || it->second.in_use) continue;
+      it->second.in_use = true;
+      lru_.splice(lru_.end(), lru_, it->second.lru);
+      name = std::move(candidate);
+    }
+    if (name.empty()) return false;
   }
   if (tree.LinkFile(file, dir_.get(), name).ok()) {
     claims->names.push_back(name);
@@ -45,11 +50,15 @@ bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* cl
 
 void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
   if (file.digest.size() > kMaxFileBytes || file.digest.size() > budget_) return;
-  const std::string name = NameOf(file);
+  std::string name;
   std::vector<std::string> evicted;
   {
     absl::MutexLock lock(&mu_);
-    if (entries_.contains(name)) return;
+    for (int copy = 0; copy < kMaxCopies && name.empty(); ++copy) {
+      std::string candidate = NameOf(file, copy);
+      if (!entries_.contains(candidate)) name = std::move(candidate);
+    }
+    if (name.empty()) return;  // as many copies as are kept
     // Room first: the least recently used files no task holds go.
     for (auto it = lru_.begin(); it != lru_.end() && bytes_ + file.digest.size() > budget_;) {
       const std::string victim = *it++;

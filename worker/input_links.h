@@ -9,7 +9,9 @@
 // - Links are made only for steps in the bubblewrap sandbox: every process of the step dies with it,
 //   and the step's work directory is the only place on this filesystem it can write, so when its
 //   folder is removed no other name of the file is left.
-// - A file is linked into one task at a time (another task at once gets its own copy).
+// - A copy is linked into one task at a time. Up to kMaxCopies copies of a file are kept, so tasks
+//   that overlap still link theirs: a slot's next task starts while the folder of its last one is
+//   still being removed, and other slots run the same cell's steps.
 // - When the task is over, each file it had is checked before another task may have it: a regular
 //   file, its mode and size unchanged, no other link left, its bytes hashing to its digest.
 //   Anything else and the file is dropped (the next task writes its own copy again).
@@ -39,6 +41,8 @@ class InputLinks {
  public:
   // Files larger than this are copied (checking a linked file after its task reads it whole).
   static constexpr int64_t kMaxFileBytes = 4 << 20;
+  // Copies kept of one file (of one digest and mode), each linked into one task at a time.
+  static constexpr int kMaxCopies = 4;
 
   // `dir`: a folder of its own on the work directory's filesystem, emptied (or made) now. Files are
   // kept within `budget_bytes`, the least recently used dropped first.
@@ -49,11 +53,12 @@ class InputLinks {
     std::vector<std::string> names;
   };
 
-  // Links the file of the layout from this host's copy, claiming it for the task: false when there
-  // is none yet, it is in use, or it is too large (the caller writes the file itself, then Adopts it).
+  // Links the file of the layout from one of this host's copies, claiming it for the task: false
+  // when there is none yet, every copy is in use, or it is too large (the caller writes the file
+  // itself, then Adopts it).
   bool Link(TreeWriter& tree, const TreeWriter::File& file, Claims* claims);
-  // Takes the file just written for the task as this host's copy (claimed by the task), if there is
-  // none and it fits. Best effort.
+  // Takes the file just written for the task as one more copy of this host's (claimed by the task),
+  // if there are fewer than kMaxCopies and it fits. Best effort.
   void Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims);
   // The task's folder is gone: checks each claimed file (see above) and frees it for the next task,
   // or drops it. Returns how many were dropped.
@@ -71,7 +76,8 @@ class InputLinks {
     std::list<std::string>::iterator lru;  // position in lru_ (front: least recently used)
   };
   InputLinks(ScopedFd dir, int64_t budget) : dir_(std::move(dir)), budget_(budget) {}
-  static std::string NameOf(const TreeWriter::File& file);
+  // The name of the file's copy `copy` in the folder.
+  static std::string NameOf(const TreeWriter::File& file, int copy);
   // Whether the file `name` in the folder is still exactly what `entry` says (see above).
   bool Intact(const std::string& name, const Entry& entry) const;
   void DropLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

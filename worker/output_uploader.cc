@@ -36,8 +36,7 @@ void FillResult(const reapi::Command& command, CollectedOutputs* outputs, reapi:
 }  // namespace
 
 absl::Status OutputUploader::Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
-                                    const std::filesystem::path& task_dir, assay::v1::TaskResult* out,
-                                    const NoteFn& note) {
+                                    const StepLogs& logs, assay::v1::TaskResult* out, const NoteFn& note) {
   auto exec_fd = OpenDirectory(exec_dir);
   if (!exec_fd.ok()) return WithContext(exec_fd.status(), "collecting outputs");
   // Outputs are relative to the command's working directory (the input root for pipeline steps).
@@ -60,11 +59,15 @@ absl::Status OutputUploader::Upload(const reapi::Command& command, const std::fi
   for (const std::string& warning : outputs->warnings) note(absl::StrCat("[assay] warning: ", warning, "\n"));
   FillResult(command, &*outputs, result);
   std::vector<TreeBlob> uploads = std::move(outputs->uploads);
-  for (const auto& [name, field] : {std::pair{"stdout", 0}, std::pair{"stderr", 1}}) {
-    auto digest = DigestFile((task_dir / name).string());
-    if (!digest.ok()) continue;
-    *(field == 0 ? result->mutable_stdout_digest() : result->mutable_stderr_digest()) = digest->ToProto();
-    uploads.push_back(TreeBlob{*digest, "", task_dir / name});
+  for (int stream : {0, 1}) {
+    auto blob = logs.Blob(stream);
+    if (!blob.ok()) {
+      note(absl::StrCat("[assay] warning: its ", stream == 0 ? "stdout" : "stderr", " is not kept: ",
+                        blob.status().message(), "\n"));
+      continue;
+    }
+    *(stream == 0 ? result->mutable_stdout_digest() : result->mutable_stderr_digest()) = blob->digest.ToProto();
+    uploads.push_back(std::move(*blob));
   }
   const std::vector<TreeBlob> to_upload =
       InlineSmallBlobs(uploads, kInlineBlobBytes, kInlineResultBytes, out->mutable_inline_blobs());

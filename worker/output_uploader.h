@@ -14,6 +14,7 @@
 #include "assay/v1/worker_link.pb.h"
 #include "common/remote/cas_client.h"
 #include "worker/input_fetcher.h"
+#include "worker/step_logs.h"
 
 namespace assay {
 
@@ -30,10 +31,10 @@ class OutputUploader {
 
   // Fills `out`'s result (output files, directories and symlinks, stdout/stderr digests, sizes,
   // inline blobs) for `command` run in `exec_dir` (its outputs relative to the command's working
-  // directory there; REv2.0 commands' as rev2_outputs.h says), whose logs are in `task_dir`. The
-  // error is the task's, as reported.
-  absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
-                      const std::filesystem::path& task_dir, assay::v1::TaskResult* out, const NoteFn& note);
+  // directory there; REv2.0 commands' as rev2_outputs.h says), whose stdout and stderr are `logs`.
+  // The error is the task's, as reported.
+  absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir, const StepLogs& logs,
+                      assay::v1::TaskResult* out, const NoteFn& note);
 
  private:
   CasClient* const cas_;

@@ -14,13 +14,13 @@ class EvictingWriter final : public BlobWriter {
   absl::Status Commit() override {
     absl::Status s = inner_->Commit();
     committed_ = s.ok();
-    if (s.ok()) store_->AfterWrite();
+    if (s.ok()) store_->AfterWrite(/*committed=*/true);
     return s;
   }
   int64_t written() const override { return inner_->written(); }
   ~EvictingWriter() override {
     inner_.reset();  // a failed upload's chunks are discarded now...
-    if (!committed_) store_->AfterWrite();  // ...and their space given back by the maintenance pass
+    if (!committed_) store_->AfterWrite(/*committed=*/false);  // ...and their space given back by the upkeep
   }
 
  private:
@@ -59,11 +59,14 @@ void EvictingBlobStore::Maintain() {
   if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
 }
 
-void EvictingBlobStore::AfterWrite() {
+void EvictingBlobStore::AfterWrite(bool committed) {
   if (!evictor_.joinable()) {
     MaybeEvict().IgnoreError();
     return;
   }
+  // Waking the thread for nothing costs two context switches a blob (a step's outputs are many).
+  int64_t shortfall = 0;
+  if (committed && !NeedsEviction(&shortfall)) return;
   absl::MutexLock lock(&wake_mu_);
   wake_ = true;
 }
@@ -96,7 +99,7 @@ absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64
 absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
   absl::Status s = inner_->Put(digest, data);
   if (absl::IsResourceExhausted(s) && MakeRoom(digest.size())) s = inner_->Put(digest, data);
-  if (s.ok()) AfterWrite();
+  if (s.ok()) AfterWrite(/*committed=*/true);
   return s;
 }
 
@@ -132,11 +135,16 @@ int64_t EvictingBlobStore::DiskShortfall() {
   return std::max<int64_t>(2 * reserve->reserve_bytes() - reserve->free_bytes(), 0);
 }
 
-absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
+bool EvictingBlobStore::NeedsEviction(int64_t* shortfall) {
   const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
   const bool over_budget = options_.budget_bytes > 0 && inner_->stored_bytes() > high;
-  const int64_t shortfall = DiskShortfall();
-  if (!over_budget && shortfall == 0) return 0;
+  *shortfall = DiskShortfall();
+  return over_budget || *shortfall > 0;
+}
+
+absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
+  int64_t shortfall = 0;
+  if (!NeedsEviction(&shortfall)) return 0;
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
   if (!evict_mu_.TryLock()) return 0;
   auto dropped = EvictLocked(shortfall);

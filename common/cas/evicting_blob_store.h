@@ -4,8 +4,8 @@
 // runs when free disk space is low (below twice the reserve), dropping the oldest blobs and giving
 // their space back until that much is free again.
 //
-// With `background`, a maintenance thread of its own does this (woken by writes, and every
-// kMaintenanceInterval): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
+// With `background`, a maintenance thread of its own does this (woken by writes that need it, and
+// every kMaintenanceInterval): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
 // the database after a full disk stopped it and giving back the space of failed uploads), then
 // eviction. Pinned blobs (the inputs of running tasks) are never dropped. Reads refresh a blob's
 // last-use time.
@@ -66,8 +66,12 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   friend class EvictingWriter;
   EvictableBlobStore* inner_;
   Options options_;
-  // Starts an eviction pass now (inline) or on the background thread.
-  void AfterWrite();
+  // After a write: an eviction pass now (inline), or on the background thread. A committed write
+  // wakes that thread only when a pass has work to do (over the high watermark, or the disk low);
+  // a failed one always does, for the storage's upkeep to give its space back.
+  void AfterWrite(bool committed);
+  // Whether the store is over its high watermark; `*shortfall`: DiskShortfall().
+  bool NeedsEviction(int64_t* shortfall);
   // Evicts the oldest unpinned blobs while `more()`; returns the bytes and blobs dropped.
   absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
   // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).

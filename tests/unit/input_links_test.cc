@@ -1,13 +1,15 @@
 // InputLinks: a file written for one task becomes this host's copy and is linked, not written, for
-// the next; a file in use is never shared; whatever a step did to a linked file (its bytes, its
-// mode, another name left behind) drops the copy instead of reaching the next task; the budget
-// drops the least recently used; nothing of an earlier run is kept.
+// the next; a file in use is never shared (tasks at once get copies of their own, up to kMaxCopies);
+// whatever a step did to a linked file (its bytes, its mode, another name left behind) drops the
+// copy instead of reaching the next task; the budget drops the least recently used; nothing of an
+// earlier run is kept.
 #include "worker/input_links.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/common/hostile_trees_loader.h"
@@ -90,11 +92,33 @@ TEST_F(InputLinksTest, TheNextTaskGetsLinksToTheFilesTheFirstOneWroteWithTheirBy
   EXPECT_EQ(::access((work / "run.sh").c_str(), X_OK), 0) << "the executable bit is kept";
   EXPECT_NE(::access((work / "a.c").c_str(), X_OK), 0);
 
-  InputLinks::Claims third;  // at the same time: the files are in use, so it gets copies
+  InputLinks::Claims third;  // at the same time: the files are in use, so it writes its own...
   EXPECT_EQ(Materialize(top_.path() / "t3", &third), 0);
-  EXPECT_EQ(Links(top_.path() / "t3" / "a.c"), 1u);
+  EXPECT_EQ(Links(top_.path() / "t3" / "a.c"), 2u) << "...which become the host's second copies";
+  EXPECT_EQ(links_->files(), 4);
   EXPECT_EQ(Finish(work, &second), 0);
   EXPECT_EQ(Finish(top_.path() / "t3", &third), 0);
+}
+
+TEST_F(InputLinksTest, TasksThatOverlapEachLinkACopyOfTheirOwnUpToTheCopiesKept) {
+  // Each task of a first round at once writes its files and keeps them as one more copy.
+  std::vector<InputLinks::Claims> claims(InputLinks::kMaxCopies + 1);
+  for (size_t t = 0; t < claims.size(); ++t) {
+    EXPECT_EQ(Materialize(top_.path() / absl::StrCat("a", t), &claims[t]), 0);
+  }
+  EXPECT_EQ(links_->files(), 2 * InputLinks::kMaxCopies) << "the task beyond kMaxCopies keeps no copy";
+  for (size_t t = 0; t < claims.size(); ++t) EXPECT_EQ(Finish(top_.path() / absl::StrCat("a", t), &claims[t]), 0);
+
+  // A second round at once: every task but the last links a copy no other task holds.
+  for (size_t t = 0; t < claims.size(); ++t) {
+    const fs::path work = top_.path() / absl::StrCat("b", t);
+    const bool linked = t < static_cast<size_t>(InputLinks::kMaxCopies);
+    EXPECT_EQ(Materialize(work, &claims[t]), linked ? 2 : 0) << "task " << t;
+    EXPECT_EQ(Links(work / "a.c"), linked ? 2u : 1u) << "task " << t << ": a copy of its own, never another's";
+    EXPECT_EQ(ReadFile(work / "a.c").value_or(""), "int a;\n");
+  }
+  for (size_t t = 0; t < claims.size(); ++t) EXPECT_EQ(Finish(top_.path() / absl::StrCat("b", t), &claims[t]), 0);
+  EXPECT_EQ(links_->files(), 2 * InputLinks::kMaxCopies);
 }
 
 TEST_F(InputLinksTest, AFileTheStepChangedOrLinkedElsewhereIsDroppedAndNeverReachesTheNextTask) {

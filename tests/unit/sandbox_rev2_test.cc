@@ -79,7 +79,8 @@ TEST(SandboxRev2Test, ABazelCommandRunsInItsWorkingDirectoryAndItsOutputsComeBac
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->exit_code, 0) << said;
   EXPECT_TRUE(absl::StrContains(said, (exec_dir / "pkg").string())) << said;
-  ASSERT_TRUE(WriteFile(task_dir / "stdout", said).ok());
+  StepLogs logs(task_dir);
+  logs.Append(0, said);
 
   CoordinatorServer coordinator;
   CoordinatorServer::Options options;
@@ -92,7 +93,7 @@ TEST(SandboxRev2Test, ABazelCommandRunsInItsWorkingDirectoryAndItsOutputsComeBac
   OutputUploader uploader(&cas, &local);
   assay::v1::TaskResult out;
   std::string notes;
-  ASSERT_TRUE(uploader.Upload(command, exec_dir, task_dir, &out, [&](absl::string_view l) { notes.append(l.data(), l.size()); }).ok());
+  ASSERT_TRUE(uploader.Upload(command, exec_dir, logs, &out, [&](absl::string_view l) { notes.append(l.data(), l.size()); }).ok());
   EXPECT_TRUE(absl::StrContains(notes, "1 declared output(s) not produced: 'bazel-out/bin/missing'")) << notes;
 
   const reapi::ActionResult& result = out.result();
