@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/s3/curl_handles.h"
+#include "common/s3/curl_loader.h"
 
 namespace assay {
 
@@ -32,6 +33,7 @@ int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 absl::StatusOr<HttpResponse> SendHttp(const HttpRequest& request, const HttpOptions& options) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (absl::Status ready = CurlReady(); !ready.ok()) return ready;
   CurlEasy curl(curl_easy_init());
   if (curl == nullptr) return absl::InternalError("libcurl could not make a handle");
   CurlHeaders headers;

@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/s3/curl_handles.h"
+#include "common/s3/curl_loader.h"
 #include "common/s3/s3_status.h"
 
 namespace assay {
@@ -165,6 +166,7 @@ absl::StatusOr<void*> S3Transport::Acquire(absl::Time deadline) {
   CURL* handle = curl_easy_init();
   if (handle == nullptr) {
     --in_use_;
+    if (absl::Status ready = CurlReady(); !ready.ok()) return ready;
     return absl::ResourceExhaustedError("libcurl could not make a handle");
   }
   return static_cast<void*>(handle);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/s3/curl_handles.h"
+#include "common/s3/curl_loader.h"
 #include "common/s3/s3_status.h"
 #include "common/s3/s3_transport.h"
 
@@ -104,6 +105,7 @@ CurlHeaders Prepare(CURL* c, const SignedS3Request& request, absl::Time deadline
 
 absl::Status SignedGet(const SignedS3Request& request, int64_t offset,
                        const std::function<absl::Status(absl::string_view)>& sink, absl::Time deadline) {
+  if (absl::Status ready = CurlReady(); !ready.ok()) return ready;
   CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
   CurlEasy c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
@@ -133,6 +135,7 @@ namespace {
 
 absl::Status Put(const SignedS3Request& request, PutState state, absl::Time deadline) {
   const int64_t size = state.left;
+  if (absl::Status ready = CurlReady(); !ready.ok()) return ready;
   CurlGlobalInit();  // before the first handle: curl_easy_init's own is not thread-safe
   CurlEasy c(curl_easy_init());
   if (!c) return absl::ResourceExhaustedError("libcurl could not make a handle");
