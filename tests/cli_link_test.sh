@@ -1,5 +1,6 @@
 #!/bin/sh
-# The CLI links neither RocksDB nor prometheus-cpp: it reaches the farm over gRPC only.
+# The CLI links neither RocksDB nor prometheus-cpp: it reaches the farm over gRPC only. Nor libcurl:
+# that is loaded when first used (common/s3/curl_loader.h), not at every command's start.
 # $1: the assay binary; $2: the build directory; $3: CMake's make program. With Ninja, checks the
 # link line of the `assay` target (what CMake's dependencies bring in, used or not); and always the
 # libraries the binary loads (ldd).
@@ -10,10 +11,10 @@ case "$make" in
   *ninja*)
     line=$("$make" -C "$build" -t commands assay | tail -1)
     printf '%s\n' "$line" | grep -q -- '-o cli/assay' || { echo "not the CLI's link line: $line"; exit 1; }
-    bad=$(printf '%s\n' "$line" | tr ' ' '\n' | grep -Ei 'rocksdb|prometheus' || true)
+    bad=$(printf '%s\n' "$line" | tr ' ' '\n' | grep -Ei 'rocksdb|prometheus|curl' || true)
     [ -z "$bad" ] || { echo "the CLI's link line names libraries it must not link:"; echo "$bad"; exit 1; }
     ;;
 esac
-bad=$(ldd "$bin" | grep -Ei 'rocksdb|prometheus' || true)
+bad=$(ldd "$bin" | grep -Ei 'rocksdb|prometheus|curl' || true)
 [ -z "$bad" ] || { echo "$bin loads libraries it must not:"; echo "$bad"; exit 1; }
-echo "$bin links neither RocksDB nor prometheus-cpp"
+echo "$bin links neither RocksDB, prometheus-cpp nor libcurl"
