@@ -74,6 +74,14 @@ absl::Status CurlReady() {
 
 }  // namespace assay
 
+// curl.h declares curl_easy_setopt and curl_easy_getinfo with an enum before the `...`, and
+// libcurl's own definitions call va_start on it just so; clang warns (-Wvarargs) that an enum is
+// promoted. The enums are ints on every ABI Assay builds for.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
+
 // The functions of curl.h that Assay calls, with curl.h's own declarations. Without the library
 // they fail the way libcurl itself reports failure (no handle, CURLE_FAILED_INIT).
 extern "C" {
@@ -140,3 +148,7 @@ void curl_slist_free_all(struct curl_slist* list) {
 }
 
 }  // extern "C"
+
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
