@@ -36,7 +36,7 @@ void FillResult(const reapi::Command& command, CollectedOutputs* outputs, reapi:
 }  // namespace
 
 absl::Status OutputUploader::Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
-                                    const StepLogs& logs, assay::v1::TaskResult* out, const NoteFn& note) {
+                                    StepLogs& logs, assay::v1::TaskResult* out, const NoteFn& note) {
   auto exec_fd = OpenDirectory(exec_dir);
   if (!exec_fd.ok()) return WithContext(exec_fd.status(), "collecting outputs");
   // Outputs are relative to the command's working directory (the input root for pipeline steps).
@@ -60,7 +60,7 @@ absl::Status OutputUploader::Upload(const reapi::Command& command, const std::fi
   FillResult(command, &*outputs, result);
   std::vector<TreeBlob> uploads = std::move(outputs->uploads);
   for (int stream : {0, 1}) {
-    auto blob = logs.Blob(stream);
+    auto blob = logs.TakeBlob(stream);
     if (!blob.ok()) {
       note(absl::StrCat("[assay] warning: its ", stream == 0 ? "stdout" : "stderr", " is not kept: ",
                         blob.status().message(), "\n"));

@@ -33,7 +33,7 @@ class OutputUploader {
   // inline blobs) for `command` run in `exec_dir` (its outputs relative to the command's working
   // directory there; REv2.0 commands' as rev2_outputs.h says), whose stdout and stderr are `logs`.
   // The error is the task's, as reported.
-  absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir, const StepLogs& logs,
+  absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir, StepLogs& logs,
                       assay::v1::TaskResult* out, const NoteFn& note);
 
  private:

@@ -10,6 +10,12 @@
 
 namespace assay {
 
+void StepLogs::WriteToFile(Stream& s, absl::string_view data) {
+  s.status = WriteAll(s.file.get(), data);
+  s.hash->Update(data);
+  s.file_bytes += static_cast<int64_t>(data.size());
+}
+
 void StepLogs::Append(int stream, absl::string_view data) {
   Stream& s = streams_[stream == 0 ? 0 : 1];
   if (!s.status.ok() || data.empty()) return;
@@ -25,18 +31,22 @@ void StepLogs::Append(int stream, absl::string_view data) {
       return;
     }
     s.file = ScopedFd(fd);
-    s.status = WriteAll(fd, s.memory);
+    s.hash = std::make_unique<Sha256>();
+    WriteToFile(s, s.memory);
     std::string().swap(s.memory);
     if (!s.status.ok()) return;
   }
-  s.status = WriteAll(s.file.get(), data);
+  WriteToFile(s, data);
 }
 
-absl::StatusOr<TreeBlob> StepLogs::Blob(int stream) const {
-  const Stream& s = streams_[stream == 0 ? 0 : 1];
+absl::StatusOr<TreeBlob> StepLogs::TakeBlob(int stream) {
+  Stream& s = streams_[stream == 0 ? 0 : 1];
   if (!s.status.ok()) return s.status;
-  if (!s.file.valid()) return TreeBlob{Digest::OfBytes(s.memory), s.memory, {}};
-  auto digest = DigestFile(PathOf(stream).string());
+  if (!s.file.valid()) {
+    const Digest digest = Digest::OfBytes(s.memory);
+    return TreeBlob{digest, std::move(s.memory), {}};
+  }
+  auto digest = Digest::Create(s.hash->FinishHex(), s.file_bytes);
   if (!digest.ok()) return digest.status();
   return TreeBlob{*digest, "", PathOf(stream)};
 }

@@ -65,8 +65,7 @@ void EvictingBlobStore::AfterWrite(bool committed) {
     return;
   }
   // Waking the thread for nothing costs two context switches a blob (a step's outputs are many).
-  int64_t shortfall = 0;
-  if (committed && !NeedsEviction(&shortfall)) return;
+  if (committed && !NeedsEviction()) return;
   absl::MutexLock lock(&wake_mu_);
   wake_ = true;
 }
@@ -138,8 +137,9 @@ int64_t EvictingBlobStore::DiskShortfall() {
 bool EvictingBlobStore::NeedsEviction(int64_t* shortfall) {
   const auto high = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.high_watermark);
   const bool over_budget = options_.budget_bytes > 0 && inner_->stored_bytes() > high;
-  *shortfall = DiskShortfall();
-  return over_budget || *shortfall > 0;
+  const int64_t short_by = DiskShortfall();
+  if (shortfall != nullptr) *shortfall = short_by;
+  return over_budget || short_by > 0;
 }
 
 absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {

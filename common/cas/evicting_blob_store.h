@@ -70,8 +70,9 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   // wakes that thread only when a pass has work to do (over the high watermark, or the disk low);
   // a failed one always does, for the storage's upkeep to give its space back.
   void AfterWrite(bool committed);
-  // Whether the store is over its high watermark; `*shortfall`: DiskShortfall().
-  bool NeedsEviction(int64_t* shortfall);
+  // Whether the store is over its high watermark or the disk low; `*shortfall` (if given):
+  // DiskShortfall().
+  bool NeedsEviction(int64_t* shortfall = nullptr);
   // Evicts the oldest unpinned blobs while `more()`; returns the bytes and blobs dropped.
   absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
   // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).

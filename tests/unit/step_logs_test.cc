@@ -20,8 +20,8 @@ TEST(StepLogsTest, SmallOutputStaysInMemoryAndNoFileIsMade) {
   logs.Append(0, "hello ");
   logs.Append(1, "warning\n");
   logs.Append(0, "world\n");
-  auto out = logs.Blob(0);
-  auto err = logs.Blob(1);
+  auto out = logs.TakeBlob(0);
+  auto err = logs.TakeBlob(1);
   ASSERT_TRUE(out.ok() && err.ok());
   EXPECT_EQ(out->data, "hello world\n");
   EXPECT_TRUE(out->file.empty());
@@ -41,7 +41,7 @@ TEST(StepLogsTest, AStreamPastTheMemoryLimitMovesToItsFileWithEveryByteInOrder) 
     printed += line;
   }
   logs.Append(1, "only a little on stderr\n");
-  auto out = logs.Blob(0);
+  auto out = logs.TakeBlob(0);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->file, dir.path() / "stdout");
   EXPECT_TRUE(out->data.empty());
@@ -55,10 +55,10 @@ TEST(StepLogsTest, AFileThatCannotBeMadeIsAnErrorForThatStreamOnly) {
   StepLogs logs(dir.path() / "missing-folder");
   logs.Append(0, std::string(StepLogs::kMemoryBytes + 1, 'x'));
   logs.Append(1, "fine\n");
-  auto out = logs.Blob(0);
+  auto out = logs.TakeBlob(0);
   EXPECT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("missing-folder/stdout"), std::string::npos) << out.status();
-  auto err = logs.Blob(1);
+  auto err = logs.TakeBlob(1);
   ASSERT_TRUE(err.ok());
   EXPECT_EQ(err->data, "fine\n");
 }
