@@ -115,6 +115,7 @@ struct FarmFigures {
 std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool limits, std::vector<std::string> flags) {
   const std::string limits_yaml = limits ? "    limits: {cpus: 1, memory: 256MiB, pids: 256}\n" : "";
   Farm farm;
+  farm.use_default_timings();
   flags.insert(flags.end(), {"--max-matrix-cells", "100000"});
   farm.StartCoordinator(flags);
   farm.set_executor(executor);

@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   double lanes_cpu = 0;
   for (int slots : {1, 2}) {
     Farm farm;
+    farm.use_default_timings();
     farm.StartCoordinator();
     farm.set_executor(executor);
     farm.StartWorker("w1", {}, slots, worker_args);

@@ -72,6 +72,7 @@ absl::Status GroupCommit::Wait(uint64_t ticket) {
     if (!status.ok()) spdlog::error("writing {} coordinator changes failed: {}", group.size(), status.ToString());
     queued_bytes_ -= bytes;
     groups_.fetch_add(1);
+    if (sync && last_write < group.size()) synced_groups_.fetch_add(1);
     changes_.fetch_add(group.size());
     mu_.Lock();
     // Actions run in ticket order: no other group is written or acted on until these are done.

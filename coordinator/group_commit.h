@@ -59,8 +59,10 @@ class GroupCommit {
 
   // The highest ticket whose change is written.
   uint64_t written() const { return written_.load(std::memory_order_acquire); }
-  // Figures: how many writes were made, and how many changes they carried.
+  // Figures: how many writes were made (and how many of them were fsynced), and how many changes
+  // they carried.
   uint64_t groups() const { return groups_.load(); }
+  uint64_t synced_groups() const { return synced_groups_.load(); }
   uint64_t changes() const { return changes_.load(); }
 
  private:
@@ -73,7 +75,7 @@ class GroupCommit {
   std::thread background_;
   std::atomic<uint64_t> written_{0};
   std::atomic<size_t> queued_bytes_{0};
-  std::atomic<uint64_t> groups_{0}, changes_{0};
+  std::atomic<uint64_t> groups_{0}, synced_groups_{0}, changes_{0};
 };
 
 }  // namespace assay

@@ -324,10 +324,7 @@ void JobManager::AdvanceLocked(JobEntry* entry) {
     jobs_finished_[assay::v1::JobState_Name(entry->job.state())]++;
     spdlog::info("job {} {}", entry->job.id(), assay::v1::JobState_Name(entry->job.state()));
   }
-  if (job_changed) {
-    dirty_jobs_.insert(entry->number);
-    touched_jobs_.insert(entry->number);
-  }
+  if (job_changed) MarkJobChangedLocked(entry->number);
   RetireFinishedLocked();
 }
 
@@ -377,7 +374,9 @@ void JobManager::DispatchLocked() {
     entry->awaiting_worker.erase(task->index());
     bool job_started = entry->job.state() == assay::v1::JOB_QUEUED;
     if (job_started) entry->job.set_state(assay::v1::JOB_RUNNING);
-    PersistLocked(entry, *task, job_started);
+    // Not fsynced: the assignment goes out before it is written at all (SendEarlyLocked), and a
+    // task a crash forgot was handed out runs again.
+    PersistLocked(entry, *task, job_started, /*synced=*/false);
     SystemLogLocked(entry, *task, absl::StrCat("attempt ", task->attempt(), " on worker ", lease.worker));
     // The action was kept in memory when the task was queued: dispatch reads nothing from the CAS.
     if (grant.action == nullptr) {

@@ -145,6 +145,7 @@ class JobManager {
     std::map<std::string, int64_t> jobs_finished;              // by JobState name, since start
     std::map<std::pair<std::string, bool>, int64_t> tasks_finished;  // by (TaskState name, cached)
     LatencyHistogram::Snapshot heartbeat_seconds;  // handling a worker's heartbeat, lock wait included
+    int64_t state_writes = 0, state_writes_synced = 0;  // group commits of jobs' changes, since start
   };
   Stats GetStats();
   const Options& options() const { return options_; }
@@ -251,7 +252,14 @@ class JobManager {
   // Puts a task that ran back on the scheduler's queue.
   void QueueAgainLocked(JobEntry* entry, assay::v1::Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a task (and the job's summary) for the next group commit (watchers hear of it once written).
-  void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `synced`: the commit is fsynced (results, and whatever a client or worker was told). A task's
+  // progress that the farm redoes after a crash (prepared and queued, handed to a worker) need not
+  // be: it reaches the disk with the next synced commit, and RocksDB's log keeps commits in order, so
+  // a power loss can lose such a change only with every change after it.
+  void PersistLocked(JobEntry* entry, const assay::v1::Task& task, bool job_changed, bool synced = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks a job's summary for the next group commit, fsynced.
+  void MarkJobChangedLocked(uint64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts every change marked in this locked section into one batch and hands it to the group commit
   // (which writes it after the lock is released). Returns its ticket (0: nothing to write).
   uint64_t FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -369,6 +377,7 @@ class JobManager {
   std::set<TaskKey> preparing_ ABSL_GUARDED_BY(mu_);          // handed to Prepare, not yet applied
   std::map<uint64_t, std::set<int32_t>> dirty_tasks_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> dirty_jobs_ ABSL_GUARDED_BY(mu_);
+  bool dirty_synced_ ABSL_GUARDED_BY(mu_) = false;  // a dirty task's or job's change must be fsynced
   std::set<uint64_t> touched_jobs_ ABSL_GUARDED_BY(mu_);   // changed in this section (tasks, summary, logs)
   Watchers watchers_ ABSL_GUARDED_BY(mu_);
   RunHistory history_ ABSL_GUARDED_BY(mu_);  // the steps' last runs: a job's longest work first

@@ -82,8 +82,7 @@ absl::StatusOr<JobManager::ExecuteTicket> JobManager::Execute(const RemoteAction
     jobs_[*number] = std::move(fresh);
     invocations_[action.invocation_id] = *number;
     dispatcher_.SetJobPolicy(*number, entry->job.priority(), /*max_parallel=*/0);
-    dirty_jobs_.insert(*number);
-    touched_jobs_.insert(*number);
+    MarkJobChangedLocked(*number);
     spdlog::info("job {} opened for {} invocation {}", *number, action.tool,
                  action.invocation_id.empty() ? "(none given)" : action.invocation_id);
     return AddRemoteTaskLocked(entry, action);
@@ -220,8 +219,7 @@ void JobManager::CloseIdleJobsLocked() {
     entry->job.set_open(false);
     auto job = invocations_.find(InvocationOf(entry->job));
     if (job != invocations_.end() && job->second == number) invocations_.erase(job);
-    dirty_jobs_.insert(number);
-    touched_jobs_.insert(number);
+    MarkJobChangedLocked(number);
     AdvanceLocked(entry);  // every task is final: the job ends with their outcome
     if (IsFinal(entry->job.state())) {  // when its last task did, not when it was found idle
       int64_t last = entry->job.created_at_ms();

@@ -36,6 +36,8 @@ JobManager::Stats JobManager::GetStats() {
     s.jobs_finished = jobs_finished_;
     s.heartbeat_seconds = heartbeat_latency_.Read();
     s.tasks_finished = tasks_finished_;
+    s.state_writes = static_cast<int64_t>(commit_.groups());
+    s.state_writes_synced = static_cast<int64_t>(commit_.synced_groups());
     return s;
   });
 }

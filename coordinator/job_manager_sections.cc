@@ -76,13 +76,20 @@ void JobManager::PrepareReady(std::vector<PrepareWork> work) {
   }
 }
 
-void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed) {
+void JobManager::PersistLocked(JobEntry* entry, const Task& task, bool job_changed, bool synced) {
   const auto index = static_cast<size_t>(task.index());
   if (entry->task_versions.size() <= index) entry->task_versions.resize(static_cast<size_t>(entry->job.tasks_size()));
   if (index < entry->task_versions.size()) entry->task_versions[index] = ++entry->version;
   dirty_tasks_[entry->number].insert(task.index());
+  dirty_synced_ = dirty_synced_ || synced;
   if (job_changed) dirty_jobs_.insert(entry->number);
   touched_jobs_.insert(entry->number);
+}
+
+void JobManager::MarkJobChangedLocked(uint64_t number) {
+  dirty_jobs_.insert(number);
+  touched_jobs_.insert(number);
+  dirty_synced_ = true;
 }
 
 uint64_t JobManager::FlushLocked() {
@@ -90,12 +97,11 @@ uint64_t JobManager::FlushLocked() {
     JobEntry* entry = ActiveLocked(number);
     if (entry == nullptr) continue;
     for (int32_t index : indexes) store_->PutTask(&pending_.batch, number, entry->job.tasks(index));
-    pending_.sync = true;
   }
+  if (dirty_synced_) pending_.sync = true;
   for (uint64_t number : dirty_jobs_) {
     if (JobEntry* entry = ActiveLocked(number)) {
       store_->PutJobSummary(&pending_.batch, number, &entry->job);
-      pending_.sync = true;
       if (options_.notifier != nullptr && entry->job.state() != entry->told_state) {  // events go in this batch
         options_.notifier->OnJobStateLocked(entry->job, entry->told_state, &pending_);
         entry->told_state = entry->job.state();
@@ -116,6 +122,7 @@ uint64_t JobManager::FlushLocked() {
     }
   }
   dirty_tasks_.clear();
+  dirty_synced_ = false;
   dirty_jobs_.clear();
   touched_jobs_.clear();
   return ticket;
@@ -192,7 +199,7 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
                                             std::move(prepared.pins), std::move(prepared.input_tree),
                                             std::move(prepared.caches)},
                     ExpectedMsLocked(entry, *task));
-  PersistLocked(entry, *task, false);
+  PersistLocked(entry, *task, false, /*synced=*/false);  // prepared again after a crash
 }
 
 }  // namespace assay

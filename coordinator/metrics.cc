@@ -155,6 +155,12 @@ std::vector<prometheus::MetricFamily> Collect(const Sources& from) {
          "Time the coordinator took to handle a worker's heartbeat, waiting for its lock included.",
          MetricType::Histogram);
   f.Add(HistogramMetric(s.heartbeat_seconds));
+  f.Family("assay_state_writes_total",
+           "Writes of jobs' changes to the coordinator's database (each carries the changes of many requests), "
+           "by whether it waited for the disk (fsync).",
+           MetricType::Counter);
+  f.Sample(number(s.state_writes - s.state_writes_synced), {{"synced", "false"}});
+  f.Sample(number(s.state_writes_synced), {{"synced", "true"}});
   CollectCache(c, &f);
   if (from.notifier != nullptr) CollectNotifications(*from.notifier, &f);
   if (from.bucket != nullptr) CollectBucket(*from.bucket, from.tiers, &f);

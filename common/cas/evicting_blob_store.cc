@@ -1,5 +1,7 @@
 #include "common/cas/evicting_blob_store.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
@@ -32,17 +34,27 @@ class EvictingWriter final : public BlobWriter {
 EvictingBlobStore::EvictingBlobStore(EvictableBlobStore* inner, Options options) : inner_(inner), options_(options) {
   if (!options_.background) return;
   evictor_ = std::thread([this] {
+    absl::Duration interval = kMaintenanceInterval;
     while (true) {
+      bool woken_by_write = false;
       {
         absl::MutexLock lock(&wake_mu_);
         auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_ || stopping_; };
-        wake_mu_.AwaitWithTimeout(absl::Condition(&woken), kMaintenanceInterval);
+        wake_mu_.AwaitWithTimeout(absl::Condition(&woken), interval);
         if (stopping_) return;
+        woken_by_write = wake_;
         wake_ = false;
       }
-      Maintain();
+      const bool busy = Maintain();
+      const bool wrote = wrote_.exchange(false, std::memory_order_relaxed);
+      interval = NextMaintenanceInterval(interval, busy || wrote || woken_by_write);
     }
   });
+}
+
+absl::Duration EvictingBlobStore::NextMaintenanceInterval(absl::Duration last, bool active) {
+  if (active) return kMaintenanceInterval;
+  return std::min(2 * last, kIdleMaintenanceInterval);
 }
 
 EvictingBlobStore::~EvictingBlobStore() {
@@ -53,10 +65,11 @@ EvictingBlobStore::~EvictingBlobStore() {
   if (evictor_.joinable()) evictor_.join();
 }
 
-void EvictingBlobStore::Maintain() {
-  if (!inner_->Upkeep()) return;  // no writes possible now: nothing to evict for
+bool EvictingBlobStore::Maintain() {
+  if (!inner_->Upkeep()) return true;  // no writes possible now: nothing to evict for
   auto evicted = MaybeEvict();
   if (!evicted.ok()) spdlog::warn("eviction failed: {}", evicted.status().ToString());
+  return !evicted.ok() || *evicted > 0;
 }
 
 void EvictingBlobStore::AfterWrite(bool committed) {
@@ -64,6 +77,7 @@ void EvictingBlobStore::AfterWrite(bool committed) {
     MaybeEvict().IgnoreError();
     return;
   }
+  if (!wrote_.load(std::memory_order_relaxed)) wrote_.store(true, std::memory_order_relaxed);
   // Waking the thread for nothing costs two context switches a blob (a step's outputs are many).
   if (committed && !NeedsEviction()) return;
   absl::MutexLock lock(&wake_mu_);

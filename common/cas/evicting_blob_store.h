@@ -5,7 +5,8 @@
 // their space back until that much is free again.
 //
 // With `background`, a maintenance thread of its own does this (woken by writes that need it, and
-// every kMaintenanceInterval): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
+// every kMaintenanceInterval while the store is used; an idle store's passes back off to
+// kIdleMaintenanceInterval, so an idle daemon does not wake four times a second): the storage's upkeep (EvictableBlobStore::Upkeep: for RocksDB, resuming
 // the database after a full disk stopped it and giving back the space of failed uploads), then
 // eviction. Pinned blobs (the inputs of running tasks) are never dropped. Reads refresh a blob's
 // last-use time.
@@ -51,12 +52,16 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   void Unpin(const std::vector<Digest>& digests) override;
 
   static constexpr absl::Duration kMaintenanceInterval = absl::Milliseconds(250);
+  static constexpr absl::Duration kIdleMaintenanceInterval = absl::Seconds(2);
+  // The wait before the next pass: kMaintenanceInterval after a pass that had work to do or followed
+  // a write; otherwise twice the last wait, up to kIdleMaintenanceInterval.
+  static absl::Duration NextMaintenanceInterval(absl::Duration last, bool active);
 
   // Evicts now if above the high watermark, or if free disk space is low. Returns the bytes dropped.
   absl::StatusOr<int64_t> MaybeEvict();
   // One maintenance pass (what the background thread does): the storage's upkeep, then eviction if
-  // needed.
-  void Maintain();
+  // needed. True when it had work: the storage takes no writes, blobs were dropped, or it failed.
+  bool Maintain();
 
   int64_t evicted_blobs() const { return evicted_blobs_.load(); }
   int64_t evicted_bytes() const { return evicted_bytes_.load(); }
@@ -90,6 +95,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
+  std::atomic<bool> wrote_{false};  // a write since the last pass (keeps passes at the short interval)
   std::thread evictor_;
   std::atomic<int64_t> evicted_blobs_{0};
   std::atomic<int64_t> evicted_bytes_{0};

@@ -40,8 +40,9 @@ Farm::~Farm() {
 void Farm::StartCoordinator(const std::vector<std::string>& extra_args) {
   fs::path port_file = dir() / "port";
   std::vector<std::string> argv = {BinaryPath("assay-coordinator"), "--data", (dir() / "data").string(),
-                                   "--listen", absl::StrCat("127.0.0.1:", port_), "--port-file", port_file.string(),
-                                   "--heartbeat-seconds", "0.5", "--lease-seconds", "5"};
+                                   "--listen", absl::StrCat("127.0.0.1:", port_), "--port-file", port_file.string()};
+  // Short heartbeats and leases, so tests of lost workers end soon (benchmarks keep the defaults).
+  if (test_timings_) argv.insert(argv.end(), {"--heartbeat-seconds", "0.5", "--lease-seconds", "5"});
   // The dashboard on a port of its own (the default address is for one coordinator per host).
   const fs::path http_port_file = dir() / "http-port";
   const bool own_http = std::find(extra_args.begin(), extra_args.end(), "--http-listen") == extra_args.end();

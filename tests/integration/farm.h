@@ -30,6 +30,9 @@ class Farm {
   // The --executor of workers started from now on: "process" by default here (tests that look at
   // host pids need it), "sandbox" or "auto" for the isolated runs.
   void set_executor(const std::string& executor) { executor_ = executor; }
+  // The coordinator started from now on keeps its default heartbeat and lease (tests shorten them
+  // so a lost worker is noticed soon; a benchmark measures what users run).
+  void use_default_timings() { test_timings_ = false; }
   // Starts a worker and waits until the coordinator lists it as connected.
   void StartWorker(const std::string& id, const std::vector<std::string>& labels = {}, int slots = 1,
                    const std::vector<std::string>& extra_args = {});
@@ -90,6 +93,7 @@ class Farm {
   std::unique_ptr<GrpcClient> grpc_;
   ClientSecurity client_security_;
   std::string executor_ = "process";
+  bool test_timings_ = true;
   std::vector<std::string> cli_env_;
 };
 

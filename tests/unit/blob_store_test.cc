@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <set>
+#include <vector>
 #include <thread>
 
 #include "common/base/file_util.h"
@@ -272,6 +273,20 @@ TEST_F(BlobStoreTest, BackgroundEvictionRunsOnItsOwnThreadAndKeepsPinnedBlobs) {
       << "the evictor thread did not bring the store down: " << store_->stats().bytes;
   EXPECT_TRUE(store_->FindMissing({first}).value().empty()) << "a pinned blob was evicted";
   evicting.Unpin({first});
+}
+
+// The maintenance thread of an idle store wakes less and less often (an idle daemon's CPU), and
+// any work or write brings it back to the short interval at once.
+TEST(EvictingBlobStoreTest, AnIdleStoresPassesBackOffAndWorkOrAWriteBringsThemBack) {
+  using E = EvictingBlobStore;
+  EXPECT_EQ(E::NextMaintenanceInterval(E::kMaintenanceInterval, /*active=*/true), E::kMaintenanceInterval);
+  absl::Duration wait = E::kMaintenanceInterval;
+  std::vector<absl::Duration> waits;
+  for (int i = 0; i < 5; ++i) waits.push_back(wait = E::NextMaintenanceInterval(wait, /*active=*/false));
+  EXPECT_EQ(waits, (std::vector<absl::Duration>{absl::Milliseconds(500), absl::Seconds(1), absl::Seconds(2),
+                                                absl::Seconds(2), absl::Seconds(2)}));
+  EXPECT_EQ(E::kIdleMaintenanceInterval, absl::Seconds(2));
+  EXPECT_EQ(E::NextMaintenanceInterval(E::kIdleMaintenanceInterval, /*active=*/true), E::kMaintenanceInterval);
 }
 
 // Eviction needs only the EvictableBlobStore interface: over the in-memory store it drops the least

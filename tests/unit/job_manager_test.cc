@@ -45,6 +45,27 @@ TEST_F(JobManagerTest, ExpiredLeaseRequeuesAndALateResultIsRefused) {
   EXPECT_EQ(manager_->GetJob(job, false)->state(), assay::v1::JOB_SUCCEEDED);
 }
 
+// A task's progress that the farm redoes after a crash (prepared, queued, handed to a worker, the
+// job started) is written without waiting for the disk; its result is fsynced before anyone hears.
+TEST_F(JobManagerTest, HandingATaskOutDoesNotWaitForTheDiskButItsResultDoes) {
+  auto session = Connect("w");
+  const std::string job = Submit(kOneStep);
+  const auto a = NextAssignment(*session);
+  const JobManager::Stats handed_out = manager_->GetStats();
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_RUNNING);
+  EXPECT_GT(handed_out.state_writes, 0) << "the task's progress is written";
+  EXPECT_EQ(handed_out.state_writes_synced, 0) << "none of it waited for the disk";
+
+  ASSERT_TRUE(Finish("w", a, 0).ok());
+  const JobManager::Stats finished = manager_->GetStats();
+  EXPECT_GT(finished.state_writes_synced, 0) << "the result waited for the disk";
+  // What was written reads back from the store as it is in memory (a restart finds it).
+  auto stored = job_store_->LoadJob(1, /*with_tasks=*/true);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->state(), assay::v1::JOB_SUCCEEDED);
+  EXPECT_EQ(stored->tasks(0).state(), assay::v1::TASK_SUCCEEDED);
+}
+
 TEST_F(JobManagerTest, ARerunOfAPipelineQueuesItsLongestChainsFirst) {
   constexpr char kPipeline[] = R"(name: lpt
 matrix:
