@@ -2,19 +2,21 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/base/fd_copies.h"
 
@@ -155,10 +157,26 @@ ScopedTempDir::~ScopedTempDir() {
 }
 
 std::string RandomHex(size_t bytes) {
+  // The kernel's generator (getrandom: no file, no per-thread state to seed; OpenSSL's RAND_bytes
+  // seeded a generator in every new thread, and a worker's task runs on a thread of its own).
   std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  std::string hex;
-  for (unsigned char c : raw) absl::StrAppendFormat(&hex, "%02x", c);
+  for (size_t got = 0; got < bytes;) {
+    const ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      // Only a kernel without getrandom (before 3.17) gets here: names must still not repeat.
+      spdlog::critical("getrandom failed: {}", std::strerror(errno));
+      std::abort();
+    }
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex(2 * bytes, '0');
+  for (size_t i = 0; i < bytes; ++i) {
+    const auto c = static_cast<unsigned char>(raw[i]);
+    hex[2 * i] = kHex[c >> 4];
+    hex[2 * i + 1] = kHex[c & 15];
+  }
   return hex;
 }
 

@@ -3,6 +3,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -42,6 +46,26 @@ TEST(RemoveAllTest, AMissingPathIsNothingToDoAndASymlinkOrFileGoesAlone) {
   EXPECT_TRUE(fs::exists(tmp.path() / "dir" / "file")) << "the symlink went, not what it points at";
   ASSERT_TRUE(RemoveAll(tmp.path() / "dir" / "file").ok());
   EXPECT_FALSE(fs::exists(tmp.path() / "dir" / "file"));
+}
+
+// Random names (task folders, lease ids, upload names) come from the kernel: lowercase hex of the
+// asked length, and no two alike, from many threads at once (each task runs on a thread of its own).
+TEST(RandomHexTest, GivesHexOfTheAskedLengthAndNoTwoAlikeAcrossThreads) {
+  EXPECT_EQ(RandomHex(0), "");
+  const std::string one = RandomHex(16);
+  EXPECT_EQ(one.size(), 32u);
+  EXPECT_EQ(one.find_first_not_of("0123456789abcdef"), std::string::npos) << one;
+  std::vector<std::vector<std::string>> made(8);
+  std::vector<std::thread> threads;
+  for (auto& mine : made) {
+    threads.emplace_back([&mine] {
+      for (int i = 0; i < 200; ++i) mine.push_back(RandomHex(8));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& mine : made) all.insert(mine.begin(), mine.end());
+  EXPECT_EQ(all.size(), 8u * 200u);
 }
 
 }  // namespace
