@@ -4,6 +4,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,40 @@ using assay::v1::LogChunk;
 using assay::v1::Task;
 
 namespace {
+
+// The blobs one Build makes (the trees of the step's inputs, its Command and Action), stored
+// together at its end: one fsync for all of them, not one each. A tree made here is read back from
+// here before it is stored.
+class PendingBlobs {
+ public:
+  explicit PendingBlobs(BlobStore* store) : store_(store) {}
+  absl::Status Put(const Digest& digest, const std::string& bytes) {
+    made_.try_emplace(digest, bytes);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<reapi::Directory> LoadDirectory(const Digest& digest) const {
+    auto it = made_.find(digest);
+    if (it == made_.end()) return assay::LoadDirectory(*store_, digest);
+    reapi::Directory dir;
+    if (!dir.ParseFromString(it->second)) {
+      return absl::InternalError(absl::StrCat("tree ", digest.ToString(), " made here does not parse"));
+    }
+    return dir;
+  }
+  absl::Status Store() const {
+    std::vector<BlobToPut> blobs;
+    blobs.reserve(made_.size());
+    for (const auto& [digest, bytes] : made_) blobs.push_back(BlobToPut{digest, bytes});
+    for (const absl::Status& s : store_->PutMany(blobs)) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  BlobStore* store_;
+  absl::flat_hash_map<Digest, std::string> made_;
+};
 
 // The command's platform properties: the required labels, and what the worker must know to run it
 // (harness, container, limits, output limit). Sorted, as REAPI asks.
@@ -65,14 +100,13 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   auto source = Digest::Create(work.source_root_hash, work.source_root_size);
   if (!source.ok()) return source.status();
   const Task* task = &work.task;
+  PendingBlobs made(blobs_);
+  auto load = [&made](const Digest& d) { return made.LoadDirectory(d); };
+  auto put = [&made](const Digest& d, const std::string& bytes) { return made.Put(d, bytes); };
   // Only what the step declares it reads is part of its action, so other changes do not rerun it.
-  auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()},
-                         [this](const Digest& d) { return LoadDirectory(*blobs_, d); },
-                         [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
+  auto root = FilterTree(*source, {task->spec().inputs().begin(), task->spec().inputs().end()}, load, put);
   if (!root.ok()) return Annotate(root.status(), "selecting the step's inputs");
-  auto input_root = AddFilesToTree(
-      *root, work.need_files, work.need_links, [this](const Digest& d) { return LoadDirectory(*blobs_, d); },
-      [this](const Digest& d, const std::string& bytes) { return blobs_->Put(d, bytes); });
+  auto input_root = AddFilesToTree(*root, work.need_files, work.need_links, load, put);
   if (!input_root.ok()) return Annotate(input_root.status(), "merging the outputs of needed steps");
 
   const auto& spec = task->spec();
@@ -100,7 +134,7 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   *action->mutable_platform() = command->platform();
   std::string command_bytes = command->SerializeAsString();
   Digest command_digest = Digest::OfBytes(command_bytes);
-  if (absl::Status s = blobs_->Put(command_digest, command_bytes); !s.ok()) return s;
+  made.Put(command_digest, command_bytes).IgnoreError();  // (never fails: kept until Store)
   *action->mutable_command_digest() = command_digest.ToProto();
   *action->mutable_input_root_digest() = input_root->ToProto();
   action->mutable_timeout()->set_seconds(spec.timeout_ms() / 1000);
@@ -108,7 +142,8 @@ absl::StatusOr<Digest> ActionBuilder::Build(const Work& work, reapi::Action* act
   action->set_do_not_cache(!spec.cache());
   std::string action_bytes = action->SerializeAsString();
   Digest action_digest = Digest::OfBytes(action_bytes);
-  if (absl::Status s = blobs_->Put(action_digest, action_bytes); !s.ok()) return s;
+  made.Put(action_digest, action_bytes).IgnoreError();
+  if (absl::Status s = made.Store(); !s.ok()) return Annotate(s, "storing the step's action");
   return action_digest;
 }
 

@@ -60,6 +60,31 @@ absl::Status VerifyingBlobStore::Put(const Digest& digest, absl::string_view dat
   return inner_->Put(digest, data);
 }
 
+std::vector<absl::Status> BlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+  std::vector<absl::Status> out;
+  out.reserve(blobs.size());
+  for (const BlobToPut& blob : blobs) out.push_back(Put(blob.digest, blob.data));
+  return out;
+}
+
+std::vector<absl::Status> VerifyingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+  std::vector<absl::Status> out(blobs.size());
+  std::vector<BlobToPut> verified;
+  std::vector<size_t> where;  // verified[k] is blobs[where[k]]
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    Digest actual = Digest::OfBytes(blobs[i].data);
+    if (actual != blobs[i].digest) {
+      out[i] = Mismatch(blobs[i].digest, actual.hash(), actual.size());
+    } else {
+      verified.push_back(blobs[i]);
+      where.push_back(i);
+    }
+  }
+  std::vector<absl::Status> stored = inner_->PutMany(verified);
+  for (size_t k = 0; k < where.size(); ++k) out[where[k]] = k < stored.size() ? stored[k] : absl::InternalError("no status");
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<BlobWriter>> VerifyingBlobStore::OpenWrite(const Digest& digest) {
   auto inner = inner_->OpenWrite(digest);
   if (!inner.ok()) return inner.status();

@@ -24,6 +24,12 @@ class BlobWriter {
 
 using ChunkSink = std::function<absl::Status(absl::string_view)>;
 
+// One blob of a batch upload (PutMany); `data` stays the caller's.
+struct BlobToPut {
+  Digest digest;
+  absl::string_view data;
+};
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -36,6 +42,10 @@ class BlobStore {
   virtual absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) = 0;
   virtual absl::Status Put(const Digest& digest, absl::string_view data) = 0;
   virtual absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) = 0;
+  // Puts every blob of a batch; one status each, in order. A store that writes a log makes them
+  // durable together (RocksDB: one fsync for the batch, not one per blob), and acknowledges none
+  // before all of its part is on disk. Here: one Put after another.
+  virtual std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs);
 };
 
 // Reads a blob that must be an REAPI Directory message: NotFound when absent, INVALID_ARGUMENT
@@ -55,6 +65,7 @@ class VerifyingBlobStore final : public BlobStore {
   }
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
 
  private:
   BlobStore* inner_;

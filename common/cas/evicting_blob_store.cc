@@ -116,6 +116,20 @@ absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data
   return s;
 }
 
+std::vector<absl::Status> EvictingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+  std::vector<absl::Status> out = inner_->PutMany(blobs);
+  bool any = false;
+  for (size_t i = 0; i < out.size() && i < blobs.size(); ++i) {
+    // As Put: a blob the disk reserve refused goes in once older blobs make room for it.
+    if (absl::IsResourceExhausted(out[i]) && MakeRoom(blobs[i].digest.size())) {
+      out[i] = inner_->Put(blobs[i].digest, blobs[i].data);
+    }
+    any = any || out[i].ok();
+  }
+  if (any) AfterWrite(/*committed=*/true);
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<BlobWriter>> EvictingBlobStore::OpenWrite(const Digest& digest) {
   auto inner = inner_->OpenWrite(digest);
   if (absl::IsResourceExhausted(inner.status()) && MakeRoom(digest.size())) inner = inner_->OpenWrite(digest);

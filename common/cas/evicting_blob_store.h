@@ -44,6 +44,7 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
 
   bool pinning_matters() const override { return options_.budget_bytes > 0 || inner_->disk_reserve() != nullptr; }
   // Once Pin returns, no eviction of these blobs is running or can start: a blob that is still

@@ -196,6 +196,7 @@ absl::Status Database::Write(rocksdb::WriteBatch* batch, bool sync) {
   options.sync = sync;
   rocksdb::Status status = db_->Write(options, batch);
   if (!status.ok()) return NoteWriteError(status);
+  if (sync) synced_writes_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 

@@ -62,6 +62,8 @@ class Database {
 
   // sync: the write is on disk before this returns (use for everything acknowledged).
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // Writes made with `sync` since the database was opened (each one fsync of its log).
+  uint64_t synced_writes() const { return synced_writes_.load(std::memory_order_relaxed); }
   // NotFound when the key is absent.
   absl::StatusOr<std::string> Get(Family family, absl::string_view key) const;
   absl::Status Put(Family family, absl::string_view key, absl::string_view value, bool sync);
@@ -97,6 +99,7 @@ class Database {
   // By Family index (null: not opened), then the families opened only because they exist.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   size_t known_families_ = 0;  // handles_[0, known_families_) are by Family index
+  std::atomic<uint64_t> synced_writes_{0};
   std::atomic<bool> stopped_{false};       // RocksDB is in its background-error state
   std::atomic<bool> resuming_{false};       // one try at a time; other writers do not wait
   std::atomic<bool> needs_reopen_{false};   // a write-ahead log write failed: only a reopen clears it

@@ -1,6 +1,8 @@
 #include "common/rocksdb/rocksdb_blob_store.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -44,17 +46,24 @@ class RocksDbBlobWriter final : public BlobWriter {
 
   absl::Status Commit() override {
     if (committed_) return absl::OkStatus();
-    if (written_ != digest_.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("blob ", digest_.ToString(), " has ", written_, " bytes, expected ", digest_.size()));
-    }
-    if (!pending_.empty()) {
-      if (absl::Status s = Flush(); !s.ok()) return s;
-    }
+    if (absl::Status s = Seal(); !s.ok()) return s;
     if (absl::Status s = store_->CommitChunks(digest_, chunk_id_); !s.ok()) return s;
     committed_ = true;
     return absl::OkStatus();
   }
+
+  // Every byte written and checked against the digest's size, the entry not yet (PutMany commits
+  // many at once, then calls Committed for each).
+  absl::Status Seal() {
+    if (written_ != digest_.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("blob ", digest_.ToString(), " has ", written_, " bytes, expected ", digest_.size()));
+    }
+    if (!pending_.empty()) return Flush();
+    return absl::OkStatus();
+  }
+  void Committed() { committed_ = true; }
+  uint64_t chunk_id() const { return chunk_id_; }
 
   int64_t written() const override { return written_; }
 
@@ -227,6 +236,72 @@ absl::Status RocksDbBlobStore::Put(const Digest& digest, absl::string_view data)
   RocksDbBlobWriter writer(this, digest);
   if (absl::Status s = writer.Append(data); !s.ok()) return s;
   return writer.Commit();
+}
+
+std::vector<absl::Status> RocksDbBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+  std::vector<absl::Status> out(blobs.size());
+  std::vector<std::unique_ptr<RocksDbBlobWriter>> writers(blobs.size());
+  std::map<std::string, size_t> first;  // digest key -> the blob of the batch that stores it (sorted)
+  std::vector<std::pair<size_t, size_t>> again;  // (blob, its first): named twice, stored once
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const BlobToPut& blob = blobs[i];
+    if (blob.digest.empty_blob()) continue;
+    if (static_cast<int64_t>(blob.data.size()) != blob.digest.size()) {
+      out[i] = absl::InvalidArgumentError(
+          absl::StrCat("blob has ", blob.data.size(), " bytes but its digest says ", blob.digest.size()));
+      continue;
+    }
+    if (GetMeta(blob.digest).ok()) continue;
+    if (auto [at, fresh] = first.emplace(blob.digest.Key(), i); !fresh) {
+      again.emplace_back(i, at->second);
+      continue;
+    }
+    if (reserve_ != nullptr) {
+      if (absl::Status s = reserve_->Check(blob.digest.size()); !s.ok()) {
+        out[i] = s;
+        continue;
+      }
+    }
+    auto writer = std::make_unique<RocksDbBlobWriter>(this, blob.digest);
+    absl::Status s = writer->Append(blob.data);
+    if (s.ok()) s = writer->Seal();
+    if (!s.ok()) {
+      out[i] = s;  // its chunks go with the writer
+      continue;
+    }
+    writers[i] = std::move(writer);
+  }
+  CommitMany(blobs, first, &writers, &out);
+  for (const auto& [i, of] : again) out[i] = out[of];
+  return out;  // the writers not committed drop their chunks as they go
+}
+
+void RocksDbBlobStore::CommitMany(const std::vector<BlobToPut>& blobs, const std::map<std::string, size_t>& first,
+                                  std::vector<std::unique_ptr<RocksDbBlobWriter>>* writers,
+                                  std::vector<absl::Status>* out) {
+  // The digests' locks in key order (every other holder takes one at a time: no deadlock), then as
+  // CommitChunks for each, with one write for all their entries.
+  std::vector<std::unique_ptr<KeyedMutex::Lock>> locks;
+  rocksdb::WriteBatch batch;
+  std::vector<size_t> committing;
+  const int64_t now = UnixMillis(clock_->Now());
+  for (const auto& [key, i] : first) {
+    if ((*writers)[i] == nullptr) continue;
+    locks.push_back(std::make_unique<KeyedMutex::Lock>(&digest_locks_, key));
+    if (GetMeta(blobs[i].digest).ok()) continue;  // stored meanwhile by another writer: ours are dropped
+    batch.Put(db_->cf(Family::kCasMeta), key, EncodeMeta((*writers)[i]->chunk_id(), now));
+    committing.push_back(i);
+  }
+  const absl::Status s = committing.empty() ? absl::OkStatus() : db_->Write(&batch, /*sync=*/durable_);
+  for (size_t i : committing) {
+    if (!s.ok()) {
+      (*out)[i] = s;
+      continue;
+    }
+    (*writers)[i]->Committed();
+    bytes_ += blobs[i].digest.size();
+    ++blobs_;
+  }
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> RocksDbBlobStore::OpenWrite(const Digest& digest) {

@@ -8,6 +8,10 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/base/keyed_mutex.h"
@@ -17,6 +21,8 @@
 #include "common/rocksdb/database.h"
 
 namespace assay {
+
+class RocksDbBlobWriter;
 
 class RocksDbBlobStore final : public EvictableBlobStore {
  public:
@@ -34,6 +40,10 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+  // Each blob's bytes are written as by Put; then the entries of all of them in one write, synced
+  // once (durable): a batch of N blobs costs one fsync, not N, and none is visible before all are
+  // on disk. A blob named twice in the batch is stored once.
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
 
   // Drops a blob (eviction). Readers that already started keep their chunks' snapshot.
   absl::Status Delete(const Digest& digest) override;
@@ -78,6 +88,10 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   uint64_t NextChunkId() { return next_chunk_id_.fetch_add(1); }
   // Makes a written blob visible, or discards its chunks if another writer got there first.
   absl::Status CommitChunks(const Digest& digest, uint64_t chunk_id);
+  // PutMany's commit: the sealed writers' entries in one write (synced when durable), each blob's
+  // status in `out`; a writer committed is told so (the others drop their chunks when destroyed).
+  void CommitMany(const std::vector<BlobToPut>& blobs, const std::map<std::string, size_t>& first,
+                  std::vector<std::unique_ptr<RocksDbBlobWriter>>* writers, std::vector<absl::Status>* out);
   absl::Status DropChunks(uint64_t chunk_id);
   // A failed upload's chunks: dropped now if possible, and compacted by the next ReclaimSpace.
   void DiscardUpload(const Digest& digest, uint64_t chunk_id);

@@ -172,6 +172,49 @@ TEST_F(BlobStoreTest, ConcurrentWritersAndDeletersOfManyBlobsKeepExactCounts) {
   EXPECT_EQ(store_->stats().bytes, bytes);
 }
 
+// A batch upload is stored with one synced write for all its blobs (not one per blob); each blob
+// gets its own answer, a blob named twice is stored once, a wrong one is refused alone.
+TEST_F(BlobStoreTest, ABatchIsStoredWithOneSyncedWriteAndEachBlobAnsweredInItsPlace) {
+  const std::string big(RocksDbBlobStore::kChunkSize + 7, 'b');
+  const std::vector<std::string> bytes = {"one", "two", big, ""};
+  std::vector<BlobToPut> batch;
+  for (const std::string& b : bytes) batch.push_back({Digest::OfBytes(b), b});
+  batch.push_back({Digest::OfBytes("two"), "two"});  // named twice
+  batch.push_back({Digest::OfBytes("right"), "wrong"});  // bytes that do not match their digest
+  const uint64_t synced = db_->synced_writes();
+  std::vector<absl::Status> answers = verifying_->PutMany(batch);
+  ASSERT_EQ(answers.size(), batch.size());
+  for (size_t i = 0; i + 1 < batch.size(); ++i) EXPECT_TRUE(answers[i].ok()) << i << ": " << answers[i];
+  EXPECT_EQ(answers.back().code(), absl::StatusCode::kInvalidArgument) << answers.back();
+  EXPECT_EQ(db_->synced_writes(), synced + 1) << "one fsync for the batch";
+  EXPECT_EQ(store_->stats().blobs, 3) << "one, two and the large one, each once";
+  EXPECT_EQ(store_->Get(Digest::OfBytes(big)).value(), big);
+  EXPECT_TRUE(store_->FindMissing({Digest::OfBytes("right")}).value().size() == 1) << "the wrong blob is not stored";
+  // Again: all present, nothing written.
+  answers = verifying_->PutMany(batch);
+  for (size_t i = 0; i + 1 < batch.size(); ++i) EXPECT_TRUE(answers[i].ok()) << i << ": " << answers[i];
+  EXPECT_EQ(db_->synced_writes(), synced + 1);
+  // What was acknowledged is there after a reopen (the synced write carried the unsynced chunks).
+  Open();
+  EXPECT_EQ(store_->Get(Digest::OfBytes("one")).value(), "one");
+  EXPECT_EQ(store_->Get(Digest::OfBytes(big)).value(), big);
+}
+
+// Over the eviction layer a batch still goes in as one write, and a store over its budget evicts.
+TEST_F(BlobStoreTest, ABatchThroughEvictionIsOneWriteAndTriggersEviction) {
+  EvictingBlobStore evicting(store_.get(), EvictingBlobStore::Options{5'000, 0.9, 0.5, /*background=*/false});
+  std::vector<std::string> bytes;
+  for (int i = 0; i < 8; ++i) bytes.push_back(std::string(1000, static_cast<char>('a' + i)));
+  std::vector<BlobToPut> batch;
+  for (const std::string& b : bytes) batch.push_back({Digest::OfBytes(b), b});
+  const uint64_t synced = db_->synced_writes();
+  std::vector<absl::Status> answers = evicting.PutMany(batch);
+  for (const absl::Status& s : answers) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(db_->synced_writes(), synced + 1);
+  EXPECT_GT(evicting.evicted_blobs(), 0) << "8,000 bytes against a 4,500-byte high watermark";
+  EXPECT_LE(store_->stats().bytes, 4500);
+}
+
 TEST_F(BlobStoreTest, DeleteAndAgeOrder) {
   Digest a = Digest::OfBytes("a"), b = Digest::OfBytes("b");
   ASSERT_TRUE(store_->Put(a, "a").ok());
