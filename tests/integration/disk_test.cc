@@ -258,7 +258,12 @@ TEST_F(DiskTest, EvictionFreesSpaceWhenTheDiskIsLowWithoutAByteBudget) {
   for (int i = 0; i < 4; ++i) {
     const std::string blob = RandomBytes(3 * kMiB);
     digests.push_back(Digest::OfBytes(blob));
-    ASSERT_TRUE(cas.UploadBytes(digests.back(), blob).ok()) << i << "\n" << CoordinatorLog();
+    // An upload may be refused (RESOURCE_EXHAUSTED, nothing acknowledged) while the evicted blobs'
+    // space is still being given back (on a busy machine RocksDB's own flush can find the disk full
+    // first); it must be taken once eviction has made room.
+    absl::Status last;
+    ASSERT_TRUE(WaitFor([&] { return (last = cas.UploadBytes(digests.back(), blob)).ok(); }, absl::Seconds(20)))
+        << i << ": " << last << "\n" << CoordinatorLog();
   }
   auto evicted_oldest = [&] {
     auto missing = cas.FindMissing({digests.front()});
