@@ -259,20 +259,12 @@ void JobManager::ApplyResultEffects(const ResultEffects& effects) {
 
 void JobManager::StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) {
   // All of them in one batch: one fsync for the result's small outputs, not one per blob.
-  std::vector<absl::Status> refused;
-  std::vector<BlobToPut> blobs;
+  std::vector<absl::StatusOr<BlobToPut>> items;
   for (const auto& blob : result->inline_blobs()) {
-    auto digest = Digest::FromProto(blob.digest());
-    if (digest.ok()) {
-      blobs.push_back(BlobToPut{*std::move(digest), blob.data()});
-    } else {
-      refused.push_back(digest.status());
-    }
+    items.push_back(BlobToPut::FromProto(blob.digest(), blob.data()));
   }
-  for (absl::Status& s : blobs_->PutMany(blobs)) {
-    if (!s.ok()) refused.push_back(std::move(s));
-  }
-  for (const absl::Status& s : refused) {
+  for (const absl::Status& s : PutEach(*blobs_, items)) {
+    if (s.ok()) continue;
     spdlog::warn("worker {}: a blob sent with a result was refused: {}", worker, s.message());
     if (result->error().empty()) result->set_error(absl::StrCat("storing an output: ", s.message()));
   }

@@ -81,21 +81,11 @@ grpc::Status CasService::BatchUpdateBlobs(grpc::ServerContext*, const reapi::Bat
   counters_->writes += request->requests_size();
   counters_->written_bytes += total;
   // The well-formed ones are stored together (one fsync for the batch); each answer in its place.
-  std::vector<absl::Status> statuses(static_cast<size_t>(request->requests_size()));
-  std::vector<BlobToPut> blobs;
-  std::vector<size_t> where;  // blobs[k] is request k's where[k]
-  for (int i = 0; i < request->requests_size(); ++i) {
-    const auto& r = request->requests(i);
-    auto digest = Digest::FromProto(r.digest());
-    if (!digest.ok()) {
-      statuses[static_cast<size_t>(i)] = digest.status();
-      continue;
-    }
-    blobs.push_back(BlobToPut{*std::move(digest), r.data()});
-    where.push_back(static_cast<size_t>(i));
+  std::vector<absl::StatusOr<BlobToPut>> items;
+  for (const auto& r : request->requests()) {
+    items.push_back(BlobToPut::FromProto(r.digest(), r.data()));
   }
-  std::vector<absl::Status> stored = blobs_->PutMany(blobs);
-  for (size_t k = 0; k < where.size() && k < stored.size(); ++k) statuses[where[k]] = std::move(stored[k]);
+  const std::vector<absl::Status> statuses = PutEach(*blobs_, items);
   for (int i = 0; i < request->requests_size(); ++i) {
     auto* out = response->add_responses();
     *out->mutable_digest() = request->requests(i).digest();

@@ -67,22 +67,37 @@ std::vector<absl::Status> BlobStore::PutMany(const std::vector<BlobToPut>& blobs
   return out;
 }
 
+std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items) {
+  std::vector<absl::Status> out(items.size());
+  std::vector<BlobToPut> blobs;
+  std::vector<size_t> where;  // blobs[k] is items[where[k]]
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].ok()) {
+      out[i] = items[i].status();
+      continue;
+    }
+    blobs.push_back(*items[i]);
+    where.push_back(i);
+  }
+  std::vector<absl::Status> stored = store.PutMany(blobs);
+  for (size_t k = 0; k < where.size(); ++k) {
+    out[where[k]] = k < stored.size() ? std::move(stored[k]) : absl::InternalError("the store gave no answer");
+  }
+  return out;
+}
+
 std::vector<absl::Status> VerifyingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
-  std::vector<absl::Status> out(blobs.size());
-  std::vector<BlobToPut> verified;
-  std::vector<size_t> where;  // verified[k] is blobs[where[k]]
-  for (size_t i = 0; i < blobs.size(); ++i) {
-    Digest actual = Digest::OfBytes(blobs[i].data);
-    if (actual != blobs[i].digest) {
-      out[i] = Mismatch(blobs[i].digest, actual.hash(), actual.size());
+  std::vector<absl::StatusOr<BlobToPut>> items;
+  items.reserve(blobs.size());
+  for (const BlobToPut& blob : blobs) {
+    Digest actual = Digest::OfBytes(blob.data);
+    if (actual != blob.digest) {
+      items.push_back(Mismatch(blob.digest, actual.hash(), actual.size()));
     } else {
-      verified.push_back(blobs[i]);
-      where.push_back(i);
+      items.push_back(blob);
     }
   }
-  std::vector<absl::Status> stored = inner_->PutMany(verified);
-  for (size_t k = 0; k < where.size(); ++k) out[where[k]] = k < stored.size() ? stored[k] : absl::InternalError("no status");
-  return out;
+  return PutEach(*inner_, items);
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> VerifyingBlobStore::OpenWrite(const Digest& digest) {

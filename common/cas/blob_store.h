@@ -28,6 +28,12 @@ using ChunkSink = std::function<absl::Status(absl::string_view)>;
 struct BlobToPut {
   Digest digest;
   absl::string_view data;
+  // A blob as REAPI sends it; the digest's error when it does not parse.
+  static absl::StatusOr<BlobToPut> FromProto(const reapi::Digest& digest, absl::string_view data) {
+    auto parsed = Digest::FromProto(digest);
+    if (!parsed.ok()) return parsed.status();
+    return BlobToPut{*std::move(parsed), data};
+  }
 };
 
 class BlobStore {
@@ -47,6 +53,10 @@ class BlobStore {
   // before all of its part is on disk. Here: one Put after another.
   virtual std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs);
 };
+
+// PutMany over the items that are blobs; an item that is an error keeps it as its answer (a digest
+// that did not parse, bytes that did not verify). One answer per item, in order.
+std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items);
 
 // Reads a blob that must be an REAPI Directory message: NotFound when absent, INVALID_ARGUMENT
 // naming the digest when its bytes are not a Directory.

@@ -110,10 +110,7 @@ absl::Status EvictingBlobStore::Read(const Digest& digest, int64_t offset, int64
 }
 
 absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data) {
-  absl::Status s = inner_->Put(digest, data);
-  if (absl::IsResourceExhausted(s) && MakeRoom(digest.size())) s = inner_->Put(digest, data);
-  if (s.ok()) AfterWrite(/*committed=*/true);
-  return s;
+  return PutMany({BlobToPut{digest, data}}).front();
 }
 
 std::vector<absl::Status> EvictingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {

@@ -224,18 +224,7 @@ absl::Status RocksDbBlobStore::Read(const Digest& digest, int64_t offset, int64_
 }
 
 absl::Status RocksDbBlobStore::Put(const Digest& digest, absl::string_view data) {
-  if (digest.empty_blob()) return absl::OkStatus();
-  if (static_cast<int64_t>(data.size()) != digest.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("blob has ", data.size(), " bytes but its digest says ", digest.size()));
-  }
-  if (GetMeta(digest).ok()) return absl::OkStatus();
-  if (reserve_ != nullptr) {
-    if (absl::Status s = reserve_->Check(digest.size()); !s.ok()) return s;
-  }
-  RocksDbBlobWriter writer(this, digest);
-  if (absl::Status s = writer.Append(data); !s.ok()) return s;
-  return writer.Commit();
+  return PutMany({BlobToPut{digest, data}}).front();
 }
 
 std::vector<absl::Status> RocksDbBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
