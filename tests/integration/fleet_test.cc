@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/task/task_states.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -232,9 +233,15 @@ steps:
   auto normal_job = farm_.WaitJob(*normal, absl::Seconds(30));
   auto urgent_job = farm_.WaitJob(urgent_id, absl::Seconds(30));
   ASSERT_TRUE(normal_job.ok() && urgent_job.ok());
+  // The order w1 ran them in, by its own clock: the coordinator's started_at of a task a worker held
+  // is an estimate from when its result came (each result's latency differs by a few ms).
+  auto ran_at = [](const Task& t) { return TimestampMillis(t.result().execution_metadata().execution_start_timestamp()); };
+  const int64_t urgent_ran_at = ran_at(urgent_job->tasks(0));
+  ASSERT_GT(urgent_ran_at, 0);
   int normal_before_urgent = 0;
   for (const Task& t : normal_job->tasks()) {
-    normal_before_urgent += t.started_at_ms() < urgent_job->tasks(0).started_at_ms();
+    ASSERT_GT(ran_at(t), 0) << t.id();
+    normal_before_urgent += ran_at(t) < urgent_ran_at;
   }
   EXPECT_LE(normal_before_urgent, 1) << "only the task w1 held ran ahead of the urgent job";
   auto first = farm_.WaitJob(*holder, absl::Seconds(30));
