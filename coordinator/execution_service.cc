@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/task/task_states.h"
+#include "coordinator/inline_out_err.h"
 #include "coordinator/push_stream.h"
 
 namespace assay {
@@ -64,8 +65,8 @@ bool RanToAnExit(const Task& task) {
 // One Execute or WaitExecution stream: the operation of one task, from its current stage to done.
 class OperationStream final : public PushStream<Operation> {
  public:
-  OperationStream(JobManager* jobs, ThreadPool* executor, const ExecuteIntake* intake)
-      : PushStream(jobs, executor, ""), intake_(intake) {}
+  OperationStream(JobManager* jobs, ThreadPool* executor, const ExecuteIntake* intake, BlobStore* blobs)
+      : PushStream(jobs, executor, ""), intake_(intake), blobs_(blobs) {}
 
   // Execute: checks the action, answers a cache hit at once, else makes it a task and follows it.
   void BeginExecute(ActionCache* cache, reapi::ExecuteRequest request, reapi::RequestMetadata metadata) {
@@ -79,6 +80,7 @@ class OperationStream final : public PushStream<Operation> {
         if (auto hit = cache->Get(action->instance_name, action->action_digest); hit.ok()) {
           reapi::ExecuteResponse response;
           *response.mutable_result() = std::move(*hit);
+          InlineOutErr(*blobs_, false, false, response.mutable_result());
           response.set_cached_result(true);
           response.mutable_status()->set_code(0);
           cached_ = MakeOperation(absl::StrCat("operations/cached/", action->action_digest.hash()),
@@ -150,7 +152,9 @@ class OperationStream final : public PushStream<Operation> {
         if (absent.ok()) missing = std::move(*absent);
       }
       op.set_done(true);
-      op.mutable_response()->PackFrom(ResponseFor(*task, missing));
+      reapi::ExecuteResponse response = ResponseFor(*task, missing);
+      if (response.has_result()) InlineOutErr(*blobs_, false, false, response.mutable_result());
+      op.mutable_response()->PackFrom(response);
       batch.end = true;
     }
     batch.messages.push_back(std::move(op));
@@ -159,6 +163,7 @@ class OperationStream final : public PushStream<Operation> {
 
  private:
   const ExecuteIntake* const intake_;
+  BlobStore* const blobs_;
   int32_t index_ = 0;
   std::string name_;
   std::optional<Operation> cached_;  // an action-cache hit: the one message
@@ -214,14 +219,14 @@ reapi::ExecuteResponse ResponseFor(const Task& task, const std::vector<Digest>& 
 
 grpc::ServerWriteReactor<Operation>* ExecutionService::Execute(grpc::CallbackServerContext* context,
                                                                const reapi::ExecuteRequest* request) {
-  auto* stream = new OperationStream(jobs_, executor_, intake_);
+  auto* stream = new OperationStream(jobs_, executor_, intake_, blobs_);
   stream->BeginExecute(cache_, *request, MetadataOf(context));
   return stream;
 }
 
 grpc::ServerWriteReactor<Operation>* ExecutionService::WaitExecution(grpc::CallbackServerContext*,
                                                                      const reapi::WaitExecutionRequest* request) {
-  auto* stream = new OperationStream(jobs_, executor_, intake_);
+  auto* stream = new OperationStream(jobs_, executor_, intake_, blobs_);
   std::string job;
   int32_t index = 0;
   if (!ParseOperationName(request->name(), &job, &index)) {

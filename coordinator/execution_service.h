@@ -30,8 +30,9 @@ reapi::ExecuteResponse ResponseFor(const assay::v1::Task& task, const std::vecto
 
 class ExecutionService final : public reapi::Execution::CallbackService {
  public:
-  ExecutionService(JobManager* jobs, ActionCache* cache, const ExecuteIntake* intake, ThreadPool* executor)
-      : jobs_(jobs), cache_(cache), intake_(intake), executor_(executor) {}
+  ExecutionService(JobManager* jobs, ActionCache* cache, const ExecuteIntake* intake, BlobStore* blobs,
+                   ThreadPool* executor)
+      : jobs_(jobs), cache_(cache), intake_(intake), blobs_(blobs), executor_(executor) {}
 
   grpc::ServerWriteReactor<google::longrunning::Operation>* Execute(grpc::CallbackServerContext* context,
                                                                     const reapi::ExecuteRequest* request) override;
@@ -42,6 +43,7 @@ class ExecutionService final : public reapi::Execution::CallbackService {
   JobManager* const jobs_;
   ActionCache* const cache_;
   const ExecuteIntake* const intake_;
+  BlobStore* const blobs_;  // small stdout and stderr inlined into results (inline_out_err.h)
   ThreadPool* const executor_;
 };
 

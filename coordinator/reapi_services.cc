@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/base/status_util.h"
+#include "coordinator/inline_out_err.h"
 
 namespace assay {
 namespace {
@@ -175,21 +176,10 @@ grpc::Status ActionCacheService::DoGetActionResult(const reapi::GetActionResultR
   auto result = cache_->Get(request->instance_name(), *digest);
   if (!result.ok()) return ToGrpc(result.status());
   *response = std::move(*result);
-  auto inline_blob = [&](const reapi::Digest& d, std::string* out) {
-    auto dd = Digest::FromProto(d);
-    if (!dd.ok() || dd->size() > (1 << 20)) return;
-    auto bytes = blobs_->Get(*dd);
-    if (bytes.ok()) *out = std::move(*bytes);
-  };
-  if (request->inline_stdout() && response->has_stdout_digest()) {
-    inline_blob(response->stdout_digest(), response->mutable_stdout_raw());
-  }
-  if (request->inline_stderr() && response->has_stderr_digest()) {
-    inline_blob(response->stderr_digest(), response->mutable_stderr_raw());
-  }
+  InlineOutErr(*blobs_, request->inline_stdout(), request->inline_stderr(), response);
   absl::flat_hash_set<std::string> wanted(request->inline_output_files().begin(), request->inline_output_files().end());
   for (auto& f : *response->mutable_output_files()) {
-    if (wanted.contains(f.path())) inline_blob(f.digest(), f.mutable_contents());
+    if (wanted.contains(f.path())) InlineBlob(*blobs_, f.digest(), kMaxAskedInlineBytes, f.mutable_contents());
   }
   return grpc::Status::OK;
 }

@@ -76,7 +76,7 @@ absl::Status CoordinatorServer::Start(const Options& options) {
   worker_link_service_ = std::make_unique<WorkerLinkService>(jobs_.get(), link_executor_.get());
   execute_intake_ = std::make_unique<ExecuteIntake>(blob_stack_.store(), options.max_action_timeout);
   execution_service_ = std::make_unique<ExecutionService>(jobs_.get(), action_cache_.get(), execute_intake_.get(),
-                                                          watch_executor_.get());
+                                                          blob_stack_.store(), watch_executor_.get());
 
   if (absl::Status s = StartMetrics(options); !s.ok()) return s;
   // gRPC's standard health service (load balancers, Kubernetes probes, `assay health`) and server

@@ -168,6 +168,7 @@ TEST_F(ExecuteTest, AnActionRunsOnAWorkerFromQueuedToDoneAndOnlyItsSuccessIsCach
   EXPECT_EQ(response.result().output_files(0).path(), "out/up.txt");
   EXPECT_EQ(Blob(response.result().output_files(0).digest()), "HELLO\n");
   EXPECT_EQ(Blob(response.result().stderr_digest()), "to-stderr\n");
+  EXPECT_EQ(response.result().stderr_raw(), "to-stderr\n") << "a small stderr rides in the result (docs/bazel.md)";
 
   reapi::GetActionResultRequest get;
   *get.mutable_action_digest() = action.ToProto();
@@ -185,6 +186,7 @@ TEST_F(ExecuteTest, AnActionRunsOnAWorkerFromQueuedToDoneAndOnlyItsSuccessIsCach
   EXPECT_EQ(f.Response().status().code(), 0);
   EXPECT_EQ(f.Response().result().exit_code(), 3);
   EXPECT_EQ(Blob(f.Response().result().stderr_digest()), "broken\n");
+  EXPECT_EQ(f.Response().result().stderr_raw(), "broken\n");
   *get.mutable_action_digest() = failing.ToProto();
   grpc::ClientContext miss_context;
   EXPECT_EQ(ac_->GetActionResult(&miss_context, get, &cached).error_code(), grpc::StatusCode::NOT_FOUND);

@@ -323,6 +323,44 @@ TEST_P(ReapiTest, ActionCacheReturnsOnlyCompleteResultsPerInstance) {
   }
 }
 
+TEST_P(ReapiTest, SmallStdoutAndStderrRideInTheResultUnaskedLargerOnesWhenAsked) {
+  // Up to 16 KiB (docs/bazel.md) an action's stdout and stderr come inside its ActionResult beside
+  // their digests: Bazel 4.2 never asks, and read a compile warning in a call of its own per hit.
+  const std::string warning = "lib/a.cc:7:31: warning: structured bindings only available with -std=c++17\n";
+  const std::string big(16 * 1024 + 1, 'x');
+  Digest action = Digest::OfBytes("an action that warned");
+  reapi::UpdateActionResultRequest update;
+  *update.mutable_action_digest() = action.ToProto();
+  update.mutable_action_result()->set_stderr_raw(warning);
+  update.mutable_action_result()->set_stdout_raw(big);
+  reapi::ActionResult stored;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(ac_->UpdateActionResult(&context, update, &stored).ok());
+  }
+  EXPECT_TRUE(stored.stderr_raw().empty() && stored.stdout_raw().empty()) << "kept in the CAS, not in the entry";
+  reapi::GetActionResultRequest get;
+  *get.mutable_action_digest() = action.ToProto();
+  auto fetch = [&](reapi::ActionResult* got) {
+    grpc::ClientContext context;
+    return ac_->GetActionResult(&context, get, got);
+  };
+  reapi::ActionResult got;
+  ASSERT_TRUE(fetch(&got).ok());
+  EXPECT_EQ(got.stderr_raw(), warning);
+  EXPECT_EQ(got.stderr_digest().hash(), Digest::OfBytes(warning).hash()) << "the digest stays for clients that read it";
+  EXPECT_TRUE(got.stdout_raw().empty()) << "above 16 KiB only when asked";
+  EXPECT_EQ(got.stdout_digest().hash(), Digest::OfBytes(big).hash());
+  std::string read;
+  ASSERT_TRUE(Read(ReadResourceName("", Digest::OfBytes(warning)), &read).ok());
+  EXPECT_EQ(read, warning);
+  get.set_inline_stdout(true);
+  got.Clear();
+  ASSERT_TRUE(fetch(&got).ok());
+  EXPECT_EQ(got.stdout_raw(), big);
+  EXPECT_EQ(got.stderr_raw(), warning);
+}
+
 TEST_P(ReapiTest, EvictionUnderPressureKeepsTheBudgetAndNeverServesPartialBlobs) {
   farm_.StopCoordinator(SIGTERM);
   const int64_t budget = 8 << 20;
