@@ -181,6 +181,13 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
       FinishLocked(grpc::Status::CANCELLED);
       return;
     }
+    if (next_ + 1 == batch_.messages.size() && batch_.end && batch_.status.ok() && !finishing_) {
+      // The last message goes out with the stream's status: the client hears the end with it (an
+      // Execute's done Operation, a watched job's end), and no write-done round comes first.
+      finishing_ = true;
+      this->StartWriteAndFinish(&batch_.messages[next_++], grpc::WriteOptions(), batch_.status);
+      return;
+    }
     if (next_ < batch_.messages.size()) {
       this->StartWrite(&batch_.messages[next_++]);  // stays valid: batch_ is replaced only by the next read
       return;
