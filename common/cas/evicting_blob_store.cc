@@ -172,6 +172,15 @@ absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   if (!NeedsEviction(&shortfall)) return 0;
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
   if (!evict_mu_.TryLock()) return 0;
+  // The last reading of free space may predate a pass that just gave space back: a pass decided on
+  // it would evict again what the disk no longer lacks (newer blobs, even the one just written).
+  if (DiskReserve* reserve = inner_->disk_reserve(); reserve != nullptr && shortfall > 0) {
+    reserve->Refresh();
+    if (!NeedsEviction(&shortfall)) {
+      evict_mu_.Unlock();
+      return 0;
+    }
+  }
   auto dropped = EvictLocked(shortfall);
   evict_mu_.Unlock();
   return dropped;
@@ -192,6 +201,16 @@ bool EvictingBlobStore::MakeRoom(int64_t bytes) {
 
 absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
   const auto low = static_cast<int64_t>(static_cast<double>(options_.budget_bytes) * options_.low_watermark);
+  if (shortfall > 0 && give_back_owed_) {
+    // Blobs deleted before and not yet compacted away (and, after a failed compaction, write-ahead
+    // logs RocksDB has not purged yet) make the disk look fuller than evicting more could cure:
+    // give their space back first, then evict only what is still short.
+    DiskReserve* reserve = inner_->disk_reserve();
+    const int64_t before = reserve->free_bytes();
+    if (inner_->GiveBackDeletedSpace().ok()) give_back_owed_ = false;
+    reserve->Refresh();
+    shortfall = std::max<int64_t>(shortfall - (reserve->free_bytes() - before), 0);
+  }
   int64_t dropped = 0;
   int64_t blobs = 0;
   absl::Status status = EvictWhile(
@@ -200,7 +219,12 @@ absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
       },
       &dropped, &blobs);
   // Deleted data frees disk space only once compacted: when the disk is low, do it now.
-  if (status.ok() && shortfall > 0 && blobs > 0) status = inner_->GiveBackDeletedSpace();
+  if (blobs > 0) give_back_owed_ = true;
+  if (status.ok() && shortfall > 0 && blobs > 0) {
+    status = inner_->GiveBackDeletedSpace();
+    give_back_owed_ = !status.ok();
+    inner_->disk_reserve()->Refresh();  // the next decision sees the space given back
+  }
   evicted_blobs_ += blobs;
   evicted_bytes_ += dropped;
   if (blobs > 0) {

@@ -93,6 +93,8 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::flat_hash_map<Digest, int> pins_ ABSL_GUARDED_BY(pins_mu_);
   std::optional<Digest> deleting_ ABSL_GUARDED_BY(pins_mu_);  // the blob an eviction is deleting now
   absl::Mutex evict_mu_;
+  // Blobs were deleted since the last compaction that gave their space back (or it failed).
+  bool give_back_owed_ ABSL_GUARDED_BY(evict_mu_) = false;
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;

@@ -271,7 +271,8 @@ TEST_F(DiskTest, EvictionFreesSpaceWhenTheDiskIsLowWithoutAByteBudget) {
   };
   EXPECT_TRUE(WaitFor([&] { return evicted_oldest() && FreeBytes(data) >= 16 * kMiB; }, absl::Seconds(20)))
       << "free " << FreeBytes(data) << "\n" << CoordinatorLog();
-  EXPECT_TRUE(cas.FindMissing({digests.back()})->empty()) << "the newest blob stays";
+  EXPECT_TRUE(cas.FindMissing({digests.back()})->empty())
+      << "the newest blob stays; free " << FreeBytes(data) << "\n" << Listing(data) << CoordinatorLog();
   EXPECT_TRUE(absl::StrContains(CoordinatorLog(), "disk space was low"));
 }
 
