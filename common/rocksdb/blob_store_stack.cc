@@ -2,7 +2,26 @@
 
 #include <algorithm>
 
+#include "common/base/byte_size.h"
+#include "spdlog/spdlog.h"
+
 namespace assay {
+namespace {
+
+// A reserve smaller than what a flush writes lets uploads take the room the flush needs: on a
+// nearly full disk the database then stops taking writes, and eviction (deletes are writes) cannot
+// give space back by itself.
+void WarnIfBelowFlushRoom(DiskReserve* reserve) {
+  constexpr int64_t kFlushRoom = int64_t{kCasWriteBuffers} * kCasWriteBufferBytes;
+  const int64_t bytes = reserve->reserve_bytes();
+  if (bytes <= 0 || bytes >= kFlushRoom) return;
+  const DiskReserve::Options& o = reserve->options();
+  spdlog::warn("{} ({}): {} {} keeps {} free, less than the {} the database needs to flush its write buffers; "
+               "on a nearly full disk it could stop taking writes until space is freed by hand",
+               o.store, o.dir.string(), o.flag, o.min_free.text, FormatBytes(bytes), FormatBytes(kFlushRoom));
+}
+
+}  // namespace
 
 absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clock, EvictingBlobStore::Options eviction,
                                                   bool durable, const DiskReserve::Options* reserve) {
@@ -13,6 +32,7 @@ absl::StatusOr<BlobStoreStack> MakeBlobStoreStack(Database* db, const Clock* clo
     DiskReserve::Options options = *reserve;
     if (options.dir.empty()) options.dir = db->dir();
     stack.reserve = std::make_unique<DiskReserve>(std::move(options), clock);
+    WarnIfBelowFlushRoom(stack.reserve.get());
   }
   stack.storage = std::move(*storage);
   stack.storage->set_disk_reserve(stack.reserve.get());

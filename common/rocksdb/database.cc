@@ -147,8 +147,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
       cf_options.enable_blob_garbage_collection = true;
       cf_options.blob_garbage_collection_age_cutoff = 0.25;
       // Chunk values are written once and flushed to blob files: small memtables bound memory.
-      cf_options.write_buffer_size = 16 << 20;
-      cf_options.max_write_buffer_number = 2;
+      cf_options.write_buffer_size = kCasWriteBufferBytes;
+      cf_options.max_write_buffer_number = kCasWriteBuffers;
     }
     families.emplace_back(i < names.size() ? names[i] : others[i - names.size()], cf_options);
   }

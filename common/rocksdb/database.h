@@ -26,6 +26,11 @@ enum class Family : int {
 // The names of the CAS's families, in Family order: the table of a process that only keeps blobs.
 std::vector<std::string> CasFamilyNames();
 
+// The write buffer of the CAS's chunks (two at most): a flush writes one out to a new file while
+// its write-ahead log still holds the same bytes, so it needs that much free space.
+inline constexpr int64_t kCasWriteBufferBytes = 16 << 20;
+inline constexpr int kCasWriteBuffers = 2;
+
 class Database {
  public:
   struct Options {
