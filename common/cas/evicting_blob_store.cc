@@ -196,7 +196,8 @@ bool EvictingBlobStore::MakeRoom(int64_t bytes) {
   if (inner_->stored_bytes() < short_by) return false;  // dropping every blob would not be enough
   auto dropped = EvictLocked(std::max(short_by, DiskShortfall()));
   reserve->Refresh();
-  return dropped.ok() && *dropped > 0;
+  // Space given back from blobs deleted before may have been enough without evicting any.
+  return dropped.ok() && (*dropped > 0 || bytes + reserve->reserve_bytes() <= reserve->free_bytes());
 }
 
 absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {

@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "common/base/file_util.h"
+#include "common/cas/evicting_blob_store.h"
+#include "common/cas/memory_blob_store.h"
 #include "common/rocksdb/blob_store_stack.h"
 
 namespace assay {
@@ -224,6 +226,84 @@ TEST_F(ReserveStoreTest, AFailedUploadsChunksAreDroppedAndTheirFilesDeleted) {
   EXPECT_EQ(*reclaimed, 1);
   EXPECT_FALSE(storage_->reclaim_pending());
   EXPECT_EQ(blob_file_bytes(), 0u) << "the failed upload's blob files are deleted";
+}
+
+// A store whose deleted blobs hold their disk space until it is given back, which the test can make
+// fail (as a compaction on a disk too full for it does).
+class SlowToFreeStore : public EvictableBlobStore {
+ public:
+  explicit SlowToFreeStore(DiskReserve* reserve) : reserve_(reserve) {}
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& d) override { return mem_.FindMissing(d); }
+  absl::StatusOr<std::string> Get(const Digest& d) override { return mem_.Get(d); }
+  absl::Status Read(const Digest& d, int64_t o, int64_t l, const ChunkSink& sink) override { return mem_.Read(d, o, l, sink); }
+  absl::Status Put(const Digest& d, absl::string_view data) override { return mem_.Put(d, data); }
+  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& d) override { return mem_.OpenWrite(d); }
+  absl::Status ForEachByAge(const AgeVisitor& visit) override { return mem_.ForEachByAge(visit); }
+  absl::Status Touch(const Digest& d) override { return mem_.Touch(d); }
+  int64_t stored_bytes() const override { return mem_.stored_bytes(); }
+  int64_t stored_blobs() const override { return mem_.stored_blobs(); }
+  DiskReserve* disk_reserve() const override { return reserve_; }
+  absl::Status Delete(const Digest& d) override {
+    absl::Status s = mem_.Delete(d);
+    if (s.ok()) garbage += d.size();
+    return s;
+  }
+  absl::Status GiveBackDeletedSpace() override {
+    ++give_backs;
+    if (fail_give_back) return absl::ResourceExhaustedError("compacting: no space left on device");
+    garbage = 0;
+    return absl::OkStatus();
+  }
+  int64_t garbage = 0;  // deleted, its space not yet given back
+  bool fail_give_back = false;
+  int give_backs = 0;
+
+ private:
+  MemoryBlobStore mem_;
+  DiskReserve* reserve_;
+};
+
+TEST(DiskEvictionTest, SpaceAFailedCompactionOwesIsGivenBackBeforeNewerBlobsAreEvicted) {
+  FakeClock clock;
+  FakeDisk disk;
+  disk.free = 30 << 20;
+  std::unique_ptr<SlowToFreeStore> store;
+  // What the disk has free: 30 MiB less the blobs and the deleted bytes not given back yet.
+  DiskProbe probe = [&](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
+    const int64_t held = store == nullptr ? 0 : store->stored_bytes() + store->garbage;
+    return DiskFree{disk.free - held, disk.total};
+  };
+  DiskReserve reserve(Reserve("10MiB"), &clock, probe);  // eviction below 20 MiB free
+  store = std::make_unique<SlowToFreeStore>(&reserve);
+  EvictingBlobStore eviction(store.get(), EvictingBlobStore::Options{});
+  std::vector<Digest> digests;
+  for (int i = 0; i < 4; ++i) {
+    const std::string data(2 << 20, static_cast<char>('a' + i));
+    digests.push_back(Digest::OfBytes(data));
+    ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
+  }
+  ASSERT_EQ(eviction.evicted_blobs(), 0) << "22 MiB free";
+
+  // Something else takes 6 MiB: 4 MiB short. The oldest two go, but their compaction fails, so
+  // the disk still reads 4 MiB short.
+  disk.free -= 6 << 20;
+  store->fail_give_back = true;
+  clock.Advance(reserve.options().refresh);
+  EXPECT_FALSE(eviction.MaybeEvict().ok());
+  EXPECT_EQ(eviction.evicted_blobs(), 2);
+  reserve.Refresh();
+  ASSERT_EQ(reserve.free_bytes(), 16 << 20);
+
+  // The next pass gives that space back first, and then nothing is short: the newer two stay.
+  store->fail_give_back = false;
+  clock.Advance(reserve.options().refresh);
+  auto dropped = eviction.MaybeEvict();
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(*dropped, 0);
+  EXPECT_EQ(eviction.evicted_blobs(), 2);
+  EXPECT_EQ(store->give_backs, 2);
+  EXPECT_EQ(store->FindMissing(digests).value(), (std::vector<Digest>{digests[0], digests[1]}));
+  EXPECT_EQ(reserve.free_bytes(), 20 << 20);
 }
 
 }  // namespace
