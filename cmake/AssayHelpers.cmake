@@ -70,7 +70,7 @@ endfunction()
 # generated headers are included by those paths.
 function(assay_proto_library name)
   add_library(${name} STATIC ${ARGN})
-  target_link_libraries(${name} PUBLIC protobuf::libprotobuf gRPC::grpc++)
+  target_link_libraries(${name} PUBLIC assay_rpc)
   set(out ${CMAKE_CURRENT_BINARY_DIR}/gen)
   file(MAKE_DIRECTORY ${out})
   target_include_directories(${name} SYSTEM PUBLIC ${out})

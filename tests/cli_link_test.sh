@@ -1,11 +1,13 @@
 #!/bin/sh
 # The CLI links neither RocksDB nor prometheus-cpp: it reaches the farm over gRPC only. Nor libcurl:
 # that is loaded when first used (common/s3/curl_loader.h), not at every command's start.
-# $1: the assay binary; $2: the build directory; $3: CMake's make program. With Ninja, checks the
-# link line of the `assay` target (what CMake's dependencies bring in, used or not); and always the
-# libraries the binary loads (ldd).
+# With ASSAY_STATIC_CLI (cmake/StaticDeps.cmake) it loads no shared gRPC, protobuf, abseil, RE2 or
+# yaml-cpp either: those are linked from their static archives, and never both kinds at once.
+# $1: the assay binary; $2: the build directory; $3: CMake's make program; $4: `static` when the CLI
+# links the archives. With Ninja, checks the link line of the `assay` target (what CMake's
+# dependencies bring in, used or not); and always the libraries the binary loads (ldd).
 set -eu
-bin=$1 build=$2 make=$3
+bin=$1 build=$2 make=$3 kind=${4:-shared}
 bad=""
 case "$make" in
   *ninja*)
@@ -17,4 +19,10 @@ case "$make" in
 esac
 bad=$(ldd "$bin" | grep -Ei 'rocksdb|prometheus|curl' || true)
 [ -z "$bad" ] || { echo "$bin loads libraries it must not:"; echo "$bad"; exit 1; }
+if [ "$kind" = static ]; then
+  bad=$(ldd "$bin" | grep -Ei 'libgrpc|libgpr|libupb|libprotobuf|libabsl|libre2|libyaml' || true)
+  [ -z "$bad" ] || { echo "$bin loads shared libraries it links statically:"; echo "$bad"; exit 1; }
+  "$bin" --help >/dev/null || { echo "$bin --help failed"; exit 1; }
+  echo "$bin loads no shared gRPC, protobuf, abseil, RE2 or yaml-cpp"
+fi
 echo "$bin links neither RocksDB, prometheus-cpp nor libcurl"
