@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/byte_size.h"
 #include "common/base/daemon.h"
 #include "common/base/file_util.h"
 
@@ -242,7 +243,25 @@ absl::Status Database::RequestReopen() {
   return absl::UnavailableError("the database reopens: the process restarts in place");
 }
 
-absl::Status Database::Reclaim(Family family, const std::string* begin, const std::string* end) {
+absl::Status Database::CheckRoomToCompact(Family family, uint64_t live_blob_bytes) const {
+  uint64_t tables = 0, blob_files = 0;
+  if (!db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables)) tables = 0;
+  if (!db_->GetIntProperty(cf(family), "rocksdb.total-blob-file-size", &blob_files)) blob_files = 0;
+  // The compaction rewrites the family's tables, and garbage collection moves the live blobs of its
+  // oldest quarter of blob files (no more than the live blobs there are); 256 KiB more for the
+  // manifest's new records.
+  const uint64_t needed = tables + std::min(blob_files / 4, live_blob_bytes) + (256u << 10);
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(dir_, ec);
+  if (ec || space.available >= needed) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "compacting the database in ", dir_.string(), " waits for ", FormatBytes(static_cast<int64_t>(needed)),
+      " free (", FormatBytes(static_cast<int64_t>(space.available)),
+      " are): RocksDB 7.8 aborts the process when a compaction finds the disk full"));
+}
+
+absl::Status Database::Reclaim(Family family, const std::string* begin, const std::string* end,
+                               uint64_t live_blob_bytes) {
   // A flush of a stopped database would write to the files that failed: refused until resumed.
   if (stopped()) return absl::ResourceExhaustedError(absl::StrCat("the database in ", dir_.string(), " takes no writes"));
   std::vector<rocksdb::ColumnFamilyHandle*> all;
@@ -251,6 +270,7 @@ absl::Status Database::Reclaim(Family family, const std::string* begin, const st
   }
   rocksdb::Status status = db_->Flush(rocksdb::FlushOptions(), all);
   if (!status.ok()) return FromRocks(status, "flushing the database");
+  if (absl::Status room = CheckRoomToCompact(family, live_blob_bytes); !room.ok()) return room;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   std::optional<rocksdb::Slice> b, e;

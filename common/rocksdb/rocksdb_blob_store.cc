@@ -363,7 +363,7 @@ absl::StatusOr<int> RocksDbBlobStore::ReclaimSpace() {
   // write-ahead logs) that only they used.
   const auto [lo, hi] = std::minmax_element(compact.begin(), compact.end());
   const std::string begin = EncodeU64(*lo), end = EncodeU64(*hi + 1);
-  if (absl::Status s = db_->Reclaim(Family::kCasChunks, &begin, &end); !s.ok()) {
+  if (absl::Status s = db_->Reclaim(Family::kCasChunks, &begin, &end, static_cast<uint64_t>(bytes_.load())); !s.ok()) {
     absl::MutexLock lock(&reclaim_mu_);
     to_compact_.insert(to_compact_.end(), compact.begin(), compact.end());
     return s;
@@ -371,7 +371,9 @@ absl::StatusOr<int> RocksDbBlobStore::ReclaimSpace() {
   return static_cast<int>(compact.size());
 }
 
-absl::Status RocksDbBlobStore::GiveBackDeletedSpace() { return db_->Reclaim(Family::kCasChunks, nullptr, nullptr); }
+absl::Status RocksDbBlobStore::GiveBackDeletedSpace() {
+  return db_->Reclaim(Family::kCasChunks, nullptr, nullptr, static_cast<uint64_t>(bytes_.load()));
+}
 
 bool RocksDbBlobStore::Upkeep() {
   if (db_->stopped()) {

@@ -13,12 +13,15 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/digest/digest.h"
 #include "common/remote/cas_client.h"
+#include "common/rocksdb/database.h"
 #include "tests/integration/farm.h"
 #include "tests/integration/tmpfs.h"
 
@@ -299,6 +302,55 @@ TEST_F(DiskTest, AWorkerWhoseWorkDiskIsFullHandsTheTaskToAnotherWorkerAndSaysWhy
   const std::string log = farm_.Log(*id, "count");
   EXPECT_TRUE(absl::StrContains(log, "worker w1 could not run the task: its work directory's disk is full")) << log;
   EXPECT_TRUE(absl::StrContains(log, "3145728")) << "w2 ran the step: " << log;
+}
+
+// RocksDB 7.8 (Debian's, built with assertions) aborts the process when a compaction's new file meets
+// a full disk (seen in the soak test: CompactionJob::UpdateCompactionJobStats on an output with no
+// key). The compaction that gives deleted blobs' space back waits for room instead, and runs once
+// there is room.
+TEST(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacting) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-room-", ::getpid());
+  Tmpfs disk(dir, 24 * kMiB);
+  ASSERT_TRUE(disk.mounted()) << disk.error();
+  Database::Options options;
+  options.min_blob_size = 1024;
+  auto db = Database::Open(dir / "db", options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::mt19937_64 random(7);
+  std::string value(8 * 1024, '\0');
+  for (int i = 0; i < 400; ++i) {  // ~3 MiB of blobs, then deleted: space a compaction gives back
+    for (char& c : value) c = static_cast<char>(random());
+    ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat("chunk", i), value, false).ok());
+  }
+  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr).ok());  // flushed into files
+  rocksdb::WriteBatch deletes;
+  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "chunk", "chunl");
+  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
+
+  {  // The disk filled to its last 64 KiB.
+    struct statvfs fs_stats {};
+    ASSERT_EQ(::statvfs(dir.c_str(), &fs_stats), 0);
+    const int64_t fill = static_cast<int64_t>(fs_stats.f_bavail * fs_stats.f_frsize) - 64 * 1024;
+    std::ofstream filler(dir / "filler", std::ios::binary);
+    filler << std::string(static_cast<size_t>(fill), 'x');
+  }
+  absl::Status full = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_TRUE(absl::StrContains(full.message(), "compacting the database in")) << full;
+  EXPECT_TRUE(absl::StrContains(full.message(), "waits for")) << full;
+  EXPECT_FALSE((*db)->stopped()) << "nothing was written, so nothing failed";
+  uint64_t blob_bytes = 0;
+  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
+  EXPECT_GT(blob_bytes, 2 * kMiB) << "the deleted blobs' files are still there";
+
+  fs::remove(dir / "filler");  // room again: the same call compacts and the files go
+  absl::Status room = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
+  EXPECT_TRUE(room.ok()) << room;
+  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
+  EXPECT_LT(blob_bytes, kMiB) << "compacted: files holding only deleted blobs are gone";
+  db->reset();
+  disk.Unmount();
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -242,7 +242,7 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
       EXPECT_TRUE(ids.insert(t.id()).second) << "job " << id << " lists " << t.id() << " twice";
       EXPECT_TRUE(t.state() == assay::v1::TASK_SUCCEEDED || t.state() == assay::v1::TASK_FAILED ||
                   t.state() == assay::v1::TASK_SKIPPED)
-          << "job " << id << " " << t.id() << " is not final";
+          << "job " << id << " " << t.id() << " is not final (" << assay::v1::TaskState_Name(t.state()) << ": " << t.message() << ")";
       // A step's own commands never fail here: a failure can only be the farm's (lost too often).
       if (t.state() == assay::v1::TASK_FAILED) {
         EXPECT_EQ(t.message().find("exit code"), std::string::npos) << "job " << id << " " << t.id() << ": " << t.message();
