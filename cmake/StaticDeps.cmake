@@ -2,7 +2,7 @@
 #
 # Most programs link Debian's shared libraries. A program with the target property
 # ASSAY_STATIC_DEPS (the `assay` CLI, with ASSAY_STATIC_CLI) links their static archives instead,
-# in one group: a CLI command is short, and loading and relocating some 50 shared libraries was
+# in one group: a CLI command is short, and loading and relocating its 60 shared libraries was
 # half of its CPU (`perf stat assay --help`: 24 ms, 12 ms with the archives). OpenSSL, the C++
 # runtime and glibc stay shared, so their security updates apply at once; the rest takes effect
 # when the CLI is built again. Never both kinds in one program (protobuf would register its files
@@ -43,7 +43,7 @@ if(ASSAY_STATIC_CLI)
     string(JOIN "," group ${archives})
     target_link_libraries(assay_static_archives INTERFACE "$<LINK_GROUP:RESCAN,${group}>"
       OpenSSL::SSL OpenSSL::Crypto Threads::Threads ${CMAKE_DL_LIBS})
-    # The headers are the same for both kinds: the shared targets' include folders and definitions.
+    # The headers are the same for both kinds: the shared targets' include folders.
     target_include_directories(assay_static_archives SYSTEM INTERFACE
       $<TARGET_PROPERTY:gRPC::grpc++,INTERFACE_INCLUDE_DIRECTORIES>
       $<TARGET_PROPERTY:protobuf::libprotobuf,INTERFACE_INCLUDE_DIRECTORIES>)

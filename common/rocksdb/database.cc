@@ -245,8 +245,8 @@ absl::Status Database::RequestReopen() {
 
 absl::Status Database::CheckRoomToCompact(Family family, uint64_t live_blob_bytes) const {
   uint64_t tables = 0, blob_files = 0;
-  if (!db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables)) tables = 0;
-  if (!db_->GetIntProperty(cf(family), "rocksdb.total-blob-file-size", &blob_files)) blob_files = 0;
+  db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables);  // left 0 when unknown
+  db_->GetIntProperty(cf(family), "rocksdb.total-blob-file-size", &blob_files);
   // The compaction rewrites the family's tables, and garbage collection moves the live blobs of its
   // oldest quarter of blob files (no more than the live blobs there are); 256 KiB more for the
   // manifest's new records.

@@ -322,18 +322,12 @@ TEST(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacti
     for (char& c : value) c = static_cast<char>(random());
     ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat("chunk", i), value, false).ok());
   }
-  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr).ok());  // flushed into files
+  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, 400 * value.size()).ok());  // into files
   rocksdb::WriteBatch deletes;
   deletes.DeleteRange((*db)->cf(Family::kCasChunks), "chunk", "chunl");
   ASSERT_TRUE((*db)->Write(&deletes, true).ok());
 
-  {  // The disk filled to its last 64 KiB.
-    struct statvfs fs_stats {};
-    ASSERT_EQ(::statvfs(dir.c_str(), &fs_stats), 0);
-    const int64_t fill = static_cast<int64_t>(fs_stats.f_bavail * fs_stats.f_frsize) - 64 * 1024;
-    std::ofstream filler(dir / "filler", std::ios::binary);
-    filler << std::string(static_cast<size_t>(fill), 'x');
-  }
+  WriteBallast(dir / "filler", FreeBytes(dir) - 64 * 1024);  // the disk filled to its last 64 KiB
   absl::Status full = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
   EXPECT_TRUE(absl::StrContains(full.message(), "compacting the database in")) << full;
