@@ -70,7 +70,7 @@ class OperationStream final : public PushStream<Operation> {
 
   // Execute: checks the action, answers a cache hit at once, else makes it a task and follows it.
   void BeginExecute(ActionCache* cache, reapi::ExecuteRequest request, reapi::RequestMetadata metadata) {
-    executor()->Run([this, cache, request = std::move(request), metadata = std::move(metadata)] {
+    RunHeld([this, cache, request = std::move(request), metadata = std::move(metadata)] {
       auto action = intake_->Accept(request, metadata);
       if (!action.ok()) {
         FinishUnstarted(ToGrpcWithDetails(action.status()));
@@ -99,9 +99,19 @@ class OperationStream final : public PushStream<Operation> {
       spdlog::debug("execute {}: operation {} ({})", action->action_digest.ToString(),
                     OperationName(ticket->job_id, ticket->index), ticket->joined ? "joined" : "queued");
       announce_queued_ = true;
-      following_ = true;  // Execute counted this stream as the task's follower
+      Following(ticket->job_id, ticket->index);  // Execute counted this stream as the task's follower
+      if (ended() && following_.exchange(false)) {  // the client left while the action was queued
+        jobs()->FollowRemoteTask(ticket->job_id, ticket->index, /*following=*/false);
+        return;
+      }
       Follow(ticket->job_id, ticket->index);
     });
+  }
+
+  void Following(const std::string& job, int32_t index) {
+    followed_job_ = job;
+    followed_index_ = index;
+    following_ = true;
   }
 
   void Follow(const std::string& job, int32_t index) {
@@ -114,13 +124,13 @@ class OperationStream final : public PushStream<Operation> {
   // WaitExecution: this stream follows the task from now (an abandoned task is cancelled).
   void Resume(const std::string& job, int32_t index) {
     jobs()->FollowRemoteTask(job, index, /*following=*/true);
-    following_ = true;
+    Following(job, index);
     Follow(job, index);
   }
 
  protected:
   void OnStreamEnded() override {
-    if (following_) jobs()->FollowRemoteTask(job_id(), index_, /*following=*/false);
+    if (following_.exchange(false)) jobs()->FollowRemoteTask(followed_job_, followed_index_, /*following=*/false);
   }
 
   Batch<Operation> Read() override {
@@ -168,7 +178,11 @@ class OperationStream final : public PushStream<Operation> {
   std::string name_;
   std::optional<Operation> cached_;  // an action-cache hit: the one message
   bool announce_queued_ = false;     // an Execute (not a WaitExecution): the first Operation is QUEUED
-  std::atomic<bool> following_{false};  // counted among the task's followers (FollowRemoteTask)
+  // Counted among the task's followers (FollowRemoteTask); whoever clears following_ says the stream
+  // stopped following. The task is written before following_ is set, and read after it is cleared.
+  std::atomic<bool> following_{false};
+  std::string followed_job_;
+  int32_t followed_index_ = 0;
   reapi::ExecutionStage::Value sent_ = reapi::ExecutionStage::UNKNOWN;  // used by one read at a time
 };
 

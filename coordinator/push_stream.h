@@ -64,12 +64,24 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
         poker_(std::make_shared<Poker>()) {}
 
   // Registers with the job and schedules the first read. Call once, after construction.
+  // A stream that already ended (cancelled before it started: see RunHeld) registers nothing.
   void Start() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;
+    }
     poker_->Set(this);
     auto watcher = jobs_->AddWatcher(job_id_, [poker = poker_](bool ended) { poker->Poke(ended); });
+    bool ended_meanwhile = false;
     if (watcher.ok()) {
       absl::MutexLock lock(&mu_);
       watcher_ = *watcher;
+      ended_meanwhile = done_;  // OnDone ran before watcher_ was set: it is ours to remove
+    }
+    if (ended_meanwhile) {
+      poker_->Clear();
+      jobs_->RemoveWatcher(job_id_, *watcher);
+      return;
     }
     // Not in memory: the first read finds the job in the store (or says it does not exist).
     Poke(/*urgent=*/true);
@@ -114,6 +126,7 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
     uint64_t watcher = 0;
     {
       absl::MutexLock lock(&mu_);
+      done_ = true;
       watcher = watcher_;
     }
     if (watcher != 0) jobs_->RemoveWatcher(job_id_, watcher);
@@ -128,6 +141,23 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   virtual void OnStreamEnded() {}
   JobManager* jobs() { return jobs_; }
   ThreadPool* executor() { return executor_; }
+  // Runs `work` on the executor, keeping the stream alive until it has run. The stream may end
+  // meanwhile (a client that cancels at once): Start and FinishUnstarted then do nothing.
+  void RunHeld(std::function<void()> work) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++refs_;
+    }
+    executor_->Run([this, work = std::move(work)] {
+      work();
+      Unref();
+    });
+  }
+  // gRPC is done with the stream (OnDone ran).
+  bool ended() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
   // For a stream that learns its job only once it began (Execute): call before Start.
   void SetJob(std::string job_id) { job_id_ = std::move(job_id); }
 
@@ -232,7 +262,8 @@ class PushStream : public grpc::ServerWriteReactor<Message> {
   const std::shared_ptr<Poker> poker_;
   absl::Mutex mu_;
   uint64_t watcher_ ABSL_GUARDED_BY(mu_) = 0;
-  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's until OnDone; one per scheduled read
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's until OnDone; one per scheduled read or RunHeld
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran: nothing may register any more
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;  // a read or its writes are in progress
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 // REAPI remote execution (Execute, WaitExecution) driven over real gRPC against a real coordinator
 // and worker: the operations a client sees, joining, missing inputs, platforms, timeouts, restarts.
 // bazel_exec_test.cc runs a real Bazel against the same service.
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "google/longrunning/operations.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "common/task/task_states.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -331,6 +333,48 @@ TEST_F(ExecuteTest, AnActionNoClientWaitsForAnyMoreIsCancelledAfterTheGrace) {
   Stream after = Wait(name);  // the operation is still known: done, CANCELLED
   ASSERT_TRUE(after.status.ok());
   EXPECT_EQ(after.Response().status().code(), static_cast<int>(grpc::StatusCode::CANCELLED));
+}
+
+// Clients that leave at once, while the farm is still looking at their action (the coordinator checks
+// the action and makes its task after the stream began): every task made for them is cancelled once
+// the grace is over, like any abandoned action, and the coordinator serves the next client.
+TEST_F(ExecuteTest, ExecutesWhoseClientsLeaveAtOnceAreCancelledAfterTheGrace) {
+  farm_.StopCoordinator(SIGTERM);
+  Start({"--remote-abandoned-seconds", "1", "--remote-job-idle-seconds", "0.5"});
+  farm_.StartWorker("w1");
+  for (int i = 0; i < 30; ++i) {
+    reapi::ExecuteRequest request;
+    *request.mutable_action_digest() = Action({.script = absl::StrCat("sleep 60 # ", i)}).ToProto();
+    request.set_skip_cache_lookup(true);
+    grpc::ClientContext context;
+    auto reader = exec_->Execute(&context, request);
+    context.TryCancel();
+    reader->Finish();
+  }
+  std::vector<assay::v1::Job> jobs;
+  const bool all_ended = WaitFor([&] {
+    assay::v1::ListJobsRequest request;
+    assay::v1::ListJobsResponse response;
+    grpc::ClientContext context;
+    if (!farm_.jobs()->ListJobs(&context, request, &response).ok()) return false;
+    jobs.assign(response.jobs().begin(), response.jobs().end());
+    return std::all_of(jobs.begin(), jobs.end(), [](const assay::v1::Job& j) { return IsFinal(j.state()); });
+  }, absl::Seconds(60));
+  ASSERT_TRUE(all_ended) << "a job of abandoned actions did not end";
+  int cancelled = 0;
+  for (const assay::v1::Job& summary : jobs) {
+    auto job = farm_.GetJob(summary.id());
+    ASSERT_TRUE(job.ok()) << job.status();
+    for (const assay::v1::Task& t : job->tasks()) {
+      EXPECT_EQ(t.state(), assay::v1::TASK_CANCELLED) << t.id() << ": " << t.message();
+      cancelled += t.state() == assay::v1::TASK_CANCELLED;
+    }
+  }
+  std::cout << "[ figures  ] " << cancelled << " of 30 Executes cancelled at once had become tasks\n";
+  ASSERT_TRUE(PidAlive(farm_.coordinator_pid()));
+  Stream next = Execute(Action({.script = "echo served > out.txt", .output_files = {"out.txt"}}));
+  ASSERT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.Response().status().code(), 0) << next.Response().status().message();
 }
 
 }  // namespace
