@@ -22,6 +22,13 @@ void GroupCommit::StartBackgroundWriter() {
         auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
         mu_.Await(absl::Condition(&work));
         if (stopping_) return;
+        if (failures_in_a_row_ > 0) {
+          // The disk refused the last write: try again after a pause (100 ms, doubling to 2 s), sooner
+          // if a waiter writes first, so that kept changes reach the disk once it takes writes again.
+          const absl::Duration pause = std::min(absl::Milliseconds(100) * (1 << std::min(failures_in_a_row_ - 1, 5)), absl::Seconds(2));
+          auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+          if (mu_.AwaitWithTimeout(absl::Condition(&stopping), pause)) return;
+        }
         ticket = last_ticket_;
       }
       Wait(ticket).IgnoreError();
@@ -63,25 +70,37 @@ absl::Status GroupCommit::Wait(uint64_t ticket) {
       if (group[i].batch.Count() > 0) last_write = i;
     }
     absl::Status status;
-    for (size_t i = 0; i < group.size(); ++i) {
+    for (size_t i = 0; i < group.size() && status.ok(); ++i) {
       if (group[i].batch.Count() == 0) continue;
       // Only the group's last write waits for the disk: the WAL carries every earlier one with it.
-      absl::Status s = writer_(&group[i].batch, sync && i == last_write);
-      if (!s.ok() && status.ok()) status = s;
+      status = writer_(&group[i].batch, sync && i == last_write);
     }
-    if (!status.ok()) spdlog::error("writing {} coordinator changes failed: {}", group.size(), status.ToString());
-    queued_bytes_ -= bytes;
     groups_.fetch_add(1);
+    mu_.Lock();
+    writing_ = false;
+    if (!status.ok()) {
+      // Nothing of the group counts as written: it goes back to the front of the queue, its actions
+      // with it, and is written again (whole: its changes are snapshots and deletions, which may be
+      // applied twice) before anything newer, by the next waiter or the background writer.
+      spdlog::error("writing {} coordinator changes failed (kept, to be written again): {}", group.size(),
+                    status.ToString());
+      ++failures_in_a_row_;
+      while (!group.empty()) {
+        queue_.push_front(std::move(group.back()));
+        group.pop_back();
+      }
+      return status;
+    }
+    if (failures_in_a_row_ > 0) spdlog::info("coordinator changes written again after {} failed tries", failures_in_a_row_);
+    failures_in_a_row_ = 0;
+    queued_bytes_ -= bytes;
     if (sync && last_write < group.size()) synced_groups_.fetch_add(1);
     changes_.fetch_add(group.size());
-    mu_.Lock();
     // Actions run in ticket order: no other group is written or acted on until these are done.
     for (Change& c : group) {
       for (auto& action : c.after) action();
     }
     written_.store(last, std::memory_order_release);
-    writing_ = false;
-    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }

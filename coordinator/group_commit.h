@@ -6,7 +6,9 @@
 // are written. The first waiter to find no writer becomes the writer and writes everything queued
 // (one fsync for the whole group, when any part asks for one); the others wait for it. Each change
 // may carry actions (messages to workers) that must not happen before it is on disk: the writer runs
-// them right after the write, in ticket order.
+// them right after the write, in ticket order. A group the disk refuses (a full disk) is not dropped:
+// it stays first in the queue, its actions not run, and is written again with the next group (or by
+// the background writer, which tries again after a pause) until the disk takes it.
 #pragma once
 
 #include <atomic>
@@ -44,8 +46,9 @@ class GroupCommit {
   // Orders `change` after every change enqueued before it; returns its ticket (0 for an empty one,
   // which needs no waiting). Never blocks on I/O.
   uint64_t Enqueue(Change change);
-  // Returns once the change of `ticket` and all before it are written and their actions have run.
-  // The status is that of the write this call made, if it made one (every failed write is logged).
+  // Returns once the change of `ticket` and all before it are written and their actions have run, or
+  // once a write of them failed: then the status is that failure (the changes are kept and written
+  // again later; written() stays below the ticket until they are).
   absl::Status Wait(uint64_t ticket);
 
   // Writes whatever is queued (for changes enqueued without a waiter).
@@ -72,6 +75,7 @@ class GroupCommit {
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int failures_in_a_row_ ABSL_GUARDED_BY(mu_) = 0;  // writes the disk refused since the last one it took
   std::thread background_;
   std::atomic<uint64_t> written_{0};
   std::atomic<size_t> queued_bytes_{0};

@@ -7,6 +7,8 @@
 //
 // Kept short in the suite (about a minute); ASSAY_SOAK_SECONDS runs it longer on demand:
 //   ASSAY_SOAK_SECONDS=600 build/ci/tests/soak_test --gtest_also_run_disabled_tests
+// ASSAY_SOAK_KEEP=DIR copies a failed run's folder (every life's coordinator log, the workers' logs)
+// to DIR/SEED for a post-mortem.
 #include <signal.h>
 #include <sys/mount.h>
 
@@ -20,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -136,6 +139,15 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
   const uint64_t seed = std::random_device{}();
   std::mt19937_64 random(seed);
   std::cout << "[ seed     ] " << seed << "\n";
+  absl::Cleanup keep_if_failed = [&] {
+    const char* keep = std::getenv("ASSAY_SOAK_KEEP");
+    if (keep == nullptr || !::testing::Test::HasFailure()) return;
+    const fs::path to = fs::path(keep) / std::to_string(seed);
+    std::error_code ec;
+    fs::create_directories(to, ec);
+    fs::copy(farm.dir(), to, fs::copy_options::recursive | fs::copy_options::skip_symlinks, ec);
+    std::cout << "[ kept     ] " << to << (ec ? " (incomplete: " + ec.message() + ")" : "") << "\n";
+  };
 
   std::atomic<bool> stop{false};
   std::vector<std::string> accepted;
@@ -168,11 +180,14 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
   const absl::Time end = start + SoakDuration();
   int crashed = 0;
   int restarted_in_place = 0;  // a write-ahead log that failed on the full disk: reopened in place
-  auto count_restarts = [&] {  // before the coordinator's log is started anew
+  int lives = 0;
+  auto count_restarts = [&] {  // before the coordinator's log is started anew; the old one is kept
     const std::string log = ReadFile(farm.dir() / "coordinator.log").value_or("");
     for (size_t at = log.find("restarting in place"); at != std::string::npos; at = log.find("restarting in place", at + 1)) {
       ++restarted_in_place;
     }
+    std::error_code ec;
+    fs::rename(farm.dir() / "coordinator.log", farm.dir() / absl::StrCat("coordinator.", ++lives, ".log"), ec);
   };
   auto restart_if_crashed = [&] {
     // The coordinator must never end by itself, here where the disk fills to its last byte mid-write

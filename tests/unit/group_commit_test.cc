@@ -9,6 +9,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "tests/common/wait_for.h"
 
 namespace assay {
 namespace {
@@ -144,17 +145,36 @@ TEST(GroupCommitTest, WhileOneGroupIsBeingWrittenOthersEnqueueAndTheNextGroupTak
   EXPECT_EQ(writer.syncs(), static_cast<int>(commit.groups()));
 }
 
-TEST(GroupCommitTest, AFailedWriteIsReportedToItsWriterAndLaterChangesStillGoThrough) {
+TEST(GroupCommitTest, AFailedWriteIsKeptWithItsActionsAndWrittenAgainBeforeLaterChanges) {
   RecordingWriter writer;
   GroupCommit commit(writer.AsWriter());
+  std::vector<std::string> acted;
   writer.FailWrites(true);
-  absl::Status s = commit.Wait(commit.Enqueue(Put("lost", true)));
+  const uint64_t first = commit.Enqueue(Put("kept", true, [&] { acted.push_back("kept"); }));
+  absl::Status s = commit.Wait(first);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(s.message(), "disk full");
-  EXPECT_EQ(commit.written(), 1u) << "a failed group must not wedge the ones after it";
+  EXPECT_EQ(commit.written(), 0u) << "a change the disk refused is not written";
+  EXPECT_TRUE(acted.empty()) << "its actions wait for the disk";
+  EXPECT_GT(commit.queued_bytes(), 0u);
   writer.FailWrites(false);
-  EXPECT_TRUE(commit.Wait(commit.Enqueue(Put("next", true))).ok());
-  EXPECT_EQ(writer.keys(), std::vector<std::string>{"next"});
+  EXPECT_TRUE(commit.Wait(commit.Enqueue(Put("next", true, [&] { acted.push_back("next"); }))).ok());
+  EXPECT_EQ(writer.keys(), (std::vector<std::string>{"kept", "next"})) << "written again, first";
+  EXPECT_EQ(acted, (std::vector<std::string>{"kept", "next"}));
+  EXPECT_EQ(commit.written(), 2u);
+  EXPECT_EQ(commit.queued_bytes(), 0u);
+}
+
+TEST(GroupCommitTest, TheBackgroundWriterWritesKeptChangesOnceTheDiskTakesThemWithNobodyWaiting) {
+  RecordingWriter writer;
+  GroupCommit commit(writer.AsWriter());
+  commit.StartBackgroundWriter();
+  writer.FailWrites(true);
+  const uint64_t ticket = commit.Enqueue(Put("kept", false));
+  EXPECT_FALSE(commit.Wait(ticket).ok());
+  writer.FailWrites(false);  // the disk was freed; no new change comes
+  EXPECT_TRUE(assay::testing::WaitFor([&] { return commit.written() >= ticket; }, absl::Seconds(10)));
+  EXPECT_EQ(writer.keys(), std::vector<std::string>{"kept"});
 }
 
 }  // namespace
