@@ -271,6 +271,13 @@ std::map<std::string, std::string> FailedLogs(Client& client, const Job& job) {
   return logs;
 }
 
+namespace {
+// The coordinator's refusal of a tree some of whose blobs it does not have (Intake).
+bool IsMissingBlobs(const absl::Status& status) {
+  return absl::StrContains(status.message(), "missing from the CAS") || absl::StrContains(status.message(), "is not in the CAS");
+}
+}  // namespace
+
 int Submit(Client& client, const SubmitOptions& options) {
   fs::path dir = options.dir;
   std::error_code ec;
@@ -300,6 +307,14 @@ int Submit(Client& client, const SubmitOptions& options) {
   for (const auto& [image, id] : ResolveImages(dir / options.pipeline_file)) (*request.mutable_image_ids())[image] = id;
   Job job;
   absl::Status status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
+  // Blobs the farm dropped since the upload (a full cache evicts the least recently used): sent again
+  // (the upload sends only what the farm lacks), then the same request once more.
+  for (int again = 0; again < 2 && absl::IsFailedPrecondition(status) && IsMissingBlobs(status); ++again) {
+    std::cerr << "the farm no longer has some of the tree's blobs (" << status.message() << "); uploading them again\n";
+    auto resent = client.cas->Upload(tree->blobs);
+    if (!resent.ok()) return ReportError(resent.status());
+    status = client.Call("Submit", [&](grpc::ClientContext* c) { return client.jobs->Submit(c, request, &job); });
+  }
   if (!status.ok()) return ReportError(status);
   // Submit's warnings (e.g. steps whose labels no worker offers) come in the job's message.
   if (!job.message().empty()) {

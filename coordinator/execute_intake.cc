@@ -56,7 +56,7 @@ absl::StatusOr<std::vector<std::string>> Labels(const reapi::Platform& platform)
 
 }  // namespace
 
-absl::Status MissingBlobsError(const std::vector<Digest>& missing, absl::string_view what) {
+absl::Status MissingBlobsError(const std::vector<Digest>& missing, absl::string_view what, absl::string_view then) {
   google::rpc::PreconditionFailure failure;
   std::vector<std::string> named;
   for (const Digest& d : missing) {
@@ -67,7 +67,7 @@ absl::Status MissingBlobsError(const std::vector<Digest>& missing, absl::string_
   }
   absl::Status status = absl::FailedPreconditionError(absl::StrCat(
       missing.size(), " blob(s) of the ", what, " missing from the CAS: ", absl::StrJoin(named, ", "),
-      missing.size() > named.size() ? ", ..." : "", " (upload them and Execute again)"));
+      missing.size() > named.size() ? ", ..." : "", " (", then, ")"));
   status.SetPayload(kPreconditionFailureType, absl::Cord(failure.SerializeAsString()));
   return status;
 }

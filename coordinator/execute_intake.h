@@ -36,8 +36,10 @@ struct RemoteAction {
 inline constexpr const char* kPreconditionFailureType = "type.googleapis.com/google.rpc.PreconditionFailure";
 
 // FAILED_PRECONDITION naming the missing blobs, with the PreconditionFailure payload (MISSING
-// violations, subject `blobs/{hash}/{size}`) that the gRPC edge turns into the status details.
-absl::Status MissingBlobsError(const std::vector<Digest>& missing, absl::string_view what);
+// violations, subject `blobs/{hash}/{size}`) that the gRPC edge turns into the status details;
+// `then` says what the client does about it.
+absl::Status MissingBlobsError(const std::vector<Digest>& missing, absl::string_view what,
+                               absl::string_view then = "upload them and Execute again");
 
 class ExecuteIntake {
  public:

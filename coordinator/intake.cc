@@ -13,6 +13,7 @@
 #include "common/task/task_states.h"
 #include "common/tree/merkle.h"
 #include "coordinator/cache_keys.h"
+#include "coordinator/execute_intake.h"
 #include "coordinator/notification_rules.h"
 #include "coordinator/planner.h"
 #include "coordinator/time_rules.h"
@@ -44,6 +45,9 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   // The whole tree is checked before the job exists: workers will write it to their disks.
   auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(*blobs_, d); }, options_.tree_limits);
   if (!tree.ok()) return tree.status();
+  // Every file too: one evicted since the client's upload would fail the steps that need it, later
+  // and less clearly. The client uploads what is named and submits again (the CLI does).
+  if (absl::Status s = CheckFilesPresent(*root); !s.ok()) return s;
   auto pipeline = ReadPipeline(*root, path);
   if (!pipeline.ok()) return pipeline.status();
 
@@ -75,6 +79,30 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
     if (absl::Status s = LoadTimeBaselines(&*planned); !s.ok()) return s;
   }
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
+}
+
+absl::Status Intake::CheckFilesPresent(const Digest& root) const {
+  std::vector<Digest> files;
+  absl::flat_hash_set<Digest> seen_files, seen_dirs;
+  std::vector<Digest> pending = {root};
+  while (!pending.empty()) {
+    const Digest d = pending.back();
+    pending.pop_back();
+    if (!seen_dirs.insert(d).second) continue;
+    auto dir = LoadDirectory(*blobs_, d);  // validated a moment ago: a failure now is the store's
+    if (!dir.ok()) return dir.status();
+    for (const auto& f : dir->files()) {
+      auto fd = Digest::FromProto(f.digest());
+      if (fd.ok() && seen_files.insert(*fd).second) files.push_back(*fd);
+    }
+    for (const auto& sub : dir->directories()) {
+      if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
+    }
+  }
+  auto missing = blobs_->FindMissing(files);
+  if (!missing.ok()) return missing.status();
+  if (missing->empty()) return absl::OkStatus();
+  return MissingBlobsError(*missing, "source tree's files", "upload them and submit again");
 }
 
 absl::Status KeepCells(const google::protobuf::RepeatedPtrField<std::string>& cells, Job* job) {

@@ -1,6 +1,7 @@
 #include "coordinator/jobs_service.h"
 
 #include "common/base/status_util.h"
+#include "coordinator/execution_service.h"
 #include "coordinator/watch_streams.h"
 
 namespace assay {
@@ -9,7 +10,7 @@ using assay::v1::Job;
 
 grpc::Status JobsService::Submit(grpc::ServerContext*, const assay::v1::SubmitRequest* request, Job* response) {
   auto job = jobs_->Submit(*request);
-  if (!job.ok()) return ToGrpc(job.status());
+  if (!job.ok()) return ToGrpcWithDetails(job.status());  // missing blobs: named in the details too
   *response = std::move(*job);
   return grpc::Status::OK;
 }

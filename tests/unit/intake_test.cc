@@ -13,6 +13,7 @@
 #include "common/base/file_util.h"
 #include "common/cas/memory_blob_store.h"
 #include "coordinator/families.h"
+#include "google/rpc/error_details.pb.h"
 
 namespace assay {
 namespace {
@@ -103,6 +104,40 @@ TEST_F(IntakeTest, TreeIsValidatedWhole) {
   *sub->mutable_digest() = Digest::OfBytes("a directory nobody uploaded").ToProto();
   auto accepted = intake_->Accept(Request(Put(root.SerializeAsString())));
   EXPECT_FALSE(accepted.ok());
+}
+
+TEST_F(IntakeTest, AFileTheCasNoLongerHasIsNamedAsMissingWithItsViolation) {
+  // The pipeline and one source file uploaded; the other source file's blob gone (evicted since).
+  reapi::Directory src;
+  const Digest kept = Put("int kept;\n");
+  const Digest gone = Digest::OfBytes("int gone;\n");
+  for (const auto& [name, digest] : {std::pair<std::string, Digest>{"a.c", kept}, {"b.c", gone}}) {
+    auto* f = src.add_files();
+    f->set_name(name);
+    *f->mutable_digest() = digest.ToProto();
+  }
+  reapi::Directory root;
+  auto* yaml = root.add_files();
+  yaml->set_name("assay.yaml");
+  *yaml->mutable_digest() = Put("steps:\n  - id: s\n    run: x\n").ToProto();
+  auto* sub = root.add_directories();
+  sub->set_name("src");
+  *sub->mutable_digest() = Put(src.SerializeAsString()).ToProto();
+  const Digest tree = Put(root.SerializeAsString());
+  auto accepted = intake_->Accept(Request(tree));
+  ASSERT_EQ(accepted.status().code(), absl::StatusCode::kFailedPrecondition) << accepted.status();
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "1 blob(s) of the source tree's files missing from the CAS: " + gone.ToString()))
+      << accepted.status();
+  EXPECT_TRUE(absl::StrContains(accepted.status().message(), "upload them and submit again")) << accepted.status();
+  auto payload = accepted.status().GetPayload("type.googleapis.com/google.rpc.PreconditionFailure");
+  ASSERT_TRUE(payload.has_value());
+  google::rpc::PreconditionFailure failure;
+  ASSERT_TRUE(failure.ParseFromString(std::string(*payload)));
+  ASSERT_EQ(failure.violations_size(), 1);
+  EXPECT_EQ(failure.violations(0).type(), "MISSING");
+  EXPECT_EQ(failure.violations(0).subject(), "blobs/" + gone.ToString());
+  Put("int gone;\n");  // uploaded again: accepted
+  EXPECT_TRUE(intake_->Accept(Request(tree)).ok());
 }
 
 TEST_F(IntakeTest, RequestChecks) {
