@@ -243,14 +243,41 @@ absl::Status Database::RequestReopen() {
   return absl::UnavailableError("the database reopens: the process restarts in place");
 }
 
-absl::Status Database::CheckRoomToCompact(Family family, uint64_t live_blob_bytes) const {
-  uint64_t tables = 0, blob_files = 0;
-  db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables);  // left 0 when unknown
-  db_->GetIntProperty(cf(family), "rocksdb.total-blob-file-size", &blob_files);
-  // The compaction rewrites the family's tables, and garbage collection moves the live blobs of its
-  // oldest quarter of blob files (no more than the live blobs there are); 256 KiB more for the
-  // manifest's new records.
-  const uint64_t needed = tables + std::min(blob_files / 4, live_blob_bytes) + (256u << 10);
+uint64_t Database::TableBytesOverlapping(Family family, const std::string& begin, const std::string& end) const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  const std::string& name = cf(family)->GetName();
+  std::string lo = begin, hi = end;  // [lo, hi), widened to the files taken (the keys compare bytewise)
+  std::vector<bool> taken(files.size(), false);
+  uint64_t bytes = 0;
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (size_t i = 0; i < files.size(); ++i) {
+      const rocksdb::LiveFileMetaData& f = files[i];
+      if (taken[i] || f.column_family_name != name || f.largestkey < lo || f.smallestkey >= hi) continue;
+      taken[i] = true;
+      grew = true;
+      bytes += f.size;
+      if (f.smallestkey < lo) lo = f.smallestkey;
+      if (f.largestkey >= hi) hi = f.largestkey + std::string(1, '\0');
+    }
+  }
+  return bytes;
+}
+
+absl::Status Database::CheckRoomToCompact(Family family, const std::string* begin, const std::string* end,
+                                          uint64_t live_blob_bytes) const {
+  uint64_t needed = 256u << 10;  // the manifest's new records
+  if (begin != nullptr && end != nullptr) {
+    needed += TableBytesOverlapping(family, *begin, *end);
+  } else {
+    uint64_t tables = 0, blob_files = 0;
+    db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables);  // left 0 when unknown
+    db_->GetIntProperty(cf(family), "rocksdb.total-blob-file-size", &blob_files);
+    // The compaction rewrites the family's tables, and garbage collection moves the live blobs of its
+    // oldest quarter of blob files (no more than the live blobs there are).
+    needed += tables + std::min(blob_files / 4, live_blob_bytes);
+  }
   std::error_code ec;
   const std::filesystem::space_info space = std::filesystem::space(dir_, ec);
   if (ec || space.available >= needed) return absl::OkStatus();
@@ -270,9 +297,12 @@ absl::Status Database::Reclaim(Family family, const std::string* begin, const st
   }
   rocksdb::Status status = db_->Flush(rocksdb::FlushOptions(), all);
   if (!status.ok()) return FromRocks(status, "flushing the database");
-  if (absl::Status room = CheckRoomToCompact(family, live_blob_bytes); !room.ok()) return room;
+  const bool ranged = begin != nullptr && end != nullptr;
+  if (absl::Status room = CheckRoomToCompact(family, begin, end, live_blob_bytes); !room.ok()) return room;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  // A range (a failed upload's chunks) moves no live blobs: what it needs stays what was checked.
+  if (ranged) options.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kDisable;
   std::optional<rocksdb::Slice> b, e;
   if (begin != nullptr) b.emplace(*begin);
   if (end != nullptr) e.emplace(*end);

@@ -94,9 +94,11 @@ class Database {
   // Gives deleted data's disk space back: flushes every family (so old write-ahead logs go) and
   // compacts [begin, end) of `family` (null: all of it), so files holding only deleted data are
   // removed. Disk I/O: no lock held.
-  // The compaction is not started while the disk has less free space than it may write (the
-  // family's tables, and the live blobs of a quarter of its blob files: `live_blob_bytes` is what
-  // the caller knows is still stored; plus 256 KiB): RocksDB 7.8 (Debian's, built with assertions)
+  // The compaction is not started while the disk has less free space than it may write, plus 256 KiB:
+  // for the whole family its tables, and the live blobs of a quarter of its blob files that garbage
+  // collection moves (`live_blob_bytes` is what the caller knows is still stored); for a range only
+  // the tables overlapping it, since a range's compaction collects no blob garbage (a blob file
+  // whose blobs are all deleted goes without it). RocksDB 7.8 (Debian's, built with assertions)
   // aborts the process when a compaction's new file meets a full disk
   // (CompactionJob::UpdateCompactionJobStats on an output with no key). Then RESOURCE_EXHAUSTED,
   // and the space stays owed until the next try.
@@ -107,7 +109,11 @@ class Database {
   class ErrorListener;
   Database() = default;
   absl::Status NoteWriteError(const rocksdb::Status& status);
-  absl::Status CheckRoomToCompact(Family family, uint64_t live_blob_bytes) const;
+  absl::Status CheckRoomToCompact(Family family, const std::string* begin, const std::string* end,
+                                  uint64_t live_blob_bytes) const;
+  // Bytes of the family's table files a compaction of [begin, end) reads: those overlapping it, and
+  // those overlapping what they span in turn.
+  uint64_t TableBytesOverlapping(Family family, const std::string& begin, const std::string& end) const;
   absl::Status RequestReopen();
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -347,5 +347,56 @@ TEST(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacti
   fs::remove_all(dir);
 }
 
+// A failed upload's chunks are given back by a compaction of their range alone, which moves no live
+// blobs: on a nearly full disk it needs room only for the tables of that range, not for the live
+// blobs garbage collection of the whole family could move (a large store never has that much free
+// once its disk is full, and the failed upload's space would stay owed for good).
+TEST(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBesideALargeStore) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-range-", ::getpid());
+  Tmpfs disk(dir, 32 * kMiB);
+  ASSERT_TRUE(disk.mounted()) << disk.error();
+  Database::Options options;
+  options.min_blob_size = 1024;
+  auto db = Database::Open(dir / "db", options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::mt19937_64 random(11);
+  std::string value(8 * 1024, '\0');
+  auto put = [&](const std::string& prefix, int n) {
+    for (int i = 0; i < n; ++i) {
+      for (char& c : value) c = static_cast<char>(random());
+      ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat(prefix, i), value, false).ok());
+    }
+    ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+  };
+  put("a-live", 800);   // ~6 MiB the store keeps
+  const std::string last_live = value;  // a-live799's bytes
+  put("b-failed", 200);  // ~1.6 MiB of an upload that failed, in blob files of their own
+  const uint64_t live = 800 * value.size();
+  uint64_t before = 0, after = 0;
+  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &before));
+  rocksdb::WriteBatch deletes;
+  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "b-failed", "b-failee");
+  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
+  // Flushed now, so that the flush Reclaim begins with frees no write-ahead log's space after the fill.
+  ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+
+  WriteBallast(dir / "filler", FreeBytes(dir) - 1024 * 1024);  // 1 MiB left: less than the live blobs a GC moves
+  const std::string begin = "b-failed", end = "b-failee";
+  absl::Status whole = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, live);
+  EXPECT_EQ(whole.code(), absl::StatusCode::kResourceExhausted) << "the whole family would move live blobs: " << whole;
+  absl::Status ranged = (*db)->Reclaim(Family::kCasChunks, &begin, &end, live);
+  EXPECT_TRUE(ranged.ok()) << ranged;
+  EXPECT_FALSE((*db)->stopped());
+  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &after));
+  EXPECT_LT(after + kMiB, before) << "the failed upload's blob files are gone (" << before << " -> " << after << ")";
+  auto kept = (*db)->Get(Family::kCasChunks, "a-live799");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(*kept == last_live) << "the live blobs are still read";
+  EXPECT_EQ((*db)->Get(Family::kCasChunks, "b-failed0").status().code(), absl::StatusCode::kNotFound);
+  db->reset();
+  disk.Unmount();
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace assay::testing
