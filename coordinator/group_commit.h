@@ -57,6 +57,11 @@ class GroupCommit {
     absl::MutexLock lock(&mu_);
     return last_ticket_;
   }
+  // The last write failed (the disk refused it): what is queued waits for the disk.
+  bool failing() const {
+    absl::MutexLock lock(&mu_);
+    return failures_in_a_row_ > 0;
+  }
   // Bytes queued and not yet written.
   size_t queued_bytes() const { return queued_bytes_.load(); }
 

@@ -46,7 +46,8 @@ JobManager::JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, Ac
                               options_.notifier != nullptr ? options_.notifier->Targets()
                                                            : std::map<std::string, NotifyTarget::Kind>{}}),
       dispatcher_(clock, options_.lease_ttl, pinner),
-      commit_([store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {
+      commit_(options_.state_writer ? options_.state_writer
+                                    : [store](rocksdb::WriteBatch* batch, bool sync) { return store->Write(batch, sync); }) {
   commit_.StartBackgroundWriter();
 }
 

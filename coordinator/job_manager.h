@@ -62,6 +62,11 @@ class JobManager {
     absl::Duration remote_job_idle = absl::Seconds(30);
     // A remote action no Execute or WaitExecution stream has followed for this long is cancelled.
     absl::Duration remote_abandoned_grace = absl::Seconds(60);
+    // While the disk refuses the state's writes (they are kept in memory until it takes them), live
+    // output past this many kept bytes is not taken: the gap is noted when output comes again.
+    size_t max_kept_bytes = size_t{64} << 20;
+    // Writes the state's batches; empty: the store's database (tests put a disk that fails here).
+    GroupCommit::Writer state_writer;
   };
 
   // `pinner` keeps the blobs of running tasks from eviction (may be null).

@@ -117,6 +117,9 @@ void JobManager::TakeLogLocked(const assay::v1::TaskLog& log) {
   if (task->state() != assay::v1::TASK_RUNNING) return;
   AppendPrefaceLocked(entry, *task, log.preface());
   if (log.stream() == LogChunk::STDOUT || log.stream() == LogChunk::STDERR) {
+    // A disk refusing writes for long: what waits for it stays bounded (the next chunk taken notes
+    // the bytes skipped as a gap; the finished log is the step's whole output).
+    if (commit_.failing() && commit_.queued_bytes() > options_.max_kept_bytes) return;
     TakeOutputLocked(entry, *task, log);
     return;
   }

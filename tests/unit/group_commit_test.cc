@@ -157,12 +157,14 @@ TEST(GroupCommitTest, AFailedWriteIsKeptWithItsActionsAndWrittenAgainBeforeLater
   EXPECT_EQ(commit.written(), 0u) << "a change the disk refused is not written";
   EXPECT_TRUE(acted.empty()) << "its actions wait for the disk";
   EXPECT_GT(commit.queued_bytes(), 0u);
+  EXPECT_TRUE(commit.failing());
   writer.FailWrites(false);
   EXPECT_TRUE(commit.Wait(commit.Enqueue(Put("next", true, [&] { acted.push_back("next"); }))).ok());
   EXPECT_EQ(writer.keys(), (std::vector<std::string>{"kept", "next"})) << "written again, first";
   EXPECT_EQ(acted, (std::vector<std::string>{"kept", "next"}));
   EXPECT_EQ(commit.written(), 2u);
   EXPECT_EQ(commit.queued_bytes(), 0u);
+  EXPECT_FALSE(commit.failing());
 }
 
 TEST(GroupCommitTest, TheBackgroundWriterWritesKeptChangesOnceTheDiskTakesThemWithNobodyWaiting) {

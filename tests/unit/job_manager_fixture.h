@@ -64,6 +64,16 @@ class JobManagerTest : public ::testing::Test {
     action_cache_ = std::make_unique<ActionCache>(db_.get(), raw_.get());
     JobManager::Options options;
     options.lease_ttl = kTtl;
+    options.max_kept_bytes = max_kept_bytes_;
+    // The real store, unless the test has the disk refuse writes (as a full one does).
+    options.state_writer = [this](rocksdb::WriteBatch* batch, bool sync) {
+      if (refuse_writes_.load()) {
+        ++refused_writes_;
+        return absl::ResourceExhaustedError("the disk is full (the test's)");
+      }
+      ++taken_writes_;
+      return job_store_->Write(batch, sync);
+    };
     manager_ = std::make_unique<JobManager>(job_store_.get(), blobs_.get(), nullptr, action_cache_.get(), &clock_,
                                             options);
     ASSERT_TRUE(manager_->Recover().ok());
@@ -119,6 +129,9 @@ class JobManagerTest : public ::testing::Test {
   assay::v1::Task Task0(const std::string& job) { return manager_->GetJob(job, true).value().tasks(0); }
 
   static constexpr absl::Duration kTtl = absl::Seconds(10);
+  std::atomic<bool> refuse_writes_{false};
+  std::atomic<int> refused_writes_{0}, taken_writes_{0};
+  size_t max_kept_bytes_ = size_t{64} << 20;  // JobManager::Options's; set before Open
   ScopedTempDir dir_;
   FakeClock clock_;
   std::unique_ptr<Database> db_;

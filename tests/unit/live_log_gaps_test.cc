@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "tests/common/wait_for.h"
 #include "tests/unit/job_manager_fixture.h"
 
 namespace assay {
@@ -87,6 +88,35 @@ TEST_F(LiveLogGapsTest, OutputLostBetweenTwoChunksIsNotedLiveAndServedWholeOnceT
   EXPECT_EQ(served.out, "a\nb\nc\nd\n") << served.text;
   EXPECT_EQ(served.err, "ef\n") << served.text;
   EXPECT_FALSE(absl::StrContains(served.text, "did not reach")) << served.text;
+}
+
+// A disk that refuses writes for long: the state's changes wait in memory until it takes them, and
+// live output past the bound is not taken (noted as a gap once output is taken again); the finished
+// log is still whole.
+TEST_F(LiveLogGapsTest, WhileTheDiskRefusesWritesLiveOutputPastTheBoundIsNotKeptAndTheFinishedLogIsWhole) {
+  max_kept_bytes_ = 1024;
+  Open();
+  Start();
+  const std::string big = std::string(4096, 'x') + "\n";
+  Output(LogChunk::STDOUT, 0, "a\n");
+  refuse_writes_ = true;
+  Output(LogChunk::STDOUT, 2, big);  // kept: the disk has not refused anything yet
+  // The background writer tries the kept output, and again after a pause (by then the first refusal
+  // is counted: a write starts only once the one before it is settled).
+  ASSERT_TRUE(testing::WaitFor([&] { return refused_writes_.load() >= 2; }, absl::Seconds(10)));
+  const int64_t after_big = 2 + static_cast<int64_t>(big.size());
+  Output(LogChunk::STDOUT, after_big, "c\n");  // past the bound while the disk refuses: not taken
+  const int taken_before = taken_writes_.load();
+  refuse_writes_ = false;
+  ASSERT_TRUE(testing::WaitFor([&] { return taken_writes_.load() > taken_before; }, absl::Seconds(10)))
+      << "the kept changes are written once the disk takes writes";
+  Output(LogChunk::STDOUT, after_big + 2, "d\n");
+  Served live = Read();
+  EXPECT_EQ(live.out, "a\n" + big + "d\n") << "the kept output was written; c was not taken";
+  EXPECT_TRUE(absl::StrContains(live.text, "[assay] 2 bytes of output did not reach the coordinator live here")) << live.text;
+  Finish("a\n" + big + "c\nd\n", "");
+  Served served = Read();
+  EXPECT_EQ(served.out, "a\n" + big + "c\nd\n") << served.text;
 }
 
 TEST_F(LiveLogGapsTest, AWorkerThatSendsNoOffsetsKeepsItsLogAsItCame) {
