@@ -43,11 +43,24 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
         absl::StrCat("source tree ", root->ToString(), " is not in the CAS; upload it before submitting"));
   }
   // The whole tree is checked before the job exists: workers will write it to their disks.
-  auto tree = ValidateTree(*root, [this](const Digest& d) { return LoadDirectory(*blobs_, d); }, options_.tree_limits);
+  // The files' digests are gathered as the tree is read for validation, so none is read twice.
+  std::vector<Digest> file_digests;
+  absl::flat_hash_set<Digest> seen_files;
+  auto tree = ValidateTree(
+      *root,
+      [&](const Digest& d) {
+        auto dir = LoadDirectory(*blobs_, d);
+        if (!dir.ok()) return dir;
+        for (const auto& f : dir->files()) {
+          if (auto fd = Digest::FromProto(f.digest()); fd.ok() && seen_files.insert(*fd).second) file_digests.push_back(*fd);
+        }
+        return dir;
+      },
+      options_.tree_limits);
   if (!tree.ok()) return tree.status();
   // Every file too: one evicted since the client's upload would fail the steps that need it, later
   // and less clearly. The client uploads what is named and submits again (the CLI does).
-  if (absl::Status s = CheckFilesPresent(*root); !s.ok()) return s;
+  if (absl::Status s = CheckFilesPresent(file_digests); !s.ok()) return s;
   auto pipeline = ReadPipeline(*root, path);
   if (!pipeline.ok()) return pipeline.status();
 
@@ -81,24 +94,7 @@ absl::StatusOr<Intake::Accepted> Intake::Accept(const assay::v1::SubmitRequest& 
   return Accepted{std::move(*planned), pipeline->cells.size(), pipeline->steps.size()};
 }
 
-absl::Status Intake::CheckFilesPresent(const Digest& root) const {
-  std::vector<Digest> files;
-  absl::flat_hash_set<Digest> seen_files, seen_dirs;
-  std::vector<Digest> pending = {root};
-  while (!pending.empty()) {
-    const Digest d = pending.back();
-    pending.pop_back();
-    if (!seen_dirs.insert(d).second) continue;
-    auto dir = LoadDirectory(*blobs_, d);  // validated a moment ago: a failure now is the store's
-    if (!dir.ok()) return dir.status();
-    for (const auto& f : dir->files()) {
-      auto fd = Digest::FromProto(f.digest());
-      if (fd.ok() && seen_files.insert(*fd).second) files.push_back(*fd);
-    }
-    for (const auto& sub : dir->directories()) {
-      if (auto sd = Digest::FromProto(sub.digest()); sd.ok()) pending.push_back(*sd);
-    }
-  }
+absl::Status Intake::CheckFilesPresent(const std::vector<Digest>& files) const {
   auto missing = blobs_->FindMissing(files);
   if (!missing.ok()) return missing.status();
   if (missing->empty()) return absl::OkStatus();

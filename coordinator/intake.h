@@ -50,8 +50,8 @@ class Intake {
   absl::StatusOr<Accepted> Accept(const assay::v1::SubmitRequest& request) const;
 
  private:
-  // FAILED_PRECONDITION naming the tree's files the CAS lacks (with MISSING violations), if any.
-  absl::Status CheckFilesPresent(const Digest& root) const;
+  // FAILED_PRECONDITION naming those of the tree's `files` the CAS lacks (MISSING violations), if any.
+  absl::Status CheckFilesPresent(const std::vector<Digest>& files) const;
   // The pipeline file at `path` in the tree, parsed.
   absl::StatusOr<Pipeline> ReadPipeline(const Digest& root, const std::string& path) const;
   // Every `notify:` entry names a configured target; commit-status targets have the labels they need.
