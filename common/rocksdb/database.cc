@@ -99,13 +99,47 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view context)
   return absl::InternalError(message);
 }
 
+namespace {
+
+// What each family's write buffer holds before it is flushed.
+size_t WriteBufferBytes(size_t family_index) {
+  return family_index == static_cast<size_t>(Family::kCasChunks) ? static_cast<size_t>(kCasWriteBufferBytes)
+                                                                  : rocksdb::ColumnFamilyOptions().write_buffer_size;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& dir, const Options& options) {
   if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  auto database = OpenOnce(dir, options, /*keep_logs=*/false);
+  if (database.ok() || database.status().code() != absl::StatusCode::kResourceExhausted) return database;
+  // Opening writes what the write-ahead logs hold and no table has yet into new tables, and a
+  // process killed on a nearly full disk may leave more there than the disk has free: it would never
+  // start again. Opened once more keeping those changes in the logs, it writes nothing; they go to
+  // tables at the next flush, once the disk has room (the same room the process needed before it
+  // was killed).
+  spdlog::warn("{}; opening it again keeping the write-ahead logs' changes in them", std::string(database.status().message()));
+  auto kept = OpenOnce(dir, options, /*keep_logs=*/true);
+  if (!kept.ok()) return kept.status();
+  (*kept)->RestoreWriteBuffers();
+  spdlog::warn("database in {} opened on a full disk: its write-ahead logs' changes go to tables once the disk has room",
+               dir.string());
+  return kept;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenOnce(const std::filesystem::path& dir, const Options& options,
+                                                             bool keep_logs) {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.max_total_wal_size = 256 << 20;
+  // No space reserved ahead of what is written: RocksDB would otherwise reserve (fallocate) a write
+  // buffer and a tenth for each new write-ahead log, 70 MiB with the default buffers, whatever it
+  // holds. That space counts as used against --min-free-disk, and a process killed with its log
+  // open leaves it reserved until the log is gone, which needs a successful start.
+  db_options.allow_fallocate = false;
+  db_options.avoid_flush_during_recovery = keep_logs;
   // A flush that failed on a full disk leaves its half-written table or blob file behind, tracked by
   // nothing; RocksDB removes such files only in a full scan of the folder, by default every 6 hours.
   // Every 10 s (a listing of one folder, done after a flush or compaction): the space of an upload
@@ -148,9 +182,11 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
       cf_options.enable_blob_garbage_collection = true;
       cf_options.blob_garbage_collection_age_cutoff = 0.25;
       // Chunk values are written once and flushed to blob files: small memtables bound memory.
-      cf_options.write_buffer_size = kCasWriteBufferBytes;
       cf_options.max_write_buffer_number = kCasWriteBuffers;
     }
+    // Keeping the logs' changes, a replay that filled a buffer would flush after all: room for
+    // everything the family's buffers held, and more (RestoreWriteBuffers sets them back).
+    cf_options.write_buffer_size = WriteBufferBytes(i) * (keep_logs ? 2 * cf_options.max_write_buffer_number : 1);
     families.emplace_back(i < names.size() ? names[i] : others[i - names.size()], cf_options);
   }
 
@@ -167,6 +203,15 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::filesystem::
   database->known_families_ = names.size();
   for (size_t i = 0; i < handles.size(); ++i) database->handles_[family_of[i]] = handles[i];
   return database;
+}
+
+void Database::RestoreWriteBuffers() {
+  for (size_t i = 0; i < handles_.size(); ++i) {
+    if (handles_[i] == nullptr) continue;
+    // The options take effect even when their file cannot be written on the full disk.
+    rocksdb::Status s = db_->SetOptions(handles_[i], {{"write_buffer_size", std::to_string(WriteBufferBytes(i))}});
+    if (!s.ok()) spdlog::debug("setting the write buffer of {} back: {}", handles_[i]->GetName(), s.ToString());
+  }
 }
 
 std::vector<std::string> Database::opened_family_names() const {

@@ -49,6 +49,9 @@ class Database {
   // What a worker's local cache needs: the CAS, nothing of the coordinator's jobs or action cache.
   static Options CasOnly() { return Options(); }
 
+  // Opening replays the write-ahead logs and writes their changes into tables. When the disk has no
+  // room for them (a process killed on a nearly full disk), it opens again keeping the changes in
+  // the logs and writing nothing, with a warning; they go to tables at the next flush.
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir, const Options& options);
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::filesystem::path& dir) {
     return Open(dir, Options());
@@ -108,6 +111,11 @@ class Database {
  private:
   class ErrorListener;
   Database() = default;
+  // keep_logs: the write-ahead logs' changes are replayed into the write buffers (made large enough
+  // to hold them) and left in the logs, so opening writes no table.
+  static absl::StatusOr<std::unique_ptr<Database>> OpenOnce(const std::filesystem::path& dir, const Options& options,
+                                                            bool keep_logs);
+  void RestoreWriteBuffers();  // the write buffers' usual sizes again, after OpenOnce(keep_logs)
   absl::Status NoteWriteError(const rocksdb::Status& status);
   absl::Status CheckRoomToCompact(Family family, const std::string* begin, const std::string* end,
                                   uint64_t live_blob_bytes) const;
