@@ -402,8 +402,8 @@ TEST(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBesideAL
 
 // A process that wrote `values` (each `bytes` long) to the default family and was killed before its
 // database was closed (it ends with _exit, as a SIGKILL would): its changes are in the write-ahead
-// log only. 0 when it wrote them all.
-int KilledAfterWriting(const fs::path& db_dir, int values, int64_t bytes) {
+// log only. Then a value of `last_bytes` under "last", if any. 0 when it wrote them all.
+int KilledAfterWriting(const fs::path& db_dir, int values, int64_t bytes, int64_t last_bytes = 0) {
   const pid_t child = ::fork();
   if (child == 0) {
     auto db = Database::Open(db_dir);
@@ -411,6 +411,7 @@ int KilledAfterWriting(const fs::path& db_dir, int values, int64_t bytes) {
     for (int i = 0; i < values; ++i) {
       if (!(*db)->Put(Family::kDefault, absl::StrCat("key", i), RandomBytes(bytes), /*sync=*/true).ok()) ::_exit(3);
     }
+    if (last_bytes > 0 && !(*db)->Put(Family::kDefault, "last", RandomBytes(last_bytes), /*sync=*/true).ok()) ::_exit(4);
     ::_exit(0);
   }
   int status = 0;
@@ -437,29 +438,49 @@ TEST(DatabaseDiskUseTest, AKilledProcessLeavesOnDiskWhatItWroteAndNothingReserve
   fs::remove_all(dir);
 }
 
+// The newest write-ahead log in `db_dir`.
+fs::path NewestLog(const fs::path& db_dir) {
+  fs::path newest;
+  for (const auto& entry : fs::directory_iterator(db_dir)) {
+    if (entry.path().extension() == ".log" && (newest.empty() || entry.path().filename() > newest.filename())) {
+      newest = entry.path();
+    }
+  }
+  return newest;
+}
+
 // Opening replays the write-ahead logs into tables; a process killed on a nearly full disk may leave
 // more there than the disk has free. It still starts, keeping them in the logs, and writes them to
-// tables once there is room.
+// tables once there is room. A log kept so may end in a record torn by the kill: what the process
+// writes after it, in a log of its own, is read at the next start all the same.
 TEST(DatabaseDiskUseTest, AProcessKilledOnANearlyFullDiskStartsAgainAndWritesItsLogsToTablesOnceThereIsRoom) {
   const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-db-full-start-", ::getpid());
   Tmpfs disk(dir, 40 * kMiB);
   ASSERT_TRUE(disk.mounted()) << disk.error();
-  ASSERT_EQ(KilledAfterWriting(dir / "db", 32, 256 * 1024), 0);  // 8 MiB, in the log only
+  ASSERT_EQ(KilledAfterWriting(dir / "db", 32, 256 * 1024, /*last_bytes=*/64 * 1024), 0);  // 8 MiB, in the log only
+  const fs::path log = NewestLog(dir / "db");
+  ASSERT_FALSE(log.empty());
+  fs::resize_file(log, fs::file_size(log) - 1024);  // the last record torn, as by a kill mid-write
   WriteBallast(dir / "filler", FreeBytes(dir) - 2 * kMiB);  // 2 MiB left: less than the log holds
 
   auto db = Database::Open(dir / "db");
   ASSERT_TRUE(db.ok()) << "a process killed on a nearly full disk must start again: " << db.status();
   for (int i = 0; i < 32; ++i) EXPECT_TRUE((*db)->Get(Family::kDefault, absl::StrCat("key", i)).ok()) << i;
+  EXPECT_EQ((*db)->Get(Family::kDefault, "last").status().code(), absl::StatusCode::kNotFound) << "torn: never acknowledged";
   EXPECT_TRUE((*db)->Put(Family::kDefault, "after", "a small write", /*sync=*/true).ok()) << "it takes writes";
   std::vector<rocksdb::LiveFileMetaData> tables;
   (*db)->db()->GetLiveFilesMetaData(&tables);
   EXPECT_TRUE(tables.empty()) << "opening wrote no table on the full disk";
+  db->reset();  // "after" is in a new log, behind the torn one
 
+  auto still_full = Database::Open(dir / "db");
+  ASSERT_TRUE(still_full.ok()) << still_full.status();
+  EXPECT_TRUE((*still_full)->Get(Family::kDefault, "after").ok()) << "the replay goes past the torn record";
   fs::remove(dir / "filler");  // room again: a flush writes the logs' changes to tables
-  ASSERT_TRUE((*db)->Reclaim(Family::kDefault, nullptr, nullptr).ok());
-  (*db)->db()->GetLiveFilesMetaData(&tables);
+  ASSERT_TRUE((*still_full)->Reclaim(Family::kDefault, nullptr, nullptr).ok());
+  (*still_full)->db()->GetLiveFilesMetaData(&tables);
   EXPECT_FALSE(tables.empty());
-  db->reset();
+  still_full->reset();
   auto again = Database::Open(dir / "db");
   ASSERT_TRUE(again.ok()) << again.status();
   for (int i = 0; i < 32; ++i) EXPECT_TRUE((*again)->Get(Family::kDefault, absl::StrCat("key", i)).ok()) << i;
