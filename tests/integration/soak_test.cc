@@ -180,11 +180,15 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
   const absl::Time end = start + SoakDuration();
   int crashed = 0;
   int restarted_in_place = 0;  // a write-ahead log that failed on the full disk: reopened in place
+  int opened_on_full_disk = 0;  // no room to write the logs' changes to tables at a start: kept in the logs
   int lives = 0;
   auto count_restarts = [&] {  // before the coordinator's log is started anew; the old one is kept
     const std::string log = ReadFile(farm.dir() / "coordinator.log").value_or("");
     for (size_t at = log.find("restarting in place"); at != std::string::npos; at = log.find("restarting in place", at + 1)) {
       ++restarted_in_place;
+    }
+    for (size_t at = log.find("opened on a full disk"); at != std::string::npos; at = log.find("opened on a full disk", at + 1)) {
+      ++opened_on_full_disk;
     }
     std::error_code ec;
     fs::rename(farm.dir() / "coordinator.log", farm.dir() / absl::StrCat("coordinator.", ++lives, ".log"), ec);
@@ -267,6 +271,7 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
 
   std::cout << "[ figures  ] " << absl::FormatDuration(absl::Now() - start) << ": " << accepted.size()
             << " jobs accepted (" << succeeded << " succeeded), " << refused << " submits refused; the coordinator restarted itself in place " << restarted_in_place
+            << " times and opened its database on a full disk " << opened_on_full_disk
             << " times and aborted " << crashed << " times; faults:";
   for (const auto& [kind, count] : faults) std::cout << " " << kind << " " << count << ",";
   std::cout << "\n";
