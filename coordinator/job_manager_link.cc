@@ -118,8 +118,9 @@ void JobManager::TakeLogLocked(const assay::v1::TaskLog& log) {
   AppendPrefaceLocked(entry, *task, log.preface());
   if (log.stream() == LogChunk::STDOUT || log.stream() == LogChunk::STDERR) {
     // A disk refusing writes for long: what waits for it stays bounded (the next chunk taken notes
-    // the bytes skipped as a gap; the finished log is the step's whole output).
-    if (commit_.failing() && commit_.queued_bytes() > options_.max_kept_bytes) return;
+    // the bytes skipped as a gap; the finished log is the step's whole output). The byte count first:
+    // it needs no lock, and is below the bound nearly always.
+    if (commit_.queued_bytes() > options_.max_kept_bytes && commit_.failing()) return;
     TakeOutputLocked(entry, *task, log);
     return;
   }

@@ -126,6 +126,12 @@ int64_t ResidentBytes(pid_t pid) {
 
 std::string Mib(int64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
+int Occurrences(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrowsWithoutBound) {
   Farm farm;
   Tmpfs disk(farm.dir() / "data", kDiskBytes);
@@ -184,12 +190,8 @@ TEST(SoakTest, JobsSurviveKilledProcessesAFullDiskAndFloodedOutputAndNothingGrow
   int lives = 0;
   auto count_restarts = [&] {  // before the coordinator's log is started anew; the old one is kept
     const std::string log = ReadFile(farm.dir() / "coordinator.log").value_or("");
-    for (size_t at = log.find("restarting in place"); at != std::string::npos; at = log.find("restarting in place", at + 1)) {
-      ++restarted_in_place;
-    }
-    for (size_t at = log.find("opened on a full disk"); at != std::string::npos; at = log.find("opened on a full disk", at + 1)) {
-      ++opened_on_full_disk;
-    }
+    restarted_in_place += Occurrences(log, "restarting in place");
+    opened_on_full_disk += Occurrences(log, "opened on a full disk");
     std::error_code ec;
     fs::rename(farm.dir() / "coordinator.log", farm.dir() / absl::StrCat("coordinator.", ++lives, ".log"), ec);
   };
