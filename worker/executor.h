@@ -102,8 +102,8 @@ class ProcessExecutor final : public Executor {
 
 // Each step under bubblewrap: host /usr read-only (and the few /etc files tools read), private
 // /proc, /dev and /tmp, the work directory writable at its own path, no network (own loopback
-// only), its own pid namespace so that nothing it starts outlives it. Killed with its supervisor,
-// like the process executor.
+// only), its own pid namespace so that nothing it starts outlives it, and no capabilities (even
+// when the worker runs as root). Killed with its supervisor, like the process executor.
 class SandboxExecutor final : public Executor {
  public:
   static constexpr const char* kBwrap = "/usr/bin/bwrap";

@@ -10,6 +10,10 @@ std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& a
   const std::string start = cwd.empty() ? workdir.string() : (workdir / cwd).string();
   std::vector<std::string> out = {
       kBwrap, "--die-with-parent", "--unshare-all",
+      // No capabilities, not even in the sandbox's own namespaces. A worker run as root would
+      // otherwise give its steps every capability there, enough to remount the read-only /usr
+      // writable (bubblewrap keeps a privileged caller's capabilities unless told).
+      "--cap-drop", "ALL",
       // The host's programs and libraries, read-only; merged-/usr symlinks for the rest.
       "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
       "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",

@@ -1,5 +1,6 @@
 // The sandbox executor (bubblewrap) through the real worker: a step sees the host's tools but not
-// the host's files, cannot write /usr, has no network, and nothing it starts outlives it; its input
+// the host's files, cannot write /usr (nor remount it: no capabilities, even under a root worker),
+// has no network, and nothing it starts outlives it; its input
 // files are links to the worker's checked copies, which a step that changes them cannot pass on.
 #include <gtest/gtest.h>
 
@@ -41,7 +42,7 @@ TEST_F(SandboxTest, WorkersOfferTheSandboxExecutor) {
   EXPECT_TRUE(labelled) << workers[0].DebugString();
 }
 
-TEST_F(SandboxTest, AStepSeesHostToolsButNotHostFilesOrNetwork) {
+TEST_F(SandboxTest, AStepSeesHostToolsButNotHostFilesNetworkOrCapabilities) {
   // Each check prints its verdict; the step fails on the first that does not hold.
   const std::string secret = (farm_.dir() / "data").string();  // the coordinator's database
   auto tree = farm_.WriteTree("isolated", {{"assay.yaml", absl::StrCat(R"yaml(
@@ -53,14 +54,19 @@ steps:
       cc --version > /dev/null && echo "tools: ok"
       test ! -e )yaml", secret, R"yaml( && echo "host files: hidden"
       if touch /usr/assay-probe 2>/dev/null; then echo "usr: WRITABLE"; exit 1; fi; echo "usr: read-only"
+      # (after the write above: with the remount allowed, a write to /usr would reach the host's)
+      if mount -o remount,rw,bind /usr 2>/dev/null; then echo "usr: REMOUNTED writable"; exit 1; fi
+      echo "usr: cannot be remounted"
+      grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status
+      test "$(grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status | grep -vc '0000000000000000$')" -eq 0 && echo "capabilities: none"
       test "$(grep -c : /proc/net/dev)" -eq 1 && echo "network: loopback only"
       test "$(ls /proc | grep -c '^[0-9]')" -lt 10 && echo "processes: own namespace"
       echo made in the sandbox > result.txt
 )yaml")}});
   RunResult r = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* line : {"tools: ok", "host files: hidden", "usr: read-only", "network: loopback only",
-                           "processes: own namespace"}) {
+  for (const char* line : {"tools: ok", "host files: hidden", "usr: read-only", "usr: cannot be remounted",
+                           "capabilities: none", "network: loopback only", "processes: own namespace"}) {
     EXPECT_TRUE(absl::StrContains(r.out, line)) << line << "\n" << r.out;
   }
   EXPECT_FALSE(fs::exists("/usr/assay-probe"));
