@@ -21,7 +21,11 @@ std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& a
       "--ro-bind-try", "/etc/alternatives", "/etc/alternatives", "--ro-bind-try", "/etc/ld.so.cache",
       "/etc/ld.so.cache", "--ro-bind-try", "/etc/passwd", "/etc/passwd", "--ro-bind-try", "/etc/group", "/etc/group",
       "--ro-bind-try", "/etc/localtime", "/etc/localtime",
-      "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+      "--proc", "/proc",
+      // The kernel's settings read-only: the step of a root worker is the host's root user (without
+      // capabilities), which may write any sysctl (core_pattern: a program the host runs as root).
+      "--ro-bind", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+      "--dev", "/dev", "--tmpfs", "/tmp",
       // The step's own directory, writable, at the same path as on the host (after /tmp, which it may be under).
       "--bind", workdir.string(), workdir.string(), "--chdir", start, "--"};
   out.insert(out.end(), argv.begin(), argv.end());

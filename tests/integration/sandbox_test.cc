@@ -1,6 +1,6 @@
 // The sandbox executor (bubblewrap) through the real worker: a step sees the host's tools but not
-// the host's files, cannot write /usr (nor remount it: no capabilities, even under a root worker),
-// has no network, and nothing it starts outlives it; its input
+// the host's files, cannot write /usr (nor remount it: no capabilities, even under a root worker)
+// nor the kernel's settings, has no network, and nothing it starts outlives it; its input
 // files are links to the worker's checked copies, which a step that changes them cannot pass on.
 #include <gtest/gtest.h>
 
@@ -59,6 +59,12 @@ steps:
       echo "usr: cannot be remounted"
       grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status
       test "$(grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status | grep -vc '0000000000000000$')" -eq 0 && echo "capabilities: none"
+      # The host's kernel settings: the same value written back (harmless where it is allowed).
+      test -f /proc/sys/kernel/printk_ratelimit || { echo "no /proc/sys/kernel/printk_ratelimit"; exit 1; }
+      if (cat /proc/sys/kernel/printk_ratelimit > /proc/sys/kernel/printk_ratelimit) 2>/dev/null; then
+        echo "sysctls: WRITABLE"; exit 1
+      fi
+      echo "sysctls: read-only"
       test "$(grep -c : /proc/net/dev)" -eq 1 && echo "network: loopback only"
       test "$(ls /proc | grep -c '^[0-9]')" -lt 10 && echo "processes: own namespace"
       echo made in the sandbox > result.txt
@@ -66,7 +72,7 @@ steps:
   RunResult r = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   for (const char* line : {"tools: ok", "host files: hidden", "usr: read-only", "usr: cannot be remounted",
-                           "capabilities: none", "network: loopback only", "processes: own namespace"}) {
+                           "capabilities: none", "sysctls: read-only", "network: loopback only", "processes: own namespace"}) {
     EXPECT_TRUE(absl::StrContains(r.out, line)) << line << "\n" << r.out;
   }
   EXPECT_FALSE(fs::exists("/usr/assay-probe"));
