@@ -1,8 +1,8 @@
 // Per-step overhead of each executor against direct execution, for `true` and for compiling one C
 // file (arm-none-eabi-gcc), run one after another N times in a fresh work directory each:
 //   build/bench/bench_executors [N] [--image IMAGE [--docker-host URL] [--podman]]
-// Rows: direct (posix_spawn of /bin/sh -ec), process, process with cgroup limits, sandbox
-// (bubblewrap), and, given an image holding the compiler (e.g. the toolchain image of
+// Rows: direct (posix_spawn of /bin/sh -ec), process, process with cgroup limits, sandbox (made
+// by the worker from the kernel's namespaces, and by bubblewrap), and, given an image holding the compiler (e.g. the toolchain image of
 // deploy/images/build-images.sh), docker (its daemon at URL) and podman (configured as usual, by
 // CONTAINERS_CONF and CONTAINERS_STORAGE_CONF), each without and with limits.
 #include <spawn.h>
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
   }
   ScopedTempDir root("assay-bench-executors");
   ProcessExecutor process;
-  auto sandbox = SandboxExecutor::Create();
+  auto sandbox = SandboxExecutor::Create("namespaces");
+  auto bubblewrap = SandboxExecutor::Create("bubblewrap");
   const Cgroups cgroups = Cgroups::Detect();
   std::vector<std::unique_ptr<ContainerExecutor>> engines;
   for (const auto& [engine, host, wanted] : {std::tuple{"docker", docker_host, !docker_host.empty()},
@@ -139,7 +140,11 @@ int main(int argc, char** argv) {
     });
   }
   if (sandbox.ok()) {
-    report("sandbox (bubblewrap)", [&](const fs::path& dir, const std::string& cmd) { return Through(sandbox->get(), dir, cmd); });
+    report("sandbox (namespaces, the default)",
+           [&](const fs::path& dir, const std::string& cmd) { return Through(sandbox->get(), dir, cmd); });
+  }
+  if (bubblewrap.ok()) {
+    report("sandbox (bubblewrap)", [&](const fs::path& dir, const std::string& cmd) { return Through(bubblewrap->get(), dir, cmd); });
   }
   for (const auto& engine : engines) {
     for (const bool limited : {false, true}) {

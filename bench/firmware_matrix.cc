@@ -2,7 +2,7 @@
 // 6 cells (cortex-m3 and rv32imac x 3 variants) x (make + QEMU boot test), each step 50-150 ms,
 // through a local farm of 2 workers, against the same 12 steps run by hand on this machine, one
 // after another and in 2 lanes (what 2 cores can do). Interleaved repetitions, medians.
-//   build/bench/bench_firmware_matrix [REPS] [process|sandbox|auto] [script|qemu-step|make-run] [copy-inputs]
+//   build/bench/bench_firmware_matrix [REPS] [process|sandbox|auto] [script|qemu-step|make-run] [copy-inputs] [WORKER FLAGS]
 // `qemu-step` (the default): the farm's test step is a `qemu:` step judged by the worker's console
 // harness, as the example writes it; `script`: the same shell script as by hand. `make-run` (issue:
 // real steps as fast on the farm as by hand): a make-based firmware that compiles one object per
@@ -11,7 +11,8 @@
 // bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
 // against the steps' CPU by hand, and how many input files per task the workers linked rather than
 // wrote (from each task's "[assay] inputs" line, read after the job). `copy-inputs`: the workers write every input file (--copy-inputs)
-// instead of linking sandboxed steps' inputs to their checked copies.
+// instead of linking sandboxed steps' inputs to their checked copies. Further arguments are the
+// workers' flags (`--sandbox bubblewrap`: the sandbox made by bubblewrap instead of the worker).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/firmware_make_tree.h"
@@ -300,11 +302,13 @@ int main(int argc, char** argv) {
   const std::string test_kind = argc > 3 ? argv[3] : "qemu-step";
   if (test_kind != "script" && test_kind != "qemu-step" && test_kind != "make-run") return 2;
   make_run = test_kind == "make-run";
-  const std::vector<std::string> worker_args =
-      argc > 4 && std::string(argv[4]) == "copy-inputs" ? std::vector<std::string>{"--copy-inputs"} : std::vector<std::string>{};
+  // Then worker flags: `copy-inputs` (--copy-inputs), or any flag as the worker takes it.
+  std::vector<std::string> worker_args;
+  for (int i = 4; i < argc; ++i) worker_args.push_back(std::string(argv[i]) == "copy-inputs" ? "--copy-inputs" : argv[i]);
   const std::string pipeline = Pipeline(test_kind);
-  std::printf("6 cells x (make + QEMU test), executor %s, farm test step: %s, %d repetitions, medians%s\n",
-              executor.c_str(), test_kind.c_str(), reps, worker_args.empty() ? "" : ", inputs copied");
+  std::printf("6 cells x (make + QEMU test), executor %s, farm test step: %s, %d repetitions, medians%s%s\n",
+              executor.c_str(), test_kind.c_str(), reps, worker_args.empty() ? "" : ", workers with ",
+              absl::StrJoin(worker_args, " ").c_str());
   std::vector<double> serial, two_lanes, farm1, farm2;
   CpuAccount cpu1, cpu2;
   double lanes_cpu = 0;

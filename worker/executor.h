@@ -35,6 +35,7 @@ class CancelToken {
 
 enum class OutputStream { kStdout, kStderr };
 struct ContainerRun;  // worker/container_executor.h
+class NamespaceSandbox;  // worker/namespace_sandbox.h
 class ConsoleHarness;  // common/console_harness.h
 
 struct ExecRequest {
@@ -98,18 +99,27 @@ class ProcessExecutor final : public Executor {
   std::string name() const override { return "process"; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;
+  // The same, with the step inside `sandbox` (worker/namespace_sandbox.h) when it is not null.
+  absl::StatusOr<ExecResult> RunIn(NamespaceSandbox* sandbox, const ExecRequest& request, const OutputFn& output,
+                                   const CancelToken& cancel);
 };
 
-// Each step under bubblewrap: host /usr read-only (and the few /etc files tools read), private
-// /proc, /dev and /tmp, the work directory writable at its own path, no network (own loopback
-// only), its own pid namespace so that nothing it starts outlives it, and no capabilities (even
-// when the worker runs as root). Killed with its supervisor, like the process executor.
+// Each step in a sandbox: host /usr read-only (and the few /etc files tools read), private
+// /proc, /dev and /tmp, the kernel's settings read-only, the work directory writable at its own
+// path, no network (own loopback only), its own pid namespace so that nothing it starts outlives
+// it, and no capabilities (even when the worker runs as root). Killed with its supervisor, like the
+// process executor. Made by the worker itself from the kernel's namespaces
+// (worker/namespace_sandbox.h), or by bubblewrap on hosts where that cannot be done (a kernel older
+// than 5.12) or when asked.
 class SandboxExecutor final : public Executor {
  public:
   static constexpr const char* kBwrap = "/usr/bin/bwrap";
-  // Checks that bubblewrap can start a command here; the error says why not.
-  static absl::StatusOr<std::unique_ptr<SandboxExecutor>> Create();
+  enum class Kind { kNamespaces, kBubblewrap };
+  // `which`: "namespaces", "bubblewrap", or "auto" (namespaces where they work, else bubblewrap).
+  // Checks that a command starts in the sandbox here; the error says why not.
+  static absl::StatusOr<std::unique_ptr<SandboxExecutor>> Create(const std::string& which = "auto");
   std::string name() const override { return "sandbox"; }
+  Kind kind() const { return kind_; }
   absl::StatusOr<ExecResult> Run(const ExecRequest& request, const OutputFn& output,
                                  const CancelToken& cancel) override;
   // The bwrap command line that runs `argv` in `workdir` (bound writable), starting in its `cwd`.
@@ -117,7 +127,9 @@ class SandboxExecutor final : public Executor {
                                        const std::string& cwd = "");
 
  private:
-  SandboxExecutor() = default;
+  explicit SandboxExecutor(Kind kind) : kind_(kind) {}
+  absl::Status Probe();
+  Kind kind_;
   ProcessExecutor process_;
 };
 

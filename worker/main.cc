@@ -33,6 +33,30 @@ void InitWorkerProcess() {
   assay::ProcessExecutor::ReapOrphansAfterSteps();
 }
 
+// How steps run: the executor, the sandbox's maker, inputs, containers.
+void AddStepFlags(CLI::App& app, assay::WorkerServer::Options* options) {
+  assay::WorkerServer::Options& server = *options;
+  app.add_flag("!--copy-inputs", server.link_inputs,
+               "write every input file for every step, never a hard link to this host's checked copy (the default "
+               "links them for steps in the sandbox)");
+  app.add_option("--executor", server.executor,
+                 "how steps run: sandbox, process, or auto (the sandbox where one can be made)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "sandbox", "process"}));
+  app.add_option("--sandbox", server.sandbox,
+                 "what makes the sandbox: namespaces (the worker itself, from the kernel's namespaces), bubblewrap, "
+                 "or auto (namespaces, else bubblewrap)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "namespaces", "bubblewrap"}));
+  app.add_option("--container-engine", server.container_engine,
+                 "run steps that name an image with this engine: docker or podman (default: none; such steps go "
+                 "to other workers)")
+      ->check(CLI::IsMember({"docker", "podman"}));
+  app.add_option("--container-host", server.container_host,
+                 "the engine's address, e.g. unix:///run/docker.sock or unix:///run/podman/podman.sock (default: "
+                 "its own, or DOCKER_HOST / CONTAINER_HOST)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,26 +83,13 @@ int main(int argc, char** argv) {
                  "on SIGTERM: how long running tasks may take to finish before they are handed back")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
-  app.add_option("--container-engine", server.container_engine,
-                 "run steps that name an image with this engine: docker or podman (default: none; such steps go "
-                 "to other workers)")
-      ->check(CLI::IsMember({"docker", "podman"}));
-  app.add_option("--container-host", server.container_host,
-                 "the engine's address, e.g. unix:///run/docker.sock or unix:///run/podman/podman.sock (default: "
-                 "its own, or DOCKER_HOST / CONTAINER_HOST)");
   app.add_option("--metrics-listen", server.metrics_listen,
                  "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9191; port 0 picks one)");
   app.add_option("--metrics-port-file", server.metrics_port_file, "write the metrics port to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   assay::ClientSecurity security;
   assay::AddClientSecurityFlags(app, &security);
-  app.add_flag("!--copy-inputs", server.link_inputs,
-               "write every input file for every step, never a hard link to this host's checked copy (the default "
-               "links them for steps in the sandbox)");
-  app.add_option("--executor", server.executor,
-                 "how steps run: sandbox (bubblewrap), process, or auto (sandbox where bubblewrap works)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "sandbox", "process"}));
+  AddStepFlags(app, &server);
   // --- disk space (issue 22)
   std::string min_free_disk = options.min_free_disk.text;
   app.add_option("--min-free-disk", min_free_disk,

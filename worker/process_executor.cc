@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/base/fd_copies.h"
 #include "worker/executor.h"
+#include "worker/namespace_sandbox.h"
 
 namespace assay {
 
@@ -77,6 +78,8 @@ struct Supervision {
   const posix_spawnattr_t* attr;
   char* const* argv;
   char* const* envp;
+  NamespaceSandbox* sandbox;  // the step runs in it, when set
+  void* sandbox_stack;        // the top of its first process's stack
 };
 
 // The step's supervisor and process-group leader. It stays alive while the step runs so that, if
@@ -127,7 +130,12 @@ int Supervise(void* arg) {
   pid_t step = -1;
   // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell. A bare
   // name (a qemu step's emulator) is looked up on the worker's PATH.
-  if (::posix_spawnp(&step, s.argv[0], s.actions, s.attr, s.argv, s.envp) != 0) _exit(127);
+  if (s.sandbox != nullptr) {
+    step = s.sandbox->Start(s.sandbox_stack, StepSpawn{s.actions, s.attr, s.argv, s.envp});
+    if (step < 0) _exit(125);
+  } else if (::posix_spawnp(&step, s.argv[0], s.actions, s.attr, s.argv, s.envp) != 0) {
+    _exit(127);
+  }
   for (;;) {
     siginfo_t info;
     int sig = ::sigwaitinfo(&signals, &info);
@@ -148,9 +156,10 @@ int Supervise(void* arg) {
 // own in the worker's memory (clone with CLONE_VM, no CLONE_THREAD: a process of its own, as with
 // vfork, but not suspending the worker), touching only what `Supervision` points to, which lives
 // until the supervisor is reaped. Sanitizer builds fork: their runtimes cannot follow such a child.
+// Below the supervisor's stack is the one of a sandbox's first process (namespace_sandbox.h).
 class SupervisorStack {
  public:
-  static constexpr size_t kSize = 256 * 1024;
+  static constexpr size_t kSize = 256 * 1024 + NamespaceSandbox::kStackBytes;
   SupervisorStack() {
 #ifndef ASSAY_SUPERVISOR_FORKS
     base_ = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -158,6 +167,9 @@ class SupervisorStack {
   }
   ~SupervisorStack() {
     if (base_ != MAP_FAILED) ::munmap(base_, kSize);
+  }
+  void* sandbox_top() const {
+    return base_ == MAP_FAILED ? nullptr : static_cast<char*>(base_) + NamespaceSandbox::kStackBytes;
   }
   SupervisorStack(const SupervisorStack&) = delete;
   SupervisorStack& operator=(const SupervisorStack&) = delete;
@@ -277,8 +289,9 @@ class SpawnPlan {
   SpawnPlan(const SpawnPlan&) = delete;
   SpawnPlan& operator=(const SpawnPlan&) = delete;
 
-  Supervision For(int dev_null, int out, int err) const {
-    return Supervision{::getpid(), dev_null, out, err, -1, &cgroup_files_, &actions_, &attr_, argv_.data(), envp_.data()};
+  Supervision For(int dev_null, int out, int err, NamespaceSandbox* sandbox) const {
+    return Supervision{::getpid(), dev_null, out, err, -1, &cgroup_files_, &actions_, &attr_, argv_.data(),
+                       envp_.data(), sandbox, nullptr};
   }
 
  private:
@@ -388,6 +401,11 @@ ProcessExecutor::ProcessExecutor() {
 
 absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, const OutputFn& output,
                                                 const CancelToken& cancel) {
+  return RunIn(nullptr, request, output, cancel);
+}
+
+absl::StatusOr<ExecResult> ProcessExecutor::RunIn(NamespaceSandbox* sandbox, const ExecRequest& request,
+                                                  const OutputFn& output, const CancelToken& cancel) {
   if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
@@ -401,9 +419,10 @@ absl::StatusOr<ExecResult> ProcessExecutor::Run(const ExecRequest& request, cons
   int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ExecResult result;
   result.started = absl::Now();
-  Supervision supervision = plan.For(dev_null, out_pipe[1], err_pipe[1]);
+  Supervision supervision = plan.For(dev_null, out_pipe[1], err_pipe[1], sandbox);
   // Declared after everything the supervisor reads: destroyed (unmapped) first, once it is reaped.
   SupervisorStack stack;
+  supervision.sandbox_stack = stack.sandbox_top();
   const pid_t pid = Supervisors::Get().Start(&stack, &supervision);
   if (pid < 0) return absl::InternalError(absl::StrCat("starting the step's supervisor failed: ", std::strerror(errno)));
   ::setpgid(pid, pid);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/executor.h"
+#include "worker/namespace_sandbox.h"
 
 namespace assay {
 
@@ -32,30 +33,51 @@ std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& a
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<SandboxExecutor>> SandboxExecutor::Create() {
-  if (::access(kBwrap, X_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(kBwrap, " not found (Debian package bubblewrap)"));
+absl::StatusOr<std::unique_ptr<SandboxExecutor>> SandboxExecutor::Create(const std::string& which) {
+  if (which != "auto" && which != "namespaces" && which != "bubblewrap") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown sandbox \"", which, "\": auto, namespaces or bubblewrap"));
   }
-  std::unique_ptr<SandboxExecutor> executor(new SandboxExecutor());
-  // Probe: a real command through bwrap, so a host that forbids namespaces is found now, not per step.
+  std::string why_not;
+  if (which != "bubblewrap") {
+    std::unique_ptr<SandboxExecutor> executor(new SandboxExecutor(Kind::kNamespaces));
+    absl::Status works = executor->Probe();
+    if (works.ok()) return executor;
+    if (which == "namespaces") return works;
+    why_not = absl::StrCat(works.message(), "; ");
+  }
+  if (::access(kBwrap, X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(why_not, kBwrap, " not found (Debian package bubblewrap)"));
+  }
+  std::unique_ptr<SandboxExecutor> executor(new SandboxExecutor(Kind::kBubblewrap));
+  absl::Status works = executor->Probe();
+  if (!works.ok()) return absl::FailedPreconditionError(absl::StrCat(why_not, works.message()));
+  return executor;
+}
+
+// A real command in the sandbox, so a host that forbids namespaces is found now, not per step.
+absl::Status SandboxExecutor::Probe() {
   ExecRequest probe;
-  probe.argv = {"/bin/sh", "-c", "test -d /proc/self"};
+  probe.argv = {"/bin/sh", "-c", "test -d /proc/self && test -r /usr"};
   probe.workdir = std::filesystem::temp_directory_path();
   probe.timeout = absl::Seconds(20);
   std::string said;
   CancelToken never;
-  auto result = executor->Run(probe, [&](OutputStream, absl::string_view text) { said.append(text.data(), text.size()); }, never);
+  auto result = Run(probe, [&](OutputStream, absl::string_view text) { said.append(text.data(), text.size()); }, never);
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("bubblewrap cannot start a sandbox here (exit ", result->exit_code, "): ", said));
+    return absl::FailedPreconditionError(absl::StrCat(kind_ == Kind::kNamespaces ? "the kernel's namespaces" : "bubblewrap",
+                                                      " cannot make a sandbox here (exit ", result->exit_code, "): ", said));
   }
-  return executor;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ExecResult> SandboxExecutor::Run(const ExecRequest& request, const OutputFn& output,
                                                 const CancelToken& cancel) {
   if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
+  if (kind_ == Kind::kNamespaces) {
+    NamespaceSandbox sandbox(request.workdir);  // read by the sandbox's first process until it is reaped
+    return process_.RunIn(&sandbox, request, output, cancel);
+  }
   ExecRequest wrapped = request;
   wrapped.argv = Wrap(request.argv, request.workdir, request.cwd);
   return process_.Run(wrapped, output, cancel);

@@ -51,8 +51,11 @@ absl::StatusOr<std::unique_ptr<Executor>> WorkerServer::MakeExecutor(const Optio
                                                                      std::vector<std::string>* labels) {
   std::unique_ptr<Executor> host;
   if (options.executor != "process") {
-    auto sandbox = SandboxExecutor::Create();
+    auto sandbox = SandboxExecutor::Create(options.sandbox);
     if (sandbox.ok()) {
+      spdlog::info("steps' sandboxes are made by {}", (*sandbox)->kind() == SandboxExecutor::Kind::kNamespaces
+                                                          ? "the worker (the kernel's namespaces)"
+                                                          : "bubblewrap");
       host = std::move(*sandbox);
     } else if (options.executor == "sandbox") {
       return absl::FailedPreconditionError(absl::StrCat("--executor sandbox: ", sandbox.status().message()));

@@ -20,7 +20,8 @@ class WorkerServer {
  public:
   struct Options {
     WorkerAgent::Options agent;
-    std::string executor = "auto";      // sandbox (bubblewrap), process, or auto (sandbox where it works)
+    std::string executor = "auto";      // sandbox, process, or auto (sandbox where it works)
+    std::string sandbox = "auto";       // what makes the sandbox: namespaces, bubblewrap, or auto (the first that works)
     bool link_inputs = true;            // sandboxed steps' input files as links (input_links.h)
     std::string container_engine;       // docker or podman: runs steps that name an image; empty: none
     std::string container_host;         // the engine's address; empty: its own default

@@ -1,4 +1,4 @@
-// The sandbox executor (bubblewrap) through the real worker: a step sees the host's tools but not
+// The sandbox executor (made by the worker, and by bubblewrap) through the real worker: a step sees the host's tools but not
 // the host's files, cannot write /usr (nor remount it: no capabilities, even under a root worker)
 // nor the kernel's settings, has no network, and nothing it starts outlives it; its input
 // files are links to the worker's checked copies, which a step that changes them cannot pass on.
@@ -23,26 +23,31 @@ bool AnyProcessWith(const std::string& marker) {
   return false;
 }
 
-class SandboxTest : public ::testing::Test {
+// Each test runs with the sandbox made by the worker (the kernel's namespaces) and by bubblewrap.
+class SandboxTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists("/usr/bin/bwrap")) << "bubblewrap is not installed (scripts/install-deps.sh installs it)";
     farm_.StartCoordinator();
     farm_.set_executor("sandbox");
-    farm_.StartWorker("w1");
+    farm_.StartWorker("w1", {}, 1, {"--sandbox", GetParam()});
   }
   Farm farm_;
 };
 
-TEST_F(SandboxTest, WorkersOfferTheSandboxExecutor) {
+TEST_P(SandboxTest, WorkersOfferTheSandboxExecutor) {
   auto workers = farm_.Workers();
   ASSERT_EQ(workers.size(), 1u);
   bool labelled = false;
   for (const auto& l : workers[0].labels()) labelled |= l == "executor=sandbox";
   EXPECT_TRUE(labelled) << workers[0].DebugString();
+  const std::string log = ReadFile(farm_.dir() / "worker-w1.log").value_or("");
+  EXPECT_TRUE(absl::StrContains(log, GetParam() == "namespaces" ? "steps' sandboxes are made by the worker (the kernel's namespaces)"
+                                                                : "steps' sandboxes are made by bubblewrap"))
+      << log;
 }
 
-TEST_F(SandboxTest, AStepSeesHostToolsButNotHostFilesNetworkOrCapabilities) {
+TEST_P(SandboxTest, AStepSeesHostToolsButNotHostFilesNetworkOrCapabilities) {
   // Each check prints its verdict; the step fails on the first that does not hold.
   const std::string secret = (farm_.dir() / "data").string();  // the coordinator's database
   auto tree = farm_.WriteTree("isolated", {{"assay.yaml", absl::StrCat(R"yaml(
@@ -82,7 +87,7 @@ steps:
   EXPECT_EQ(ReadFile(out / "probe" / "result.txt").value_or(""), "made in the sandbox\n");
 }
 
-TEST_F(SandboxTest, InputsAreLinkedToTheWorkersCopyAndAStepThatChangesOneCannotPassItOn) {
+TEST_P(SandboxTest, InputsAreLinkedToTheWorkersCopyAndAStepThatChangesOneCannotPassItOn) {
   // Each job: `spoil` appends to the input in place (through the link, when it is one); `read`,
   // after it on the same worker, must still see the file as submitted.
   auto tree = farm_.WriteTree("links", {{"data.txt", "as submitted\n"}, {"assay.yaml", R"yaml(
@@ -110,7 +115,7 @@ steps:
   EXPECT_TRUE(absl::StrContains(worker_log, "was changed by the step that had it")) << worker_log;
 }
 
-TEST_F(SandboxTest, NothingAStepStartsOutlivesIt) {
+TEST_P(SandboxTest, NothingAStepStartsOutlivesIt) {
   const std::string marker = absl::StrCat("assay-leftover-", getpid());
   auto tree = farm_.WriteTree("leftover", {{"assay.yaml", absl::StrCat(R"(
 steps:
@@ -139,7 +144,7 @@ steps:
 
 // The sandbox's limits (cgroups): a fork bomb stops at `pids`, a memory hog is killed at `memory`
 // and the task says why; the worker's log says which limits it enforces.
-TEST_F(SandboxTest, AForkBombStopsAtItsPidsLimit) {
+TEST_P(SandboxTest, AForkBombStopsAtItsPidsLimit) {
   const std::string log = ReadFile(farm_.dir() / "worker-w1.log").value_or("");
   ASSERT_TRUE(absl::StrContains(log, "step limits enforced: cpus (cgroup v")) << log;
   ASSERT_TRUE(absl::StrContains(log, "pids (cgroup v")) << log;
@@ -164,7 +169,7 @@ steps:
   EXPECT_LT(bomb.finished_at_ms() - bomb.started_at_ms(), 30'000) << "the sleepers outlived the step";
 }
 
-TEST_F(SandboxTest, AMemoryHogIsKilledAtItsMemoryLimitAndTheTaskSaysSo) {
+TEST_P(SandboxTest, AMemoryHogIsKilledAtItsMemoryLimitAndTheTaskSaysSo) {
   // tail -n 1 keeps the last line whole: 512 MiB without a newline is held in memory.
   auto tree = farm_.WriteTree("hog", {{"assay.yaml", R"(
 steps:
@@ -188,6 +193,9 @@ steps:
   EXPECT_TRUE(absl::StrContains(hog->message(), "killed for exceeding its memory limit of 64 MiB")) << hog->message();
   EXPECT_EQ(modest->state(), assay::v1::TASK_SUCCEEDED) << modest->message() << farm_.Log(*id, "modest");
 }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, SandboxTest, ::testing::Values("namespaces", "bubblewrap"),
+                         [](const ::testing::TestParamInfo<std::string>& kind) { return kind.param; });
 
 }  // namespace
 }  // namespace assay::testing
