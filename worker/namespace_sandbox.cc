@@ -139,10 +139,16 @@ pid_t NamespaceSandbox::Start(void* stack_top, const StepSpawn& step) {
   (void)stack_top;
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, 0L);
   if (pid == 0) _exit(FirstProcess(this));
-  return static_cast<pid_t>(pid);
 #else
-  return ::clone(FirstProcess, stack_top, CLONE_VM | kNamespaces | SIGCHLD, this);
+  const pid_t pid = ::clone(FirstProcess, stack_top, CLONE_VM | kNamespaces | SIGCHLD, this);
 #endif
+  if (pid < 0) {
+    const char* why = ::strerrordesc_np(errno);
+    Say("assay sandbox: starting a process in new namespaces: ");
+    Say(why != nullptr ? why : "unknown error");
+    Say("\n");
+  }
+  return static_cast<pid_t>(pid);
 }
 
 int NamespaceSandbox::FirstProcess(void* sandbox) { static_cast<const NamespaceSandbox*>(sandbox)->Enter(); }
