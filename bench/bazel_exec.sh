@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bazel remote execution on this host: the generated 200-file C++ workspace (bench/bazel_workspace.sh)
 # built cold with --remote_executor on a local farm of N worker slots (the workers' default executor,
-# the bubblewrap sandbox), against `bazel build --jobs=N` locally (Bazel's linux-sandbox), N = 1 and
+# the sandbox), against `bazel build --jobs=N` locally (Bazel's linux-sandbox), N = 1 and
 # 2, in the same run; then the warm remote rebuild against a warm --disk_cache.
 #   bench/bazel_exec.sh [BUILD_DIR] [RUNS]   (defaults: build, 3; needs assay-coordinator and assay-worker)
 # Each cold remote build uses a fresh --remote_instance_name, so every action runs again (the CAS,
@@ -11,6 +11,7 @@
 # Then the overhead alone, without a compiler's run time and its noise: 200 trivial genrules
 # (`echo N > $@`) at --jobs=1, locally in linux-sandbox against one remote slot, interleaved.
 #   ASSAY_BENCH_PARTS="cold tiny warm" (the default) picks the parts to run.
+#   ASSAY_BENCH_WORKER_FLAGS="--sandbox bubblewrap" gives the worker more flags.
 #   ASSAY_BENCH_PIN=CPU runs everything (Bazel's server, the coordinator, the worker and so every
 #   step) on that one CPU, and the cold part at N = 1 only: on a VM whose two CPUs run at different
 #   speeds from minute to minute, a compile's time then depends on the work, not on where it landed,
@@ -45,7 +46,8 @@ for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 port=$(cat "$work/port")
 start_worker() {  # SLOTS
   stop_worker
-  "${pin[@]}" "$worker" --coordinator "127.0.0.1:$port" --work-dir "$work/worker" --slots "$1" >"$work/worker.log" 2>&1 &
+  # shellcheck disable=SC2086  # ASSAY_BENCH_WORKER_FLAGS: more worker flags (--sandbox bubblewrap), split on spaces
+  "${pin[@]}" "$worker" --coordinator "127.0.0.1:$port" --work-dir "$work/worker" --slots "$1" ${ASSAY_BENCH_WORKER_FLAGS:-} >"$work/worker.log" 2>&1 &
   worker_pid=$!
   for _ in $(seq 1 100); do grep -q "connected to" "$work/worker.log" && return; sleep 0.1; done
   cat "$work/worker.log" >&2

@@ -99,14 +99,21 @@ void Link(const char* to, const char* name) {
   if (::symlink(to, name) != 0) Fail("linking", name);
 }
 
-void DropCapabilities() {
+// Whatever this process starts gets no capability: none in the bounding set (a program run as
+// root gains none), none ambient, none gained through exec. This process keeps its own, in the
+// sandbox's user namespace: it shares the worker's memory, and a process of the same user may read
+// and write another's memory (/proc/PID/mem, ptrace) only when it holds every capability the other
+// holds. So the step, with none, cannot reach pid 1 and through it the worker.
+void NoCapabilitiesForChildren() {
   for (unsigned long cap = 0; cap < 64; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) Fail("dropping", "capabilities");
   }
-  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) Fail("dropping", "ambient capabilities");
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct none[2] = {};
-  if (::syscall(SYS_capset, &header, none) != 0) Fail("dropping", "capabilities");
+  struct __user_cap_data_struct caps[2] = {};
+  if (::syscall(SYS_capget, &header, caps) != 0) Fail("reading", "capabilities");
+  caps[0].inheritable = caps[1].inheritable = 0;
+  if (::syscall(SYS_capset, &header, caps) != 0) Fail("dropping", "inheritable capabilities");
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail("setting", "no_new_privs");
 }
 
@@ -210,7 +217,7 @@ void NamespaceSandbox::Enter() const {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor gone (killed with its group): all of this goes
   if (!MountAll()) Fail("mounting", "(too many binds)");
   if (::chdir("/") != 0) Fail("entering", "/");
-  DropCapabilities();
+  NoCapabilitiesForChildren();
   pid_t step = -1;
   // A program that cannot be started (or a missing work dir) is exit code 127, as in a shell.
   if (::posix_spawnp(&step, step_.argv[0], step_.actions, step_.attr, step_.argv, step_.envp) != 0) _exit(127);

@@ -5,11 +5,13 @@
 // (sandbox_executor.cc), without bubblewrap's program and its processes: a step starts ~7 ms sooner
 // on a host where starting a program costs ~4 (docs/benchmarks.md).
 //
-// The sandbox's first process is its pid 1: it mounts the sandbox, drops every capability and
-// starts the step, reaps whatever is orphaned inside, and ends with the step's exit code; when it
-// ends the kernel kills everything left in the sandbox. It runs on its own stack in the worker's
-// memory (no copy of the worker's page tables), so it makes only async-signal-safe calls: all it
-// reads is prepared by `NamespaceSandbox`'s constructor, in the worker.
+// The sandbox's first process is its pid 1: it mounts the sandbox, starts the step with no
+// capability, reaps whatever is orphaned inside, and ends with the step's exit code; when it ends
+// the kernel kills everything left in the sandbox. It runs on its own stack in the worker's memory
+// (no copy of the worker's page tables), so it makes only async-signal-safe calls: all it reads is
+// prepared by `NamespaceSandbox`'s constructor, in the worker. It keeps its own capabilities (in
+// the sandbox's user namespace only): they are what keeps the step from its memory, which is the
+// worker's (/proc/1/mem, ptrace; namespace_sandbox_test).
 #pragma once
 
 #include <spawn.h>

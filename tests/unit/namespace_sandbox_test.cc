@@ -175,6 +175,33 @@ TEST(NamespaceSandboxTest, ASandboxThatCannotBeMadeSaysWhy) {
   EXPECT_TRUE(absl::StrContains(err, "assay sandbox: copying /nonexistent/assay-task: No such file or directory")) << err;
 }
 
+// The sandbox's pid 1 shares the worker's memory: the step must not read or write it, nor learn
+// its layout or environment (the same user, but pid 1 holds capabilities the step does not).
+TEST(NamespaceSandboxTest, TheStepCannotReachItsPid1WhoseMemoryIsTheWorkers) {
+  auto sandbox = SandboxExecutor::Create("namespaces");
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  ScopedTempDir dir("sandbox-pid1-test");
+  ExecRequest request;
+  request.argv = {"/bin/sh", "-c", R"sh(
+for f in mem maps environ auxv; do  # opening is the check (reading /proc/1/mem at 0 fails anyway)
+  if (exec 3< /proc/1/$f) 2> /dev/null; then echo "/proc/1/$f: OPENED"; else echo "/proc/1/$f: refused"; fi
+done
+if (exec 3<> /proc/1/mem) 2> /dev/null; then echo "/proc/1/mem: OPENED for writing"; fi
+if readlink /proc/1/fd/0 > /dev/null 2>&1; then echo "/proc/1/fd/0: FOLLOWED"; else echo "/proc/1/fd/0: refused"; fi
+grep -q "^CapEff:.*0000000000000000$" /proc/self/status && echo "step: no capabilities"
+)sh"};
+  request.workdir = dir.path();
+  std::string out;
+  CancelToken never;
+  auto result = (*sandbox)->Run(request, [&](OutputStream, absl::string_view d) { out.append(d.data(), d.size()); }, never);
+  ASSERT_TRUE(result.ok()) << result.status();
+  for (const char* line : {"/proc/1/mem: refused", "/proc/1/maps: refused", "/proc/1/environ: refused",
+                           "/proc/1/auxv: refused", "/proc/1/fd/0: refused", "step: no capabilities"}) {
+    EXPECT_TRUE(absl::StrContains(out, line)) << line << "\n" << out;
+  }
+  EXPECT_FALSE(absl::StrContains(out, "OPENED") || absl::StrContains(out, "FOLLOWED")) << out;
+}
+
 TEST(NamespaceSandboxTest, AnUnknownSandboxIsRefused) {
   auto sandbox = SandboxExecutor::Create("chroot");
   ASSERT_FALSE(sandbox.ok());
