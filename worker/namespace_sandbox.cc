@@ -177,7 +177,7 @@ bool NamespaceSandbox::MountAll() const {
   if (::chdir(root_.c_str()) != 0) Fail("entering", root_.c_str());
   MakeFolders("proc", true);
   MountFs("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  MakeFolders("dev/pts", true);
+  MakeFolders("dev", true);
   MountFs("tmpfs", "dev", MS_NOSUID | MS_NODEV, "mode=0755");
   MakeFolders("dev/pts", true);
   MakeFolders("dev/shm", true);
@@ -195,8 +195,9 @@ bool NamespaceSandbox::MountAll() const {
     struct stat st;
     if (::fstat(trees[i], &st) != 0) Fail("reading", binds_[i].source.c_str());
     MakeFolders(binds_[i].target, S_ISDIR(st.st_mode));
-    if (!S_ISDIR(st.st_mode)) {
-      const int fd = ::open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    struct stat there;  // a file to mount on, unless one is there (/proc/sysrq-trigger: not to be opened)
+    if (!S_ISDIR(st.st_mode) && ::fstatat(AT_FDCWD, target, &there, AT_SYMLINK_NOFOLLOW) != 0) {
+      const int fd = ::open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
       if (fd < 0) Fail("making", target);
       ::close(fd);
     }
