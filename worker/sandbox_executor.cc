@@ -1,3 +1,4 @@
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +52,7 @@ absl::StatusOr<std::unique_ptr<SandboxExecutor>> SandboxExecutor::Create(const s
   std::unique_ptr<SandboxExecutor> executor(new SandboxExecutor(Kind::kBubblewrap));
   absl::Status works = executor->Probe();
   if (!works.ok()) return absl::FailedPreconditionError(absl::StrCat(why_not, works.message()));
+  if (!why_not.empty()) spdlog::warn("sandboxes are made by bubblewrap: {}", why_not.substr(0, why_not.size() - 2));
   return executor;
 }
 
