@@ -151,6 +151,9 @@ class JobManager {
     std::map<std::pair<std::string, bool>, int64_t> tasks_finished;  // by (TaskState name, cached)
     LatencyHistogram::Snapshot heartbeat_seconds;  // handling a worker's heartbeat, lock wait included
     int64_t state_writes = 0, state_writes_synced = 0;  // group commits of jobs' changes, since start
+    // Jobs' changes not yet written; they wait in memory while the disk refuses them, and past
+    // Options::max_kept_bytes live output is no longer taken.
+    int64_t state_bytes_waiting = 0;
   };
   Stats GetStats();
   const Options& options() const { return options_; }

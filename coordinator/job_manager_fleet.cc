@@ -38,6 +38,7 @@ JobManager::Stats JobManager::GetStats() {
     s.tasks_finished = tasks_finished_;
     s.state_writes = static_cast<int64_t>(commit_.groups());
     s.state_writes_synced = static_cast<int64_t>(commit_.synced_groups());
+    s.state_bytes_waiting = static_cast<int64_t>(commit_.queued_bytes());
     return s;
   });
 }

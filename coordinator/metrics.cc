@@ -161,6 +161,11 @@ std::vector<prometheus::MetricFamily> Collect(const Sources& from) {
            MetricType::Counter);
   f.Sample(number(s.state_writes - s.state_writes_synced), {{"synced", "false"}});
   f.Sample(number(s.state_writes_synced), {{"synced", "true"}});
+  f.Family("assay_state_bytes_waiting",
+           "Bytes of jobs' changes not yet written to the coordinator's database: more than a moment's worth "
+           "means the disk refuses them and they wait in memory.",
+           MetricType::Gauge);
+  f.Sample(number(s.state_bytes_waiting));
   CollectCache(c, &f);
   if (from.notifier != nullptr) CollectNotifications(*from.notifier, &f);
   if (from.bucket != nullptr) CollectBucket(*from.bucket, from.tiers, &f);

@@ -71,6 +71,7 @@ steps:
   EXPECT_GT(Sample(m, "assay_cas_bytes"), 0) << m;
   EXPECT_EQ(Sample(m, "assay_cas_evicted_blobs_total"), 0) << m;
   EXPECT_GT(Sample(m, R"(assay_state_writes_total{synced="true"})"), 0) << "results are fsynced\n" << m;
+  EXPECT_GE(Sample(m, "assay_state_bytes_waiting"), 0) << m;  // (NaN when absent)
   EXPECT_TRUE(m.find("# HELP assay_tasks_finished_total") != std::string::npos) << m;
 
   // The worker's own figures: it ran the first job's two steps (the second job was all cache hits);
