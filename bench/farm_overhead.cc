@@ -4,6 +4,7 @@
 // (the difference between the two, against the same difference run directly: no fixed cost of a
 // job in it). Also: time from submit to the first task's start, and how busy the machine's CPUs were.
 // Run: build/bench/bench_farm_overhead [N] [process|sandbox] [limits|-] [bucket]
+//   (ASSAY_BENCH_WORKER_FLAGS="--sandbox bubblewrap": more flags for the workers)
 //   `bucket`: then again with the CAS in an S3 bucket (Ceph's radosgw on loopback), and the ratio
 //   executor: default process; `limits`: every step has limits {cpus: 1, memory: 256MiB, pids: 256}
 //   (its own cgroups, made and removed per step)
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -21,6 +23,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/base/file_util.h"
 #include "common/s3/s3_client.h"
@@ -119,8 +122,11 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
   flags.insert(flags.end(), {"--max-matrix-cells", "100000"});
   farm.StartCoordinator(flags);
   farm.set_executor(executor);
-  farm.StartWorker("w1");
-  farm.StartWorker("w2");
+  // ASSAY_BENCH_WORKER_FLAGS: more worker flags (`--sandbox bubblewrap`), split on spaces.
+  const char* more = std::getenv("ASSAY_BENCH_WORKER_FLAGS");
+  const std::vector<std::string> worker_flags = absl::StrSplit(more != nullptr ? more : "", ' ', absl::SkipEmpty());
+  farm.StartWorker("w1", {}, 1, worker_flags);
+  farm.StartWorker("w2", {}, 1, worker_flags);
   auto tree_of = [&](int tasks) {
     std::string values;
     for (int i = 0; i < tasks; ++i) absl::StrAppend(&values, i == 0 ? "" : ", ", i);
