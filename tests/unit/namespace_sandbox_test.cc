@@ -15,12 +15,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/base/file_util.h"
+#include "tests/common/wait_for.h"
 #include "worker/executor.h"
 
 namespace assay {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::WaitFor;
 
 // Whether any process on the host has `marker` in its command line.
 bool AnyProcessWith(const std::string& marker) {
@@ -29,15 +31,6 @@ bool AnyProcessWith(const std::string& marker) {
     if (cmdline.ok() && absl::StrContains(*cmdline, marker)) return true;
   }
   return false;
-}
-
-bool WaitFor(const std::function<bool()>& condition, absl::Duration limit) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
 }
 
 struct Ran {
