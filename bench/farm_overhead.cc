@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/process_cpu.h"
 #include "common/base/file_util.h"
 #include "common/s3/s3_client.h"
 #include "tests/integration/farm.h"
@@ -141,11 +143,18 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
   struct Run {
     double seconds = 0;
     double cpu_busy = 0;  // of all CPUs, 0..1
+    double coordinator_cpu = 0, workers_cpu = 0;  // seconds, over the job
     assay::v1::Job job;
   };
   auto run_farm = [&](int tasks) -> std::optional<Run> {
     const auto tree = tree_of(tasks);
     const auto [busy0, total0] = CpuJiffies();
+    const auto daemons = [&] {
+      return std::array<double, 2>{assay::bench::CpuOf(farm.coordinator_pid()).self,
+                                   assay::bench::CpuOf(farm.worker_pid("w1")).self +
+                                       assay::bench::CpuOf(farm.worker_pid("w2")).self};
+    };
+    const std::array<double, 2> cpu0 = daemons();
     const absl::Time start = absl::Now();
     auto id = farm.Submit(tree);
     if (!id.ok()) {
@@ -156,6 +165,9 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
     Run r;
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     const auto [busy1, total1] = CpuJiffies();
+    const std::array<double, 2> cpu1 = daemons();
+    r.coordinator_cpu = cpu1[0] - cpu0[0];
+    r.workers_cpu = cpu1[1] - cpu0[1];
     r.cpu_busy = total1 > total0 ? (busy1 - busy0) / (total1 - total0) : 0;
     if (!job.ok() || job->state() != assay::v1::JOB_SUCCEEDED) return std::nullopt;
     r.job = *job;
@@ -184,6 +196,9 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
               marginal_ms, n, 4 * n, farm_s, large->seconds, direct_small, direct_large, 100 * large->cpu_busy);
   std::printf("submit to first task start    %lld ms (job accepted -> first task running)\n",
               static_cast<long long>(submit_to_first_ms));
+  std::printf("daemons' CPU per task (ms)    %.2f (coordinator %.2f + workers %.2f), the job of %d tasks\n",
+              1e3 * (large->coordinator_cpu + large->workers_cpu) / (4 * n), 1e3 * large->coordinator_cpu / (4 * n),
+              1e3 * large->workers_cpu / (4 * n), 4 * n);
   PrintTimeline(large->job);
   return FarmFigures{marginal_ms, large->seconds};
 }

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/firmware_make_tree.h"
+#include "bench/process_cpu.h"
 #include "tests/integration/farm.h"
 
 namespace {
@@ -51,23 +51,9 @@ std::string CellScript(const std::string& target, int variant) {
                       " >/dev/null && scripts/qemu-test.sh ", target, " out/", target, "-release/karatos.elf >/dev/null");
 }
 
-// CPU seconds (user + system) of a live process, and of its children it has waited for.
-struct Cpu {
-  double self = 0, children = 0;
-};
-Cpu CpuOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = text.rfind(')');
-  if (close == std::string::npos) return {};
-  std::vector<std::string> f = absl::StrSplit(text.substr(close + 2), ' ');
-  // After the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17), counted from field 3.
-  auto at = [&](size_t field) {
-    double v = 0;
-    return field - 3 < f.size() && absl::SimpleAtod(f[field - 3], &v) ? v / static_cast<double>(sysconf(_SC_CLK_TCK)) : 0;
-  };
-  return {at(14) + at(15), at(16) + at(17)};
-}
+using assay::bench::Cpu;
+using assay::bench::CpuOf;
+
 // CPU seconds of this process's waited-for children (the CLI, the by-hand shells).
 double ChildrenCpu() {
   rusage u{};

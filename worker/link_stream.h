@@ -5,8 +5,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
-#include <grpcpp/support/client_callback.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
@@ -15,11 +16,12 @@
 
 namespace assay {
 
-// The stream of one session, on gRPC's callback API. Incoming messages are handed to the session's
-// thread (Next) as they are read; outgoing ones go through a bounded queue (outbound_queue.h) whose
-// one writer thread starts each write and waits for it, so one write is in flight and no sender ever
-// waits on the link.
-class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage> {
+// The stream of one session, on gRPC's synchronous API: one reader thread reads the coordinator's
+// messages and hands them to the session's thread (Next); outgoing ones go through a bounded queue
+// (outbound_queue.h) whose one writer thread writes each in turn, so no sender ever waits on the
+// link. (gRPC's callback API costs a worker two more threads of its own, which hand every event
+// over, and on this link a few wake-ups per message: measured in docs/benchmarks.md, issue 24.)
+class LinkStream final {
  public:
   static constexpr size_t kMaxQueuedLogBytes = 8 << 20;
   static constexpr size_t kMaxInbox = 10'000;  // a coordinator that floods us is cut off
@@ -27,15 +29,14 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
   LinkStream(assay::v1::WorkerLink::Stub* stub, grpc::ClientContext* context,
              size_t max_queued_log_bytes = kMaxQueuedLogBytes, absl::Duration log_batch = absl::ZeroDuration())
       : context_(context),
-        queue_([this](const assay::v1::WorkerMessage& m) { return WriteAndWait(m); }, max_queued_log_bytes,
-               log_batch) {
-    stub->async()->Connect(context, this);
-    // The writer thread starts writes from outside the reactions: a hold keeps the stream alive
-    // (and OnDone away) until that thread has stopped, released in Finish.
-    AddHold();
-    StartRead(&in_);
-    StartCall();
-  }
+        stream_(stub->Connect(context)),
+        reader_([this] { ReadAll(); }),
+        queue_([this](const assay::v1::WorkerMessage& m) { return stream_->Write(m); }, max_queued_log_bytes,
+               log_batch) {}
+
+  LinkStream(const LinkStream&) = delete;
+  LinkStream& operator=(const LinkStream&) = delete;
+  ~LinkStream() { Finish(); }
 
   bool Send(assay::v1::WorkerMessage message) { return queue_.Send(std::move(message)); }
 
@@ -49,9 +50,9 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
       absl::MutexLock lock(&mu_);
       if (read_ended_) return flushed;
     }
-    StartWritesDone();
+    stream_->WritesDone();
     // The coordinator ends the call once it has handled everything before the half-close; the read
-    // then ends (OnDone itself waits for the hold that Finish releases).
+    // then ends.
     absl::MutexLock lock(&mu_);
     return mu_.AwaitWithDeadline(absl::Condition(&read_ended_), deadline) && flushed;
   }
@@ -67,63 +68,49 @@ class LinkStream final : public grpc::ClientBidiReactor<assay::v1::WorkerMessage
     return m;
   }
 
-  // Ends the call: cancels it, stops the writer, and waits until gRPC is done with this reactor.
+  // Ends the call: cancels it, stops the writer and the reader, and returns the call's status (the
+  // coordinator's, when it ended the call first). Once only; later calls return the same status.
   grpc::Status Finish() {
-    context_->TryCancel();
-    queue_.Close();  // joins the writer thread: no StartWrite after this
-    RemoveHold();
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&done_));
+    if (finished_) return status_;
+    finished_ = true;
+    bool ended = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ended = read_ended_;
+    }
+    // A call the coordinator ended keeps its status (a cancel now would turn it into CANCELLED); one
+    // still open is cancelled, so that a write or read in progress returns.
+    if (!ended) context_->TryCancel();
+    queue_.Close();  // joins the writer thread: no write after this
+    reader_.join();
+    status_ = stream_->Finish();
     return status_;
   }
 
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (!ok || inbox_.size() >= kMaxInbox) {
-      if (ok) context_->TryCancel();
-      read_ended_ = true;
-      return;
-    }
-    inbox_.push_back(std::move(in_));
-    in_.Clear();
-    StartRead(&in_);
-  }
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    write_done_ = true;
-    write_ok_ = ok;
-  }
-  void OnDone(const grpc::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    status_ = status;
-    read_ended_ = true;
-    done_ = true;
-  }
-
  private:
-  // Called by the queue's writer thread only.
-  bool WriteAndWait(const assay::v1::WorkerMessage& message) {
-    {
+  // The reader thread: every message into the inbox, until the stream ends or floods us.
+  void ReadAll() {
+    assay::v1::CoordinatorMessage in;
+    bool ok = true;
+    while (ok && stream_->Read(&in)) {
       absl::MutexLock lock(&mu_);
-      if (done_) return false;
-      write_done_ = false;
+      ok = inbox_.size() < kMaxInbox;
+      if (ok) inbox_.push_back(std::move(in));
+      in.Clear();
     }
-    StartWrite(&message);
+    if (!ok) context_->TryCancel();
     absl::MutexLock lock(&mu_);
-    auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return write_done_ || done_; };
-    mu_.Await(absl::Condition(&finished));
-    return write_done_ && write_ok_;
+    read_ended_ = true;
   }
 
   grpc::ClientContext* const context_;
-  assay::v1::CoordinatorMessage in_;  // one read at a time
+  const std::unique_ptr<grpc::ClientReaderWriter<assay::v1::WorkerMessage, assay::v1::CoordinatorMessage>> stream_;
   absl::Mutex mu_;
   std::deque<assay::v1::CoordinatorMessage> inbox_ ABSL_GUARDED_BY(mu_);
   bool read_ended_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_ok_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  bool finished_ = false;  // the session's thread only
+  grpc::Status status_;
+  std::thread reader_;
   OutboundQueue queue_;  // last: its writer thread stops first
 };
 
