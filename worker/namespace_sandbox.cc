@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "worker/sandbox_view.h"
 
 namespace assay {
 
@@ -122,15 +123,14 @@ void NoCapabilitiesForChildren() {
 NamespaceSandbox::NamespaceSandbox(const std::filesystem::path& workdir)
     : root_(std::filesystem::absolute(workdir).lexically_normal().string()),
       workdir_(std::filesystem::path(root_).relative_path().string()) {
-  // (as bubblewrap was given them: sandbox_executor.cc)
-  binds_.push_back({"/usr", "usr", false, false});
-  for (const char* file : {"/etc/alternatives", "/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/localtime"}) {
-    binds_.push_back({file, file + 1, false, true});
-  }
-  // The kernel's settings read-only: a root worker's step is the host's root user (without
-  // capabilities), whom the kernel lets write any sysctl (core_pattern: a program run as root).
-  binds_.push_back({"/proc/sys", "proc/sys", false, false});
-  binds_.push_back({"/proc/sysrq-trigger", "proc/sysrq-trigger", false, true});
+  // The host's paths a step sees, read-only (sandbox_view.h; the kernel's settings over the /proc
+  // mounted before the binds: MountAll).
+  auto bind = [this](const sandbox_view::HostPath& host) {
+    binds_.push_back({host.path, host.path + 1, false, host.optional});
+  };
+  for (const auto& host : sandbox_view::kTools) bind(host);
+  for (const auto& host : sandbox_view::kEtcFiles) bind(host);
+  for (const auto& host : sandbox_view::kKernelSettings) bind(host);
   for (const char* device : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}) {
     binds_.push_back({device, device + 1, true, false, true});
   }

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/executor.h"
 #include "worker/namespace_sandbox.h"
+#include "worker/sandbox_view.h"
 
 namespace assay {
 
@@ -15,21 +16,19 @@ std::vector<std::string> SandboxExecutor::Wrap(const std::vector<std::string>& a
       // No capabilities, not even in the sandbox's own namespaces. A worker run as root would
       // otherwise give its steps every capability there, enough to remount the read-only /usr
       // writable (bubblewrap keeps a privileged caller's capabilities unless told).
-      "--cap-drop", "ALL",
-      // The host's programs and libraries, read-only; merged-/usr symlinks for the rest.
-      "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-      "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-      // What tools read from /etc (Debian's alternatives: awk, cc, ...; users; the loader cache).
-      "--ro-bind-try", "/etc/alternatives", "/etc/alternatives", "--ro-bind-try", "/etc/ld.so.cache",
-      "/etc/ld.so.cache", "--ro-bind-try", "/etc/passwd", "/etc/passwd", "--ro-bind-try", "/etc/group", "/etc/group",
-      "--ro-bind-try", "/etc/localtime", "/etc/localtime",
-      "--proc", "/proc",
-      // The kernel's settings read-only: the step of a root worker is the host's root user (without
-      // capabilities), which may write any sysctl (core_pattern: a program the host runs as root).
-      "--ro-bind", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
-      "--dev", "/dev", "--tmpfs", "/tmp",
-      // The step's own directory, writable, at the same path as on the host (after /tmp, which it may be under).
-      "--bind", workdir.string(), workdir.string(), "--chdir", start, "--"};
+      "--cap-drop", "ALL"};
+  auto bind = [&out](const sandbox_view::HostPath& host) {
+    out.insert(out.end(), {host.optional ? "--ro-bind-try" : "--ro-bind", host.path, host.path});
+  };
+  for (const auto& host : sandbox_view::kTools) bind(host);
+  out.insert(out.end(), {"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin",
+                         "/bin", "--symlink", "usr/sbin", "/sbin"});
+  for (const auto& host : sandbox_view::kEtcFiles) bind(host);
+  out.insert(out.end(), {"--proc", "/proc"});
+  for (const auto& host : sandbox_view::kKernelSettings) bind(host);  // over the new /proc
+  // The step's own directory, writable, at the same path as on the host (after /tmp, which it may be under).
+  out.insert(out.end(), {"--dev", "/dev", "--tmpfs", "/tmp", "--bind", workdir.string(), workdir.string(), "--chdir",
+                         start, "--"});
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }

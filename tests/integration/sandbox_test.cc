@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tests/common/processes.h"
 #include "tests/integration/farm.h"
 
 namespace assay::testing {
@@ -13,15 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using assay::v1::Task;
-
-// Whether any process on the host has `marker` in its command line.
-bool AnyProcessWith(const std::string& marker) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    auto cmdline = ReadFile(entry.path() / "cmdline");
-    if (cmdline.ok() && absl::StrContains(*cmdline, marker)) return true;
-  }
-  return false;
-}
 
 // Each test runs with the sandbox made by the worker (the kernel's namespaces) and by bubblewrap.
 class SandboxTest : public ::testing::TestWithParam<std::string> {

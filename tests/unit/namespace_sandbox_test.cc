@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/base/file_util.h"
+#include "tests/common/processes.h"
 #include "tests/common/wait_for.h"
 #include "worker/executor.h"
 
@@ -22,16 +23,8 @@ namespace assay {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::AnyProcessWith;
 using testing::WaitFor;
-
-// Whether any process on the host has `marker` in its command line.
-bool AnyProcessWith(const std::string& marker) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    auto cmdline = ReadFile(entry.path() / "cmdline");
-    if (cmdline.ok() && absl::StrContains(*cmdline, marker)) return true;
-  }
-  return false;
-}
 
 struct Ran {
   int exit_code = -1;
