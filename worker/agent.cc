@@ -47,12 +47,14 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       local_cache_(parts.local_cache != nullptr ? parts.local_cache : cache_.store()),
       executor_(std::move(parts.executor)),
       input_links_(std::move(parts.input_links)),
+      spare_dirs_(std::move(parts.spare_dirs)),
       inputs_(cas_.get(), local_cache_, options_.tree_limits),
       uploader_(cas_.get(), &inputs_),
       caches_(cas_.get(), &inputs_, std::filesystem::path(options_.work_dir) / "cache-trees", options_.cache_bytes / 4),
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   inputs_.set_links(input_links_.get());
+  inputs_.set_spares(spare_dirs_.get());
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   for (const auto& l : parts.executor_labels) labels_.push_back(l);

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "assay/v1/worker_link.grpc.pb.h"
 #include "common/base/retrier.h"
+#include "common/base/spare_directories.h"
 #include "common/cas/disk_space.h"
 #include "common/remote/cas_client.h"
 #include "common/rocksdb/blob_store_stack.h"
@@ -46,6 +47,9 @@ struct WorkerParts {
   BlobStore* local_cache = nullptr;    // another local cache instead (tests); not owned
   // Input files as hard links, for steps in the sandbox (input_links.h); null: always copies.
   std::unique_ptr<InputLinks> input_links;
+  // Emptied folders of finished tasks, for the next tasks' folders (spare_directories.h), for steps
+  // in the sandbox; null: folders are made and removed.
+  std::unique_ptr<SpareDirectories> spare_dirs;
 };
 
 class WorkerAgent {
@@ -137,6 +141,7 @@ class WorkerAgent {
   struct AfterTask {
     std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
     std::filesystem::path dir;   // the task's folder, to remove
+    bool keep_dirs = false;      // its emptied directories go to the spares (a sandboxed step's)
     InputLinks::Claims links;    // its linked inputs, released once its folder is gone
   };
   struct TaskFiles {
@@ -162,6 +167,7 @@ class WorkerAgent {
   BlobStore* local_cache_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<InputLinks> input_links_;
+  std::unique_ptr<SpareDirectories> spare_dirs_;
   InputFetcher inputs_;  // a task's inputs onto this host (through local_cache_)
   OutputUploader uploader_;
   StepCaches caches_;  // a step's caches: restored before it, saved after it

@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "common/base/byte_size.h"
 #include "common/base/file_util.h"
+#include "common/base/spare_directories.h"
 #include "common/tree/safe_fs.h"
 #include "worker/link_stream.h"
 #include "worker/linked_cancel.h"
@@ -151,6 +152,16 @@ void ApplyVerdict(const ExecResult& exec, bool output_exceeded, const OutputLimi
   }
 }
 
+// The task's folder and its work directory in it, from `spares` where it has some.
+absl::Status MakeTaskFolders(const fs::path& task_dir, const fs::path& exec_dir, SpareDirectories* spares) {
+  if (spares == nullptr) return MakeDirs(exec_dir);
+  auto parent = OpenDirectory(task_dir.parent_path());
+  if (!parent.ok()) return MakeDirs(exec_dir);  // the work folder is not there yet
+  auto task = MakeDirectoryAt(parent->get(), task_dir.filename().string(), spares);
+  if (!task.ok()) return task.status();
+  return MakeDirectoryAt(task->get(), exec_dir.filename().string(), spares).status();
+}
+
 }  // namespace
 
 void WorkerAgent::NoteHostProblem(assay::v1::TaskResult* result) {
@@ -206,7 +217,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   *message.mutable_result() = std::move(result);
   link->Send(message);
   // The task's folder goes after its result is on its way: not between this task and the next.
-  if (!after.dir.empty()) RemoveAll(after.dir).IgnoreError();
+  if (!after.dir.empty()) RemoveAll(after.dir, after.keep_dirs ? spare_dirs_.get() : nullptr).IgnoreError();
   if (input_links_ != nullptr) input_links_->Release(&after.links);  // checked now that no other name is left
   {
     absl::MutexLock lock(&mu_);
@@ -228,7 +239,11 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   files->task_dir = fs::path(options_.work_dir) / absl::StrCat(files->safe, "-", RandomHex(3));
   files->exec_dir = files->task_dir / "work";
   after->dir = files->task_dir;  // removed once the result is sent (RunTask)
-  if (absl::Status s = MakeDirs(files->exec_dir); !s.ok()) {
+  // A step in the sandbox leaves nothing running that could reach its folder once it has ended:
+  // its folders may come from, and go back to, the spare directories (spare_directories.h).
+  const bool host_step = ContainerFor(assignment.command()) == nullptr;
+  after->keep_dirs = spare_dirs_ != nullptr && host_step;
+  if (absl::Status s = MakeTaskFolders(files->task_dir, files->exec_dir, after->keep_dirs ? spare_dirs_.get() : nullptr); !s.ok()) {
     out->set_error(std::string(s.message()));
     return false;
   }
@@ -246,8 +261,9 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   // Links to this host's copies only where nothing can change them behind the check (the worker has
   // them only when its steps run in the sandbox: WorkerServer), and not for steps with step caches
   // (whose restore relies on inputs being newer than the cache) or an image.
-  const bool link = inputs_.links() && assignment.caches_size() == 0 && ContainerFor(assignment.command()) == nullptr;
-  auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known, link ? &after->links : nullptr)
+  const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
+  auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known,
+                                                       link ? &after->links : nullptr, after->keep_dirs)
                                  : input_root.status();
   if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());

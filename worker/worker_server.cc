@@ -10,6 +10,7 @@
 #include "common/base/clock.h"
 #include "common/base/daemon.h"
 #include "common/base/file_util.h"
+#include "common/base/spare_directories.h"
 #include "common/cas/evicting_blob_store.h"
 #include "worker/cgroups.h"
 #include "worker/container_executor.h"
@@ -19,6 +20,10 @@
 #include "worker/metrics.h"
 
 namespace assay {
+namespace {
+// Spare directories kept for tasks' folders (spare_directories.h): some tasks' worth.
+constexpr size_t kSpareDirs = 256;
+}  // namespace
 
 WorkerServer::~WorkerServer() { Stop(); }
 
@@ -37,6 +42,14 @@ absl::Status WorkerServer::Start(const Options& options) {
       parts.input_links = std::move(*links);
     } else {
       spdlog::warn("inputs are copied, never linked: {}", std::string(links.status().message()));
+    }
+  }
+  if (parts.executor->name() == "sandbox") {  // spare_directories.h: where nothing outlives a step
+    auto spares = SpareDirectories::Open(std::filesystem::path(options_.agent.work_dir) / "spare-dirs", kSpareDirs);
+    if (spares.ok()) {
+      parts.spare_dirs = std::move(*spares);
+    } else {
+      spdlog::warn("tasks' folders are made afresh: {}", std::string(spares.status().message()));
     }
   }
   agent_ = std::make_unique<WorkerAgent>(options_.agent, std::move(parts));

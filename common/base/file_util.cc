@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/fd_copies.h"
+#include "common/base/spare_directories.h"
 
 namespace assay {
 namespace fs = std::filesystem;
@@ -75,7 +76,8 @@ absl::Status RemoveError(const fs::path& path) {
 // beneath it with O_NOFOLLOW, so a symlink is removed, never followed. One openat and unlinkat per
 // entry, where std::filesystem::remove_all resolved each entry's whole path twice (lstat, remove):
 // a worker empties a task's folder after every task.
-absl::Status EmptyDirectory(int fd, const fs::path& shown) {
+// With `spares`, an emptied subdirectory is kept there (when it is clean) instead of removed.
+absl::Status EmptyDirectory(int fd, const fs::path& shown, SpareDirectories* spares) {
   std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
   {
     // A close-on-exec copy (a step started meanwhile must not inherit it), which closedir closes.
@@ -102,9 +104,11 @@ absl::Status EmptyDirectory(int fd, const fs::path& shown) {
       const int sub = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0 && errno == ENOENT) continue;
       if (sub < 0) return RemoveError(shown / name);
-      absl::Status emptied = EmptyDirectory(sub, shown / name);
+      absl::Status emptied = EmptyDirectory(sub, shown / name, spares);
+      const bool kept = emptied.ok() && spares != nullptr && spares->Keep(fd, name.c_str(), sub);
       CloseFd(sub);
       if (!emptied.ok()) return emptied;
+      if (kept) continue;
     }
     if (::unlinkat(fd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) return RemoveError(shown / name);
   }
@@ -113,15 +117,23 @@ absl::Status EmptyDirectory(int fd, const fs::path& shown) {
 
 }  // namespace
 
-absl::Status RemoveAll(const fs::path& path) {
+absl::Status RemoveAll(const fs::path& path, SpareDirectories* spares) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? absl::OkStatus() : RemoveError(path);
   if (S_ISDIR(st.st_mode)) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return RemoveError(path);
-    absl::Status emptied = EmptyDirectory(fd, path);
+    absl::Status emptied = EmptyDirectory(fd, path, spares);
+    bool kept = false;
+    if (emptied.ok() && spares != nullptr && path.has_filename()) {
+      const fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+      const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      kept = parent_fd >= 0 && spares->Keep(parent_fd, path.filename().c_str(), fd);
+      if (parent_fd >= 0) CloseFd(parent_fd);
+    }
     CloseFd(fd);
     if (!emptied.ok()) return emptied;
+    if (kept) return absl::OkStatus();
     if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return RemoveError(path);
     return absl::OkStatus();
   }

@@ -12,7 +12,10 @@ absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path);
 // Writes atomically: a temporary file beside the target, then rename.
 absl::Status WriteFile(const std::filesystem::path& path, absl::string_view data, bool executable = false);
 absl::Status MakeDirs(const std::filesystem::path& path);
-absl::Status RemoveAll(const std::filesystem::path& path);
+class SpareDirectories;
+// Removes `path` and everything under it, never following a symlink. With `spares`, its emptied
+// directories are kept there (spare_directories.h) instead of removed, when they are clean.
+absl::Status RemoveAll(const std::filesystem::path& path, SpareDirectories* spares = nullptr);
 
 // A relative path with no "..", no absolute part and no empty segments.
 absl::Status CheckRelativePath(absl::string_view path, absl::string_view what);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/base/fd_copies.h"
+#include "common/base/spare_directories.h"
 
 namespace assay {
 namespace {
@@ -118,9 +119,10 @@ absl::StatusOr<ScopedFd> OpenBeneath(int dir, absl::string_view relative, int fl
   return ScopedFd(fd);
 }
 
-absl::StatusOr<ScopedFd> MakeDirectoryAt(int dir, absl::string_view name) {
+absl::StatusOr<ScopedFd> MakeDirectoryAt(int dir, absl::string_view name, SpareDirectories* spares) {
   const std::string n(name);
-  if (::mkdirat(dir, n.c_str(), 0755) != 0) return Errno("cannot create directory", n, errno);
+  const bool taken = spares != nullptr && spares->Take(dir, n.c_str());
+  if (!taken && ::mkdirat(dir, n.c_str(), 0755) != 0) return Errno("cannot create directory", n, errno);
   int fd = ::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open directory", n, errno);
   return ScopedFd(fd);

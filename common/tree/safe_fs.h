@@ -17,6 +17,8 @@
 
 namespace assay {
 
+class SpareDirectories;
+
 // Owns a file descriptor.
 class ScopedFd {
  public:
@@ -61,7 +63,8 @@ absl::StatusOr<ScopedFd> OpenDirectory(const std::filesystem::path& path);
 absl::StatusOr<ScopedFd> OpenBeneath(int dir, absl::string_view relative, int flags, mode_t mode = 0);
 
 // Creates directory `name` (one segment) in `dir` and opens it; fails if anything of that name exists.
-absl::StatusOr<ScopedFd> MakeDirectoryAt(int dir, absl::string_view name);
+// With `spares`, a spare empty directory is moved there when the pool has one (spare_directories.h).
+absl::StatusOr<ScopedFd> MakeDirectoryAt(int dir, absl::string_view name, SpareDirectories* spares = nullptr);
 
 // A new file beneath a directory, written while its bytes are hashed. Commit() checks them against
 // the expected digest; a file that was not committed (wrong bytes, an error) is removed.

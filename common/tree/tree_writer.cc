@@ -11,10 +11,11 @@
 
 namespace assay {
 
-absl::StatusOr<std::unique_ptr<TreeWriter>> TreeWriter::Open(const std::filesystem::path& root, TreeLimits limits) {
+absl::StatusOr<std::unique_ptr<TreeWriter>> TreeWriter::Open(const std::filesystem::path& root, TreeLimits limits,
+                                                             SpareDirectories* spares) {
   auto fd = OpenDirectory(root);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<TreeWriter>(new TreeWriter(std::move(*fd), limits));
+  return std::unique_ptr<TreeWriter>(new TreeWriter(std::move(*fd), limits, spares));
 }
 
 absl::StatusOr<std::vector<TreeWriter::File>> TreeWriter::Layout(const Digest& root, const DirectoryLoader& load) {
@@ -53,7 +54,7 @@ absl::Status TreeWriter::LayoutDir(int fd, const std::string& path, const Digest
     if (absl::Status s = CheckEntryName(sub.name(), PrintablePath(path, sub.name())); !s.ok()) return s;
     auto d = Digest::FromProto(sub.digest());
     if (!d.ok()) return d.status();
-    auto child = MakeDirectoryAt(fd, sub.name());
+    auto child = MakeDirectoryAt(fd, sub.name(), spares_);
     if (!child.ok()) return absl::Status(child.status().code(), absl::StrCat("input tree: ", child.status().message()));
     if (absl::Status s = LayoutDir(child->get(), sub_path, *d, load, depth + 1, files); !s.ok()) return s;
   }

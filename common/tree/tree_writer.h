@@ -28,8 +28,10 @@ class TreeWriter {
     std::string path() const { return dir.empty() ? name : dir + "/" + name; }
   };
 
-  // Writes under `root`, an existing directory.
-  static absl::StatusOr<std::unique_ptr<TreeWriter>> Open(const std::filesystem::path& root, TreeLimits limits = {});
+  // Writes under `root`, an existing directory; its directories come from `spares` where it has some
+  // (spare_directories.h), else are made.
+  static absl::StatusOr<std::unique_ptr<TreeWriter>> Open(const std::filesystem::path& root, TreeLimits limits = {},
+                                                          SpareDirectories* spares = nullptr);
 
   // Creates every directory of the tree and returns the files to write, in tree order.
   absl::StatusOr<std::vector<File>> Layout(const Digest& root, const DirectoryLoader& load);
@@ -49,13 +51,15 @@ class TreeWriter {
     std::string name;
     std::string target;
   };
-  TreeWriter(ScopedFd root, TreeLimits limits) : root_(std::move(root)), limits_(limits) {}
+  TreeWriter(ScopedFd root, TreeLimits limits, SpareDirectories* spares)
+      : root_(std::move(root)), limits_(limits), spares_(spares) {}
   absl::Status LayoutDir(int fd, const std::string& path, const Digest& digest, const DirectoryLoader& load, int depth,
                          std::vector<File>* files);
   absl::StatusOr<int> DirFd(const std::string& dir);
 
   ScopedFd root_;
   TreeLimits limits_;
+  SpareDirectories* const spares_;  // may be null
   int64_t entries_ = 0;
   std::vector<Link> links_;
   std::string open_dir_;  // the directory `open_fd_` holds

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/common/processes.h"
 #include "tests/integration/farm.h"
 
@@ -132,6 +133,51 @@ steps:
   EXPECT_TRUE(absl::StrContains(FindTask(*job, "hang")->message(), "timed out")) << FindTask(*job, "hang")->message();
   EXPECT_TRUE(WaitFor([&] { return !AnyProcessWith(marker); }, absl::Seconds(5)))
       << "a process started by a step is still running";
+}
+
+// A worker hands the folders of finished tasks to the next ones (spare_directories.h): whatever a
+// step left in its folders (files, folders, their modes, extended attributes), the next task's
+// folder holds exactly its inputs.
+TEST_P(SandboxTest, ATaskFolderHoldsOnlyItsInputsWhateverTheTasksBeforeItLeft) {
+  auto litter = farm_.WriteTree("litter", {{"src/input.txt", "1\n"}, {"assay.yaml", R"yaml(
+steps:
+  - id: litter
+    cache: false
+    run: |
+      mkdir -p src/deep/a/b extra/x && touch src/deep/a/b/left extra/x/left src/left
+      chmod 700 src/deep extra extra/x
+      python3 -c "import os
+      for d in ['src', 'extra', 'src/deep']:
+          try: os.setxattr(d, 'user.assay', b'left')
+          except OSError as e: print('no xattr on', d, e)"
+)yaml"}});
+  RunResult r = farm_.Cli({"submit", litter.string(), "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto look = farm_.WriteTree("look", {{"src/input.txt", "2\n"}, {"assay.yaml", R"yaml(
+steps:
+  - id: look
+    cache: false
+    run: |
+      find . -mindepth 1 | sort | sed 's/^/entry /'
+      find . -type d ! -perm 755 -printf 'mode %m %p\n'
+      python3 -c "import os
+      for root, dirs, files in os.walk('.'):
+          if os.listxattr(root): print('xattr', root, os.listxattr(root))"
+      echo "input $(cat src/input.txt)"
+)yaml"}});
+  for (int i = 0; i < 2; ++i) {  // twice: the second takes folders the first left too
+    r = farm_.Cli({"submit", look.string(), "--wait", "--logs"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::vector<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      for (const char* what : {"entry ", "mode ", "xattr ", "input "}) {
+        const size_t at = line.find(what);
+        if (at != absl::string_view::npos) lines.emplace_back(line.substr(at));
+      }
+    }
+    EXPECT_EQ(lines, (std::vector<std::string>{"entry ./assay.yaml", "entry ./src", "entry ./src/input.txt", "input 2"}))
+        << r.out;
+  }
 }
 
 // The sandbox's limits (cgroups): a fork bomb stops at `pids`, a memory hog is killed at `memory`
