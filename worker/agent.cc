@@ -54,7 +54,6 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   inputs_.set_links(input_links_.get());
-  inputs_.set_spares(spare_dirs_.get());
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   for (const auto& l : parts.executor_labels) labels_.push_back(l);

@@ -139,10 +139,10 @@ class WorkerAgent {
   void NoteHostProblem(assay::v1::TaskResult* result);
   // What a task leaves for RunTask to do once it has sent the result.
   struct AfterTask {
-    std::string log_preface;     // the worker's lines about the task not sent yet (they go with the result)
-    std::filesystem::path dir;   // the task's folder, to remove
-    bool keep_dirs = false;      // its emptied directories go to the spares (a sandboxed step's)
-    InputLinks::Claims links;    // its linked inputs, released once its folder is gone
+    std::string log_preface;             // the worker's lines about the task not sent yet (they go with the result)
+    std::filesystem::path dir;           // the task's folder, to remove
+    SpareDirectories* spares = nullptr;  // where its folders come from and go back to (a sandboxed step's)
+    InputLinks::Claims links;            // its linked inputs, released once its folder is gone
   };
   struct TaskFiles {
     std::string safe;                 // the task's name for files and containers

@@ -217,7 +217,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   *message.mutable_result() = std::move(result);
   link->Send(message);
   // The task's folder goes after its result is on its way: not between this task and the next.
-  if (!after.dir.empty()) RemoveAll(after.dir, after.keep_dirs ? spare_dirs_.get() : nullptr).IgnoreError();
+  if (!after.dir.empty()) RemoveAll(after.dir, after.spares).IgnoreError();
   if (input_links_ != nullptr) input_links_->Release(&after.links);  // checked now that no other name is left
   {
     absl::MutexLock lock(&mu_);
@@ -242,8 +242,8 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   // A step in the sandbox leaves nothing running that could reach its folder once it has ended:
   // its folders may come from, and go back to, the spare directories (spare_directories.h).
   const bool host_step = ContainerFor(assignment.command()) == nullptr;
-  after->keep_dirs = spare_dirs_ != nullptr && host_step;
-  if (absl::Status s = MakeTaskFolders(files->task_dir, files->exec_dir, after->keep_dirs ? spare_dirs_.get() : nullptr); !s.ok()) {
+  after->spares = host_step ? spare_dirs_.get() : nullptr;
+  if (absl::Status s = MakeTaskFolders(files->task_dir, files->exec_dir, after->spares); !s.ok()) {
     out->set_error(std::string(s.message()));
     return false;
   }
@@ -263,7 +263,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   // (whose restore relies on inputs being newer than the cache) or an image.
   const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
   auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known,
-                                                       link ? &after->links : nullptr, after->keep_dirs)
+                                                       link ? &after->links : nullptr, after->spares)
                                  : input_root.status();
   if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());

@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root, const fs::path& dir,
                                                               const std::vector<reapi::Directory>* known_tree,
-                                                              InputLinks::Claims* claims, bool use_spares) {
+                                                              InputLinks::Claims* claims, SpareDirectories* spares) {
   if (links_ == nullptr) claims = nullptr;
   Stats stats;
   // Each directory is keyed by the digest of its bytes, so a directory that does not hash to what
@@ -36,7 +36,7 @@ absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root
   };
   // The coordinator validated the tree at submission; this worker checks it again for itself.
   if (auto valid = ValidateTree(root, load, limits_); !valid.ok()) return valid.status();
-  auto tree = TreeWriter::Open(dir, limits_, use_spares ? spares_ : nullptr);
+  auto tree = TreeWriter::Open(dir, limits_, spares);
   if (!tree.ok()) return tree.status();
   auto files = (*tree)->Layout(root, load);
   if (!files.ok()) return files.status();

@@ -27,8 +27,6 @@ class InputFetcher {
       : cas_(cas), local_cache_(local_cache), limits_(limits) {}
   // Input files as hard links (input_links.h) where a Materialize call asks for them; null: none.
   void set_links(InputLinks* links) { links_ = links; }
-  // Spare directories for the input trees' folders where Materialize is given `use_spares`.
-  void set_spares(SpareDirectories* spares) { spares_ = spares; }
   bool links() const { return links_ != nullptr; }
 
   struct Stats {
@@ -44,10 +42,10 @@ class InputFetcher {
   // GetTree is called only if the root is not among them.
   // `claims`: link files to this host's copies where it can (the caller has the step run in the
   // sandbox) and claim them for the task, to be Released once its folder is gone; null: copies.
-  // `use_spares`: its folders from the spare directories (set_spares), where there are some.
+  // `spares`: its folders from these spare directories where there are some; null: all made.
   absl::StatusOr<Stats> Materialize(const Digest& root, const std::filesystem::path& dir,
                                     const std::vector<reapi::Directory>* known_tree = nullptr,
-                                    InputLinks::Claims* claims = nullptr, bool use_spares = false);
+                                    InputLinks::Claims* claims = nullptr, SpareDirectories* spares = nullptr);
 
   // Copies blobs (a step's outputs, just uploaded) into the local cache, so the cell's next steps on
   // this host find them there. Best effort: what cannot be copied is simply fetched later.
@@ -70,7 +68,6 @@ class InputFetcher {
   BlobStore* const local_cache_;
   const TreeLimits limits_;
   InputLinks* links_ = nullptr;
-  SpareDirectories* spares_ = nullptr;
 };
 
 }  // namespace assay
