@@ -9,7 +9,8 @@
 // source (~20 input files, the whole build folder of ~11 files as the output) and tests with
 // `make run` in a `run:` step; the farm's job is run as users run it, `assay submit --wait`, and the
 // bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
-// against the steps' CPU by hand, and how many input files per task the workers linked rather than
+// and per thread of the daemons (by name, from schedstat; "exited" for threads that ended within a
+// job, such as the workers' per-task threads) against the steps' CPU by hand, and how many input files per task the workers linked rather than
 // wrote (from each task's "[assay] inputs" line, read after the job). `copy-inputs`: the workers write every input file (--copy-inputs)
 // instead of linking sandboxed steps' inputs to their checked copies. Further arguments are the
 // workers' flags (`--sandbox bubblewrap`: the sandbox made by bubblewrap instead of the worker).
@@ -23,6 +24,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -53,6 +55,7 @@ std::string CellScript(const std::string& target, int variant) {
 
 using assay::bench::Cpu;
 using assay::bench::CpuOf;
+using assay::bench::ThreadCpuOf;
 
 // CPU seconds of this process's waited-for children (the CLI, the by-hand shells).
 double ChildrenCpu() {
@@ -64,6 +67,8 @@ double ChildrenCpu() {
 // The CPU a farm's processes used over the measured jobs, in seconds.
 struct CpuAccount {
   double coordinator = 0, workers = 0, steps = 0, cli = 0;
+  // By thread name ("exited" for threads that ended within the job: the workers' per-task ones).
+  std::map<std::string, double> coordinator_threads, worker_threads;
   int tasks = 0;
   int64_t input_files = 0, input_links = 0;  // from the tasks' "[assay] inputs" lines
 };
@@ -223,14 +228,44 @@ void CopyExample(const fs::path& to) {
   if (make_run && !assay::bench::WriteMakeRunTree(to).ok()) std::exit(1);
 }
 
+// Adds each thread name's CPU between two snapshots to `*sum`, and what the process used beyond its
+// live threads (`total`) as "exited".
+void AddThreads(const std::map<std::string, double>& before, const std::map<std::string, double>& after,
+                double total, std::map<std::string, double>* sum) {
+  double live = 0;
+  for (const auto& [name, seconds] : after) {
+    auto was = before.find(name);
+    const double used = seconds - (was == before.end() ? 0 : was->second);
+    (*sum)[name] += used;
+    live += used;
+  }
+  (*sum)["exited"] += std::max(0.0, total - live);
+}
+
+std::string ThreadList(const std::map<std::string, double>& threads, double per) {
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [name, seconds] : threads) {
+    if (seconds * per >= 0.05) ranked.emplace_back(seconds * per, name);
+  }
+  std::sort(ranked.rbegin(), ranked.rend());
+  std::vector<std::string> parts;
+  for (const auto& [ms, name] : ranked) parts.push_back(absl::StrFormat("%s %.2f", name, ms));
+  return absl::StrJoin(parts, ", ");
+}
+
 // One farm job, timed from the submit to the job's end as the client saw it, its CPU added to
 // `*cpu`. `make-run` submits as users do (`assay submit --wait`); the other kinds submit, then wait
 // on the job's WatchJob push as `--wait` does, without the CLI's drawing.
 double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job* job, absl::Time* t0, absl::Time* t1) {
   const std::vector<std::string> workers = {"w1", "w2"};
   const Cpu c0 = CpuOf(farm.coordinator_pid());
+  const auto ct0 = ThreadCpuOf(farm.coordinator_pid());
   std::vector<Cpu> w0;
-  for (const auto& w : workers) w0.push_back(CpuOf(farm.worker_pid(w)));
+  std::vector<std::map<std::string, double>> wt0;
+  for (const auto& w : workers) {
+    w0.push_back(CpuOf(farm.worker_pid(w)));
+    wt0.push_back(ThreadCpuOf(farm.worker_pid(w)));
+  }
   const double cli0 = ChildrenCpu();
   *t0 = absl::Now();
   absl::StatusOr<std::string> id;
@@ -253,10 +288,12 @@ double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job
   cpu->cli += ChildrenCpu() - cli0;
   const Cpu c1 = CpuOf(farm.coordinator_pid());
   cpu->coordinator += c1.self - c0.self;
+  AddThreads(ct0, ThreadCpuOf(farm.coordinator_pid()), c1.self - c0.self, &cpu->coordinator_threads);
   for (size_t i = 0; i < workers.size(); ++i) {
     const Cpu w1 = CpuOf(farm.worker_pid(workers[i]));
     cpu->workers += w1.self - w0[i].self;
     cpu->steps += w1.children - w0[i].children;
+    AddThreads(wt0[i], ThreadCpuOf(farm.worker_pid(workers[i])), w1.self - w0[i].self, &cpu->worker_threads);
   }
   auto got = id.ok() ? farm.GetJob(*id) : id.status();
   if (!got.ok() || got->state() != assay::v1::JOB_SUCCEEDED) {
@@ -277,6 +314,8 @@ void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, in
               farm.steps * per, farm.cli * per, by_hand_steps * 1e3 / std::max(1, by_hand_tasks),
               static_cast<double>(farm.input_files) / std::max(1, farm.tasks),
               static_cast<double>(farm.input_links) / std::max(1, farm.tasks));
+  std::printf("  by thread (ms per task): coordinator: %s\n  workers: %s\n",
+              ThreadList(farm.coordinator_threads, per).c_str(), ThreadList(farm.worker_threads, per).c_str());
 }
 
 }  // namespace
