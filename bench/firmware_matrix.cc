@@ -10,9 +10,10 @@
 // `make run` in a `run:` step; the farm's job is run as users run it, `assay submit --wait`, and the
 // bench prints a CPU account per process (coordinator, workers, the steps under them, the CLI)
 // and per thread of the daemons (by name, from schedstat; "exited" for threads that ended within a
-// job, such as the workers' per-task threads) against the steps' CPU by hand, and how many input files per task the workers linked rather than
-// wrote (from each task's "[assay] inputs" line, read after the job). `copy-inputs`: the workers write every input file (--copy-inputs)
-// instead of linking sandboxed steps' inputs to their checked copies. Further arguments are the
+// job, such as the workers' per-task threads) against the steps' CPU by hand, and how many input
+// files per task the workers linked rather than wrote (from each task's "[assay] inputs" line, read
+// after the job). `copy-inputs`: the workers write every input file (--copy-inputs) instead of
+// linking sandboxed steps' inputs to their checked copies. Further arguments are the
 // workers' flags (`--sandbox bubblewrap`: the sandbox made by bubblewrap instead of the worker).
 #include <sys/resource.h>
 

@@ -38,8 +38,9 @@ inline Cpu CpuFromStat(const std::string& path) {
 
 inline Cpu CpuOf(pid_t pid) { return CpuFromStat("/proc/" + std::to_string(pid) + "/stat"); }
 
-// CPU seconds of a process's live threads (run time from schedstat), summed by thread name (gRPC's pollers, our pools...).
-// Threads that have exited are not in it: CpuOf(pid).self less the sum is theirs.
+// CPU seconds of a process's live threads (run time from schedstat), summed by thread name (gRPC's
+// pollers, our pools...). Threads that have exited are not in it: CpuOf(pid).self less the sum is
+// theirs (to within CpuOf's clock ticks).
 inline std::map<std::string, double> ThreadCpuOf(pid_t pid) {
   std::map<std::string, double> by_name;
   std::error_code ec;
