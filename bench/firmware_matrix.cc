@@ -230,7 +230,8 @@ void CopyExample(const fs::path& to) {
 }
 
 // Adds each thread name's CPU between two snapshots to `*sum`, and what the process used beyond its
-// live threads (`total`) as "exited".
+// live threads (`total`) as "exited": not clamped per job, so that the total's clock-tick rounding
+// (either way) evens out over the jobs instead of adding up.
 void AddThreads(const std::map<std::string, double>& before, const std::map<std::string, double>& after,
                 double total, std::map<std::string, double>* sum) {
   double live = 0;
@@ -240,7 +241,7 @@ void AddThreads(const std::map<std::string, double>& before, const std::map<std:
     (*sum)[name] += used;
     live += used;
   }
-  (*sum)["exited"] += std::max(0.0, total - live);
+  (*sum)["exited"] += total - live;
 }
 
 std::string ThreadList(const std::map<std::string, double>& threads, double per) {
