@@ -98,7 +98,7 @@ bool InputLinks::Intact(const std::string& name, const Entry& entry) const {
       st.st_nlink != 1) {
     return false;
   }
-  auto digest = DigestFd(fd);
+  auto digest = DigestFd(fd, st.st_size);
   return digest.ok() && *digest == entry.digest;
 }
 

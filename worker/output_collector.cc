@@ -1,6 +1,5 @@
 #include "worker/output_collector.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <sys/stat.h>
@@ -9,12 +8,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/file_util.h"
 #include "common/remote/cas_client.h"
 #include "common/tree/safe_fs.h"
 #include "common/tree/tree_validator.h"
@@ -59,46 +60,82 @@ class Collector {
       return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
     }
     if (S_ISLNK(st.st_mode)) return AddLink(dir, parent, name);
-    if (S_ISREG(st.st_mode)) {
-      int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
-      ScopedFd file(fd);
-      struct stat opened {};
-      ::fstat(fd, &opened);
-      auto digest = DigestFd(fd);
-      if (!digest.ok()) return absl::InternalError(absl::StrCat("reading output '", rel, "': ", digest.status().message()));
-      reapi::OutputFile f;
-      f.set_path(rel);
-      *f.mutable_digest() = digest->ToProto();
-      f.set_is_executable((opened.st_mode & S_IXUSR) != 0);
-      out_.files.push_back(std::move(f));
-      out_.uploads.push_back(TreeBlob{*digest, "", rel, work_fd_});
-      return absl::OkStatus();
-    }
+    if (S_ISREG(st.st_mode)) return AddFile(dir, rel, name);
     if (S_ISDIR(st.st_mode)) {
       int fd = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
-      DIR* listing = ::fdopendir(fd);
-      if (listing == nullptr) {
-        ::close(fd);
-        return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
-      }
+      ScopedFd listed_dir(fd);
+      auto listed = ListDirectory(fd);
+      if (!listed.ok()) return absl::InternalError(absl::StrCat("output '", rel, "': ", listed.status().message()));
       std::vector<std::string> names;
-      while (dirent* entry = ::readdir(listing)) {
-        std::string n = entry->d_name;
-        if (n != "." && n != "..") names.push_back(std::move(n));
-      }
+      names.reserve(listed->size());
+      for (DirectoryEntry& entry : *listed) names.push_back(std::move(entry.name));
       std::sort(names.begin(), names.end());
-      absl::Status status;
       for (const std::string& n : names) {
         if (!seen_.insert(JoinRelative(rel, n)).second) continue;
-        status = AddAt(::dirfd(listing), rel, n, depth + 1);
-        if (!status.ok()) break;
+        if (absl::Status status = AddAt(fd, rel, n, depth + 1); !status.ok()) return status;
       }
-      ::closedir(listing);
-      return status;
+      return absl::OkStatus();
     }
     return absl::OkStatus();  // sockets, fifos and devices are not outputs
+  }
+
+  // A regular file: hashed, and a small one read into memory once (its digest is of those bytes,
+  // which its upload, inlining and measuring then use: no file is read twice).
+  absl::Status AddFile(int dir, const std::string& rel, const std::string& name) {
+    int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+    ScopedFd file(fd);
+    struct stat opened {};
+    if (::fstat(fd, &opened) != 0) {
+      return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+    }
+    TreeBlob blob;
+    bool read = false;  // into memory
+    if (opened.st_size <= kInMemoryFileBytes && in_memory_ + opened.st_size <= kInMemoryBytes) {
+      auto bytes = ReadSmall(fd, opened.st_size);
+      if (!bytes.ok()) {
+        return absl::InternalError(absl::StrCat("reading output '", rel, "': ", bytes.status().message()));
+      }
+      if (bytes->has_value()) {
+        blob.digest = Digest::OfBytes(**bytes);
+        blob.data = std::move(**bytes);
+        in_memory_ += static_cast<int64_t>(blob.data.size());
+        read = true;
+      } else if (::lseek(fd, 0, SEEK_SET) != 0) {  // it grew meanwhile: hashed as a large one
+        return absl::InternalError(absl::StrCat("output '", rel, "': ", std::strerror(errno)));
+      }
+    }
+    if (!read) {
+      auto digest = DigestFd(fd, opened.st_size);
+      if (!digest.ok()) {
+        return absl::InternalError(absl::StrCat("reading output '", rel, "': ", digest.status().message()));
+      }
+      blob = TreeBlob{*digest, "", rel, work_fd_};
+    }
+    reapi::OutputFile f;
+    f.set_path(rel);
+    *f.mutable_digest() = blob.digest.ToProto();
+    f.set_is_executable((opened.st_mode & S_IXUSR) != 0);
+    out_.files.push_back(std::move(f));
+    out_.uploads.push_back(std::move(blob));
+    return absl::OkStatus();
+  }
+
+  // The open file `fd`, `size` bytes by its fstat: nullopt when it turns out longer (it grew).
+  static absl::StatusOr<std::optional<std::string>> ReadSmall(int fd, int64_t size) {
+    std::string bytes(static_cast<size_t>(size) + 1, '\0');  // a byte more: its end seen in the same read
+    size_t got = 0;
+    while (got < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return absl::InternalError(std::strerror(errno));
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (got > static_cast<size_t>(size)) return std::nullopt;
+    bytes.resize(got);
+    return std::optional<std::string>(std::move(bytes));
   }
 
   absl::Status AddLink(int dir, const std::string& parent, const std::string& name) {
@@ -123,6 +160,7 @@ class Collector {
   }
 
   int work_fd_;
+  int64_t in_memory_ = 0;  // bytes of files read into memory
   std::set<std::string> seen_;
   CollectedOutputs out_;
 };
@@ -185,7 +223,8 @@ std::vector<TreeBlob> InlineSmallBlobs(
     if (blob.digest.empty_blob()) continue;
     if (blob.digest.size() <= per_blob && inline_bytes + blob.digest.size() <= total) {
       auto bytes = ReadBlobBytes(blob);
-      if (bytes.ok() && Digest::OfBytes(*bytes) == blob.digest) {
+      // Bytes in memory are what their digest was computed from; a file may have changed since.
+      if (bytes.ok() && (blob.file.empty() || Digest::OfBytes(*bytes) == blob.digest)) {
         auto* entry = inline_blobs->Add();
         *entry->mutable_digest() = blob.digest.ToProto();
         entry->set_data(std::move(*bytes));

@@ -19,9 +19,16 @@ struct CollectedOutputs {
   // REv2.0 commands only (rev2_outputs.h): output_directories and output_directory_symlinks.
   std::vector<reapi::OutputDirectory> directories;  // path, tree_digest
   std::vector<reapi::OutputSymlink> directory_symlinks;
-  std::vector<TreeBlob> uploads;               // the files' bytes, read beneath the work dir when uploaded
+  // The files' blobs: the bytes of small ones (read once, when collected), the others read beneath
+  // the work directory when uploaded.
+  std::vector<TreeBlob> uploads;
   std::vector<std::string> warnings;           // declared outputs that matched nothing
 };
+
+// Output files up to kInMemoryFileBytes are read into memory when collected, up to kInMemoryBytes
+// per step; larger ones are hashed as they are read and read again when uploaded.
+inline constexpr int64_t kInMemoryFileBytes = 64 << 10;
+inline constexpr int64_t kInMemoryBytes = 1 << 20;
 
 // `work_fd` is the open work directory at `work_dir`; `patterns` are output paths or globs ('*', '?',
 // '[...]'), a directory standing for everything under it. Fails (naming the output) when an output
@@ -29,9 +36,10 @@ struct CollectedOutputs {
 absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
                                                 const std::vector<std::string>& patterns);
 
-// Splits a result's blobs: those of up to `per_blob` bytes, `total` in all, are read (as the upload
-// would read them), checked against their digest and added to `inline_blobs`, to travel with the
-// result; the others are returned, to be uploaded first. The empty blob needs neither.
+// Splits a result's blobs: those of up to `per_blob` bytes, `total` in all, are added to
+// `inline_blobs`, to travel with the result (those not in memory read as the upload would read them
+// and checked against their digest); the others are returned, to be uploaded first. The empty blob
+// needs neither.
 std::vector<TreeBlob> InlineSmallBlobs(
     const std::vector<TreeBlob>& blobs, int64_t per_blob, int64_t total,
     google::protobuf::RepeatedPtrField<reapi::BatchUpdateBlobsRequest::Request>* inline_blobs);

@@ -52,9 +52,11 @@ absl::Status OutputUploader::Upload(const reapi::Command& command, const std::fi
     return WithContext(outputs.status(), "collecting outputs");
   }
   reapi::ActionResult* result = out->mutable_result();
-  // Output sizes (ELF sections too) ride in the action result, for size budgets and reports.
-  if (assay::v1::OutputSizes sizes = MeasureOutputs(work_fd->get(), output_paths); sizes.files_size() > 0) {
-    result->mutable_execution_metadata()->add_auxiliary_metadata()->PackFrom(sizes);
+  // Output sizes (ELF sections too) ride in the action result, for size budgets and reports: the
+  // output paths' files (REv2.0 commands, Bazel's, have none).
+  if (!UsesRev20Outputs(command)) {
+    assay::v1::OutputSizes sizes = MeasureOutputs(work_fd->get(), outputs->files, outputs->uploads);
+    if (sizes.files_size() > 0) result->mutable_execution_metadata()->add_auxiliary_metadata()->PackFrom(sizes);
   }
   for (const std::string& warning : outputs->warnings) note(absl::StrCat("[assay] warning: ", warning, "\n"));
   FillResult(command, &*outputs, result);

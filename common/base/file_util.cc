@@ -78,26 +78,15 @@ absl::Status RemoveError(const fs::path& path) {
 // a worker empties a task's folder after every task.
 // With `spares`, an emptied subdirectory is kept there (when it is clean) instead of removed.
 absl::Status EmptyDirectory(int fd, const fs::path& shown, SpareDirectories* spares) {
+  auto listed = ListDirectory(fd);
+  if (!listed.ok()) return RemoveError(shown);
   std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
-  {
-    // A close-on-exec copy (a step started meanwhile must not inherit it), which closedir closes.
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    DIR* listing = copy < 0 ? nullptr : ::fdopendir(copy);
-    if (listing == nullptr) {
-      if (copy >= 0) CloseFd(copy);
-      return RemoveError(shown);
-    }
-    while (const dirent* e = ::readdir(listing)) {
-      const std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      bool dir = e->d_type == DT_DIR;
-      struct stat st;
-      if (e->d_type == DT_UNKNOWN && ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        dir = S_ISDIR(st.st_mode);
-      }
-      entries.emplace_back(name, dir);
-    }
-    ::closedir(listing);
+  entries.reserve(listed->size());
+  for (DirectoryEntry& e : *listed) {
+    bool dir = e.type == DT_DIR;
+    struct stat st;
+    if (e.type == DT_UNKNOWN && ::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) dir = S_ISDIR(st.st_mode);
+    entries.emplace_back(std::move(e.name), dir);
   }
   for (const auto& [name, dir] : entries) {
     if (dir) {
@@ -116,6 +105,24 @@ absl::Status EmptyDirectory(int fd, const fs::path& shown, SpareDirectories* spa
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<DirectoryEntry>> ListDirectory(int fd) {
+  std::vector<DirectoryEntry> entries;
+  alignas(struct dirent64) char buffer[8192];
+  while (true) {
+    const ssize_t n = ::getdents64(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("cannot list a directory: ", std::strerror(errno)));
+    if (n == 0) return entries;
+    for (ssize_t at = 0; at < n;) {
+      const auto* e = reinterpret_cast<const struct dirent64*>(buffer + at);
+      at += e->d_reclen;
+      const absl::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      entries.push_back({std::string(name), e->d_type});
+    }
+  }
+}
 
 absl::Status RemoveAll(const fs::path& path, SpareDirectories* spares) {
   struct stat st;

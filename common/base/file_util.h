@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -16,6 +17,15 @@ class SpareDirectories;
 // Removes `path` and everything under it, never following a symlink. With `spares`, its emptied
 // directories are kept there (spare_directories.h) instead of removed, when they are clean.
 absl::Status RemoveAll(const std::filesystem::path& path, SpareDirectories* spares = nullptr);
+
+// The entries of the directory open as `fd` but "." and "..", with their types as the file system
+// reports them (DT_UNKNOWN where it does not), read straight from `fd` (getdents64): no copy of the
+// descriptor and no DIR stream. `fd` is read from where it stands: pass one freshly opened.
+struct DirectoryEntry {
+  std::string name;
+  unsigned char type = 0;  // DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN
+};
+absl::StatusOr<std::vector<DirectoryEntry>> ListDirectory(int fd);
 
 // A relative path with no "..", no absolute part and no empty segments.
 absl::Status CheckRelativePath(absl::string_view path, absl::string_view what);

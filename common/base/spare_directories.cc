@@ -27,11 +27,11 @@ absl::StatusOr<std::unique_ptr<SpareDirectories>> SpareDirectories::Open(const s
 
 SpareDirectories::~SpareDirectories() { ::close(fd_); }
 
-bool SpareDirectories::Take(int parent, const char* name) {
+int SpareDirectories::Take(int parent, const char* name) {
   std::string spare;
   {
     absl::MutexLock lock(&mu_);
-    if (names_.empty()) return false;
+    if (names_.empty()) return -1;
     spare = std::move(names_.back());
     names_.pop_back();
   }
@@ -43,21 +43,20 @@ bool SpareDirectories::Take(int parent, const char* name) {
       names_.push_back(std::move(spare));  // still in the pool
     }
     errno = error;
-    return false;
+    return -1;
   }
   const int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  const bool ready = fd >= 0 && ::fchmod(fd, 0755) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ready) ::unlinkat(parent, name, AT_REMOVEDIR);  // the caller makes it afresh
-  return ready;
+  if (fd < 0) ::unlinkat(parent, name, AT_REMOVEDIR);  // the caller makes it afresh
+  return fd;
 }
 
 bool SpareDirectories::Keep(int parent, const char* name, int fd) {
   // Clean: a directory of ours, empty (two links: itself and "."; entries gone), no extended
   // attributes (which include ACLs, and could carry something from one task to the next).
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || st.st_nlink != 2) return false;
+  if (::fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != euid_ || st.st_nlink != 2) return false;
   if (::flistxattr(fd, nullptr, 0) != 0) return false;
+  if ((st.st_mode & 07777) != 0755 && ::fchmod(fd, 0755) != 0) return false;  // comes back as mkdir makes it
   std::string spare;
   {
     absl::MutexLock lock(&mu_);

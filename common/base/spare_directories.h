@@ -10,6 +10,9 @@
 // because it was emptied before it was kept, and nothing else writes into the pool's folder.
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -33,8 +36,9 @@ class SpareDirectories {
   SpareDirectories& operator=(const SpareDirectories&) = delete;
 
   // Moves a spare directory to `name` in the directory `parent` (never over anything already named
-  // so) with mode 0755. False when there is none or it could not be moved: the caller makes one.
-  bool Take(int parent, const char* name);
+  // so), mode 0755, and returns it opened (O_RDONLY | O_DIRECTORY | O_CLOEXEC; the caller closes it).
+  // -1 when there is none or it could not be moved: the caller makes one.
+  int Take(int parent, const char* name);
 
   // Keeps the emptied directory `name` in `parent` (opened as `fd`) for later, when it is clean and
   // the pool has room. False when it was not kept: the caller removes it.
@@ -43,10 +47,11 @@ class SpareDirectories {
   size_t size() const;
 
  private:
-  SpareDirectories(int fd, size_t capacity) : fd_(fd), capacity_(capacity) {}
+  SpareDirectories(int fd, size_t capacity) : fd_(fd), capacity_(capacity), euid_(::geteuid()) {}
 
   const int fd_;  // the pool's folder
   const size_t capacity_;
+  const uid_t euid_;  // the owner a clean directory has
   mutable absl::Mutex mu_;
   std::vector<std::string> names_ ABSL_GUARDED_BY(mu_);  // spares, ready
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;             // being kept now (counted against capacity)

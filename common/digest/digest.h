@@ -67,7 +67,8 @@ class Sha256 {
 
 // Digest of a file, read in chunks.
 absl::StatusOr<Digest> DigestFile(const std::string& path);
-// Digest of what is left to read from an open file.
-absl::StatusOr<Digest> DigestFd(int fd);
+// Digest of what is left to read from an open file. `size_hint`: its size where the caller knows it
+// (from its own fstat), which sizes the read buffer; the digest is of what is read either way.
+absl::StatusOr<Digest> DigestFd(int fd, int64_t size_hint = -1);
 
 }  // namespace assay

@@ -121,8 +121,10 @@ absl::StatusOr<ScopedFd> OpenBeneath(int dir, absl::string_view relative, int fl
 
 absl::StatusOr<ScopedFd> MakeDirectoryAt(int dir, absl::string_view name, SpareDirectories* spares) {
   const std::string n(name);
-  const bool taken = spares != nullptr && spares->Take(dir, n.c_str());
-  if (!taken && ::mkdirat(dir, n.c_str(), 0755) != 0) return Errno("cannot create directory", n, errno);
+  if (spares != nullptr) {
+    if (const int taken = spares->Take(dir, n.c_str()); taken >= 0) return ScopedFd(taken);
+  }
+  if (::mkdirat(dir, n.c_str(), 0755) != 0) return Errno("cannot create directory", n, errno);
   int fd = ::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open directory", n, errno);
   return ScopedFd(fd);

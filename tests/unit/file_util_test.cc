@@ -1,6 +1,9 @@
 #include "common/base/file_util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -66,6 +69,37 @@ TEST(RandomHexTest, GivesHexOfTheAskedLengthAndNoTwoAlikeAcrossThreads) {
   std::set<std::string> all;
   for (const auto& mine : made) all.insert(mine.begin(), mine.end());
   EXPECT_EQ(all.size(), 8u * 200u);
+}
+
+// Every entry once, with its type, over several reads of the descriptor (more names than one
+// getdents64 buffer holds), and never "." or "..".
+TEST(ListDirectoryTest, ListsEveryEntryWithItsTypeAcrossReads) {
+  ScopedTempDir tmp("assay-list");
+  std::set<std::string> files;
+  for (int i = 0; i < 400; ++i) {
+    const std::string name = "a-file-with-a-fairly-long-name-" + std::to_string(i);
+    files.insert(name);
+    ASSERT_TRUE(WriteFile(tmp.path() / name, "x").ok());
+  }
+  ASSERT_TRUE(MakeDirs(tmp.path() / "sub").ok());
+  fs::create_symlink("sub", tmp.path() / "link");
+  const int fd = ::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto listed = ListDirectory(fd);
+  ::close(fd);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::set<std::string> seen_files;
+  std::set<std::string> others;
+  for (const DirectoryEntry& e : *listed) {
+    if (e.type == DT_REG) {
+      EXPECT_TRUE(seen_files.insert(e.name).second) << e.name << " listed twice";
+    } else {
+      others.insert(e.name + (e.type == DT_DIR ? "/" : e.type == DT_LNK ? "@" : "?"));
+    }
+  }
+  EXPECT_EQ(seen_files, files);
+  EXPECT_EQ(others, (std::set<std::string>{"link@", "sub/"}));
+  EXPECT_EQ(listed->size(), files.size() + 2);
 }
 
 }  // namespace

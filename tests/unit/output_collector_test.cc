@@ -1,12 +1,17 @@
 // CollectOutputs on a real work directory: files and folders are collected, symlinks inside stay
 // symlinks, symlinks out (absolute, climbing, or a folder on the way) are refused, and depth is bounded.
+// Small files are read once, into memory, and what is inlined and measured are those bytes.
 #include "worker/output_collector.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+
 #include "absl/strings/match.h"
 #include "common/base/file_util.h"
 #include "common/tree/safe_fs.h"
+#include "worker/output_sizes.h"
 
 namespace assay {
 namespace {
@@ -67,6 +72,64 @@ TEST_F(OutputCollectorTest, DepthBelowAnOutputFolderIsBounded) {
   auto out = Collect({"tower/"});
   ASSERT_FALSE(out.ok());
   EXPECT_TRUE(absl::StrContains(out.status().message(), "deeper than 256")) << out.status();
+}
+
+TEST_F(OutputCollectorTest, SmallFilesAreReadIntoMemoryOnceAndLargeOnesAreReadAgainWhenSent) {
+  const std::string big(kInMemoryFileBytes + 1, 'b');
+  Write("out/big.bin", big);
+  Write("out/empty", "");
+  Write("out/small.txt", "hello");
+  auto out = Collect({"out/"});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->uploads.size(), 3u);
+  const TreeBlob& large = out->uploads[0];
+  EXPECT_EQ(large.file, "out/big.bin");
+  EXPECT_EQ(large.digest, Digest::OfBytes(big));
+  for (const TreeBlob* in_memory : {&out->uploads[1], &out->uploads[2]}) {
+    EXPECT_TRUE(in_memory->file.empty()) << "a small file is sent from the bytes it was hashed from";
+    EXPECT_EQ(in_memory->digest, Digest::OfBytes(in_memory->data));
+  }
+  EXPECT_EQ(out->uploads[2].data, "hello");
+
+  // The small file's bytes travel even once it is gone; the large one is read again and checked, so
+  // once changed it is not inlined but left to the upload (which checks it too).
+  fs::remove(dir_.path() / "out/small.txt");
+  Write("out/big.bin", std::string(big.size(), 'c'));
+  google::protobuf::RepeatedPtrField<reapi::BatchUpdateBlobsRequest::Request> inlined;
+  const std::vector<TreeBlob> left = InlineSmallBlobs(out->uploads, 2 * kInMemoryFileBytes, 1 << 20, &inlined);
+  ASSERT_EQ(inlined.size(), 1);
+  EXPECT_EQ(inlined[0].data(), "hello");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].file, "out/big.bin");
+}
+
+TEST_F(OutputCollectorTest, OutputSizesAreMeasuredFromTheCollectedBytesAndLargeFilesFromDisk) {
+  Write("src/one.c", "int one(void) { return 1; }\n");
+  const fs::path object = dir_.path() / "out/one.o";
+  ASSERT_TRUE(MakeDirs(object.parent_path()).ok());
+  const std::string cc = "cc -c -o " + object.string() + " " + (dir_.path() / "src/one.c").string();
+  ASSERT_EQ(std::system(cc.c_str()), 0) << cc;
+  fs::copy_file("/proc/self/exe", dir_.path() / "out/program");  // larger than kInMemoryFileBytes
+  Write("out/notes.txt", std::string(100, 'n'));
+  auto out = Collect({"out/"});
+  ASSERT_TRUE(out.ok()) << out.status();
+  fs::remove(object);  // measured from the bytes collected: what the digest says, whatever happens after
+
+  auto work = OpenDirectory(dir_.path());
+  ASSERT_TRUE(work.ok());
+  const assay::v1::OutputSizes sizes = MeasureOutputs(work->get(), out->files, out->uploads);
+  ASSERT_EQ(sizes.files_size(), 3);
+  EXPECT_EQ(sizes.files(0).path(), "out/notes.txt");
+  EXPECT_EQ(sizes.files(0).file(), 100);
+  EXPECT_FALSE(sizes.files(0).elf());
+  EXPECT_EQ(sizes.files(1).path(), "out/one.o");
+  EXPECT_TRUE(sizes.files(1).elf());
+  EXPECT_EQ(sizes.files(1).elf_type(), 1);  // relocatable
+  EXPECT_GT(sizes.files(1).text(), 0);
+  EXPECT_EQ(sizes.files(2).path(), "out/program");
+  EXPECT_EQ(sizes.files(2).file(), static_cast<int64_t>(fs::file_size("/proc/self/exe")));
+  EXPECT_TRUE(sizes.files(2).elf());
+  EXPECT_GT(sizes.files(2).data(), 0);
 }
 
 }  // namespace
