@@ -343,8 +343,10 @@ TEST(HttpApiPolicyTest, AnAddressBeyondLoopbackWithoutTlsIsRefusedAtStart) {
 TEST_F(HttpApiTest, PushedStreamsAreCappedAndTheGrpcSideStaysFast) {
   farm_.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", (farm_.dir() / "hp").string(),
                           "--http-max-streams", "3"});
-  int port = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(farm_.dir() / "hp").value_or("")), &port));
+  int port = 0;  // the dashboard's port file is written once it serves, after the gRPC one the farm waits for
+  ASSERT_TRUE(WaitFor(
+      [&] { return absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(farm_.dir() / "hp").value_or("")), &port); },
+      absl::Seconds(30)));
   std::vector<std::unique_ptr<httplib::Client>> clients;
   std::vector<std::thread> readers;
   std::atomic<int> opened{0};

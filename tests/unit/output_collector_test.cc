@@ -109,7 +109,11 @@ TEST_F(OutputCollectorTest, OutputSizesAreMeasuredFromTheCollectedBytesAndLargeF
   ASSERT_TRUE(MakeDirs(object.parent_path()).ok());
   const std::string cc = "cc -c -o " + object.string() + " " + (dir_.path() / "src/one.c").string();
   ASSERT_EQ(std::system(cc.c_str()), 0) << cc;
-  fs::copy_file("/proc/self/exe", dir_.path() / "out/program");  // larger than kInMemoryFileBytes
+  // A program larger than kInMemoryFileBytes and smaller than kMaxElfBytes (a sanitized test binary
+  // is not): measured from disk.
+  const fs::path program = "/usr/bin/ls";
+  ASSERT_GT(fs::file_size(program), static_cast<uintmax_t>(kInMemoryFileBytes));
+  fs::copy_file(program, dir_.path() / "out/program");
   Write("out/notes.txt", std::string(100, 'n'));
   auto out = Collect({"out/"});
   ASSERT_TRUE(out.ok()) << out.status();
@@ -127,7 +131,7 @@ TEST_F(OutputCollectorTest, OutputSizesAreMeasuredFromTheCollectedBytesAndLargeF
   EXPECT_EQ(sizes.files(1).elf_type(), 1);  // relocatable
   EXPECT_GT(sizes.files(1).text(), 0);
   EXPECT_EQ(sizes.files(2).path(), "out/program");
-  EXPECT_EQ(sizes.files(2).file(), static_cast<int64_t>(fs::file_size("/proc/self/exe")));
+  EXPECT_EQ(sizes.files(2).file(), static_cast<int64_t>(fs::file_size(program)));
   EXPECT_TRUE(sizes.files(2).elf());
   EXPECT_GT(sizes.files(2).data(), 0);
 }
