@@ -67,13 +67,10 @@ class Collector {
       ScopedFd listed_dir(fd);
       auto listed = ListDirectory(fd);
       if (!listed.ok()) return absl::InternalError(absl::StrCat("output '", rel, "': ", listed.status().message()));
-      std::vector<std::string> names;
-      names.reserve(listed->size());
-      for (DirectoryEntry& entry : *listed) names.push_back(std::move(entry.name));
-      std::sort(names.begin(), names.end());
-      for (const std::string& n : names) {
-        if (!seen_.insert(JoinRelative(rel, n)).second) continue;
-        if (absl::Status status = AddAt(fd, rel, n, depth + 1); !status.ok()) return status;
+      std::sort(listed->begin(), listed->end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+      for (const DirectoryEntry& entry : *listed) {
+        if (!seen_.insert(JoinRelative(rel, entry.name)).second) continue;
+        if (absl::Status status = AddAt(fd, rel, entry.name, depth + 1); !status.ok()) return status;
       }
       return absl::OkStatus();
     }
@@ -125,16 +122,10 @@ class Collector {
   // The open file `fd`, `size` bytes by its fstat: nullopt when it turns out longer (it grew).
   static absl::StatusOr<std::optional<std::string>> ReadSmall(int fd, int64_t size) {
     std::string bytes(static_cast<size_t>(size) + 1, '\0');  // a byte more: its end seen in the same read
-    size_t got = 0;
-    while (got < bytes.size()) {
-      const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return absl::InternalError(std::strerror(errno));
-      if (n == 0) break;
-      got += static_cast<size_t>(n);
-    }
-    if (got > static_cast<size_t>(size)) return std::nullopt;
-    bytes.resize(got);
+    auto got = ReadFull(fd, bytes.data(), bytes.size());
+    if (!got.ok()) return got.status();
+    if (*got > static_cast<size_t>(size)) return std::nullopt;
+    bytes.resize(*got);
     return std::optional<std::string>(std::move(bytes));
   }
 

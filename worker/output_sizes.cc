@@ -1,7 +1,6 @@
 #include "worker/output_sizes.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <string>
 
@@ -18,12 +17,8 @@ std::string ReadOutput(int work_dir, const std::string& path, int64_t size) {
   auto fd = OpenBeneath(work_dir, path, O_RDONLY | O_NONBLOCK);
   if (!fd.ok()) return "";
   std::string bytes(static_cast<size_t>(size), '\0');
-  size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = ::pread(fd->get(), bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
-    if (n <= 0) return "";
-    got += static_cast<size_t>(n);
-  }
+  auto got = ReadFull(fd->get(), bytes.data(), bytes.size());
+  if (!got.ok() || *got != bytes.size()) return "";
   return bytes;
 }
 

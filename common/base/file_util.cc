@@ -80,26 +80,22 @@ absl::Status RemoveError(const fs::path& path) {
 absl::Status EmptyDirectory(int fd, const fs::path& shown, SpareDirectories* spares) {
   auto listed = ListDirectory(fd);
   if (!listed.ok()) return RemoveError(shown);
-  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
-  entries.reserve(listed->size());
-  for (DirectoryEntry& e : *listed) {
+  for (const DirectoryEntry& e : *listed) {
+    const char* name = e.name.c_str();
     bool dir = e.type == DT_DIR;
     struct stat st;
-    if (e.type == DT_UNKNOWN && ::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) dir = S_ISDIR(st.st_mode);
-    entries.emplace_back(std::move(e.name), dir);
-  }
-  for (const auto& [name, dir] : entries) {
+    if (e.type == DT_UNKNOWN && ::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) dir = S_ISDIR(st.st_mode);
     if (dir) {
-      const int sub = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      const int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0 && errno == ENOENT) continue;
-      if (sub < 0) return RemoveError(shown / name);
-      absl::Status emptied = EmptyDirectory(sub, shown / name, spares);
-      const bool kept = emptied.ok() && spares != nullptr && spares->Keep(fd, name.c_str(), sub);
+      if (sub < 0) return RemoveError(shown / e.name);
+      absl::Status emptied = EmptyDirectory(sub, shown / e.name, spares);
+      const bool kept = emptied.ok() && spares != nullptr && spares->Keep(fd, name, sub);
       CloseFd(sub);
       if (!emptied.ok()) return emptied;
       if (kept) continue;
     }
-    if (::unlinkat(fd, name.c_str(), dir ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) return RemoveError(shown / name);
+    if (::unlinkat(fd, name, dir ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) return RemoveError(shown / e.name);
   }
   return absl::OkStatus();
 }
