@@ -65,6 +65,7 @@ class DiskReserve {
   void Refresh();
 
   const Options& options() const { return options_; }
+  const Clock* clock() const { return clock_; }
 
  private:
   void MaybeRefresh();

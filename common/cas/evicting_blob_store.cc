@@ -169,7 +169,14 @@ bool EvictingBlobStore::NeedsEviction(int64_t* shortfall) {
 
 absl::StatusOr<int64_t> EvictingBlobStore::MaybeEvict() {
   int64_t shortfall = 0;
-  if (!NeedsEviction(&shortfall)) return 0;
+  if (!NeedsEviction(&shortfall)) {
+    // Nothing is short: no space is awaited any more (AwaitedLocked).
+    if (evict_mu_.TryLock()) {
+      awaited_bytes_ = 0;
+      evict_mu_.Unlock();
+    }
+    return 0;
+  }
   // One evictor at a time; writers that find it busy go on (the running pass covers them).
   if (!evict_mu_.TryLock()) return 0;
   // The last reading of free space may predate a pass that just gave space back: a pass decided on
@@ -212,6 +219,11 @@ absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
     reserve->Refresh();
     shortfall = std::max<int64_t>(shortfall - (reserve->free_bytes() - before), 0);
   }
+  int64_t free_before = 0;
+  if (shortfall > 0) {
+    shortfall = std::max<int64_t>(shortfall - AwaitedLocked(inner_->disk_reserve()), 0);
+    free_before = inner_->disk_reserve()->free_bytes();
+  }
   int64_t dropped = 0;
   int64_t blobs = 0;
   absl::Status status = EvictWhile(
@@ -222,9 +234,13 @@ absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
   // Deleted data frees disk space only once compacted: when the disk is low, do it now.
   if (blobs > 0) give_back_owed_ = true;
   if (status.ok() && shortfall > 0 && blobs > 0) {
+    DiskReserve* reserve = inner_->disk_reserve();
     status = inner_->GiveBackDeletedSpace();
     give_back_owed_ = !status.ok();
-    inner_->disk_reserve()->Refresh();  // the next decision sees the space given back
+    reserve->Refresh();  // the next decision sees the space given back
+    free_seen_ = reserve->free_bytes();
+    awaited_bytes_ += std::max<int64_t>(dropped - std::max<int64_t>(free_seen_ - free_before, 0), 0);
+    awaited_since_ = reserve->clock()->Now();
   }
   evicted_blobs_ += blobs;
   evicted_bytes_ += dropped;
@@ -237,6 +253,18 @@ absl::StatusOr<int64_t> EvictingBlobStore::EvictLocked(int64_t shortfall) {
   }
   if (!status.ok()) return status;
   return dropped;
+}
+
+int64_t EvictingBlobStore::AwaitedLocked(DiskReserve* reserve) {
+  if (awaited_bytes_ == 0) return 0;
+  if (reserve->clock()->Now() - awaited_since_ > kAwaitSpaceFor) {
+    awaited_bytes_ = 0;  // not seen back in time: taken by other writes, or held longer
+    return 0;
+  }
+  const int64_t free_now = reserve->free_bytes();
+  if (free_now > free_seen_) awaited_bytes_ = std::max<int64_t>(awaited_bytes_ - (free_now - free_seen_), 0);
+  free_seen_ = free_now;
+  return awaited_bytes_;
 }
 
 absl::Status EvictingBlobStore::EvictWhile(const std::function<bool(int64_t)>& more, int64_t* dropped,

@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/cas/blob_pinner.h"
 #include "common/cas/evictable_blob_store.h"
 
@@ -53,6 +54,8 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   void Unpin(const std::vector<Digest>& digests) override;
 
   static constexpr absl::Duration kMaintenanceInterval = absl::Milliseconds(250);
+  // How long the space of blobs evicted for a low disk is waited for before evicting more for it.
+  static constexpr absl::Duration kAwaitSpaceFor = absl::Seconds(5);
   static constexpr absl::Duration kIdleMaintenanceInterval = absl::Seconds(2);
   // The wait before the next pass: kMaintenanceInterval after a pass that had work to do or followed
   // a write; otherwise twice the last wait, up to kIdleMaintenanceInterval.
@@ -83,8 +86,15 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status EvictWhile(const std::function<bool(int64_t dropped)>& more, int64_t* dropped, int64_t* blobs);
   // Bytes to drop for the disk's free space to be back at twice the reserve (0: not low).
   int64_t DiskShortfall();
-  // One eviction pass: down to the budget's low watermark, and at least `shortfall` bytes.
+  // One eviction pass: down to the budget's low watermark, and at least `shortfall` bytes (less the
+  // space of earlier passes' blobs still awaited).
   absl::StatusOr<int64_t> EvictLocked(int64_t shortfall) ABSL_EXCLUSIVE_LOCKS_REQUIRED(evict_mu_);
+  // The bytes earlier passes deleted for a low disk whose space the disk has not shown free yet
+  // (RocksDB deletes a compacted blob file once no reader holds it, not at once): they are on their
+  // way, and evicting newer blobs for them would drop what the disk will not lack. Free space seen
+  // to rise pays them off, and a disk no longer low all of them; after kAwaitSpaceFor they are no
+  // longer counted on.
+  int64_t AwaitedLocked(DiskReserve* reserve) ABSL_EXCLUSIVE_LOCKS_REQUIRED(evict_mu_);
   // A write of `bytes` the disk reserve refused: evicts now (waiting for a pass under way) when
   // dropping stored blobs can leave room for it. True when the write should be tried once more.
   bool MakeRoom(int64_t bytes) ABSL_LOCKS_EXCLUDED(evict_mu_);
@@ -95,6 +105,9 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Mutex evict_mu_;
   // Blobs were deleted since the last compaction that gave their space back (or it failed).
   bool give_back_owed_ ABSL_GUARDED_BY(evict_mu_) = false;
+  int64_t awaited_bytes_ ABSL_GUARDED_BY(evict_mu_) = 0;  // AwaitedLocked
+  absl::Time awaited_since_ ABSL_GUARDED_BY(evict_mu_);   // the last pass that added to them
+  int64_t free_seen_ ABSL_GUARDED_BY(evict_mu_) = 0;      // free space at that pass's end, then at the last look
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;

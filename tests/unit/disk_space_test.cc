@@ -251,11 +251,12 @@ class SlowToFreeStore : public EvictableBlobStore {
   absl::Status GiveBackDeletedSpace() override {
     ++give_backs;
     if (fail_give_back) return absl::ResourceExhaustedError("compacting: no space left on device");
-    garbage = 0;
+    if (!late_give_back) garbage = 0;
     return absl::OkStatus();
   }
   int64_t garbage = 0;  // deleted, its space not yet given back
   bool fail_give_back = false;
+  bool late_give_back = false;  // the space comes back after the give-back, when the test clears `garbage`
   int give_backs = 0;
 
  private:
@@ -304,6 +305,53 @@ TEST(DiskEvictionTest, SpaceAFailedCompactionOwesIsGivenBackBeforeNewerBlobsAreE
   EXPECT_EQ(store->give_backs, 2);
   EXPECT_EQ(store->FindMissing(digests).value(), (std::vector<Digest>{digests[0], digests[1]}));
   EXPECT_EQ(reserve.free_bytes(), 20 << 20);
+}
+
+TEST(DiskEvictionTest, SpaceThatComesBackLateIsWaitedForInsteadOfEvictingNewerBlobs) {
+  FakeClock clock;
+  FakeDisk disk;
+  disk.free = 30 << 20;
+  std::unique_ptr<SlowToFreeStore> store;
+  DiskProbe probe = [&](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
+    const int64_t held = store == nullptr ? 0 : store->stored_bytes() + store->garbage;
+    return DiskFree{disk.free - held, disk.total};
+  };
+  DiskReserve reserve(Reserve("10MiB"), &clock, probe);  // eviction below 20 MiB free
+  store = std::make_unique<SlowToFreeStore>(&reserve);
+  store->late_give_back = true;  // as RocksDB: a compacted blob file goes once no reader holds it
+  EvictingBlobStore eviction(store.get(), EvictingBlobStore::Options{});
+  std::vector<Digest> digests;
+  for (int i = 0; i < 4; ++i) {
+    const std::string data(2 << 20, static_cast<char>('a' + i));
+    digests.push_back(Digest::OfBytes(data));
+    ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
+  }
+  auto pass = [&] {
+    clock.Advance(reserve.options().refresh);
+    auto dropped = eviction.MaybeEvict();
+    EXPECT_TRUE(dropped.ok()) << dropped.status();
+    return dropped.value_or(-1);
+  };
+  // Something else takes 4 MiB: 2 MiB short. The oldest goes; the disk does not show it yet.
+  disk.free -= 4 << 20;
+  EXPECT_EQ(pass(), 2 << 20);
+  EXPECT_EQ(reserve.free_bytes(), 18 << 20);
+  // Passes meanwhile wait for it rather than drop newer blobs for space already on its way.
+  EXPECT_EQ(pass(), 0);
+  EXPECT_EQ(pass(), 0);
+  store->garbage = 0;  // it comes back
+  EXPECT_EQ(pass(), 0);
+  EXPECT_EQ(store->FindMissing(digests).value(), (std::vector<Digest>{digests[0]}));
+
+  // Short again: the next oldest goes. Space that does not come back within kAwaitSpaceFor (taken
+  // by other writes, or held longer) is no longer counted on: the next pass evicts for it.
+  disk.free -= 2 << 20;
+  EXPECT_EQ(pass(), 2 << 20);
+  EXPECT_EQ(pass(), 0);
+  clock.Advance(EvictingBlobStore::kAwaitSpaceFor);
+  EXPECT_EQ(pass(), 2 << 20);
+  EXPECT_EQ(store->FindMissing(digests).value(), (std::vector<Digest>{digests[0], digests[1], digests[2]}));
+  EXPECT_EQ(eviction.evicted_blobs(), 3);
 }
 
 }  // namespace
