@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,10 +72,11 @@ struct CpuAccount {
   // By thread name ("exited" for threads that ended within the job: the workers' per-task ones).
   std::map<std::string, double> coordinator_threads, worker_threads;
   int tasks = 0;
-  int64_t input_files = 0, input_links = 0;  // from the tasks' "[assay] inputs" lines
+  int64_t input_files = 0, input_links = 0, input_kept = 0;  // from the tasks' "[assay] inputs" lines
 };
 
-// Adds what one task's "[assay] inputs: N files, ...; M linked to this host's copies" line says.
+// Adds what one task's "[assay] inputs: N files, ...; M linked to this host's copies (K already in
+// place in a kept folder)" line says.
 void CountInputs(absl::string_view log, CpuAccount* cpu) {
   const absl::string_view head = "[assay] inputs: ";
   const size_t at = log.find(head);
@@ -88,6 +90,12 @@ void CountInputs(absl::string_view log, CpuAccount* cpu) {
   const size_t start = line.rfind(' ', link - 1);
   if (start != absl::string_view::npos && absl::SimpleAtoi(line.substr(start + 1, link - start - 1), &linked)) {
     cpu->input_links += linked;
+  }
+  int64_t kept = 0;
+  const size_t open = line.find(" (", link);
+  if (open != absl::string_view::npos && absl::StrContains(line.substr(open), "in place in a kept folder") &&
+      absl::SimpleAtoi(line.substr(open + 2, line.find(' ', open + 2) - open - 2), &kept)) {
+    cpu->input_kept += kept;
   }
 }
 
@@ -311,11 +319,12 @@ double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job
 void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, int by_hand_tasks) {
   const double per = 1e3 / std::max(1, farm.tasks);
   std::printf("CPU per task (ms), %s: coordinator %.1f, workers %.1f (daemons %.1f), steps under the workers %.1f, "
-              "the CLI %.1f; steps by hand (2 lanes) %.1f; input files per task %.1f, linked %.1f\n",
+              "the CLI %.1f; steps by hand (2 lanes) %.1f; input files per task %.1f, linked %.1f (in place %.1f)\n",
               what, farm.coordinator * per, farm.workers * per, (farm.coordinator + farm.workers) * per,
               farm.steps * per, farm.cli * per, by_hand_steps * 1e3 / std::max(1, by_hand_tasks),
               static_cast<double>(farm.input_files) / std::max(1, farm.tasks),
-              static_cast<double>(farm.input_links) / std::max(1, farm.tasks));
+              static_cast<double>(farm.input_links) / std::max(1, farm.tasks),
+              static_cast<double>(farm.input_kept) / std::max(1, farm.tasks));
   std::printf("  by thread (ms per task): coordinator: %s\n  workers: %s\n",
               ThreadList(farm.coordinator_threads, per).c_str(), ThreadList(farm.worker_threads, per).c_str());
 }

@@ -54,6 +54,13 @@ WorkerAgent::WorkerAgent(Options options, WorkerParts parts)
       gate_(options_.slots),
       work_disk_(options_.work_dir, options_.min_free_disk, RealClock::Get()) {
   inputs_.set_links(input_links_.get());
+  // Folders are kept for later tasks where inputs are linked and folders recycled (the sandbox): two
+  // per slot (kept_folders.h).
+  if (input_links_ != nullptr && spare_dirs_ != nullptr) {
+    kept_folders_ = std::make_unique<KeptFolders>(input_links_.get(), spare_dirs_.get(),
+                                                  2 * static_cast<size_t>(std::max(options_.slots, 1)));
+    inputs_.set_kept_folders(kept_folders_.get());
+  }
   labels_ = DetectLabels(executor_->name());
   for (const auto& l : options_.labels) labels_.push_back(l);
   for (const auto& l : parts.executor_labels) labels_.push_back(l);

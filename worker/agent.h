@@ -104,6 +104,8 @@ class WorkerAgent {
     int64_t input_files = 0;         // input files materialized
     int64_t local_cache_hits = 0;    // of those, taken from this host's cache
     int64_t input_files_linked = 0;  // of those, hard links to this host's copies (input_links.h)
+    int64_t input_files_kept = 0;    // of those, already in place in a kept folder (kept_folders.h)
+    InputLinks::Released input_copies;  // this host's copies of input files checked after their tasks
     int64_t bytes_fetched = 0;       // input bytes fetched from the coordinator
     StepCaches::Figures caches;      // step caches restored and saved
   };
@@ -143,6 +145,7 @@ class WorkerAgent {
     std::filesystem::path dir;           // the task's folder, to remove
     SpareDirectories* spares = nullptr;  // where its folders come from and go back to (a sandboxed step's)
     InputLinks::Claims links;            // its linked inputs, released once its folder is gone
+    bool keep = false;                   // its folder is kept for a later task (kept_folders.h), not removed
   };
   struct TaskFiles {
     std::string safe;                 // the task's name for files and containers
@@ -168,6 +171,7 @@ class WorkerAgent {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<InputLinks> input_links_;
   std::unique_ptr<SpareDirectories> spare_dirs_;
+  std::unique_ptr<KeptFolders> kept_folders_;  // (after the two above: it uses them until it is gone)
   InputFetcher inputs_;  // a task's inputs onto this host (through local_cache_)
   OutputUploader uploader_;
   StepCaches caches_;  // a step's caches: restored before it, saved after it

@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/base/byte_size.h"
@@ -162,6 +164,24 @@ absl::Status MakeTaskFolders(const fs::path& task_dir, const fs::path& exec_dir,
   return MakeDirectoryAt(task->get(), exec_dir.filename().string(), spares).status();
 }
 
+// A kept folder for the task: the one most like its tree when the assignment carries the tree.
+std::optional<KeptFolders::Folder> TakeKeptFolder(KeptFolders* kept, const assay::v1::Assignment& assignment,
+                                                  const fs::path& task_dir) {
+  auto root = Digest::FromProto(assignment.action().input_root_digest());
+  absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
+  for (const auto& d : assignment.input_tree()) by_digest[Digest::OfMessage(d)] = &d;
+  std::optional<KeptFolders::Plan> plan;
+  if (root.ok() && by_digest.contains(*root)) {
+    auto planned = KeptFolders::PlanOf(*root, [&by_digest](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
+      auto it = by_digest.find(digest);
+      if (it == by_digest.end()) return absl::NotFoundError(absl::StrCat("directory ", digest.ToString(), " missing"));
+      return *it->second;
+    });
+    if (planned.ok()) plan = std::move(*planned);
+  }
+  return kept->Take(task_dir, plan.has_value() ? &*plan : nullptr);
+}
+
 }  // namespace
 
 void WorkerAgent::NoteHostProblem(assay::v1::TaskResult* result) {
@@ -217,10 +237,19 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   *message.mutable_result() = std::move(result);
   link->Send(message);
   // The task's folder goes after its result is on its way: not between this task and the next.
-  if (!after.dir.empty()) RemoveAll(after.dir, after.spares).IgnoreError();
-  if (input_links_ != nullptr) input_links_->Release(&after.links);  // checked now that no other name is left
+  InputLinks::Released released;
+  if (after.keep && !after.dir.empty()) {
+    released = kept_folders_->Keep(after.dir, &after.links);
+  } else {
+    if (input_links_ != nullptr) input_links_->NoteUnchanged(&after.links);  // while the folder still links them
+    if (!after.dir.empty()) RemoveAll(after.dir, after.spares).IgnoreError();
+    if (input_links_ != nullptr) released = input_links_->Release(&after.links);  // now that no other name is left
+  }
   {
     absl::MutexLock lock(&mu_);
+    figures_.input_copies.unchanged += released.unchanged;
+    figures_.input_copies.read += released.read;
+    figures_.input_copies.dropped += released.dropped;
     --running_;
     ++figures_.tasks_finished;
     figures_.executor_failures += failed;
@@ -237,14 +266,23 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   files->safe = absl::StrReplaceAll(absl::StrCat(lease.job_id(), "-", lease.task_id(), "-", lease.attempt()),
                                     {{"/", "_"}, {" ", "_"}});
   files->task_dir = fs::path(options_.work_dir) / absl::StrCat(files->safe, "-", RandomHex(3));
-  files->exec_dir = files->task_dir / "work";
+  files->exec_dir = files->task_dir / KeptFolders::kWorkDir;
   after->dir = files->task_dir;  // removed once the result is sent (RunTask)
   // A step in the sandbox leaves nothing running that could reach its folder once it has ended:
   // its folders may come from, and go back to, the spare directories (spare_directories.h).
   const bool host_step = ContainerFor(assignment.command()) == nullptr;
   after->spares = host_step ? spare_dirs_.get() : nullptr;
-  if (absl::Status s = MakeTaskFolders(files->task_dir, files->exec_dir, after->spares); !s.ok()) {
-    out->set_error(std::string(s.message()));
+  // Links to this host's copies only where nothing can change them behind the check (the worker has
+  // them only when its steps run in the sandbox: WorkerServer), and not for steps with step caches
+  // (whose restore relies on inputs being newer than the cache) or an image. Their folders are kept
+  // for later tasks, and come from those kept (kept_folders.h).
+  const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
+  after->keep = link && kept_folders_ != nullptr && after->spares != nullptr;
+  std::optional<KeptFolders::Folder> kept;
+  if (after->keep) kept = TakeKeptFolder(kept_folders_.get(), assignment, files->task_dir);
+  absl::Status made = kept.has_value() ? absl::OkStatus() : MakeTaskFolders(files->task_dir, files->exec_dir, after->spares);
+  if (!made.ok()) {
+    out->set_error(std::string(made.message()));
     return false;
   }
   *metadata->mutable_input_fetch_start_timestamp() = ToTimestamp(absl::Now());
@@ -258,12 +296,9 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   caches_.Restore(assignment, staging, note, &cache_figures);
   auto input_root = Digest::FromProto(assignment.action().input_root_digest());
   const std::vector<reapi::Directory> known(assignment.input_tree().begin(), assignment.input_tree().end());
-  // Links to this host's copies only where nothing can change them behind the check (the worker has
-  // them only when its steps run in the sandbox: WorkerServer), and not for steps with step caches
-  // (whose restore relies on inputs being newer than the cache) or an image.
-  const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
   auto fetched = input_root.ok() ? inputs_.Materialize(*input_root, files->exec_dir, &known,
-                                                       link ? &after->links : nullptr, after->spares)
+                                                       link ? &after->links : nullptr, after->spares,
+                                                       kept.has_value() ? &*kept : nullptr)
                                  : input_root.status();
   if (fetched.ok()) caches_.Place(staging, files->exec_dir, note);
   *metadata->mutable_input_fetch_completed_timestamp() = ToTimestamp(absl::Now());
@@ -283,6 +318,10 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
     figures_.input_files += fetched->files;
     figures_.local_cache_hits += fetched->local_hits;
     figures_.input_files_linked += fetched->linked;
+    figures_.input_files_kept += fetched->kept;
+    figures_.input_copies.unchanged += fetched->released.unchanged;
+    figures_.input_copies.read += fetched->released.read;
+    figures_.input_copies.dropped += fetched->released.dropped;
     figures_.bytes_fetched += fetched->fetched_bytes;
     figures_.caches.restored_bytes += cache_figures.restored_bytes;
     figures_.caches.local_bytes += cache_figures.local_bytes;
@@ -291,6 +330,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   note(absl::StrCat("[assay] inputs: ", fetched->files, " files, ", fetched->bytes, " bytes; ", fetched->local_hits,
                     " from this host's cache, ", fetched->fetched_bytes, " bytes fetched",
                     fetched->linked > 0 ? absl::StrCat("; ", fetched->linked, " linked to this host's copies") : "",
+                    fetched->kept > 0 ? absl::StrCat(" (", fetched->kept, " already in place in a kept folder)") : "",
                     "\n"));
   return true;
 }
@@ -310,6 +350,7 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   bool output_exceeded = false;
   *metadata->mutable_execution_start_timestamp() = ToTimestamp(absl::Now());
   StepLogs logs(files.task_dir);
+  InputLinks::StepStarts(&after->links);  // before anything of the step exists
   auto exec = RunStep(executor_.get(), *request, cancel, output_limit, &logs, &log, &output_exceeded);
   *metadata->mutable_execution_completed_timestamp() = ToTimestamp(absl::Now());
   if (!exec.ok()) {

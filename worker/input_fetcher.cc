@@ -13,8 +13,10 @@ namespace fs = std::filesystem;
 
 absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root, const fs::path& dir,
                                                               const std::vector<reapi::Directory>* known_tree,
-                                                              InputLinks::Claims* claims, SpareDirectories* spares) {
+                                                              InputLinks::Claims* claims, SpareDirectories* spares,
+                                                              KeptFolders::Folder* kept) {
   if (links_ == nullptr) claims = nullptr;
+  if (claims == nullptr || kept_folders_ == nullptr) kept = nullptr;
   Stats stats;
   // Each directory is keyed by the digest of its bytes, so a directory that does not hash to what
   // its parent names is simply not found.
@@ -36,13 +38,32 @@ absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root
   };
   // The coordinator validated the tree at submission; this worker checks it again for itself.
   if (auto valid = ValidateTree(root, load, limits_); !valid.ok()) return valid.status();
-  auto tree = TreeWriter::Open(dir, limits_, spares);
+  // A kept folder keeps what the tree has at the same paths; the task claims those files at once.
+  absl::flat_hash_set<std::string> in_place;
+  if (kept != nullptr) {
+    auto plan = KeptFolders::PlanOf(root, load);
+    auto fitted = plan.ok() ? kept_folders_->Fit(kept, *plan, &stats.released) : plan.status();
+    if (!fitted.ok()) return fitted.status();
+    for (auto& [path, claim] : *fitted) {
+      in_place.insert(path);
+      claim.unchanged = false;  // this task's step has yet to leave it so
+      claims->files.push_back(std::move(claim));
+    }
+  }
+  auto tree = TreeWriter::Open(dir, limits_, spares, kept != nullptr ? &kept->dirs : nullptr);
   if (!tree.ok()) return tree.status();
   auto files = (*tree)->Layout(root, load);
   if (!files.ok()) return files.status();
   stats.files = static_cast<int64_t>(files->size());
   for (const auto& f : *files) stats.bytes += f.digest.size();
   std::vector<bool> linked(files->size(), false);
+  for (size_t i = 0; !in_place.empty() && i < files->size(); ++i) {
+    if (!in_place.contains((*files)[i].path())) continue;
+    linked[i] = true;
+    stats.local_hits++;
+    stats.linked++;
+    stats.kept++;
+  }
   auto remote = WriteLocalFiles(**tree, *files, stats, claims, &linked);
   if (!remote.ok()) return remote.status();
   if (absl::Status s = FetchFiles(**tree, *remote, stats); !s.ok()) return s;
@@ -68,7 +89,7 @@ absl::StatusOr<InputFetcher::FileRefs> InputFetcher::WriteLocalFiles(TreeWriter&
   FileRefs remote;
   // Links first: a linked file needs nothing from the local cache.
   for (size_t i = 0; claims != nullptr && i < files.size(); ++i) {
-    if (files[i].digest.empty_blob() || !links_->Link(tree, files[i], claims)) continue;
+    if ((*linked)[i] || files[i].digest.empty_blob() || !links_->Link(tree, files[i], claims)) continue;
     (*linked)[i] = true;
     stats.local_hits++;
     stats.linked++;

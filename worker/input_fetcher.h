@@ -17,6 +17,7 @@
 #include "common/base/spare_directories.h"
 #include "common/tree/tree_writer.h"
 #include "worker/input_links.h"
+#include "worker/kept_folders.h"
 
 namespace assay {
 
@@ -28,6 +29,8 @@ class InputFetcher {
   // Input files as hard links (input_links.h) where a Materialize call asks for them; null: none.
   void set_links(InputLinks* links) { links_ = links; }
   bool links() const { return links_ != nullptr; }
+  // Where the folders Materialize is given come from (kept_folders.h); null: none are.
+  void set_kept_folders(KeptFolders* kept) { kept_folders_ = kept; }
 
   struct Stats {
     int64_t files = 0;
@@ -35,6 +38,8 @@ class InputFetcher {
     int64_t local_hits = 0;     // files served by the local cache
     int64_t fetched_bytes = 0;  // bytes that crossed the network
     int64_t linked = 0;         // files linked to this host's copy (input_links.h)
+    int64_t kept = 0;           // of those, already in place in a kept folder (kept_folders.h)
+    InputLinks::Released released;  // copies a kept folder had and the tree did not want, released
   };
   // Validates the tree at `root` (ValidateTree with the tree limits) and writes it under `dir`, which
   // must exist. `known_tree`: the tree's directories when the caller has them already (the
@@ -43,9 +48,12 @@ class InputFetcher {
   // `claims`: link files to this host's copies where it can (the caller has the step run in the
   // sandbox) and claim them for the task, to be Released once its folder is gone; null: copies.
   // `spares`: its folders from these spare directories where there are some; null: all made.
+  // `kept`: `dir` is a kept folder's work/ (KeptFolders::Take, with `claims`): it is fitted to the
+  // tree first, and what it has right stays.
   absl::StatusOr<Stats> Materialize(const Digest& root, const std::filesystem::path& dir,
                                     const std::vector<reapi::Directory>* known_tree = nullptr,
-                                    InputLinks::Claims* claims = nullptr, SpareDirectories* spares = nullptr);
+                                    InputLinks::Claims* claims = nullptr, SpareDirectories* spares = nullptr,
+                                    KeptFolders::Folder* kept = nullptr);
 
   // Copies blobs (a step's outputs, just uploaded) into the local cache, so the cell's next steps on
   // this host find them there. Best effort: what cannot be copied is simply fetched later.
@@ -68,6 +76,7 @@ class InputFetcher {
   BlobStore* const local_cache_;
   const TreeLimits limits_;
   InputLinks* links_ = nullptr;
+  KeptFolders* kept_folders_ = nullptr;
 };
 
 }  // namespace assay

@@ -11,20 +11,37 @@
 //   folder is removed no other name of the file is left.
 // - A copy is linked into one task at a time. Up to kMaxCopies copies of a file are kept, so tasks
 //   that overlap still link theirs: a slot's next task starts while the folder of its last one is
-//   still being removed, and other slots run the same cell's steps.
+//   still being removed, other slots run the same cell's steps, and folders kept for later tasks
+//   (kept_folders.h) hold theirs.
 // - When the task is over, each file it had is checked before another task may have it: a regular
 //   file, its mode and size unchanged, no other link left, its bytes hashing to its digest.
 //   Anything else and the file is dropped (the next task writes its own copy again).
+// - Its bytes are not read again when the kernel says nothing changed it: the file's change time
+//   (ctime: set by the kernel on every write, truncation, mode, owner or link change, and not
+//   settable by a process) is the one read right after it was linked into the task, and it is
+//   found so with the task's folder still there (NoteUnchanged). That proves it unchanged where a
+//   change cannot carry the same time:
+//   - on a file system that stamps a change made after its ctime was read with a finer, later
+//     time (Linux 6.13's multigrain time-stamps: ext4, XFS, btrfs, tmpfs), probed at Open by
+//     changing a file right after reading its time, many times;
+//   - elsewhere, for a step that started at least one time-stamp step (the file system's
+//     granularity, also probed) after that time: a change made after the start is stamped no
+//     earlier than the kernel's coarse clock then (StepStarts).
+//   Otherwise (coarse time-stamps and a file linked just before its step; a task that never ran)
+//   the bytes are read. (Assumed: the machine's clock is not set back meanwhile.)
 // - The folder is emptied when the worker starts, so no file outlives the checks of this run.
 // Input times: a linked file keeps the time it was first written, not the task's; steps with step
 // caches (whose restored outputs are compared with their inputs' times by make and cargo) get
 // copies, as do container steps.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,15 +59,33 @@ class InputLinks {
   // Files larger than this are copied (checking a linked file after its task reads it whole).
   static constexpr int64_t kMaxFileBytes = 4 << 20;
   // Copies kept of one file (of one digest and mode), each linked into one task at a time.
-  static constexpr int kMaxCopies = 4;
+  static constexpr int kMaxCopies = 8;
 
   // `dir`: a folder of its own on the work directory's filesystem, emptied (or made) now. Files are
-  // kept within `budget_bytes`, the least recently used dropped first.
-  static absl::StatusOr<std::unique_ptr<InputLinks>> Open(const std::filesystem::path& dir, int64_t budget_bytes);
+  // kept within `budget_bytes`, the least recently used dropped first. `restamps`: whether the file
+  // system restamps every change after a look (see above); unset: probed (tests set it).
+  static absl::StatusOr<std::unique_ptr<InputLinks>> Open(const std::filesystem::path& dir, int64_t budget_bytes,
+                                                          std::optional<bool> restamps = std::nullopt);
 
   // The files one task has (hold them until the task's folder is gone, then Release them).
+  struct Claim {
+    std::string name;        // the copy's name in the folder
+    std::string path;        // where the task has it (TreeWriter::File::path)
+    Digest digest;           // what the task has there
+    bool executable = false;
+    ino_t inode = 0;         // the copy's inode and change time when it was linked into the task
+    int64_t ctime_ns = -1;   // (-1: not known)
+    bool unchanged = false;  // NoteUnchanged found it as it was linked
+  };
   struct Claims {
-    std::vector<std::string> names;
+    std::vector<Claim> files;
+    int64_t step_start_ns = -1;  // the kernel's coarse clock when the step started (StepStarts)
+  };
+  // How Release found the files of a task.
+  struct Released {
+    int unchanged = 0;  // kept: their change time proved them unchanged
+    int read = 0;       // kept: their bytes read and hashed again
+    int dropped = 0;    // changed by the step or linked elsewhere: gone
   };
 
   // Links the file of the layout from one of this host's copies, claiming it for the task: false
@@ -60,12 +95,22 @@ class InputLinks {
   // Takes the file just written for the task as one more copy of this host's (claimed by the task),
   // if there are fewer than kMaxCopies and it fits. Best effort.
   void Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims);
+  // The task's step is about to start (nothing it runs exists yet).
+  static void StepStarts(Claims* claims);
+  // The task's step has ended, every process of it gone, and its folder is still there: notes the
+  // files whose change time is still the one they were linked with, where that proves they are
+  // unchanged (see above).
+  void NoteUnchanged(Claims* claims) const;
   // The task's folder is gone: checks each claimed file (see above) and frees it for the next task,
-  // or drops it. Returns how many were dropped.
-  int Release(Claims* claims);
+  // or drops it.
+  Released Release(Claims* claims);
 
   int64_t bytes() const;
   int64_t files() const;
+  // The granularity of the folder's time-stamps, probed at Open (2 s when the probe could not tell).
+  int64_t time_step_ns() const { return time_step_ns_; }
+  // Whether a change made after a file's time was read always gets another time (see above).
+  bool restamps() const { return restamps_; }
 
  private:
   struct Entry {
@@ -75,15 +120,22 @@ class InputLinks {
     bool in_use = false;
     std::list<std::string>::iterator lru;  // position in lru_ (front: least recently used)
   };
-  InputLinks(ScopedFd dir, int64_t budget) : dir_(std::move(dir)), budget_(budget) {}
+  InputLinks(ScopedFd dir, int64_t budget, int64_t time_step_ns, bool restamps)
+      : dir_(std::move(dir)), budget_(budget), time_step_ns_(time_step_ns), restamps_(restamps) {}
   // The name of the file's copy `copy` in the folder.
   static std::string NameOf(const TreeWriter::File& file, int copy);
-  // Whether the file `name` in the folder is still exactly what `entry` says (see above).
-  bool Intact(const std::string& name, const Entry& entry) const;
+  // Whether the file `name` in the folder is still exactly what `entry` says (see above), read whole
+  // unless NoteUnchanged found it unchanged (`*read`: whether it was).
+  bool Intact(const Claim& claim, const Entry& entry, bool* read) const;
+  // Claims the copy `name`, just linked into the task as `file`; `st`: its inode and change time
+  // (null: not known).
+  static void AddClaim(std::string name, const TreeWriter::File& file, const struct stat* st, Claims* claims);
   void DropLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ScopedFd dir_;
   const int64_t budget_;
+  const int64_t time_step_ns_;  // the granularity of the folder's time-stamps
+  const bool restamps_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);

@@ -34,6 +34,20 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> ServeWorkerMetrics(const std::st
              "Input files hard-linked to this host's checked copy instead of written (steps in the sandbox).",
              MetricType::Counter);
     f.Sample(number(w.input_files_linked), worker);
+    f.Family("assay_worker_input_files_kept_total",
+             "Linked input files already in place in a folder kept from an earlier task (neither linked nor removed).",
+             MetricType::Counter);
+    f.Sample(number(w.input_files_kept), worker);
+    f.Family("assay_worker_input_copies_checked_total",
+             "This host's copies of input files checked after a task had them: kept as unchanged by their change "
+             "time, kept after reading their bytes again, or dropped (changed by the step, or linked elsewhere).",
+             MetricType::Counter);
+    for (auto [how, value] : {std::pair{"unchanged", w.input_copies.unchanged}, std::pair{"read", w.input_copies.read},
+                              std::pair{"dropped", w.input_copies.dropped}}) {
+      MetricFamilies::Labels labels = worker;
+      labels.emplace_back("how", how);
+      f.Sample(number(value), labels);
+    }
     f.Family("assay_worker_fetched_bytes_total", "Input bytes fetched from the coordinator's CAS.",
              MetricType::Counter);
     f.Sample(number(w.bytes_fetched), worker);

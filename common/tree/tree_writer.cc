@@ -12,10 +12,11 @@
 namespace assay {
 
 absl::StatusOr<std::unique_ptr<TreeWriter>> TreeWriter::Open(const std::filesystem::path& root, TreeLimits limits,
-                                                             SpareDirectories* spares) {
+                                                             SpareDirectories* spares,
+                                                             const absl::flat_hash_set<std::string>* existing) {
   auto fd = OpenDirectory(root);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<TreeWriter>(new TreeWriter(std::move(*fd), limits, spares));
+  return std::unique_ptr<TreeWriter>(new TreeWriter(std::move(*fd), limits, spares, existing));
 }
 
 absl::StatusOr<std::vector<TreeWriter::File>> TreeWriter::Layout(const Digest& root, const DirectoryLoader& load) {
@@ -54,7 +55,9 @@ absl::Status TreeWriter::LayoutDir(int fd, const std::string& path, const Digest
     if (absl::Status s = CheckEntryName(sub.name(), PrintablePath(path, sub.name())); !s.ok()) return s;
     auto d = Digest::FromProto(sub.digest());
     if (!d.ok()) return d.status();
-    auto child = MakeDirectoryAt(fd, sub.name(), spares_);
+    auto child = existing_ != nullptr && existing_->contains(sub_path)
+                     ? OpenBeneath(fd, sub.name(), O_RDONLY | O_DIRECTORY)
+                     : MakeDirectoryAt(fd, sub.name(), spares_);
     if (!child.ok()) return absl::Status(child.status().code(), absl::StrCat("input tree: ", child.status().message()));
     if (absl::Status s = LayoutDir(child->get(), sub_path, *d, load, depth + 1, files); !s.ok()) return s;
   }

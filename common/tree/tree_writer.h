@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/digest/digest.h"
 #include "common/tree/safe_fs.h"
@@ -29,9 +30,12 @@ class TreeWriter {
   };
 
   // Writes under `root`, an existing directory; its directories come from `spares` where it has some
-  // (spare_directories.h), else are made.
+  // (spare_directories.h), else are made. `existing`: directories (paths relative to `root`) that are
+  // there already and are opened (never through a symlink) instead of made; every other entry of the
+  // tree must be new, as always.
   static absl::StatusOr<std::unique_ptr<TreeWriter>> Open(const std::filesystem::path& root, TreeLimits limits = {},
-                                                          SpareDirectories* spares = nullptr);
+                                                          SpareDirectories* spares = nullptr,
+                                                          const absl::flat_hash_set<std::string>* existing = nullptr);
 
   // Creates every directory of the tree and returns the files to write, in tree order.
   absl::StatusOr<std::vector<File>> Layout(const Digest& root, const DirectoryLoader& load);
@@ -51,15 +55,16 @@ class TreeWriter {
     std::string name;
     std::string target;
   };
-  TreeWriter(ScopedFd root, TreeLimits limits, SpareDirectories* spares)
-      : root_(std::move(root)), limits_(limits), spares_(spares) {}
+  TreeWriter(ScopedFd root, TreeLimits limits, SpareDirectories* spares, const absl::flat_hash_set<std::string>* existing)
+      : root_(std::move(root)), limits_(limits), spares_(spares), existing_(existing) {}
   absl::Status LayoutDir(int fd, const std::string& path, const Digest& digest, const DirectoryLoader& load, int depth,
                          std::vector<File>* files);
   absl::StatusOr<int> DirFd(const std::string& dir);
 
   ScopedFd root_;
   TreeLimits limits_;
-  SpareDirectories* const spares_;  // may be null
+  SpareDirectories* const spares_;                        // may be null
+  const absl::flat_hash_set<std::string>* const existing_;  // may be null
   int64_t entries_ = 0;
   std::vector<Link> links_;
   std::string open_dir_;  // the directory `open_fd_` holds

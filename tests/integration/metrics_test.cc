@@ -89,6 +89,8 @@ steps:
             Sample(w, R"(assay_worker_local_cache_hits_total{worker="w1"})")) << w;
   EXPECT_TRUE(w.find("# HELP assay_worker_fetched_bytes_total") != std::string::npos) << w;
   EXPECT_EQ(Sample(w, R"(assay_worker_step_cache_bytes_total{worker="w1",kind="restored"})"), 0) << "no caches: " << w;
+  EXPECT_EQ(Sample(w, R"(assay_worker_input_copies_checked_total{worker="w1",how="dropped"})"), 0) << w;
+  EXPECT_GE(Sample(w, R"(assay_worker_input_copies_checked_total{worker="w1",how="unchanged"})"), 0) << w;
 
   // Figures are read at scrape time: a worker that leaves is gone from the next scrape.
   farm.StopWorker("w1");

@@ -1,15 +1,19 @@
 // InputLinks: a file written for one task becomes this host's copy and is linked, not written, for
 // the next; a file in use is never shared (tasks at once get copies of their own, up to kMaxCopies);
 // whatever a step did to a linked file (its bytes, its mode, another name left behind) drops the
-// copy instead of reaching the next task; the budget drops the least recently used; nothing of an
-// earlier run is kept.
+// copy instead of reaching the next task, whether the file's bytes are read again or its change time
+// stands for them; the budget drops the least recently used; nothing of an earlier run is kept.
 #include "worker/input_links.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <optional>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/common/hostile_trees_loader.h"
@@ -30,8 +34,8 @@ class InputLinksTest : public ::testing::Test {
     script_root_ = tree_.Dir(script);
     Open(1 << 20);
   }
-  void Open(int64_t budget) {
-    auto links = InputLinks::Open(top_.path() / "links", budget);
+  void Open(int64_t budget, std::optional<bool> restamps = std::nullopt) {
+    auto links = InputLinks::Open(top_.path() / "links", budget, restamps);
     ASSERT_TRUE(links.ok()) << links.status();
     links_ = std::move(*links);
   }
@@ -60,10 +64,28 @@ class InputLinksTest : public ::testing::Test {
     }
     return linked;
   }
-  // The task is over: its folder goes, then its links are checked.
-  int Finish(const fs::path& work, InputLinks::Claims* claims) {
+  // The task is over: its folder goes, then its links are checked. Returns how many were dropped.
+  int Finish(const fs::path& work, InputLinks::Claims* claims) { return FinishAll(work, claims).dropped; }
+  InputLinks::Released FinishAll(const fs::path& work, InputLinks::Claims* claims) {
+    links_->NoteUnchanged(claims);
     EXPECT_TRUE(RemoveAll(work).ok());
     return links_->Release(claims);
+  }
+  // The step starts once the kernel's coarse clock is a time-stamp step past the change times of the
+  // task's files (the condition for trusting them), polled tick by tick with a deadline.
+  void StartStepLater(InputLinks::Claims* claims) {
+    ASSERT_FALSE(claims->files.empty());
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    for (;;) {
+      InputLinks::StepStarts(claims);
+      bool later = true;
+      for (const auto& c : claims->files) later = later && claims->step_start_ns >= c.ctime_ns + links_->time_step_ns();
+      if (later) return;
+      ASSERT_LT(absl::Now(), deadline) << "the coarse clock did not move";
+      struct timespec tick {};
+      ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
+      ::nanosleep(&tick, nullptr);
+    }
   }
   static nlink_t Links(const fs::path& path) {
     struct stat st {};
@@ -147,6 +169,96 @@ TEST_F(InputLinksTest, AFileTheStepChangedOrLinkedElsewhereIsDroppedAndNeverReac
   ASSERT_EQ(::link((next / "a.c").c_str(), (top_.path() / "kept-name").c_str()), 0);
   EXPECT_EQ(Finish(next, &claims), 1) << "a.c still has a name outside the task's folder";
   EXPECT_EQ(links_->files(), 1);
+}
+
+TEST_F(InputLinksTest, AFileTheStepLeftAloneIsKeptByItsChangeTimeWithoutReadingItAgain) {
+  EXPECT_EQ(links_->time_step_ns(), 1) << "this test's folder is on a file system with nanosecond times";
+  InputLinks::Claims claims;
+  Materialize(top_.path() / "t1", &claims);
+  StartStepLater(&claims);
+  InputLinks::Released first = FinishAll(top_.path() / "t1", &claims);
+  EXPECT_EQ(first.unchanged, 2) << "the files written for the task and adopted count as linked too";
+  EXPECT_EQ(first.read, 0);
+
+  const fs::path work = top_.path() / "t2";
+  ASSERT_EQ(Materialize(work, &claims), 2);
+  StartStepLater(&claims);
+  ASSERT_EQ(ReadFile(work / "a.c").value_or(""), "int a;\n") << "a step that only reads them";
+  InputLinks::Released second = FinishAll(work, &claims);
+  EXPECT_EQ(second.unchanged, 2);
+  EXPECT_EQ(second.read + second.dropped, 0);
+  EXPECT_EQ(Materialize(top_.path() / "t3", &claims), 2) << "both kept for the next task";
+  EXPECT_EQ(ReadFile(top_.path() / "t3" / "a.c").value_or(""), "int a;\n");
+}
+
+TEST_F(InputLinksTest, AChangeTheStepHidesBehindTheSameSizeTimesAndModeIsStillCaught) {
+  InputLinks::Claims claims;
+  Materialize(top_.path() / "t1", &claims);
+  Finish(top_.path() / "t1", &claims);
+  const fs::path work = top_.path() / "t2";
+  ASSERT_EQ(Materialize(work, &claims), 2);
+  StartStepLater(&claims);
+  // Right after the step starts: new bytes of the same size, the old times put back...
+  struct stat before {};
+  ASSERT_EQ(::stat((work / "a.c").c_str(), &before), 0);
+  {
+    FILE* f = std::fopen((work / "a.c").c_str(), "r+");
+    ASSERT_NE(f, nullptr);
+    std::fputs("int b;\n", f);
+    std::fclose(f);
+  }
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (work / "a.c").c_str(), times, 0), 0);
+  // ...and a mode changed and put back: a change of nothing, found so by reading the bytes.
+  ASSERT_EQ(::chmod((work / "run.sh").c_str(), 0700), 0);
+  ASSERT_EQ(::chmod((work / "run.sh").c_str(), 0755), 0);
+  InputLinks::Released released = FinishAll(work, &claims);
+  EXPECT_EQ(released.dropped, 1) << "a.c";
+  EXPECT_EQ(released.read, 1) << "run.sh, kept";
+  EXPECT_EQ(released.unchanged, 0);
+  const fs::path next = top_.path() / "t3";
+  EXPECT_EQ(Materialize(next, &claims), 1) << "run.sh linked, a.c written again";
+  EXPECT_EQ(ReadFile(next / "a.c").value_or(""), "int a;\n");
+  Finish(next, &claims);
+}
+
+TEST_F(InputLinksTest, WithCoarseTimeStampsFilesLinkedWithinATimeStepOfTheStepsStartAreReadAgain) {
+  Open(1 << 20, /*restamps=*/false);
+  InputLinks::Claims claims;
+  Materialize(top_.path() / "t1", &claims);
+  Finish(top_.path() / "t1", &claims);
+  // The step started in the same time-stamp step as the last link: a change could carry its time.
+  ASSERT_EQ(Materialize(top_.path() / "t2", &claims), 2);
+  int64_t last_link = 0;
+  for (const auto& c : claims.files) last_link = std::max(last_link, c.ctime_ns);
+  claims.step_start_ns = last_link + links_->time_step_ns() - 1;
+  InputLinks::Released same_step = FinishAll(top_.path() / "t2", &claims);
+  EXPECT_EQ(same_step.read, 2);
+  EXPECT_EQ(same_step.unchanged, 0);
+  // Prepared, then withdrawn before it ran: no start, so nothing is known.
+  ASSERT_EQ(Materialize(top_.path() / "t3", &claims), 2);
+  InputLinks::Released never_ran = FinishAll(top_.path() / "t3", &claims);
+  EXPECT_EQ(never_ran.read, 2);
+}
+
+TEST_F(InputLinksTest, WhereEveryChangeAfterALookIsRestampedAChangeRightAfterTheLinkIsCaught) {
+  if (!links_->restamps()) GTEST_SKIP() << "this file system keeps coarse time-stamps (no multigrain times)";
+  InputLinks::Claims claims;
+  Materialize(top_.path() / "t1", &claims);
+  Finish(top_.path() / "t1", &claims);
+  const fs::path work = top_.path() / "t2";
+  ASSERT_EQ(Materialize(work, &claims), 2);
+  InputLinks::StepStarts(&claims);  // at once, within the clock's tick of the links
+  {
+    FILE* f = std::fopen((work / "a.c").c_str(), "r+");  // at once too: the same size
+    ASSERT_NE(f, nullptr);
+    std::fputs("int b;\n", f);
+    std::fclose(f);
+  }
+  InputLinks::Released released = FinishAll(work, &claims);
+  EXPECT_EQ(released.dropped, 1) << "a.c";
+  EXPECT_EQ(released.unchanged, 1) << "run.sh, not read";
+  EXPECT_EQ(released.read, 0);
 }
 
 TEST_F(InputLinksTest, TheBudgetDropsTheLeastRecentlyUsedFileNoTaskHoldsAndANewRunStartsEmpty) {
