@@ -1,5 +1,6 @@
 #include "worker/kept_folders.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -85,13 +86,20 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
   const fs::path here = folder->task_dir / kWorkDir / path;
   for (const DirectoryEntry& e : *listed) {
     const std::string rel = JoinRelative(path, e.name);
+    auto candidate = unchanged.find(rel);
+    // The listing's type is enough for an entry that goes; a directory is looked at through its
+    // descriptor, a file that may stay through fstatat.
     struct stat st {};
-    if (::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-    if (S_ISDIR(st.st_mode)) {
+    bool dir_entry = e.type == DT_DIR;
+    if (e.type == DT_UNKNOWN || (e.type == DT_REG && candidate != unchanged.end())) {
+      if (::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+      dir_entry = S_ISDIR(st.st_mode);
+    }
+    if (dir_entry) {
       const int sub = ::openat(fd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) return false;
       ScopedFd dir(sub);
-      if (CleanDirectory(sub, st, depth)) {
+      if (::fstat(sub, &st) == 0 && CleanDirectory(sub, st, depth)) {
         folder->dirs.insert(rel);
         if (!TidyDir(sub, rel, depth + 1, claims, unchanged, kept, folder)) return false;
         continue;
@@ -101,9 +109,9 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
       continue;
     }
     // A file the task had at this very path, unchanged, and still the copy's inode: kept.
-    if (auto it = unchanged.find(rel); S_ISREG(st.st_mode) && it != unchanged.end() &&
-                                       st.st_ino == claims.files[it->second].inode && st.st_nlink == 2) {
-      (*kept)[it->second] = true;
+    if (candidate != unchanged.end() && S_ISREG(st.st_mode) && st.st_ino == claims.files[candidate->second].inode &&
+        st.st_nlink == 2) {
+      (*kept)[candidate->second] = true;
       continue;
     }
     if (::unlinkat(fd, e.name.c_str(), 0) != 0 && errno != ENOENT) return false;
@@ -186,6 +194,9 @@ std::optional<KeptFolders::Folder> KeptFolders::Take(const fs::path& task_dir, c
         best_matches = matches;
       }
     }
+    // None has a file of the tree: a folder made afresh costs no more, and the kept ones stay for
+    // tasks they suit (a build's for the next build, when tests take only the build's outputs).
+    if (best_matches == 0) return std::nullopt;
     folder = std::move(folders_[best]);
     folders_.erase(folders_.begin() + static_cast<std::ptrdiff_t>(best));
   }
@@ -206,6 +217,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, InputLinks::Claim>> KeptFolders:
   InputLinks::Claims gone;
   absl::Status failed = work.status();
   absl::flat_hash_map<std::string, InputLinks::Claim> reused;
+  absl::flat_hash_map<std::string, ScopedFd> parents;  // opened once each
   for (auto& [path, claim] : folder->files) {
     auto wanted = plan.files.find(path);
     if (failed.ok() && wanted != plan.files.end() && wanted->second.first == claim.digest &&
@@ -214,10 +226,19 @@ absl::StatusOr<absl::flat_hash_map<std::string, InputLinks::Claim>> KeptFolders:
       continue;
     }
     if (failed.ok()) {
-      const fs::path p(path);
-      auto parent = p.has_parent_path() ? OpenBeneath(work->get(), p.parent_path().string(), O_RDONLY | O_DIRECTORY)
-                                        : absl::StatusOr<ScopedFd>(ScopedFd(::dup(work->get())));
-      if (!parent.ok() || (::unlinkat(parent->get(), p.filename().c_str(), 0) != 0 && errno != ENOENT)) {
+      const size_t slash = path.rfind('/');
+      int parent = work->get();
+      if (slash != std::string::npos) {
+        const std::string dir = path.substr(0, slash);
+        auto it = parents.find(dir);
+        if (it == parents.end()) {
+          auto opened = OpenBeneath(work->get(), dir, O_RDONLY | O_DIRECTORY);
+          it = parents.emplace(dir, opened.ok() ? std::move(*opened) : ScopedFd()).first;
+        }
+        parent = it->second.valid() ? it->second.get() : -1;
+      }
+      const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+      if (parent < 0 || (::unlinkat(parent, name, 0) != 0 && errno != ENOENT)) {
         failed = absl::InternalError(absl::StrCat("kept folder: cannot remove '", path, "'"));
       }
     }

@@ -69,9 +69,9 @@ class KeptFolders {
   // above) and keeps it, releasing the claims it does not keep; or removes it all when it cannot
   // be tidied. `claims` is emptied. Returns how the released files were found.
   InputLinks::Released Keep(const std::filesystem::path& task_dir, InputLinks::Claims* claims);
-  // The kept folder with the most files `plan` has at the same paths (null plan, or a tie: the most
-  // recently kept), renamed to `task_dir` (which must not exist); nullopt when there is none (or
-  // it could not be moved: it is removed).
+  // The kept folder with the most files `plan` has at the same paths (a tie: the most recently
+  // kept; null plan: the most recently kept), renamed to `task_dir` (which must not exist); nullopt
+  // when there is none, none has a file of the plan, or it could not be moved (it is removed).
   std::optional<Folder> Take(const std::filesystem::path& task_dir, const Plan* plan = nullptr);
   // Fits a folder taken for a task to the task's tree (see above) and returns the files it keeps
   // for it, by path: the task claims them. When something cannot be removed, work/ is emptied

@@ -281,6 +281,10 @@ TEST_F(KeptFoldersTest, ATaskTakesTheKeptFolderMostLikeItsTree) {
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->files.size(), 4u) << "t1's folder";
   EXPECT_TRUE(taken->files.contains("out/a.elf"));
+  // A tree none of them has a file of takes none: the build's folder stays for the next build.
+  const KeptFolders::Plan other = KeptFolders::PlanOf(Tree({{"elsewhere.c", "int e;\n"}}), LoaderOf(tree_.blobs())).value();
+  EXPECT_FALSE(kept_->Take(top_.path() / "x1", &other).has_value());
+  EXPECT_EQ(kept_->size(), 1u);
   // Without a plan: the newest.
   std::optional<KeptFolders::Folder> newest = kept_->Take(top_.path() / "b3");
   ASSERT_TRUE(newest.has_value());
