@@ -166,17 +166,19 @@ absl::Status MakeTaskFolders(const fs::path& task_dir, const fs::path& exec_dir,
 
 // A kept folder for the task: the one most like its tree when the assignment carries the tree.
 std::optional<KeptFolders::Folder> TakeKeptFolder(KeptFolders* kept, const assay::v1::Assignment& assignment,
-                                                  const fs::path& task_dir) {
+                                                  const fs::path& task_dir, const TreeLimits& limits) {
   auto root = Digest::FromProto(assignment.action().input_root_digest());
   absl::flat_hash_map<Digest, const reapi::Directory*> by_digest;
   for (const auto& d : assignment.input_tree()) by_digest[Digest::OfMessage(d)] = &d;
   std::optional<KeptFolders::Plan> plan;
   if (root.ok() && by_digest.contains(*root)) {
-    auto planned = KeptFolders::PlanOf(*root, [&by_digest](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
+    // (Not validated yet: the limits bound the walk; Materialize validates and refuses.)
+    auto load = [&by_digest](const Digest& digest) -> absl::StatusOr<reapi::Directory> {
       auto it = by_digest.find(digest);
       if (it == by_digest.end()) return absl::NotFoundError(absl::StrCat("directory ", digest.ToString(), " missing"));
       return *it->second;
-    });
+    };
+    auto planned = KeptFolders::PlanOf(*root, load, limits);
     if (planned.ok()) plan = std::move(*planned);
   }
   return kept->Take(task_dir, plan.has_value() ? &*plan : nullptr);
@@ -279,7 +281,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
   after->keep = link && kept_folders_ != nullptr && after->spares != nullptr;
   std::optional<KeptFolders::Folder> kept;
-  if (after->keep) kept = TakeKeptFolder(kept_folders_.get(), assignment, files->task_dir);
+  if (after->keep) kept = TakeKeptFolder(kept_folders_.get(), assignment, files->task_dir, options_.tree_limits);
   absl::Status made = kept.has_value() ? absl::OkStatus() : MakeTaskFolders(files->task_dir, files->exec_dir, after->spares);
   if (!made.ok()) {
     out->set_error(std::string(made.message()));

@@ -33,12 +33,17 @@ bool CleanDirectory(int fd, const struct stat& st, int depth) {
 
 }  // namespace
 
-absl::StatusOr<KeptFolders::Plan> KeptFolders::PlanOf(const Digest& root, const DirectoryLoader& load) {
+absl::StatusOr<KeptFolders::Plan> KeptFolders::PlanOf(const Digest& root, const DirectoryLoader& load,
+                                                      const TreeLimits& limits) {
   Plan plan;
-  std::function<absl::Status(const Digest&, const std::string&)> walk = [&](const Digest& digest,
-                                                                          const std::string& path) -> absl::Status {
+  int64_t entries = 0;
+  std::function<absl::Status(const Digest&, const std::string&, int)> walk =
+      [&](const Digest& digest, const std::string& path, int depth) -> absl::Status {
+    if (depth > limits.max_depth) return absl::InvalidArgumentError("input tree: too deep");
     auto directory = load(digest);
     if (!directory.ok()) return directory.status();
+    entries += directory->files_size() + directory->directories_size() + directory->symlinks_size();
+    if (entries > limits.max_entries) return absl::InvalidArgumentError("input tree: too many entries");
     for (const auto& f : directory->files()) {
       auto d = Digest::FromProto(f.digest());
       if (!d.ok()) return d.status();
@@ -49,11 +54,11 @@ absl::StatusOr<KeptFolders::Plan> KeptFolders::PlanOf(const Digest& root, const 
       if (!d.ok()) return d.status();
       const std::string sub_path = JoinRelative(path, sub.name());
       plan.dirs.insert(sub_path);
-      if (absl::Status s = walk(*d, sub_path); !s.ok()) return s;
+      if (absl::Status s = walk(*d, sub_path, depth + 1); !s.ok()) return s;
     }
     return absl::OkStatus();
   };
-  if (absl::Status s = walk(root, ""); !s.ok()) return s;
+  if (absl::Status s = walk(root, "", 0); !s.ok()) return s;
   return plan;
 }
 

@@ -53,8 +53,9 @@ class KeptFolders {
     absl::flat_hash_map<std::string, std::pair<Digest, bool>> files;
     absl::flat_hash_set<std::string> dirs;
   };
-  // The plan of the tree at `root` (already validated: ValidateTree).
-  static absl::StatusOr<Plan> PlanOf(const Digest& root, const DirectoryLoader& load);
+  // The plan of the tree at `root`; InvalidArgument beyond `limits` (its depth, its entries as laid
+  // out: a tree that names a directory many times is refused, not walked).
+  static absl::StatusOr<Plan> PlanOf(const Digest& root, const DirectoryLoader& load, const TreeLimits& limits);
 
   // Keeps up to `capacity` folders (the worker: two per slot, so that a task finds one that had a
   // tree like its own, a build a build's, a test a test's); `links` and `spares` are the worker's

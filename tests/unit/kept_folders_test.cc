@@ -276,13 +276,13 @@ TEST_F(KeptFoldersTest, ATaskTakesTheKeptFolderMostLikeItsTree) {
   kept_->Keep(top_.path() / "b2", &build_claims);
   EXPECT_EQ(kept_->size(), 2u);
   // The newest folder is b2's; a test takes t1's, which has all its files.
-  const KeptFolders::Plan plan = KeptFolders::PlanOf(test_tree, LoaderOf(tree_.blobs())).value();
+  const KeptFolders::Plan plan = KeptFolders::PlanOf(test_tree, LoaderOf(tree_.blobs()), TreeLimits{}).value();
   std::optional<KeptFolders::Folder> taken = kept_->Take(top_.path() / "t2", &plan);
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->files.size(), 4u) << "t1's folder";
   EXPECT_TRUE(taken->files.contains("out/a.elf"));
   // A tree none of them has a file of takes none: the build's folder stays for the next build.
-  const KeptFolders::Plan other = KeptFolders::PlanOf(Tree({{"elsewhere.c", "int e;\n"}}), LoaderOf(tree_.blobs())).value();
+  const KeptFolders::Plan other = KeptFolders::PlanOf(Tree({{"elsewhere.c", "int e;\n"}}), LoaderOf(tree_.blobs()), TreeLimits{}).value();
   EXPECT_FALSE(kept_->Take(top_.path() / "x1", &other).has_value());
   EXPECT_EQ(kept_->size(), 1u);
   // Without a plan: the newest.
@@ -296,6 +296,27 @@ TEST_F(KeptFoldersTest, ATaskTakesTheKeptFolderMostLikeItsTree) {
     for (auto& [path, claim] : folder->files) claims.files.push_back(claim);
     kept_->Keep(folder->task_dir, &claims);
   }
+}
+
+TEST_F(KeptFoldersTest, APlanOfATreeThatNamesADirectoryOverAndOverIsRefusedNotWalked) {
+  // 2^40 paths from 41 small directories: the assignment's tree is read before it is validated.
+  reapi::Directory d;
+  AddFile(&d, "f", tree_.File("x"));
+  Digest dir = tree_.Dir(d);
+  for (int i = 0; i < 40; ++i) {
+    reapi::Directory twice;
+    AddDir(&twice, "a", dir);
+    AddDir(&twice, "b", dir);
+    dir = tree_.Dir(twice);
+  }
+  TreeLimits limits;
+  limits.max_entries = 10'000;
+  auto plan = KeptFolders::PlanOf(dir, LoaderOf(tree_.blobs()), limits);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << plan.status();
+  limits.max_depth = 10;
+  limits.max_entries = 1'000'000;
+  EXPECT_FALSE(KeptFolders::PlanOf(dir, LoaderOf(tree_.blobs()), limits).ok()) << "41 deep";
 }
 
 TEST_F(KeptFoldersTest, ATaskThatNeverRanKeepsItsDirectoriesButNoFile) {
