@@ -264,26 +264,40 @@ class SlowToFreeStore : public EvictableBlobStore {
   DiskReserve* reserve_;
 };
 
-TEST(DiskEvictionTest, SpaceAFailedCompactionOwesIsGivenBackBeforeNewerBlobsAreEvicted) {
-  FakeClock clock;
-  FakeDisk disk;
-  disk.free = 30 << 20;
-  std::unique_ptr<SlowToFreeStore> store;
-  // What the disk has free: 30 MiB less the blobs and the deleted bytes not given back yet.
-  DiskProbe probe = [&](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
-    const int64_t held = store == nullptr ? 0 : store->stored_bytes() + store->garbage;
-    return DiskFree{disk.free - held, disk.total};
-  };
-  DiskReserve reserve(Reserve("10MiB"), &clock, probe);  // eviction below 20 MiB free
-  store = std::make_unique<SlowToFreeStore>(&reserve);
-  EvictingBlobStore eviction(store.get(), EvictingBlobStore::Options{});
-  std::vector<Digest> digests;
-  for (int i = 0; i < 4; ++i) {
-    const std::string data(2 << 20, static_cast<char>('a' + i));
-    digests.push_back(Digest::OfBytes(data));
-    ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
+// A 30 MiB disk with a 10 MiB reserve (eviction below 20 MiB free) holding four 2 MiB blobs of a
+// SlowToFreeStore: what the disk has free is 30 MiB less the blobs and the deleted bytes not given
+// back yet.
+class DiskEvictionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 4; ++i) {
+      const std::string data(2 << 20, static_cast<char>('a' + i));
+      digests.push_back(Digest::OfBytes(data));
+      ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
+    }
+    ASSERT_EQ(eviction.evicted_blobs(), 0) << "22 MiB free";
   }
-  ASSERT_EQ(eviction.evicted_blobs(), 0) << "22 MiB free";
+  FakeClock clock;
+  FakeDisk disk = [] {
+    FakeDisk d;
+    d.free = 30 << 20;
+    return d;
+  }();
+  SlowToFreeStore* held = nullptr;
+  DiskReserve reserve{Reserve("10MiB"), &clock, [this](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
+                        return DiskFree{disk.free - (held == nullptr ? 0 : held->stored_bytes() + held->garbage),
+                                        disk.total};
+                      }};
+  std::unique_ptr<SlowToFreeStore> store = [this] {
+    auto made = std::make_unique<SlowToFreeStore>(&reserve);
+    held = made.get();
+    return made;
+  }();
+  EvictingBlobStore eviction{store.get(), EvictingBlobStore::Options{}};
+  std::vector<Digest> digests;
+};
+
+TEST_F(DiskEvictionTest, SpaceAFailedCompactionOwesIsGivenBackBeforeNewerBlobsAreEvicted) {
 
   // Something else takes 6 MiB: 4 MiB short. The oldest two go, but their compaction fails, so
   // the disk still reads 4 MiB short.
@@ -307,25 +321,8 @@ TEST(DiskEvictionTest, SpaceAFailedCompactionOwesIsGivenBackBeforeNewerBlobsAreE
   EXPECT_EQ(reserve.free_bytes(), 20 << 20);
 }
 
-TEST(DiskEvictionTest, SpaceThatComesBackLateIsWaitedForInsteadOfEvictingNewerBlobs) {
-  FakeClock clock;
-  FakeDisk disk;
-  disk.free = 30 << 20;
-  std::unique_ptr<SlowToFreeStore> store;
-  DiskProbe probe = [&](const std::filesystem::path&) -> absl::StatusOr<DiskFree> {
-    const int64_t held = store == nullptr ? 0 : store->stored_bytes() + store->garbage;
-    return DiskFree{disk.free - held, disk.total};
-  };
-  DiskReserve reserve(Reserve("10MiB"), &clock, probe);  // eviction below 20 MiB free
-  store = std::make_unique<SlowToFreeStore>(&reserve);
+TEST_F(DiskEvictionTest, SpaceThatComesBackLateIsWaitedForInsteadOfEvictingNewerBlobs) {
   store->late_give_back = true;  // as RocksDB: a compacted blob file goes once no reader holds it
-  EvictingBlobStore eviction(store.get(), EvictingBlobStore::Options{});
-  std::vector<Digest> digests;
-  for (int i = 0; i < 4; ++i) {
-    const std::string data(2 << 20, static_cast<char>('a' + i));
-    digests.push_back(Digest::OfBytes(data));
-    ASSERT_TRUE(eviction.Put(digests.back(), data).ok());
-  }
   auto pass = [&] {
     clock.Advance(reserve.options().refresh);
     auto dropped = eviction.MaybeEvict();
