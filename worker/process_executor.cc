@@ -11,6 +11,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -312,14 +313,16 @@ struct OutputPipes {
   // Read into, never zeroed first (a step's start paid for clearing 64 KiB it had not printed).
   std::unique_ptr<char[]> buffer = std::make_unique_for_overwrite<char[]>(kBufferBytes);
 
-  // Reads what is there on pipe `i`; marks it closed at its end.
-  void Read(int i, const OutputFn& output) {
+  // Reads what is there on pipe `i`; marks it closed at its end. Returns what was read.
+  absl::string_view Read(int i, const OutputFn& output) {
     ssize_t n = ::read(fds[i], buffer.get(), kBufferBytes);
     if (n > 0) {
-      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, absl::string_view(buffer.get(), static_cast<size_t>(n)));
-    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-      open[i] = false;
+      const absl::string_view got(buffer.get(), static_cast<size_t>(n));
+      output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, got);
+      return got;
     }
+    if (n == 0 || (errno != EINTR && errno != EAGAIN)) open[i] = false;
+    return {};
   }
   // Once the group is gone: takes what is left and closes both. Non-blocking: a process that
   // escaped the group may still hold a pipe; take what is there.
@@ -337,43 +340,61 @@ struct OutputPipes {
   }
 };
 
+// A step that prints a character at a time (an emulator's console) is read a piece at a time, not
+// a character per wake-up: after a read of less than kSmallRead bytes that ends within a line, the
+// pipes rest for kRest (the step's exit, a cancel and the deadline are still watched), and what was
+// printed meanwhile comes in one read. Whole lines (a build's commands) and output that streams (a
+// read of kSmallRead or more) are read as they come: a step printing fast is never held up.
+constexpr size_t kSmallRead = 4096;
+constexpr absl::Duration kRest = absl::Milliseconds(5);
+
 // Reads the step's output until its supervisor `pid` exits, or the deadline or the cancel comes
 // (then its group is killed: result->timed_out or cancelled). Returns the supervisor's wait status.
 int WatchStep(pid_t pid, int pidfd, absl::Time deadline, const ExecRequest& request, const OutputFn& output,
               const CancelToken& cancel, OutputPipes* pipes, ExecResult* result) {
   bool exited = false;
   int status = 0;
+  absl::Time rest_until = absl::InfinitePast();
   while (!exited) {
     struct pollfd pfds[4];
     int count = 0;
     int index_of[2] = {-1, -1};
-    for (int i = 0; i < 2; ++i) {
+    const absl::Time now = absl::Now();
+    for (int i = 0; i < 2 && now >= rest_until; ++i) {
       if (pipes->open[i]) {
         index_of[i] = count;
         pfds[count++] = {pipes->fds[i], POLLIN, 0};
       }
     }
+    const int pidfd_index = pidfd >= 0 ? count : -1;
     if (pidfd >= 0) pfds[count++] = {pidfd, POLLIN, 0};
     int cancel_index = -1;
     if (cancel.fd() >= 0) {
       cancel_index = count;
       pfds[count++] = {cancel.fd(), POLLIN, 0};
     }
-    absl::Duration left = deadline - absl::Now();
     // Without a pidfd the child's exit is only seen by polling waitpid.
-    int wait_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, pidfd >= 0 ? 1000 : 50));
-    int ready = ::poll(pfds, static_cast<nfds_t>(count), wait_ms);
+    absl::Duration wait = std::clamp(deadline - now, absl::ZeroDuration(), absl::Milliseconds(pidfd >= 0 ? 1000 : 50));
+    if (now < rest_until) wait = std::min(wait, rest_until - now);
+    const timespec timeout = absl::ToTimespec(wait);
+    int ready = ::ppoll(pfds, static_cast<nfds_t>(count), &timeout, nullptr);
     if (ready < 0 && errno != EINTR) break;
+    bool within_a_line = false;
     for (int i = 0; i < 2; ++i) {
-      if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) pipes->Read(i, output);
+      if (index_of[i] >= 0 && (pfds[index_of[i]].revents & (POLLIN | POLLHUP | POLLERR))) {
+        const absl::string_view got = pipes->Read(i, output);
+        within_a_line = within_a_line || (!got.empty() && got.size() < kSmallRead && got.back() != '\n');
+      }
     }
+    if (within_a_line) rest_until = absl::Now() + kRest;
+    const bool may_have_exited = pidfd_index < 0 || (pfds[pidfd_index].revents & (POLLIN | POLLHUP | POLLERR));
     if (cancel.cancelled() || (cancel_index >= 0 && (pfds[cancel_index].revents & POLLIN))) {
       result->cancelled = true;
       KillGroup(pid, request.kill_grace, &status, &exited);
     } else if (absl::Now() >= deadline) {
       result->timed_out = true;
       KillGroup(pid, request.kill_grace, &status, &exited);
-    } else if (::waitpid(pid, &status, WNOHANG) == pid) {
+    } else if (may_have_exited && ::waitpid(pid, &status, WNOHANG) == pid) {
       exited = true;
     }
     if ((result->cancelled || result->timed_out) && !exited) {

@@ -96,6 +96,26 @@ TEST_F(ProcessExecutorTest, LeftoverBackgroundProcessesDoNotHoldTheStepOpen) {
   EXPECT_FALSE(Alive(bg));
 }
 
+// An emulator's console prints a character at a time: the worker reads it a piece at a time (a
+// read, then a short rest for more), not one wake-up and one log message per character. 200
+// one-byte writes, a little work apart, come in far fewer reads, whole and in order.
+TEST_F(ProcessExecutorTest, OutputPrintedACharacterAtATimeIsReadInPieces) {
+  std::string out;
+  int reads = 0;
+  CancelToken cancel;
+  const std::string busy = "j=0; while [ $j -lt 10 ]; do j=$((j+1)); done";
+  auto result = executor_.Run(Shell("i=0; while [ $i -lt 200 ]; do printf x; " + busy + "; i=$((i+1)); done; echo"),
+                              [&](OutputStream, absl::string_view d) {
+                                out.append(d.data(), d.size());
+                                ++reads;
+                              },
+                              cancel);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_EQ(out, std::string(200, 'x') + "\n");
+  EXPECT_LE(reads, 60);  // (one per character would be 201)
+}
+
 TEST_F(ProcessExecutorTest, MissingProgramExits127) {
   CancelToken cancel;
   ExecRequest r = Shell("");
