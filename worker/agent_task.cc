@@ -181,7 +181,9 @@ std::optional<KeptFolders::Folder> TakeKeptFolder(KeptFolders* kept, const assay
     auto planned = KeptFolders::PlanOf(*root, load, limits);
     if (planned.ok()) plan = std::move(*planned);
   }
-  return kept->Take(task_dir, plan.has_value() ? &*plan : nullptr);
+  std::optional<KeptFolders::Folder> folder = kept->Take(task_dir, plan.has_value() ? &*plan : nullptr);
+  if (folder.has_value()) folder->plan = std::move(plan);  // Materialize fits it to the same plan
+  return folder;
 }
 
 }  // namespace
@@ -249,9 +251,7 @@ void WorkerAgent::RunTask(LinkStream* link, assay::v1::Assignment assignment, st
   }
   {
     absl::MutexLock lock(&mu_);
-    figures_.input_copies.unchanged += released.unchanged;
-    figures_.input_copies.read += released.read;
-    figures_.input_copies.dropped += released.dropped;
+    figures_.input_copies += released;
     --running_;
     ++figures_.tasks_finished;
     figures_.executor_failures += failed;
@@ -321,9 +321,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
     figures_.local_cache_hits += fetched->local_hits;
     figures_.input_files_linked += fetched->linked;
     figures_.input_files_kept += fetched->kept;
-    figures_.input_copies.unchanged += fetched->released.unchanged;
-    figures_.input_copies.read += fetched->released.read;
-    figures_.input_copies.dropped += fetched->released.dropped;
+    figures_.input_copies += fetched->released;
     figures_.bytes_fetched += fetched->fetched_bytes;
     figures_.caches.restored_bytes += cache_figures.restored_bytes;
     figures_.caches.local_bytes += cache_figures.local_bytes;

@@ -41,7 +41,9 @@ absl::StatusOr<InputFetcher::Stats> InputFetcher::Materialize(const Digest& root
   // A kept folder keeps what the tree has at the same paths; the task claims those files at once.
   absl::flat_hash_set<std::string> in_place;
   if (kept != nullptr) {
-    auto plan = KeptFolders::PlanOf(root, load, limits_);
+    // The plan the folder was chosen by, when it was (the same tree: its directories by digest).
+    auto plan = kept->plan.has_value() ? absl::StatusOr<KeptFolders::Plan>(std::move(*kept->plan))
+                                       : KeptFolders::PlanOf(root, load, limits_);
     auto fitted = plan.ok() ? kept_folders_->Fit(kept, *plan, &stats.released) : plan.status();
     if (!fitted.ok()) return fitted.status();
     for (auto& [path, claim] : *fitted) {

@@ -86,6 +86,12 @@ class InputLinks {
     int unchanged = 0;  // kept: their change time proved them unchanged
     int read = 0;       // kept: their bytes read and hashed again
     int dropped = 0;    // changed by the step or linked elsewhere: gone
+    Released& operator+=(const Released& other) {
+      unchanged += other.unchanged;
+      read += other.read;
+      dropped += other.dropped;
+      return *this;
+    }
   };
 
   // Links the file of the layout from one of this host's copies, claiming it for the task: false

@@ -92,11 +92,13 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
   for (const DirectoryEntry& e : *listed) {
     const std::string rel = JoinRelative(path, e.name);
     auto candidate = unchanged.find(rel);
-    // The listing's type is enough for an entry that goes; a directory is looked at through its
-    // descriptor, a file that may stay through fstatat.
+    // The listing's type and inode are enough for a file (a file system that does not give the type
+    // has each entry looked at); a directory is looked at through its descriptor.
     struct stat st {};
+    st.st_mode = e.type == DT_REG ? S_IFREG : 0;
+    st.st_ino = e.ino;
     bool dir_entry = e.type == DT_DIR;
-    if (e.type == DT_UNKNOWN || (e.type == DT_REG && candidate != unchanged.end())) {
+    if (e.type == DT_UNKNOWN) {
       if (::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
       dir_entry = S_ISDIR(st.st_mode);
     }
@@ -113,9 +115,9 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
       if (!RemoveAll(here / e.name, spares_).ok()) return false;
       continue;
     }
-    // A file the task had at this very path, unchanged, and still the copy's inode: kept.
-    if (candidate != unchanged.end() && S_ISREG(st.st_mode) && st.st_ino == claims.files[candidate->second].inode &&
-        st.st_nlink == 2) {
+    // A file the task had at this very path, unchanged, and the copy's inode: kept. (The copy had
+    // two links when it was found unchanged, and nothing of the step runs any more: this is the other.)
+    if (candidate != unchanged.end() && S_ISREG(st.st_mode) && st.st_ino == claims.files[candidate->second].inode) {
       (*kept)[candidate->second] = true;
       continue;
     }
@@ -173,10 +175,7 @@ InputLinks::Released KeptFolders::Keep(const fs::path& task_dir, InputLinks::Cla
     }
   }
   if (oldest.has_value()) {
-    InputLinks::Released dropped = Drop(std::move(*oldest));
-    released.unchanged += dropped.unchanged;
-    released.read += dropped.read;
-    released.dropped += dropped.dropped;
+    released += Drop(std::move(*oldest));
   }
   return released;
 }
@@ -271,10 +270,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, InputLinks::Claim>> KeptFolders:
     failed = RemoveAll(folder->task_dir / kWorkDir, spares_);
     if (failed.ok()) failed = MakeDirs(folder->task_dir / kWorkDir);
   }
-  const InputLinks::Released fitted = links_->Release(&gone);
-  released->unchanged += fitted.unchanged;
-  released->read += fitted.read;
-  released->dropped += fitted.dropped;
+  *released += links_->Release(&gone);
   if (!failed.ok()) return failed;
   return reused;
 }

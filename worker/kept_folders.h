@@ -42,16 +42,17 @@ class KeptFolders {
   // The name of the input tree's folder in a task's folder.
   static constexpr char kWorkDir[] = "work";
 
+  // A tree's files (by path: digest, executable) and directories, as it will be laid out.
+  struct Plan {
+    absl::flat_hash_map<std::string, std::pair<Digest, bool>> files;
+    absl::flat_hash_set<std::string> dirs;
+  };
   // A task's folder as kept: `task_dir` holds `work/` and nothing else.
   struct Folder {
     std::filesystem::path task_dir;
     absl::flat_hash_map<std::string, InputLinks::Claim> files;  // by path in work/
     absl::flat_hash_set<std::string> dirs;                      // the directories in work/, by path
-  };
-  // A tree's files (by path: digest, executable) and directories, as it will be laid out.
-  struct Plan {
-    absl::flat_hash_map<std::string, std::pair<Digest, bool>> files;
-    absl::flat_hash_set<std::string> dirs;
+    std::optional<Plan> plan;  // once taken: the plan of the tree it was chosen for, for Fit
   };
   // The plan of the tree at `root`; InvalidArgument beyond `limits` (its depth, its entries as laid
   // out: a tree that names a directory many times is refused, not walked).

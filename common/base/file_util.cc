@@ -115,7 +115,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> ListDirectory(int fd) {
       at += e->d_reclen;
       const absl::string_view name = e->d_name;
       if (name == "." || name == "..") continue;
-      entries.push_back({std::string(name), e->d_type});
+      entries.push_back({std::string(name), e->d_type, e->d_ino});
     }
   }
 }

@@ -1,6 +1,8 @@
 // Small file-system helpers that report errors as absl::Status.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,6 +26,7 @@ absl::Status RemoveAll(const std::filesystem::path& path, SpareDirectories* spar
 struct DirectoryEntry {
   std::string name;
   unsigned char type = 0;  // DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN
+  ino_t ino = 0;           // the entry's inode, as the listing gives it
 };
 absl::StatusOr<std::vector<DirectoryEntry>> ListDirectory(int fd);
 

@@ -17,6 +17,7 @@
 #include "common/base/file_util.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/common/hostile_trees_loader.h"
+#include "tests/common/step_start.h"
 
 namespace assay::testing {
 namespace {
@@ -71,21 +72,10 @@ class InputLinksTest : public ::testing::Test {
     EXPECT_TRUE(RemoveAll(work).ok());
     return links_->Release(claims);
   }
-  // The step starts once the kernel's coarse clock is a time-stamp step past the change times of the
-  // task's files (the condition for trusting them), polled tick by tick with a deadline.
+  // The step starts once the coarse clock is a time-stamp step past its files' links.
   void StartStepLater(InputLinks::Claims* claims) {
     ASSERT_FALSE(claims->files.empty());
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    for (;;) {
-      InputLinks::StepStarts(claims);
-      bool later = true;
-      for (const auto& c : claims->files) later = later && claims->step_start_ns >= c.ctime_ns + links_->time_step_ns();
-      if (later) return;
-      ASSERT_LT(absl::Now(), deadline) << "the coarse clock did not move";
-      struct timespec tick {};
-      ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
-      ::nanosleep(&tick, nullptr);
-    }
+    testing::StartStepAfterLinks(*links_, claims);
   }
   // A step writing a file in place, through its link.
   static void WriteInPlace(const fs::path& path, const char* text) {

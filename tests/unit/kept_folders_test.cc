@@ -21,6 +21,7 @@
 #include "common/cas/memory_blob_store.h"
 #include "tests/common/hostile_trees.h"
 #include "tests/common/hostile_trees_loader.h"
+#include "tests/common/step_start.h"
 #include "worker/input_fetcher.h"
 
 namespace assay::testing {
@@ -113,22 +114,7 @@ class KeptFoldersTest : public ::testing::Test {
     return stats.value_or(InputFetcher::Stats{});
   }
 
-  // The step starts once the kernel's coarse clock is a time-stamp step past its files' links (the
-  // condition for trusting their change times), polled tick by tick with a deadline.
-  void StartStep(InputLinks::Claims* claims) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    for (bool later = false; !later;) {
-      InputLinks::StepStarts(claims);
-      later = true;
-      for (const auto& c : claims->files) later = later && claims->step_start_ns >= c.ctime_ns + links_->time_step_ns();
-      if (!later) {
-        ASSERT_LT(absl::Now(), deadline);
-        struct timespec tick {};
-        ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
-        ::nanosleep(&tick, nullptr);
-      }
-    }
-  }
+  void StartStep(InputLinks::Claims* claims) { testing::StartStepAfterLinks(*links_, claims); }
 
   ScopedTempDir top_{"kept-folders"};
   TreeBuilder tree_;
