@@ -143,6 +143,7 @@ void OutboundQueue::Drop(const std::string& lease, const assay::v1::TaskLog& log
 void OutboundQueue::Run() {
   while (true) {
     WorkerMessage next;
+    bool more = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -171,8 +172,10 @@ void OutboundQueue::Run() {
         others_ -= !next.has_log();
       }
       writing_ = true;
+      // The next one goes right after it (nothing may hold it): both can leave in one write.
+      more = heartbeat_.has_value() || (!queue_.empty() && !HoldFrontLocked());
     }
-    const bool ok = write_(next);
+    const bool ok = write_(next, more);
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {

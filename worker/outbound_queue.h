@@ -30,8 +30,9 @@ namespace assay {
 
 class OutboundQueue {
  public:
-  // Writes one message to the link; false when the link is broken.
-  using WriteFn = std::function<bool(const assay::v1::WorkerMessage&)>;
+  // Writes one message to the link; false when the link is broken. `more`: another message is
+  // written right after it (the link may hold this one back and send both in one go).
+  using WriteFn = std::function<bool(const assay::v1::WorkerMessage&, bool more)>;
 
   static constexpr size_t kMaxBatchBytes = 64 << 10;
   OutboundQueue(WriteFn write, size_t max_log_bytes, absl::Duration log_delay = absl::ZeroDuration());

@@ -20,12 +20,18 @@ using assay::v1::WorkerMessage;
 // A link whose writes wait until released; it records what was written.
 class HeldLink {
  public:
-  bool Write(const WorkerMessage& m) {  // called by the queue's one writer thread
+  bool Write(const WorkerMessage& m, bool more) {  // called by the queue's one writer thread
     if (!writing_.HasBeenNotified()) writing_.Notify();
     release_.WaitForNotification();
     absl::MutexLock lock(&mu_);
     written_.push_back(m);
+    more_.push_back(more);
     return !broken_;
+  }
+  // Whether each written message was said to have another right behind it.
+  std::vector<bool> more() {
+    absl::MutexLock lock(&mu_);
+    return more_;
   }
   void Release() { release_.Notify(); }
   void Break() {
@@ -47,6 +53,7 @@ class HeldLink {
   absl::Notification writing_, release_;
   absl::Mutex mu_;
   std::vector<WorkerMessage> written_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> more_ ABSL_GUARDED_BY(mu_);
   size_t want_ ABSL_GUARDED_BY(mu_) = 0;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -78,7 +85,7 @@ WorkerMessage Beat() {
 
 TEST(OutboundQueueTest, SendersNeverWaitOnAHeldLinkAndHeartbeatsGoFirst) {
   HeldLink link;
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20);
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20);
   ASSERT_TRUE(queue.Send(Log("L", "first")));
   ASSERT_TRUE(link.WaitWriting()) << "the writer never started";
   // The link is stuck on "first": 10 MiB more of output and a heartbeat are queued at once.
@@ -103,6 +110,10 @@ TEST(OutboundQueueTest, SendersNeverWaitOnAHeldLinkAndHeartbeatsGoFirst) {
   EXPECT_EQ(note.log().stream(), assay::v1::LogChunk::SYSTEM);
   EXPECT_TRUE(absl::StrContains(note.log().data(), "bytes of output were dropped")) << note.log().data();
   EXPECT_TRUE(written.back().has_result()) << "a result is never dropped and follows the task's output";
+  // "first" went alone; the rest, queued by then, each with the next right behind it.
+  std::vector<bool> more(20, true);
+  more.front() = more.back() = false;
+  EXPECT_EQ(link.more(), more);
   EXPECT_EQ(queue.dropped_log_bytes(), static_cast<int64_t>(160 - 16) * (64 << 10));
   EXPECT_TRUE(absl::StrContains(note.log().data(), std::to_string(144 * (64 << 10)))) << note.log().data();
 }
@@ -110,7 +121,7 @@ TEST(OutboundQueueTest, SendersNeverWaitOnAHeldLinkAndHeartbeatsGoFirst) {
 TEST(OutboundQueueTest, ADropNoteIsALineOfItsOwnNamingTheStdoutAndStderrItStandsForAndTheWorkersLinesAreKept) {
   using assay::v1::LogChunk;
   HeldLink link;
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 100);
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 100);
   ASSERT_TRUE(queue.Send(Output("L", LogChunk::STDOUT, 0, "abc")));
   ASSERT_TRUE(link.WaitWriting()) << "the writer never started";
   // "abc" is in flight; 60 bytes fill the queue to 60 of 100, so what follows is dropped.
@@ -143,7 +154,7 @@ TEST(OutboundQueueTest, OutputWaitingForItsBatchTimeIsJoinedByTheNextBytesOfItsS
   HeldLink link;
   link.Release();
   // A batch time no test waits for: only the result can have sent what is held.
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20, absl::Hours(1));
   queue.Send(Output("L", LogChunk::STDOUT, 0, "a\n"));
   queue.Send(Output("L", LogChunk::STDOUT, 2, "b\n"));
   queue.Send(Output("L", LogChunk::STDERR, 0, "e\n"));                       // another stream
@@ -163,6 +174,8 @@ TEST(OutboundQueueTest, OutputWaitingForItsBatchTimeIsJoinedByTheNextBytesOfItsS
   EXPECT_EQ(written[4].log().data(), "f\n");
   EXPECT_EQ(written[5].log().data(), "g\n");
   EXPECT_TRUE(written[6].has_result()) << "the result follows its task's output";
+  // All of it was queued when the result came: each but the last had the next right behind it.
+  EXPECT_EQ(link.more(), std::vector<bool>({true, true, true, true, true, true, false}));
 }
 
 // An emulator's console: its stdout comes a few characters at a time, and a warning on stderr lands
@@ -171,7 +184,7 @@ TEST(OutboundQueueTest, ALineCutByTheOtherStreamIsCompletedWhileItsStartWaits) {
   using assay::v1::LogChunk;
   HeldLink link;
   link.Release();
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20, absl::Hours(1));
   queue.Send(Output("L", LogChunk::STDOUT, 0, "tick 1\n[bli"));
   queue.Send(Output("L", LogChunk::STDERR, 0, "Timer with period zero, disabling\n"));
   queue.Send(Output("L", LogChunk::STDOUT, 11, "nk] tick 2\n[rep"));
@@ -197,18 +210,36 @@ TEST(OutboundQueueTest, HeldOutputGoesByItselfOnceItsBatchTimeIsOverOrAtOnceOnAF
   HeldLink link;
   link.Release();
   {
-    OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Milliseconds(20));
+    OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20, absl::Milliseconds(20));
     queue.Send(Output("L", LogChunk::STDOUT, 0, "alone\n"));
     std::vector<WorkerMessage> written = link.WaitWritten(1);  // nothing else comes: the time sends it
     ASSERT_EQ(written.size(), 1u);
     EXPECT_EQ(written[0].log().data(), "alone\n");
   }
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20, absl::Hours(1));
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20, absl::Hours(1));
   queue.Send(Output("L", LogChunk::STDOUT, 6, "flushed\n"));
   EXPECT_TRUE(queue.Flush(absl::Seconds(10))) << "a flush does not wait for the batch time";
   std::vector<WorkerMessage> written = link.WaitWritten(2);
   ASSERT_EQ(written.size(), 2u);
   EXPECT_EQ(written[1].log().data(), "flushed\n");
+  EXPECT_EQ(link.more(), std::vector<bool>({false, false})) << "nothing followed either at once";
+}
+
+// A message is written as having another right behind it (the link then sends both in one go) only
+// when that one goes at once: not when it is output held for its batch time.
+TEST(OutboundQueueTest, AMessageHasAnotherBehindItOnlyWhenThatOneGoesAtOnce) {
+  using assay::v1::LogChunk;
+  HeldLink link;
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20, absl::Hours(1));
+  ASSERT_TRUE(queue.Send(Result("K")));
+  ASSERT_TRUE(link.WaitWriting()) << "the writer never started";
+  queue.Send(Result("L"));
+  queue.Send(Output("M", LogChunk::STDOUT, 0, "held\n"));  // another task's output, held for its time
+  link.Release();
+  std::vector<WorkerMessage> written = link.WaitWritten(2);
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_TRUE(written[1].has_result());
+  EXPECT_EQ(link.more(), std::vector<bool>({false, false}));
 }
 
 // Tasks printing at once, with heartbeats between: each task's output reaches the link whole, in
@@ -220,7 +251,7 @@ TEST(OutboundQueueTest, EachTasksOutputIsWrittenWholeInOrderAndBeforeItsResultWh
     std::vector<WorkerMessage> written;
     int results = 0;
     OutboundQueue queue(
-        [&](const WorkerMessage& m) {
+        [&](const WorkerMessage& m, bool) {
           absl::MutexLock lock(&mu);
           written.push_back(m);
           results += m.has_result();
@@ -267,7 +298,7 @@ TEST(OutboundQueueTest, EachTasksOutputIsWrittenWholeInOrderAndBeforeItsResultWh
 
 TEST(OutboundQueueTest, ABrokenOrClosedLinkRefusesMessages) {
   HeldLink link;
-  OutboundQueue queue([&](const WorkerMessage& m) { return link.Write(m); }, 1 << 20);
+  OutboundQueue queue([&](const WorkerMessage& m, bool more) { return link.Write(m, more); }, 1 << 20);
   link.Break();
   link.Release();
   ASSERT_TRUE(queue.Send(Log("L", "x")));
