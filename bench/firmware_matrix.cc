@@ -327,6 +327,13 @@ void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, in
               static_cast<double>(farm.input_kept) / std::max(1, farm.tasks));
   std::printf("  by thread (ms per task): coordinator: %s\n  workers: %s\n",
               ThreadList(farm.coordinator_threads, per).c_str(), ThreadList(farm.worker_threads, per).c_str());
+  // This VM's speed drifts by half within an hour (its neighbours); the steps by hand, measured in
+  // the same run, are the yardstick that drifts with it.
+  const double hand_per_task = by_hand_steps * 1e3 / std::max(1, by_hand_tasks);
+  if (hand_per_task > 0) {
+    std::printf("  daemons per ms of the steps' CPU by hand: %.1f us\n",
+                1e3 * (farm.coordinator + farm.workers) * per / hand_per_task);
+  }
 }
 
 }  // namespace
