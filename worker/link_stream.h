@@ -31,9 +31,13 @@ class LinkStream final {
       : context_(context),
         stream_(stub->Connect(context)),
         reader_([this] { ReadAll(); }),
-        queue_([this](const assay::v1::WorkerMessage& m,
-                      bool more) { return stream_->Write(m, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions()); },
-               max_queued_log_bytes, log_batch) {}
+        queue_(
+            [this](const assay::v1::WorkerMessage& m, bool more) {
+              grpc::WriteOptions options;
+              if (more) options.set_buffer_hint();  // sent with the next one, in one write
+              return stream_->Write(m, options);
+            },
+            max_queued_log_bytes, log_batch) {}
 
   LinkStream(const LinkStream&) = delete;
   LinkStream& operator=(const LinkStream&) = delete;
