@@ -94,13 +94,14 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
     auto candidate = unchanged.find(rel);
     // The listing's type and inode are enough for a file (a file system that does not give the type
     // has each entry looked at); a directory is looked at through its descriptor.
+    bool dir_entry = e.type == DT_DIR, regular = e.type == DT_REG;
+    ino_t ino = e.ino;
     struct stat st {};
-    st.st_mode = e.type == DT_REG ? S_IFREG : 0;
-    st.st_ino = e.ino;
-    bool dir_entry = e.type == DT_DIR;
     if (e.type == DT_UNKNOWN) {
       if (::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
       dir_entry = S_ISDIR(st.st_mode);
+      regular = S_ISREG(st.st_mode);
+      ino = st.st_ino;
     }
     if (dir_entry) {
       const int sub = ::openat(fd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -117,7 +118,7 @@ bool KeptFolders::TidyDir(int fd, const std::string& path, int depth, const Inpu
     }
     // A file the task had at this very path, unchanged, and the copy's inode: kept. (The copy had
     // two links when it was found unchanged, and nothing of the step runs any more: this is the other.)
-    if (candidate != unchanged.end() && S_ISREG(st.st_mode) && st.st_ino == claims.files[candidate->second].inode) {
+    if (candidate != unchanged.end() && regular && ino == claims.files[candidate->second].inode) {
       (*kept)[candidate->second] = true;
       continue;
     }
