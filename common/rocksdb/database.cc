@@ -2,6 +2,7 @@
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -352,7 +353,38 @@ absl::Status Database::Reclaim(Family family, const std::string* begin, const st
   if (begin != nullptr) b.emplace(*begin);
   if (end != nullptr) e.emplace(*end);
   status = db_->CompactRange(options, cf(family), b ? &*b : nullptr, e ? &*e : nullptr);
-  return FromRocks(status, "compacting the database");
+  if (!status.ok()) return FromRocks(status, "compacting the database");
+  return ranged ? absl::OkStatus() : CollectBlobGarbage(family);
+}
+
+absl::Status Database::CollectBlobGarbage(Family family) {
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(cf(family), &meta);
+  std::vector<rocksdb::BlobMetaData>& files = meta.blob_files;
+  std::sort(files.begin(), files.end(), [](const rocksdb::BlobMetaData& a, const rocksdb::BlobMetaData& b) {
+    return a.blob_file_number < b.blob_file_number;
+  });
+  uint64_t tables = 0;
+  db_->GetIntProperty(cf(family), "rocksdb.total-sst-files-size", &tables);
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(dir_, ec);
+  if (ec) return absl::OkStatus();
+  uint64_t needed = (256u << 10) + tables;
+  size_t take = 0;  // the oldest `take` files are collected
+  for (size_t i = 0; i < files.size(); ++i) {
+    needed += files[i].total_blob_bytes - std::min(files[i].garbage_blob_bytes, files[i].total_blob_bytes);
+    if (needed > space.available) break;
+    if (files[i].garbage_blob_bytes > 0) take = i + 1;
+  }
+  if (take == 0) return absl::OkStatus();
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  options.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
+  // RocksDB moves the blobs of the files before the one at index cutoff * count (rounded down).
+  options.blob_garbage_collection_age_cutoff =
+      take == files.size() ? 1.0 : (static_cast<double>(take) + 0.5) / static_cast<double>(files.size());
+  rocksdb::Status status = db_->CompactRange(options, cf(family), nullptr, nullptr);
+  return FromRocks(status, "moving live blobs out of blob files holding deleted ones");
 }
 
 absl::StatusOr<std::string> Database::Get(Family family, absl::string_view key) const {

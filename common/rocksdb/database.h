@@ -105,6 +105,8 @@ class Database {
   // aborts the process when a compaction's new file meets a full disk
   // (CompactionJob::UpdateCompactionJobStats on an output with no key). Then RESOURCE_EXHAUSTED,
   // and the space stays owed until the next try.
+  // For the whole family, deleted blobs that share a blob file with live ones are given back too, by
+  // moving the live ones as far as the disk has room (CollectBlobGarbage).
   absl::Status Reclaim(Family family, const std::string* begin, const std::string* end,
                        uint64_t live_blob_bytes = std::numeric_limits<uint64_t>::max());
 
@@ -119,6 +121,13 @@ class Database {
   absl::Status NoteWriteError(const rocksdb::Status& status);
   absl::Status CheckRoomToCompact(Family family, const std::string* begin, const std::string* end,
                                   uint64_t live_blob_bytes) const;
+  // A blob file's deleted blobs free no disk while live ones share it: a flush writes all the values
+  // in its write buffer to one file, and RocksDB's garbage collection moves the live blobs only of
+  // the oldest quarter of the files (of none where there are fewer than four). After a compaction
+  // has counted the deleted ones, this moves the live blobs of the oldest files up to the newest one
+  // holding deleted blobs, as many files as the disk has room to write their live blobs and the
+  // family's tables again; the files then go. Nothing to move, or no room: OK, nothing done.
+  absl::Status CollectBlobGarbage(Family family);
   // Bytes of the family's table files a compaction of [begin, end) reads: those overlapping it, and
   // those overlapping what they span in turn.
   uint64_t TableBytesOverlapping(Family family, const std::string& begin, const std::string& end) const;

@@ -2,28 +2,19 @@
 // file system (a tmpfs the test mounts) refuses an upload that does not fit, goes on serving reads
 // and watches, gives the partial upload's space back and takes writes again once space is freed,
 // without a restart; eviction frees space when the disk is low; a worker whose work directory's disk
-// is full hands its task to another worker; a database takes on disk only what it wrote, and a
-// process killed on a nearly full disk opens its database again. Needs root (mount); skipped otherwise.
+// is full hands its task to another worker. The database's own use of a small disk is
+// database_disk_test.cc's. Needs root (mount), as CI has.
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <random>
-
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/digest/digest.h"
 #include "common/remote/cas_client.h"
-#include "common/rocksdb/database.h"
 #include "tests/integration/farm.h"
 #include "tests/integration/tmpfs.h"
 
@@ -35,34 +26,11 @@ using assay::v1::Job;
 
 constexpr int64_t kMiB = 1 << 20;
 
-int64_t FreeBytes(const fs::path& dir) {
-  struct statvfs st {};
-  if (::statvfs(dir.c_str(), &st) != 0) return -1;
-  return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-}
-
-// Bytes no two calls repeat (so no two blobs are the same).
-std::string RandomBytes(int64_t n) {
-  static std::mt19937_64 rng(42);
-  std::string out(static_cast<size_t>(n), '\0');
-  for (size_t i = 0; i + 8 <= out.size(); i += 8) {
-    const uint64_t v = rng();
-    std::memcpy(&out[i], &v, 8);
-  }
-  return out;
-}
-
 // One try per call: a refusal is what the test looks at, not what a retry makes of it.
 RetryPolicy Once() {
   RetryPolicy policy;
   policy.max_attempts = 1;
   return policy;
-}
-
-void WriteBallast(const fs::path& file, int64_t bytes) {
-  std::ofstream out(file, std::ios::binary);
-  const std::string block(kMiB, 'B');
-  for (int64_t left = bytes; left > 0; left -= kMiB) out.write(block.data(), std::min<int64_t>(left, kMiB));
 }
 
 class DiskTest : public ::testing::Test {
@@ -306,190 +274,6 @@ TEST_F(DiskTest, AWorkerWhoseWorkDiskIsFullHandsTheTaskToAnotherWorkerAndSaysWhy
   const std::string log = farm_.Log(*id, "count");
   EXPECT_TRUE(absl::StrContains(log, "worker w1 could not run the task: its work directory's disk is full")) << log;
   EXPECT_TRUE(absl::StrContains(log, "3145728")) << "w2 ran the step: " << log;
-}
-
-// RocksDB 7.8 (Debian's, built with assertions) aborts the process when a compaction's new file meets
-// a full disk (seen in the soak test: CompactionJob::UpdateCompactionJobStats on an output with no
-// key). The compaction that gives deleted blobs' space back waits for room instead, and runs once
-// there is room.
-TEST(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacting) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-room-", ::getpid());
-  Tmpfs disk(dir, 24 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
-  std::mt19937_64 random(7);
-  std::string value(8 * 1024, '\0');
-  for (int i = 0; i < 400; ++i) {  // ~3 MiB of blobs, then deleted: space a compaction gives back
-    for (char& c : value) c = static_cast<char>(random());
-    ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat("chunk", i), value, false).ok());
-  }
-  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, 400 * value.size()).ok());  // into files
-  rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "chunk", "chunl");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
-
-  WriteBallast(dir / "filler", FreeBytes(dir) - 64 * 1024);  // the disk filled to its last 64 KiB
-  absl::Status full = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
-  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
-  EXPECT_TRUE(absl::StrContains(full.message(), "compacting the database in")) << full;
-  EXPECT_TRUE(absl::StrContains(full.message(), "waits for")) << full;
-  EXPECT_FALSE((*db)->stopped()) << "nothing was written, so nothing failed";
-  uint64_t blob_bytes = 0;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
-  EXPECT_GT(blob_bytes, 2 * kMiB) << "the deleted blobs' files are still there";
-
-  fs::remove(dir / "filler");  // room again: the same call compacts and the files go
-  absl::Status room = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
-  EXPECT_TRUE(room.ok()) << room;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
-  EXPECT_LT(blob_bytes, kMiB) << "compacted: files holding only deleted blobs are gone";
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
-}
-
-// A failed upload's chunks are given back by a compaction of their range alone, which moves no live
-// blobs: on a nearly full disk it needs room only for the tables of that range, not for the live
-// blobs garbage collection of the whole family could move (a large store never has that much free
-// once its disk is full, and the failed upload's space would stay owed for good).
-TEST(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBesideALargeStore) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-range-", ::getpid());
-  Tmpfs disk(dir, 32 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
-  std::mt19937_64 random(11);
-  std::string value(8 * 1024, '\0');
-  auto put = [&](const std::string& prefix, int n) {
-    for (int i = 0; i < n; ++i) {
-      for (char& c : value) c = static_cast<char>(random());
-      ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat(prefix, i), value, false).ok());
-    }
-    ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
-  };
-  put("a-live", 800);   // ~6 MiB the store keeps
-  const std::string last_live = value;  // a-live799's bytes
-  put("b-failed", 200);  // ~1.6 MiB of an upload that failed, in blob files of their own
-  const uint64_t live = 800 * value.size();
-  uint64_t before = 0, after = 0;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &before));
-  rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "b-failed", "b-failee");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
-  // Flushed now, so that the flush Reclaim begins with frees no write-ahead log's space after the fill.
-  ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
-
-  WriteBallast(dir / "filler", FreeBytes(dir) - 1024 * 1024);  // 1 MiB left: less than the live blobs a GC moves
-  const std::string begin = "b-failed", end = "b-failee";
-  absl::Status whole = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, live);
-  EXPECT_EQ(whole.code(), absl::StatusCode::kResourceExhausted) << "the whole family would move live blobs: " << whole;
-  absl::Status ranged = (*db)->Reclaim(Family::kCasChunks, &begin, &end, live);
-  EXPECT_TRUE(ranged.ok()) << ranged;
-  EXPECT_FALSE((*db)->stopped());
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &after));
-  EXPECT_LT(after + kMiB, before) << "the failed upload's blob files are gone (" << before << " -> " << after << ")";
-  auto kept = (*db)->Get(Family::kCasChunks, "a-live799");
-  ASSERT_TRUE(kept.ok()) << kept.status();
-  EXPECT_TRUE(*kept == last_live) << "the live blobs are still read";
-  EXPECT_EQ((*db)->Get(Family::kCasChunks, "b-failed0").status().code(), absl::StatusCode::kNotFound);
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
-}
-
-// A process that wrote `values` (each `bytes` long) to the default family and was killed before its
-// database was closed (it ends with _exit, as a SIGKILL would): its changes are in the write-ahead
-// log only. Then a value of `last_bytes` under "last", if any. 0 when it wrote them all.
-int KilledAfterWriting(const fs::path& db_dir, int values, int64_t bytes, int64_t last_bytes = 0) {
-  const pid_t child = ::fork();
-  if (child == 0) {
-    auto db = Database::Open(db_dir);
-    if (!db.ok()) ::_exit(2);
-    for (int i = 0; i < values; ++i) {
-      if (!(*db)->Put(Family::kDefault, absl::StrCat("key", i), RandomBytes(bytes), /*sync=*/true).ok()) ::_exit(3);
-    }
-    if (last_bytes > 0 && !(*db)->Put(Family::kDefault, "last", RandomBytes(last_bytes), /*sync=*/true).ok()) ::_exit(4);
-    ::_exit(0);
-  }
-  int status = 0;
-  if (child < 0 || ::waitpid(child, &status, 0) != child) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// RocksDB reserves (fallocate) a write buffer and a tenth for each new write-ahead log, 70 MiB with
-// the default buffers, and 4 MiB for each manifest: space counted as used against --min-free-disk
-// whatever the files hold, and left reserved by a killed process until its logs go.
-TEST(DatabaseDiskUseTest, AKilledProcessLeavesOnDiskWhatItWroteAndNothingReservedBeyond) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-db-disk-use-", ::getpid());
-  Tmpfs disk(dir, 96 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  const int64_t free_before = FreeBytes(dir);
-  ASSERT_EQ(KilledAfterWriting(dir / "db", 8, 256 * 1024), 0);  // 2 MiB
-  const int64_t used = free_before - FreeBytes(dir);
-  EXPECT_LT(used, 3 * kMiB) << "2 MiB written take " << (used >> 20) << " MiB of the disk";
-  auto db = Database::Open(dir / "db");
-  ASSERT_TRUE(db.ok()) << db.status();
-  for (int i = 0; i < 8; ++i) EXPECT_TRUE((*db)->Get(Family::kDefault, absl::StrCat("key", i)).ok()) << i;
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
-}
-
-// The newest write-ahead log in `db_dir`.
-fs::path NewestLog(const fs::path& db_dir) {
-  fs::path newest;
-  for (const auto& entry : fs::directory_iterator(db_dir)) {
-    if (entry.path().extension() == ".log" && (newest.empty() || entry.path().filename() > newest.filename())) {
-      newest = entry.path();
-    }
-  }
-  return newest;
-}
-
-// Opening replays the write-ahead logs into tables; a process killed on a nearly full disk may leave
-// more there than the disk has free. It still starts, keeping them in the logs, and writes them to
-// tables once there is room. A log kept so may end in a record torn by the kill: what the process
-// writes after it, in a log of its own, is read at the next start all the same.
-TEST(DatabaseDiskUseTest, AProcessKilledOnANearlyFullDiskStartsAgainAndWritesItsLogsToTablesOnceThereIsRoom) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-db-full-start-", ::getpid());
-  Tmpfs disk(dir, 40 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  ASSERT_EQ(KilledAfterWriting(dir / "db", 32, 256 * 1024, /*last_bytes=*/64 * 1024), 0);  // 8 MiB, in the log only
-  const fs::path log = NewestLog(dir / "db");
-  ASSERT_FALSE(log.empty());
-  fs::resize_file(log, fs::file_size(log) - 1024);  // the last record torn, as by a kill mid-write
-  WriteBallast(dir / "filler", FreeBytes(dir) - 2 * kMiB);  // 2 MiB left: less than the log holds
-
-  auto db = Database::Open(dir / "db");
-  ASSERT_TRUE(db.ok()) << "a process killed on a nearly full disk must start again: " << db.status();
-  for (int i = 0; i < 32; ++i) EXPECT_TRUE((*db)->Get(Family::kDefault, absl::StrCat("key", i)).ok()) << i;
-  EXPECT_EQ((*db)->Get(Family::kDefault, "last").status().code(), absl::StatusCode::kNotFound) << "torn: never acknowledged";
-  EXPECT_TRUE((*db)->Put(Family::kDefault, "after", "a small write", /*sync=*/true).ok()) << "it takes writes";
-  std::vector<rocksdb::LiveFileMetaData> tables;
-  (*db)->db()->GetLiveFilesMetaData(&tables);
-  EXPECT_TRUE(tables.empty()) << "opening wrote no table on the full disk";
-  db->reset();  // "after" is in a new log, behind the torn one
-
-  auto still_full = Database::Open(dir / "db");
-  ASSERT_TRUE(still_full.ok()) << still_full.status();
-  EXPECT_TRUE((*still_full)->Get(Family::kDefault, "after").ok()) << "the replay goes past the torn record";
-  fs::remove(dir / "filler");  // room again: a flush writes the logs' changes to tables
-  ASSERT_TRUE((*still_full)->Reclaim(Family::kDefault, nullptr, nullptr).ok());
-  (*still_full)->db()->GetLiveFilesMetaData(&tables);
-  EXPECT_FALSE(tables.empty());
-  still_full->reset();
-  auto again = Database::Open(dir / "db");
-  ASSERT_TRUE(again.ok()) << again.status();
-  for (int i = 0; i < 32; ++i) EXPECT_TRUE((*again)->Get(Family::kDefault, absl::StrCat("key", i)).ok()) << i;
-  EXPECT_TRUE((*again)->Get(Family::kDefault, "after").ok());
-  again->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
 }
 
 }  // namespace

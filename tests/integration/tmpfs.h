@@ -4,10 +4,15 @@
 #pragma once
 
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <string>
 
 namespace assay::testing {
@@ -43,5 +48,30 @@ class Tmpfs {
   bool mounted_ = false;
   std::string error_;
 };
+
+// The bytes free to an unprivileged writer on the file system holding `dir`; -1 when unknown.
+inline int64_t FreeBytes(const std::filesystem::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+}
+
+// Fills a disk: a file of `bytes` bytes, written (not sparse), so they are taken from the disk.
+inline void WriteBallast(const std::filesystem::path& file, int64_t bytes) {
+  std::ofstream out(file, std::ios::binary);
+  const std::string block(1 << 20, 'B');
+  for (int64_t left = bytes; left > 0; left -= 1 << 20) out.write(block.data(), std::min<int64_t>(left, 1 << 20));
+}
+
+// Bytes no two calls repeat (so no two blobs are the same, and none compresses).
+inline std::string RandomBytes(int64_t n) {
+  static std::mt19937_64 rng(42);
+  std::string out(static_cast<size_t>(n), '\0');
+  for (size_t i = 0; i + 8 <= out.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(&out[i], &v, 8);
+  }
+  return out;
+}
 
 }  // namespace assay::testing
