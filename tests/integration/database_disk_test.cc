@@ -24,114 +24,118 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kMiB = 1 << 20;
 
+// A database on a tmpfs of its own whose CAS chunks of 1 KiB and more go to blob files.
+class CompactionRoomTest : public ::testing::Test {
+ protected:
+  void Open(int64_t mib) {
+    disk_ = std::make_unique<Tmpfs>(dir_, mib * kMiB);
+    ASSERT_TRUE(disk_->mounted()) << disk_->error();
+    Database::Options options;
+    options.min_blob_size = 1024;
+    auto db = Database::Open(dir_ / "db", options);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+  }
+  void TearDown() override {
+    db_.reset();
+    if (disk_ != nullptr) disk_->Unmount();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  // Blobs `prefix`0 .. `prefix`(n-1), 8 KiB each, in the write buffer: a flush puts them in one file.
+  std::vector<std::string> PutChunks(const std::string& prefix, int n) {
+    std::vector<std::string> values;
+    for (int i = 0; i < n; ++i) {
+      values.push_back(RandomBytes(8 * 1024));
+      EXPECT_TRUE(db_->Put(Family::kCasChunks, absl::StrCat(prefix, i), values.back(), false).ok());
+    }
+    return values;
+  }
+  uint64_t BlobFileBytes() {
+    uint64_t bytes = 0;
+    db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &bytes);
+    return bytes;
+  }
+
+  const fs::path dir_ = fs::temp_directory_path() / absl::StrCat("assay-compaction-room-", ::getpid());
+  std::unique_ptr<Tmpfs> disk_;
+  std::unique_ptr<Database> db_;
+};
+
 // RocksDB 7.8 (Debian's, built with assertions) aborts the process when a compaction's new file meets
 // a full disk (seen in the soak test: CompactionJob::UpdateCompactionJobStats on an output with no
 // key). The compaction that gives deleted blobs' space back waits for room instead, and runs once
 // there is room.
-TEST(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacting) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-room-", ::getpid());
-  Tmpfs disk(dir, 24 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
+TEST_F(CompactionRoomTest, GivingSpaceBackOnAFullDiskWaitsForRoomInsteadOfCompacting) {
+  ASSERT_NO_FATAL_FAILURE(Open(24));
   std::mt19937_64 random(7);
   std::string value(8 * 1024, '\0');
   for (int i = 0; i < 400; ++i) {  // ~3 MiB of blobs, then deleted: space a compaction gives back
     for (char& c : value) c = static_cast<char>(random());
-    ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat("chunk", i), value, false).ok());
+    ASSERT_TRUE(db_->Put(Family::kCasChunks, absl::StrCat("chunk", i), value, false).ok());
   }
-  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, 400 * value.size()).ok());  // into files
+  ASSERT_TRUE(db_->Reclaim(Family::kCasChunks, nullptr, nullptr, 400 * value.size()).ok());  // into files
   rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "chunk", "chunl");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
+  deletes.DeleteRange(db_->cf(Family::kCasChunks), "chunk", "chunl");
+  ASSERT_TRUE(db_->Write(&deletes, true).ok());
 
-  WriteBallast(dir / "filler", FreeBytes(dir) - 64 * 1024);  // the disk filled to its last 64 KiB
-  absl::Status full = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
+  WriteBallast(dir_ / "filler", FreeBytes(dir_) - 64 * 1024);  // the disk filled to its last 64 KiB
+  absl::Status full = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
   EXPECT_TRUE(absl::StrContains(full.message(), "compacting the database in")) << full;
   EXPECT_TRUE(absl::StrContains(full.message(), "waits for")) << full;
-  EXPECT_FALSE((*db)->stopped()) << "nothing was written, so nothing failed";
+  EXPECT_FALSE(db_->stopped()) << "nothing was written, so nothing failed";
   uint64_t blob_bytes = 0;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
+  ASSERT_TRUE(db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
   EXPECT_GT(blob_bytes, 2 * kMiB) << "the deleted blobs' files are still there";
 
-  fs::remove(dir / "filler");  // room again: the same call compacts and the files go
-  absl::Status room = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
+  fs::remove(dir_ / "filler");  // room again: the same call compacts and the files go
+  absl::Status room = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, /*live_blob_bytes=*/0);
   EXPECT_TRUE(room.ok()) << room;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
+  ASSERT_TRUE(db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &blob_bytes));
   EXPECT_LT(blob_bytes, kMiB) << "compacted: files holding only deleted blobs are gone";
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
 }
 
 // A failed upload's chunks are given back by a compaction of their range alone, which moves no live
 // blobs: on a nearly full disk it needs room only for the tables of that range, not for the live
 // blobs garbage collection of the whole family could move (a large store never has that much free
 // once its disk is full, and the failed upload's space would stay owed for good).
-TEST(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBesideALargeStore) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-range-", ::getpid());
-  Tmpfs disk(dir, 32 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
+TEST_F(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBesideALargeStore) {
+  ASSERT_NO_FATAL_FAILURE(Open(32));
   std::mt19937_64 random(11);
   std::string value(8 * 1024, '\0');
   auto put = [&](const std::string& prefix, int n) {
     for (int i = 0; i < n; ++i) {
       for (char& c : value) c = static_cast<char>(random());
-      ASSERT_TRUE((*db)->Put(Family::kCasChunks, absl::StrCat(prefix, i), value, false).ok());
+      ASSERT_TRUE(db_->Put(Family::kCasChunks, absl::StrCat(prefix, i), value, false).ok());
     }
-    ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+    ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
   };
   put("a-live", 800);   // ~6 MiB the store keeps
   const std::string last_live = value;  // a-live799's bytes
   put("b-failed", 200);  // ~1.6 MiB of an upload that failed, in blob files of their own
   const uint64_t live = 800 * value.size();
   uint64_t before = 0, after = 0;
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &before));
+  ASSERT_TRUE(db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &before));
   rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "b-failed", "b-failee");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
+  deletes.DeleteRange(db_->cf(Family::kCasChunks), "b-failed", "b-failee");
+  ASSERT_TRUE(db_->Write(&deletes, true).ok());
   // Flushed now, so that the flush Reclaim begins with frees no write-ahead log's space after the fill.
-  ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+  ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
 
-  WriteBallast(dir / "filler", FreeBytes(dir) - 1024 * 1024);  // 1 MiB left: less than the live blobs a GC moves
+  WriteBallast(dir_ / "filler", FreeBytes(dir_) - 1024 * 1024);  // 1 MiB left: less than the live blobs a GC moves
   const std::string begin = "b-failed", end = "b-failee";
-  absl::Status whole = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, live);
+  absl::Status whole = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, live);
   EXPECT_EQ(whole.code(), absl::StatusCode::kResourceExhausted) << "the whole family would move live blobs: " << whole;
-  absl::Status ranged = (*db)->Reclaim(Family::kCasChunks, &begin, &end, live);
+  absl::Status ranged = db_->Reclaim(Family::kCasChunks, &begin, &end, live);
   EXPECT_TRUE(ranged.ok()) << ranged;
-  EXPECT_FALSE((*db)->stopped());
-  ASSERT_TRUE((*db)->db()->GetIntProperty((*db)->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &after));
+  EXPECT_FALSE(db_->stopped());
+  ASSERT_TRUE(db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &after));
   EXPECT_LT(after + kMiB, before) << "the failed upload's blob files are gone (" << before << " -> " << after << ")";
-  auto kept = (*db)->Get(Family::kCasChunks, "a-live799");
+  auto kept = db_->Get(Family::kCasChunks, "a-live799");
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_TRUE(*kept == last_live) << "the live blobs are still read";
-  EXPECT_EQ((*db)->Get(Family::kCasChunks, "b-failed0").status().code(), absl::StatusCode::kNotFound);
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
-}
-
-// Blobs `prefix`0 .. `prefix`(n-1), 8 KiB each, in the write buffer: a flush puts them all in one file.
-std::vector<std::string> PutChunks(Database& db, const std::string& prefix, int n) {
-  std::vector<std::string> values;
-  for (int i = 0; i < n; ++i) {
-    values.push_back(RandomBytes(8 * 1024));
-    EXPECT_TRUE(db.Put(Family::kCasChunks, absl::StrCat(prefix, i), values.back(), false).ok());
-  }
-  return values;
-}
-
-uint64_t BlobFileBytes(Database& db) {
-  uint64_t bytes = 0;
-  db.db()->GetIntProperty(db.cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &bytes);
-  return bytes;
+  EXPECT_EQ(db_->Get(Family::kCasChunks, "b-failed0").status().code(), absl::StatusCode::kNotFound);
 }
 
 // A flush writes every value in its write buffer to one blob file, so the oldest blobs, which
@@ -140,73 +144,55 @@ uint64_t BlobFileBytes(Database& db) {
 // deleted blobs' space back moves the live ones out, where the disk has room to write them
 // (DiskTest.EvictionFreesSpaceWhenTheDiskIsLowWithoutAByteBudget failed in CI so: a flush between
 // its uploads put three blobs in one file, and eviction, seeing no space come back, dropped all four).
-TEST(CompactionRoomTest, DeletedBlobsBesideLiveOnesInAFileAreGivenBackByMovingTheLiveOnes) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-shared-", ::getpid());
-  Tmpfs disk(dir, 32 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
-  PutChunks(**db, "a-old", 300);  // 2.4 MiB evicted below
-  const std::vector<std::string> kept = PutChunks(**db, "b-new", 100);  // 0.8 MiB kept
-  ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+TEST_F(CompactionRoomTest, DeletedBlobsBesideLiveOnesInAFileAreGivenBackByMovingTheLiveOnes) {
+  ASSERT_NO_FATAL_FAILURE(Open(32));
+  PutChunks("a-old", 300);  // 2.4 MiB evicted below
+  const std::vector<std::string> kept = PutChunks("b-new", 100);  // 0.8 MiB kept
+  ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
   rocksdb::ColumnFamilyMetaData meta;
-  (*db)->db()->GetColumnFamilyMetaData((*db)->cf(Family::kCasChunks), &meta);
+  db_->db()->GetColumnFamilyMetaData(db_->cf(Family::kCasChunks), &meta);
   ASSERT_EQ(meta.blob_files.size(), 1u) << "one flush, one blob file";
-  const uint64_t before = BlobFileBytes(**db);
+  const uint64_t before = BlobFileBytes();
   rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "a-old", "a-olf");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
-  const int64_t free_before = FreeBytes(dir);
+  deletes.DeleteRange(db_->cf(Family::kCasChunks), "a-old", "a-olf");
+  ASSERT_TRUE(db_->Write(&deletes, true).ok());
+  const int64_t free_before = FreeBytes(dir_);
 
-  absl::Status given_back = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, kept.size() * 8 * 1024);
+  absl::Status given_back = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, kept.size() * 8 * 1024);
   ASSERT_TRUE(given_back.ok()) << given_back;
-  const uint64_t after = BlobFileBytes(**db);
+  const uint64_t after = BlobFileBytes();
   EXPECT_LT(after, kMiB) << "only the live 0.8 MiB stay in blob files (" << before << " -> " << after << ")";
-  EXPECT_GT(FreeBytes(dir), free_before + 2 * kMiB) << "and the disk has the 2.4 MiB back";
+  EXPECT_GT(FreeBytes(dir_), free_before + 2 * kMiB) << "and the disk has the 2.4 MiB back";
   for (size_t i = 0; i < kept.size(); ++i) {
-    auto value = (*db)->Get(Family::kCasChunks, absl::StrCat("b-new", i));
+    auto value = db_->Get(Family::kCasChunks, absl::StrCat("b-new", i));
     ASSERT_TRUE(value.ok()) << i << ": " << value.status();
     EXPECT_TRUE(*value == kept[i]) << "moved blob " << i << " reads as written";
   }
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
 }
 
 // Moving live blobs writes them again first: without room for that the deleted ones' space stays
 // owed (nothing fails, nothing stops), and the move happens once there is room.
-TEST(CompactionRoomTest, LiveBlobsAreMovedOnlyWhenTheDiskHasRoomForThem) {
-  const fs::path dir = fs::temp_directory_path() / absl::StrCat("assay-compaction-noroom-", ::getpid());
-  Tmpfs disk(dir, 32 * kMiB);
-  ASSERT_TRUE(disk.mounted()) << disk.error();
-  Database::Options options;
-  options.min_blob_size = 1024;
-  auto db = Database::Open(dir / "db", options);
-  ASSERT_TRUE(db.ok()) << db.status();
-  PutChunks(**db, "a-old", 60);  // 0.5 MiB deleted
-  PutChunks(**db, "b-new", 300);  // 2.4 MiB live
-  ASSERT_TRUE((*db)->db()->Flush(rocksdb::FlushOptions(), (*db)->cf(Family::kCasChunks)).ok());
+TEST_F(CompactionRoomTest, LiveBlobsAreMovedOnlyWhenTheDiskHasRoomForThem) {
+  ASSERT_NO_FATAL_FAILURE(Open(32));
+  PutChunks("a-old", 60);  // 0.5 MiB deleted
+  PutChunks("b-new", 300);  // 2.4 MiB live
+  ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
   rocksdb::WriteBatch deletes;
-  deletes.DeleteRange((*db)->cf(Family::kCasChunks), "a-old", "a-olf");
-  ASSERT_TRUE((*db)->Write(&deletes, true).ok());
-  const uint64_t before = BlobFileBytes(**db);
+  deletes.DeleteRange(db_->cf(Family::kCasChunks), "a-old", "a-olf");
+  ASSERT_TRUE(db_->Write(&deletes, true).ok());
+  const uint64_t before = BlobFileBytes();
 
   // 1.5 MiB free: room for the compaction that counts the deleted blobs, not to move 2.4 MiB.
-  WriteBallast(dir / "filler", FreeBytes(dir) - 3 * kMiB / 2);
-  absl::Status no_room = (*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024);
+  WriteBallast(dir_ / "filler", FreeBytes(dir_) - 3 * kMiB / 2);
+  absl::Status no_room = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024);
   EXPECT_TRUE(no_room.ok()) << no_room;
-  EXPECT_FALSE((*db)->stopped()) << "nothing met a full disk";
-  EXPECT_EQ(BlobFileBytes(**db), before) << "nothing moved";
+  EXPECT_FALSE(db_->stopped()) << "nothing met a full disk";
+  EXPECT_EQ(BlobFileBytes(), before) << "nothing moved";
 
-  fs::remove(dir / "filler");
-  ASSERT_TRUE((*db)->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024).ok());
-  EXPECT_LT(BlobFileBytes(**db) + kMiB / 4, before) << "moved once there was room";
-  EXPECT_TRUE((*db)->Get(Family::kCasChunks, "b-new299").ok());
-  db->reset();
-  disk.Unmount();
-  fs::remove_all(dir);
+  fs::remove(dir_ / "filler");
+  ASSERT_TRUE(db_->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024).ok());
+  EXPECT_LT(BlobFileBytes() + kMiB / 4, before) << "moved once there was room";
+  EXPECT_TRUE(db_->Get(Family::kCasChunks, "b-new299").ok());
 }
 
 // A process that wrote `values` (each `bytes` long) to the default family and was killed before its
