@@ -69,7 +69,9 @@ class JobManager {
     GroupCommit::Writer state_writer;
   };
 
-  // `pinner` keeps the blobs of running tasks from eviction (may be null).
+  // `pinner` keeps the blobs of running tasks from eviction (may be null). `blobs` is in `store`'s
+  // database, or durable on its own (a bucket): a result's small outputs are put unsynced, and the
+  // result's synced record, written after them, makes them durable (BlobStore::PutManyUnsynced).
   JobManager(JobStore* store, BlobStore* blobs, BlobPinner* pinner, ActionCache* action_cache, const Clock* clock,
              Options options);
 

@@ -262,12 +262,13 @@ void JobManager::ApplyResultEffects(const ResultEffects& effects) {
 }
 
 void JobManager::StoreInlineBlobs(const std::string& worker, assay::v1::TaskResult* result) {
-  // All of them in one batch: one fsync for the result's small outputs, not one per blob.
+  // All of them in one batch, not synced: the result's record, written (synced) after them to the
+  // same database before the worker is answered, makes them durable with it: one fsync a result.
   std::vector<absl::StatusOr<BlobToPut>> items;
   for (const auto& blob : result->inline_blobs()) {
     items.push_back(BlobToPut::FromProto(blob.digest(), blob.data()));
   }
-  for (const absl::Status& s : PutEach(*blobs_, items)) {
+  for (const absl::Status& s : PutEach(*blobs_, items, PutSync::kByCaller)) {
     if (s.ok()) continue;
     spdlog::warn("worker {}: a blob sent with a result was refused: {}", worker, s.message());
     if (result->error().empty()) result->set_error(absl::StrCat("storing an output: ", s.message()));

@@ -67,7 +67,8 @@ std::vector<absl::Status> BlobStore::PutMany(const std::vector<BlobToPut>& blobs
   return out;
 }
 
-std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items) {
+std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items,
+                                  PutSync sync) {
   std::vector<absl::Status> out(items.size());
   std::vector<BlobToPut> blobs;
   std::vector<size_t> where;  // blobs[k] is items[where[k]]
@@ -79,14 +80,14 @@ std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::Stat
     blobs.push_back(*items[i]);
     where.push_back(i);
   }
-  std::vector<absl::Status> stored = store.PutMany(blobs);
+  std::vector<absl::Status> stored = sync == PutSync::kNow ? store.PutMany(blobs) : store.PutManyUnsynced(blobs);
   for (size_t k = 0; k < where.size(); ++k) {
     out[where[k]] = k < stored.size() ? std::move(stored[k]) : absl::InternalError("the store gave no answer");
   }
   return out;
 }
 
-std::vector<absl::Status> VerifyingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+std::vector<absl::Status> VerifyingBlobStore::Verified(const std::vector<BlobToPut>& blobs, PutSync sync) {
   std::vector<absl::StatusOr<BlobToPut>> items;
   items.reserve(blobs.size());
   for (const BlobToPut& blob : blobs) {
@@ -97,7 +98,7 @@ std::vector<absl::Status> VerifyingBlobStore::PutMany(const std::vector<BlobToPu
       items.push_back(blob);
     }
   }
-  return PutEach(*inner_, items);
+  return PutEach(*inner_, items, sync);
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> VerifyingBlobStore::OpenWrite(const Digest& digest) {

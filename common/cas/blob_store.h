@@ -52,11 +52,22 @@ class BlobStore {
   // durable together (RocksDB: one fsync for the batch, not one per blob), and acknowledges none
   // before all of its part is on disk. Here: one Put after another.
   virtual std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs);
+  // As PutMany, but a store that writes a log may answer before its writes reach the disk: the
+  // caller makes them durable with a synced write of its own to the same log after them (RocksDB
+  // syncs its log in order, so that write carries these). A process killed meanwhile loses nothing
+  // (the bytes are the kernel's); a power loss before that write may lose them. The coordinator's
+  // result path: a result's small outputs, then its synced record in the same database, one fsync.
+  // Here, and in stores that do not override it: PutMany.
+  virtual std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) { return PutMany(blobs); }
 };
+
+// How PutEach stores: PutMany, or PutManyUnsynced (the caller's own synced write follows).
+enum class PutSync { kNow, kByCaller };
 
 // PutMany over the items that are blobs; an item that is an error keeps it as its answer (a digest
 // that did not parse, bytes that did not verify). One answer per item, in order.
-std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items);
+std::vector<absl::Status> PutEach(BlobStore& store, const std::vector<absl::StatusOr<BlobToPut>>& items,
+                                  PutSync sync = PutSync::kNow);
 
 // Reads a blob that must be an REAPI Directory message: NotFound when absent, INVALID_ARGUMENT
 // naming the digest when its bytes are not a Directory.
@@ -75,9 +86,15 @@ class VerifyingBlobStore final : public BlobStore {
   }
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
-  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override {
+    return Verified(blobs, PutSync::kNow);
+  }
+  std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) override {
+    return Verified(blobs, PutSync::kByCaller);
+  }
 
  private:
+  std::vector<absl::Status> Verified(const std::vector<BlobToPut>& blobs, PutSync sync);
   BlobStore* inner_;
 };
 

@@ -113,11 +113,10 @@ absl::Status EvictingBlobStore::Put(const Digest& digest, absl::string_view data
   return PutMany({BlobToPut{digest, data}}).front();
 }
 
-std::vector<absl::Status> EvictingBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
-  std::vector<absl::Status> out = inner_->PutMany(blobs);
+std::vector<absl::Status> EvictingBlobStore::Stored(const std::vector<BlobToPut>& blobs, PutSync sync) {
+  std::vector<absl::Status> out = sync == PutSync::kNow ? inner_->PutMany(blobs) : inner_->PutManyUnsynced(blobs);
   bool any = false;
   for (size_t i = 0; i < out.size() && i < blobs.size(); ++i) {
-    // As Put: a blob the disk reserve refused goes in once older blobs make room for it.
     if (absl::IsResourceExhausted(out[i]) && MakeRoom(blobs[i].digest.size())) {
       out[i] = inner_->Put(blobs[i].digest, blobs[i].data);
     }

@@ -45,7 +45,10 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
-  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override { return Stored(blobs, PutSync::kNow); }
+  std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) override {
+    return Stored(blobs, PutSync::kByCaller);
+  }
 
   bool pinning_matters() const override { return options_.budget_bytes > 0 || inner_->disk_reserve() != nullptr; }
   // Once Pin returns, no eviction of these blobs is running or can start: a blob that is still
@@ -72,6 +75,8 @@ class EvictingBlobStore final : public BlobStore, public BlobPinner {
   int64_t budget_bytes() const { return options_.budget_bytes; }
 
  private:
+  // PutMany's work: a blob the disk reserve refused goes in once older blobs make room for it.
+  std::vector<absl::Status> Stored(const std::vector<BlobToPut>& blobs, PutSync sync);
   friend class EvictingWriter;
   EvictableBlobStore* inner_;
   Options options_;

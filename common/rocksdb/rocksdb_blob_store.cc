@@ -227,7 +227,7 @@ absl::Status RocksDbBlobStore::Put(const Digest& digest, absl::string_view data)
   return PutMany({BlobToPut{digest, data}}).front();
 }
 
-std::vector<absl::Status> RocksDbBlobStore::PutMany(const std::vector<BlobToPut>& blobs) {
+std::vector<absl::Status> RocksDbBlobStore::Stored(const std::vector<BlobToPut>& blobs, bool sync) {
   std::vector<absl::Status> out(blobs.size());
   std::vector<std::unique_ptr<RocksDbBlobWriter>> writers(blobs.size());
   std::map<std::string, size_t> first;  // digest key -> the blob of the batch that stores it (sorted)
@@ -260,14 +260,14 @@ std::vector<absl::Status> RocksDbBlobStore::PutMany(const std::vector<BlobToPut>
     }
     writers[i] = std::move(writer);
   }
-  CommitMany(blobs, first, &writers, &out);
+  CommitMany(blobs, first, &writers, &out, sync);
   for (const auto& [i, of] : again) out[i] = out[of];
   return out;  // the writers not committed drop their chunks as they go
 }
 
 void RocksDbBlobStore::CommitMany(const std::vector<BlobToPut>& blobs, const std::map<std::string, size_t>& first,
                                   std::vector<std::unique_ptr<RocksDbBlobWriter>>* writers,
-                                  std::vector<absl::Status>* out) {
+                                  std::vector<absl::Status>* out, bool sync) {
   // The digests' locks in key order (every other holder takes one at a time: no deadlock), then as
   // CommitChunks for each, with one write for all their entries.
   std::vector<std::unique_ptr<KeyedMutex::Lock>> locks;
@@ -281,7 +281,7 @@ void RocksDbBlobStore::CommitMany(const std::vector<BlobToPut>& blobs, const std
     batch.Put(db_->cf(Family::kCasMeta), key, EncodeMeta((*writers)[i]->chunk_id(), now));
     committing.push_back(i);
   }
-  const absl::Status s = committing.empty() ? absl::OkStatus() : db_->Write(&batch, /*sync=*/durable_);
+  const absl::Status s = committing.empty() ? absl::OkStatus() : db_->Write(&batch, sync);
   for (size_t i : committing) {
     if (!s.ok()) {
       (*out)[i] = s;

@@ -43,7 +43,11 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   // Each blob's bytes are written as by Put; then the entries of all of them in one write, synced
   // once (durable): a batch of N blobs costs one fsync, not N, and none is visible before all are
   // on disk. A blob named twice in the batch is stored once.
-  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override;
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override { return Stored(blobs, durable_); }
+  // Never synced: the caller's synced write to this database carries it (BlobStore::PutManyUnsynced).
+  std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) override {
+    return Stored(blobs, /*sync=*/false);
+  }
 
   // Drops a blob (eviction). Readers that already started keep their chunks' snapshot.
   absl::Status Delete(const Digest& digest) override;
@@ -88,10 +92,13 @@ class RocksDbBlobStore final : public EvictableBlobStore {
   uint64_t NextChunkId() { return next_chunk_id_.fetch_add(1); }
   // Makes a written blob visible, or discards its chunks if another writer got there first.
   absl::Status CommitChunks(const Digest& digest, uint64_t chunk_id);
-  // PutMany's commit: the sealed writers' entries in one write (synced when durable), each blob's
+  // PutMany's work, its one write synced when `sync`.
+  std::vector<absl::Status> Stored(const std::vector<BlobToPut>& blobs, bool sync);
+  // Stored's commit: the sealed writers' entries in one write (synced when `sync`), each blob's
   // status in `out`; a writer committed is told so (the others drop their chunks when destroyed).
   void CommitMany(const std::vector<BlobToPut>& blobs, const std::map<std::string, size_t>& first,
-                  std::vector<std::unique_ptr<RocksDbBlobWriter>>* writers, std::vector<absl::Status>* out);
+                  std::vector<std::unique_ptr<RocksDbBlobWriter>>* writers, std::vector<absl::Status>* out,
+                  bool sync);
   absl::Status DropChunks(uint64_t chunk_id);
   // A failed upload's chunks: dropped now if possible, and compacted by the next ReclaimSpace.
   void DiscardUpload(const Digest& digest, uint64_t chunk_id);

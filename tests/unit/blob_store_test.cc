@@ -3,6 +3,9 @@
 #include "common/rocksdb/blob_store_stack.h"
 #include "common/rocksdb/rocksdb_blob_store.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -213,6 +216,40 @@ TEST_F(BlobStoreTest, ABatchThroughEvictionIsOneWriteAndTriggersEviction) {
   EXPECT_EQ(db_->synced_writes(), synced + 1);
   EXPECT_GT(evicting.evicted_blobs(), 0) << "8,000 bytes against a 4,500-byte high watermark";
   EXPECT_LE(store_->stats().bytes, 4500);
+}
+
+// Unsynced through the whole stack: verified, stored and answered as PutMany does, with no synced
+// write (the caller's comes after). A process killed after it loses none of it: the bytes are the
+// kernel's, which only a power loss before the caller's synced write could take.
+TEST_F(BlobStoreTest, AnUnsyncedBatchIsVerifiedAndStoredWithoutAnFsyncAndOutlivesAKilledProcess) {
+  EvictingBlobStore evicting(store_.get(), EvictingBlobStore::Options{0, 0.9, 0.5, /*background=*/false});
+  VerifyingBlobStore stack(&evicting);
+  const std::vector<BlobToPut> batch = {{Digest::OfBytes("one"), "one"}, {Digest::OfBytes("right"), "wrong"}};
+  const uint64_t synced = db_->synced_writes();
+  std::vector<absl::Status> answers = stack.PutManyUnsynced(batch);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_TRUE(answers[0].ok()) << answers[0];
+  EXPECT_EQ(answers[1].code(), absl::StatusCode::kInvalidArgument) << "still verified: " << answers[1];
+  EXPECT_EQ(db_->synced_writes(), synced) << "no fsync";
+  EXPECT_EQ(stack.Get(Digest::OfBytes("one")).value(), "one");
+
+  const std::filesystem::path other = dir_.path() / "killed";
+  const pid_t child = ::fork();
+  if (child == 0) {  // writes unsynced, then dies without closing anything, as a SIGKILL would leave it
+    auto db = Database::Open(other);
+    if (!db.ok()) ::_exit(2);
+    auto store = RocksDbBlobStore::Create(db->get(), &clock_);
+    if (!store.ok() || !(*store)->PutManyUnsynced({{Digest::OfBytes("kept"), "kept"}}).front().ok()) ::_exit(3);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto db = Database::Open(other);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto store = RocksDbBlobStore::Create(db->get(), &clock_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->Get(Digest::OfBytes("kept")).value(), "kept");
 }
 
 TEST_F(BlobStoreTest, DeleteAndAgeOrder) {

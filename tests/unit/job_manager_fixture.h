@@ -37,6 +37,9 @@ class StallingBlobStore final : public BlobStore {
     return inner_->Put(d, data);
   }
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& d) override { return inner_->OpenWrite(d); }
+  std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) override {
+    return inner_->PutManyUnsynced(blobs);
+  }
 
  private:
   BlobStore* inner_;

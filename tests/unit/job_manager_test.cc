@@ -249,6 +249,35 @@ TEST_F(JobManagerTest, ARunningTasksLogKeepsTheDropNoteAndAFinishedOnesServesThe
   EXPECT_FALSE(absl::StrContains(text, "dropped")) << text;
 }
 
+// A result's small outputs travel with it and go to the CAS unsynced: the result's record, synced
+// after them in the same database, carries them to the disk. One fsync a result, not two.
+TEST_F(JobManagerTest, AResultsSmallOutputsReachTheDiskWithItsRecordInOneSyncedWrite) {
+  auto session = Connect("w");
+  const std::string job = Submit(kOneStep);
+  const assay::v1::Assignment a = NextAssignment(*session);
+  const std::string out_bytes = "hi\n", file_bytes = "an output file";
+  assay::v1::TaskResult result;
+  *result.mutable_lease() = a.lease();
+  *result.mutable_result()->mutable_stdout_digest() = Digest::OfBytes(out_bytes).ToProto();
+  auto* file = result.mutable_result()->add_output_files();
+  file->set_path("out.txt");
+  *file->mutable_digest() = Digest::OfBytes(file_bytes).ToProto();
+  for (const std::string* bytes : {&out_bytes, &file_bytes}) {
+    auto* blob = result.add_inline_blobs();
+    *blob->mutable_digest() = Digest::OfBytes(*bytes).ToProto();
+    blob->set_data(*bytes);
+  }
+  const uint64_t synced = db_->synced_writes();
+  ASSERT_TRUE(manager_->OnResult("w", result).ok());
+  EXPECT_EQ(db_->synced_writes(), synced + 1) << "the outputs and the result's record: one fsync";
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_SUCCEEDED);
+  EXPECT_EQ(blobs_->Get(Digest::OfBytes(file_bytes)).value(), file_bytes);
+  Open();
+  EXPECT_EQ(Task0(job).state(), assay::v1::TASK_SUCCEEDED);
+  EXPECT_EQ(blobs_->Get(Digest::OfBytes(out_bytes)).value(), out_bytes);
+  EXPECT_EQ(blobs_->Get(Digest::OfBytes(file_bytes)).value(), file_bytes);
+}
+
 TEST_F(JobManagerTest, ARestartKeepsJobsAndQueuesInterruptedTasksAgain) {
   auto session = Connect("w");
   std::string job = Submit("steps:\n  - id: a\n    run: one\n  - id: b\n    needs: [a]\n    run: two\n");
