@@ -369,12 +369,14 @@ absl::Status Database::CollectBlobGarbage(Family family) {
   std::error_code ec;
   const std::filesystem::space_info space = std::filesystem::space(dir_, ec);
   if (ec) return absl::OkStatus();
-  uint64_t needed = (256u << 10) + tables;
+  uint64_t needed = (256u << 10) + tables, moved = 0, freed = 0;
   size_t take = 0;  // the oldest `take` files are collected
   for (size_t i = 0; i < files.size(); ++i) {
-    needed += files[i].total_blob_bytes - std::min(files[i].garbage_blob_bytes, files[i].total_blob_bytes);
-    if (needed > space.available) break;
-    if (files[i].garbage_blob_bytes > 0) take = i + 1;
+    const uint64_t garbage = std::min(files[i].garbage_blob_bytes, files[i].total_blob_bytes);
+    moved += files[i].total_blob_bytes - garbage;
+    freed += garbage;
+    if (needed + moved > space.available) break;
+    if (garbage > 0 && moved <= kMaxBlobBytesMovedPerByteFreed * freed) take = i + 1;
   }
   if (take == 0) return absl::OkStatus();
   rocksdb::CompactRangeOptions options;

@@ -126,8 +126,11 @@ class Database {
   // the oldest quarter of the files (of none where there are fewer than four). After a compaction
   // has counted the deleted ones, this moves the live blobs of the oldest files up to the newest one
   // holding deleted blobs, as many files as the disk has room to write their live blobs and the
-  // family's tables again; the files then go. Nothing to move, or no room: OK, nothing done.
+  // family's tables again, and as long as no more than kMaxBlobBytesMovedPerByteFreed live bytes are
+  // written per deleted byte given back; the files then go. Nothing to move, or no room: OK, nothing
+  // done.
   absl::Status CollectBlobGarbage(Family family);
+  static constexpr uint64_t kMaxBlobBytesMovedPerByteFreed = 4;
   // Bytes of the family's table files a compaction of [begin, end) reads: those overlapping it, and
   // those overlapping what they span in turn.
   uint64_t TableBytesOverlapping(Family family, const std::string& begin, const std::string& end) const;

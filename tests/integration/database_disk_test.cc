@@ -51,6 +51,20 @@ class CompactionRoomTest : public ::testing::Test {
     }
     return values;
   }
+  // `old_chunks` blobs, then `new_chunks` (their bytes returned), in one blob file; then the old ones
+  // deleted.
+  std::vector<std::string> OneFileThenTheOldDeleted(int old_chunks, int new_chunks) {
+    PutChunks("a-old", old_chunks);
+    std::vector<std::string> kept = PutChunks("b-new", new_chunks);
+    EXPECT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->db()->GetColumnFamilyMetaData(db_->cf(Family::kCasChunks), &meta);
+    EXPECT_EQ(meta.blob_files.size(), 1u) << "one flush, one blob file";
+    rocksdb::WriteBatch deletes;
+    deletes.DeleteRange(db_->cf(Family::kCasChunks), "a-old", "a-olf");
+    EXPECT_TRUE(db_->Write(&deletes, true).ok());
+    return kept;
+  }
   uint64_t BlobFileBytes() {
     uint64_t bytes = 0;
     db_->db()->GetIntProperty(db_->cf(Family::kCasChunks), "rocksdb.total-blob-file-size", &bytes);
@@ -146,16 +160,8 @@ TEST_F(CompactionRoomTest, AFailedUploadsRangeIsGivenBackOnANearlyFullDiskBeside
 // its uploads put three blobs in one file, and eviction, seeing no space come back, dropped all four).
 TEST_F(CompactionRoomTest, DeletedBlobsBesideLiveOnesInAFileAreGivenBackByMovingTheLiveOnes) {
   ASSERT_NO_FATAL_FAILURE(Open(32));
-  PutChunks("a-old", 300);  // 2.4 MiB evicted below
-  const std::vector<std::string> kept = PutChunks("b-new", 100);  // 0.8 MiB kept
-  ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
-  rocksdb::ColumnFamilyMetaData meta;
-  db_->db()->GetColumnFamilyMetaData(db_->cf(Family::kCasChunks), &meta);
-  ASSERT_EQ(meta.blob_files.size(), 1u) << "one flush, one blob file";
+  const std::vector<std::string> kept = OneFileThenTheOldDeleted(300, 100);  // 2.4 MiB deleted, 0.8 kept
   const uint64_t before = BlobFileBytes();
-  rocksdb::WriteBatch deletes;
-  deletes.DeleteRange(db_->cf(Family::kCasChunks), "a-old", "a-olf");
-  ASSERT_TRUE(db_->Write(&deletes, true).ok());
   const int64_t free_before = FreeBytes(dir_);
 
   absl::Status given_back = db_->Reclaim(Family::kCasChunks, nullptr, nullptr, kept.size() * 8 * 1024);
@@ -174,12 +180,7 @@ TEST_F(CompactionRoomTest, DeletedBlobsBesideLiveOnesInAFileAreGivenBackByMoving
 // owed (nothing fails, nothing stops), and the move happens once there is room.
 TEST_F(CompactionRoomTest, LiveBlobsAreMovedOnlyWhenTheDiskHasRoomForThem) {
   ASSERT_NO_FATAL_FAILURE(Open(32));
-  PutChunks("a-old", 60);  // 0.5 MiB deleted
-  PutChunks("b-new", 300);  // 2.4 MiB live
-  ASSERT_TRUE(db_->db()->Flush(rocksdb::FlushOptions(), db_->cf(Family::kCasChunks)).ok());
-  rocksdb::WriteBatch deletes;
-  deletes.DeleteRange(db_->cf(Family::kCasChunks), "a-old", "a-olf");
-  ASSERT_TRUE(db_->Write(&deletes, true).ok());
+  OneFileThenTheOldDeleted(100, 300);  // 0.8 MiB deleted, 2.4 MiB live
   const uint64_t before = BlobFileBytes();
 
   // 1.5 MiB free: room for the compaction that counts the deleted blobs, not to move 2.4 MiB.
@@ -193,6 +194,16 @@ TEST_F(CompactionRoomTest, LiveBlobsAreMovedOnlyWhenTheDiskHasRoomForThem) {
   ASSERT_TRUE(db_->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024).ok());
   EXPECT_LT(BlobFileBytes() + kMiB / 4, before) << "moved once there was room";
   EXPECT_TRUE(db_->Get(Family::kCasChunks, "b-new299").ok());
+}
+
+// Nor are they moved to give back much less than they are: a few deleted blobs in a file of live
+// ones stay until more of it is deleted (no more than 4 bytes written per byte given back).
+TEST_F(CompactionRoomTest, AFewDeletedBlobsAmongManyLiveOnesAreNotWorthMovingThem) {
+  ASSERT_NO_FATAL_FAILURE(Open(32));
+  OneFileThenTheOldDeleted(10, 300);  // 80 KiB deleted, 2.4 MiB live
+  const uint64_t before = BlobFileBytes();
+  ASSERT_TRUE(db_->Reclaim(Family::kCasChunks, nullptr, nullptr, 300 * 8 * 1024).ok());
+  EXPECT_EQ(BlobFileBytes(), before) << "2.4 MiB are not rewritten for 80 KiB";
 }
 
 // A process that wrote `values` (each `bytes` long) to the default family and was killed before its
