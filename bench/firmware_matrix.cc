@@ -73,7 +73,25 @@ struct CpuAccount {
   std::map<std::string, double> coordinator_threads, worker_threads;
   int tasks = 0;
   int64_t input_files = 0, input_links = 0, input_kept = 0;  // from the tasks' "[assay] inputs" lines
+  int with_needs = 0, needs_elsewhere = 0;  // tasks that need another, and those run on another worker than it
 };
+
+// Counts the tasks that need another task and those that ran on another worker than it (their
+// inputs fetched from the coordinator, not found on the worker's disk).
+void CountPlacement(const assay::v1::Job& job, CpuAccount* cpu) {
+  std::map<std::string, std::string> worker_of;
+  for (const auto& task : job.tasks()) worker_of[task.id()] = task.worker();
+  for (const auto& task : job.tasks()) {
+    if (task.needs().empty()) continue;
+    ++cpu->with_needs;
+    for (const std::string& need : task.needs()) {
+      if (worker_of[need] != task.worker()) {
+        ++cpu->needs_elsewhere;
+        break;
+      }
+    }
+  }
+}
 
 // Adds what one task's "[assay] inputs: N files, ...; M linked to this host's copies (K already in
 // place in a kept folder)" line says.
@@ -311,6 +329,7 @@ double FarmJob(Farm& farm, const fs::path& tree, CpuAccount* cpu, assay::v1::Job
     std::exit(1);
   }
   cpu->tasks += got->tasks_size();
+  CountPlacement(*got, cpu);
   for (const auto& task : got->tasks()) CountInputs(farm.Cli({"logs", *id, task.id()}).out, cpu);
   *job = *got;
   return absl::ToDoubleSeconds(*t1 - *t0);
@@ -325,6 +344,7 @@ void PrintCpu(const char* what, const CpuAccount& farm, double by_hand_steps, in
               static_cast<double>(farm.input_files) / std::max(1, farm.tasks),
               static_cast<double>(farm.input_links) / std::max(1, farm.tasks),
               static_cast<double>(farm.input_kept) / std::max(1, farm.tasks));
+  std::printf("  steps on another worker than the step they need: %d of %d\n", farm.needs_elsewhere, farm.with_needs);
   std::printf("  by thread (ms per task): coordinator: %s\n  workers: %s\n",
               ThreadList(farm.coordinator_threads, per).c_str(), ThreadList(farm.worker_threads, per).c_str());
   // This VM's speed drifts by half within an hour (its neighbours); the steps by hand, measured in

@@ -81,10 +81,10 @@ std::shared_ptr<WorkerSession> Dispatcher::SessionOf(const std::string& worker) 
 }
 
 void Dispatcher::Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action,
-                       int64_t expected_ms) {
+                       int64_t expected_ms, std::string preferred_worker) {
   Forget(task);  // a task is queued once; should it come back, its old pins must not leak
   actions_[task] = std::move(action);
-  scheduler_.Enqueue(task, std::move(required_labels), expected_ms);
+  scheduler_.Enqueue(task, std::move(required_labels), expected_ms, std::move(preferred_worker));
 }
 
 void Dispatcher::Requeue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms) {

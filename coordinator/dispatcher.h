@@ -101,8 +101,10 @@ class Dispatcher {
   void SetJobPolicy(uint64_t job, int priority, int max_parallel) { scheduler_.SetJobPolicy(job, priority, max_parallel); }
   void ForgetJob(uint64_t job) { scheduler_.ForgetJob(job); }
   // Queues a task for the first time with its prepared action (its pins are now the dispatcher's);
-  // `expected_ms` orders it in its job's queue (Scheduler::Enqueue).
-  void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action, int64_t expected_ms = 0);
+  // `expected_ms` orders it in its job's queue, and it goes to `preferred_worker` (the one with its
+  // inputs) when that one has room (Scheduler::Enqueue).
+  void Queue(TaskKey task, std::vector<std::string> required_labels, ReadyAction action, int64_t expected_ms = 0,
+             std::string preferred_worker = "");
   // Queues a task again (retry, lost worker); its action is kept from the first time.
   void Requeue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms = 0);
   // Takes a task off the queue (cancel); false if it was not queued.

@@ -198,7 +198,7 @@ void JobManager::ApplyPreparedLocked(const PrepareWork& work, Prepared prepared)
                     Dispatcher::ReadyAction{std::move(prepared.action), std::move(prepared.command),
                                             std::move(prepared.pins), std::move(prepared.input_tree),
                                             std::move(prepared.caches)},
-                    ExpectedMsLocked(entry, *task));
+                    ExpectedMsLocked(entry, *task), WorkerWithInputs(entry->job, entry->task_index, *task));
   PersistLocked(entry, *task, false, /*synced=*/false);  // prepared again after a crash
 }
 

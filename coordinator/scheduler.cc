@@ -70,9 +70,11 @@ Scheduler::JobQueue& Scheduler::JobOf(uint64_t job) {
   return it->second;
 }
 
-void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms) {
+void Scheduler::Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms,
+                        std::string preferred_worker) {
   auto& queue = JobOf(task.job).queue;
-  Queued q{task, std::move(required_labels), clock_->Now(), std::max<int64_t>(expected_ms, 0)};
+  Queued q{task, std::move(required_labels), clock_->Now(), std::max<int64_t>(expected_ms, 0),
+           std::move(preferred_worker)};
   // Before the first task expected to take less (unknown ones count as least); after equals.
   auto at = q.expected_ms == 0 ? queue.end()
                                : std::find_if(queue.begin(), queue.end(),
@@ -154,32 +156,62 @@ void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
     if (pick == nullptr) break;
     bool placed = false;
     for (auto it = pick->queue.begin(); it != pick->queue.end(); ++it) {
-      // The matching worker with the most free slots, so work spreads across hosts.
-      Worker* best = nullptr;
-      const std::string* best_id = nullptr;
-      for (auto& [id, w] : workers_) {
-        if (w.busy >= capacity(w) || !LabelsMatch(it->required, w.labels)) continue;
-        if (best == nullptr || capacity(w) - w.busy > capacity(*best) - best->busy) {
-          best = &w;
-          best_id = &id;
-        }
-      }
+      auto [best_id, best] = WorkerFor(*it, capacity);
       if (best == nullptr) continue;
+      const auto chosen = *best_id == it->preferred ? it : LocalTaskFor(*best_id, *best, pick->queue, it);
+      if (chosen != it) ++it->passed_over;
       const bool held = best->busy >= best->slots;
       best->busy++;
       pick->running++;
       --free;
-      Lease lease{it->task, *best_id, RandomHex(8), now + lease_ttl_, held};
-      if (held) best->held.push_back(Held{it->task, it->required});
-      leases_[it->task] = lease;
+      Lease lease{chosen->task, *best_id, RandomHex(8), now + lease_ttl_, held};
+      if (held) best->held.push_back(Held{chosen->task, chosen->required});
+      leases_[chosen->task] = lease;
       granted->push_back(std::move(lease));
-      pick->queue.erase(it);
+      pick->queue.erase(chosen);
       --queued_;
       placed = true;
       break;
     }
     if (!placed) stuck.insert(pick_id);
   }
+}
+
+std::pair<const std::string*, Scheduler::Worker*> Scheduler::WorkerFor(const Queued& task,
+                                                                       const std::function<int(const Worker&)>& capacity) {
+  if (!task.preferred.empty()) {
+    auto it = workers_.find(task.preferred);
+    if (it != workers_.end() && it->second.busy < capacity(it->second) && LabelsMatch(task.required, it->second.labels)) {
+      return {&it->first, &it->second};
+    }
+  }
+  Worker* best = nullptr;
+  const std::string* best_id = nullptr;
+  for (auto& [id, w] : workers_) {
+    if (w.busy >= capacity(w) || !LabelsMatch(task.required, w.labels)) continue;
+    if (best == nullptr || capacity(w) - w.busy > capacity(*best) - best->busy) {
+      best = &w;
+      best_id = &id;
+    }
+  }
+  return {best_id, best};
+}
+
+std::deque<Scheduler::Queued>::iterator Scheduler::LocalTaskFor(const std::string& worker_id, const Worker& worker,
+                                                                std::deque<Queued>& queue,
+                                                                std::deque<Queued>::iterator head) {
+  if (head->passed_over >= kMaxPassedOver) return head;
+  // Worth it only for a task another worker could take (with one worker every task is local).
+  auto elsewhere = [&](const Queued& q) {
+    return std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) {
+      return w.first != worker_id && w.second.eligible && LabelsMatch(q.required, w.second.labels);
+    });
+  };
+  auto it = std::next(head);
+  for (int looked = 0; it != queue.end() && looked < kLocalLookAhead; ++it, ++looked) {
+    if (it->preferred == worker_id && LabelsMatch(it->required, worker.labels) && elsewhere(*it)) return it;
+  }
+  return head;
 }
 
 std::vector<Lease> Scheduler::Reclaim() {
@@ -225,7 +257,8 @@ bool Scheduler::GiveBack(TaskKey task, const std::string& lease_id, std::vector<
   ended.held = true;
   Ended(ended);
   leases_.erase(it);
-  JobOf(task.job).queue.push_front(Queued{task, std::move(required_labels), clock_->Now()});
+  // Handed back for a slot free elsewhere: no preference for where it was.
+  JobOf(task.job).queue.push_front(Queued{task, std::move(required_labels), clock_->Now(), 0, "", 0});
   ++queued_;
   return true;
 }

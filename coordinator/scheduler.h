@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -66,7 +67,16 @@ class Scheduler {
   // `expected_ms`: how long the task and the longest chain of tasks waiting for it ran last time
   // (0: not known). A job's queue keeps its known tasks longest first, ahead of unknown ones (which
   // keep their order): the longest work starts first and a job's last steps are its short ones.
-  void Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms = 0);
+  // `preferred_worker`: the worker that has most of the task's inputs on its disk (it ran the step
+  // whose outputs they are): the task goes there when that worker has room, and a slot freed there
+  // may go to it ahead of the tasks queued before it in its job (see kMaxPassedOver). Never a wait:
+  // with no room there, it goes wherever there is.
+  void Enqueue(TaskKey task, std::vector<std::string> required_labels, int64_t expected_ms = 0,
+               std::string preferred_worker = "");
+  // How often a task may be passed over for a later one of its job that has its inputs on the free
+  // slot's worker, and how far down its job's queue such a task is looked for.
+  static constexpr int kMaxPassedOver = 4;
+  static constexpr int kLocalLookAhead = 64;
   // Takes a task off the queue (cancel); false if it was not queued.
   bool Dequeue(TaskKey task);
 
@@ -121,6 +131,8 @@ class Scheduler {
     std::vector<std::string> required;
     absl::Time queued_at;
     int64_t expected_ms = 0;
+    std::string preferred;  // the worker with its inputs ("": none)
+    int passed_over = 0;    // times a later task of its job took a slot first (kMaxPassedOver)
   };
 
   struct JobQueue {
@@ -138,6 +150,14 @@ class Scheduler {
   void DropIfIdle(uint64_t job);
   // Grants queued tasks to workers with fewer than slots + `extra` live leases.
   void DispatchPass(int extra, std::vector<Lease>* granted);
+  // The worker for `task` among those with room (`capacity`): its preferred one, else the matching
+  // worker with the most room, so work spreads across hosts. Null when none has room.
+  std::pair<const std::string*, Worker*> WorkerFor(const Queued& task, const std::function<int(const Worker&)>& capacity);
+  // The task of `queue` to give the slot of `worker` that `head` (the job's next task) would take:
+  // a later one that has its inputs there and that another worker could take first, unless `head`
+  // was passed over often enough already.
+  std::deque<Queued>::iterator LocalTaskFor(const std::string& worker_id, const Worker& worker, std::deque<Queued>& queue,
+                                            std::deque<Queued>::iterator head);
 
   const Clock* clock_;
   absl::Duration lease_ttl_;

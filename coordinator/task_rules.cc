@@ -18,6 +18,25 @@ using assay::v1::Job;
 using assay::v1::Task;
 using assay::v1::TaskState;
 
+std::string WorkerWithInputs(const Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of,
+                             const Task& task) {
+  std::string worker;
+  int64_t most = -1;
+  for (const std::string& need : task.needs()) {
+    auto it = index_of.find(need);
+    if (it == index_of.end() || it->second < 0 || it->second >= job.tasks_size()) continue;
+    const Task& dep = job.tasks(it->second);
+    if (dep.worker().empty() || dep.cached()) continue;
+    int64_t bytes = 0;
+    for (const auto& file : dep.result().output_files()) bytes += file.digest().size_bytes();
+    if (bytes > most) {
+      most = bytes;
+      worker = dep.worker();
+    }
+  }
+  return worker;
+}
+
 Settlement Settle(const Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of, bool cancel_requested,
                   absl::FunctionRef<bool(int32_t)> preparing) {
   Settlement out;

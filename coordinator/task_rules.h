@@ -34,6 +34,11 @@ struct Settlement {
 Settlement Settle(const assay::v1::Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of,
                   bool cancel_requested, absl::FunctionRef<bool(int32_t)> preparing);
 
+// The worker with most of `task`'s inputs on its disk: the one that ran the needed task whose output
+// files are largest ("" when the task needs none, or they ran nowhere: cached results).
+std::string WorkerWithInputs(const assay::v1::Job& job, const absl::flat_hash_map<std::string, int32_t>& index_of,
+                             const assay::v1::Task& task);
+
 struct JobOutcome {
   int done = 0;                                    // tasks in a final state
   std::optional<assay::v1::JobState> final_state;  // set once every task is final

@@ -292,5 +292,103 @@ TEST(SchedulerPrefetchTest, ACrossedHandBackDoesNotUnholdAnotherTask) {
   EXPECT_EQ(s.queued(), 1u);
 }
 
+// Locality: a task's inputs are the outputs of the steps it needs, on the disk of the worker that
+// ran them (linked from there, not fetched and written again).
+TEST(SchedulerLocalityTest, ATaskGoesToTheWorkerWithItsInputsWhenThatOneHasRoom) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 2);
+  s.AddWorker("b", {}, 1);
+  s.Enqueue(TaskKey{1, 0}, {}, 0, "b");
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 1u);
+  EXPECT_EQ(granted[0].worker, "b") << "b has its inputs, though a has more free slots";
+  s.Enqueue(TaskKey{1, 1}, {}, 0, "b");
+  granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 1u);
+  EXPECT_EQ(granted[0].worker, "a") << "b is full: no waiting for it";
+}
+
+TEST(SchedulerLocalityTest, AFreedSlotGoesToALaterTaskWithItsInputsThere) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1);
+  s.AddWorker("b", {}, 1);
+  s.Enqueue(TaskKey{1, 0}, {});
+  s.Enqueue(TaskKey{1, 1}, {});
+  auto first = s.Dispatch();
+  ASSERT_EQ(first.size(), 2u);
+  const Lease on_a = first[0].worker == "a" ? first[0] : first[1];
+  const Lease on_b = first[0].worker == "a" ? first[1] : first[0];
+  ASSERT_TRUE(s.Release(on_a.task, on_a.lease_id));
+  s.Enqueue(TaskKey{1, 2}, {});                                // queued first, no inputs anywhere
+  s.Enqueue(TaskKey{1, 3}, {}, 0, "a");                        // needs what a just made
+  auto next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].task, (TaskKey{1, 3}));
+  EXPECT_EQ(next[0].worker, "a");
+  ASSERT_TRUE(s.Release(on_b.task, on_b.lease_id));
+  next = s.Dispatch();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].task, (TaskKey{1, 2})) << "the task passed over takes the next free slot";
+  EXPECT_EQ(next[0].worker, "b");
+}
+
+TEST(SchedulerLocalityTest, ATaskIsPassedOverOnlySoOften) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1);
+  s.AddWorker("b", {"gpu"}, 1);  // could take any of them, but has no room
+  s.Enqueue(TaskKey{2, 0}, {"gpu"});
+  ASSERT_EQ(s.Dispatch().size(), 1u);
+  s.Enqueue(TaskKey{1, 0}, {}, 0, "gone");  // its inputs' worker left
+  for (int i = 1; i <= Scheduler::kMaxPassedOver + 1; ++i) {
+    s.Enqueue(TaskKey{1, i}, {}, 0, "a");
+    auto granted = s.Dispatch();
+    ASSERT_EQ(granted.size(), 1u);
+    const bool head_due = i > Scheduler::kMaxPassedOver;
+    EXPECT_EQ(granted[0].task, (TaskKey{1, head_due ? 0 : i})) << "grant " << i;
+    ASSERT_TRUE(s.Release(granted[0].task, granted[0].lease_id));
+  }
+  EXPECT_EQ(s.queued(), 1u);
+}
+
+TEST(SchedulerLocalityTest, WithOneWorkerTheQueuesOrderStands) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1);
+  s.Enqueue(TaskKey{1, 0}, {});
+  s.Enqueue(TaskKey{1, 1}, {}, 0, "a");
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 1u);
+  EXPECT_EQ(granted[0].task, (TaskKey{1, 0})) << "every task is local on the only worker: nothing to pass over for";
+}
+
+TEST(SchedulerLocalityTest, AWorkersPrefetchHoldsTheTaskWithItsInputs) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {}, 1, /*prefetch=*/1);
+  s.AddWorker("b", {}, 1, /*prefetch=*/1);
+  s.Enqueue(TaskKey{1, 0}, {});
+  s.Enqueue(TaskKey{1, 1}, {});
+  ASSERT_EQ(s.Dispatch().size(), 2u);
+  s.Enqueue(TaskKey{1, 2}, {}, 0, "b");
+  auto held = s.Dispatch();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].worker, "b") << "both have room to hold one; b has its inputs";
+  EXPECT_TRUE(held[0].held);
+}
+
+TEST(SchedulerLocalityTest, LabelsStillRule) {
+  FakeClock clock;
+  Scheduler s(&clock, kTtl);
+  s.AddWorker("a", {"gpu"}, 1);
+  s.AddWorker("b", {}, 1);
+  s.Enqueue(TaskKey{1, 0}, {"gpu"}, 0, "b");
+  auto granted = s.Dispatch();
+  ASSERT_EQ(granted.size(), 1u);
+  EXPECT_EQ(granted[0].worker, "a") << "b has the inputs but not the label";
+}
+
 }  // namespace
 }  // namespace assay

@@ -75,6 +75,22 @@ TEST(SettleTest, AnUnknownNeedNeverRunsTheTask) {
   EXPECT_TRUE(absl::StrContains(s.skipped[0].second, "nowhere"));
 }
 
+TEST(WorkerWithInputsTest, TheWorkerThatMadeTheLargestNeededOutputs) {
+  JobBuilder b;
+  b.Add("fw/build", OK).Add("docs/build", OK).Add("cached/build", OK).Add("fw/test", P, {"docs/build", "fw/build", "cached/build"});
+  auto outputs = [&](int index, const std::string& worker, int64_t bytes, bool cached = false) {
+    Task* t = b.job.mutable_tasks(index);
+    t->set_worker(worker);
+    t->set_cached(cached);
+    t->mutable_result()->add_output_files()->mutable_digest()->set_size_bytes(bytes);
+  };
+  outputs(0, "w1", 6000);
+  outputs(1, "w2", 900);
+  outputs(2, "w3", 1 << 20, /*cached=*/true);  // from the action cache: on no worker's disk
+  EXPECT_EQ(WorkerWithInputs(b.job, b.index_of, b.job.tasks(3)), "w1");
+  EXPECT_EQ(WorkerWithInputs(b.job, b.index_of, b.job.tasks(0)), "") << "needs nothing";
+}
+
 TEST(OutcomeTest, AJobIsOverWhenEveryTaskIsFinal) {
   JobBuilder b;
   b.Add("a", OK).Add("b", RUN);
