@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "worker/cgroups.h"
+#include "worker/sandbox_networks.h"
 
 namespace assay {
 
@@ -131,6 +132,7 @@ class SandboxExecutor final : public Executor {
   absl::Status Probe();
   Kind kind_;
   ProcessExecutor process_;
+  SandboxNetworks networks_;  // for kNamespaces
 };
 
 }  // namespace assay

@@ -120,9 +120,11 @@ void NoCapabilitiesForChildren() {
 
 }  // namespace
 
-NamespaceSandbox::NamespaceSandbox(const std::filesystem::path& workdir)
+NamespaceSandbox::NamespaceSandbox(const std::filesystem::path& workdir, const SandboxNetworks::Lease* network)
     : root_(std::filesystem::absolute(workdir).lexically_normal().string()),
-      workdir_(std::filesystem::path(root_).relative_path().string()) {
+      workdir_(std::filesystem::path(root_).relative_path().string()),
+      user_fd_(network != nullptr ? network->user_fd() : -1),
+      net_fd_(network != nullptr ? network->net_fd() : -1) {
   // The host's paths a step sees, read-only (sandbox_view.h; the kernel's settings over the /proc
   // mounted before the binds: MountAll).
   auto bind = [this](const sandbox_view::HostPath& host) {
@@ -142,6 +144,7 @@ NamespaceSandbox::NamespaceSandbox(const std::filesystem::path& workdir)
 
 pid_t NamespaceSandbox::Start(void* stack_top, const StepSpawn& step) {
   step_ = step;
+  if (net_fd_ >= 0) return StartJoining(stack_top);
 #ifdef ASSAY_SANDBOX_FORKS
   (void)stack_top;
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, 0L);
@@ -159,6 +162,59 @@ pid_t NamespaceSandbox::Start(void* stack_top, const StepSpawn& step) {
 }
 
 int NamespaceSandbox::FirstProcess(void* sandbox) { static_cast<const NamespaceSandbox*>(sandbox)->Enter(); }
+
+// With a lent network namespace, pid 1 is started by a process of its own between the supervisor
+// and it: a process joins a user namespace only while it is single-threaded and a pid namespace is
+// entered only by the children of the process that made it.
+pid_t NamespaceSandbox::StartJoining(void* stack_top) {
+  int pid_pipe[2];
+  if (::pipe2(pid_pipe, O_CLOEXEC) != 0) return -1;
+  pid_pipe_ = pid_pipe[1];
+  first_stack_top_ = stack_top;
+#ifdef ASSAY_SANDBOX_FORKS
+  const long joiner = ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0L);
+  if (joiner == 0) _exit(Join(this));
+#else
+  const pid_t joiner = ::clone(Join, static_cast<char*>(stack_top) - kFirstProcessBytes, CLONE_VM | SIGCHLD, this);
+#endif
+  const int clone_error = errno;
+  ::close(pid_pipe[1]);
+  pid_t first = -1;
+  ssize_t got = -1;
+  while (joiner > 0 && (got = ::read(pid_pipe[0], &first, sizeof(first))) < 0 && errno == EINTR) {
+  }
+  ::close(pid_pipe[0]);
+  if (joiner > 0) {
+    while (::waitpid(static_cast<pid_t>(joiner), nullptr, 0) < 0 && errno == EINTR) {
+    }
+  } else {
+    Say("assay sandbox: starting a process to join namespaces: ");
+    const char* why = ::strerrordesc_np(clone_error);
+    Say(why != nullptr ? why : "unknown error");
+    Say("\n");
+  }
+  return got == static_cast<ssize_t>(sizeof(first)) ? first : -1;
+}
+
+int NamespaceSandbox::Join(void* arg) {
+  const auto* sandbox = static_cast<const NamespaceSandbox*>(arg);
+  if (::setns(sandbox->user_fd_, CLONE_NEWUSER) != 0) Fail("joining", "the user namespace of its network");
+  if (::setns(sandbox->net_fd_, CLONE_NEWNET) != 0) Fail("joining", "its network namespace");
+  ::close(sandbox->user_fd_);  // (this process's copies: pid 1 and the step get none)
+  ::close(sandbox->net_fd_);
+  // A user namespace of its own inside that one, and every other namespace new.
+  if (::unshare(kNamespaces & ~CLONE_NEWNET) != 0) Fail("making", "its namespaces");
+#ifdef ASSAY_SANDBOX_FORKS
+  const long first = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0L);
+  if (first == 0) _exit(FirstProcess(arg));
+#else
+  const pid_t first = ::clone(FirstProcess, sandbox->first_stack_top_, CLONE_VM | CLONE_PARENT | SIGCHLD, arg);
+#endif
+  if (first < 0) Fail("starting", "its first process");
+  const pid_t pid = static_cast<pid_t>(first);
+  if (::write(sandbox->pid_pipe_, &pid, sizeof(pid)) != static_cast<ssize_t>(sizeof(pid))) _exit(125);
+  _exit(0);
+}
 
 // Mounts the sandbox, with its root on `root_` (cwd after), from copies of the host's trees taken
 // before anything is mounted over them.

@@ -1,5 +1,5 @@
 // The sandbox the worker makes itself for a step, from the kernel's namespaces (user, mount, pid,
-// network, IPC, UTS and cgroup): the host's /usr and a few /etc files read-only, private /proc,
+// network, IPC, UTS and cgroup; the network one lent from a pool, sandbox_networks.h): the host's /usr and a few /etc files read-only, private /proc,
 // /dev and /tmp, the kernel's settings read-only, the step's work directory writable at its own
 // path, no network but its own loopback, no capabilities. The same sandbox bubblewrap made
 // (sandbox_executor.cc), without bubblewrap's program and its processes: a step starts ~7 ms sooner
@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "worker/sandbox_networks.h"
+
 namespace assay {
 
 // How the sandbox's pid 1 starts the step (what the supervisor would pass to posix_spawnp).
@@ -34,7 +36,9 @@ struct StepSpawn {
 class NamespaceSandbox {
  public:
   // Where a step in `workdir` is sandboxed (read by the sandbox's pid 1, which must not allocate).
-  explicit NamespaceSandbox(const std::filesystem::path& workdir);
+  // `network`: an empty network namespace lent to this sandbox alone (sandbox_networks.h), joined
+  // instead of making one; it must stay lent until the sandbox's pid 1 is reaped. Null: a new one.
+  explicit NamespaceSandbox(const std::filesystem::path& workdir, const SandboxNetworks::Lease* network = nullptr);
   NamespaceSandbox(const NamespaceSandbox&) = delete;
   NamespaceSandbox& operator=(const NamespaceSandbox&) = delete;
 
@@ -43,7 +47,13 @@ class NamespaceSandbox {
   // copy). Async-signal-safe; returns its pid (on the caller's side of the namespaces) or -1.
   // Exit code 125 with a message on stderr when the sandbox could not be made.
   pid_t Start(void* stack_top, const StepSpawn& step);
-  static constexpr size_t kStackBytes = 64 * 1024;
+  // The pid 1's stack (the top kFirstProcessBytes) and, below it, the one of the process that joins
+  // a lent network namespace and makes the rest before it starts pid 1 (Join).
+  static constexpr size_t kFirstProcessBytes = 64 * 1024;
+  // The lent namespaces' descriptors (-1: none), which the process that starts it must keep open.
+  int user_fd() const { return user_fd_; }
+  int net_fd() const { return net_fd_; }
+  static constexpr size_t kStackBytes = kFirstProcessBytes + 32 * 1024;
 
  private:
   struct Bind {
@@ -54,6 +64,10 @@ class NamespaceSandbox {
     bool device = false;    // a device node: opened as one (every other tree is nodev)
   };
   static int FirstProcess(void* sandbox);
+  // Joins the lent namespaces, makes the others, starts pid 1 as a sibling (its parent the
+  // supervisor), writes its pid to `pid_pipe_` and ends.
+  static int Join(void* sandbox);
+  pid_t StartJoining(void* stack_top);
   [[noreturn]] void Enter() const;
   bool MountAll() const;
 
@@ -62,6 +76,10 @@ class NamespaceSandbox {
   std::string workdir_;
   std::string uid_map_, gid_map_;
   StepSpawn step_ = {};  // set by Start, read by the first process
+  int user_fd_ = -1;     // of the lent network namespace's owner (-1: none lent)
+  int net_fd_ = -1;
+  int pid_pipe_ = -1;    // Join's pipe to Start, while it runs
+  void* first_stack_top_ = nullptr;
 };
 
 }  // namespace assay

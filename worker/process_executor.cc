@@ -118,8 +118,18 @@ int Supervise(void* arg) {
   ::dup2(s.err, 2);
   // Drops the copies of every other descriptor the worker had open (another step's pipes, a
   // script being written): a copied writable file could not be exec'd by its step (ETXTBSY).
-  if (s.ready > 3) ::close_range(3, static_cast<unsigned>(s.ready) - 1, 0);
-  ::close_range(static_cast<unsigned>(s.ready) + 1, ~0U, 0);
+  // Keeps `ready` and a sandbox's lent namespaces (its pid 1's parent joins them, then closes them).
+  int keep[3] = {s.ready, s.sandbox != nullptr ? s.sandbox->user_fd() : -1, s.sandbox != nullptr ? s.sandbox->net_fd() : -1};
+  for (int i = 1; i < 3; ++i) {  // sorted, with no allocation
+    for (int j = i; j > 0 && keep[j] < keep[j - 1]; --j) std::swap(keep[j], keep[j - 1]);
+  }
+  int from = 3;
+  for (int fd : keep) {
+    if (fd < from) continue;
+    if (fd > from) ::close_range(static_cast<unsigned>(from), static_cast<unsigned>(fd) - 1, 0);
+    from = fd + 1;
+  }
+  ::close_range(static_cast<unsigned>(from), ~0U, 0);
   if (::write(s.ready, "r", 1) != 1) _exit(125);
   ::close(s.ready);
   // Into the task's control groups before anything of the step starts: all it forks stays there.

@@ -76,7 +76,11 @@ absl::StatusOr<ExecResult> SandboxExecutor::Run(const ExecRequest& request, cons
                                                 const CancelToken& cancel) {
   if (request.argv.empty()) return absl::InvalidArgumentError("empty command");
   if (kind_ == Kind::kNamespaces) {
-    NamespaceSandbox sandbox(request.workdir);  // read by the sandbox's first process until it is reaped
+    // A network namespace of the pool's, lent until the sandbox's pid 1 is reaped (RunIn returns);
+    // should none be made, the sandbox makes its own.
+    auto network = networks_.Acquire();
+    if (!network.ok()) spdlog::debug("a sandbox makes its own network namespace: {}", network.status().ToString());
+    NamespaceSandbox sandbox(request.workdir, network.ok() ? &*network : nullptr);  // read by its first process
     return process_.RunIn(&sandbox, request, output, cancel);
   }
   ExecRequest wrapped = request;
