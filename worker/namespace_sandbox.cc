@@ -43,6 +43,16 @@ void Say(const char* text) {
   if (text != nullptr) (void)!::write(2, text, std::strlen(text));
 }
 
+// "assay sandbox: <what>: <why>" on stderr, for a start that failed with `error` (errno).
+void SayStartFailed(const char* what, int error) {
+  const char* why = ::strerrordesc_np(error);
+  Say("assay sandbox: ");
+  Say(what);
+  Say(": ");
+  Say(why != nullptr ? why : "unknown error");
+  Say("\n");
+}
+
 [[noreturn]] void Fail(const char* what, const char* path) {
   const char* why = ::strerrordesc_np(errno);
   Say("assay sandbox: ");
@@ -152,12 +162,7 @@ pid_t NamespaceSandbox::Start(void* stack_top, const StepSpawn& step) {
 #else
   const pid_t pid = ::clone(FirstProcess, stack_top, CLONE_VM | kNamespaces | SIGCHLD, this);
 #endif
-  if (pid < 0) {
-    const char* why = ::strerrordesc_np(errno);
-    Say("assay sandbox: starting a process in new namespaces: ");
-    Say(why != nullptr ? why : "unknown error");
-    Say("\n");
-  }
+  if (pid < 0) SayStartFailed("starting a process in new namespaces", errno);
   return static_cast<pid_t>(pid);
 }
 
@@ -188,10 +193,7 @@ pid_t NamespaceSandbox::StartJoining(void* stack_top) {
     while (::waitpid(static_cast<pid_t>(joiner), nullptr, 0) < 0 && errno == EINTR) {
     }
   } else {
-    Say("assay sandbox: starting a process to join namespaces: ");
-    const char* why = ::strerrordesc_np(clone_error);
-    Say(why != nullptr ? why : "unknown error");
-    Say("\n");
+    SayStartFailed("starting a process to join namespaces", clone_error);
   }
   return got == static_cast<ssize_t>(sizeof(first)) ? first : -1;
 }
