@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "worker/cgroups.h"
 #include "worker/sandbox_networks.h"
@@ -25,13 +26,22 @@ class CancelToken {
   ~CancelToken();
   CancelToken(const CancelToken&) = delete;
   CancelToken& operator=(const CancelToken&) = delete;
+  // Cancels this token, then its followers (each once).
   void Cancel();
   bool cancelled() const { return cancelled_.load(); }
   int fd() const { return fd_; }  // readable once cancelled
 
+  // `follower` is cancelled with this token (at once, when this one already is) until Unfollow
+  // returns; after that, this token's Cancel does not touch it. A follower's own followers follow
+  // it in turn: tokens form a tree (the lock order is parent, then child).
+  void Follow(CancelToken* follower) const;
+  void Unfollow(CancelToken* follower) const;
+
  private:
   std::atomic<bool> cancelled_{false};
   int fd_ = -1;
+  mutable absl::Mutex mu_;
+  mutable std::vector<CancelToken*> followers_ ABSL_GUARDED_BY(mu_);
 };
 
 enum class OutputStream { kStdout, kStderr };

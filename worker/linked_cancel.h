@@ -1,8 +1,6 @@
-// A CancelToken that follows another: `inner` is cancelled as soon as `outer` is (a watcher thread
-// waits on both descriptors), so a run can be ended by either the task's cancel or the worker itself.
+// A CancelToken that follows another: `inner` is cancelled as soon as `outer` is, so a run can be
+// ended by either the task's cancel or the worker itself. No thread: `outer` cancels its followers.
 #pragma once
-
-#include <thread>
 
 #include "worker/executor.h"
 
@@ -10,14 +8,14 @@ namespace assay {
 
 class LinkedCancel {
  public:
-  LinkedCancel(const CancelToken& outer, CancelToken* inner);
-  ~LinkedCancel();
+  LinkedCancel(const CancelToken& outer, CancelToken* inner) : outer_(outer), inner_(inner) { outer_.Follow(inner_); }
+  ~LinkedCancel() { outer_.Unfollow(inner_); }
   LinkedCancel(const LinkedCancel&) = delete;
   LinkedCancel& operator=(const LinkedCancel&) = delete;
 
  private:
-  int done_;
-  std::thread thread_;
+  const CancelToken& outer_;
+  CancelToken* const inner_;
 };
 
 }  // namespace assay

@@ -27,16 +27,6 @@
 
 namespace assay {
 
-CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-CancelToken::~CancelToken() {
-  if (fd_ >= 0) ::close(fd_);
-}
-void CancelToken::Cancel() {
-  if (cancelled_.exchange(true)) return;
-  uint64_t one = 1;
-  if (fd_ >= 0) (void)!::write(fd_, &one, sizeof(one));
-}
-
 namespace {
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
