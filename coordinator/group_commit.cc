@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace assay {
 
 GroupCommit::~GroupCommit() {
@@ -13,27 +15,43 @@ GroupCommit::~GroupCommit() {
   Flush().IgnoreError();
 }
 
-void GroupCommit::StartBackgroundWriter() {
-  background_ = std::thread([this] {
+void GroupCommit::StartBackgroundWriter(absl::Duration unwaited_delay) {
+  background_ = std::thread([this, unwaited_delay] {
     while (true) {
       uint64_t ticket = 0;
       {
         absl::MutexLock lock(&mu_);
-        auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+        // Work: a change left unwaited, or changes a failed write kept (nobody may come to write them).
+        auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || left_ > written() || (failures_in_a_row_ > 0 && !queue_.empty());
+        };
+        auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
         mu_.Await(absl::Condition(&work));
         if (stopping_) return;
         if (failures_in_a_row_ > 0) {
           // The disk refused the last write: try again after a pause (100 ms, doubling to 2 s), sooner
           // if a waiter writes first, so that kept changes reach the disk once it takes writes again.
           const absl::Duration pause = std::min(absl::Milliseconds(100) * (1 << std::min(failures_in_a_row_ - 1, 5)), absl::Seconds(2));
-          auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
           if (mu_.AwaitWithTimeout(absl::Condition(&stopping), pause)) return;
+        } else {
+          // Give a waiter's write the chance to carry what was left, then write it.
+          const uint64_t left = left_;
+          auto carried = [this, left]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || written() >= left; };
+          mu_.AwaitWithTimeout(absl::Condition(&carried), unwaited_delay);
+          if (stopping_) return;
+          if (written() >= left) continue;
         }
         ticket = last_ticket_;
       }
       Wait(ticket).IgnoreError();
     }
   });
+}
+
+void GroupCommit::Leave(uint64_t ticket) {
+  if (ticket == 0) return;
+  absl::MutexLock lock(&mu_);
+  left_ = std::max(left_, ticket);
 }
 
 uint64_t GroupCommit::Enqueue(Change change) {

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace assay {
 
@@ -40,8 +41,12 @@ class GroupCommit {
   explicit GroupCommit(Writer writer) : writer_(std::move(writer)) {}
   ~GroupCommit();  // writes what is queued
 
-  // Starts a thread that writes changes nobody waits for (log chunks) soon after they are queued.
-  void StartBackgroundWriter();
+  // How long a change nobody waits for may stay queued: the next waiter's write (a result, a
+  // dispatch) usually carries it first, with no write or thread hand-off of its own.
+  static constexpr absl::Duration kUnwaitedDelay = absl::Milliseconds(20);
+  // Starts a thread that writes changes nobody waits for (Leave) within `unwaited_delay`, and kept
+  // changes once the disk takes writes again.
+  void StartBackgroundWriter(absl::Duration unwaited_delay = kUnwaitedDelay);
 
   // Orders `change` after every change enqueued before it; returns its ticket (0 for an empty one,
   // which needs no waiting). Never blocks on I/O.
@@ -50,6 +55,10 @@ class GroupCommit {
   // once a write of them failed: then the status is that failure (the changes are kept and written
   // again later; written() stays below the ticket until they are).
   absl::Status Wait(uint64_t ticket);
+
+  // Nobody waits for `ticket` (0: nothing): the background writer writes it within kUnwaitedDelay
+  // unless a waiter's write takes it along first. Changes that are waited for never wake that thread.
+  void Leave(uint64_t ticket);
 
   // Writes whatever is queued (for changes enqueued without a waiter).
   absl::Status Flush() { return Wait(last_ticket()); }
@@ -78,6 +87,7 @@ class GroupCommit {
   mutable absl::Mutex mu_;
   std::deque<Change> queue_ ABSL_GUARDED_BY(mu_);  // changes last_ticket_-size+1 .. last_ticket_
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t left_ ABSL_GUARDED_BY(mu_) = 0;  // the last ticket nobody waits for (Leave)
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int failures_in_a_row_ ABSL_GUARDED_BY(mu_) = 0;  // writes the disk refused since the last one it took

@@ -36,6 +36,8 @@ void JobManager::AfterRelease(Released* released, Mode mode) {
   // (A section that does not wait still does once too much is queued: memory stays bounded.)
   if (released->ticket != 0 && (mode == Mode::kWait || commit_.queued_bytes() > kMaxUnwaitedBytes)) {
     commit_.Wait(released->ticket).IgnoreError();  // failures are logged by the commit
+  } else {
+    commit_.Leave(released->ticket);  // written with the next waited change, or soon after
   }
 }
 

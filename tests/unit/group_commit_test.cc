@@ -33,6 +33,11 @@ class RecordingWriter {
     absl::MutexLock lock(&mu_);
     return syncs_;
   }
+  // The thread of each write, in order.
+  std::vector<std::thread::id> threads() {
+    absl::MutexLock lock(&mu_);
+    return threads_;
+  }
   void FailWrites(bool fail) { fail_ = fail; }
 
  private:
@@ -50,6 +55,7 @@ class RecordingWriter {
     absl::MutexLock lock(&mu_);
     keys_.insert(keys_.end(), handler.keys.begin(), handler.keys.end());
     syncs_ += sync ? 1 : 0;
+    threads_.push_back(std::this_thread::get_id());
     return absl::OkStatus();
   }
 
@@ -58,6 +64,7 @@ class RecordingWriter {
   absl::Mutex mu_;
   std::vector<std::string> keys_ ABSL_GUARDED_BY(mu_);
   int syncs_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
 };
 
 GroupCommit::Change Put(const std::string& key, bool sync, std::function<void()> after = nullptr) {
@@ -177,6 +184,43 @@ TEST(GroupCommitTest, TheBackgroundWriterWritesKeptChangesOnceTheDiskTakesThemWi
   writer.FailWrites(false);  // the disk was freed; no new change comes
   EXPECT_TRUE(assay::testing::WaitFor([&] { return commit.written() >= ticket; }, absl::Seconds(10)));
   EXPECT_EQ(writer.keys(), std::vector<std::string>{"kept"});
+}
+
+TEST(GroupCommitTest, AChangeNobodyWaitsForIsWrittenByTheBackgroundWriter) {
+  RecordingWriter writer;
+  GroupCommit commit(writer.AsWriter());
+  commit.StartBackgroundWriter(absl::Milliseconds(1));
+  const uint64_t ticket = commit.Enqueue(Put("log", false));
+  commit.Leave(ticket);
+  EXPECT_TRUE(assay::testing::WaitFor([&] { return commit.written() >= ticket; }, absl::Seconds(10)));
+  EXPECT_EQ(writer.keys(), std::vector<std::string>{"log"});
+  ASSERT_EQ(writer.threads().size(), 1u);
+  EXPECT_NE(writer.threads()[0], std::this_thread::get_id());
+}
+
+TEST(GroupCommitTest, AWaitedChangeIsWrittenByItsWaiterWithWhatWasLeftBeforeItInOneGroup) {
+  RecordingWriter writer;
+  GroupCommit commit(writer.AsWriter());
+  // A background writer that would take its time: the waiter's write carries the left change.
+  commit.StartBackgroundWriter(absl::Seconds(60));
+  commit.Leave(commit.Enqueue(Put("log", false)));
+  const uint64_t result = commit.Enqueue(Put("result", true));
+  ASSERT_TRUE(commit.Wait(result).ok());
+  EXPECT_EQ(writer.keys(), (std::vector<std::string>{"log", "result"}));
+  EXPECT_EQ(commit.groups(), 1u) << "one group, one sync";
+  EXPECT_EQ(writer.syncs(), 1);
+  // Neither change woke the background writer to write it: this thread wrote both.
+  EXPECT_EQ(writer.threads(), (std::vector<std::thread::id>{std::this_thread::get_id(), std::this_thread::get_id()}));
+}
+
+TEST(GroupCommitTest, AChangeLeftUnwrittenIsWrittenWhenTheCommitEnds) {
+  RecordingWriter writer;
+  {
+    GroupCommit commit(writer.AsWriter());
+    commit.StartBackgroundWriter(absl::Seconds(60));
+    commit.Leave(commit.Enqueue(Put("log", false)));
+  }
+  EXPECT_EQ(writer.keys(), std::vector<std::string>{"log"});
 }
 
 }  // namespace
