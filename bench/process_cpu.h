@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -36,11 +37,26 @@ inline Cpu CpuFromStat(const std::string& path) {
   return {at(14) + at(15), at(16) + at(17)};
 }
 
-inline Cpu CpuOf(pid_t pid) { return CpuFromStat("/proc/" + std::to_string(pid) + "/stat"); }
+// CPU seconds of a live process, every thread it ever had included, to the nanosecond: the kernel's
+// own sum (the process's CPU-time clock), where /proc's utime and stime are each cut to clock ticks
+// (10 ms: up to 20 ms off per reading, 1.7 ms a task on a job of 12 tasks). -1 if the process is gone.
+inline double PreciseCpuOf(pid_t pid) {
+  clockid_t clock;
+  timespec ts{};
+  if (::clock_getcpuclockid(pid, &clock) != 0 || ::clock_gettime(clock, &ts) != 0) return -1;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// The process's own CPU to the nanosecond (PreciseCpuOf), its waited-for children's in clock ticks.
+inline Cpu CpuOf(pid_t pid) {
+  Cpu cpu = CpuFromStat("/proc/" + std::to_string(pid) + "/stat");
+  if (const double precise = PreciseCpuOf(pid); precise >= 0) cpu.self = precise;
+  return cpu;
+}
 
 // CPU seconds of a process's live threads (run time from schedstat), summed by thread name (gRPC's
 // pollers, our pools...). Threads that have exited are not in it: CpuOf(pid).self less the sum is
-// theirs (to within CpuOf's clock ticks).
+// theirs.
 inline std::map<std::string, double> ThreadCpuOf(pid_t pid) {
   std::map<std::string, double> by_name;
   std::error_code ec;
