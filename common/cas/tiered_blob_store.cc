@@ -78,6 +78,19 @@ absl::Status TieredBlobStore::Put(const Digest& digest, absl::string_view data) 
   return absl::OkStatus();
 }
 
+std::vector<absl::Status> TieredBlobStore::Stored(const std::vector<BlobToPut>& blobs, PutSync sync) {
+  std::vector<absl::Status> stored = sync == PutSync::kNow ? slow_->PutMany(blobs) : slow_->PutManyUnsynced(blobs);
+  std::vector<BlobToPut> hot;
+  for (size_t i = 0; i < blobs.size() && i < stored.size(); ++i) {
+    if (stored[i].ok() && Fits(blobs[i].digest)) hot.push_back(blobs[i]);
+  }
+  if (hot.empty()) return stored;
+  for (const absl::Status& s : fast_->PutManyUnsynced(hot)) {
+    if (!s.ok()) spdlog::debug("hot tier: not kept: {}", s.message());
+  }
+  return stored;
+}
+
 absl::StatusOr<std::unique_ptr<BlobWriter>> TieredBlobStore::OpenWrite(const Digest& digest) {
   auto slow = slow_->OpenWrite(digest);
   if (!slow.ok()) return slow.status();

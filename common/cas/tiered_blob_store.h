@@ -25,6 +25,13 @@ class TieredBlobStore final : public BlobStore {
   absl::Status Read(const Digest& digest, int64_t offset, int64_t limit, const ChunkSink& sink) override;
   absl::Status Put(const Digest& digest, absl::string_view data) override;
   absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWrite(const Digest& digest) override;
+  // The slow tier takes the batch as a batch (its PutMany, or PutManyUnsynced when the caller syncs);
+  // the blobs it took that fit go to the hot tier in one unsynced batch: a copy that a power loss
+  // takes back is read from the slow tier again, so the cache need not wait for the disk per blob.
+  std::vector<absl::Status> PutMany(const std::vector<BlobToPut>& blobs) override { return Stored(blobs, PutSync::kNow); }
+  std::vector<absl::Status> PutManyUnsynced(const std::vector<BlobToPut>& blobs) override {
+    return Stored(blobs, PutSync::kByCaller);
+  }
 
   // Reads the hot tier answered, and those that went to the slow tier.
   int64_t hot_hits() const { return hot_hits_.load(); }
@@ -32,6 +39,7 @@ class TieredBlobStore final : public BlobStore {
 
  private:
   bool Fits(const Digest& digest) const { return digest.size() <= fill_limit_; }
+  std::vector<absl::Status> Stored(const std::vector<BlobToPut>& blobs, PutSync sync);
   BlobStore* const fast_;
   BlobStore* const slow_;
   const int64_t fill_limit_;
