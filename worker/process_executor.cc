@@ -71,6 +71,9 @@ struct Supervision {
   char* const* envp;
   NamespaceSandbox* sandbox;  // the step runs in it, when set
   void* sandbox_stack;        // the top of its first process's stack
+  // Descriptors it keeps besides 0, 1, 2 and `ready` when it drops the worker's (-1: none): a
+  // sandbox's lent namespaces, which its pid 1's parent joins, then closes.
+  int also_keep[2] = {-1, -1};
 };
 
 // The step's supervisor and process-group leader. It stays alive while the step runs so that, if
@@ -108,8 +111,7 @@ int Supervise(void* arg) {
   ::dup2(s.err, 2);
   // Drops the copies of every other descriptor the worker had open (another step's pipes, a
   // script being written): a copied writable file could not be exec'd by its step (ETXTBSY).
-  // Keeps `ready` and a sandbox's lent namespaces (its pid 1's parent joins them, then closes them).
-  int keep[3] = {s.ready, s.sandbox != nullptr ? s.sandbox->user_fd() : -1, s.sandbox != nullptr ? s.sandbox->net_fd() : -1};
+  int keep[3] = {s.ready, s.also_keep[0], s.also_keep[1]};
   for (int i = 1; i < 3; ++i) {  // sorted, with no allocation
     for (int j = i; j > 0 && keep[j] < keep[j - 1]; --j) std::swap(keep[j], keep[j - 1]);
   }
@@ -291,8 +293,13 @@ class SpawnPlan {
   SpawnPlan& operator=(const SpawnPlan&) = delete;
 
   Supervision For(int dev_null, int out, int err, NamespaceSandbox* sandbox) const {
-    return Supervision{::getpid(), dev_null, out, err, -1, &cgroup_files_, &actions_, &attr_, argv_.data(),
-                       envp_.data(), sandbox, nullptr};
+    Supervision s{::getpid(), dev_null, out, err, -1, &cgroup_files_, &actions_, &attr_, argv_.data(),
+                  envp_.data(), sandbox, nullptr};
+    if (sandbox != nullptr) {
+      s.also_keep[0] = sandbox->user_fd();
+      s.also_keep[1] = sandbox->net_fd();
+    }
+    return s;
   }
 
  private:
