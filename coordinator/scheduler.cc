@@ -136,10 +136,9 @@ std::vector<Lease> Scheduler::Dispatch() {
 
 void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
   const absl::Time now = clock_->Now();
-  auto capacity = [extra](const Worker& w) { return !w.eligible ? 0 : w.slots + (extra > 0 ? w.prefetch : 0); };
   // With every slot busy there is nothing to do: a long queue is not walked on every result.
   int free = 0;
-  for (const auto& [id, w] : workers_) free += std::max(0, capacity(w) - w.busy);
+  for (const auto& [id, w] : workers_) free += std::max(0, Capacity(w, extra) - w.busy);
   std::set<uint64_t> stuck;  // jobs none of whose queued tasks fits a free slot now
   while (free > 0 && queued_ > 0) {
     // The job that gets the next slot: highest priority, then fewest running, then oldest.
@@ -156,7 +155,7 @@ void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
     if (pick == nullptr) break;
     bool placed = false;
     for (auto it = pick->queue.begin(); it != pick->queue.end(); ++it) {
-      auto [best_id, best] = WorkerFor(*it, capacity);
+      auto [best_id, best] = WorkerFor(*it, extra);
       if (best == nullptr) continue;
       const auto chosen = *best_id == it->preferred ? it : LocalTaskFor(*best_id, *best, pick->queue, it);
       if (chosen != it) ++it->passed_over;
@@ -177,19 +176,18 @@ void Scheduler::DispatchPass(int extra, std::vector<Lease>* granted) {
   }
 }
 
-std::pair<const std::string*, Scheduler::Worker*> Scheduler::WorkerFor(const Queued& task,
-                                                                       const std::function<int(const Worker&)>& capacity) {
+std::pair<const std::string*, Scheduler::Worker*> Scheduler::WorkerFor(const Queued& task, int extra) {
   if (!task.preferred.empty()) {
     auto it = workers_.find(task.preferred);
-    if (it != workers_.end() && it->second.busy < capacity(it->second) && LabelsMatch(task.required, it->second.labels)) {
+    if (it != workers_.end() && it->second.busy < Capacity(it->second, extra) && LabelsMatch(task.required, it->second.labels)) {
       return {&it->first, &it->second};
     }
   }
   Worker* best = nullptr;
   const std::string* best_id = nullptr;
   for (auto& [id, w] : workers_) {
-    if (w.busy >= capacity(w) || !LabelsMatch(task.required, w.labels)) continue;
-    if (best == nullptr || capacity(w) - w.busy > capacity(*best) - best->busy) {
+    if (w.busy >= Capacity(w, extra) || !LabelsMatch(task.required, w.labels)) continue;
+    if (best == nullptr || Capacity(w, extra) - w.busy > Capacity(*best, extra) - best->busy) {
       best = &w;
       best_id = &id;
     }

@@ -150,9 +150,12 @@ class Scheduler {
   void DropIfIdle(uint64_t job);
   // Grants queued tasks to workers with fewer than slots + `extra` live leases.
   void DispatchPass(int extra, std::vector<Lease>* granted);
-  // The worker for `task` among those with room (`capacity`): its preferred one, else the matching
+  // How many leases `w` may hold in a pass: its slots, plus its prefetch when `extra` (none when it
+  // takes no new work).
+  static int Capacity(const Worker& w, int extra) { return !w.eligible ? 0 : w.slots + (extra > 0 ? w.prefetch : 0); }
+  // The worker for `task` among those with room (Capacity): its preferred one, else the matching
   // worker with the most room, so work spreads across hosts. Null when none has room.
-  std::pair<const std::string*, Worker*> WorkerFor(const Queued& task, const std::function<int(const Worker&)>& capacity);
+  std::pair<const std::string*, Worker*> WorkerFor(const Queued& task, int extra);
   // The task of `queue` to give the slot of `worker` that `head` (the job's next task) would take:
   // a later one that has its inputs there and that another worker could take first, unless `head`
   // was passed over often enough already.
