@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/process_cpu.h"
 #include "common/base/file_util.h"
 #include "worker/cgroups.h"
 #include "worker/container_executor.h"
@@ -78,14 +79,7 @@ bool Through(Executor* executor, const fs::path& dir, const std::string& command
 }
 
 // The machine's busy CPU so far (every core, the kernel's threads included), in seconds.
-double BusySeconds() {
-  std::FILE* f = std::fopen("/proc/stat", "r");
-  if (f == nullptr) return 0;
-  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  const int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait, &irq, &softirq);
-  std::fclose(f);
-  return got == 7 ? static_cast<double>(user + nice + system + irq + softirq) / static_cast<double>(::sysconf(_SC_CLK_TCK)) : 0;
-}
+double BusySeconds() { return assay::bench::MachineTicksNow().busy / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
 
 // A `true` step in the worker's own sandbox, joining a lent network namespace (`lent`: the
 // executor's pool) or making its own (how every sandbox started before session 36): the machine's

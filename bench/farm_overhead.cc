@@ -58,16 +58,6 @@ absl::Duration Direct(int n) {
   return absl::Now() - start;
 }
 
-// Busy and total jiffies of all CPUs, from /proc/stat.
-std::pair<double, double> CpuJiffies() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
-  const double busy = user + nice + system + irq + softirq;
-  return {busy, busy + idle + iowait};
-}
-
 double Us(const google::protobuf::Timestamp& t) { return static_cast<double>(t.seconds()) * 1e6 + t.nanos() / 1e3; }
 
 // Where a lane's time goes, from the worker's REAPI execution metadata (one host, one clock): each
@@ -148,7 +138,7 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
   };
   auto run_farm = [&](int tasks) -> std::optional<Run> {
     const auto tree = tree_of(tasks);
-    const auto [busy0, total0] = CpuJiffies();
+    const auto [busy0, total0] = assay::bench::MachineTicksNow();
     const auto daemons = [&] {
       return std::array<double, 2>{assay::bench::CpuOf(farm.coordinator_pid()).self,
                                    assay::bench::CpuOf(farm.worker_pid("w1")).self +
@@ -164,7 +154,7 @@ std::optional<FarmFigures> MeasureFarm(int n, const std::string& executor, bool 
     auto job = farm.WaitJob(*id, absl::Minutes(10));
     Run r;
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    const auto [busy1, total1] = CpuJiffies();
+    const auto [busy1, total1] = assay::bench::MachineTicksNow();
     const std::array<double, 2> cpu1 = daemons();
     r.coordinator_cpu = cpu1[0] - cpu0[0];
     r.workers_cpu = cpu1[1] - cpu0[1];

@@ -54,6 +54,20 @@ inline Cpu CpuOf(pid_t pid) {
   return cpu;
 }
 
+// Busy and total clock ticks of every CPU of the machine so far (the kernel's threads included),
+// from /proc/stat's first line; busy is user + nice + system + irq + softirq.
+struct MachineTicks {
+  double busy = 0, total = 0;
+};
+inline MachineTicks MachineTicksNow() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  const double busy = user + nice + system + irq + softirq;
+  return {busy, busy + idle + iowait};
+}
+
 // CPU seconds of a process's live threads (run time from schedstat), summed by thread name (gRPC's
 // pollers, our pools...). Threads that have exited are not in it: CpuOf(pid).self less the sum is
 // theirs.
