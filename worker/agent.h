@@ -146,6 +146,7 @@ class WorkerAgent {
     SpareDirectories* spares = nullptr;  // where its folders come from and go back to (a sandboxed step's)
     InputLinks::Claims links;            // its linked inputs, released once its folder is gone
     bool keep = false;                   // its folder is kept for a later task (kept_folders.h), not removed
+    bool linked = false;                 // its inputs are linked (input_links.h), and its outputs become copies
   };
   struct TaskFiles {
     std::string safe;                 // the task's name for files and containers

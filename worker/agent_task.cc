@@ -279,6 +279,7 @@ bool WorkerAgent::PrepareTask(const assay::v1::Assignment& assignment, TaskFiles
   // (whose restore relies on inputs being newer than the cache) or an image. Their folders are kept
   // for later tasks, and come from those kept (kept_folders.h).
   const bool link = inputs_.links() && assignment.caches_size() == 0 && host_step;
+  after->linked = link;
   after->keep = link && kept_folders_ != nullptr && after->spares != nullptr;
   std::optional<KeptFolders::Folder> kept;
   if (after->keep) kept = TakeKeptFolder(kept_folders_.get(), assignment, files->task_dir, options_.tree_limits);
@@ -364,7 +365,8 @@ assay::v1::TaskResult WorkerAgent::Execute(LinkStream* link, const assay::v1::As
   ApplyVerdict(*exec, output_exceeded, output_limit, request->limits, &log, &out);
   *metadata->mutable_output_upload_start_timestamp() = ToTimestamp(absl::Now());
   absl::Status uploaded = uploader_.Upload(assignment.command(), files.exec_dir, logs, &out,
-                                           [&log](absl::string_view line) { log.Note(line); });
+                                           [&log](absl::string_view line) { log.Note(line); },
+                                           after->linked ? input_links_.get() : nullptr);
   if (!uploaded.ok()) {
     out.set_error(std::string(uploaded.message()));
     return out;

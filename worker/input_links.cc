@@ -1,11 +1,14 @@
 #include "worker/input_links.h"
 
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/file_util.h"
@@ -73,8 +76,9 @@ absl::StatusOr<std::unique_ptr<InputLinks>> InputLinks::Open(const std::filesyst
   return std::unique_ptr<InputLinks>(new InputLinks(std::move(*fd), budget_bytes, time_step, restamped));
 }
 
-void InputLinks::AddClaim(std::string name, const TreeWriter::File& file, const struct stat* st, Claims* claims) {
-  Claim claim{std::move(name), file.path(), file.digest, file.executable};
+void InputLinks::AddClaim(std::string name, std::string path, const Digest& digest, bool executable,
+                          const struct stat* st, Claims* claims) {
+  Claim claim{std::move(name), std::move(path), digest, executable};
   if (st != nullptr) {
     claim.inode = st->st_ino;
     claim.ctime_ns = Nanos(st->st_ctim);
@@ -82,8 +86,8 @@ void InputLinks::AddClaim(std::string name, const TreeWriter::File& file, const 
   claims->files.push_back(std::move(claim));
 }
 
-std::string InputLinks::NameOf(const TreeWriter::File& file, int copy) {
-  return absl::StrCat(file.digest.hash(), "-", file.digest.size(), file.executable ? "-x" : "", ".", copy);
+std::string InputLinks::NameOf(const Digest& digest, bool executable, int copy) {
+  return absl::StrCat(digest.hash(), "-", digest.size(), executable ? "-x" : "", ".", copy);
 }
 
 bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
@@ -92,7 +96,7 @@ bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* cl
   {
     absl::MutexLock lock(&mu_);
     for (int copy = 0; copy < kMaxCopies && name.empty(); ++copy) {
-      std::string candidate = NameOf(file, copy);
+      std::string candidate = NameOf(file.digest, file.executable, copy);
       auto it = entries_.find(candidate);
       if (it == entries_.end() || it->second.in_use) continue;
       it->second.in_use = true;
@@ -104,7 +108,8 @@ bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* cl
   if (tree.LinkFile(file, dir_.get(), name).ok()) {
     struct stat st {};
     const bool stat = ::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-    AddClaim(std::move(name), file, stat ? &st : nullptr, claims);  // without its time: checked by its bytes
+    // Without its time: checked by its bytes.
+    AddClaim(std::move(name), file.path(), file.digest, file.executable, stat ? &st : nullptr, claims);
     return true;
   }
   absl::MutexLock lock(&mu_);
@@ -112,39 +117,81 @@ bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* cl
   return false;
 }
 
-void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
-  if (file.digest.size() > kMaxFileBytes || file.digest.size() > budget_) return;
+std::string InputLinks::Reserve(const Digest& digest, bool executable, bool unless_free,
+                                std::vector<std::string>* evicted) {
+  if (digest.size() > kMaxFileBytes || digest.size() > budget_) return "";
+  absl::MutexLock lock(&mu_);
   std::string name;
-  std::vector<std::string> evicted;
-  {
-    absl::MutexLock lock(&mu_);
-    for (int copy = 0; copy < kMaxCopies && name.empty(); ++copy) {
-      std::string candidate = NameOf(file, copy);
-      if (!entries_.contains(candidate)) name = std::move(candidate);
+  for (int copy = 0; copy < kMaxCopies; ++copy) {
+    std::string candidate = NameOf(digest, executable, copy);
+    auto it = entries_.find(candidate);
+    if (it == entries_.end()) {
+      if (name.empty()) name = std::move(candidate);
+    } else if (unless_free && !it->second.in_use) {
+      return "";  // a copy no task holds is there already
     }
-    if (name.empty()) return;  // as many copies as are kept
-    // Room first: the least recently used files no task holds go.
-    for (auto it = lru_.begin(); it != lru_.end() && bytes_ + file.digest.size() > budget_;) {
-      const std::string victim = *it++;
-      if (auto found = entries_.find(victim); found == entries_.end() || found->second.in_use) continue;
-      evicted.push_back(victim);
-      DropLocked(victim);
-    }
-    if (bytes_ + file.digest.size() > budget_) return;  // everything held is in use
-    Entry& entry = entries_[name];
-    entry.size = file.digest.size();
-    entry.digest = file.digest;
-    entry.in_use = true;  // by this task, until Release
-    entry.lru = lru_.insert(lru_.end(), name);
-    bytes_ += entry.size;
   }
+  if (name.empty()) return "";  // as many copies as are kept
+  // Room first: the least recently used files no task holds go.
+  for (auto it = lru_.begin(); it != lru_.end() && bytes_ + digest.size() > budget_;) {
+    const std::string victim = *it++;
+    if (auto found = entries_.find(victim); found == entries_.end() || found->second.in_use) continue;
+    evicted->push_back(victim);
+    DropLocked(victim);
+  }
+  if (bytes_ + digest.size() > budget_) return "";  // everything held is in use
+  Entry& entry = entries_[name];
+  entry.size = digest.size();
+  entry.digest = digest;
+  entry.in_use = true;  // by the caller's task, until Release
+  entry.lru = lru_.insert(lru_.end(), name);
+  bytes_ += entry.size;
+  return name;
+}
+
+void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
+  std::vector<std::string> evicted;
+  std::string name = Reserve(file.digest, file.executable, /*unless_free=*/false, &evicted);
   for (const std::string& victim : evicted) ::unlinkat(dir_.get(), victim.c_str(), 0);
+  if (name.empty()) return;
   struct stat st {};
   if (tree.ShareFile(file, dir_.get(), name).ok() && ::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     absl::MutexLock lock(&mu_);
     if (auto it = entries_.find(name); it != entries_.end()) {  // it is: in use, nobody else drops it
       it->second.mode = st.st_mode & 07777;
-      AddClaim(std::move(name), file, &st, claims);
+      AddClaim(std::move(name), file.path(), file.digest, file.executable, &st, claims);
+    }
+    return;
+  }
+  ::unlinkat(dir_.get(), name.c_str(), 0);
+  absl::MutexLock lock(&mu_);
+  DropLocked(name);
+}
+
+void InputLinks::AdoptOutput(int fd, const struct stat& st, const Digest& digest) {
+  static const uid_t kUser = ::geteuid();
+  const mode_t mode = st.st_mode & 07777;
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != kUser || st.st_size != digest.size() ||
+      (mode != 0644 && mode != 0755)) {
+    return;
+  }
+  std::vector<std::string> evicted;
+  std::string name = Reserve(digest, mode == 0755, /*unless_free=*/true, &evicted);
+  for (const std::string& victim : evicted) ::unlinkat(dir_.get(), victim.c_str(), 0);
+  if (name.empty()) return;
+  // No extended attributes (a POSIX ACL, a file capability): a written input has none either. Then
+  // the very file read (through its descriptor, not its path), with a second name.
+  const ssize_t xattrs = ::flistxattr(fd, nullptr, 0);
+  const std::string self = absl::StrCat("/proc/self/fd/", fd);
+  struct stat linked {};
+  if ((xattrs == 0 || (xattrs < 0 && errno == ENOTSUP)) &&
+      ::linkat(AT_FDCWD, self.c_str(), dir_.get(), name.c_str(), AT_SYMLINK_FOLLOW) == 0 &&
+      ::fstatat(dir_.get(), name.c_str(), &linked, AT_SYMLINK_NOFOLLOW) == 0 && linked.st_ino == st.st_ino &&
+      linked.st_dev == st.st_dev && linked.st_nlink == 2) {
+    absl::MutexLock lock(&mu_);
+    if (auto it = entries_.find(name); it != entries_.end()) {  // it is: in use, nobody else drops it
+      it->second.mode = mode;
+      it->second.in_use = false;  // for the next task to link
     }
     return;
   }

@@ -29,6 +29,9 @@
 //     earlier than the kernel's coarse clock then (StepStarts).
 //   Otherwise (coarse time-stamps and a file linked just before its step; a task that never ran)
 //   the bytes are read. (Assumed: the machine's clock is not set back meanwhile.)
+// - A sandboxed step's output files become copies too once it has ended (AdoptOutput), linked
+//   through the descriptor their bytes were just hashed from: nothing of the step runs any more, and
+//   the task's folder only loses its name for them.
 // - The folder is emptied when the worker starts, so no file outlives the checks of this run.
 // Input times: a linked file keeps the time it was first written, not the task's; steps with step
 // caches (whose restored outputs are compared with their inputs' times by make and cargo) get
@@ -101,6 +104,16 @@ class InputLinks {
   // Takes the file just written for the task as one more copy of this host's (claimed by the task),
   // if there are fewer than kMaxCopies and it fits. Best effort.
   void Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims);
+  // Takes an output of a step that has ended in the sandbox (every process of it gone) as one more
+  // copy of this host's, free for the next task to link (the cell's test after its build) instead
+  // of writing it again: `fd` is the file (`st` its fstat), its bytes just read whole and found to
+  // be `digest`. Only
+  // a plain file is taken: regular, this user's, its one link the task's, mode 0644 or 0755 (as a
+  // written input would be), no extended attributes, fitting; and not when a copy no task holds is
+  // there already. It is not the task's to check: nothing can change it once its step has ended,
+  // and the task's folder only loses its name for it (which a task that links it meanwhile finds as
+  // a change of its time, and so has its bytes read again at Release). Best effort.
+  void AdoptOutput(int fd, const struct stat& st, const Digest& digest);
   // The task's step is about to start (nothing it runs exists yet).
   static void StepStarts(Claims* claims);
   // The task's step has ended, every process of it gone, and its folder is still there: notes the
@@ -128,14 +141,19 @@ class InputLinks {
   };
   InputLinks(ScopedFd dir, int64_t budget, int64_t time_step_ns, bool restamps)
       : dir_(std::move(dir)), budget_(budget), time_step_ns_(time_step_ns), restamps_(restamps) {}
-  // The name of the file's copy `copy` in the folder.
-  static std::string NameOf(const TreeWriter::File& file, int copy);
+  // The name of copy `copy` of the file with `digest` in the folder.
+  static std::string NameOf(const Digest& digest, bool executable, int copy);
+  // Reserves the name of a new copy of the file (in use by the caller), making room for it: empty
+  // when there are kMaxCopies already, no room, or (`unless_free`) a copy no task holds; `evicted`
+  // gets the names to remove.
+  std::string Reserve(const Digest& digest, bool executable, bool unless_free, std::vector<std::string>* evicted);
   // Whether the file `name` in the folder is still exactly what `entry` says (see above), read whole
   // unless NoteUnchanged found it unchanged (`*read`: whether it was).
   bool Intact(const Claim& claim, const Entry& entry, bool* read) const;
   // Claims the copy `name`, just linked into the task as `file`; `st`: its inode and change time
   // (null: not known).
-  static void AddClaim(std::string name, const TreeWriter::File& file, const struct stat* st, Claims* claims);
+  static void AddClaim(std::string name, std::string path, const Digest& digest, bool executable,
+                       const struct stat* st, Claims* claims);
   void DropLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ScopedFd dir_;

@@ -25,7 +25,7 @@ namespace {
 
 class Collector {
  public:
-  explicit Collector(int work_fd) : work_fd_(work_fd) {}
+  Collector(int work_fd, const CollectedFileFn& collected) : work_fd_(work_fd), collected_(collected) {}
 
   // One path relative to the work directory: a file, a symlink or a directory.
   absl::Status Add(absl::string_view hit) {
@@ -110,6 +110,7 @@ class Collector {
       }
       blob = TreeBlob{*digest, "", rel, work_fd_};
     }
+    if (collected_) collected_(fd, opened, blob.digest);
     reapi::OutputFile f;
     f.set_path(rel);
     *f.mutable_digest() = blob.digest.ToProto();
@@ -152,6 +153,7 @@ class Collector {
 
   int work_fd_;
   int64_t in_memory_ = 0;  // bytes of files read into memory
+  const CollectedFileFn& collected_;
   std::set<std::string> seen_;
   CollectedOutputs out_;
 };
@@ -159,8 +161,9 @@ class Collector {
 }  // namespace
 
 absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
-                                                const std::vector<std::string>& patterns) {
-  Collector collector(work_fd);
+                                                const std::vector<std::string>& patterns,
+                                                const CollectedFileFn& collected) {
+  Collector collector(work_fd, collected);
   std::vector<std::string> warnings;
   for (const std::string& pattern : patterns) {
     // Globbing only finds names; every hit is then opened beneath the work directory.

@@ -4,6 +4,9 @@
 // inside the work directory, and is refused otherwise: its target's contents are never read.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,11 +33,16 @@ struct CollectedOutputs {
 inline constexpr int64_t kInMemoryFileBytes = 64 << 10;
 inline constexpr int64_t kInMemoryBytes = 1 << 20;
 
+// Called for each output file collected, with its open descriptor and its fstat, once its bytes were
+// read whole and found to be `digest`.
+using CollectedFileFn = std::function<void(int fd, const struct stat& st, const Digest& digest)>;
+
 // `work_fd` is the open work directory at `work_dir`; `patterns` are output paths or globs ('*', '?',
 // '[...]'), a directory standing for everything under it. Fails (naming the output) when an output
 // goes through a symlink or is a symlink that points outside the work directory.
 absl::StatusOr<CollectedOutputs> CollectOutputs(int work_fd, const std::string& work_dir,
-                                                const std::vector<std::string>& patterns);
+                                                const std::vector<std::string>& patterns,
+                                                const CollectedFileFn& collected = nullptr);
 
 // Splits a result's blobs: those of up to `per_blob` bytes, `total` in all, are added to
 // `inline_blobs`, to travel with the result (those not in memory read as the upload would read them

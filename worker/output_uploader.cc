@@ -36,7 +36,8 @@ void FillResult(const reapi::Command& command, CollectedOutputs* outputs, reapi:
 }  // namespace
 
 absl::Status OutputUploader::Upload(const reapi::Command& command, const std::filesystem::path& exec_dir,
-                                    StepLogs& logs, assay::v1::TaskResult* out, const NoteFn& note) {
+                                    StepLogs& logs, assay::v1::TaskResult* out, const NoteFn& note,
+                                    InputLinks* links) {
   auto exec_fd = OpenDirectory(exec_dir);
   if (!exec_fd.ok()) return WithContext(exec_fd.status(), "collecting outputs");
   // Outputs are relative to the command's working directory (the input root for pipeline steps).
@@ -45,8 +46,12 @@ absl::Status OutputUploader::Upload(const reapi::Command& command, const std::fi
   if (!work_fd.ok()) return WithContext(work_fd.status(), "collecting outputs");
   const std::vector<std::string> output_paths(command.output_paths().begin(), command.output_paths().end());
   const std::string work_dir = work_rel->empty() ? exec_dir.string() : (exec_dir / *work_rel).string();
-  auto outputs = UsesRev20Outputs(command) ? CollectRev20Outputs(work_fd->get(), *work_rel, command)
-                                           : CollectOutputs(work_fd->get(), work_dir, output_paths);
+  const CollectedFileFn adopt = [links](int fd, const struct stat& st, const Digest& digest) {
+    links->AdoptOutput(fd, st, digest);
+  };
+  auto outputs = UsesRev20Outputs(command)
+                     ? CollectRev20Outputs(work_fd->get(), *work_rel, command)
+                     : CollectOutputs(work_fd->get(), work_dir, output_paths, links != nullptr ? adopt : nullptr);
   if (!outputs.ok()) {
     note(absl::StrCat("[assay] ", outputs.status().message(), "\n"));
     return WithContext(outputs.status(), "collecting outputs");

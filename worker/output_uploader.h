@@ -32,9 +32,11 @@ class OutputUploader {
   // Fills `out`'s result (output files, directories and symlinks, stdout/stderr digests, sizes,
   // inline blobs) for `command` run in `exec_dir` (its outputs relative to the command's working
   // directory there; REv2.0 commands' as rev2_outputs.h says), whose stdout and stderr are `logs`.
-  // The error is the task's, as reported.
+  // The error is the task's, as reported. `links`: this host's input copies, when the task's inputs
+  // were linked (its step ran in the sandbox and has ended): each output file also becomes one
+  // (InputLinks::AdoptOutput), so the cell's next step here links it.
   absl::Status Upload(const reapi::Command& command, const std::filesystem::path& exec_dir, StepLogs& logs,
-                      assay::v1::TaskResult* out, const NoteFn& note);
+                      assay::v1::TaskResult* out, const NoteFn& note, InputLinks* links = nullptr);
 
  private:
   CasClient* const cas_;

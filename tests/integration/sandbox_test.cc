@@ -108,6 +108,36 @@ steps:
   EXPECT_TRUE(absl::StrContains(worker_log, "was changed by the step that had it")) << worker_log;
 }
 
+TEST_P(SandboxTest, AStepsOutputIsLinkedIntoTheStepThatNeedsItAndAChangeThereIsNotPassedOn) {
+  // `build` makes a file no earlier job had; `use` links it (the build's very output, kept as this
+  // host's copy) and appends to it in place; `check`, after both, must see it as built.
+  auto tree = farm_.WriteTree("outputs", {{"assay.yaml", R"yaml(
+steps:
+  - id: build
+    cache: false
+    run: mkdir -p out && echo "built $(date +%s%N)" > out/image.txt
+    outputs: ["out/"]
+  - id: use
+    needs: [build]
+    cache: false
+    run: cat out/image.txt && echo spoiled >> out/image.txt
+  - id: check
+    needs: [build, use]
+    cache: false
+    run: |
+      test "$(wc -l < out/image.txt)" = 1 && echo "check: as built"
+)yaml"}});
+  RunResult r = farm_.Cli({"submit", tree.string(), "--wait", "--logs"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "check: as built")) << r.out;
+  // Its inputs: assay.yaml (written for `build`, then kept) and the build's output, both linked.
+  const std::string use = farm_.Log("1", "use");
+  EXPECT_TRUE(absl::StrContains(use, "inputs: 2 files")) << use;
+  EXPECT_TRUE(absl::StrContains(use, "2 linked to this host's copies")) << use;
+  const std::string worker_log = ReadFile(farm_.dir() / "worker-w1.log").value_or("");
+  EXPECT_TRUE(absl::StrContains(worker_log, "was changed by the step that had it")) << worker_log;
+}
+
 TEST_P(SandboxTest, NothingAStepStartsOutlivesIt) {
   const std::string marker = absl::StrCat("assay-leftover-", getpid());
   auto tree = farm_.WriteTree("leftover", {{"assay.yaml", absl::StrCat(R"(
