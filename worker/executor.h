@@ -33,7 +33,9 @@ class CancelToken {
 
   // `follower` is cancelled with this token (at once, when this one already is) until Unfollow
   // returns; after that, this token's Cancel does not touch it. A follower's own followers follow
-  // it in turn: tokens form a tree (the lock order is parent, then child).
+  // it in turn: tokens form a tree (the lock order is parent, then child). Const: a follower changes
+  // nothing this token says (whether it is cancelled), and executors hold the task's token const
+  // while they link their own to it (LinkedCancel).
   void Follow(CancelToken* follower) const;
   void Unfollow(CancelToken* follower) const;
 

@@ -43,25 +43,22 @@ void Say(const char* text) {
   if (text != nullptr) (void)!::write(2, text, std::strlen(text));
 }
 
-// "assay sandbox: <what>: <why>" on stderr, for a start that failed with `error` (errno).
-void SayStartFailed(const char* what, int error) {
+// "assay sandbox: <what>[ <detail>]: <why>" on stderr, for a call that failed with `error` (errno).
+void SayFailed(const char* what, const char* detail, int error) {
   const char* why = ::strerrordesc_np(error);
   Say("assay sandbox: ");
   Say(what);
+  if (detail != nullptr) {
+    Say(" ");
+    Say(detail);
+  }
   Say(": ");
   Say(why != nullptr ? why : "unknown error");
   Say("\n");
 }
 
 [[noreturn]] void Fail(const char* what, const char* path) {
-  const char* why = ::strerrordesc_np(errno);
-  Say("assay sandbox: ");
-  Say(what);
-  Say(" ");
-  Say(path);
-  Say(": ");
-  Say(why != nullptr ? why : "unknown error");
-  Say("\n");
+  SayFailed(what, path, errno);
   _exit(125);
 }
 
@@ -162,7 +159,7 @@ pid_t NamespaceSandbox::Start(void* stack_top, const StepSpawn& step) {
 #else
   const pid_t pid = ::clone(FirstProcess, stack_top, CLONE_VM | kNamespaces | SIGCHLD, this);
 #endif
-  if (pid < 0) SayStartFailed("starting a process in new namespaces", errno);
+  if (pid < 0) SayFailed("starting a process in new namespaces", nullptr, errno);
   return static_cast<pid_t>(pid);
 }
 
@@ -193,7 +190,7 @@ pid_t NamespaceSandbox::StartJoining(void* stack_top) {
     while (::waitpid(static_cast<pid_t>(joiner), nullptr, 0) < 0 && errno == EINTR) {
     }
   } else {
-    SayStartFailed("starting a process to join namespaces", clone_error);
+    SayFailed("starting a process to join namespaces", nullptr, clone_error);
   }
   return got == static_cast<ssize_t>(sizeof(first)) ? first : -1;
 }
