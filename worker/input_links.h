@@ -107,12 +107,12 @@ class InputLinks {
   // Takes an output of a step that has ended in the sandbox (every process of it gone) as one more
   // copy of this host's, free for the next task to link (the cell's test after its build) instead
   // of writing it again: `fd` is the file (`st` its fstat), its bytes just read whole and found to
-  // be `digest`. Only
-  // a plain file is taken: regular, this user's, its one link the task's, mode 0644 or 0755 (as a
-  // written input would be), no extended attributes, fitting; and not when a copy no task holds is
-  // there already. It is not the task's to check: nothing can change it once its step has ended,
-  // and the task's folder only loses its name for it (which a task that links it meanwhile finds as
-  // a change of its time, and so has its bytes read again at Release). Best effort.
+  // be `digest`. Only a plain file is taken: regular, this user's, its one link the task's, mode
+  // 0644 or 0755 (as a written input would be), no extended attributes, fitting; and not when a
+  // copy no task holds is there already. It is not the task's to check: nothing can change it once
+  // its step has ended, and the task's folder only loses its name for it (which a task that links
+  // it meanwhile finds as a change of its time, and so has its bytes read again at Release). Best
+  // effort.
   void AdoptOutput(int fd, const struct stat& st, const Digest& digest);
   // The task's step is about to start (nothing it runs exists yet).
   static void StepStarts(Claims* claims);

@@ -153,7 +153,7 @@ class Collector {
 
   int work_fd_;
   int64_t in_memory_ = 0;  // bytes of files read into memory
-  const CollectedFileFn& collected_;
+  const CollectedFileFn collected_;  // (may be empty)
   std::set<std::string> seen_;
   CollectedOutputs out_;
 };

@@ -3,7 +3,8 @@
 // commands' output_files and output_directories, with their Trees), their sizes (ELF sections too,
 // output_sizes.h) and its stdout and stderr files. Small blobs travel inline with the result (one
 // round trip fewer per step); the rest is uploaded first. Everything is also kept in this host's
-// cache, where the cell's next steps on this host read it.
+// cache, where the cell's next steps on this host read it; a sandboxed step's output files also
+// become this host's input copies, which those steps link instead of writing.
 #pragma once
 
 #include <filesystem>
