@@ -117,10 +117,26 @@ bool InputLinks::Link(TreeWriter& tree, const TreeWriter::File& file, Claims* cl
   return false;
 }
 
-std::string InputLinks::Reserve(const Digest& digest, bool executable, bool unless_free,
-                                std::vector<std::string>* evicted) {
+std::string InputLinks::Reserve(const Digest& digest, bool executable, bool unless_free) {
   if (digest.size() > kMaxFileBytes || digest.size() > budget_) return "";
+  std::vector<std::string> evicted;
+  std::string name;
+  {
+    absl::MutexLock lock(&mu_);
+    name = ReserveLocked(digest, executable, unless_free, &evicted);
+  }
+  for (const std::string& victim : evicted) ::unlinkat(dir_.get(), victim.c_str(), 0);  // outside the lock
+  return name;
+}
+
+void InputLinks::Unreserve(const std::string& name) {
+  ::unlinkat(dir_.get(), name.c_str(), 0);
   absl::MutexLock lock(&mu_);
+  DropLocked(name);
+}
+
+std::string InputLinks::ReserveLocked(const Digest& digest, bool executable, bool unless_free,
+                                      std::vector<std::string>* evicted) {
   std::string name;
   for (int copy = 0; copy < kMaxCopies; ++copy) {
     std::string candidate = NameOf(digest, executable, copy);
@@ -150,9 +166,7 @@ std::string InputLinks::Reserve(const Digest& digest, bool executable, bool unle
 }
 
 void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* claims) {
-  std::vector<std::string> evicted;
-  std::string name = Reserve(file.digest, file.executable, /*unless_free=*/false, &evicted);
-  for (const std::string& victim : evicted) ::unlinkat(dir_.get(), victim.c_str(), 0);
+  std::string name = Reserve(file.digest, file.executable, /*unless_free=*/false);
   if (name.empty()) return;
   struct stat st {};
   if (tree.ShareFile(file, dir_.get(), name).ok() && ::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -163,9 +177,7 @@ void InputLinks::Adopt(TreeWriter& tree, const TreeWriter::File& file, Claims* c
     }
     return;
   }
-  ::unlinkat(dir_.get(), name.c_str(), 0);
-  absl::MutexLock lock(&mu_);
-  DropLocked(name);
+  Unreserve(name);
 }
 
 void InputLinks::AdoptOutput(int fd, const struct stat& st, const Digest& digest) {
@@ -175,9 +187,7 @@ void InputLinks::AdoptOutput(int fd, const struct stat& st, const Digest& digest
       (mode != 0644 && mode != 0755)) {
     return;
   }
-  std::vector<std::string> evicted;
-  std::string name = Reserve(digest, mode == 0755, /*unless_free=*/true, &evicted);
-  for (const std::string& victim : evicted) ::unlinkat(dir_.get(), victim.c_str(), 0);
+  std::string name = Reserve(digest, mode == 0755, /*unless_free=*/true);
   if (name.empty()) return;
   // No extended attributes (a POSIX ACL, a file capability): a written input has none either. Then
   // the very file read (through its descriptor, not its path), with a second name.
@@ -195,9 +205,7 @@ void InputLinks::AdoptOutput(int fd, const struct stat& st, const Digest& digest
     }
     return;
   }
-  ::unlinkat(dir_.get(), name.c_str(), 0);
-  absl::MutexLock lock(&mu_);
-  DropLocked(name);
+  Unreserve(name);
 }
 
 void InputLinks::StepStarts(Claims* claims) {

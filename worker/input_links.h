@@ -143,10 +143,14 @@ class InputLinks {
       : dir_(std::move(dir)), budget_(budget), time_step_ns_(time_step_ns), restamps_(restamps) {}
   // The name of copy `copy` of the file with `digest` in the folder.
   static std::string NameOf(const Digest& digest, bool executable, int copy);
-  // Reserves the name of a new copy of the file (in use by the caller), making room for it: empty
-  // when there are kMaxCopies already, no room, or (`unless_free`) a copy no task holds; `evicted`
-  // gets the names to remove.
-  std::string Reserve(const Digest& digest, bool executable, bool unless_free, std::vector<std::string>* evicted);
+  // Reserves the name of a new copy of the file (in use by the caller), making room for it (the
+  // least recently used copies no task holds go): empty when there are kMaxCopies already, no room,
+  // or (`unless_free`) a copy no task holds.
+  std::string Reserve(const Digest& digest, bool executable, bool unless_free);
+  std::string ReserveLocked(const Digest& digest, bool executable, bool unless_free, std::vector<std::string>* evicted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A reserved copy that could not be made: its name goes, file and entry.
+  void Unreserve(const std::string& name);
   // Whether the file `name` in the folder is still exactly what `entry` says (see above), read whole
   // unless NoteUnchanged found it unchanged (`*read`: whether it was).
   bool Intact(const Claim& claim, const Entry& entry, bool* read) const;
